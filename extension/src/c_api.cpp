@@ -1,0 +1,100 @@
+//===----------------------------------------------------------------------===//
+// c_api.cpp: the plain C functions the TypeScript bridge calls through FFI (bun:ffi / Deno.dlopen)
+// on the already-loaded extension image. They never throw and never block on DuckDB.
+//===----------------------------------------------------------------------===//
+#include "tracker.hpp"
+
+#include <cstring>
+
+#define HADUCK_C_API extern "C" __attribute__((visibility("default")))
+
+using haduck::Tracker;
+
+//! The address of the shared event ring (layout: haduck_ring.h).
+HADUCK_C_API uint64_t haduck_ring_address() {
+	return uint64_t(reinterpret_cast<uintptr_t>(&Tracker::Get().Ring()));
+}
+
+HADUCK_C_API void haduck_consumer_attach() {
+	Tracker::Get().AttachConsumer();
+}
+
+HADUCK_C_API void haduck_consumer_detach() {
+	Tracker::Get().DetachConsumer();
+}
+
+HADUCK_C_API void haduck_set_hold_ms(uint64_t ms) {
+	Tracker::Get().SetHoldMs(ms);
+}
+
+//! out[0..8): file_id, iteration, blocks, header_block_count, block_alloc_size, created_unix_ms, needs_full_scan, 0.
+HADUCK_C_API int32_t haduck_generation_info(uint64_t seq, uint64_t *out) {
+	haduck::Generation generation;
+	if (!Tracker::Get().CopyGeneration(seq, generation)) {
+		return 0;
+	}
+	out[0] = generation.file_id;
+	out[1] = generation.iteration;
+	out[2] = generation.blocks.size();
+	out[3] = generation.header_block_count;
+	out[4] = generation.block_alloc_size;
+	out[5] = generation.created_unix_ms;
+	out[6] = generation.needs_full_scan ? 1 : 0;
+	out[7] = 0;
+	return 1;
+}
+
+//! Copies up to `capacity` block ids of generation `seq`; returns how many it has in all.
+HADUCK_C_API uint64_t haduck_generation_blocks(uint64_t seq, uint64_t *out, uint64_t capacity) {
+	haduck::Generation generation;
+	if (!Tracker::Get().CopyGeneration(seq, generation)) {
+		return 0;
+	}
+	uint64_t count = std::min<uint64_t>(capacity, generation.blocks.size());
+	std::memcpy(out, generation.blocks.data(), count * sizeof(uint64_t));
+	return generation.blocks.size();
+}
+
+HADUCK_C_API int32_t haduck_generation_release(uint64_t seq) {
+	return Tracker::Get().ReleaseGeneration(seq);
+}
+
+HADUCK_C_API uint64_t haduck_pending_generations(uint64_t *out, uint64_t capacity) {
+	auto seqs = Tracker::Get().PendingGenerations();
+	uint64_t count = std::min<uint64_t>(capacity, seqs.size());
+	std::memcpy(out, seqs.data(), count * sizeof(uint64_t));
+	return seqs.size();
+}
+
+//! Copies the local path of `file_id` (not NUL-terminated); returns its full length, 0 if unknown.
+HADUCK_C_API uint64_t haduck_file_path(uint32_t file_id, char *out, uint64_t capacity) {
+	auto file = Tracker::Get().Find(file_id);
+	if (!file) {
+		return 0;
+	}
+	std::memcpy(out, file->path.data(), std::min<uint64_t>(capacity, file->path.size()));
+	return file->path.size();
+}
+
+//! out[0..4): hold waits, total wait ns, max wait ns, hold timeouts.
+HADUCK_C_API void haduck_hold_stats(uint64_t *out) {
+	auto stats = Tracker::Get().GetHoldStats();
+	out[0] = stats.waits;
+	out[1] = stats.wait_ns_total;
+	out[2] = stats.wait_ns_max;
+	out[3] = stats.timeouts;
+}
+
+namespace duckdb {
+uint64_t Checksum(uint8_t *buffer, size_t size); // DuckDB's block checksum (common/checksum.hpp)
+}
+
+//! Whether a DuckDB block's stored 8-byte checksum matches its contents (what DuckDB checks on read).
+HADUCK_C_API int32_t haduck_block_checksum_ok(uint8_t *block, uint64_t length) {
+	if (length <= 8) {
+		return 0;
+	}
+	uint64_t stored;
+	std::memcpy(&stored, block, sizeof(stored));
+	return duckdb::Checksum(block + 8, length - 8) == stored ? 1 : 0;
+}

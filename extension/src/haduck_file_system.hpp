@@ -1,0 +1,72 @@
+//===----------------------------------------------------------------------===//
+// haduck_file_system.hpp: the FileSystem DuckDB uses for paths that start with haduck://.
+//
+// Every operation strips the scheme and delegates to DuckDB's local file system; handles are
+// wrapped so that every write and sync of a haduck file passes through here (DuckDB calls Write
+// and Sync on the file system that created the handle).
+//===----------------------------------------------------------------------===//
+#pragma once
+#include "duckdb.hpp"
+#include "duckdb/common/file_system.hpp"
+#include "tracker.hpp"
+
+namespace duckdb {
+
+class HaduckFileHandle : public FileHandle {
+public:
+	HaduckFileHandle(FileSystem &file_system, const string &path, FileOpenFlags flags, unique_ptr<FileHandle> inner,
+	                 std::shared_ptr<haduck::TrackedFile> tracked);
+	~HaduckFileHandle() override;
+	void Close() override;
+
+	unique_ptr<FileHandle> inner;
+	std::shared_ptr<haduck::TrackedFile> tracked;
+};
+
+class HaduckFileSystem : public FileSystem {
+public:
+	static constexpr const char *SCHEME = "haduck://";
+
+	HaduckFileSystem();
+
+	//! Maps haduck:///abs/path to /abs/path and haduck://rel/path to rel/path; refuses malformed paths.
+	static string ToLocalPath(const string &path);
+
+	unique_ptr<FileHandle> OpenFile(const string &path, FileOpenFlags flags,
+	                                optional_ptr<FileOpener> opener = nullptr) override;
+	void Read(FileHandle &handle, void *buffer, int64_t nr_bytes, idx_t location) override;
+	void Write(FileHandle &handle, void *buffer, int64_t nr_bytes, idx_t location) override;
+	int64_t Read(FileHandle &handle, void *buffer, int64_t nr_bytes) override;
+	int64_t Write(FileHandle &handle, void *buffer, int64_t nr_bytes) override;
+	bool Trim(FileHandle &handle, idx_t offset_bytes, idx_t length_bytes) override;
+	int64_t GetFileSize(FileHandle &handle) override;
+	timestamp_t GetLastModifiedTime(FileHandle &handle) override;
+	string GetVersionTag(FileHandle &handle) override;
+	FileType GetFileType(FileHandle &handle) override;
+	void Truncate(FileHandle &handle, int64_t new_size) override;
+	bool DirectoryExists(const string &directory, optional_ptr<FileOpener> opener = nullptr) override;
+	void CreateDirectory(const string &directory, optional_ptr<FileOpener> opener = nullptr) override;
+	void RemoveDirectory(const string &directory, optional_ptr<FileOpener> opener = nullptr) override;
+	bool ListFiles(const string &directory, const std::function<void(const string &, bool)> &callback,
+	               FileOpener *opener = nullptr) override;
+	void MoveFile(const string &source, const string &target, optional_ptr<FileOpener> opener = nullptr) override;
+	bool FileExists(const string &filename, optional_ptr<FileOpener> opener = nullptr) override;
+	bool IsPipe(const string &filename, optional_ptr<FileOpener> opener = nullptr) override;
+	void RemoveFile(const string &filename, optional_ptr<FileOpener> opener = nullptr) override;
+	bool TryRemoveFile(const string &filename, optional_ptr<FileOpener> opener = nullptr) override;
+	void FileSync(FileHandle &handle) override;
+	vector<OpenFileInfo> Glob(const string &path, FileOpener *opener = nullptr) override;
+	void Seek(FileHandle &handle, idx_t location) override;
+	void Reset(FileHandle &handle) override;
+	idx_t SeekPosition(FileHandle &handle) override;
+	bool CanHandleFile(const string &fpath) override;
+	bool CanSeek() override;
+	bool OnDiskFile(FileHandle &handle) override;
+	std::string GetName() const override;
+
+private:
+	void WriteTracked(HaduckFileHandle &handle, void *buffer, int64_t nr_bytes, idx_t location);
+	unique_ptr<FileSystem> local;
+};
+
+} // namespace duckdb

@@ -1,0 +1,96 @@
+#include "sql_functions.hpp"
+
+#include "duckdb/function/scalar_function.hpp"
+#include "duckdb/function/table_function.hpp"
+#include "tracker.hpp"
+
+#ifndef HADUCK_EXTENSION_VERSION
+#define HADUCK_EXTENSION_VERSION "dev"
+#endif
+
+namespace duckdb {
+
+static void HaduckVersion(DataChunk &args, ExpressionState &state, Vector &result) {
+	child_list_t<Value> fields;
+	fields.emplace_back("extension", Value(HADUCK_EXTENSION_VERSION));
+	fields.emplace_back("duckdb", Value(DuckDB::LibraryVersion()));
+	fields.emplace_back("source_id", Value(DuckDB::SourceID()));
+	result.Reference(Value::STRUCT(std::move(fields)));
+}
+
+static const char *KindName(uint32_t kind) {
+	switch (kind) {
+	case HADUCK_FILE_KIND_DATABASE:
+		return "database";
+	case HADUCK_FILE_KIND_WAL:
+		return "wal";
+	case HADUCK_FILE_KIND_WAL_CHECKPOINT:
+		return "wal_checkpoint";
+	case HADUCK_FILE_KIND_TEMP:
+		return "temp";
+	default:
+		return "other";
+	}
+}
+
+struct StatsState : public GlobalTableFunctionState {
+	std::vector<std::shared_ptr<haduck::TrackedFile>> files;
+	idx_t next = 0;
+};
+
+static unique_ptr<FunctionData> StatsBind(ClientContext &context, TableFunctionBindInput &input,
+                                          vector<LogicalType> &return_types, vector<string> &names) {
+	names = {"path", "kind", "writes", "bytes_written", "dirty_blocks", "syncs", "generations", "last_iteration",
+	         "block_alloc_size", "open_handles", "ring_overflows", "hold_waits", "hold_wait_ms_max", "hold_timeouts"};
+	return_types = {LogicalType::VARCHAR, LogicalType::VARCHAR, LogicalType::UBIGINT, LogicalType::UBIGINT,
+	                LogicalType::UBIGINT, LogicalType::UBIGINT, LogicalType::UBIGINT, LogicalType::UBIGINT,
+	                LogicalType::UBIGINT, LogicalType::UBIGINT, LogicalType::UBIGINT, LogicalType::UBIGINT,
+	                LogicalType::DOUBLE,  LogicalType::UBIGINT};
+	return nullptr;
+}
+
+static unique_ptr<GlobalTableFunctionState> StatsInit(ClientContext &context, TableFunctionInitInput &input) {
+	auto state = make_uniq<StatsState>();
+	state->files = haduck::Tracker::Get().Files();
+	return std::move(state);
+}
+
+static void StatsScan(ClientContext &context, TableFunctionInput &input, DataChunk &output) {
+	auto &state = input.global_state->Cast<StatsState>();
+	auto &tracker = haduck::Tracker::Get();
+	auto hold = tracker.GetHoldStats();
+	uint64_t overflows = haduck::Atomic64(tracker.Ring().overflow_count).load();
+	idx_t row = 0;
+	for (; state.next < state.files.size() && row < STANDARD_VECTOR_SIZE; state.next++, row++) {
+		auto &file = *state.files[state.next];
+		idx_t column = 0;
+		output.SetValue(column++, row, Value(file.path));
+		output.SetValue(column++, row, Value(KindName(file.kind.load())));
+		output.SetValue(column++, row, Value::UBIGINT(file.writes.load()));
+		output.SetValue(column++, row, Value::UBIGINT(file.bytes_written.load()));
+		output.SetValue(column++, row, Value::UBIGINT(file.bitmap.Count()));
+		output.SetValue(column++, row, Value::UBIGINT(file.syncs.load()));
+		output.SetValue(column++, row, Value::UBIGINT(file.generations.load()));
+		output.SetValue(column++, row, Value::UBIGINT(file.last_iteration.load()));
+		output.SetValue(column++, row, Value::UBIGINT(file.block_alloc_size.load()));
+		output.SetValue(column++, row, Value::UBIGINT(file.open_handles.load()));
+		output.SetValue(column++, row, Value::UBIGINT(overflows));
+		output.SetValue(column++, row, Value::UBIGINT(hold.waits));
+		output.SetValue(column++, row, Value::DOUBLE(double(hold.wait_ns_max) / 1e6));
+		output.SetValue(column++, row, Value::UBIGINT(hold.timeouts));
+	}
+	output.SetCardinality(row);
+}
+
+void RegisterHaduckFunctions(ExtensionLoader &loader) {
+	child_list_t<LogicalType> version_fields;
+	version_fields.emplace_back("extension", LogicalType::VARCHAR);
+	version_fields.emplace_back("duckdb", LogicalType::VARCHAR);
+	version_fields.emplace_back("source_id", LogicalType::VARCHAR);
+	ScalarFunction version("haduck_version", {}, LogicalType::STRUCT(version_fields), HaduckVersion);
+	loader.RegisterFunction(version);
+	TableFunction stats("haduck_stats", {}, StatsScan, StatsBind, StatsInit);
+	loader.RegisterFunction(stats);
+}
+
+} // namespace duckdb

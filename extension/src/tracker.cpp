@@ -1,0 +1,362 @@
+#include "tracker.hpp"
+
+#include <chrono>
+#include <cstring>
+
+namespace haduck {
+
+static uint64_t LoadU64(const uint8_t *bytes) {
+	uint64_t value;
+	std::memcpy(&value, bytes, sizeof(value));
+	return value;
+}
+
+static uint64_t NowUnixMs() {
+	return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+	                    std::chrono::system_clock::now().time_since_epoch())
+	                    .count());
+}
+
+static bool EndsWith(const std::string &text, const std::string &suffix) {
+	return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A database header as ChecksumAndWrite() lays it out: an 8-byte checksum, then iteration,
+// meta_block, free_list, block_count, block_alloc_size (storage_info.hpp, DatabaseHeader::Write).
+struct ParsedHeader {
+	uint64_t iteration;
+	uint64_t block_count;
+	uint64_t block_alloc_size;
+};
+static ParsedHeader ParseDatabaseHeader(const uint8_t *header) {
+	return ParsedHeader {LoadU64(header + 8), LoadU64(header + 8 + 24), LoadU64(header + 8 + 32)};
+}
+static bool ValidBlockAllocSize(uint64_t size) {
+	return size >= BLOCK_ALLOC_SIZE_MIN && size <= BLOCK_ALLOC_SIZE_MAX && (size & (size - 1)) == 0;
+}
+static bool HasMagic(const uint8_t *main_header) {
+	return std::memcmp(main_header + 8, "DUCK", 4) == 0;
+}
+
+Tracker &Tracker::Get() {
+	static Tracker *tracker = new Tracker(); // never destroyed: DuckDB threads may outlive static destructors
+	return *tracker;
+}
+
+Tracker::Tracker() {
+	RingInit(ring);
+}
+
+uint32_t Tracker::KindFromName(const std::string &path) {
+	if (EndsWith(path, ".wal")) {
+		return HADUCK_FILE_KIND_WAL;
+	}
+	if (EndsWith(path, ".wal.checkpoint")) {
+		return HADUCK_FILE_KIND_WAL_CHECKPOINT;
+	}
+	if (path.find(".tmp/") != std::string::npos) {
+		return HADUCK_FILE_KIND_TEMP;
+	}
+	return HADUCK_FILE_KIND_OTHER;
+}
+
+std::shared_ptr<TrackedFile> Tracker::Open(const std::string &local_path) {
+	std::lock_guard<std::mutex> guard(files_lock);
+	auto entry = files_by_path.find(local_path);
+	if (entry != files_by_path.end()) {
+		return entry->second;
+	}
+	auto file = std::make_shared<TrackedFile>();
+	file->id = uint32_t(files_by_id.size() + 1);
+	file->path = local_path;
+	file->kind.store(KindFromName(local_path));
+	files_by_id.push_back(file);
+	files_by_path[local_path] = file;
+	return file;
+}
+
+std::shared_ptr<TrackedFile> Tracker::Find(uint32_t file_id) {
+	std::lock_guard<std::mutex> guard(files_lock);
+	if (file_id == 0 || file_id > files_by_id.size()) {
+		return nullptr;
+	}
+	return files_by_id[file_id - 1];
+}
+
+std::vector<std::shared_ptr<TrackedFile>> Tracker::Files() {
+	std::lock_guard<std::mutex> guard(files_lock);
+	return files_by_id;
+}
+
+void Tracker::IdentifyFromHeader(TrackedFile &file, const uint8_t *header, uint64_t length) {
+	if (length < HEADER_REGION_SIZE || !HasMagic(header)) {
+		return;
+	}
+	auto h1 = ParseDatabaseHeader(header + FILE_HEADER_SIZE);
+	auto h2 = ParseDatabaseHeader(header + 2 * FILE_HEADER_SIZE);
+	auto active = h1.iteration > h2.iteration ? h1 : h2;
+	if (!ValidBlockAllocSize(active.block_alloc_size)) {
+		return;
+	}
+	file.kind.store(HADUCK_FILE_KIND_DATABASE);
+	file.block_alloc_size.store(active.block_alloc_size);
+	file.last_iteration.store(active.iteration);
+}
+
+static bool IsHeaderSlotWrite(uint64_t offset, uint64_t length) {
+	return length == FILE_HEADER_SIZE && (offset == FILE_HEADER_SIZE || offset == 2 * FILE_HEADER_SIZE);
+}
+
+void Tracker::BeforeWrite(TrackedFile &file, uint64_t offset, uint64_t length) {
+	if (!IsHeaderSlotWrite(offset, length) || file.kind.load() != HADUCK_FILE_KIND_DATABASE || !ConsumerAttached()) {
+		return;
+	}
+	// The header about to be written frees the blocks the previous generation references. If the
+	// bridge is still reading them from this file, wait (bounded) until it is done; past the bound,
+	// abandon that generation: its blocks ride in the next one, so nothing torn is ever published.
+	std::unique_lock<std::mutex> guard(generations_lock);
+	auto entry = outstanding.find(file.id);
+	if (entry == outstanding.end()) {
+		return;
+	}
+	uint64_t seq = entry->second;
+	auto started = std::chrono::steady_clock::now();
+	bool released = generation_released.wait_for(guard, std::chrono::milliseconds(HoldMs()), [&] {
+		auto current = outstanding.find(file.id);
+		return current == outstanding.end() || current->second != seq;
+	});
+	auto waited_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+	                              std::chrono::steady_clock::now() - started)
+	                              .count());
+	hold_stats.waits++;
+	hold_stats.wait_ns_total += waited_ns;
+	hold_stats.wait_ns_max = std::max(hold_stats.wait_ns_max, waited_ns);
+	if (!released) {
+		hold_stats.timeouts++;
+		outstanding.erase(file.id);
+		abandoned.insert(seq);
+		RingEvent event;
+		event.type = HADUCK_EVENT_GENERATION_ABANDONED;
+		event.file_id = file.id;
+		event.a = seq;
+		Push(event);
+	}
+}
+
+void Tracker::AfterWrite(TrackedFile &file, const uint8_t *data, uint64_t offset, uint64_t length) {
+	file.writes.fetch_add(1, std::memory_order_relaxed);
+	file.bytes_written.fetch_add(length, std::memory_order_relaxed);
+	if (length == 0) {
+		return;
+	}
+	uint32_t kind = file.kind.load(std::memory_order_acquire);
+	if (kind != HADUCK_FILE_KIND_DATABASE && kind != HADUCK_FILE_KIND_OTHER) {
+		return; // WAL and temp files: counted, shipped whole by later work, not block-tracked
+	}
+	if (offset == 0 && length >= 12 && HasMagic(data)) {
+		file.kind.store(HADUCK_FILE_KIND_DATABASE, std::memory_order_release); // a new database's main header
+		kind = HADUCK_FILE_KIND_DATABASE;
+	}
+	if (kind != HADUCK_FILE_KIND_DATABASE) {
+		return;
+	}
+	if (IsHeaderSlotWrite(offset, length)) {
+		auto header = ParseDatabaseHeader(data);
+		if (ValidBlockAllocSize(header.block_alloc_size)) {
+			uint64_t unknown = 0;
+			file.block_alloc_size.compare_exchange_strong(unknown, header.block_alloc_size);
+		}
+		std::lock_guard<std::mutex> guard(file.commit_lock);
+		file.header_pending = true;
+		file.pending_iteration = header.iteration;
+		file.pending_block_count = header.block_count;
+		return;
+	}
+	uint64_t end = offset + length;
+	if (end <= HEADER_REGION_SIZE) {
+		return; // the main header: shipped with every generation's header region
+	}
+	uint64_t block_size = file.block_alloc_size.load(std::memory_order_acquire);
+	if (block_size == 0) {
+		file.needs_full_scan.store(true);
+		return;
+	}
+	uint64_t first = (std::max(offset, HEADER_REGION_SIZE) - HEADER_REGION_SIZE) / block_size;
+	uint64_t last = (end - 1 - HEADER_REGION_SIZE) / block_size;
+	if (!file.bitmap.MarkRange(first, last)) {
+		file.needs_full_scan.store(true);
+	}
+}
+
+void Tracker::AfterSync(TrackedFile &file) {
+	file.syncs.fetch_add(1, std::memory_order_relaxed);
+	Generation generation;
+	{
+		std::lock_guard<std::mutex> guard(file.commit_lock);
+		if (!file.header_pending) {
+			return; // a FileSync after optimistic writes, not a checkpoint
+		}
+		file.header_pending = false;
+		generation.file_id = file.id;
+		generation.iteration = file.pending_iteration;
+		generation.header_block_count = file.pending_block_count;
+		generation.block_alloc_size = file.block_alloc_size.load();
+		generation.created_unix_ms = NowUnixMs();
+		generation.needs_full_scan = file.needs_full_scan.exchange(false);
+		generation.blocks = file.bitmap.Drain();
+	}
+	file.last_iteration.store(generation.iteration);
+	file.generations.fetch_add(1, std::memory_order_relaxed);
+	Publish(std::move(generation));
+}
+
+void Tracker::Publish(Generation generation) {
+	std::lock_guard<std::mutex> guard(generations_lock);
+	generation.seq = next_seq++;
+	RingEvent event;
+	event.type = HADUCK_EVENT_GENERATION_READY;
+	event.file_id = generation.file_id;
+	event.a = generation.seq;
+	event.b = generation.iteration;
+	event.c = generation.blocks.size();
+	event.d = generation.header_block_count;
+	if (ConsumerAttached()) {
+		// A generation still outstanding here was not protected by a hold (the consumer attached
+		// mid-checkpoint): its blocks may be overwritten already, so it can only ride in this one.
+		auto previous = outstanding.find(generation.file_id);
+		if (previous != outstanding.end() && pending.count(previous->second)) {
+			abandoned.insert(previous->second);
+		}
+		outstanding[generation.file_id] = generation.seq;
+	}
+	uint32_t file_id = generation.file_id;
+	pending.emplace(generation.seq, std::move(generation));
+	Coalesce(file_id);
+	Push(event);
+}
+
+void Tracker::Coalesce(uint32_t file_id) {
+	// Bounded memory while nobody consumes: merge the two oldest generations of this file into the newer.
+	std::vector<uint64_t> seqs;
+	for (auto &entry : pending) {
+		if (entry.second.file_id == file_id) {
+			seqs.push_back(entry.first);
+		}
+	}
+	for (size_t i = 0; seqs.size() - i > PENDING_PER_FILE_MAX; i++) {
+		auto &older = pending[seqs[i]];
+		auto &newer = pending[seqs[i + 1]];
+		std::vector<uint64_t> merged;
+		merged.reserve(older.blocks.size() + newer.blocks.size());
+		std::merge(older.blocks.begin(), older.blocks.end(), newer.blocks.begin(), newer.blocks.end(),
+		           std::back_inserter(merged));
+		merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
+		newer.blocks = std::move(merged);
+		newer.needs_full_scan = newer.needs_full_scan || older.needs_full_scan;
+		pending.erase(seqs[i]);
+		abandoned.insert(seqs[i]);
+	}
+}
+
+void Tracker::AfterTruncate(TrackedFile &file, uint64_t new_size) {
+	RingEvent event;
+	event.type = HADUCK_EVENT_FILE_TRUNCATED;
+	event.file_id = file.id;
+	event.a = new_size;
+	Push(event);
+}
+
+void Tracker::AfterRemove(const std::string &local_path) {
+	auto file = Open(local_path);
+	RingEvent event;
+	event.type = HADUCK_EVENT_FILE_REMOVED;
+	event.file_id = file->id;
+	Push(event);
+}
+
+void Tracker::AfterMove(const std::string &source, const std::string &target) {
+	auto from = Open(source);
+	auto to = Open(target);
+	RingEvent event;
+	event.type = HADUCK_EVENT_FILE_MOVED;
+	event.file_id = from->id;
+	event.a = to->id;
+	Push(event);
+}
+
+void Tracker::AfterOpen(TrackedFile &file) {
+	file.open_handles.fetch_add(1);
+	RingEvent event;
+	event.type = HADUCK_EVENT_FILE_OPENED;
+	event.file_id = file.id;
+	event.a = file.kind.load();
+	Push(event);
+}
+
+void Tracker::AfterClose(TrackedFile &file) {
+	file.open_handles.fetch_sub(1);
+	RingEvent event;
+	event.type = HADUCK_EVENT_FILE_CLOSED;
+	event.file_id = file.id;
+	Push(event);
+}
+
+void Tracker::Push(const RingEvent &event) {
+	RingPush(ring, event); // a full ring sets the sticky overflow flag; the bitmaps still hold every mark
+}
+
+void Tracker::AttachConsumer() {
+	consumer_attached.store(true, std::memory_order_release);
+}
+
+void Tracker::DetachConsumer() {
+	std::lock_guard<std::mutex> guard(generations_lock);
+	consumer_attached.store(false, std::memory_order_release);
+	outstanding.clear();
+	generation_released.notify_all();
+}
+
+bool Tracker::CopyGeneration(uint64_t seq, Generation &out) {
+	std::lock_guard<std::mutex> guard(generations_lock);
+	auto entry = pending.find(seq);
+	if (entry == pending.end()) {
+		return false;
+	}
+	out = entry->second;
+	return true;
+}
+
+std::vector<uint64_t> Tracker::PendingGenerations() {
+	std::lock_guard<std::mutex> guard(generations_lock);
+	std::vector<uint64_t> seqs;
+	for (auto &entry : pending) {
+		seqs.push_back(entry.first);
+	}
+	return seqs;
+}
+
+int Tracker::ReleaseGeneration(uint64_t seq) {
+	std::lock_guard<std::mutex> guard(generations_lock);
+	if (abandoned.erase(seq) > 0) {
+		pending.erase(seq);
+		return 0;
+	}
+	auto entry = pending.find(seq);
+	if (entry == pending.end()) {
+		return -1;
+	}
+	auto current = outstanding.find(entry->second.file_id);
+	if (current != outstanding.end() && current->second == seq) {
+		outstanding.erase(current);
+	}
+	pending.erase(entry);
+	generation_released.notify_all();
+	return 1;
+}
+
+HoldStats Tracker::GetHoldStats() {
+	std::lock_guard<std::mutex> guard(generations_lock);
+	return hold_stats;
+}
+
+} // namespace haduck

@@ -1,0 +1,143 @@
+//===----------------------------------------------------------------------===//
+// tracker.hpp: per-file dirty tracking, commit-point detection, generations, and the hold that
+// keeps a generation's blocks in place until the bridge has read them.
+//
+// DuckDB-free on purpose: the file system feeds it (path, offset, bytes), so its logic can be
+// reasoned about, and tested, without a database.
+//===----------------------------------------------------------------------===//
+#pragma once
+#include "dirty_bitmap.hpp"
+#include "haduck_ring.h"
+#include "ring.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace haduck {
+
+//! DuckDB's file layout (storage_info.hpp): a 4 KiB main header, two 4 KiB database headers, then blocks.
+static constexpr uint64_t FILE_HEADER_SIZE = 4096;
+static constexpr uint64_t HEADER_REGION_SIZE = 3 * FILE_HEADER_SIZE;
+static constexpr uint64_t BLOCK_ALLOC_SIZE_MIN = 16384;
+static constexpr uint64_t BLOCK_ALLOC_SIZE_MAX = 262144;
+static_assert(HEADER_REGION_SIZE == 12288, "block 0 starts at 12288 in DuckDB's single-file format");
+
+//! A checkpoint as shipped: the blocks dirtied since the previous commit point, tagged with DuckDB's iteration.
+struct Generation {
+	uint64_t seq = 0;
+	uint32_t file_id = 0;
+	uint64_t iteration = 0;
+	//! DuckDB's block_count from the committed header: the file holds blocks [0, block_count).
+	uint64_t header_block_count = 0;
+	uint64_t block_alloc_size = 0;
+	uint64_t created_unix_ms = 0;
+	//! Set when blocks were written before the block size was known: the consumer must rescan the file.
+	bool needs_full_scan = false;
+	std::vector<uint64_t> blocks;
+};
+
+struct TrackedFile {
+	uint32_t id = 0;
+	std::string path;
+	std::atomic<uint32_t> kind {HADUCK_FILE_KIND_OTHER};
+	std::atomic<uint64_t> block_alloc_size {0};
+	DirtyBitmap bitmap;
+	std::atomic<bool> needs_full_scan {false};
+	std::atomic<uint64_t> writes {0};
+	std::atomic<uint64_t> bytes_written {0};
+	std::atomic<uint64_t> syncs {0};
+	std::atomic<uint64_t> generations {0};
+	std::atomic<uint64_t> last_iteration {0};
+	std::atomic<uint64_t> open_handles {0};
+	//! Guards the header seen between DuckDB's header write and the FileSync that commits it.
+	std::mutex commit_lock;
+	bool header_pending = false;
+	uint64_t pending_iteration = 0;
+	uint64_t pending_block_count = 0;
+};
+
+struct HoldStats {
+	uint64_t waits = 0;
+	uint64_t wait_ns_total = 0;
+	uint64_t wait_ns_max = 0;
+	uint64_t timeouts = 0;
+};
+
+class Tracker {
+public:
+	//! Generations kept per file while nobody consumes them; older ones are merged (coalesced).
+	static constexpr size_t PENDING_PER_FILE_MAX = 64;
+
+	static Tracker &Get();
+
+	//! The tracked state of a local path, created on first use. `kind` is a hint from the path's name.
+	std::shared_ptr<TrackedFile> Open(const std::string &local_path);
+	std::shared_ptr<TrackedFile> Find(uint32_t file_id);
+	std::vector<std::shared_ptr<TrackedFile>> Files();
+
+	//! Inspects an existing file's first 12288 bytes (nullptr or short: not a database yet).
+	void IdentifyFromHeader(TrackedFile &file, const uint8_t *header, uint64_t length);
+	//! Called before a write reaches the disk: holds a header write while the previous generation is being read.
+	void BeforeWrite(TrackedFile &file, uint64_t offset, uint64_t length);
+	//! Called after a write reached the file (never before: a drain between would lose the mark).
+	void AfterWrite(TrackedFile &file, const uint8_t *data, uint64_t offset, uint64_t length);
+	//! Called after a successful fsync: a pending header becomes a generation (the commit point).
+	void AfterSync(TrackedFile &file);
+	void AfterTruncate(TrackedFile &file, uint64_t new_size);
+	void AfterRemove(const std::string &local_path);
+	void AfterMove(const std::string &source, const std::string &target);
+	void AfterOpen(TrackedFile &file);
+	void AfterClose(TrackedFile &file);
+
+	// The consumer's side (the C API in c_api.cpp).
+	haduck_ring_t &Ring() {
+		return ring;
+	}
+	void AttachConsumer();
+	void DetachConsumer();
+	bool ConsumerAttached() const {
+		return consumer_attached.load(std::memory_order_acquire);
+	}
+	void SetHoldMs(uint64_t ms) {
+		hold_ms.store(ms, std::memory_order_relaxed);
+	}
+	uint64_t HoldMs() const {
+		return hold_ms.load(std::memory_order_relaxed);
+	}
+	bool CopyGeneration(uint64_t seq, Generation &out);
+	std::vector<uint64_t> PendingGenerations();
+	//! 1: the reads of `seq` finished before DuckDB moved on (publishable); 0: abandoned; -1: unknown seq.
+	int ReleaseGeneration(uint64_t seq);
+	HoldStats GetHoldStats();
+	void Push(const RingEvent &event);
+
+private:
+	Tracker();
+	static uint32_t KindFromName(const std::string &path);
+	void Publish(Generation generation);
+	void Coalesce(uint32_t file_id);
+
+	alignas(64) haduck_ring_t ring;
+	std::mutex files_lock;
+	std::map<std::string, std::shared_ptr<TrackedFile>> files_by_path;
+	std::vector<std::shared_ptr<TrackedFile>> files_by_id;
+
+	std::mutex generations_lock;
+	std::condition_variable generation_released;
+	std::map<uint64_t, Generation> pending;
+	std::map<uint32_t, uint64_t> outstanding; // file id -> generation seq being read
+	std::set<uint64_t> abandoned;
+	uint64_t next_seq = 1;
+	HoldStats hold_stats;
+	std::atomic<bool> consumer_attached {false};
+	std::atomic<uint64_t> hold_ms {10000};
+};
+
+} // namespace haduck

@@ -1,0 +1,112 @@
+/**
+ * @module
+ * Typed errors of the block store. Callers branch on `code`, which is stable; messages say what
+ * failed, the value, and what the user can do. Secrets never appear in any of them.
+ */
+
+/** The stable error codes of `@haduck/s3-block-store`. */
+export type StoreErrorCode =
+  | "NOT_FOUND"
+  | "PRECONDITION_FAILED"
+  | "ACCESS_DENIED"
+  | "NO_SUCH_BUCKET"
+  | "CHECKSUM_MISMATCH"
+  | "TIMEOUT"
+  | "UNKNOWN_OUTCOME"
+  | "UNAVAILABLE"
+  | "INVALID_CONFIG"
+  | "INVALID_RESPONSE";
+
+/** Base class of every error the store throws on purpose. */
+export class StoreError extends Error {
+  readonly code: StoreErrorCode;
+  /** Whether the retry policy may try the same request again. */
+  readonly retryable: boolean;
+  constructor(code: StoreErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** The object does not exist (S3 404 NoSuchKey). */
+export class BlockNotFoundError extends StoreError {
+  readonly key: string;
+  constructor(key: string, where: string) {
+    super("NOT_FOUND", `Cannot read ${key} from ${where}: no such object`);
+    this.key = key;
+  }
+}
+
+/** A conditional write lost: the object exists (create-only) or changed (compare-and-swap). */
+export class PreconditionFailedError extends StoreError {
+  readonly key: string;
+  constructor(key: string, where: string, detail: string) {
+    super("PRECONDITION_FAILED", `Cannot write ${key} to ${where}: ${detail}`);
+    this.key = key;
+  }
+}
+
+/** 403: wrong keys, or keys without permission on the bucket. */
+export class AccessDeniedError extends StoreError {
+  constructor(operation: string, where: string) {
+    super("ACCESS_DENIED", `Cannot ${operation} at ${where}: access denied (403); check HADUCK_S3_ACCESS_KEY and ` +
+      "HADUCK_S3_SECRET_KEY, and that the key may read and write the bucket");
+  }
+}
+
+/** The bucket does not exist. */
+export class NoSuchBucketError extends StoreError {
+  constructor(bucket: string, where: string) {
+    super("NO_SUCH_BUCKET", `Cannot use bucket ${bucket} at ${where}: it does not exist; create it or fix ` +
+      "HADUCK_S3_BUCKET");
+  }
+}
+
+/** Bytes read do not match the checksum they were stored with. Never retried into success silently. */
+export class ChecksumMismatchError extends StoreError {
+  readonly key: string;
+  constructor(key: string, detail: string) {
+    super("CHECKSUM_MISMATCH", `Object ${key} is corrupt: ${detail}`);
+    this.key = key;
+  }
+}
+
+/** A request did not complete within its timeout, after every retry. */
+export class StoreTimeoutError extends StoreError {
+  constructor(operation: string, where: string, timeoutMs: number, cause?: unknown) {
+    super("TIMEOUT", `Cannot ${operation} at ${where}: no answer within ${timeoutMs} ms`, { cause, retryable: true });
+  }
+}
+
+/** A conditional write whose outcome could not be established (the store failed mid-request). */
+export class UnknownOutcomeError extends StoreError {
+  readonly key: string;
+  constructor(key: string, where: string, cause?: unknown) {
+    super("UNKNOWN_OUTCOME", `Cannot tell whether ${key} was written to ${where}: the store failed mid-request; ` +
+      "read it back before relying on it", { cause });
+    this.key = key;
+  }
+}
+
+/** The store kept failing with 5xx, 429 or network errors until the retry policy gave up. */
+export class StoreUnavailableError extends StoreError {
+  constructor(message: string, cause?: unknown) {
+    super("UNAVAILABLE", message, { cause, retryable: true });
+  }
+}
+
+/** Missing or malformed settings. */
+export class StoreConfigError extends StoreError {
+  constructor(message: string) {
+    super("INVALID_CONFIG", message);
+  }
+}
+
+/** The store answered something that is not S3 (an HTML page, garbage XML, a wrong length). */
+export class InvalidResponseError extends StoreError {
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super("INVALID_RESPONSE", message, options);
+  }
+}

@@ -1,0 +1,402 @@
+/**
+ * @module
+ * `S3BlockStore`: the `BlockStore` contract over any S3-compatible endpoint, signed with aws4fetch
+ * (SigV4, path-style URLs). Every PUT carries a signed SHA-256 payload hash and a Content-MD5 that
+ * the server checks; every call goes through one retry policy and one bound on requests and bytes
+ * in flight. A raw `Response` never leaves this file: statuses become typed errors here.
+ */
+import { AwsClient } from "aws4fetch";
+import {
+  AccessDeniedError,
+  BlockNotFoundError,
+  ChecksumMismatchError,
+  InvalidResponseError,
+  NoSuchBucketError,
+  PreconditionFailedError,
+  StoreError,
+  StoreTimeoutError,
+  StoreUnavailableError,
+  UnknownOutcomeError,
+} from "./_errors.ts";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from "./_retry.ts";
+import { Limiter, type LimiterOptions } from "./_limiter.ts";
+import { bytesEqual, md5Base64, sha256Hex } from "./_digest.ts";
+import { deleteObjectsBody, parseDeleteErrors, parseErrorBody, parseListPage, unquoteEtag } from "./_s3_xml.ts";
+import { putMultipart } from "./_s3_multipart.ts";
+import { probeCapabilities } from "./_probe.ts";
+import {
+  assertValidKey,
+  type BlockStore,
+  type GetOptions,
+  type ListOptions,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type StoreCapabilities,
+} from "./_types.ts";
+
+export interface S3BlockStoreOptions extends LimiterOptions {
+  bucket: string;
+  /** `http(s)://host[:port]`; path-style addressing is used. */
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  /** Default `us-east-1`. */
+  region?: string;
+  /** Key prefix inside the bucket, without leading or trailing slash. Default `haduck`; `""` for none. */
+  prefix?: string;
+  /** Overrides of the retry policy (see `DEFAULT_RETRY_POLICY`). */
+  retry?: Partial<RetryPolicy>;
+  /** Objects larger than this go up in parts. Default 16 MiB; must be at least `multipartPartSizeBytes`. */
+  multipartThresholdBytes?: number;
+  /** Part size of multipart uploads. Default 8 MiB (S3 requires at least 5 MiB but for the last part). */
+  multipartPartSizeBytes?: number;
+  /** Keys per ListObjectsV2 page. Default 1000 (the S3 maximum). */
+  listPageSize?: number;
+  /** Replaceable for tests. Default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+}
+
+/** What one request needs; `key` undefined addresses the bucket. */
+export interface S3Request {
+  method: string;
+  key?: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+  signal?: AbortSignal;
+  operation: string;
+}
+
+export interface S3Answer {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+/**
+ * A block store over S3.
+ *
+ * @example
+ * ```ts
+ * import { S3BlockStore } from "@haduck/s3-block-store";
+ * const store = new S3BlockStore({
+ *   bucket: "backups", endpoint: "http://127.0.0.1:9000", accessKey: "AK", secretKey: "SK", prefix: "haduck",
+ * });
+ * console.log(store.url); // s3://backups/haduck
+ * ```
+ */
+export class S3BlockStore implements BlockStore {
+  readonly bucket: string;
+  readonly endpoint: string;
+  readonly prefix: string;
+  readonly retryPolicy: RetryPolicy;
+  readonly limiter: Limiter;
+  readonly multipartThresholdBytes: number;
+  readonly multipartPartSizeBytes: number;
+  readonly listPageSize: number;
+  /** Counters for status and metrics. */
+  readonly stats = { requests: 0, retries: 0, bytesSent: 0, bytesReceived: 0 };
+  #client: AwsClient;
+  #fetch: typeof fetch;
+
+  constructor(options: S3BlockStoreOptions) {
+    for (const name of ["bucket", "endpoint", "accessKey", "secretKey"] as const) {
+      if (typeof options[name] !== "string" || options[name].length === 0) {
+        throw new TypeError(`S3BlockStore needs a non-empty ${name}`);
+      }
+    }
+    let endpoint: URL;
+    try {
+      endpoint = new URL(options.endpoint);
+    } catch {
+      throw new TypeError(`Invalid S3 endpoint ${JSON.stringify(options.endpoint)}: expected http(s)://host[:port]`);
+    }
+    if (endpoint.protocol !== "http:" && endpoint.protocol !== "https:") {
+      throw new TypeError(`Invalid S3 endpoint ${JSON.stringify(options.endpoint)}: expected http(s)://host[:port]`);
+    }
+    this.bucket = options.bucket;
+    this.endpoint = endpoint.origin;
+    this.prefix = (options.prefix ?? "haduck").replace(/^\/+|\/+$/g, "");
+    this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    const onRetry = this.retryPolicy.onRetry;
+    this.retryPolicy.onRetry = (info) => {
+      this.stats.retries++;
+      onRetry?.(info);
+    };
+    this.limiter = new Limiter(options);
+    this.multipartPartSizeBytes = options.multipartPartSizeBytes ?? 8 * 1024 * 1024;
+    this.multipartThresholdBytes = options.multipartThresholdBytes ?? 16 * 1024 * 1024;
+    if (this.multipartThresholdBytes < this.multipartPartSizeBytes) {
+      throw new RangeError("multipartThresholdBytes must be at least multipartPartSizeBytes");
+    }
+    this.#client = new AwsClient({
+      accessKeyId: options.accessKey,
+      secretAccessKey: options.secretKey,
+      service: "s3",
+      region: options.region ?? "us-east-1",
+      retries: 0, // one retry policy: ours
+    });
+    this.listPageSize = options.listPageSize ?? 1000;
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  get url(): string {
+    return `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ""}`;
+  }
+
+  toString(): string {
+    return `S3BlockStore(${this.url} at ${this.endpoint})`;
+  }
+
+  toJSON(): Record<string, string> {
+    return { url: this.url, endpoint: this.endpoint };
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
+
+  fullKey(key: string): string {
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  #where(key?: string): string {
+    return key === undefined ? this.url : `${this.url}/${key}`;
+  }
+
+  /** One signed request, one attempt: maps statuses to typed errors (retryable ones marked so). */
+  async #once(request: S3Request): Promise<S3Answer> {
+    const path = request.key === undefined
+      ? `/${this.bucket}`
+      : `/${this.bucket}/${this.fullKey(request.key).split("/").map(encodeURIComponent).join("/")}`;
+    const url = new URL(path, this.endpoint);
+    for (const [name, value] of Object.entries(request.query ?? {})) url.searchParams.set(name, value);
+    const headers: Record<string, string> = { ...request.headers };
+    const body = request.body ?? new Uint8Array(0);
+    headers["x-amz-content-sha256"] = sha256Hex(body);
+    if (request.body) headers["content-md5"] = md5Base64(request.body);
+    const timeoutMs = this.retryPolicy.attemptTimeoutMs;
+    const signals = [request.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined].filter(
+      (signal): signal is AbortSignal => signal !== undefined,
+    );
+    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+    this.stats.requests++;
+    let response: Response;
+    let bytes: Uint8Array;
+    try {
+      const signed = await this.#client.sign(url.toString(), {
+        method: request.method,
+        headers,
+        body: request.body as BodyInit | undefined,
+      });
+      response = await this.#fetch(signed, { signal });
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      if (request.signal?.aborted) throw request.signal.reason;
+      if (signal?.aborted) throw new StoreTimeoutError(request.operation, this.#where(request.key), timeoutMs, error);
+      throw new StoreUnavailableError(`Cannot ${request.operation} at ${this.#where(request.key)}: ` +
+        `network error (${error instanceof Error ? error.message : String(error)})`, error);
+    }
+    this.stats.bytesSent += body.byteLength;
+    this.stats.bytesReceived += bytes.byteLength;
+    const declared = response.headers.get("content-length");
+    if (declared !== null && request.method !== "HEAD" && Number(declared) !== bytes.byteLength) {
+      throw new InvalidResponseError(`Cannot ${request.operation} at ${this.#where(request.key)}: body truncated ` +
+        `(${bytes.byteLength} of ${declared} bytes)`, { retryable: true });
+    }
+    if (response.status >= 200 && response.status < 300) {
+      return { status: response.status, headers: response.headers, body: bytes };
+    }
+    throw this.#statusError(request, response.status, new TextDecoder().decode(bytes));
+  }
+
+  #statusError(request: S3Request, status: number, text: string): StoreError {
+    const where = this.#where(request.key);
+    const { code, message } = parseErrorBody(text);
+    if (code === "NoSuchBucket") return new NoSuchBucketError(this.bucket, this.endpoint);
+    if (status === 404) return new BlockNotFoundError(request.key ?? "(bucket)", this.url);
+    if (status === 403) return new AccessDeniedError(request.operation, where);
+    if (status === 412) {
+      return new PreconditionFailedError(request.key ?? "", this.url, "the object exists or changed (412)");
+    }
+    if (status >= 500 || status === 429 || code === "BadDigest" || code === "XAmzContentSHA256Mismatch" ||
+      code === "RequestTimeout") {
+      return new StoreUnavailableError(`Cannot ${request.operation} at ${where}: S3 returned ${status}` +
+        `${code ? ` ${code}` : ""}`, undefined);
+    }
+    const detail = code ? `${code}${message ? `: ${message}` : ""}` : "the answer is not an S3 error document";
+    return new InvalidResponseError(`Cannot ${request.operation} at ${where}: S3 returned ${status} (${detail}); ` +
+      "check HADUCK_S3_ENDPOINT points at an S3-compatible server");
+  }
+
+  /** A request under the retry policy and the in-flight bounds. */
+  request(request: S3Request): Promise<S3Answer> {
+    const bytes = request.body?.byteLength ?? 0;
+    return this.limiter.run(bytes, () =>
+      withRetry(this.retryPolicy, () => this.#once(request), (error, attempts) => {
+        if (error instanceof StoreTimeoutError) return error;
+        const reason = error instanceof Error ? error.message : String(error);
+        return new StoreUnavailableError(`${reason} (gave up after ${attempts} attempts)`, error);
+      }, request.signal));
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<PutResult> {
+    assertValidKey(key);
+    if (!(body instanceof Uint8Array)) throw new TypeError("put() needs the body as a Uint8Array");
+    const conditional = options.ifNoneMatch !== undefined || options.ifMatch !== undefined;
+    if (body.byteLength > this.multipartThresholdBytes) {
+      if (conditional) {
+        throw new RangeError(`Conditional put of ${key} is ${body.byteLength} bytes, above the multipart threshold ` +
+          `(${this.multipartThresholdBytes}); conditional writes must fit in one request`);
+      }
+      return { etag: await putMultipart(this, key, body, options.signal) };
+    }
+    const headers: Record<string, string> = {};
+    if (options.ifNoneMatch) headers["if-none-match"] = "*";
+    // radosgw honours If-Match only with the ETag unquoted (a quoted one always fails with 412).
+    if (options.ifMatch !== undefined) headers["if-match"] = unquoteEtag(options.ifMatch);
+    const request: S3Request = { method: "PUT", key, headers, body, signal: options.signal, operation: `put ${key}` };
+    if (!conditional) return { etag: unquoteEtag((await this.request(request)).headers.get("etag")) };
+    return await this.#putConditional(request, body, options);
+  }
+
+  /**
+   * A conditional PUT is not idempotent: a retry after a lost answer could report 412 for our own
+   * write. So a 5xx or network failure is "outcome unknown": read the object back and decide.
+   */
+  async #putConditional(request: S3Request, body: Uint8Array, options: PutOptions): Promise<PutResult> {
+    const key = request.key!;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.retryPolicy.attemptsMax; attempt++) {
+      try {
+        const answer = await this.limiter.run(body.byteLength, () => this.#once(request));
+        return { etag: unquoteEtag(answer.headers.get("etag")) };
+      } catch (error) {
+        if (!(error instanceof StoreError) || !error.retryable) throw error;
+        lastError = error;
+      }
+      let current: Uint8Array | undefined;
+      let info: ObjectInfo | undefined;
+      try {
+        info = await this.head(key, { signal: options.signal });
+        current = info ? await this.get(key, { signal: options.signal }) : undefined;
+      } catch (error) {
+        if (error instanceof BlockNotFoundError) current = undefined;
+        else throw new UnknownOutcomeError(key, this.url, error);
+      }
+      if (current && bytesEqual(current, body)) return { etag: info!.etag };
+      if (options.ifNoneMatch && current) {
+        throw new PreconditionFailedError(key, this.url, "another writer created it first");
+      }
+      if (options.ifMatch !== undefined && (!info || info.etag !== unquoteEtag(options.ifMatch))) {
+        throw new PreconditionFailedError(key, this.url, "it changed or disappeared since the ETag was read");
+      }
+      this.stats.retries++;
+    }
+    throw new UnknownOutcomeError(key, this.url, lastError);
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Uint8Array> {
+    assertValidKey(key);
+    const headers: Record<string, string> = {};
+    const range = options.range;
+    if (range) {
+      if (!(range.offsetBytes >= 0) || !(range.lengthBytes >= 1)) {
+        throw new RangeError(`Invalid range for ${key}: offset >= 0 and length >= 1 are required`);
+      }
+      headers.range = `bytes=${range.offsetBytes}-${range.offsetBytes + range.lengthBytes - 1}`;
+    }
+    const attempt = async () => {
+      const answer = await this.#once({ method: "GET", key, headers, signal: options.signal, operation: `get ${key}` });
+      if (range && answer.body.byteLength !== range.lengthBytes) {
+        throw new InvalidResponseError(`Cannot get ${key} at ${this.url}: asked for ${range.lengthBytes} bytes, ` +
+          `got ${answer.body.byteLength}`, { retryable: true });
+      }
+      return answer.body;
+    };
+    const body = await this.limiter.run(range?.lengthBytes ?? 0, () =>
+      withRetry(this.retryPolicy, attempt, (error, attempts) => {
+        if (error instanceof StoreTimeoutError) return error;
+        const reason = error instanceof Error ? error.message : String(error);
+        return new StoreUnavailableError(`${reason} (gave up after ${attempts} attempts)`, error);
+      }, options.signal));
+    if (options.sha256 !== undefined) {
+      const actual = sha256Hex(body);
+      if (actual !== options.sha256) {
+        throw new ChecksumMismatchError(key, `expected sha256 ${options.sha256}, read ${actual}`);
+      }
+    }
+    return body;
+  }
+
+  async head(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
+    assertValidKey(key);
+    try {
+      const answer = await this.request({ method: "HEAD", key, signal: options.signal, operation: `head ${key}` });
+      const modified = answer.headers.get("last-modified");
+      return {
+        key,
+        sizeBytes: Number(answer.headers.get("content-length") ?? "0"),
+        etag: unquoteEtag(answer.headers.get("etag")),
+        lastModified: modified ? new Date(modified) : undefined,
+      };
+    } catch (error) {
+      if (error instanceof BlockNotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    const strip = this.prefix ? `${this.prefix}/` : "";
+    let token: string | undefined;
+    do {
+      const query: Record<string, string> = { "list-type": "2", prefix: strip + prefix, "encoding-type": "url",
+        "max-keys": String(this.listPageSize) };
+      if (token) query["continuation-token"] = token;
+      else if (options.startAfter) query["start-after"] = strip + options.startAfter;
+      const answer = await this.request({ method: "GET", query, signal: options.signal, operation: `list ${prefix}` });
+      const page = parseListPage(new TextDecoder().decode(answer.body), strip);
+      if (!page) {
+        throw new InvalidResponseError(`Cannot list ${prefix} at ${this.url}: the answer is not a ListObjectsV2 ` +
+          "result; check HADUCK_S3_ENDPOINT points at an S3-compatible server");
+      }
+      yield* page.objects;
+      token = page.nextContinuationToken;
+    } while (token);
+  }
+
+  async delete(key: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertValidKey(key);
+    try {
+      await this.request({ method: "DELETE", key, signal: options.signal, operation: `delete ${key}` });
+    } catch (error) {
+      if (!(error instanceof BlockNotFoundError)) throw error;
+    }
+  }
+
+  async deleteMany(keys: string[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    keys.forEach(assertValidKey);
+    for (let start = 0; start < keys.length; start += 1000) {
+      const batch = keys.slice(start, start + 1000).map((key) => this.fullKey(key));
+      const body = new TextEncoder().encode(deleteObjectsBody(batch));
+      const answer = await this.request({
+        method: "POST",
+        query: { delete: "" },
+        headers: { "content-type": "application/xml" },
+        body,
+        signal: options.signal,
+        operation: `delete ${batch.length} objects`,
+      });
+      const failed = parseDeleteErrors(new TextDecoder().decode(answer.body)).filter((e) => e.code !== "NoSuchKey");
+      if (failed.length > 0) {
+        throw new StoreUnavailableError(`Cannot delete ${failed.length} objects at ${this.url}: ` +
+          failed.slice(0, 3).map((e) => `${e.key} (${e.code})`).join(", "));
+      }
+    }
+  }
+
+  probeCapabilities(): Promise<StoreCapabilities> {
+    return probeCapabilities(this);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * @module
+ * `@haduck/s3-block-store`: a small, runtime-neutral (Bun, Deno, Node) object-store client for
+ * blocks, segments and manifests. One `BlockStore` interface, two implementations: S3 (SigV4 via
+ * aws4fetch, conditional writes, ranged reads, multipart, one retry policy) and a local directory.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@haduck/s3-block-store";
+ * const store = openStore("file:///tmp/haduck-example");
+ * await store.put("greeting", new TextEncoder().encode("hello"), { ifNoneMatch: "*" }).catch(() => {});
+ * console.log(new TextDecoder().decode(await store.get("greeting")));
+ * ```
+ */
+export type {
+  BlockStore,
+  GetOptions,
+  ListOptions,
+  ObjectInfo,
+  PutOptions,
+  PutResult,
+  StoreCapabilities,
+} from "./_types.ts";
+export { S3BlockStore, type S3BlockStoreOptions } from "./_s3_store.ts";
+export { FsBlockStore } from "./_fs_store.ts";
+export { hasS3Env, openStore, S3_ENV, s3OptionsFromEnv } from "./_config.ts";
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./_retry.ts";
+export { bytesEqual, sha256Hex } from "./_digest.ts";
+export {
+  AccessDeniedError,
+  BlockNotFoundError,
+  ChecksumMismatchError,
+  InvalidResponseError,
+  NoSuchBucketError,
+  PreconditionFailedError,
+  StoreConfigError,
+  StoreError,
+  type StoreErrorCode,
+  StoreTimeoutError,
+  StoreUnavailableError,
+  UnknownOutcomeError,
+} from "./_errors.ts";

@@ -1,0 +1,81 @@
+import { expect, test } from "bun:test";
+import { inspect } from "node:util";
+import { freshBucket, testS3 } from "../../tests/harness/s3.ts";
+import { blockStoreContract } from "./_contract.ts";
+import {
+  AccessDeniedError,
+  NoSuchBucketError,
+  openStore,
+  S3BlockStore,
+  s3OptionsFromEnv,
+  StoreConfigError,
+} from "./mod.ts";
+
+blockStoreContract("S3BlockStore (radosgw)", test, async () =>
+  (await freshBucket("contract", {
+    listPageSize: 2,
+    multipartThresholdBytes: 5 * 1024 * 1024,
+    multipartPartSizeBytes: 5 * 1024 * 1024,
+  })).store);
+
+test("S3BlockStore with a wrong secret gets AccessDeniedError that says to check the keys", async () => {
+  const { bucket, s3 } = await freshBucket("denied");
+  const store = new S3BlockStore({ ...s3, bucket, secretKey: "wrong-secret" });
+  const error = await store.put("x", new Uint8Array([1])).catch((e) => e);
+  expect(error).toBeInstanceOf(AccessDeniedError);
+  expect(error.code).toBe("ACCESS_DENIED");
+  expect(error.message).toContain("HADUCK_S3_SECRET_KEY");
+  expect(error.message).not.toContain("wrong-secret");
+});
+
+test("S3BlockStore on a missing bucket gets NoSuchBucketError", async () => {
+  const s3 = await testS3();
+  const store = new S3BlockStore({ ...s3, bucket: "no-such-bucket-haduck" });
+  const error = await store.put("x", new Uint8Array([1])).catch((e) => e);
+  expect(error).toBeInstanceOf(NoSuchBucketError);
+  expect(error.message).toContain("no-such-bucket-haduck");
+});
+
+test("S3BlockStore never shows its secret in toString, JSON, inspect or errors", async () => {
+  const { store, s3 } = await freshBucket("secret");
+  for (const shown of [String(store), JSON.stringify(store), inspect(store, { depth: 5 }), store.url]) {
+    expect(shown).not.toContain(s3.secretKey);
+  }
+  const error = await store.get("missing").catch((e) => e);
+  expect(`${error.message} ${inspect(error)}`).not.toContain(s3.secretKey);
+});
+
+test("S3BlockStore multipart upload leaves no upload in progress", async () => {
+  const { store } = await freshBucket("multipart", {
+    multipartThresholdBytes: 5 * 1024 * 1024,
+    multipartPartSizeBytes: 5 * 1024 * 1024,
+  });
+  const body = new Uint8Array(12 * 1024 * 1024).fill(7);
+  await store.put("big", body);
+  const answer = await store.request({ method: "GET", query: { uploads: "" }, operation: "list uploads" });
+  expect(new TextDecoder().decode(answer.body)).not.toContain("<Upload>");
+  expect((await store.head("big"))?.sizeBytes).toBe(body.byteLength);
+});
+
+test("s3OptionsFromEnv() lists every missing variable in one message", () => {
+  const error = (() => {
+    try {
+      s3OptionsFromEnv({ HADUCK_S3_BUCKET: "Bad_Bucket" });
+    } catch (e) {
+      return e as Error;
+    }
+  })();
+  expect(error).toBeInstanceOf(StoreConfigError);
+  for (const name of ["HADUCK_S3_ENDPOINT", "HADUCK_S3_ACCESS_KEY", "HADUCK_S3_SECRET_KEY", "not a valid bucket"]) {
+    expect(error!.message).toContain(name);
+  }
+});
+
+test("openStore() builds an S3 store from s3://bucket/prefix and the environment", () => {
+  const store = openStore("s3://my-bucket/some/prefix", {
+    HADUCK_S3_ENDPOINT: "http://127.0.0.1:1",
+    HADUCK_S3_ACCESS_KEY: "AK",
+    HADUCK_S3_SECRET_KEY: "SK",
+  });
+  expect(store.url).toBe("s3://my-bucket/some/prefix");
+});
