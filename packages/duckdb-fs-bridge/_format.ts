@@ -1,0 +1,195 @@
+/**
+ * @module
+ * The on-store formats (spec: docs/FORMAT.md): "duckblock" segments that pack a generation's
+ * blocks, and the JSON manifest that makes a generation visible. Every byte is covered by a full
+ * SHA-256: each block's raw bytes, each whole segment (header fields included), each manifest.
+ */
+import { createHash } from "node:crypto";
+
+export const SEGMENT_MAGIC = "HDUCKBLK";
+export const SEGMENT_VERSION = 1;
+export const SEGMENT_HEADER_BYTES = 96;
+export const SEGMENT_ENTRY_BYTES = 64;
+export const SEGMENT_TRAILER_BYTES = 32;
+/** Block id of the header region [0, 12288) inside a segment. */
+export const HEADER_REGION_ID = 0xffff_ffff_ffff_ffffn;
+
+export const COMPRESSION_NONE = 0;
+export const COMPRESSION_ZSTD = 1;
+
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("hex");
+}
+
+/** One block as it goes into a segment. */
+export interface SegmentInput {
+  blockId: bigint;
+  raw: Uint8Array;
+  stored: Uint8Array;
+  compression: number;
+  duckdbChecksumValid: boolean;
+}
+
+/** Where one block lives inside a segment, as the manifest records it. */
+export interface SegmentEntry {
+  blockId: bigint;
+  offsetBytes: number;
+  storedBytes: number;
+  rawBytes: number;
+  compression: number;
+  duckdbChecksumValid: boolean;
+  sha256: string;
+}
+
+export interface SegmentHeader {
+  blockAllocSize: number;
+  generation: bigint;
+  sequence: number;
+  previousSha256: Uint8Array;
+}
+
+/** Encodes a segment: header, sorted entries, payloads, then the SHA-256 of everything before it. */
+export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[]): { bytes: Uint8Array; entries: SegmentEntry[] } {
+  const sorted = [...inputs].sort((a, b) => (a.blockId < b.blockId ? -1 : a.blockId > b.blockId ? 1 : 0));
+  const payloadStart = SEGMENT_HEADER_BYTES + sorted.length * SEGMENT_ENTRY_BYTES;
+  const total = payloadStart + sorted.reduce((sum, input) => sum + input.stored.byteLength, 0) + SEGMENT_TRAILER_BYTES;
+  const bytes = new Uint8Array(total);
+  const view = new DataView(bytes.buffer);
+  bytes.set(new TextEncoder().encode(SEGMENT_MAGIC), 0);
+  view.setUint16(8, SEGMENT_VERSION, true);
+  view.setUint16(10, 8, true); // block id width in bytes
+  view.setUint32(12, header.blockAllocSize, true);
+  view.setBigUint64(16, header.generation, true);
+  view.setBigUint64(24, BigInt(header.sequence), true);
+  view.setBigUint64(32, BigInt(sorted.length), true);
+  if (header.previousSha256.byteLength !== 32) throw new RangeError("previousSha256 must be 32 bytes");
+  bytes.set(header.previousSha256, 40);
+  // bytes 72..96 reserved, zero
+  const entries: SegmentEntry[] = [];
+  let offset = payloadStart;
+  sorted.forEach((input, index) => {
+    const at = SEGMENT_HEADER_BYTES + index * SEGMENT_ENTRY_BYTES;
+    const digest = sha256(input.raw);
+    view.setBigUint64(at, input.blockId, true);
+    view.setBigUint64(at + 8, BigInt(offset), true);
+    view.setUint32(at + 16, input.stored.byteLength, true);
+    view.setUint32(at + 20, input.raw.byteLength, true);
+    view.setUint8(at + 24, input.compression);
+    view.setUint8(at + 25, input.duckdbChecksumValid ? 1 : 0);
+    bytes.set(digest, at + 32);
+    bytes.set(input.stored, offset);
+    entries.push({
+      blockId: input.blockId,
+      offsetBytes: offset,
+      storedBytes: input.stored.byteLength,
+      rawBytes: input.raw.byteLength,
+      compression: input.compression,
+      duckdbChecksumValid: input.duckdbChecksumValid,
+      sha256: hex(digest),
+    });
+    offset += input.stored.byteLength;
+  });
+  bytes.set(sha256(bytes.subarray(0, total - SEGMENT_TRAILER_BYTES)), total - SEGMENT_TRAILER_BYTES);
+  return { bytes, entries };
+}
+
+/** Decodes and fully checks a segment; throws RangeError naming what is wrong. */
+export function decodeSegment(bytes: Uint8Array): { header: SegmentHeader; entries: SegmentEntry[] } {
+  if (bytes.byteLength < SEGMENT_HEADER_BYTES + SEGMENT_TRAILER_BYTES) {
+    throw new RangeError(`segment is ${bytes.byteLength} bytes, shorter than its header and trailer`);
+  }
+  const body = bytes.subarray(0, bytes.byteLength - SEGMENT_TRAILER_BYTES);
+  if (hex(sha256(body)) !== hex(bytes.subarray(bytes.byteLength - SEGMENT_TRAILER_BYTES))) {
+    throw new RangeError("segment checksum mismatch (truncated or corrupted)");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== SEGMENT_MAGIC) throw new RangeError("not a duckblock segment");
+  if (view.getUint16(8, true) !== SEGMENT_VERSION) throw new RangeError(`unsupported segment version ${view.getUint16(8, true)}`);
+  const count = Number(view.getBigUint64(32, true));
+  if (SEGMENT_HEADER_BYTES + count * SEGMENT_ENTRY_BYTES > body.byteLength) {
+    throw new RangeError(`segment claims ${count} entries, more than it holds`);
+  }
+  const entries: SegmentEntry[] = [];
+  for (let index = 0; index < count; index++) {
+    const at = SEGMENT_HEADER_BYTES + index * SEGMENT_ENTRY_BYTES;
+    const entry: SegmentEntry = {
+      blockId: view.getBigUint64(at, true),
+      offsetBytes: Number(view.getBigUint64(at + 8, true)),
+      storedBytes: view.getUint32(at + 16, true),
+      rawBytes: view.getUint32(at + 20, true),
+      compression: view.getUint8(at + 24),
+      duckdbChecksumValid: view.getUint8(at + 25) === 1,
+      sha256: hex(bytes.subarray(at + 32, at + 64)),
+    };
+    if (entry.offsetBytes + entry.storedBytes > body.byteLength) throw new RangeError(`entry ${index} points past the segment`);
+    entries.push(entry);
+  }
+  return {
+    header: {
+      blockAllocSize: view.getUint32(12, true),
+      generation: view.getBigUint64(16, true),
+      sequence: Number(view.getBigUint64(24, true)),
+      previousSha256: bytes.slice(40, 72),
+    },
+    entries,
+  };
+}
+
+/** One block of the database as of a generation: which segment holds it and how to check it. */
+export type ManifestBlock = [
+  blockId: number,
+  segmentIndex: number,
+  offsetBytes: number,
+  storedBytes: number,
+  rawBytes: number,
+  compression: number,
+  duckdbChecksumValid: 0 | 1,
+  sha256: string,
+];
+
+export interface Manifest {
+  format: "haduck-manifest";
+  version: 1;
+  dbKey: string;
+  generation: number;
+  previousGeneration: number | null;
+  previousManifestSha256: string | null;
+  writerEpoch: number;
+  createdAt: string;
+  database: { dbIdentifier: string; blockAllocSize: number; storageVersion: number; libraryVersion: string };
+  fileSizeBytes: number;
+  blockCount: number;
+  /** Segments referenced by this generation (its own and inherited ones). */
+  segments: { key: string; sizeBytes: number; sha256: string }[];
+  header: ManifestBlock;
+  blocks: ManifestBlock[];
+  stats: { blocksShipped: number; bytesShipped: number; blocksSkippedUnchanged: number };
+}
+
+export function encodeManifest(manifest: Manifest): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(manifest));
+}
+
+export function decodeManifest(bytes: Uint8Array, where: string): Manifest {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new RangeError(`${where} is not a haduck manifest (not JSON)`);
+  }
+  if (manifest?.format !== "haduck-manifest" || manifest.version !== 1 || !Array.isArray(manifest.blocks) ||
+    !Array.isArray(manifest.segments) || !Array.isArray(manifest.header) || typeof manifest.generation !== "number") {
+    throw new RangeError(`${where} is not a haduck manifest version 1`);
+  }
+  return manifest;
+}
+
+export const pad = (n: number | bigint) => n.toString().padStart(20, "0");
+export const manifestKey = (dbKey: string, generation: number) => `${dbKey}/manifests/${pad(generation)}.json`;
+export const segmentKey = (dbKey: string, generation: number, sequence: number) =>
+  `${dbKey}/segments/${pad(generation)}-${sequence.toString().padStart(4, "0")}.dblk`;
+export const latestKey = (dbKey: string) => `${dbKey}/latest.json`;
