@@ -1,0 +1,94 @@
+/**
+ * @module
+ * `attach()`: a DuckDB instance with the extension loaded, the database attached through
+ * `haduck://`, and a `Replicator` following it. `close()` ships what is pending, then detaches.
+ */
+import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { BlockStore } from "@haduck/s3-block-store";
+import { basename, resolve } from "node:path";
+import { Native, openDuckDB } from "./_native.ts";
+import { type GenerationShipped, Replicator } from "./_replicator.ts";
+
+export interface AttachOptions {
+  /** Local path of the database file; created if missing. */
+  dbPath: string;
+  /** Undefined: local-only mode. */
+  store?: BlockStore;
+  /** Key of this database in the store. Default: the file's name. */
+  dbKey?: string;
+  /** SQL alias. Default `db`. */
+  alias?: string;
+  holdMs?: number;
+  onGeneration?: (event: GenerationShipped) => void;
+}
+
+export interface AttachedDatabase {
+  instance: DuckDBInstance;
+  connection: DuckDBConnection;
+  replicator: Replicator;
+  alias: string;
+  dbKey: string;
+  /** Checkpoints and waits until the resulting generation is shipped. */
+  checkpoint(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Derives the default store key from a database path: its file name. */
+export function defaultDbKey(dbPath: string): string {
+  return basename(dbPath).replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+/**
+ * Opens a replicated database.
+ *
+ * @example
+ * ```ts
+ * import { attach } from "@haduck/duckdb-fs-bridge";
+ * import { openStore } from "@haduck/s3-block-store";
+ * const db = await attach({ dbPath: "/tmp/demo.duckdb", store: openStore("file:///tmp/haduck-store") });
+ * await db.connection.run("CREATE TABLE IF NOT EXISTS db.t AS SELECT 1 AS x");
+ * await db.checkpoint();
+ * await db.close();
+ * ```
+ */
+export async function attach(options: AttachOptions): Promise<AttachedDatabase> {
+  const dbPath = resolve(options.dbPath);
+  const alias = options.alias ?? "db";
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(alias)) throw new TypeError(`Invalid alias ${JSON.stringify(alias)}`);
+  const dbKey = options.dbKey ?? defaultDbKey(dbPath);
+  const instance = await openDuckDB();
+  const native = new Native();
+  const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
+    onGeneration: options.onGeneration });
+  await replicator.start();
+  const connection = await instance.connect();
+  try {
+    await connection.run(`ATTACH 'haduck://${dbPath.replaceAll("'", "''")}' AS ${alias}`);
+    await connection.run(`USE ${alias}`);
+    // The first generation of a database new to the store ships every block.
+    await connection.run(`CHECKPOINT ${alias}`);
+    await replicator.idle();
+  } catch (error) {
+    await replicator.stop();
+    connection.closeSync();
+    throw error;
+  }
+  return {
+    instance,
+    connection,
+    replicator,
+    alias,
+    dbKey,
+    async checkpoint() {
+      await connection.run(`CHECKPOINT ${alias}`);
+      await replicator.idle();
+    },
+    async close() {
+      await connection.run(`CHECKPOINT ${alias}`);
+      await replicator.stop();
+      await connection.run(`DETACH ${alias}`).catch(() => {});
+      connection.closeSync();
+      instance.closeSync();
+    },
+  };
+}

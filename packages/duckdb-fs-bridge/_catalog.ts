@@ -1,0 +1,162 @@
+/**
+ * @module
+ * Reading what is in the store for one database: its generations (manifests, in order), one
+ * manifest checked against the chain, and `verify()` that checks every object and checksum.
+ */
+import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
+import { zstdDecompressSync } from "node:zlib";
+import {
+  COMPRESSION_NONE,
+  COMPRESSION_ZSTD,
+  decodeManifest,
+  decodeSegment,
+  hex,
+  type Manifest,
+  type ManifestBlock,
+  manifestKey,
+  sha256,
+} from "./_format.ts";
+import { ReplicationError } from "./_errors.ts";
+
+export interface GenerationSummary {
+  generation: number;
+  time: string;
+  blocks: number;
+  bytes: number;
+  blocksShipped: number;
+  bytesShipped: number;
+  fileSizeBytes: number;
+}
+
+/** Manifest generations of `dbKey`, ascending. */
+export async function listGenerations(store: BlockStore, dbKey: string): Promise<number[]> {
+  const generations: number[] = [];
+  for await (const object of store.list(`${dbKey}/manifests/`)) {
+    const match = /\/manifests\/(\d{20})\.json$/.exec(object.key);
+    if (match) generations.push(Number(match[1]));
+  }
+  return generations;
+}
+
+export async function loadManifest(store: BlockStore, dbKey: string, generation: number):
+  Promise<{ manifest: Manifest; bytes: Uint8Array; sha256: string }> {
+  const key = manifestKey(dbKey, generation);
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.get(key);
+  } catch (error) {
+    if (error instanceof BlockNotFoundError) {
+      throw new ReplicationError("GENERATION_NOT_FOUND", `Generation ${generation} of ${dbKey} is not in ` +
+        `${store.url}: run \`haduck generations\` to see the kept ones`);
+    }
+    throw error;
+  }
+  let manifest: Manifest;
+  try {
+    manifest = decodeManifest(bytes, key);
+  } catch (error) {
+    throw new ReplicationError("INTEGRITY", `Manifest ${key} is corrupt: ${(error as Error).message}`);
+  }
+  if (manifest.generation !== generation || manifest.dbKey !== dbKey) {
+    throw new ReplicationError("INTEGRITY", `Manifest ${key} describes ${manifest.dbKey} generation ` +
+      `${manifest.generation}, not ${dbKey} generation ${generation}`);
+  }
+  return { manifest, bytes, sha256: hex(sha256(bytes)) };
+}
+
+export async function latestManifest(store: BlockStore, dbKey: string) {
+  const generations = await listGenerations(store, dbKey);
+  if (generations.length === 0) return undefined;
+  return await loadManifest(store, dbKey, generations[generations.length - 1]);
+}
+
+export async function summarizeGenerations(store: BlockStore, dbKey: string): Promise<GenerationSummary[]> {
+  const summaries: GenerationSummary[] = [];
+  for (const generation of await listGenerations(store, dbKey)) {
+    const { manifest } = await loadManifest(store, dbKey, generation);
+    summaries.push({
+      generation,
+      time: manifest.createdAt,
+      blocks: manifest.blocks.length,
+      bytes: manifest.blocks.reduce((sum, block) => sum + block[4], 0),
+      blocksShipped: manifest.stats.blocksShipped,
+      bytesShipped: manifest.stats.bytesShipped,
+      fileSizeBytes: manifest.fileSizeBytes,
+    });
+  }
+  return summaries;
+}
+
+/** Decodes a stored block payload and checks its SHA-256; throws ReplicationError naming the object. */
+export function decodeBlock(stored: Uint8Array, block: ManifestBlock, segment: string): Uint8Array {
+  const [blockId, , , , rawBytes, compression, , expected] = block;
+  let raw: Uint8Array;
+  try {
+    if (compression === COMPRESSION_ZSTD) raw = new Uint8Array(zstdDecompressSync(stored, { maxOutputLength: rawBytes }));
+    else if (compression === COMPRESSION_NONE) raw = stored;
+    else throw new Error(`unknown compression ${compression}`);
+  } catch (error) {
+    throw new ReplicationError("INTEGRITY", `Block ${blockId} in ${segment} is corrupt: cannot decompress ` +
+      `(${(error as Error).message})`);
+  }
+  if (raw.byteLength !== rawBytes || hex(sha256(raw)) !== expected) {
+    throw new ReplicationError("INTEGRITY", `Block ${blockId} in ${segment} is corrupt: its SHA-256 does not ` +
+      "match the manifest; it was not applied");
+  }
+  return raw;
+}
+
+export interface VerifyReport {
+  generations: number;
+  segments: number;
+  blocks: number;
+  problems: string[];
+}
+
+/** Walks every generation's chain and every segment it references, checking every checksum. */
+export async function verify(store: BlockStore, dbKey: string): Promise<VerifyReport> {
+  const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, problems: [] };
+  const generations = await listGenerations(store, dbKey);
+  if (generations.length === 0) {
+    throw new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: nothing to verify`);
+  }
+  let previous: { generation: number; sha256: string } | undefined;
+  const segmentsChecked = new Set<string>();
+  for (const generation of generations) {
+    let loaded;
+    try {
+      loaded = await loadManifest(store, dbKey, generation);
+    } catch (error) {
+      report.problems.push((error as Error).message);
+      previous = undefined;
+      continue;
+    }
+    report.generations++;
+    const { manifest } = loaded;
+    if (previous && manifest.previousGeneration === previous.generation &&
+      manifest.previousManifestSha256 !== previous.sha256) {
+      report.problems.push(`Manifest of generation ${generation} does not chain to generation ${previous.generation}`);
+    }
+    previous = { generation, sha256: loaded.sha256 };
+    for (const [index, segment] of manifest.segments.entries()) {
+      if (segmentsChecked.has(segment.key)) continue;
+      segmentsChecked.add(segment.key);
+      report.segments++;
+      try {
+        const bytes = await store.get(segment.key);
+        if (hex(sha256(bytes)) !== segment.sha256) throw new Error("its SHA-256 does not match the manifest");
+        const decoded = decodeSegment(bytes);
+        for (const entry of decoded.entries) {
+          const block = [...manifest.blocks, manifest.header].find((b) => b[1] === index && b[2] === entry.offsetBytes);
+          if (!block) continue; // superseded by a later write in the same generation chain
+          decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block, segment.key);
+          report.blocks++;
+        }
+      } catch (error) {
+        report.problems.push(`Segment ${segment.key} (generation ${generation}) is corrupt or missing: ` +
+          (error as Error).message);
+      }
+    }
+  }
+  return report;
+}

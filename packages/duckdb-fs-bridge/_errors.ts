@@ -1,0 +1,21 @@
+/**
+ * @module
+ * Errors of replication and restore, with stable codes that the CLI maps to exit codes and the
+ * admin app to HTTP statuses.
+ */
+export type ReplicationErrorCode =
+  | "INTEGRITY"
+  | "NO_GENERATIONS"
+  | "GENERATION_NOT_FOUND"
+  | "TARGET_EXISTS"
+  | "DIVERGED"
+  | "FOREIGN_DATABASE";
+
+export class ReplicationError extends Error {
+  readonly code: ReplicationErrorCode;
+  constructor(code: ReplicationErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.name = "ReplicationError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * @module
+ * `@haduck/duckdb-fs-bridge`: loads the haduck extension into `@duckdb/node-api`, follows its
+ * event ring, ships generations to a `BlockStore`, restores and verifies them. Bun (bun:ffi).
+ *
+ * @example
+ * ```ts
+ * import { attach, restore } from "@haduck/duckdb-fs-bridge";
+ * import { openStore } from "@haduck/s3-block-store";
+ * const store = openStore("file:///tmp/haduck-store");
+ * const db = await attach({ dbPath: "/tmp/demo.duckdb", store });
+ * await db.close();
+ * await restore({ store, dbKey: db.dbKey, to: "/tmp/restored.duckdb", force: true });
+ * ```
+ */
+export { attach, type AttachedDatabase, type AttachOptions, defaultDbKey } from "./_attach.ts";
+export { type GenerationShipped, Replicator, type ReplicatorOptions, type ReplicatorStatus } from "./_replicator.ts";
+export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
+export {
+  type GenerationSummary,
+  latestManifest,
+  listGenerations,
+  loadManifest,
+  summarizeGenerations,
+  verify,
+  type VerifyReport,
+} from "./_catalog.ts";
+export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
+export { extensionPath, Native, openDuckDB } from "./_native.ts";
+export { parseHeaderRegion } from "./_duckdb_file.ts";
