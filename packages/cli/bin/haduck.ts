@@ -1,2 +1,4 @@
 #!/usr/bin/env bun
-console.log("haduck");
+import { main } from "../_main.ts";
+
+process.exit(await main(process.argv.slice(2)));

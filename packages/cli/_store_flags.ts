@@ -1,0 +1,23 @@
+/**
+ * @module
+ * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. Flags win over the
+ * `HADUCK_S3_*` variables; without either the command runs local-only (attach) or refuses.
+ */
+import { type BlockStore, hasS3Env, openStore, S3_ENV, S3BlockStore, s3OptionsFromEnv } from "@haduck/s3-block-store";
+
+export const STORE_OPTIONS = {
+  store: { type: "string" },
+  endpoint: { type: "string" },
+  "db-key": { type: "string" },
+} as const;
+
+export function storeFromFlags(values: { store?: string; endpoint?: string }, env: Record<string, string | undefined>):
+  BlockStore | undefined {
+  const overrides = values.endpoint ? { endpoint: values.endpoint } : {};
+  if (values.store) return openStore(values.store, env, overrides);
+  if (hasS3Env(env)) return new S3BlockStore(s3OptionsFromEnv(env, overrides));
+  return undefined;
+}
+
+export const NO_STORE_HINT = `no store: pass --store file:///abs/dir or --store s3://bucket/prefix, or set ` +
+  `${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}`;

@@ -1,0 +1,94 @@
+/** The CLI driven as a user would: spawned, against radosgw and the filesystem store. */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { freshBucket } from "./harness/s3.ts";
+
+const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
+const dir = mkdtempSync(join(tmpdir(), "haduck-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function haduck(args: string[], env: Record<string, string> = {}) {
+  const child = Bun.spawn([process.execPath, BIN, ...args], { cwd: dir, env: { ...process.env, ...env },
+    stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(),
+    new Response(child.stderr).text(), child.exited]);
+  return { stdout, stderr, code };
+}
+
+async function count(path: string): Promise<number> {
+  const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
+  const connection = await instance.connect();
+  const rows = (await connection.runAndReadAll("SELECT count(*)::INT AS n FROM t")).getRowObjects();
+  connection.closeSync();
+  instance.closeSync();
+  return rows[0].n as number;
+}
+
+for (const kind of ["file", "s3"] as const) {
+  test(`haduck attach -c, generations --json, restore and open the copy (${kind} store)`, async () => {
+    let storeArgs: string[];
+    let env: Record<string, string> = {};
+    if (kind === "file") storeArgs = ["--store", `file://${dir}/store`];
+    else {
+      const { bucket, s3 } = await freshBucket("cli");
+      storeArgs = ["--store", `s3://${bucket}/haduck`, "--endpoint", s3.endpoint];
+      env = { HADUCK_S3_ACCESS_KEY: s3.accessKey, HADUCK_S3_SECRET_KEY: s3.secretKey };
+    }
+    const db = `${kind}.duckdb`;
+    const attached = await haduck(["attach", db, ...storeArgs, "-c", "CREATE TABLE t AS SELECT * FROM range(50000) r(i)",
+      "-c", "CHECKPOINT", "-c", "SELECT count(*) AS n FROM t"], env);
+    expect(attached.code).toBe(0);
+    expect(attached.stdout).toContain("50000");
+    expect(attached.stderr).toMatch(/generation \d+: \d+ blocks/);
+    const listed = await haduck(["generations", ...storeArgs, "--db-key", db, "--json"], env);
+    expect(listed.code).toBe(0);
+    const generations = JSON.parse(listed.stdout);
+    expect(generations.length).toBeGreaterThan(0);
+    for (const field of ["generation", "time", "blocks", "bytes"]) expect(generations[0]).toHaveProperty(field);
+    const restored = await haduck(["restore", ...storeArgs, "--db-key", db, "--to", `${kind}-copy.duckdb`], env);
+    expect(restored.code).toBe(0);
+    expect(await count(join(dir, `${kind}-copy.duckdb`))).toBe(50000);
+    const again = await haduck(["restore", ...storeArgs, "--db-key", db, "--to", `${kind}-copy.duckdb`], env);
+    expect(again.code).toBe(6);
+    expect(again.stderr).toContain("--force");
+    const verified = await haduck(["verify", "--drill", ...storeArgs, "--db-key", db], env);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toContain("0 problems");
+  });
+}
+
+test("wrong flags and bad settings give the documented exit codes and one-line messages", async () => {
+  const unknown = await haduck(["frobnicate"]);
+  expect(unknown.code).toBe(2);
+  const badFlag = await haduck(["generations", "--bogus"]);
+  expect(badFlag.code).toBe(2);
+  const noStore = await haduck(["generations", "--db-key", "x"], { HADUCK_S3_BUCKET: "" });
+  expect(noStore.code).toBe(2);
+  expect(noStore.stderr).toContain("--store");
+  const badUrl = await haduck(["generations", "--store", "ftp://x", "--db-key", "x"]);
+  expect(badUrl.code).toBe(3);
+  const missingKeys = await haduck(["generations", "--store", "s3://bucket-x/p", "--db-key", "x"], {
+    HADUCK_S3_ENDPOINT: "http://127.0.0.1:9", HADUCK_S3_ACCESS_KEY: "", HADUCK_S3_SECRET_KEY: "" });
+  expect(missingKeys.code).toBe(3);
+  expect(missingKeys.stderr).toContain("HADUCK_S3_ACCESS_KEY");
+  expect(missingKeys.stderr.trim().split("\n").length).toBe(1);
+});
+
+test("a wrong secret exits 4 naming the keys, and never prints the secret", async () => {
+  const { bucket, s3 } = await freshBucket("cli-denied");
+  const result = await haduck(["generations", "--store", `s3://${bucket}/haduck`, "--endpoint", s3.endpoint,
+    "--db-key", "x"], { HADUCK_S3_ACCESS_KEY: s3.accessKey, HADUCK_S3_SECRET_KEY: "wrong-secret-value" });
+  expect(result.code).toBe(4);
+  expect(result.stderr).toContain("HADUCK_S3_SECRET_KEY");
+  expect(result.stderr + result.stdout).not.toContain("wrong-secret-value");
+});
+
+test("without a store, attach runs local-only and says so once", async () => {
+  const result = await haduck(["attach", "local.duckdb", "-c", "CREATE TABLE t (i INT)"], { HADUCK_S3_BUCKET: "",
+    HADUCK_S3_ENDPOINT: "", HADUCK_S3_ACCESS_KEY: "", HADUCK_S3_SECRET_KEY: "" });
+  expect(result.code).toBe(0);
+  expect(result.stderr.match(/local-only mode/g)?.length).toBe(1);
+});
