@@ -61,6 +61,13 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
     onGeneration: options.onGeneration });
   await replicator.start();
+  try {
+    await replicator.reconcile();
+  } catch (error) {
+    await replicator.stop();
+    instance.closeSync();
+    throw error;
+  }
   const connection = await instance.connect();
   try {
     await connection.run(`ATTACH 'haduck://${dbPath.replaceAll("'", "''")}' AS ${alias}`);

@@ -234,7 +234,61 @@ export class Replicator {
       return;
     }
     this.#carried = new DirtyBitmap();
-    const manifest = this.#buildManifest(info.iteration, fileInfo, segments, shipped, header, blocks.length);
+    await this.#publish(info.iteration, fileInfo, segments, shipped, header, blocks.length, started);
+  }
+
+  /**
+   * Reconciles a quiescent local file (before DuckDB opens it) with the store's last generation:
+   * the same iteration is consistent by construction (blocks the committed header references are
+   * never rewritten while it is active); a newer local iteration ships every block whose bytes
+   * differ as a new generation; an older one or another database is refused.
+   */
+  async reconcile(): Promise<{ shippedGeneration: number | null }> {
+    const store = this.options.store;
+    const previous = this.#previous?.manifest;
+    if (!store || !previous) return { shippedGeneration: null };
+    const file = await fs.open(this.options.dbPath, "r").catch(() => undefined);
+    if (!file) return { shippedGeneration: null }; // no local file: attach creates one; restore is the way back
+    let local;
+    try {
+      const region = new Uint8Array(HEADER_REGION_BYTES);
+      const { bytesRead } = await file.read(region, 0, HEADER_REGION_BYTES, 0);
+      if (bytesRead < HEADER_REGION_BYTES) return { shippedGeneration: null };
+      local = parseHeaderRegion(region);
+    } finally {
+      await file.close();
+    }
+    if (local.dbIdentifier !== previous.database.dbIdentifier) {
+      throw new ReplicationError("FOREIGN_DATABASE", `${this.options.dbPath} is another database than ` +
+        `${this.options.dbKey} in ${store.url} (identifier ${local.dbIdentifier}, store has ` +
+        `${previous.database.dbIdentifier}): use another --db-key, or \`haduck restore\` to get the stored one`);
+    }
+    if (local.iteration < previous.generation) {
+      throw new ReplicationError("DIVERGED", `${this.options.dbPath} is at generation ${local.iteration}, older than ` +
+        `generation ${previous.generation} in ${store.url}: run \`haduck restore --force --to ${this.options.dbPath}\` ` +
+        "to bring it up to date");
+    }
+    if (local.iteration === previous.generation) return { shippedGeneration: null };
+    const started = performance.now();
+    const all = Array.from({ length: local.blockCount }, (_, block) => block);
+    const result = await this.#readAndUpload(local.iteration, all);
+    if (result.uploadError) throw result.uploadError;
+    await this.#publish(local.iteration, result.fileInfo, result.segments, result.shipped, result.header!, all.length,
+      started);
+    return { shippedGeneration: local.iteration };
+  }
+
+  async #publish(
+    iteration: number,
+    fileInfo: ReturnType<typeof parseHeaderRegion>,
+    segments: { key: string; sizeBytes: number; sha256: string }[],
+    shipped: Map<number, ManifestBlock>,
+    header: ManifestBlock,
+    blocksConsidered: number,
+    started: number,
+  ): Promise<void> {
+    const info = { iteration };
+    const manifest = this.#buildManifest(iteration, fileInfo, segments, shipped, header, blocksConsidered);
     const bytes = encodeManifest(manifest);
     await this.options.store.put(manifestKey(this.options.dbKey, info.iteration), bytes, { ifNoneMatch: "*" });
     const digest = hex(sha256(bytes));
