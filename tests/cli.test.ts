@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
+import { rowCount } from "./harness/duckdb.ts";
 import { freshBucket } from "./harness/s3.ts";
 
 const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
@@ -18,14 +18,6 @@ async function haduck(args: string[], env: Record<string, string> = {}) {
   return { stdout, stderr, code };
 }
 
-async function count(path: string): Promise<number> {
-  const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
-  const connection = await instance.connect();
-  const rows = (await connection.runAndReadAll("SELECT count(*)::INT AS n FROM t")).getRowObjects();
-  connection.closeSync();
-  instance.closeSync();
-  return rows[0].n as number;
-}
 
 for (const kind of ["file", "s3"] as const) {
   test(`haduck attach -c, generations --json, restore and open the copy (${kind} store)`, async () => {
@@ -50,7 +42,7 @@ for (const kind of ["file", "s3"] as const) {
     for (const field of ["generation", "time", "blocks", "bytes"]) expect(generations[0]).toHaveProperty(field);
     const restored = await haduck(["restore", ...storeArgs, "--db-key", db, "--to", `${kind}-copy.duckdb`], env);
     expect(restored.code).toBe(0);
-    expect(await count(join(dir, `${kind}-copy.duckdb`))).toBe(50000);
+    expect(await rowCount(join(dir, `${kind}-copy.duckdb`))).toBe(50000);
     const again = await haduck(["restore", ...storeArgs, "--db-key", db, "--to", `${kind}-copy.duckdb`], env);
     expect(again.code).toBe(6);
     expect(again.stderr).toContain("--force");

@@ -9,7 +9,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
+import { rowCount } from "./harness/duckdb.ts";
 import { attach, listGenerations, loadManifest, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { freshBucket, testS3 } from "./harness/s3.ts";
 
@@ -18,14 +18,6 @@ const WRITER = resolve(import.meta.dir, "fixtures/crash_writer.ts");
 const dir = mkdtempSync(join(tmpdir(), "haduck-crash-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function rowCount(path: string): Promise<number> {
-  const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
-  const connection = await instance.connect();
-  const rows = (await connection.runAndReadAll("SELECT count(*)::INT AS n FROM t")).getRowObjects();
-  connection.closeSync();
-  instance.closeSync();
-  return rows[0].n as number;
-}
 
 test(`kill -9 at random moments (${TRIALS} trials): the last committed generation restores, nothing torn`, async () => {
   const s3 = await testS3();

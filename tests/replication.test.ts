@@ -7,7 +7,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
+import { queryFile } from "./harness/duckdb.ts";
 import { attach, listGenerations, loadManifest, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { FsBlockStore } from "@haduck/s3-block-store";
 import { freshBucket } from "./harness/s3.ts";
@@ -16,11 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), "haduck-repl-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function query(path: string, sql: string) {
-  const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
-  const connection = await instance.connect();
-  const rows = (await connection.runAndReadAll(sql)).getRowObjects();
-  connection.closeSync();
-  instance.closeSync();
+  const rows = await queryFile(path, sql);
   return JSON.stringify(rows, (_, value) => typeof value === "bigint" ? value.toString() : value);
 }
 

@@ -138,6 +138,7 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
       report.problems.push(`Manifest of generation ${generation} does not chain to generation ${previous.generation}`);
     }
     previous = { generation, sha256: loaded.sha256 };
+    const blockAt = new Map([...manifest.blocks, manifest.header].map((block) => [`${block[1]}:${block[2]}`, block]));
     for (const [index, segment] of manifest.segments.entries()) {
       if (segmentsChecked.has(segment.key)) continue;
       segmentsChecked.add(segment.key);
@@ -147,7 +148,7 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
         if (hex(sha256(bytes)) !== segment.sha256) throw new Error("its SHA-256 does not match the manifest");
         const decoded = decodeSegment(bytes);
         for (const entry of decoded.entries) {
-          const block = [...manifest.blocks, manifest.header].find((b) => b[1] === index && b[2] === entry.offsetBytes);
+          const block = blockAt.get(`${index}:${entry.offsetBytes}`);
           if (!block) continue; // superseded by a later write in the same generation chain
           decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block, segment.key);
           report.blocks++;

@@ -17,6 +17,7 @@ import { zstdCompressSync } from "node:zlib";
 import { latestManifest } from "./_catalog.ts";
 import { blockOffset, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
+import { buildManifest, type SegmentRef, type Shipment } from "./_manifest_builder.ts";
 import {
   COMPRESSION_NONE,
   COMPRESSION_ZSTD,
@@ -143,11 +144,6 @@ export class Replicator {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Marks every block of the file for the next generation (a full resync, e.g. after an overflow). */
-  carryAll(blockCount: number): void {
-    if (blockCount > 0) this.#carried.markRange(0, blockCount - 1);
-  }
-
   #tick(): void {
     const native = this.options.native;
     for (const event of native.drain()) {
@@ -208,22 +204,19 @@ export class Replicator {
     const wanted = new DirtyBitmap();
     wanted.union(dirty);
     wanted.union(this.#carried);
-    if (info.needsFullScan || !this.#previous) this.carryAllInto(wanted, info.headerBlockCount);
+    if ((info.needsFullScan || !this.#previous) && info.headerBlockCount > 0) {
+      wanted.markRange(0, info.headerBlockCount - 1); // a first or rescanned generation ships every block
+    }
     const blocks = [...wanted.blocks()].filter((block) => block < info.headerBlockCount);
-    let segments: { key: string; sizeBytes: number; sha256: string }[] = [];
-    let shipped: Map<number, ManifestBlock> = new Map();
-    let header: ManifestBlock | undefined;
-    let fileInfo;
+    let shipment: Shipment | undefined;
     let uploadError: unknown;
     try {
-      const result = await this.#readAndUpload(info.iteration, blocks);
-      ({ segments, shipped, header, fileInfo } = result);
-      uploadError = result.uploadError;
+      ({ shipment, uploadError } = await this.#readAndUpload(info.iteration, blocks));
     } catch (error) {
       uploadError = error;
     }
     const released = native.release(seq);
-    if (released !== 1 || uploadError || !header || !fileInfo) {
+    if (released !== 1 || uploadError || !shipment) {
       // Not publishable: the reads may be torn (abandoned) or the upload failed. Carry everything.
       this.#carried.union(blocks);
       this.#status.generationsAbandoned++;
@@ -234,7 +227,7 @@ export class Replicator {
       return;
     }
     this.#carried = new DirtyBitmap();
-    await this.#publish(info.iteration, fileInfo, segments, shipped, header, blocks.length, started);
+    await this.#publish(info.iteration, shipment, blocks.length, started);
   }
 
   /**
@@ -271,39 +264,32 @@ export class Replicator {
     if (local.iteration === previous.generation) return { shippedGeneration: null };
     const started = performance.now();
     const all = Array.from({ length: local.blockCount }, (_, block) => block);
-    const result = await this.#readAndUpload(local.iteration, all);
-    if (result.uploadError) throw result.uploadError;
-    await this.#publish(local.iteration, result.fileInfo, result.segments, result.shipped, result.header!, all.length,
-      started);
+    const { shipment, uploadError } = await this.#readAndUpload(local.iteration, all);
+    if (uploadError || !shipment) throw uploadError;
+    await this.#publish(local.iteration, shipment, all.length, started);
     return { shippedGeneration: local.iteration };
   }
 
-  async #publish(
-    iteration: number,
-    fileInfo: ReturnType<typeof parseHeaderRegion>,
-    segments: { key: string; sizeBytes: number; sha256: string }[],
-    shipped: Map<number, ManifestBlock>,
-    header: ManifestBlock,
-    blocksConsidered: number,
-    started: number,
-  ): Promise<void> {
-    const info = { iteration };
-    const manifest = this.#buildManifest(iteration, fileInfo, segments, shipped, header, blocksConsidered);
+  /** Writes the manifest create-only (every segment is durable by now), then the latest pointer. */
+  async #publish(iteration: number, shipment: Shipment, blocksConsidered: number, started: number): Promise<void> {
+    const store = this.options.store!;
+    const manifest = buildManifest({ dbKey: this.options.dbKey, generation: iteration, shipment,
+      previous: this.#previous, blocksConsidered });
     const bytes = encodeManifest(manifest);
-    await this.options.store.put(manifestKey(this.options.dbKey, info.iteration), bytes, { ifNoneMatch: "*" });
+    await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*" });
     const digest = hex(sha256(bytes));
-    await this.options.store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
-      JSON.stringify({ generation: info.iteration, manifestSha256: digest }),
+    await store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
+      JSON.stringify({ generation: iteration, manifestSha256: digest }),
     ));
     this.#previous = { manifest, sha256: digest };
     this.#status.generationsCommitted++;
-    this.#status.lastGeneration = info.iteration;
+    this.#status.lastGeneration = iteration;
     this.#status.lastGenerationTime = manifest.createdAt;
     this.#status.lastError = null;
     this.#status.blocksShipped += manifest.stats.blocksShipped;
     this.#status.bytesShipped += manifest.stats.bytesShipped;
     this.options.onGeneration?.({
-      generation: info.iteration,
+      generation: iteration,
       blocks: manifest.blocks.length,
       blocksShipped: manifest.stats.blocksShipped,
       bytesShipped: manifest.stats.bytesShipped,
@@ -311,20 +297,17 @@ export class Replicator {
     });
   }
 
-  private carryAllInto(bitmap: DirtyBitmap, blockCount: number): void {
-    if (blockCount > 0) bitmap.markRange(0, blockCount - 1);
-  }
-
-  async #readAndUpload(iteration: number, blocks: number[]) {
+  /** Reads the header region and `blocks` from the file and uploads them as chained segments. */
+  async #readAndUpload(iteration: number, blocks: number[]): Promise<{ shipment?: Shipment; uploadError?: unknown }> {
     const store = this.options.store!;
     const file = await fs.open(this.options.dbPath, "r");
-    const segments: { key: string; sizeBytes: number; sha256: string }[] = [];
+    const segments: SegmentRef[] = [];
     const shipped = new Map<number, ManifestBlock>();
     const uploads = new Set<Promise<void>>();
     let uploadError: unknown;
     let header: ManifestBlock | undefined;
     const previousBlocks = new Map((this.#previous?.manifest.blocks ?? []).map((block) => [block[0], block]));
-    let previousSha = this.#previous ? Buffer.from(this.#previous.sha256, "hex") : new Uint8Array(32);
+    let previousSha: Uint8Array = this.#previous ? Buffer.from(this.#previous.sha256, "hex") : new Uint8Array(32);
     try {
       const headerRegion = new Uint8Array(HEADER_REGION_BYTES);
       await file.read(headerRegion, 0, HEADER_REGION_BYTES, 0);
@@ -378,66 +361,10 @@ export class Replicator {
       }
       await flush();
       await Promise.all(uploads);
-      return { segments, shipped, header, fileInfo, uploadError };
+      if (uploadError || !header) return { uploadError: uploadError ?? new Error("no header region was shipped") };
+      return { shipment: { fileInfo, segments, shipped, header } };
     } finally {
       await file.close();
     }
-  }
-
-  #buildManifest(
-    iteration: number,
-    fileInfo: ReturnType<typeof parseHeaderRegion>,
-    newSegments: { key: string; sizeBytes: number; sha256: string }[],
-    shipped: Map<number, ManifestBlock>,
-    header: ManifestBlock,
-    blocksConsidered: number,
-  ): Manifest {
-    const previous = this.#previous?.manifest;
-    // Inherited blocks keep pointing at their old segments; segment indexes are renumbered.
-    const segments: Manifest["segments"] = [];
-    const indexOf = new Map<string, number>();
-    const segmentIndex = (segment: { key: string; sizeBytes: number; sha256: string }) => {
-      let index = indexOf.get(segment.key);
-      if (index === undefined) {
-        index = segments.length;
-        segments.push(segment);
-        indexOf.set(segment.key, index);
-      }
-      return index;
-    };
-    const blocks: ManifestBlock[] = [];
-    for (let blockId = 0; blockId < fileInfo.blockCount; blockId++) {
-      const fresh = shipped.get(blockId);
-      if (fresh) {
-        blocks.push([blockId, segmentIndex(newSegments[fresh[1]]), ...fresh.slice(2)] as ManifestBlock);
-        continue;
-      }
-      const old = previous?.blocks.find((block) => block[0] === blockId);
-      if (old) blocks.push([blockId, segmentIndex(previous!.segments[old[1]]), ...old.slice(2)] as ManifestBlock);
-    }
-    const headerEntry = [-1, segmentIndex(newSegments[header[1]]), ...header.slice(2)] as ManifestBlock;
-    const bytesShipped = newSegments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
-    return {
-      format: "haduck-manifest",
-      version: 1,
-      dbKey: this.options.dbKey,
-      generation: iteration,
-      previousGeneration: previous?.generation ?? null,
-      previousManifestSha256: this.#previous?.sha256 ?? null,
-      writerEpoch: 0,
-      createdAt: new Date().toISOString(),
-      database: {
-        dbIdentifier: fileInfo.dbIdentifier,
-        blockAllocSize: fileInfo.blockAllocSize,
-        storageVersion: fileInfo.storageVersion,
-        libraryVersion: fileInfo.libraryVersion,
-      },
-      fileSizeBytes: fileInfo.fileSizeBytes,
-      blockCount: fileInfo.blockCount,
-      segments,
-      header: headerEntry,
-      blocks,
-      stats: { blocksShipped: shipped.size, bytesShipped, blocksSkippedUnchanged: blocksConsidered - shipped.size },
-    };
   }
 }

@@ -74,6 +74,13 @@ export interface S3Answer {
   body: Uint8Array;
 }
 
+/** The error a caller sees once the retry policy gives up: a timeout stays one, the rest is "unavailable". */
+function giveUp(error: unknown, attempts: number): unknown {
+  if (error instanceof StoreTimeoutError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new StoreUnavailableError(`${reason} (gave up after ${attempts} attempts)`, error);
+}
+
 /**
  * A block store over S3.
  *
@@ -234,11 +241,7 @@ export class S3BlockStore implements BlockStore {
   request(request: S3Request): Promise<S3Answer> {
     const bytes = request.body?.byteLength ?? 0;
     return this.limiter.run(bytes, () =>
-      withRetry(this.retryPolicy, () => this.#once(request), (error, attempts) => {
-        if (error instanceof StoreTimeoutError) return error;
-        const reason = error instanceof Error ? error.message : String(error);
-        return new StoreUnavailableError(`${reason} (gave up after ${attempts} attempts)`, error);
-      }, request.signal));
+      withRetry(this.retryPolicy, () => this.#once(request), giveUp, request.signal));
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<PutResult> {
@@ -316,11 +319,7 @@ export class S3BlockStore implements BlockStore {
       return answer.body;
     };
     const body = await this.limiter.run(range?.lengthBytes ?? 0, () =>
-      withRetry(this.retryPolicy, attempt, (error, attempts) => {
-        if (error instanceof StoreTimeoutError) return error;
-        const reason = error instanceof Error ? error.message : String(error);
-        return new StoreUnavailableError(`${reason} (gave up after ${attempts} attempts)`, error);
-      }, options.signal));
+      withRetry(this.retryPolicy, attempt, giveUp, options.signal));
     if (options.sha256 !== undefined) {
       const actual = sha256Hex(body);
       if (actual !== options.sha256) {
