@@ -190,6 +190,10 @@ export function decodeManifest(bytes: Uint8Array, where: string): Manifest {
 
 export const pad = (n: number | bigint) => n.toString().padStart(20, "0");
 export const manifestKey = (dbKey: string, generation: number) => `${dbKey}/manifests/${pad(generation)}.json`;
-export const segmentKey = (dbKey: string, generation: number, sequence: number) =>
-  `${dbKey}/segments/${pad(generation)}-${sequence.toString().padStart(4, "0")}.dblk`;
+/**
+ * A segment's key carries the upload attempt: a crash between segments and manifest leaves orphans
+ * under the same generation, and the retry (after restart) must not collide with them.
+ */
+export const segmentKey = (dbKey: string, generation: number, attempt: string, sequence: number) =>
+  `${dbKey}/segments/${pad(generation)}-${attempt}-${sequence.toString().padStart(4, "0")}.dblk`;
 export const latestKey = (dbKey: string) => `${dbKey}/latest.json`;

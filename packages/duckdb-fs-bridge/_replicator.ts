@@ -302,6 +302,7 @@ export class Replicator {
     const store = this.options.store!;
     const file = await fs.open(this.options.dbPath, "r");
     const segments: SegmentRef[] = [];
+    const attempt = crypto.randomUUID().slice(0, 8);
     const shipped = new Map<number, ManifestBlock>();
     const uploads = new Set<Promise<void>>();
     let uploadError: unknown;
@@ -327,7 +328,7 @@ export class Replicator {
         const { bytes, entries } = encodeSegment({ blockAllocSize: blockSize, generation: BigInt(iteration),
           sequence, previousSha256: previousSha }, batch);
         previousSha = sha256(bytes);
-        const key = segmentKey(this.options.dbKey, iteration, sequence);
+        const key = segmentKey(this.options.dbKey, iteration, attempt, sequence);
         segments.push({ key, sizeBytes: bytes.byteLength, sha256: hex(previousSha) });
         for (const entry of entries) {
           const block: ManifestBlock = [Number(entry.blockId === HEADER_REGION_ID ? -1 : entry.blockId), sequence,
