@@ -12,27 +12,11 @@
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import { DirtyBitmap } from "@haduck/dirty-tracker";
-import * as fs from "node:fs/promises";
-import { zstdCompressSync } from "node:zlib";
 import { latestManifest } from "./_catalog.ts";
-import { blockOffset, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
-import { buildManifest, type SegmentRef, type Shipment } from "./_manifest_builder.ts";
-import {
-  COMPRESSION_NONE,
-  COMPRESSION_ZSTD,
-  encodeManifest,
-  encodeSegment,
-  HEADER_REGION_ID,
-  hex,
-  latestKey,
-  type Manifest,
-  type ManifestBlock,
-  manifestKey,
-  type SegmentInput,
-  segmentKey,
-  sha256,
-} from "./_format.ts";
+import { buildManifest, type Shipment } from "./_manifest_builder.ts";
+import { readAndUpload, readFileInfo } from "./_segment_uploader.ts";
+import { encodeManifest, hex, latestKey, type Manifest, manifestKey, sha256 } from "./_format.ts";
 import type { Native } from "./_native.ts";
 import { RING_LAYOUT as L } from "./_ring_layout.ts";
 
@@ -53,6 +37,14 @@ export interface ReplicatorOptions {
   tickMs?: number;
   /** zstd per block where the runtime has it. Default true. */
   compress?: boolean;
+  /**
+   * After a failed upload, the first retry of the carried blocks without waiting for another
+   * checkpoint comes after this long; each failure doubles it up to `catchUpDelayMaxMs`.
+   * Default 1000 ms; 0 turns the catch-up off (carried blocks then wait for the next checkpoint).
+   */
+  catchUpDelayMs?: number;
+  /** Default 30000 ms. */
+  catchUpDelayMaxMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
 }
 
@@ -74,7 +66,10 @@ export interface ReplicatorStatus {
   blocksShipped: number;
   bytesShipped: number;
   blocksCarried: number;
+  /** Catch-up passes tried since the last committed generation. */
+  catchUpAttempts: number;
   lastError: string | null;
+  lastErrorTime: string | null;
 }
 
 export class Replicator {
@@ -88,6 +83,11 @@ export class Replicator {
   #timer: ReturnType<typeof setInterval> | undefined;
   #working: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
+  /** The iteration of the newest generation whose blocks are carried (failed or abandoned). */
+  #carriedIteration: number | undefined;
+  #catchUpTimer: ReturnType<typeof setTimeout> | undefined;
+  #catchUpDelayMs = 0;
+  #stopped = false;
 
   constructor(options: ReplicatorOptions) {
     this.options = {
@@ -97,7 +97,10 @@ export class Replicator {
       holdMs: options.holdMs ?? 10_000,
       tickMs: options.tickMs ?? 20,
       compress: options.compress ?? true,
+      catchUpDelayMs: options.catchUpDelayMs ?? 1000,
+      catchUpDelayMaxMs: options.catchUpDelayMaxMs ?? 30_000,
     };
+    this.#catchUpDelayMs = this.options.catchUpDelayMs;
     this.#status = {
       mode: options.store ? "replicating" : "local-only",
       lastGeneration: null,
@@ -108,7 +111,9 @@ export class Replicator {
       blocksShipped: 0,
       bytesShipped: 0,
       blocksCarried: 0,
+      catchUpAttempts: 0,
       lastError: null,
+      lastErrorTime: null,
     };
   }
 
@@ -132,6 +137,8 @@ export class Replicator {
 
   /** Waits until every generation announced so far is shipped (or abandoned), then stops. */
   async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#catchUpTimer);
     await this.idle();
     clearInterval(this.#timer);
     this.options.native.detach();
@@ -165,15 +172,22 @@ export class Replicator {
       }
       this.#queue.sort((a, b) => (a < b ? -1 : 1));
     }
-    if (!this.#working && this.#queue.length > 0) {
-      this.#working = this.#drainQueue().finally(() => {
-        this.#working = undefined;
-        if (this.#queue.length > 0) this.#tick();
-        else for (const wake of this.#idleWaiters.splice(0)) wake();
-      });
-    } else if (!this.#working) {
-      for (const wake of this.#idleWaiters.splice(0)) wake();
-    }
+    if (!this.#working && this.#queue.length > 0) this.#run(() => this.#drainQueue());
+    else if (!this.#working) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /** Runs one piece of work at a time; when it ends, goes on with the queue or wakes the idle waiters. */
+  #run(work: () => Promise<void>): void {
+    this.#working = work().finally(() => {
+      this.#working = undefined;
+      if (this.#queue.length > 0) this.#tick();
+      else for (const wake of this.#idleWaiters.splice(0)) wake();
+    });
+  }
+
+  #fail(message: string): void {
+    this.#status.lastError = message;
+    this.#status.lastErrorTime = new Date().toISOString();
   }
 
   async #drainQueue(): Promise<void> {
@@ -183,7 +197,7 @@ export class Replicator {
       try {
         await this.#ship(seq);
       } catch (error) {
-        this.#status.lastError = (error as Error).message;
+        this.#fail((error as Error).message);
       }
     }
   }
@@ -219,15 +233,54 @@ export class Replicator {
     if (released !== 1 || uploadError || !shipment) {
       // Not publishable: the reads may be torn (abandoned) or the upload failed. Carry everything.
       this.#carried.union(blocks);
+      this.#carriedIteration = info.iteration;
       this.#status.generationsAbandoned++;
       if (uploadError) {
-        this.#status.lastError = `Cannot ship generation ${info.iteration} of ${this.options.dbKey}: ` +
-          (uploadError as Error).message;
+        this.#fail(`Cannot ship generation ${info.iteration} of ${this.options.dbKey}: ${(uploadError as Error).message}`);
       }
+      this.#scheduleCatchUp();
       return;
     }
-    this.#carried = new DirtyBitmap();
     await this.#publish(info.iteration, shipment, blocks.length, started);
+  }
+
+  #scheduleCatchUp(): void {
+    if (this.#stopped || this.#catchUpTimer || this.options.catchUpDelayMs === 0) return;
+    const delayMs = this.#catchUpDelayMs;
+    this.#catchUpDelayMs = Math.min(delayMs * 2, this.options.catchUpDelayMaxMs);
+    this.#catchUpTimer = setTimeout(() => {
+      this.#catchUpTimer = undefined;
+      if (this.#working || this.#queue.length > 0) return this.#scheduleCatchUp(); // the queue carries them
+      this.#run(() => this.#catchUp());
+    }, delayMs);
+  }
+
+  /**
+   * Ships the carried blocks of the last failed generation without waiting for another checkpoint,
+   * as long as the file still holds that generation's header. The hold no longer protects these
+   * reads, so they are checked like a seqlock: DuckDB overwrites a block the active header
+   * references only after writing a newer header, so if the header is unchanged after every read,
+   * every read saw the committed bytes. Otherwise the newer generation's event carries them.
+   */
+  async #catchUp(): Promise<void> {
+    const iteration = this.#carriedIteration;
+    if (iteration === undefined || this.#stopped) return;
+    this.#status.catchUpAttempts++;
+    const started = performance.now();
+    try {
+      const before = await readFileInfo(this.options.dbPath);
+      if (before?.iteration !== iteration) return;
+      const blocks = this.#previous
+        ? [...this.#carried.blocks()].filter((block) => block < before.blockCount)
+        : Array.from({ length: before.blockCount }, (_, block) => block);
+      const { shipment, uploadError } = await this.#readAndUpload(iteration, blocks);
+      if (uploadError || !shipment) throw uploadError;
+      if ((await readFileInfo(this.options.dbPath))?.iteration !== iteration) return;
+      await this.#publish(iteration, shipment, blocks.length, started);
+    } catch (error) {
+      this.#fail(`Cannot ship generation ${iteration} of ${this.options.dbKey} (catch-up): ${(error as Error).message}`);
+      this.#scheduleCatchUp();
+    }
   }
 
   /**
@@ -240,17 +293,9 @@ export class Replicator {
     const store = this.options.store;
     const previous = this.#previous?.manifest;
     if (!store || !previous) return { shippedGeneration: null };
-    const file = await fs.open(this.options.dbPath, "r").catch(() => undefined);
-    if (!file) return { shippedGeneration: null }; // no local file: attach creates one; restore is the way back
-    let local;
-    try {
-      const region = new Uint8Array(HEADER_REGION_BYTES);
-      const { bytesRead } = await file.read(region, 0, HEADER_REGION_BYTES, 0);
-      if (bytesRead < HEADER_REGION_BYTES) return { shippedGeneration: null };
-      local = parseHeaderRegion(region);
-    } finally {
-      await file.close();
-    }
+    // No local file: attach creates one; restore is the way back.
+    const local = await readFileInfo(this.options.dbPath);
+    if (!local) return { shippedGeneration: null };
     if (local.dbIdentifier !== previous.database.dbIdentifier) {
       throw new ReplicationError("FOREIGN_DATABASE", `${this.options.dbPath} is another database than ` +
         `${this.options.dbKey} in ${store.url} (identifier ${local.dbIdentifier}, store has ` +
@@ -282,6 +327,11 @@ export class Replicator {
       JSON.stringify({ generation: iteration, manifestSha256: digest }),
     ));
     this.#previous = { manifest, sha256: digest };
+    // Every carried block is in this generation (it was read from the file at this iteration).
+    this.#carried = new DirtyBitmap();
+    this.#carriedIteration = undefined;
+    this.#catchUpDelayMs = this.options.catchUpDelayMs;
+    this.#status.catchUpAttempts = 0;
     this.#status.generationsCommitted++;
     this.#status.lastGeneration = iteration;
     this.#status.lastGenerationTime = manifest.createdAt;
@@ -297,75 +347,11 @@ export class Replicator {
     });
   }
 
-  /** Reads the header region and `blocks` from the file and uploads them as chained segments. */
-  async #readAndUpload(iteration: number, blocks: number[]): Promise<{ shipment?: Shipment; uploadError?: unknown }> {
-    const store = this.options.store!;
-    const file = await fs.open(this.options.dbPath, "r");
-    const segments: SegmentRef[] = [];
-    const attempt = crypto.randomUUID().slice(0, 8);
-    const shipped = new Map<number, ManifestBlock>();
-    const uploads = new Set<Promise<void>>();
-    let uploadError: unknown;
-    let header: ManifestBlock | undefined;
-    const previousBlocks = new Map((this.#previous?.manifest.blocks ?? []).map((block) => [block[0], block]));
-    let previousSha: Uint8Array = this.#previous ? Buffer.from(this.#previous.sha256, "hex") : new Uint8Array(32);
-    try {
-      const headerRegion = new Uint8Array(HEADER_REGION_BYTES);
-      await file.read(headerRegion, 0, HEADER_REGION_BYTES, 0);
-      const fileInfo = parseHeaderRegion(headerRegion);
-      if (fileInfo.iteration !== iteration) {
-        // DuckDB already wrote a newer header (the hold was not in force): never pair it with these blocks.
-        throw new ReplicationError("INTEGRITY", `the file's header is at iteration ${fileInfo.iteration}, ` +
-          `expected ${iteration}`);
-      }
-      const blockSize = fileInfo.blockAllocSize;
-      let batch: SegmentInput[] = [{ blockId: HEADER_REGION_ID, raw: headerRegion, stored: headerRegion,
-        compression: COMPRESSION_NONE, duckdbChecksumValid: false }];
-      let batchBytes = HEADER_REGION_BYTES;
-      const flush = async () => {
-        if (batch.length === 0) return;
-        const sequence = segments.length;
-        const { bytes, entries } = encodeSegment({ blockAllocSize: blockSize, generation: BigInt(iteration),
-          sequence, previousSha256: previousSha }, batch);
-        previousSha = sha256(bytes);
-        const key = segmentKey(this.options.dbKey, iteration, attempt, sequence);
-        segments.push({ key, sizeBytes: bytes.byteLength, sha256: hex(previousSha) });
-        for (const entry of entries) {
-          const block: ManifestBlock = [Number(entry.blockId === HEADER_REGION_ID ? -1 : entry.blockId), sequence,
-            entry.offsetBytes, entry.storedBytes, entry.rawBytes, entry.compression,
-            entry.duckdbChecksumValid ? 1 : 0, entry.sha256];
-          if (entry.blockId === HEADER_REGION_ID) header = block;
-          else shipped.set(block[0], block);
-        }
-        batch = [];
-        batchBytes = 0;
-        while (uploads.size >= this.options.uploadsInFlightMax) await Promise.race(uploads);
-        const upload = store.put(key, bytes, { ifNoneMatch: "*" }).then(() => {}, (error) => {
-          uploadError ??= error;
-        }).finally(() => uploads.delete(upload));
-        uploads.add(upload);
-      };
-      for (const blockId of blocks) {
-        const raw = new Uint8Array(blockSize);
-        await file.read(raw, 0, blockSize, blockOffset(blockId, blockSize));
-        const digest = hex(sha256(raw));
-        const before = previousBlocks.get(blockId);
-        if (before && before[7] === digest) continue; // content unchanged: the old entry still holds
-        const stored = this.options.compress ? new Uint8Array(zstdCompressSync(raw)) : raw;
-        const compressed = stored.byteLength < raw.byteLength;
-        batch.push({ blockId: BigInt(blockId), raw, stored: compressed ? stored : raw,
-          compression: compressed ? COMPRESSION_ZSTD : COMPRESSION_NONE,
-          duckdbChecksumValid: this.options.native.blockChecksumOk(raw) });
-        batchBytes += raw.byteLength;
-        if (batchBytes >= this.options.segmentBytesMax) await flush();
-        if (uploadError) break;
-      }
-      await flush();
-      await Promise.all(uploads);
-      if (uploadError || !header) return { uploadError: uploadError ?? new Error("no header region was shipped") };
-      return { shipment: { fileInfo, segments, shipped, header } };
-    } finally {
-      await file.close();
-    }
+  /** One read-and-upload pass over `blocks` at `iteration` with this replicator's settings. */
+  #readAndUpload(iteration: number, blocks: number[]): Promise<{ shipment?: Shipment; uploadError?: unknown }> {
+    const o = this.options;
+    return readAndUpload({ store: o.store!, dbPath: o.dbPath, dbKey: o.dbKey, iteration, blocks,
+      previous: this.#previous, segmentBytesMax: o.segmentBytesMax, uploadsInFlightMax: o.uploadsInFlightMax,
+      compress: o.compress, blockChecksumOk: (block) => o.native.blockChecksumOk(block) });
   }
 }

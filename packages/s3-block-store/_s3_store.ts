@@ -266,17 +266,22 @@ export class S3BlockStore implements BlockStore {
 
   /**
    * A conditional PUT is not idempotent: a retry after a lost answer could report 412 for our own
-   * write. So a 5xx or network failure is "outcome unknown": read the object back and decide.
+   * write. So a 5xx or network failure is "outcome unknown": read the object back and decide. A 412
+   * is read back too, because the runtime's HTTP client may itself resend a request whose
+   * connection dropped (Bun's fetch does, on a reused connection): when the stored bytes are
+   * exactly ours, the write happened, and a conditional put of identical bytes is a success.
    */
   async #putConditional(request: S3Request, body: Uint8Array, options: PutOptions): Promise<PutResult> {
     const key = request.key!;
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.retryPolicy.attemptsMax; attempt++) {
+      let lost: PreconditionFailedError | undefined;
       try {
         const answer = await this.limiter.run(body.byteLength, () => this.#once(request));
         return { etag: unquoteEtag(answer.headers.get("etag")) };
       } catch (error) {
-        if (!(error instanceof StoreError) || !error.retryable) throw error;
+        if (error instanceof PreconditionFailedError) lost = error;
+        else if (!(error instanceof StoreError) || !error.retryable) throw error;
         lastError = error;
       }
       let current: Uint8Array | undefined;
@@ -289,6 +294,7 @@ export class S3BlockStore implements BlockStore {
         else throw new UnknownOutcomeError(key, this.url, error);
       }
       if (current && bytesEqual(current, body)) return { etag: info!.etag };
+      if (lost) throw lost;
       if (options.ifNoneMatch && current) {
         throw new PreconditionFailedError(key, this.url, "another writer created it first");
       }

@@ -175,9 +175,16 @@ export async function startRadosgw(options: { ownerPid?: number } = {}): Promise
   }
 }
 
+// `bun tests/harness/radosgw.ts` measures the start; with `--serve` it prints the HADUCK_TEST_S3_*
+// variables for other shells (tests and benchmarks then reuse this server) and runs until Ctrl-C.
 if (import.meta.main) {
   const started = performance.now();
   const cluster = await startRadosgw();
   console.log(JSON.stringify({ endpoint: cluster.endpoint, startMs: Math.round(performance.now() - started) }));
+  if (process.argv.includes("--serve")) {
+    console.log(`export HADUCK_TEST_S3_ENDPOINT=${cluster.endpoint} HADUCK_TEST_S3_ACCESS_KEY=${cluster.accessKey} ` +
+      `HADUCK_TEST_S3_SECRET_KEY=${cluster.secretKey}`);
+    await new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
+  }
   await cluster.stop();
 }

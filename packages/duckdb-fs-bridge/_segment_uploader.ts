@@ -1,0 +1,124 @@
+/**
+ * @module
+ * One read-and-upload pass: reads the header region and a set of blocks straight from the
+ * database file, skips blocks whose bytes equal the previous manifest's, compresses, packs them
+ * into checksum-chained segments and uploads those create-only, a bounded number at a time.
+ * It publishes nothing: the caller decides whether the pass is consistent and writes the manifest.
+ */
+import type { BlockStore } from "@haduck/s3-block-store";
+import * as fs from "node:fs/promises";
+import { zstdCompressSync } from "node:zlib";
+import { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
+import { ReplicationError } from "./_errors.ts";
+import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
+import {
+  COMPRESSION_NONE,
+  COMPRESSION_ZSTD,
+  encodeSegment,
+  HEADER_REGION_ID,
+  hex,
+  type Manifest,
+  type ManifestBlock,
+  type SegmentInput,
+  segmentKey,
+  sha256,
+} from "./_format.ts";
+
+export interface UploadPassOptions {
+  store: BlockStore;
+  dbPath: string;
+  dbKey: string;
+  /** The DuckDB header iteration the pass belongs to; the file's header must be at it. */
+  iteration: number;
+  blocks: number[];
+  previous?: { manifest: Manifest; sha256: string };
+  segmentBytesMax: number;
+  uploadsInFlightMax: number;
+  compress: boolean;
+  blockChecksumOk: (block: Uint8Array) => boolean;
+}
+
+/** Reads and uploads; an upload failure is returned (the caller carries the blocks), a read failure thrown. */
+export async function readAndUpload(options: UploadPassOptions): Promise<{ shipment?: Shipment; uploadError?: unknown }> {
+  const { store, iteration } = options;
+  const file = await fs.open(options.dbPath, "r");
+  const segments: SegmentRef[] = [];
+  const attempt = crypto.randomUUID().slice(0, 8);
+  const shipped = new Map<number, ManifestBlock>();
+  const uploads = new Set<Promise<void>>();
+  let uploadError: unknown;
+  let header: ManifestBlock | undefined;
+  const previousBlocks = new Map((options.previous?.manifest.blocks ?? []).map((block) => [block[0], block]));
+  let previousSha: Uint8Array = options.previous ? Buffer.from(options.previous.sha256, "hex") : new Uint8Array(32);
+  try {
+    const headerRegion = new Uint8Array(HEADER_REGION_BYTES);
+    await file.read(headerRegion, 0, HEADER_REGION_BYTES, 0);
+    const fileInfo = parseHeaderRegion(headerRegion);
+    if (fileInfo.iteration !== iteration) {
+      // DuckDB already wrote a newer header (the hold was not in force): never pair it with these blocks.
+      throw new ReplicationError("INTEGRITY", `the file's header is at iteration ${fileInfo.iteration}, ` +
+        `expected ${iteration}`);
+    }
+    const blockSize = fileInfo.blockAllocSize;
+    let batch: SegmentInput[] = [{ blockId: HEADER_REGION_ID, raw: headerRegion, stored: headerRegion,
+      compression: COMPRESSION_NONE, duckdbChecksumValid: false }];
+    let batchBytes = HEADER_REGION_BYTES;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const sequence = segments.length;
+      const { bytes, entries } = encodeSegment({ blockAllocSize: blockSize, generation: BigInt(iteration),
+        sequence, previousSha256: previousSha }, batch);
+      previousSha = sha256(bytes);
+      const key = segmentKey(options.dbKey, iteration, attempt, sequence);
+      segments.push({ key, sizeBytes: bytes.byteLength, sha256: hex(previousSha) });
+      for (const entry of entries) {
+        const block: ManifestBlock = [Number(entry.blockId === HEADER_REGION_ID ? -1 : entry.blockId), sequence,
+          entry.offsetBytes, entry.storedBytes, entry.rawBytes, entry.compression,
+          entry.duckdbChecksumValid ? 1 : 0, entry.sha256];
+        if (entry.blockId === HEADER_REGION_ID) header = block;
+        else shipped.set(block[0], block);
+      }
+      batch = [];
+      batchBytes = 0;
+      while (uploads.size >= options.uploadsInFlightMax) await Promise.race(uploads);
+      const upload = store.put(key, bytes, { ifNoneMatch: "*" }).then(() => {}, (error) => {
+        uploadError ??= error;
+      }).finally(() => uploads.delete(upload));
+      uploads.add(upload);
+    };
+    for (const blockId of options.blocks) {
+      const raw = new Uint8Array(blockSize);
+      await file.read(raw, 0, blockSize, blockOffset(blockId, blockSize));
+      const digest = hex(sha256(raw));
+      const before = previousBlocks.get(blockId);
+      if (before && before[7] === digest) continue; // content unchanged: the old entry still holds
+      const stored = options.compress ? new Uint8Array(zstdCompressSync(raw)) : raw;
+      const compressed = stored.byteLength < raw.byteLength;
+      batch.push({ blockId: BigInt(blockId), raw, stored: compressed ? stored : raw,
+        compression: compressed ? COMPRESSION_ZSTD : COMPRESSION_NONE,
+        duckdbChecksumValid: options.blockChecksumOk(raw) });
+      batchBytes += raw.byteLength;
+      if (batchBytes >= options.segmentBytesMax) await flush();
+      if (uploadError) break;
+    }
+    await flush();
+    await Promise.all(uploads);
+    if (uploadError || !header) return { uploadError: uploadError ?? new Error("no header region was shipped") };
+    return { shipment: { fileInfo, segments, shipped, header } };
+  } finally {
+    await file.close();
+  }
+}
+
+/** The file's active header (what a reader of the file sees now), or undefined when there is no database yet. */
+export async function readFileInfo(dbPath: string): Promise<DuckDBFileInfo | undefined> {
+  const file = await fs.open(dbPath, "r").catch(() => undefined);
+  if (!file) return undefined;
+  try {
+    const region = new Uint8Array(HEADER_REGION_BYTES);
+    const { bytesRead } = await file.read(region, 0, HEADER_REGION_BYTES, 0);
+    return bytesRead < HEADER_REGION_BYTES ? undefined : parseHeaderRegion(region);
+  } finally {
+    await file.close();
+  }
+}
