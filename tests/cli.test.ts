@@ -84,3 +84,59 @@ test("without a store, attach runs local-only and says so once", async () => {
   expect(result.code).toBe(0);
   expect(result.stderr.match(/local-only mode/g)?.length).toBe(1);
 });
+
+test("haduck gc is a dry run until --apply, then keeps only the newest generations", async () => {
+  const storeArgs = ["--store", `file://${dir}/gc-store`, "--db-key", "gc.duckdb"];
+  const statements = ["-c", "CREATE TABLE t AS SELECT * FROM range(1000) r(i)"];
+  for (let step = 0; step < 3; step++) statements.push("-c", `INSERT INTO t SELECT * FROM range(${step * 10})`, "-c", "CHECKPOINT");
+  expect((await haduck(["attach", "gc.duckdb", ...storeArgs, ...statements])).code).toBe(0);
+  const before = JSON.parse((await haduck(["generations", ...storeArgs, "--json"])).stdout);
+  expect(before.length).toBeGreaterThanOrEqual(4);
+  const dry = await haduck(["gc", ...storeArgs, "--keep-last", "2"]);
+  expect(dry.code).toBe(0);
+  expect(dry.stdout).toContain("dry run");
+  expect(JSON.parse((await haduck(["generations", ...storeArgs, "--json"])).stdout).length).toBe(before.length);
+  const applied = await haduck(["gc", ...storeArgs, "--keep-last", "2", "--apply", "--json"]);
+  expect(applied.code).toBe(0);
+  expect(JSON.parse(applied.stdout).deletedGenerations.length).toBe(before.length - 2);
+  const after = JSON.parse((await haduck(["generations", ...storeArgs, "--json"])).stdout);
+  expect(after.map((g: { generation: number }) => g.generation))
+    .toEqual(before.slice(-2).map((g: { generation: number }) => g.generation));
+  expect((await haduck(["verify", ...storeArgs])).code).toBe(0);
+  const bad = await haduck(["gc", ...storeArgs, "--keep-within", "soon"]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain("36h");
+});
+
+test("haduck serve serves the admin endpoint until SIGTERM, then ships what is pending and exits 0", async () => {
+  const token = "serve-test-token-0123456789";
+  const child = Bun.spawn([process.execPath, BIN, "serve", "served.duckdb", "--store", `file://${dir}/serve-store`,
+    "--admin", "127.0.0.1:0"], { cwd: dir, env: { ...process.env, HADUCK_ADMIN_TOKEN: token }, stdout: "pipe",
+    stderr: "pipe" });
+  let stderr = "";
+  const reading = (async () => {
+    for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
+  })();
+  const deadline = Date.now() + 60_000;
+  while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
+  const url = /admin on (\S+)/.exec(stderr)?.[1];
+  expect(url).toBeDefined();
+  expect(stderr).not.toContain(token);
+  const auth = { authorization: `Bearer ${token}` };
+  expect((await fetch(`${url}healthz`)).status).toBe(200);
+  expect((await fetch(`${url}status`)).status).toBe(401);
+  const checkpoint = await (await fetch(`${url}checkpoint`, { method: "POST", headers: auth })).json();
+  expect(checkpoint.lastError).toBeNull();
+  const status = await (await fetch(`${url}status`, { headers: auth })).json();
+  expect(status.databases[0].db).toBe("served.duckdb");
+  expect(status.databases[0].lastGeneration).toBe(checkpoint.lastGeneration);
+  child.kill("SIGTERM");
+  expect(await child.exited).toBe(0);
+  await reading;
+  const listed = await haduck(["generations", "--store", `file://${dir}/serve-store`, "--db-key", "served.duckdb",
+    "--json"]);
+  expect(JSON.parse(listed.stdout).length).toBeGreaterThan(0);
+  const usage = await haduck(["serve", "served.duckdb", "--admin", "not-a-port"]);
+  expect(usage.code).toBe(2);
+  expect(usage.stderr).toContain("HOST:PORT");
+});

@@ -47,6 +47,7 @@ test(`kill -9 at random moments (${TRIALS} trials): the last committed generatio
     const to = join(dir, `restored-${trial}.duckdb`);
     await restore({ store, dbKey: "crash.duckdb", to });
     const restoredRows = await rowCount(to);
+    if (shipped.length > 0 && restoredRows < shipped[shipped.length - 1].rows) console.log(output.slice(-2000));
     if (shipped.length > 0) expect(restoredRows).toBeGreaterThanOrEqual(shipped[shipped.length - 1].rows);
     expect(restoredRows % 2000).toBe(0);
     // Restart: reconcile ships what the crash left unshipped; then store and local file agree.
@@ -60,6 +61,7 @@ test(`kill -9 at random moments (${TRIALS} trials): the last committed generatio
     rmSync(to);
     rmSync(after);
     figures.trials++;
+    if (process.env.HADUCK_CRASH_VERBOSE) console.log(`trial ${trial}: ${restoredRows} rows restored, ${localRows} local`);
     figures.generations = generations.length;
   }
   const report = await verify(store, "crash.duckdb");

@@ -10,6 +10,7 @@ import { StoreError } from "@haduck/s3-block-store";
 import {
   attach,
   defaultDbKey,
+  gc,
   extensionPath,
   latestManifest,
   Native,
@@ -21,49 +22,15 @@ import {
 } from "@haduck/duckdb-fs-bridge";
 import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
 import { printRows, runShell } from "./_shell.ts";
+import { HELP } from "./_help.ts";
+import { progress } from "./_progress.ts";
+import { adminDatabase, parseListen, serveAdmin } from "./_admin_server.ts";
 
 /** Exit codes, documented in `haduck --help`. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6 } as const;
 
 class UsageError extends Error {}
 
-const HELP: Record<string, string> = {
-  main: `haduck: highly available embedded DuckDB (block-level replication to object storage)
-
-Usage: haduck <command> [options]
-
-Commands:
-  attach <db-path>    open a database with replication running (SQL shell, or -c/-f)
-  restore --to <path> restore a generation into a new file
-  generations         list the generations in the store (--json)
-  verify              check every object and checksum in the store (--drill: also restore and open)
-  status              the latest generation and the store's state (--json)
-
-Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL]
-  or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY, HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX).
-  --db-key KEY names the database in the store (default: the file name). Flags win over variables.
-
-Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store unreachable or access denied,
-  5 integrity failure, 6 conflict (target exists, diverged).
-
-Examples:
-  haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 42 AS x"
-  haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb
-  haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
-  attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql]
-Opens <db-path> through haduck://, ships a generation at every checkpoint, and prints one line per
-generation. Without -c or -f it starts an interactive SQL shell (.exit to leave).
-Example: haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 1 AS x"`,
-  restore: `Usage: haduck restore --to <path> [--generation N] [--force] --store URL --db-key KEY
-Restores a generation (default: the latest) into a new file; refuses to overwrite unless --force.
-Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
-  generations: `Usage: haduck generations --store URL --db-key KEY [--json]
-Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,
-  verify: `Usage: haduck verify --store URL --db-key KEY [--drill]
-Checks the manifest chain and every segment's and block's checksum; --drill also restores the
-latest generation into a temp dir and opens it. Exit 5 when anything is corrupt.`,
-  status: `Usage: haduck status --store URL --db-key KEY [--json]`,
-};
 
 function parse(args: string[], options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>) {
   try {
@@ -86,19 +53,12 @@ const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
 
 async function commandAttach(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { command: { type: "string", short: "c", multiple: true },
-    file: { type: "string", short: "f" }, alias: { type: "string" } });
+    file: { type: "string", short: "f" }, alias: { type: "string" }, admin: { type: "string" } });
   if (values.help) return (console.log(HELP.attach), EXIT.ok);
   if (positionals.length !== 1) throw new UsageError("attach needs exactly one <db-path>; see --help");
-  const store = storeFromFlags(values, process.env);
-  if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
-  const db = await attach({
-    dbPath: positionals[0],
-    store,
-    dbKey: values["db-key"],
-    alias: values.alias,
-    onGeneration: (event) => console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
-      `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`),
-  });
+  if (values.admin !== undefined) parseListen(values.admin); // a bad address fails before the database opens
+  const { db, store } = await attachFromFlags(positionals[0], values);
+  const admin = values.admin === undefined ? undefined : serveAdmin(values.admin, [adminDatabase(db, store)]);
   try {
     const statements = [...(values.command ?? [])];
     if (values.file) statements.push(readFileSync(values.file, "utf8"));
@@ -111,12 +71,73 @@ async function commandAttach(args: string[]): Promise<number> {
       }
     }
   } finally {
+    await admin?.stop();
     await db.close();
   }
   const error = db.replicator.status.lastError;
   if (error) {
     console.error(`haduck: ${error}`);
     return EXIT.store;
+  }
+  return EXIT.ok;
+}
+
+/** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
+async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
+  alias?: string }) {
+  const store = storeFromFlags(values, process.env);
+  if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
+  const db = await attach({
+    dbPath,
+    store,
+    dbKey: values["db-key"],
+    alias: values.alias,
+    onGeneration: (event) => console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
+      `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`),
+  });
+  return { db, store };
+}
+
+async function commandServe(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { admin: { type: "string" }, alias: { type: "string" } });
+  if (values.help) return (console.log(HELP.serve), EXIT.ok);
+  if (positionals.length !== 1) throw new UsageError("serve needs exactly one <db-path>; see --help");
+  if (values.admin === undefined) throw new UsageError("serve needs --admin HOST:PORT (e.g. 127.0.0.1:8080)");
+  parseListen(values.admin); // a bad address fails before the database opens
+  const { db, store } = await attachFromFlags(positionals[0], values);
+  const admin = serveAdmin(values.admin, [adminDatabase(db, store)]);
+  await new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
+  await admin.stop();
+  await db.close();
+  const error = db.replicator.status.lastError;
+  if (error) console.error(`haduck: ${error}`);
+  return error ? EXIT.store : EXIT.ok;
+}
+
+/** `90m`, `36h`, `7d`, `45s` to milliseconds. */
+function parseDuration(value: string): number {
+  const match = /^(\d+)(s|m|h|d)$/.exec(value.trim());
+  if (!match) throw new UsageError(`Invalid duration ${JSON.stringify(value)}: expected a number and s, m, h or d, e.g. 36h`);
+  return Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as "s"];
+}
+
+async function commandGc(args: string[]): Promise<number> {
+  const { values } = parse(args, { "keep-last": { type: "string" }, "keep-within": { type: "string" },
+    apply: { type: "boolean" }, json: { type: "boolean" } });
+  if (values.help) return (console.log(HELP.gc), EXIT.ok);
+  const keepLast = values["keep-last"] === undefined ? 10 : Number(values["keep-last"]);
+  if (!Number.isSafeInteger(keepLast) || keepLast < 1) {
+    throw new UsageError(`--keep-last must be a whole number of at least 1, not ${values["keep-last"]}`);
+  }
+  const keepWithinMs = values["keep-within"] === undefined ? 0 : parseDuration(values["keep-within"]);
+  const { store, dbKey } = needStore(values);
+  const report = await gc({ store, dbKey, keepLast, keepWithinMs, apply: values.apply });
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else {
+    const verb = report.applied ? "deleted" : "would delete (dry run; pass --apply to delete)";
+    console.log(`kept ${report.kept.length} generations (${report.kept.join(", ") || "none"})`);
+    console.log(`${verb}: ${report.deletedGenerations.length} generations, ${report.deletedSegments.length} ` +
+      `segments, ${mib(report.bytesFreed)}`);
   }
   return EXIT.ok;
 }
@@ -133,8 +154,10 @@ async function commandRestore(args: string[]): Promise<number> {
   await openDuckDB(); // loads libduckdb so the extension's block checksum is available
   const native = new Native();
   const started = performance.now();
+  const bar = progress("restore");
   const result = await restore({ store, dbKey, to: resolve(values.to), generation, force: values.force,
-    blockChecksumOk: (block) => native.blockChecksumOk(block) });
+    blockChecksumOk: (block) => native.blockChecksumOk(block), onProgress: bar.update });
+  bar.finish();
   const seconds = (performance.now() - started) / 1000;
   console.log(`restored generation ${result.generation} of ${dbKey} to ${result.path}: ${result.blocks} blocks, ` +
     `${mib(result.bytes)} in ${seconds.toFixed(2)} s`);
@@ -213,6 +236,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   generations: commandGenerations,
   verify: commandVerify,
   status: commandStatus,
+  gc: commandGc,
+  serve: commandServe,
 };
 
 export function exitCodeOf(error: unknown): number {

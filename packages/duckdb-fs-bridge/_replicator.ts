@@ -50,6 +50,8 @@ export interface ReplicatorOptions {
 
 export interface GenerationShipped {
   generation: number;
+  /** When its manifest was written (ISO 8601). */
+  time: string;
   blocks: number;
   blocksShipped: number;
   bytesShipped: number;
@@ -68,9 +70,18 @@ export interface ReplicatorStatus {
   blocksCarried: number;
   /** Catch-up passes tried since the last committed generation. */
   catchUpAttempts: number;
+  /** Failures since start (uploads, reads, catch-ups). */
+  errors: number;
+  /** How long the oldest checkpoint not yet in the store has waited; 0 when nothing waits. */
+  lagMs: number;
+  /** The newest committed generations (at most `RECENT_GENERATIONS_MAX`), oldest first. */
+  recent: GenerationShipped[];
   lastError: string | null;
   lastErrorTime: string | null;
 }
+
+/** How many committed generations `status.recent` remembers. */
+export const RECENT_GENERATIONS_MAX = 100;
 
 export class Replicator {
   readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration">> & ReplicatorOptions;
@@ -88,6 +99,8 @@ export class Replicator {
   #catchUpTimer: ReturnType<typeof setTimeout> | undefined;
   #catchUpDelayMs = 0;
   #stopped = false;
+  /** When the oldest generation not yet committed was announced (performance.now()). */
+  #waitingSince: number | undefined;
 
   constructor(options: ReplicatorOptions) {
     this.options = {
@@ -112,13 +125,19 @@ export class Replicator {
       bytesShipped: 0,
       blocksCarried: 0,
       catchUpAttempts: 0,
+      errors: 0,
+      lagMs: 0,
+      recent: [],
       lastError: null,
       lastErrorTime: null,
     };
   }
 
   get status(): ReplicatorStatus {
-    return { ...this.#status, generationsPending: this.#queue.length, blocksCarried: this.#carried.count };
+    const waiting = this.#queue.length > 0 || this.#carried.count > 0 || this.#working !== undefined;
+    return { ...this.#status, generationsPending: this.#queue.length, blocksCarried: this.#carried.count,
+      lagMs: waiting && this.#waitingSince !== undefined ? performance.now() - this.#waitingSince : 0,
+      recent: [...this.#status.recent] };
   }
 
   /** Loads the last manifest (for chaining and skipping unchanged blocks) and starts following the ring. */
@@ -157,6 +176,7 @@ export class Replicator {
       if (event.type !== L.HADUCK_EVENT_GENERATION_READY) continue;
       if (this.#fileId === undefined && native.filePath(event.fileId) === this.options.dbPath) this.#fileId = event.fileId;
       if (event.fileId === this.#fileId && !this.#seen.has(event.a)) {
+        this.#waitingSince ??= performance.now();
         this.#seen.add(event.a);
         this.#queue.push(event.a);
       }
@@ -186,6 +206,7 @@ export class Replicator {
   }
 
   #fail(message: string): void {
+    this.#status.errors++;
     this.#status.lastError = message;
     this.#status.lastErrorTime = new Date().toISOString();
   }
@@ -210,6 +231,7 @@ export class Replicator {
     const dirty = native.generationBlocks(seq, info.blockCount);
     if (!this.options.store) {
       native.release(seq);
+      this.#waitingSince = undefined;
       this.#status.generationsCommitted++;
       this.#status.lastGeneration = info.iteration;
       this.#status.lastGenerationTime = new Date().toISOString();
@@ -338,13 +360,18 @@ export class Replicator {
     this.#status.lastError = null;
     this.#status.blocksShipped += manifest.stats.blocksShipped;
     this.#status.bytesShipped += manifest.stats.bytesShipped;
-    this.options.onGeneration?.({
+    this.#waitingSince = this.#queue.length > 0 ? performance.now() : undefined;
+    const event: GenerationShipped = {
       generation: iteration,
+      time: manifest.createdAt,
       blocks: manifest.blocks.length,
       blocksShipped: manifest.stats.blocksShipped,
       bytesShipped: manifest.stats.bytesShipped,
       durationMs: performance.now() - started,
-    });
+    };
+    this.#status.recent.push(event);
+    if (this.#status.recent.length > RECENT_GENERATIONS_MAX) this.#status.recent.shift();
+    this.options.onGeneration?.(event);
   }
 
   /** One read-and-upload pass over `blocks` at `iteration` with this replicator's settings. */

@@ -14,7 +14,14 @@
  * ```
  */
 export { attach, type AttachedDatabase, type AttachOptions, defaultDbKey } from "./_attach.ts";
-export { type GenerationShipped, Replicator, type ReplicatorOptions, type ReplicatorStatus } from "./_replicator.ts";
+export {
+  type GenerationShipped,
+  RECENT_GENERATIONS_MAX,
+  Replicator,
+  type ReplicatorOptions,
+  type ReplicatorStatus,
+} from "./_replicator.ts";
+export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
 export {
   type GenerationSummary,

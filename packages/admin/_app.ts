@@ -1,0 +1,141 @@
+/**
+ * @module
+ * The admin HTTP app (Hono), runtime-neutral: mount its `fetch` on any server.
+ *
+ * | route | auth | what |
+ * |---|---|---|
+ * | `GET /healthz` | none | `ok` while the process serves |
+ * | `GET /` | none | the dashboard: a static page without data; it reads everything below with the token |
+ * | `GET /status` | bearer | JSON per database: role, last generation and its time, pending, carried, lag, rate, last error |
+ * | `GET /metrics` | bearer | Prometheus text |
+ * | `GET /generations?db=KEY` | bearer | the generations in the store |
+ * | `POST /checkpoint` | bearer | checkpoints (`{"db": KEY}` optional with one database) and waits until it is shipped |
+ *
+ * Every error goes through one `onError` that maps error codes to statuses; bodies are bounded.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { DASHBOARD_HTML } from "./_dashboard.ts";
+import { requireToken } from "./_auth.ts";
+import { renderMetrics } from "./_metrics.ts";
+import type { AdminDatabase } from "./_types.ts";
+
+export interface AdminAppOptions {
+  /** The bearer token every route but `/healthz` and `/` needs (at least 16 characters). */
+  token: string;
+  databases: AdminDatabase[];
+  /** Request bodies larger than this are refused with 413. Default 16 KiB. */
+  bodyBytesMax?: number;
+}
+
+/** Error codes of the store and of replication, as HTTP statuses. Anything else is a 500. */
+const STATUS_OF_CODE: Record<string, number> = {
+  NOT_FOUND: 404,
+  GENERATION_NOT_FOUND: 404,
+  NO_GENERATIONS: 404,
+  PRECONDITION_FAILED: 409,
+  DIVERGED: 409,
+  FOREIGN_DATABASE: 409,
+  TARGET_EXISTS: 409,
+  ACCESS_DENIED: 502,
+  NO_SUCH_BUCKET: 502,
+  INVALID_RESPONSE: 502,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  UNKNOWN_OUTCOME: 503,
+  INTEGRITY: 500,
+  CHECKSUM_MISMATCH: 500,
+  INVALID_CONFIG: 500,
+};
+
+/**
+ * Builds the admin app.
+ *
+ * @example
+ * ```ts
+ * import { createAdminApp } from "@haduck/admin";
+ * const app = createAdminApp({ token: "0123456789abcdef0123", databases: [] });
+ * const response = await app.request("/healthz");
+ * console.log(response.status); // 200
+ * ```
+ */
+export function createAdminApp(options: AdminAppOptions): Hono {
+  const { databases } = options;
+  const app = new Hono();
+  const auth = requireToken(options.token);
+  const find = (dbKey: string | undefined) => {
+    if (dbKey === undefined && databases.length === 1) return databases[0];
+    const found = databases.find((database) => database.dbKey === dbKey);
+    if (!found) {
+      throw new HTTPException(404, { message: `no database ${JSON.stringify(dbKey ?? "")} is served here; ` +
+        `known: ${databases.map((database) => database.dbKey).join(", ") || "none"}` });
+    }
+    return found;
+  };
+
+  app.get("/healthz", (c) => c.text("ok"));
+  app.get("/", (c) => c.html(DASHBOARD_HTML));
+  app.use("/status", auth);
+  app.use("/metrics", auth);
+  app.use("/generations", auth);
+  app.use("/checkpoint", auth);
+  app.get("/status", (c) => c.json({ databases: databases.map(describe) }));
+  app.get("/metrics", (c) => c.body(renderMetrics(databases), 200,
+    { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  app.get("/generations", async (c) => c.json({ generations: await find(c.req.query("db")).generations() }));
+  app.post("/checkpoint", bodyLimit({ maxSize: options.bodyBytesMax ?? 16 * 1024, onError: () => {
+    throw new HTTPException(413, { message: "request body too large" });
+  } }), async (c) => {
+    const text = await c.req.text();
+    let body: { db?: unknown } = {};
+    if (text.trim() !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new HTTPException(400, { message: 'the body must be JSON, e.g. {"db": "main.duckdb"}, or empty' });
+      }
+    }
+    const database = find(typeof body.db === "string" ? body.db : undefined);
+    await database.checkpoint();
+    const status = database.status();
+    return c.json({ db: database.dbKey, lastGeneration: status.lastGeneration, lastError: status.lastError });
+  });
+  app.notFound((c) => c.json({ error: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) {
+      const headers: Record<string, string> = error.status === 401 ? { "www-authenticate": 'Bearer realm="haduck"' } : {};
+      return c.json({ error: `HTTP_${error.status}`, message: error.message }, error.status, headers);
+    }
+    const code = typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : "INTERNAL";
+    const status = (STATUS_OF_CODE[code] ?? 500) as 500;
+    return c.json({ error: code, message: error.message }, status);
+  });
+  return app;
+}
+
+function describe(database: AdminDatabase) {
+  const status = database.status();
+  const last = status.recent[status.recent.length - 1];
+  return {
+    db: database.dbKey,
+    role: database.role,
+    store: database.storeUrl,
+    mode: status.mode,
+    lastGeneration: status.lastGeneration,
+    lastGenerationTime: status.lastGenerationTime,
+    generationsCommitted: status.generationsCommitted,
+    generationsPending: status.generationsPending,
+    generationsAbandoned: status.generationsAbandoned,
+    blocksCarried: status.blocksCarried,
+    blocksShipped: status.blocksShipped,
+    bytesShipped: status.bytesShipped,
+    lagMs: Math.round(status.lagMs),
+    uploadBytesPerSecond: last && last.durationMs > 0 ? Math.round(last.bytesShipped / (last.durationMs / 1000)) : 0,
+    errors: status.errors,
+    lastError: status.lastError,
+    lastErrorTime: status.lastErrorTime,
+    recent: status.recent,
+    storeRequests: database.storeStats?.() ?? null,
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * @module
+ * Bearer-token checking in constant time: both sides are hashed first, so neither the token's
+ * bytes nor its length show in the time a comparison takes.
+ */
+import { HTTPException } from "hono/http-exception";
+import type { MiddlewareHandler } from "hono";
+
+async function digest(value: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value)));
+}
+
+/** Whether `given` equals `expected`, compared in constant time. */
+export async function tokensEqual(given: string, expected: string): Promise<boolean> {
+  const [a, b] = await Promise.all([digest(given), digest(expected)]);
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
+}
+
+/** Refuses (401) every request without `Authorization: Bearer <token>`. */
+export function requireToken(token: string): MiddlewareHandler {
+  if (typeof token !== "string" || token.length < 16) {
+    throw new RangeError("The admin token must be at least 16 characters; set HADUCK_ADMIN_TOKEN or let haduck " +
+      "generate one");
+  }
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match || !(await tokensEqual(match[1], token))) {
+      throw new HTTPException(401, {
+        message: "a bearer token is required: send Authorization: Bearer <HADUCK_ADMIN_TOKEN>",
+      });
+    }
+    await next();
+  };
+}
+
+/** A fresh random token (128 bits, hex) for when none is configured. */
+export function generateToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}

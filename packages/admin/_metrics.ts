@@ -1,0 +1,55 @@
+/**
+ * @module
+ * The Prometheus text exposition (format 0.0.4) of every served database: counters end in
+ * `_total`, each family has its HELP and TYPE once, labels are escaped.
+ */
+import type { AdminDatabase } from "./_types.ts";
+
+interface Family {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  value: (database: AdminDatabase) => number | undefined;
+}
+
+const FAMILIES: Family[] = [
+  { name: "haduck_generations_committed_total", type: "counter", help: "Generations committed to the store.",
+    value: (d) => d.status().generationsCommitted },
+  { name: "haduck_generations_abandoned_total", type: "counter",
+    help: "Generations not published (upload failed or the hold ran out); their blocks ship later.",
+    value: (d) => d.status().generationsAbandoned },
+  { name: "haduck_blocks_shipped_total", type: "counter", help: "DuckDB blocks uploaded.",
+    value: (d) => d.status().blocksShipped },
+  { name: "haduck_bytes_shipped_total", type: "counter", help: "Segment bytes uploaded.",
+    value: (d) => d.status().bytesShipped },
+  { name: "haduck_errors_total", type: "counter", help: "Failed uploads, reads and catch-ups.",
+    value: (d) => d.status().errors },
+  { name: "haduck_store_requests_total", type: "counter", help: "Requests sent to the object store.",
+    value: (d) => d.storeStats?.().requests },
+  { name: "haduck_store_retries_total", type: "counter", help: "Object store requests retried.",
+    value: (d) => d.storeStats?.().retries },
+  { name: "haduck_generations_pending", type: "gauge", help: "Generations announced and not yet shipped.",
+    value: (d) => d.status().generationsPending },
+  { name: "haduck_blocks_carried", type: "gauge", help: "Blocks of failed generations waiting to ship.",
+    value: (d) => d.status().blocksCarried },
+  { name: "haduck_last_generation", type: "gauge", help: "The newest committed generation (DuckDB iteration).",
+    value: (d) => d.status().lastGeneration ?? undefined },
+  { name: "haduck_lag_seconds", type: "gauge", help: "How long the oldest checkpoint not yet in the store has waited.",
+    value: (d) => d.status().lagMs / 1000 },
+];
+
+const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+
+/** Renders the metrics of `databases` as Prometheus text. */
+export function renderMetrics(databases: AdminDatabase[]): string {
+  const lines: string[] = [];
+  for (const family of FAMILIES) {
+    lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
+    for (const database of databases) {
+      const value = family.value(database);
+      if (value === undefined || !Number.isFinite(value)) continue;
+      lines.push(`${family.name}{db="${escapeLabel(database.dbKey)}"} ${value}`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,57 @@
+/**
+ * @module
+ * Serves the admin app for an attached database with `Bun.serve`: parses `--admin` (`HOST:PORT`
+ * or a port; 127.0.0.1 unless a host is given), takes the token from `HADUCK_ADMIN_TOKEN` or makes
+ * one and prints it once.
+ */
+import { type AdminDatabase, createAdminApp, generateToken } from "@haduck/admin";
+import { type AttachedDatabase, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
+import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
+import type { DuckDBConnection } from "@duckdb/node-api";
+
+export interface AdminServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** `HOST:PORT`, `:PORT` or `PORT` to a hostname and port; TypeError names the expected form. */
+export function parseListen(value: string): { hostname: string; port: number } {
+  const match = /^(?:(.*):)?(\d{1,5})$/.exec(value.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new TypeError(`Invalid --admin ${JSON.stringify(value)}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080 ` +
+      "(port 0 picks a free one)");
+  }
+  return { hostname: match[1] || "127.0.0.1", port };
+}
+
+/** Adapts an attached database for the admin app; checkpoints go through a connection of their own. */
+export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefined): AdminDatabase {
+  let connection: Promise<DuckDBConnection> | undefined;
+  return {
+    dbKey: db.dbKey,
+    storeUrl: store?.url ?? null,
+    role: "writer",
+    status: () => db.replicator.status,
+    storeStats: store instanceof S3BlockStore ? () => ({ ...store.stats }) : undefined,
+    generations: () => store ? summarizeGenerations(store, db.dbKey) : Promise.resolve([]),
+    async checkpoint() {
+      connection ??= db.instance.connect();
+      await (await connection).run(`CHECKPOINT ${db.alias}`);
+      await db.replicator.idle();
+    },
+  };
+}
+
+export function serveAdmin(listen: string, databases: AdminDatabase[], env = process.env): AdminServer {
+  const { hostname, port } = parseListen(listen);
+  const configured = env.HADUCK_ADMIN_TOKEN;
+  const token = configured || generateToken();
+  const app = createAdminApp({ token, databases });
+  const server = Bun.serve({ hostname, port, fetch: app.fetch });
+  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
+  console.error(`haduck: admin on ${url}` + (configured
+    ? " (token from HADUCK_ADMIN_TOKEN)"
+    : ` (token ${token}; dashboard ${url}#token=${token})`));
+  return { url, stop: () => server.stop(true) };
+}

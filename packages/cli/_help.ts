@@ -1,0 +1,54 @@
+/**
+ * @module
+ * The help text of every command (`haduck <command> --help`).
+ */
+export const HELP: Record<string, string> = {
+  main: `haduck: highly available embedded DuckDB (block-level replication to object storage)
+
+Usage: haduck <command> [options]
+
+Commands:
+  attach <db-path>    open a database with replication running (SQL shell, or -c/-f)
+  restore --to <path> restore a generation into a new file
+  generations         list the generations in the store (--json)
+  verify              check every object and checksum in the store (--drill: also restore and open)
+  status              the latest generation and the store's state (--json)
+  gc                  delete generations beyond the kept ones (dry run unless --apply)
+  serve <db-path>     attach a database with replication and serve the admin endpoint, no shell
+
+Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL]
+  or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY, HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX).
+  --db-key KEY names the database in the store (default: the file name). Flags win over variables.
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store unreachable or access denied,
+  5 integrity failure, 6 conflict (target exists, diverged).
+
+Examples:
+  haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 42 AS x"
+  haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb
+  haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
+  attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql] [--admin HOST:PORT]
+Opens <db-path> through haduck://, ships a generation at every checkpoint, and prints one line per
+generation. Without -c or -f it starts an interactive SQL shell (.exit to leave).
+--admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or
+one is generated and printed).
+Example: haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 1 AS x"`,
+  restore: `Usage: haduck restore --to <path> [--generation N] [--force] --store URL --db-key KEY
+Restores a generation (default: the latest) into a new file; refuses to overwrite unless --force.
+Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
+  generations: `Usage: haduck generations --store URL --db-key KEY [--json]
+Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,
+  verify: `Usage: haduck verify --store URL --db-key KEY [--drill]
+Checks the manifest chain and every segment's and block's checksum; --drill also restores the
+latest generation into a temp dir and opens it. Exit 5 when anything is corrupt.`,
+  status: `Usage: haduck status --store URL --db-key KEY [--json]`,
+  gc: `Usage: haduck gc --store URL --db-key KEY [--keep-last N] [--keep-within DURATION] [--apply] [--json]
+Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,
+36h, 7d), and deletes the other manifests and every segment no kept generation references.
+Without --apply it only prints what it would delete.
+Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
+  serve: `Usage: haduck serve <db-path> --admin HOST:PORT [--store URL] [--db-key KEY]
+Attaches <db-path> with replication running and serves the admin endpoint (status, metrics,
+generations, POST /checkpoint, dashboard at /) until Ctrl-C or SIGTERM, then ships what is pending.
+Example: HADUCK_ADMIN_TOKEN=... haduck serve demo.duckdb --store file://$PWD/haduck-store --admin 127.0.0.1:8080`,
+};

@@ -1,0 +1,87 @@
+/**
+ * @module
+ * Retention: keep the newest N generations (and, optionally, every generation younger than a
+ * duration), delete the manifests of the others, then every segment no kept manifest references.
+ *
+ * Safe against a writer running at the same time: the newest generation is always kept, and a
+ * segment newer than the newest manifest seen is never deleted (it may belong to a generation
+ * being uploaded right now). Manifests go before segments, so a crash halfway leaves only
+ * unreferenced segments behind, which the next run deletes; never a manifest without its segments.
+ */
+import type { BlockStore } from "@haduck/s3-block-store";
+import { listGenerations, loadManifest } from "./_catalog.ts";
+import { manifestKey } from "./_format.ts";
+
+export interface GcOptions {
+  store: BlockStore;
+  dbKey: string;
+  /** Generations to keep, the newest first. At least 1. Default 10. */
+  keepLast?: number;
+  /** Also keep every generation created within this many milliseconds. Default 0 (none). */
+  keepWithinMs?: number;
+  /** Delete what the plan names. Default false: a dry run that only reports. */
+  apply?: boolean;
+  /** Replaceable for tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+export interface GcReport {
+  kept: number[];
+  deletedGenerations: number[];
+  deletedSegments: string[];
+  /** Segments found in the store and not referenced by a kept generation, newer ones excluded. */
+  bytesFreed: number;
+  applied: boolean;
+}
+
+const SEGMENT_GENERATION = /\/segments\/(\d{20})-/;
+
+/**
+ * Plans (and with `apply`, carries out) one retention pass.
+ *
+ * @example
+ * ```ts
+ * import { gc } from "@haduck/duckdb-fs-bridge";
+ * import { openStore } from "@haduck/s3-block-store";
+ * const report = await gc({ store: openStore("file:///tmp/haduck-store"), dbKey: "demo.duckdb", keepLast: 5 });
+ * console.log(`${report.deletedGenerations.length} generations would go`);
+ * ```
+ */
+export async function gc(options: GcOptions): Promise<GcReport> {
+  const { store, dbKey } = options;
+  const keepLast = options.keepLast ?? 10;
+  if (!Number.isSafeInteger(keepLast) || keepLast < 1) {
+    throw new RangeError(`keepLast must be a whole number of at least 1, not ${keepLast}: the newest generation ` +
+      "is always kept");
+  }
+  const keepWithinMs = options.keepWithinMs ?? 0;
+  if (!(keepWithinMs >= 0)) throw new RangeError(`keepWithinMs must be 0 or more, not ${keepWithinMs}`);
+  const now = (options.now ?? Date.now)();
+  const generations = await listGenerations(store, dbKey);
+  const report: GcReport = { kept: [], deletedGenerations: [], deletedSegments: [], bytesFreed: 0,
+    applied: options.apply === true };
+  if (generations.length === 0) return report;
+  const newest = generations[generations.length - 1];
+  const referenced = new Set<string>();
+  for (const [index, generation] of generations.entries()) {
+    const { manifest } = await loadManifest(store, dbKey, generation);
+    const young = keepWithinMs > 0 && now - Date.parse(manifest.createdAt) <= keepWithinMs;
+    if (index >= generations.length - keepLast || young) {
+      report.kept.push(generation);
+      for (const segment of manifest.segments) referenced.add(segment.key);
+    } else {
+      report.deletedGenerations.push(generation);
+    }
+  }
+  for await (const object of store.list(`${dbKey}/segments/`)) {
+    const match = SEGMENT_GENERATION.exec(object.key);
+    if (!match || Number(match[1]) > newest || referenced.has(object.key)) continue;
+    report.deletedSegments.push(object.key);
+    report.bytesFreed += object.sizeBytes;
+  }
+  if (report.applied) {
+    await store.deleteMany(report.deletedGenerations.map((generation) => manifestKey(dbKey, generation)));
+    await store.deleteMany(report.deletedSegments);
+  }
+  return report;
+}
