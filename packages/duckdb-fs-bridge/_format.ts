@@ -32,6 +32,8 @@ export interface SegmentInput {
   stored: Uint8Array;
   compression: number;
   duckdbChecksumValid: boolean;
+  /** SHA-256 of `raw`, when the caller has it already (it is computed otherwise). */
+  rawSha256?: Uint8Array;
 }
 
 /** Where one block lives inside a segment, as the manifest records it. */
@@ -52,8 +54,13 @@ export interface SegmentHeader {
   previousSha256: Uint8Array;
 }
 
-/** Encodes a segment: header, sorted entries, payloads, then the SHA-256 of everything before it. */
-export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[]): { bytes: Uint8Array; entries: SegmentEntry[] } {
+/**
+ * Encodes a segment: header, sorted entries, payloads, then the SHA-256 of everything before it.
+ * Also returns `sha256`, the digest of the whole segment (trailer included) that manifests and the
+ * next segment's chain name it by; both come from one pass (the hash state is copied at the trailer).
+ */
+export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[]):
+  { bytes: Uint8Array; entries: SegmentEntry[]; sha256: Uint8Array } {
   const sorted = [...inputs].sort((a, b) => (a.blockId < b.blockId ? -1 : a.blockId > b.blockId ? 1 : 0));
   const payloadStart = SEGMENT_HEADER_BYTES + sorted.length * SEGMENT_ENTRY_BYTES;
   const total = payloadStart + sorted.reduce((sum, input) => sum + input.stored.byteLength, 0) + SEGMENT_TRAILER_BYTES;
@@ -73,7 +80,7 @@ export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[]): { 
   let offset = payloadStart;
   sorted.forEach((input, index) => {
     const at = SEGMENT_HEADER_BYTES + index * SEGMENT_ENTRY_BYTES;
-    const digest = sha256(input.raw);
+    const digest = input.rawSha256 ?? sha256(input.raw);
     view.setBigUint64(at, input.blockId, true);
     view.setBigUint64(at + 8, BigInt(offset), true);
     view.setUint32(at + 16, input.stored.byteLength, true);
@@ -93,8 +100,10 @@ export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[]): { 
     });
     offset += input.stored.byteLength;
   });
-  bytes.set(sha256(bytes.subarray(0, total - SEGMENT_TRAILER_BYTES)), total - SEGMENT_TRAILER_BYTES);
-  return { bytes, entries };
+  const hasher = createHash("sha256").update(bytes.subarray(0, total - SEGMENT_TRAILER_BYTES));
+  const trailer = hasher.copy().digest();
+  bytes.set(trailer, total - SEGMENT_TRAILER_BYTES);
+  return { bytes, entries, sha256: new Uint8Array(hasher.update(trailer).digest()) };
 }
 
 /** Decodes and fully checks a segment; throws RangeError naming what is wrong. */

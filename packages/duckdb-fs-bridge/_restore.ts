@@ -45,14 +45,58 @@ async function fsyncPath(path: string, flags = constants.O_RDONLY): Promise<void
   }
 }
 
-async function readBlock(store: BlockStore, manifest: Manifest, block: ManifestBlock): Promise<Uint8Array> {
+function segmentOf(manifest: Manifest, block: ManifestBlock) {
   const segment = manifest.segments[block[1]];
   if (!segment) {
     throw new ReplicationError("INTEGRITY", `Manifest of generation ${manifest.generation} names segment ${block[1]}, ` +
       "which it does not list");
   }
+  return segment;
+}
+
+async function readBlock(store: BlockStore, manifest: Manifest, block: ManifestBlock): Promise<Uint8Array> {
+  const segment = segmentOf(manifest, block);
   const stored = await store.get(segment.key, { range: { offsetBytes: block[2], lengthBytes: block[3] } });
   return decodeBlock(stored, block, segment.key);
+}
+
+/** One ranged GET that serves several blocks lying close together in one segment. */
+interface RangeRead {
+  segment: number;
+  offsetBytes: number;
+  lengthBytes: number;
+  blocks: ManifestBlock[];
+}
+
+/** Bytes one ranged read may span; bounds restore's memory to about `concurrency` times this. */
+const RANGE_BYTES_MAX = 4 * 1024 * 1024;
+/** Blocks separated by at most this many unused bytes share a read (reading the gap is cheaper). */
+const RANGE_GAP_BYTES_MAX = 256 * 1024;
+
+/** Groups the blocks into few ranged reads: per segment, by offset, merged while close and small. */
+export function planRangeReads(manifest: Manifest): RangeRead[] {
+  const bySegment = new Map<number, ManifestBlock[]>();
+  for (const block of manifest.blocks) {
+    segmentOf(manifest, block);
+    (bySegment.get(block[1]) ?? bySegment.set(block[1], []).get(block[1])!).push(block);
+  }
+  const reads: RangeRead[] = [];
+  for (const [segment, blocks] of bySegment) {
+    blocks.sort((a, b) => a[2] - b[2]);
+    let current: RangeRead | undefined;
+    for (const block of blocks) {
+      const end = block[2] + block[3];
+      if (current && block[2] - (current.offsetBytes + current.lengthBytes) <= RANGE_GAP_BYTES_MAX &&
+        end - current.offsetBytes <= RANGE_BYTES_MAX && block[2] >= current.offsetBytes + current.lengthBytes) {
+        current.lengthBytes = end - current.offsetBytes;
+        current.blocks.push(block);
+      } else {
+        current = { segment, offsetBytes: block[2], lengthBytes: block[3], blocks: [block] };
+        reads.push(current);
+      }
+    }
+  }
+  return reads;
 }
 
 /**
@@ -92,19 +136,25 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         `manifest (iteration ${info.iteration}, block size ${info.blockAllocSize})`);
     }
     await handle.truncate(manifest.fileSizeBytes);
+    const reads = planRangeReads(manifest);
     let next = 0;
     let done = 0;
     const worker = async () => {
-      while (next < manifest.blocks.length) {
-        const block = manifest.blocks[next++];
-        const raw = await readBlock(store, manifest, block);
-        if (block[6] === 1 && options.blockChecksumOk && !options.blockChecksumOk(raw)) {
-          throw new ReplicationError("INTEGRITY", `Block ${block[0]} of generation ${manifest.generation} fails ` +
-            `DuckDB's own checksum (segment ${manifest.segments[block[1]].key}); it was not applied`);
+      while (next < reads.length) {
+        const read = reads[next++];
+        const key = manifest.segments[read.segment].key;
+        const range = await store.get(key, { range: { offsetBytes: read.offsetBytes, lengthBytes: read.lengthBytes } });
+        for (const block of read.blocks) {
+          const at = block[2] - read.offsetBytes;
+          const raw = decodeBlock(range.subarray(at, at + block[3]), block, key);
+          if (block[6] === 1 && options.blockChecksumOk && !options.blockChecksumOk(raw)) {
+            throw new ReplicationError("INTEGRITY", `Block ${block[0]} of generation ${manifest.generation} fails ` +
+              `DuckDB's own checksum (segment ${key}); it was not applied`);
+          }
+          await handle.write(raw, 0, raw.byteLength, blockOffset(block[0], manifest.database.blockAllocSize));
+          bytes += raw.byteLength;
+          options.onProgress?.(++done, manifest.blocks.length, bytes);
         }
-        await handle.write(raw, 0, raw.byteLength, blockOffset(block[0], manifest.database.blockAllocSize));
-        bytes += raw.byteLength;
-        options.onProgress?.(++done, manifest.blocks.length, bytes);
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));

@@ -64,6 +64,10 @@ export interface S3Request {
   query?: Record<string, string>;
   headers?: Record<string, string>;
   body?: Uint8Array;
+  /** Hex SHA-256 of `body`, if known; computed otherwise. */
+  bodySha256?: string;
+  /** Also send Content-MD5 (S3 requires it for DeleteObjects; PUTs rely on the signed SHA-256). */
+  contentMd5?: boolean;
   signal?: AbortSignal;
   operation: string;
 }
@@ -181,8 +185,9 @@ export class S3BlockStore implements BlockStore {
     for (const [name, value] of Object.entries(request.query ?? {})) url.searchParams.set(name, value);
     const headers: Record<string, string> = { ...request.headers };
     const body = request.body ?? new Uint8Array(0);
-    headers["x-amz-content-sha256"] = sha256Hex(body);
-    if (request.body) headers["content-md5"] = md5Base64(request.body);
+    // The signed payload hash is the end-to-end digest: the server recomputes it and refuses a mismatch.
+    headers["x-amz-content-sha256"] = request.bodySha256 ?? sha256Hex(body);
+    if (request.body && request.contentMd5) headers["content-md5"] = md5Base64(request.body);
     const timeoutMs = this.retryPolicy.attemptTimeoutMs;
     const signals = [request.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined].filter(
       (signal): signal is AbortSignal => signal !== undefined,
@@ -259,7 +264,8 @@ export class S3BlockStore implements BlockStore {
     if (options.ifNoneMatch) headers["if-none-match"] = "*";
     // radosgw honours If-Match only with the ETag unquoted (a quoted one always fails with 412).
     if (options.ifMatch !== undefined) headers["if-match"] = unquoteEtag(options.ifMatch);
-    const request: S3Request = { method: "PUT", key, headers, body, signal: options.signal, operation: `put ${key}` };
+    const request: S3Request = { method: "PUT", key, headers, body, bodySha256: options.sha256, signal: options.signal,
+      operation: `put ${key}` };
     if (!conditional) return { etag: unquoteEtag((await this.request(request)).headers.get("etag")) };
     return await this.#putConditional(request, body, options);
   }
@@ -390,6 +396,7 @@ export class S3BlockStore implements BlockStore {
         query: { delete: "" },
         headers: { "content-type": "application/xml" },
         body,
+        contentMd5: true,
         signal: options.signal,
         operation: `delete ${batch.length} objects`,
       });

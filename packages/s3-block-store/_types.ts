@@ -18,6 +18,12 @@ export interface PutOptions {
   ifNoneMatch?: "*";
   /** Compare-and-swap: write only if the current ETag (unquoted) equals this one. */
   ifMatch?: string;
+  /**
+   * Hex SHA-256 of the body, when the caller has it already. The S3 store signs it as the payload
+   * hash, which the server checks (a wrong one is refused, never stored), and skips hashing the
+   * body itself. The filesystem store does not need it.
+   */
+  sha256?: string;
   signal?: AbortSignal;
 }
 
