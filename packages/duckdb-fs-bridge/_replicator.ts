@@ -27,7 +27,7 @@ export interface ReplicatorOptions {
   /** Undefined: local-only mode (tracking, no uploads). */
   store?: BlockStore;
   dbKey: string;
-  /** Raw bytes per segment at most. Default 8 MiB. */
+  /** Raw bytes per segment at most. Default 4 MiB: with `uploadsInFlightMax` it bounds the bytes in flight. */
   segmentBytesMax?: number;
   /** Segment uploads in flight at most. Default 4. */
   uploadsInFlightMax?: number;
@@ -105,7 +105,7 @@ export class Replicator {
   constructor(options: ReplicatorOptions) {
     this.options = {
       ...options,
-      segmentBytesMax: options.segmentBytesMax ?? 8 * 1024 * 1024,
+      segmentBytesMax: options.segmentBytesMax ?? 4 * 1024 * 1024,
       uploadsInFlightMax: options.uploadsInFlightMax ?? 4,
       holdMs: options.holdMs ?? 10_000,
       tickMs: options.tickMs ?? 20,
