@@ -15,7 +15,7 @@ import { DirtyBitmap } from "@haduck/dirty-tracker";
 import { latestManifest } from "./_catalog.ts";
 import { ReplicationError } from "./_errors.ts";
 import { buildManifest, type Shipment } from "./_manifest_builder.ts";
-import { readAndUpload, readFileInfo } from "./_segment_uploader.ts";
+import { readAndUpload, readFileInfo, type UploadPassResult } from "./_segment_uploader.ts";
 import { encodeManifest, hex, latestKey, type Manifest, manifestKey, sha256 } from "./_format.ts";
 import type { Native } from "./_native.ts";
 import { RING_LAYOUT as L } from "./_ring_layout.ts";
@@ -246,12 +246,16 @@ export class Replicator {
     const blocks = [...wanted.blocks()].filter((block) => block < info.headerBlockCount);
     let shipment: Shipment | undefined;
     let uploadError: unknown;
+    let released: number | undefined;
+    // Released as soon as the reads are done (or failed): DuckDB's next header waits for our reads,
+    // never for the network. 1 means the hold was in force for every read.
+    const release = () => (released ??= native.release(seq)) === 1;
     try {
-      ({ shipment, uploadError } = await this.#readAndUpload(info.iteration, blocks));
+      ({ shipment, uploadError } = await this.#readAndUpload(info.iteration, blocks, release));
     } catch (error) {
       uploadError = error;
     }
-    const released = native.release(seq);
+    release();
     if (released !== 1 || uploadError || !shipment) {
       // Not publishable: the reads may be torn (abandoned) or the upload failed. Carry everything.
       this.#carried.union(blocks);
@@ -295,9 +299,10 @@ export class Replicator {
       const blocks = this.#previous
         ? [...this.#carried.blocks()].filter((block) => block < before.blockCount)
         : Array.from({ length: before.blockCount }, (_, block) => block);
-      const { shipment, uploadError } = await this.#readAndUpload(iteration, blocks);
-      if (uploadError || !shipment) throw uploadError;
-      if ((await readFileInfo(this.options.dbPath))?.iteration !== iteration) return;
+      const unchanged = async () => (await readFileInfo(this.options.dbPath))?.iteration === iteration;
+      const { shipment, uploadError, consistent } = await this.#readAndUpload(iteration, blocks, unchanged);
+      if (uploadError) throw uploadError;
+      if (!consistent || !shipment) return; // a newer generation came; its event carries the blocks
       await this.#publish(iteration, shipment, blocks.length, started);
     } catch (error) {
       this.#fail(`Cannot ship generation ${iteration} of ${this.options.dbKey} (catch-up): ${(error as Error).message}`);
@@ -375,9 +380,10 @@ export class Replicator {
   }
 
   /** One read-and-upload pass over `blocks` at `iteration` with this replicator's settings. */
-  #readAndUpload(iteration: number, blocks: number[]): Promise<{ shipment?: Shipment; uploadError?: unknown }> {
+  #readAndUpload(iteration: number, blocks: number[], readsDone?: () => boolean | Promise<boolean>):
+    Promise<UploadPassResult> {
     const o = this.options;
-    return readAndUpload({ store: o.store!, dbPath: o.dbPath, dbKey: o.dbKey, iteration, blocks,
+    return readAndUpload({ store: o.store!, dbPath: o.dbPath, dbKey: o.dbKey, iteration, blocks, readsDone,
       previous: this.#previous, segmentBytesMax: o.segmentBytesMax, uploadsInFlightMax: o.uploadsInFlightMax,
       compress: o.compress, blockChecksumOk: (block) => o.native.blockChecksumOk(block) });
   }

@@ -36,6 +36,20 @@ export interface UploadPassOptions {
   uploadsInFlightMax: number;
   compress: boolean;
   blockChecksumOk: (block: Uint8Array) => boolean;
+  /**
+   * Called once, as soon as the last block has been read (uploads may still be in flight): says
+   * whether the reads saw one consistent state. For a generation this releases DuckDB's held next
+   * header, so a checkpoint waits for our reads, not for the network. Default: consistent.
+   */
+  readsDone?: () => boolean | Promise<boolean>;
+}
+
+export interface UploadPassResult {
+  /** Everything uploaded and the reads consistent: ready for a manifest. */
+  shipment?: Shipment;
+  uploadError?: unknown;
+  /** What `readsDone` answered; false when the reads never finished. */
+  consistent: boolean;
 }
 
 /** zstd level 1: about 1.3 GiB/s here (level 3: 0.9), and DuckDB's blocks are compressed already. */
@@ -102,7 +116,7 @@ async function* readBlocks(file: fs.FileHandle, blocks: number[], blockSize: num
 }
 
 /** Reads and uploads; an upload failure is returned (the caller carries the blocks), a read failure thrown. */
-export async function readAndUpload(options: UploadPassOptions): Promise<{ shipment?: Shipment; uploadError?: unknown }> {
+export async function readAndUpload(options: UploadPassOptions): Promise<UploadPassResult> {
   const { store, iteration } = options;
   const file = await fs.open(options.dbPath, "r");
   const segments: SegmentRef[] = [];
@@ -165,9 +179,12 @@ export async function readAndUpload(options: UploadPassOptions): Promise<{ shipm
       if (uploadError) break;
     }
     await flush();
+    const consistent = uploadError ? false : await (options.readsDone?.() ?? true);
     await Promise.all(uploads);
-    if (uploadError || !header) return { uploadError: uploadError ?? new Error("no header region was shipped") };
-    return { shipment: { fileInfo, segments, shipped, header } };
+    if (uploadError || !header) {
+      return { uploadError: uploadError ?? new Error("no header region was shipped"), consistent };
+    }
+    return consistent ? { shipment: { fileInfo, segments, shipped, header }, consistent } : { consistent };
   } finally {
     await file.close();
   }
