@@ -15,7 +15,7 @@ export type Fault =
   /** Forward as is, after an optional delay. */
   | { kind: "pass"; latencyMs?: number }
   /** Answer with this status and an S3 error document; the server never sees the request. */
-  | { kind: "status"; status: number }
+  | { kind: "status"; status: number; code?: string }
   /** Drop the connection without forwarding: the request never happened. */
   | { kind: "reset-before-request" }
   /** Forward (the server acts), then drop the connection before answering: the outcome is unknown. */
@@ -90,7 +90,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     }
     if (fault.kind === "reset-before-request") return void request.socket.destroy();
     if (fault.kind === "status") {
-      const code = fault.status === 429 ? "SlowDown" : "ServiceUnavailable";
+      const code = fault.code ?? (fault.status === 429 ? "SlowDown" : "ServiceUnavailable");
       response.writeHead(fault.status, { "content-type": "application/xml", "connection": "close" });
       return void response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code>` +
         "<Message>injected by the test proxy</Message></Error>");

@@ -19,6 +19,10 @@ export interface RadosgwCluster {
   region: string;
   dir: string;
   stop(): Promise<void>;
+  /** kill -9 the S3 gateway (radosgw) alone; the cluster behind it keeps running. */
+  killGateway(): Promise<void>;
+  /** Starts the gateway again on the same port; resolves once it answers. */
+  startGateway(): Promise<void>;
 }
 
 const DAEMONS = ["ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool"];
@@ -147,21 +151,38 @@ export async function startRadosgw(options: { ownerPid?: number } = {}): Promise
     runOrThrow(["ceph-osd", "-i", "0", "--mkfs", "-c", conf], "ceph-osd --mkfs");
     watchers.push(spawnWatched(["ceph-osd", "-f", "-i", "0", "-c", conf], ownerPid, join(dir, "log/osd.out")));
     // radosgw creates its pools itself; starting it while the OSD boots overlaps the two waits.
-    watchers.push(spawnWatched(["radosgw", "-f", "-n", "client.rgw.a", "-c", conf], ownerPid,
-      join(dir, "log/rgw.out")));
+    const startGatewayProcess = () => {
+      const watcher = spawnWatched(["radosgw", "-f", "-n", "client.rgw.a", "-c", conf], ownerPid,
+        join(dir, "log/rgw.out"));
+      watchers.push(watcher);
+      return watcher;
+    };
+    let gateway = startGatewayProcess();
     const endpoint = `http://127.0.0.1:${rgwPort}`;
-    await waitFor("radosgw", 60_000, async () => {
+    const gatewayUp = () => waitFor("radosgw", 60_000, async () => {
       try {
         return (await fetch(endpoint, { signal: AbortSignal.timeout(1000) })).status === 200;
       } catch {
         return false;
       }
     });
+    await gatewayUp();
     const accessKey = "HADUCKTESTACCESSKEY0";
     const secretKey = `haduck-test-secret-${crypto.randomUUID()}`;
     runOrThrow(["radosgw-admin", "-c", conf, "-n", "client.rgw.a", "user", "create", "--uid", "haduck-test",
       "--display-name", "haduck test", "--access-key", accessKey, "--secret", secretKey], "radosgw-admin user create");
-    return { endpoint, accessKey, secretKey, region: "us-east-1", dir, stop };
+    return {
+      endpoint, accessKey, secretKey, region: "us-east-1", dir, stop,
+      async killGateway() {
+        gateway.kill("SIGTERM"); // the watchdog answers TERM with kill -9 of radosgw
+        await gateway.exited;
+        watchers.splice(watchers.indexOf(gateway), 1);
+      },
+      async startGateway() {
+        gateway = startGatewayProcess();
+        await gatewayUp();
+      },
+    };
   } catch (error) {
     const logs = ["mon.out", "osd.out", "rgw.out", "client.rgw.a.log"].map((name) => {
       try {
