@@ -71,7 +71,8 @@ async function main(): Promise<number> {
         failed: lastNumber(output, /^\s*(\d+) fail$/gm),
       })));
     results.push(await runSuite("deno test", [join(ROOT, "node_modules/.bin/deno"), "test", "-A", "--quiet",
-      "packages/s3-block-store/deno/contract.deno.ts", "packages/dirty-tracker/dirty_bitmap.deno.ts"], env, (output) => ({
+      "packages/s3-block-store/deno/contract.deno.ts", "packages/dirty-tracker/dirty_bitmap.deno.ts",
+      "packages/duckdb-fs-bridge/deno/replication.deno.ts"], env, (output) => ({
         passed: lastNumber(output, /ok \| (\d+) passed/g) + lastNumber(output, /FAILED \| (\d+) passed/g),
         failed: lastNumber(output, /\| (\d+) failed/g),
       })));

@@ -1,13 +1,13 @@
 /**
  * @module
  * The extension as seen from TypeScript: its path, a DuckDB instance with it loaded, and its C API
- * over bun:ffi (the same image DuckDB loaded, so globals such as the ring are shared).
+ * over FFI (bun:ffi or Deno.dlopen: the same image DuckDB loaded, so globals such as the ring are shared).
  */
 import { DuckDBInstance } from "@duckdb/node-api";
-import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
+import type { ExtensionSymbols, OpenExtension } from "./ffi/_symbols.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../..");
 
@@ -30,19 +30,11 @@ export async function openDuckDB(path = ":memory:"): Promise<DuckDBInstance> {
   return instance;
 }
 
-const SYMBOLS = {
-  haduck_ring_address: { args: [], returns: FFIType.u64 },
-  haduck_consumer_attach: { args: [], returns: FFIType.void },
-  haduck_consumer_detach: { args: [], returns: FFIType.void },
-  haduck_set_hold_ms: { args: [FFIType.u64], returns: FFIType.void },
-  haduck_generation_info: { args: [FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-  haduck_generation_blocks: { args: [FFIType.u64, FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
-  haduck_generation_release: { args: [FFIType.u64], returns: FFIType.i32 },
-  haduck_pending_generations: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
-  haduck_file_path: { args: [FFIType.u32, FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
-  haduck_hold_stats: { args: [FFIType.ptr], returns: FFIType.void },
-  haduck_block_checksum_ok: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
-} as const;
+// The FFI backend of this runtime: bun:ffi, or Deno.dlopen. (Node has no FFI here: it reads the
+// same events through the extension's SQL functions, haduck_drain_events() and friends.)
+const { openExtension }: { openExtension: OpenExtension } = "Deno" in globalThis
+  ? await import("./ffi/deno.ts")
+  : await import("./ffi/bun.ts");
 
 export interface GenerationInfo {
   seq: bigint;
@@ -55,21 +47,19 @@ export interface GenerationInfo {
   needsFullScan: boolean;
 }
 
-let library: ReturnType<typeof dlopen<typeof SYMBOLS>> | undefined;
+let library: ExtensionSymbols | undefined;
 
 /** The extension's C API. Call after a DuckDB instance loaded the extension (libduckdb.so must be loaded). */
 export class Native {
-  readonly #symbols: ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
-  readonly #ring: ArrayBuffer;
+  readonly #symbols: ExtensionSymbols;
   readonly #u32: Uint32Array;
   readonly #u64: BigUint64Array;
 
   constructor() {
-    library ??= dlopen(extensionPath(), SYMBOLS);
-    this.#symbols = library.symbols;
-    this.#ring = toArrayBuffer(Number(this.#symbols.haduck_ring_address()), 0, L.HADUCK_RING_SIZE);
-    this.#u32 = new Uint32Array(this.#ring);
-    this.#u64 = new BigUint64Array(this.#ring);
+    library ??= openExtension(extensionPath(), L.HADUCK_RING_SIZE);
+    this.#symbols = library;
+    this.#u32 = new Uint32Array(library.ring);
+    this.#u64 = new BigUint64Array(library.ring);
     if (this.#u32[L.HADUCK_RING_OFFSET_MAGIC / 4] !== L.HADUCK_RING_MAGIC ||
       this.#u32[L.HADUCK_RING_OFFSET_VERSION / 4] !== L.HADUCK_RING_VERSION) {
       throw new Error("The haduck extension's event ring has an unexpected magic or version: rebuild the extension " +
@@ -78,12 +68,12 @@ export class Native {
   }
 
   attach(holdMs: number): void {
-    this.#symbols.haduck_set_hold_ms(BigInt(holdMs));
-    this.#symbols.haduck_consumer_attach();
+    this.#symbols.setHoldMs(BigInt(holdMs));
+    this.#symbols.consumerAttach();
   }
 
   detach(): void {
-    this.#symbols.haduck_consumer_detach();
+    this.#symbols.consumerDetach();
   }
 
   /** Pops up to `max` events (single consumer). */
@@ -116,7 +106,7 @@ export class Native {
 
   generationInfo(seq: bigint): GenerationInfo | undefined {
     const out = new BigUint64Array(8);
-    if (this.#symbols.haduck_generation_info(seq, ptr(out)) !== 1) return undefined;
+    if (this.#symbols.generationInfo(seq, out) !== 1) return undefined;
     return {
       seq,
       fileId: Number(out[0]),
@@ -131,35 +121,35 @@ export class Native {
 
   generationBlocks(seq: bigint, count: number): number[] {
     const out = new BigUint64Array(Math.max(1, count));
-    const total = Number(this.#symbols.haduck_generation_blocks(seq, ptr(out), BigInt(count)));
+    const total = Number(this.#symbols.generationBlocks(seq, out, BigInt(count)));
     return Array.from(out.subarray(0, Math.min(total, count)), Number);
   }
 
   /** 1: publishable; 0: abandoned (carry its blocks); -1: unknown. */
   release(seq: bigint): number {
-    return this.#symbols.haduck_generation_release(seq);
+    return this.#symbols.generationRelease(seq);
   }
 
   pendingGenerations(): bigint[] {
     const out = new BigUint64Array(1024);
-    const total = Number(this.#symbols.haduck_pending_generations(ptr(out), 1024n));
+    const total = Number(this.#symbols.pendingGenerations(out, 1024n));
     return Array.from(out.subarray(0, Math.min(total, 1024)));
   }
 
   filePath(fileId: number): string | undefined {
     const out = new Uint8Array(4096);
-    const length = Number(this.#symbols.haduck_file_path(fileId, ptr(out), 4096n));
+    const length = Number(this.#symbols.filePath(fileId, out, 4096n));
     return length === 0 ? undefined : new TextDecoder().decode(out.subarray(0, Math.min(length, 4096)));
   }
 
   holdStats(): { waits: number; waitMsTotal: number; waitMsMax: number; timeouts: number } {
     const out = new BigUint64Array(4);
-    this.#symbols.haduck_hold_stats(ptr(out));
+    this.#symbols.holdStats(out);
     return { waits: Number(out[0]), waitMsTotal: Number(out[1]) / 1e6, waitMsMax: Number(out[2]) / 1e6,
       timeouts: Number(out[3]) };
   }
 
   blockChecksumOk(block: Uint8Array): boolean {
-    return this.#symbols.haduck_block_checksum_ok(ptr(block), BigInt(block.byteLength)) === 1;
+    return this.#symbols.blockChecksumOk(block, BigInt(block.byteLength)) === 1;
   }
 }

@@ -1,0 +1,23 @@
+/**
+ * @module
+ * The extension's C API (extension/src/c_api.cpp) as every runtime's FFI backend presents it:
+ * plain functions over typed arrays, plus the event ring as an ArrayBuffer over the extension's
+ * own memory (not a copy), so `Atomics` see what DuckDB's threads write.
+ */
+export interface ExtensionSymbols {
+  ring: ArrayBuffer;
+  consumerAttach(): void;
+  consumerDetach(): void;
+  setHoldMs(ms: bigint): void;
+  /** Fills `out` (8 x u64); 1 when the generation is known. */
+  generationInfo(seq: bigint, out: BigUint64Array): number;
+  generationBlocks(seq: bigint, out: BigUint64Array, capacity: bigint): bigint;
+  generationRelease(seq: bigint): number;
+  pendingGenerations(out: BigUint64Array, capacity: bigint): bigint;
+  filePath(fileId: number, out: Uint8Array, capacity: bigint): bigint;
+  holdStats(out: BigUint64Array): void;
+  blockChecksumOk(block: Uint8Array, length: bigint): number;
+}
+
+/** Opens the already-loaded extension image at `path` (libduckdb.so must be loaded first). */
+export type OpenExtension = (path: string, ringBytes: number) => ExtensionSymbols;

@@ -1,0 +1,38 @@
+/**
+ * @module
+ * The extension's C API over bun:ffi. `dlopen` of the file DuckDB already loaded returns the same
+ * image, so the ring and every global are shared with DuckDB.
+ */
+import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
+import type { ExtensionSymbols, OpenExtension } from "./_symbols.ts";
+
+const SYMBOLS = {
+  haduck_ring_address: { args: [], returns: FFIType.u64 },
+  haduck_consumer_attach: { args: [], returns: FFIType.void },
+  haduck_consumer_detach: { args: [], returns: FFIType.void },
+  haduck_set_hold_ms: { args: [FFIType.u64], returns: FFIType.void },
+  haduck_generation_info: { args: [FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+  haduck_generation_blocks: { args: [FFIType.u64, FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
+  haduck_generation_release: { args: [FFIType.u64], returns: FFIType.i32 },
+  haduck_pending_generations: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
+  haduck_file_path: { args: [FFIType.u32, FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
+  haduck_hold_stats: { args: [FFIType.ptr], returns: FFIType.void },
+  haduck_block_checksum_ok: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+} as const;
+
+export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols => {
+  const s = dlopen(path, SYMBOLS).symbols;
+  return {
+    ring: toArrayBuffer(Number(s.haduck_ring_address()), 0, ringBytes),
+    consumerAttach: () => s.haduck_consumer_attach(),
+    consumerDetach: () => s.haduck_consumer_detach(),
+    setHoldMs: (ms) => s.haduck_set_hold_ms(ms),
+    generationInfo: (seq, out) => s.haduck_generation_info(seq, ptr(out)),
+    generationBlocks: (seq, out, capacity) => BigInt(s.haduck_generation_blocks(seq, ptr(out), capacity)),
+    generationRelease: (seq) => s.haduck_generation_release(seq),
+    pendingGenerations: (out, capacity) => BigInt(s.haduck_pending_generations(ptr(out), capacity)),
+    filePath: (fileId, out, capacity) => BigInt(s.haduck_file_path(fileId, ptr(out), capacity)),
+    holdStats: (out) => s.haduck_hold_stats(ptr(out)),
+    blockChecksumOk: (block, length) => s.haduck_block_checksum_ok(ptr(block), length),
+  };
+};
