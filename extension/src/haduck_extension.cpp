@@ -18,5 +18,6 @@ DUCKDB_CPP_EXTENSION_ENTRY(haduck, loader) {
 		fs.RegisterSubSystem(duckdb::make_uniq<duckdb::HaduckFileSystem>());
 	}
 	duckdb::RegisterHaduckFunctions(loader);
+	duckdb::RegisterHaduckConsumerFunctions(loader);
 }
 }

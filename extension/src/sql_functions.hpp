@@ -1,5 +1,5 @@
 //===----------------------------------------------------------------------===//
-// sql_functions.hpp: haduck_version() and haduck_stats().
+// sql_functions.hpp: haduck_version() and haduck_stats(); the SQL consumer (sql_consumer.cpp).
 //===----------------------------------------------------------------------===//
 #pragma once
 #include "duckdb.hpp"
@@ -7,4 +7,5 @@
 
 namespace duckdb {
 void RegisterHaduckFunctions(ExtensionLoader &loader);
+void RegisterHaduckConsumerFunctions(ExtensionLoader &loader);
 } // namespace duckdb
