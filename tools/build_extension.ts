@@ -81,6 +81,18 @@ function run(args: string[]): void {
   if (result.exitCode !== 0) fail(`compiler failed (exit ${result.exitCode}): ${args.slice(0, 3).join(" ")} ...`);
 }
 
+/**
+ * Compiles a standalone program against the extension's runtime-neutral headers (bitmap, ring),
+ * without DuckDB, as the unit tests are: the benchmarks in bench/ use it.
+ */
+export function compileStandalone(outPath: string, sources: string[]): string {
+  checkToolchain();
+  mkdirSync(dirname(outPath), { recursive: true });
+  run([ZIG, "c++", ...compilerFlags().filter((flag) => flag !== "-fPIC"), "-o", outPath, ...sources, LIBSTDCXX, LIBGCC,
+    "-lpthread"]);
+  return outPath;
+}
+
 /** DuckDB's extension footer: a wasm-style custom-section prefix, eight 32-byte fields, 256 signature bytes. */
 export function extensionFooter(extensionVersion: string, duckdbVersion: string): Uint8Array {
   const prefix = new Uint8Array([0x00, 0x93, 0x04, 0x10, ...new TextEncoder().encode("duckdb_signature"), 0x80, 0x04]);

@@ -98,3 +98,18 @@ HADUCK_C_API int32_t haduck_block_checksum_ok(uint8_t *block, uint64_t length) {
 	std::memcpy(&stored, block, sizeof(stored));
 	return duckdb::Checksum(block + 8, length - 8) == stored ? 1 : 0;
 }
+
+//! For benchmarks: pushes up to `count` synthetic events (type 0, which consumers skip) from the
+//! calling thread; stops at a full ring (setting the overflow flag, as DuckDB's threads would).
+HADUCK_C_API uint64_t haduck_debug_push_events(uint64_t count) {
+	haduck::RingEvent event;
+	event.type = 0;
+	uint64_t pushed = 0;
+	for (; pushed < count; pushed++) {
+		event.a = pushed;
+		if (!haduck::RingPush(Tracker::Get().Ring(), event)) {
+			break;
+		}
+	}
+	return pushed;
+}

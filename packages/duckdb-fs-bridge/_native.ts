@@ -149,6 +149,11 @@ export class Native {
       timeouts: Number(out[3]) };
   }
 
+  /** Benchmarks only: pushes up to `count` synthetic events (type 0) into the ring; returns how many fit. */
+  debugPushEvents(count: number): number {
+    return Number(this.#symbols.debugPushEvents(BigInt(count)));
+  }
+
   blockChecksumOk(block: Uint8Array): boolean {
     return this.#symbols.blockChecksumOk(block, BigInt(block.byteLength)) === 1;
   }

@@ -17,6 +17,8 @@ export interface ExtensionSymbols {
   filePath(fileId: number, out: Uint8Array, capacity: bigint): bigint;
   holdStats(out: BigUint64Array): void;
   blockChecksumOk(block: Uint8Array, length: bigint): number;
+  /** Benchmarks only: pushes synthetic events (type 0) until `count` or a full ring. */
+  debugPushEvents(count: bigint): bigint;
 }
 
 /** Opens the already-loaded extension image at `path` (libduckdb.so must be loaded first). */

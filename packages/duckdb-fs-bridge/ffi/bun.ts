@@ -18,6 +18,7 @@ const SYMBOLS = {
   haduck_file_path: { args: [FFIType.u32, FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
   haduck_hold_stats: { args: [FFIType.ptr], returns: FFIType.void },
   haduck_block_checksum_ok: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  haduck_debug_push_events: { args: [FFIType.u64], returns: FFIType.u64 },
 } as const;
 
 export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols => {
@@ -34,5 +35,6 @@ export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols 
     filePath: (fileId, out, capacity) => BigInt(s.haduck_file_path(fileId, ptr(out), capacity)),
     holdStats: (out) => s.haduck_hold_stats(ptr(out)),
     blockChecksumOk: (block, length) => s.haduck_block_checksum_ok(ptr(block), length),
+    debugPushEvents: (count) => BigInt(s.haduck_debug_push_events(count)),
   };
 };

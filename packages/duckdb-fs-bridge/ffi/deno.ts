@@ -21,6 +21,7 @@ const SYMBOLS = {
   haduck_file_path: { parameters: ["u32", "buffer", "u64"], result: "u64" },
   haduck_hold_stats: { parameters: ["buffer"], result: "void" },
   haduck_block_checksum_ok: { parameters: ["buffer", "u64"], result: "i32" },
+  haduck_debug_push_events: { parameters: ["u64"], result: "u64" },
 } as const;
 
 export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols => {
@@ -38,5 +39,6 @@ export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols 
     filePath: (fileId, out, capacity) => BigInt(s.haduck_file_path(fileId, out, capacity)),
     holdStats: (out) => s.haduck_hold_stats(out),
     blockChecksumOk: (block, length) => s.haduck_block_checksum_ok(block, length),
+    debugPushEvents: (count) => BigInt(s.haduck_debug_push_events(count)),
   };
 };
