@@ -3,16 +3,17 @@
  *  - the same bulk load + updates + checkpoints on a plain path and on a haduck:// path (local-only
  *    tracking, and replicating to a filesystem store), several alternating rounds;
  *  - bytes shipped for a one-row UPDATE + CHECKPOINT against the database file's size.
- * Writes bench/results/write_overhead.json. Run: `bun bench/write_overhead.ts [rows]`.
+ * Writes bench/results/write_overhead.json. Run: `bun bench/write_overhead.ts [rows] [rounds]`.
  */
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { attach, openDuckDB } from "@haduck/duckdb-fs-bridge";
 import { FsBlockStore } from "@haduck/s3-block-store";
+import { median, writeResult } from "./_report.ts";
 
 const ROWS = Number(process.argv[2] ?? 20_000_000);
-const ROUNDS = 3;
+const ROUNDS = Number(process.argv[3] ?? 5);
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-"));
 
 async function workload(run: (sql: string) => Promise<unknown>): Promise<number> {
@@ -46,7 +47,6 @@ async function haduck(round: number, withStore: boolean): Promise<number> {
   return ms;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const times = { plain: [] as number[], tracking: [] as number[], replicating: [] as number[] };
 for (let round = 0; round < ROUNDS; round++) {
   times.plain.push(await plain(round));
@@ -78,8 +78,6 @@ const result = {
   },
   oneRowUpdate: { bytesShipped: oneRowBytes, fileBytes, fileToShippedRatio: fileBytes / Math.max(1, oneRowBytes) },
 };
-const out = resolve(import.meta.dir, "results");
-mkdirSync(out, { recursive: true });
-writeFileSync(join(out, "write_overhead.json"), JSON.stringify(result, null, 2));
+writeResult("write_overhead", result);
 console.log(JSON.stringify(result, null, 2));
 rmSync(dir, { recursive: true, force: true });
