@@ -120,4 +120,4 @@ test("radosgw killed with kill -9 mid-upload and restarted: nothing torn, the st
     await own.close();
     await cluster.stop();
   }
-});
+}, 180_000);

@@ -183,6 +183,10 @@ export function encodeManifest(manifest: Manifest): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(manifest));
 }
 
+/** The most blocks a manifest may list (2^24 blocks of 256 KiB: 4 TiB). */
+export const MANIFEST_BLOCKS_MAX = 2 ** 24;
+const HEX_DIGEST = /^[0-9a-f]{64}$/;
+
 export function decodeManifest(bytes: Uint8Array, where: string): Manifest {
   let manifest: Manifest;
   try {
@@ -194,7 +198,57 @@ export function decodeManifest(bytes: Uint8Array, where: string): Manifest {
     !Array.isArray(manifest.segments) || !Array.isArray(manifest.header) || typeof manifest.generation !== "number") {
     throw new RangeError(`${where} is not a haduck manifest version 1`);
   }
+  validateManifest(manifest, where);
   return manifest;
+}
+
+/**
+ * Checks every bound a reader relies on before it allocates or fetches anything (docs/FORMAT.md):
+ * a hostile or corrupted manifest is refused by name, never followed into a huge allocation.
+ */
+export function validateManifest(manifest: Manifest, where: string): void {
+  const fail = (what: string): never => {
+    throw new RangeError(`${where} is not a valid haduck manifest: ${what}`);
+  };
+  const whole = (value: unknown, max = Number.MAX_SAFE_INTEGER) =>
+    typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= max;
+  const blockSize = manifest.database?.blockAllocSize;
+  if (!whole(blockSize) || blockSize < 16384 || blockSize > 262144 || (blockSize & (blockSize - 1)) !== 0) {
+    fail(`block_alloc_size ${blockSize} is not a power of two from 16 KiB to 256 KiB`);
+  }
+  if (!whole(manifest.generation) || !whole(manifest.blockCount, MANIFEST_BLOCKS_MAX)) {
+    fail(`generation ${manifest.generation} or block count ${manifest.blockCount} out of range`);
+  }
+  if (manifest.fileSizeBytes !== 12288 + manifest.blockCount * blockSize) {
+    fail(`file size ${manifest.fileSizeBytes} is not 12288 + ${manifest.blockCount} blocks of ${blockSize} bytes`);
+  }
+  if (typeof manifest.dbKey !== "string" || typeof manifest.database.dbIdentifier !== "string") {
+    fail("the database key or identifier is missing");
+  }
+  if (manifest.blocks.length > manifest.blockCount) fail(`${manifest.blocks.length} blocks for ${manifest.blockCount}`);
+  for (const segment of manifest.segments) {
+    if (typeof segment?.key !== "string" || !whole(segment.sizeBytes, 2 ** 40) || !HEX_DIGEST.test(segment.sha256)) {
+      fail(`segment ${JSON.stringify(segment?.key)} has a malformed key, size or digest`);
+    }
+  }
+  const check = (block: ManifestBlock, header: boolean) => {
+    if (!Array.isArray(block) || block.length !== 8) fail("a block entry is not an 8-element array");
+    const [blockId, segmentIndex, offset, stored, raw, compression, , digest] = block;
+    const expectedRaw = header ? 12288 : blockSize;
+    if (header ? blockId !== -1 : !whole(blockId, manifest.blockCount - 1)) fail(`block id ${blockId} out of range`);
+    if (!whole(segmentIndex, manifest.segments.length - 1)) fail(`block ${blockId} names segment ${segmentIndex}`);
+    if (raw !== expectedRaw) fail(`block ${blockId} claims ${raw} raw bytes, not ${expectedRaw}`);
+    if (!whole(stored, raw) || stored === 0) fail(`block ${blockId} claims ${stored} stored bytes`);
+    if (!whole(offset) || offset + stored > manifest.segments[segmentIndex].sizeBytes) {
+      fail(`block ${blockId} lies outside its segment`);
+    }
+    if (compression !== COMPRESSION_NONE && compression !== COMPRESSION_ZSTD) {
+      fail(`block ${blockId} has unknown compression ${compression}`);
+    }
+    if (!HEX_DIGEST.test(digest)) fail(`block ${blockId} has a malformed digest`);
+  };
+  check(manifest.header, true);
+  for (const block of manifest.blocks) check(block, false);
 }
 
 export const pad = (n: number | bigint) => n.toString().padStart(20, "0");

@@ -1,0 +1,46 @@
+/** The test vectors of docs/FORMAT.md, read from the document itself so the two cannot drift. */
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { COMPRESSION_NONE, decodeSegment, encodeSegment, hex, sha256 } from "./_format.ts";
+
+const FORMAT = readFileSync(resolve(import.meta.dir, "../../docs/FORMAT.md"), "utf8");
+
+function vector(name: string): string {
+  const match = new RegExp("```hex " + name + "\\n([0-9a-f\\n]+)```").exec(FORMAT);
+  if (!match) throw new Error(`docs/FORMAT.md has no \`\`\`hex ${name} block`);
+  return match[1].replace(/\n/g, "");
+}
+
+const block2 = Uint8Array.from({ length: 16 }, (_, i) => i);
+const block5 = new TextEncoder().encode("haduck block #2!");
+
+test("encodeSegment() reproduces the segment test vector of docs/FORMAT.md byte for byte", () => {
+  const { bytes, sha256: digest } = encodeSegment(
+    { blockAllocSize: 16384, generation: 7n, sequence: 0, previousSha256: new Uint8Array(32).fill(0xab) },
+    [
+      { blockId: 5n, raw: block5, stored: block5, compression: COMPRESSION_NONE, duckdbChecksumValid: false },
+      { blockId: 2n, raw: block2, stored: block2, compression: COMPRESSION_NONE, duckdbChecksumValid: true },
+    ],
+  );
+  expect(hex(bytes)).toBe(vector("segment"));
+  expect(hex(digest)).toBe(vector("segment-sha256"));
+  expect(hex(sha256(bytes))).toBe(vector("segment-sha256")); // the one-pass digest equals a second pass
+});
+
+test("decodeSegment() reads the test vector back, and refuses it with any byte flipped", () => {
+  const bytes = Buffer.from(vector("segment"), "hex");
+  const { header, entries } = decodeSegment(new Uint8Array(bytes));
+  expect(header).toEqual({ blockAllocSize: 16384, generation: 7n, sequence: 0,
+    previousSha256: new Uint8Array(32).fill(0xab) });
+  expect(entries.map((entry) => [entry.blockId, entry.offsetBytes, entry.duckdbChecksumValid])).toEqual([
+    [2n, 224, true],
+    [5n, 240, false],
+  ]);
+  expect(bytes.subarray(240, 256)).toEqual(Buffer.from(block5));
+  for (let at = 0; at < bytes.length; at += 7) {
+    const flipped = new Uint8Array(bytes);
+    flipped[at] ^= 0x01;
+    expect(() => decodeSegment(flipped)).toThrow(RangeError);
+  }
+});
