@@ -86,6 +86,12 @@ test("malformed haduck paths get an IOException naming the path and the expected
   }
   const error = await connection.run(`ATTACH 'haduck://${dir}' AS d`).catch((e) => e);
   expect(String(error.message)).toContain("is a directory");
+  for (const device of ["/dev/null", "/dev/zero"]) {
+    const refused = await connection.run(`ATTACH 'haduck://${device}' AS dev`).catch((e) => e);
+    expect(String(refused.message)).toContain("not a regular file");
+  }
+  // The connection still works after every refusal.
+  expect((await connection.runAndReadAll("SELECT 42 AS x")).getRowObjects()).toEqual([{ x: 42 }]);
 });
 
 test("a reopened haduck database copies and opens in stock DuckDB", async () => {

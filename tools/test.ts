@@ -61,6 +61,10 @@ async function main(): Promise<number> {
   };
   const results: SuiteResult[] = [];
   try {
+    results.push(await runSuite("static checks", [process.execPath, join(ROOT, "tools/check.ts")], env, (output) => ({
+      passed: lastNumber(output, /^(\d+) passed, \d+ failed$/gm),
+      failed: lastNumber(output, /^\d+ passed, (\d+) failed$/gm),
+    })));
     results.push(await runSuite("C++ unit tests", [UNIT_TESTS_PATH], env, (output) => ({
       passed: lastNumber(output, /^(\d+) passed, \d+ failed$/gm),
       failed: lastNumber(output, /^\d+ passed, (\d+) failed$/gm),

@@ -79,6 +79,12 @@ unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFl
 	if (!inner) {
 		return nullptr; // FILE_FLAGS_NULL_IF_NOT_EXISTS
 	}
+	if (inner->GetType() != FileType::FILE_TYPE_REGULAR) {
+		// A device, FIFO or socket has no blocks to track or ship (and /dev/zero never ends).
+		throw IOException("Cannot open \"%s\": it is not a regular file (a device, FIFO or socket); give the path "
+		                  "of a database file",
+		                  path);
+	}
 	auto &tracker = haduck::Tracker::Get();
 	auto tracked = tracker.Open(local_path);
 	if (tracked->kind.load() == HADUCK_FILE_KIND_OTHER && inner->GetType() == FileType::FILE_TYPE_REGULAR &&

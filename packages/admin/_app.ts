@@ -107,7 +107,8 @@ export function createAdminApp(options: AdminAppOptions): Hono {
       const headers: Record<string, string> = error.status === 401 ? { "www-authenticate": 'Bearer realm="haduck"' } : {};
       return c.json({ error: `HTTP_${error.status}`, message: error.message }, error.status, headers);
     }
-    const code = typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : "INTERNAL";
+    const raw = (error as unknown as { code?: unknown }).code;
+    const code = typeof raw === "string" ? raw : "INTERNAL";
     const status = (STATUS_OF_CODE[code] ?? 500) as 500;
     return c.json({ error: code, message: error.message }, status);
   });

@@ -32,10 +32,13 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrit
 class UsageError extends Error {}
 
 
-function parse(args: string[], options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>) {
+type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
+
+function parse<const T extends Record<string, OptionSpec>>(args: string[], options: T) {
   try {
-    return parseArgs({ args, options: { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" },
-      debug: { type: "boolean" } }, allowPositionals: true, strict: true });
+    const all = { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" }, debug: { type: "boolean" } } as
+      const;
+    return parseArgs({ args, options: all, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; see --help`);
   }
@@ -250,7 +253,7 @@ export function exitCodeOf(error: unknown): number {
   }
   if (error instanceof ReplicationError) {
     if (error.code === "INTEGRITY") return EXIT.integrity;
-    if (error.code === "TARGET_EXISTS" || error.code === "DIVERGED") return EXIT.conflict;
+    if (["TARGET_EXISTS", "DIVERGED", "FOREIGN_DATABASE", "NO_LOCAL_FILE"].includes(error.code)) return EXIT.conflict;
     return EXIT.failure;
   }
   return EXIT.failure;

@@ -17,6 +17,7 @@ import {
   sha256,
 } from "./_format.ts";
 import { ReplicationError } from "./_errors.ts";
+import { parseHeaderRegion } from "./_duckdb_file.ts";
 
 export interface GenerationSummary {
   generation: number;
@@ -106,6 +107,18 @@ export function decodeBlock(stored: Uint8Array, block: ManifestBlock, segment: s
   return raw;
 }
 
+/** Checks that a generation's stored header region is the one its manifest describes. */
+export function checkHeaderRegion(manifest: Manifest, region: Uint8Array): void {
+  const info = parseHeaderRegion(region);
+  const database = manifest.database;
+  if (info.iteration !== manifest.generation || info.blockAllocSize !== database.blockAllocSize ||
+    info.dbIdentifier !== database.dbIdentifier || info.storageVersion !== database.storageVersion) {
+    throw new ReplicationError("INTEGRITY", `The header of generation ${manifest.generation} does not match its ` +
+      `manifest (iteration ${info.iteration}, block size ${info.blockAllocSize}, database ${info.dbIdentifier}, ` +
+      `storage version ${info.storageVersion}): it belongs to another database or version; nothing was written`);
+  }
+}
+
 export interface VerifyReport {
   generations: number;
   segments: number;
@@ -150,7 +163,9 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
         for (const entry of decoded.entries) {
           const block = blockAt.get(`${index}:${entry.offsetBytes}`);
           if (!block) continue; // superseded by a later write in the same generation chain
-          decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block, segment.key);
+          const raw = decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block,
+            segment.key);
+          if (block[0] === -1) checkHeaderRegion(manifest, raw);
           report.blocks++;
         }
       } catch (error) {

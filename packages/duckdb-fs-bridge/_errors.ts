@@ -9,7 +9,8 @@ export type ReplicationErrorCode =
   | "GENERATION_NOT_FOUND"
   | "TARGET_EXISTS"
   | "DIVERGED"
-  | "FOREIGN_DATABASE";
+  | "FOREIGN_DATABASE"
+  | "NO_LOCAL_FILE";
 
 export class ReplicationError extends Error {
   readonly code: ReplicationErrorCode;

@@ -169,7 +169,14 @@ export interface Manifest {
   previousManifestSha256: string | null;
   writerEpoch: number;
   createdAt: string;
-  database: { dbIdentifier: string; blockAllocSize: number; storageVersion: number; libraryVersion: string };
+  database: {
+    dbIdentifier: string;
+    blockAllocSize: number;
+    storageVersion: number;
+    libraryVersion: string;
+    /** haduck's own identity of the database (DuckDB's db_identifier is zero unless encrypted). */
+    haduckIdentity?: string;
+  };
   fileSizeBytes: number;
   blockCount: number;
   /** Segments referenced by this generation (its own and inherited ones). */
@@ -222,8 +229,9 @@ export function validateManifest(manifest: Manifest, where: string): void {
   if (manifest.fileSizeBytes !== 12288 + manifest.blockCount * blockSize) {
     fail(`file size ${manifest.fileSizeBytes} is not 12288 + ${manifest.blockCount} blocks of ${blockSize} bytes`);
   }
-  if (typeof manifest.dbKey !== "string" || typeof manifest.database.dbIdentifier !== "string") {
-    fail("the database key or identifier is missing");
+  if (typeof manifest.dbKey !== "string" || typeof manifest.database.dbIdentifier !== "string" ||
+    !["undefined", "string"].includes(typeof manifest.database.haduckIdentity)) {
+    fail("the database key or identifier is missing or malformed");
   }
   if (manifest.blocks.length > manifest.blockCount) fail(`${manifest.blocks.length} blocks for ${manifest.blockCount}`);
   for (const segment of manifest.segments) {

@@ -22,6 +22,8 @@ export function buildManifest(options: {
   shipment: Shipment;
   previous?: { manifest: Manifest; sha256: string };
   blocksConsidered: number;
+  /** The database's haduck identity (see _identity.ts); recorded so a stranger is never appended. */
+  haduckIdentity?: string;
 }): Manifest {
   const { fileInfo, segments: newSegments, shipped, header } = options.shipment;
   const previous = options.previous?.manifest;
@@ -61,6 +63,7 @@ export function buildManifest(options: {
       blockAllocSize: fileInfo.blockAllocSize,
       storageVersion: fileInfo.storageVersion,
       libraryVersion: fileInfo.libraryVersion,
+      ...(options.haduckIdentity ? { haduckIdentity: options.haduckIdentity } : {}),
     },
     fileSizeBytes: fileInfo.fileSizeBytes,
     blockCount: fileInfo.blockCount,

@@ -16,6 +16,7 @@ import { latestManifest } from "./_catalog.ts";
 import { ReplicationError } from "./_errors.ts";
 import { buildManifest, type Shipment } from "./_manifest_builder.ts";
 import { readAndUpload, readFileInfo, type UploadPassResult } from "./_segment_uploader.ts";
+import { identityPath, newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
 import { encodeManifest, hex, latestKey, type Manifest, manifestKey, sha256 } from "./_format.ts";
 import type { Native } from "./_native.ts";
 import { RING_LAYOUT as L } from "./_ring_layout.ts";
@@ -99,6 +100,8 @@ export class Replicator {
   #catchUpTimer: ReturnType<typeof setTimeout> | undefined;
   #catchUpDelayMs = 0;
   #stopped = false;
+  /** haduck's identity of the database (beside it in `<db>.haduck-identity`), set by reconcile. */
+  #identity: string | undefined;
   /** When the oldest generation not yet committed was announced (performance.now()). */
   #waitingSince: number | undefined;
 
@@ -319,10 +322,28 @@ export class Replicator {
   async reconcile(): Promise<{ shippedGeneration: number | null }> {
     const store = this.options.store;
     const previous = this.#previous?.manifest;
-    if (!store || !previous) return { shippedGeneration: null };
-    // No local file: attach creates one; restore is the way back.
     const local = await readFileInfo(this.options.dbPath);
-    if (!local) return { shippedGeneration: null };
+    const sidecar = await readIdentity(this.options.dbPath);
+    if (!store) return { shippedGeneration: null }; // local-only: nothing to agree with
+    if (!previous) {
+      this.#identity = (sidecar ?? await writeIdentity(this.options.dbPath, newIdentity())).identity;
+      return { shippedGeneration: null };
+    }
+    if (!local) {
+      throw new ReplicationError("NO_LOCAL_FILE", `${this.options.dbPath} does not exist, but ${store.url} holds ` +
+        `generations of ${this.options.dbKey} up to ${previous.generation}: run \`haduck restore --to ` +
+        `${this.options.dbPath}\` first, or use another --db-key for a new database`);
+    }
+    const stored = previous.database.haduckIdentity;
+    if (stored !== undefined && sidecar?.identity !== stored) {
+      throw new ReplicationError("FOREIGN_DATABASE", `${this.options.dbPath} is not the database ${this.options.dbKey} ` +
+        `in ${store.url}: ` + (sidecar
+          ? `its haduck identity ${sidecar.identity} differs from the store's ${stored}`
+          : `it has no haduck identity (${identityPath(this.options.dbPath)})`) +
+        "; use another --db-key, or `haduck restore` to get the stored one");
+    }
+    // A store written before identities existed: adopt the local file, and record it from now on.
+    this.#identity = (sidecar ?? await writeIdentity(this.options.dbPath, newIdentity())).identity;
     if (local.dbIdentifier !== previous.database.dbIdentifier) {
       throw new ReplicationError("FOREIGN_DATABASE", `${this.options.dbPath} is another database than ` +
         `${this.options.dbKey} in ${store.url} (identifier ${local.dbIdentifier}, store has ` +
@@ -346,7 +367,7 @@ export class Replicator {
   async #publish(iteration: number, shipment: Shipment, blocksConsidered: number, started: number): Promise<void> {
     const store = this.options.store!;
     const manifest = buildManifest({ dbKey: this.options.dbKey, generation: iteration, shipment,
-      previous: this.#previous, blocksConsidered });
+      previous: this.#previous, blocksConsidered, haduckIdentity: this.#identity });
     const bytes = encodeManifest(manifest);
     await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*" });
     const digest = hex(sha256(bytes));

@@ -8,9 +8,10 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
 import { dirname } from "node:path";
-import { decodeBlock, latestManifest, loadManifest } from "./_catalog.ts";
-import { blockOffset, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
+import { checkHeaderRegion, decodeBlock, latestManifest, loadManifest } from "./_catalog.ts";
+import { blockOffset, HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
+import { writeIdentity } from "./_identity.ts";
 import type { Manifest, ManifestBlock } from "./_format.ts";
 
 export interface RestoreOptions {
@@ -130,11 +131,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let bytes = 0;
   try {
     const header = await readBlock(store, manifest, manifest.header);
-    const info = parseHeaderRegion(header);
-    if (info.iteration !== manifest.generation || info.blockAllocSize !== manifest.database.blockAllocSize) {
-      throw new ReplicationError("INTEGRITY", `The header of generation ${manifest.generation} does not match its ` +
-        `manifest (iteration ${info.iteration}, block size ${info.blockAllocSize})`);
-    }
+    checkHeaderRegion(manifest, header);
     await handle.truncate(manifest.fileSizeBytes);
     const reads = planRangeReads(manifest);
     let next = 0;
@@ -162,6 +159,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await handle.write(header, 0, HEADER_REGION_BYTES, 0);
     await handle.sync();
     await handle.close();
+    // The identity first: a crash between the two leaves an identity without a file, which attach
+    // refuses with a hint to restore again; never a restored file that looks like a stranger.
+    if (manifest.database.haduckIdentity) await writeIdentity(to, manifest.database.haduckIdentity);
     await fs.rename(temp, to);
     await fsyncPath(dirname(to));
   } catch (error) {

@@ -1,0 +1,157 @@
+/**
+ * Hostile or damaged objects in the store: each is detected and refused by name, nothing is
+ * applied (no file appears under the target name), and nothing is followed into a huge
+ * allocation. A good copy of the same store restores fine, so every refusal is about the damage.
+ */
+import { beforeAll, expect, test } from "bun:test";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
+import { FsBlockStore } from "@haduck/s3-block-store";
+import { rowCount } from "./harness/duckdb.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "haduck-hostile-"));
+const pristine = join(dir, "pristine");
+const KEY = "hostile.duckdb";
+let generations: number[] = [];
+
+beforeAll(async () => {
+  const db = await attach({ dbPath: join(dir, KEY), store: new FsBlockStore(pristine) });
+  await db.connection.run("CREATE TABLE t AS SELECT i, md5(i::VARCHAR) AS s FROM range(100000) r(i)");
+  await db.checkpoint();
+  await db.connection.run("UPDATE t SET s = 'x' WHERE i < 10");
+  await db.checkpoint();
+  await db.close();
+  generations = await listGenerations(new FsBlockStore(pristine), KEY);
+  return () => rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh copy of the good store, damaged by `tamper`; returns the store and the object path helper. */
+function damaged(name: string, tamper: (path: (key: string) => string) => void): FsBlockStore {
+  const root = join(dir, name);
+  cpSync(pristine, root, { recursive: true });
+  tamper((key) => join(root, KEY, key));
+  return new FsBlockStore(root);
+}
+
+const manifestPath = (generation: number) => `manifests/${String(generation).padStart(20, "0")}.json`;
+const latest = () => generations[generations.length - 1];
+
+function editManifest(path: (key: string) => string, generation: number, edit: (manifest: any) => void) {
+  const file = path(manifestPath(generation));
+  const manifest = JSON.parse(readFileSync(file, "utf8"));
+  edit(manifest);
+  writeFileSync(file, JSON.stringify(manifest));
+}
+
+async function expectRefused(store: FsBlockStore, name: string, mentions: string[]) {
+  const to = join(dir, `${name}.restored.duckdb`);
+  const error = await restore({ store, dbKey: KEY, to }).catch((e) => e);
+  expect(error).toBeInstanceOf(Error);
+  expect(["INTEGRITY", "CHECKSUM_MISMATCH"]).toContain(error.code); // both exit 5 from the CLI
+  for (const mention of mentions) expect(error.message).toContain(mention);
+  expect(existsSync(to)).toBe(false);
+  const report = await verify(store, KEY).catch((e) => ({ problems: [(e as Error).message] }));
+  expect(report.problems.length).toBeGreaterThan(0);
+}
+
+test("the undamaged store restores (the control for every case below)", async () => {
+  const to = join(dir, "control.duckdb");
+  await restore({ store: new FsBlockStore(pristine), dbKey: KEY, to });
+  expect(await rowCount(to)).toBe(100000);
+});
+
+test("a manifest claiming a huge block is refused before anything is fetched", async () => {
+  const store = damaged("huge", (path) => editManifest(path, latest(), (m) => {
+    m.blocks[0][4] = 2 ** 40; // rawBytes
+  }));
+  await expectRefused(store, "huge", [manifestPath(latest()), "raw bytes"]);
+});
+
+test("a manifest with another block size or a broken shape is refused by name", async () => {
+  const odd = damaged("block-size", (path) => editManifest(path, latest(), (m) => {
+    m.database.blockAllocSize = 12345;
+  }));
+  await expectRefused(odd, "block-size", ["block_alloc_size 12345"]);
+  const shapeless = damaged("shape", (path) => editManifest(path, latest(), (m) => {
+    m.blocks[3] = [1, 2, 3];
+  }));
+  await expectRefused(shapeless, "shape", ["8-element array"]);
+  const outside = damaged("outside", (path) => editManifest(path, latest(), (m) => {
+    m.blocks[0][2] = m.segments[m.blocks[0][1]].sizeBytes; // offset past the segment's end
+  }));
+  await expectRefused(outside, "outside", ["outside its segment"]);
+});
+
+test("a manifest of another database under this key is refused", async () => {
+  const store = damaged("foreign", (path) => editManifest(path, latest(), (m) => {
+    m.database.dbIdentifier = "ff".repeat(16);
+  }));
+  await expectRefused(store, "foreign", ["another database"]);
+});
+
+test("a truncated segment and a flipped bit are named, and nothing is written", async () => {
+  const manifest = JSON.parse(readFileSync(join(pristine, KEY, manifestPath(latest())), "utf8"));
+  const segment = manifest.segments[manifest.blocks[0][1]].key.slice(KEY.length + 1);
+  const truncated = damaged("truncated", (path) => truncateSync(path(segment), 1000));
+  await expectRefused(truncated, "truncated", []);
+  const flipped = damaged("flipped", (path) => {
+    const bytes = readFileSync(path(segment));
+    bytes[manifest.blocks[0][2] + 100] ^= 0x10;
+    writeFileSync(path(segment), bytes);
+  });
+  await expectRefused(flipped, "flipped", [segment]);
+});
+
+test("a broken chain is found by verify, naming both generations", async () => {
+  const store = damaged("chain", (path) => editManifest(path, generations[generations.length - 2], (m) => {
+    m.createdAt = "2000-01-01T00:00:00.000Z"; // any change to a manifest breaks the next one's chain
+  }));
+  const report = await verify(store, KEY);
+  expect(report.problems.join("\n")).toContain(`generation ${latest()} does not chain to generation ` +
+    `${generations[generations.length - 2]}`);
+});
+
+test("a manifest that is not JSON, or of a future format version, is refused by name", async () => {
+  const garbage = damaged("garbage", (path) => writeFileSync(path(manifestPath(latest())), "\u0000\u0001 not json"));
+  await expectRefused(garbage, "garbage", [manifestPath(latest()), "not JSON"]);
+  const future = damaged("future", (path) => editManifest(path, latest(), (m) => {
+    m.version = 2;
+  }));
+  await expectRefused(future, "future", ["version 1"]);
+});
+
+test("another database attached under a key with history is refused; a restored copy continues the chain", async () => {
+  const store = new FsBlockStore(join(dir, "identity-store"));
+  const first = await attach({ dbPath: join(dir, "first.duckdb"), store, dbKey: "shared" });
+  await first.connection.run("CREATE TABLE t AS SELECT * FROM range(1000) r(i)");
+  await first.close();
+  // A stranger: same DuckDB version, same zero db_identifier, its own haduck identity.
+  const stranger = await attach({ dbPath: join(dir, "stranger.duckdb"), store: new FsBlockStore(join(dir, "other")) });
+  await stranger.connection.run("CREATE TABLE t AS SELECT * FROM range(5) r(i)");
+  await stranger.close();
+  const refused = await attach({ dbPath: join(dir, "stranger.duckdb"), store, dbKey: "shared" }).catch((e) => e);
+  expect(refused.code).toBe("FOREIGN_DATABASE");
+  expect(refused.message).toContain("haduck identity");
+  // A plain DuckDB file that haduck never saw.
+  rmSync(join(dir, "stranger.duckdb.haduck-identity"));
+  const unknown = await attach({ dbPath: join(dir, "stranger.duckdb"), store, dbKey: "shared" }).catch((e) => e);
+  expect(unknown.code).toBe("FOREIGN_DATABASE");
+  expect(unknown.message).toContain("no haduck identity");
+  // The database's own file gone: refused with the way back, which then works.
+  rmSync(join(dir, "first.duckdb"));
+  const missing = await attach({ dbPath: join(dir, "first.duckdb"), store, dbKey: "shared" }).catch((e) => e);
+  expect(missing.code).toBe("NO_LOCAL_FILE");
+  expect(missing.message).toContain("haduck restore");
+  await restore({ store, dbKey: "shared", to: join(dir, "first.duckdb") });
+  const back = await attach({ dbPath: join(dir, "first.duckdb"), store, dbKey: "shared" });
+  await back.connection.run("INSERT INTO t SELECT * FROM range(10)");
+  await back.checkpoint();
+  await back.close();
+  expect(back.replicator.status.lastError).toBeNull();
+  expect((await verify(store, "shared")).problems).toEqual([]);
+  const latestCopy = join(dir, "first-latest.duckdb");
+  await restore({ store, dbKey: "shared", to: latestCopy });
+  expect(await rowCount(latestCopy)).toBe(1010);
+});
