@@ -197,12 +197,14 @@ export class S3BlockStore implements BlockStore {
     let response: Response;
     let bytes: Uint8Array;
     try {
+      // The signal goes into the signed Request itself: a second init to fetch() would rebuild it.
       const signed = await this.#client.sign(url.toString(), {
         method: request.method,
         headers,
         body: request.body as BodyInit | undefined,
+        signal,
       });
-      response = await this.#fetch(signed, { signal });
+      response = await this.#fetch(signed);
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (request.signal?.aborted) throw request.signal.reason;
