@@ -140,3 +140,18 @@ test("haduck serve serves the admin endpoint until SIGTERM, then ships what is p
   expect(usage.code).toBe(2);
   expect(usage.stderr).toContain("HOST:PORT");
 });
+
+test("large uploads and restores report progress: plain lines when not on a terminal", async () => {
+  const storeArgs = ["--store", `file://${dir}/progress-store`];
+  const attached = await haduck(["attach", "progress.duckdb", ...storeArgs,
+    "-c", "CREATE TABLE t AS SELECT i, random() AS a FROM range(4000000) r(i)", "-c", "CHECKPOINT"]);
+  expect(attached.code).toBe(0);
+  const lines = attached.stderr.split("\n").filter((line) => line.startsWith("upload: "));
+  expect(lines.length).toBeGreaterThanOrEqual(2);
+  expect(lines.length).toBeLessThanOrEqual(11); // at most one line per tenth
+  expect(lines[lines.length - 1]).toMatch(/^upload: 100% (\d+)\/\1 blocks, [\d.]+ MiB, [\d.]+ MiB\/s, ETA 0 s$/);
+  const restored = await haduck(["restore", ...storeArgs, "--db-key", "progress.duckdb", "--to", "progress-copy.duckdb"]);
+  expect(restored.code).toBe(0);
+  expect(restored.stderr).toMatch(/restore: 100% (\d+)\/\1 blocks/);
+  expect(await rowCount(join(dir, "progress-copy.duckdb"))).toBe(4000000);
+});

@@ -23,7 +23,10 @@ import {
 import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
 import { printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
-import { progress } from "./_progress.ts";
+import { type Progress, progress } from "./_progress.ts";
+
+/** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
+const PROGRESS_BLOCKS_MIN = 64;
 import { adminDatabase, parseListen, serveAdmin } from "./_admin_server.ts";
 
 /** Exit codes, documented in `haduck --help`. */
@@ -90,13 +93,23 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
   alias?: string }) {
   const store = storeFromFlags(values, process.env);
   if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
+  // A bar for generations large enough to take a while (the first upload of a big database).
+  let bar: { generation: number; progress: Progress } | undefined;
   const db = await attach({
+    onUploadProgress: (event) => {
+      if (event.blocksTotal < PROGRESS_BLOCKS_MIN) return;
+      if (bar?.generation !== event.generation) bar = { generation: event.generation, progress: progress("upload") };
+      bar.progress.update(event.blocksDone, event.blocksTotal, event.bytesSent);
+    },
     dbPath,
     store,
     dbKey: values["db-key"],
     alias: values.alias,
-    onGeneration: (event) => console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
-      `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`),
+    onGeneration: (event) => {
+      if (bar?.generation === event.generation) bar.progress.finish();
+      console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
+        `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`);
+    },
   });
   return { db, store };
 }

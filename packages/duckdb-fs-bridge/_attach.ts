@@ -7,7 +7,7 @@ import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { basename, resolve } from "node:path";
 import { Native, openDuckDB } from "./_native.ts";
-import { type GenerationShipped, Replicator } from "./_replicator.ts";
+import { type GenerationShipped, Replicator, type UploadProgress } from "./_replicator.ts";
 
 export interface AttachOptions {
   /** Local path of the database file; created if missing. */
@@ -20,6 +20,7 @@ export interface AttachOptions {
   alias?: string;
   holdMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
+  onUploadProgress?: (event: UploadProgress) => void;
 }
 
 export interface AttachedDatabase {
@@ -59,7 +60,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const instance = await openDuckDB();
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
-    onGeneration: options.onGeneration });
+    onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress });
   await replicator.start();
   try {
     await replicator.reconcile();

@@ -47,6 +47,15 @@ export interface ReplicatorOptions {
   /** Default 30000 ms. */
   catchUpDelayMaxMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
+  /** Progress of a generation's upload (for a progress bar on large ones). */
+  onUploadProgress?: (event: UploadProgress) => void;
+}
+
+export interface UploadProgress {
+  generation: number;
+  blocksDone: number;
+  blocksTotal: number;
+  bytesSent: number;
 }
 
 export interface GenerationShipped {
@@ -85,7 +94,8 @@ export interface ReplicatorStatus {
 export const RECENT_GENERATIONS_MAX = 100;
 
 export class Replicator {
-  readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration">> & ReplicatorOptions;
+  readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration" | "onUploadProgress">> &
+    ReplicatorOptions;
   readonly #status: ReplicatorStatus;
   #fileId: number | undefined;
   #queue: bigint[] = [];
@@ -406,6 +416,9 @@ export class Replicator {
     const o = this.options;
     return readAndUpload({ store: o.store!, dbPath: o.dbPath, dbKey: o.dbKey, iteration, blocks, readsDone,
       previous: this.#previous, segmentBytesMax: o.segmentBytesMax, uploadsInFlightMax: o.uploadsInFlightMax,
-      compress: o.compress, blockChecksumOk: (block) => o.native.blockChecksumOk(block) });
+      compress: o.compress, blockChecksumOk: (block) => o.native.blockChecksumOk(block),
+      onProgress: o.onUploadProgress &&
+        ((blocksDone, blocksTotal, bytesSent) => o.onUploadProgress!({ generation: iteration, blocksDone, blocksTotal,
+          bytesSent })) });
   }
 }

@@ -42,6 +42,8 @@ export interface UploadPassOptions {
    * header, so a checkpoint waits for our reads, not for the network. Default: consistent.
    */
   readsDone?: () => boolean | Promise<boolean>;
+  /** Called as blocks are durable in the store (or skipped as unchanged): done and total blocks, bytes sent. */
+  onProgress?: (blocksDone: number, blocksTotal: number, bytesSent: number) => void;
 }
 
 export interface UploadPassResult {
@@ -127,6 +129,13 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
   let header: ManifestBlock | undefined;
   const previousBlocks = new Map((options.previous?.manifest.blocks ?? []).map((block) => [block[0], block]));
   let previousSha: Uint8Array = options.previous ? Buffer.from(options.previous.sha256, "hex") : new Uint8Array(32);
+  let blocksDone = 0;
+  let bytesSent = 0;
+  const progress = (blocks: number, bytes: number) => {
+    blocksDone += blocks;
+    bytesSent += bytes;
+    options.onProgress?.(blocksDone, options.blocks.length, bytesSent);
+  };
   try {
     const headerRegion = new Uint8Array(HEADER_REGION_BYTES);
     await file.read(headerRegion, 0, HEADER_REGION_BYTES, 0);
@@ -160,7 +169,10 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       collectGarbageEvery(bytes.byteLength);
       while (uploads.size >= options.uploadsInFlightMax) await Promise.race(uploads);
       // The segment's digest is also the payload hash S3 verifies: no second pass over the bytes.
-      const upload = store.put(key, bytes, { ifNoneMatch: "*", sha256: hex(previousSha) }).then(() => {}, (error) => {
+      const blocksInSegment = entries.filter((entry) => entry.blockId !== HEADER_REGION_ID).length;
+      const upload = store.put(key, bytes, { ifNoneMatch: "*", sha256: hex(previousSha) }).then(() => {
+        progress(blocksInSegment, bytes.byteLength);
+      }, (error) => {
         uploadError ??= error;
       }).finally(() => uploads.delete(upload));
       uploads.add(upload);
@@ -169,7 +181,10 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     for await (const { blockId, raw } of readBlocks(file, options.blocks, blockSize)) {
       const rawSha256 = sha256(raw);
       const before = previousBlocks.get(blockId);
-      if (before && before[7] === hex(rawSha256)) continue; // content unchanged: the old entry still holds
+      if (before && before[7] === hex(rawSha256)) { // content unchanged: the old entry still holds
+        progress(1, 0);
+        continue;
+      }
       const stored = compressor.compress(raw);
       batch.push({ blockId: BigInt(blockId), raw, stored: stored ?? raw, rawSha256,
         compression: stored ? COMPRESSION_ZSTD : COMPRESSION_NONE,

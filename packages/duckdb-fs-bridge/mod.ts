@@ -20,6 +20,7 @@ export {
   Replicator,
   type ReplicatorOptions,
   type ReplicatorStatus,
+  type UploadProgress,
 } from "./_replicator.ts";
 export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
