@@ -47,6 +47,7 @@ const STATUS_OF_CODE: Record<string, number> = {
   INTEGRITY: 500,
   CHECKSUM_MISMATCH: 500,
   INVALID_CONFIG: 500,
+  UNSAFE_STORE: 500,
 };
 
 /**

@@ -267,6 +267,7 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof ReplicationError) {
     if (error.code === "INTEGRITY") return EXIT.integrity;
     if (["TARGET_EXISTS", "DIVERGED", "FOREIGN_DATABASE", "NO_LOCAL_FILE"].includes(error.code)) return EXIT.conflict;
+    if (error.code === "UNSAFE_STORE") return EXIT.config;
     return EXIT.failure;
   }
   return EXIT.failure;

@@ -61,7 +61,12 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
     onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress });
-  await replicator.start();
+  try {
+    await replicator.start(); // a store that cannot be trusted, or cannot be read, stops here
+  } catch (error) {
+    instance.closeSync();
+    throw error;
+  }
   try {
     await replicator.reconcile();
   } catch (error) {

@@ -10,7 +10,8 @@ export type ReplicationErrorCode =
   | "TARGET_EXISTS"
   | "DIVERGED"
   | "FOREIGN_DATABASE"
-  | "NO_LOCAL_FILE";
+  | "NO_LOCAL_FILE"
+  | "UNSAFE_STORE";
 
 export class ReplicationError extends Error {
   readonly code: ReplicationErrorCode;

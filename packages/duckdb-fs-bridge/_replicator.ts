@@ -156,6 +156,13 @@ export class Replicator {
   /** Loads the last manifest (for chaining and skipping unchanged blocks) and starts following the ring. */
   async start(): Promise<void> {
     if (this.options.store) {
+      // Manifests are immutable only where create-only writes are enforced: find out by trying.
+      const capabilities = await this.options.store.probeCapabilities();
+      if (!capabilities.createOnly) {
+        throw new ReplicationError("UNSAFE_STORE", `${this.options.store.url} accepts If-None-Match: * but does not ` +
+          "enforce it (a second create-only write of the same key succeeded), so a generation could be overwritten: " +
+          "use a store that enforces conditional writes (AWS S3, Ceph radosgw, or a file:// store)");
+      }
       const latest = await latestManifest(this.options.store, this.options.dbKey);
       if (latest) {
         this.#previous = { manifest: latest.manifest, sha256: latest.sha256 };
