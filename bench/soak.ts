@@ -48,7 +48,7 @@ try {
     const figures = await runScenario({ name: scenario.name, rule: scenario.rule, rounds: 4, faultMs: scenario.faultMs,
       holdMs: HOLD_MS, dir, proxy, s3: cluster, bucket, direct,
       during: scenario.kill ? () => cluster.killGateway() : undefined,
-      after: scenario.kill ? () => cluster.startGateway() : undefined });
+      after: scenario.kill ? () => cluster.startGateway() : undefined, untilVisible: !["latency-300ms", "resets-40pct"].includes(scenario.name) });
     results.push(figures);
     console.log(JSON.stringify({ ...figures, seconds: Math.round((performance.now() - started) / 1000) }));
   }

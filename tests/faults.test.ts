@@ -76,7 +76,7 @@ const scenarios: { name: string; rule: () => FaultRule; faultVisible: boolean }[
 for (const scenario of scenarios) {
   test(`under ${scenario.name}: commits never fail, nothing is torn, and the store catches up after`, async () => {
     const result = await runScenario({ name: scenario.name, rule: scenario.rule(), rounds: 4, holdMs: HOLD_MS, dir,
-      proxy, s3, bucket, direct });
+      proxy, s3, bucket, direct, untilVisible: scenario.faultVisible });
     expectSound(result, { faultVisible: scenario.faultVisible });
     expect(result.generationsCommitted).toBeGreaterThan(0);
   });
@@ -114,7 +114,7 @@ test("radosgw killed with kill -9 mid-upload and restarted: nothing torn, the st
     const ownDirect = new S3BlockStore({ ...cluster, bucket: ownBucket, prefix: "haduck" });
     const result = await runScenario({ name: "radosgw-killed", rule: () => ({ kind: "pass" }), rounds: 4,
       holdMs: HOLD_MS, dir, proxy: own, s3: cluster, bucket: ownBucket, direct: ownDirect,
-      during: () => cluster.killGateway(), after: () => cluster.startGateway() });
+      during: () => cluster.killGateway(), after: () => cluster.startGateway(), untilVisible: true });
     expectSound(result, { faultVisible: true });
   } finally {
     await own.close();

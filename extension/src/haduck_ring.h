@@ -52,6 +52,7 @@
 #define HADUCK_EVENT_FILE_MOVED 5u           /* a=file id of the target path */
 #define HADUCK_EVENT_FILE_TRUNCATED 6u       /* a=new size in bytes */
 #define HADUCK_EVENT_GENERATION_ABANDONED 7u /* a=generation seq (its blocks ride in a later one) */
+#define HADUCK_EVENT_HOLD_WAITING 8u         /* a=generation seq DuckDB's next header now waits for */
 
 #define HADUCK_FILE_KIND_OTHER 0u
 #define HADUCK_FILE_KIND_DATABASE 1u

@@ -120,6 +120,13 @@ void Tracker::BeforeWrite(TrackedFile &file, uint64_t offset, uint64_t length) {
 		return;
 	}
 	uint64_t seq = entry->second;
+	// Tell the consumer that DuckDB now waits: one that cannot read this generation soon (it is busy
+	// uploading an earlier one) releases it at once and carries its blocks, so DuckDB does not wait.
+	RingEvent waiting;
+	waiting.type = HADUCK_EVENT_HOLD_WAITING;
+	waiting.file_id = file.id;
+	waiting.a = seq;
+	Push(waiting);
 	auto started = std::chrono::steady_clock::now();
 	bool released = generation_released.wait_for(guard, std::chrono::milliseconds(HoldMs()), [&] {
 		auto current = outstanding.find(file.id);

@@ -74,6 +74,8 @@ export interface ReplicatorStatus {
   lastGenerationTime: string | null;
   generationsCommitted: number;
   generationsAbandoned: number;
+  /** Generations released unread because DuckDB waited while we were busy; their blocks rode in the next. */
+  generationsDeferred: number;
   generationsPending: number;
   blocksShipped: number;
   bytesShipped: number;
@@ -133,6 +135,7 @@ export class Replicator {
       lastGenerationTime: null,
       generationsCommitted: 0,
       generationsAbandoned: 0,
+      generationsDeferred: 0,
       generationsPending: 0,
       blocksShipped: 0,
       bytesShipped: 0,
@@ -184,15 +187,18 @@ export class Replicator {
   }
 
   /** Resolves when the queue is empty and nothing is being shipped. */
-  idle(): Promise<void> {
-    this.#tick();
-    if (!this.#working && this.#queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  async idle(): Promise<void> {
+    for (;;) {
+      this.#tick();
+      if (!this.#working && this.#queue.length === 0) return;
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    }
   }
 
   #tick(): void {
     const native = this.options.native;
     for (const event of native.drain()) {
+      if (event.type === L.HADUCK_EVENT_HOLD_WAITING && event.fileId === this.#fileId) this.#holdWaiting(event.a);
       if (event.type !== L.HADUCK_EVENT_GENERATION_READY) continue;
       if (this.#fileId === undefined && native.filePath(event.fileId) === this.options.dbPath) this.#fileId = event.fileId;
       if (event.fileId === this.#fileId && !this.#seen.has(event.a)) {
@@ -214,6 +220,42 @@ export class Replicator {
     }
     if (!this.#working && this.#queue.length > 0) this.#run(() => this.#drainQueue());
     else if (!this.#working) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /**
+   * DuckDB is about to write a newer header and waits for generation `seq`. If we are still busy
+   * with an earlier one, we could not read `seq` before the hold runs out anyway: release it now,
+   * unread, and carry its blocks into the next generation (whose event follows the header being
+   * written). DuckDB then waits for our reads only, never for our uploads.
+   */
+  #holdWaiting(seq: bigint): void {
+    const index = this.#queue.indexOf(seq);
+    if (!this.#working || index < 0) return; // idle (it ships next) or being read now (the hold is for that)
+    this.#queue.splice(index, 1);
+    this.#seen.delete(seq);
+    const native = this.options.native;
+    const info = native.generationInfo(seq);
+    if (info) {
+      this.#carry(native.generationBlocks(seq, info.blockCount), info);
+      this.#status.generationsDeferred++;
+    }
+    native.release(seq);
+  }
+
+  /** Adds blocks to the carried set (a full scan when the generation needs one, or nothing was shipped yet). */
+  #carry(blocks: Iterable<number>, info: { iteration: number; headerBlockCount: number; needsFullScan: boolean }) {
+    for (const block of blocks) if (block < info.headerBlockCount) this.#carried.mark(block);
+    if ((info.needsFullScan || !this.#previous) && info.headerBlockCount > 0) {
+      this.#carried.markRange(0, info.headerBlockCount - 1);
+    }
+    this.#carriedIteration = Math.max(this.#carriedIteration ?? -1, info.iteration);
+  }
+
+  /** Takes the carried blocks for one shipping attempt; `#carried` goes on collecting new ones. */
+  #takeCarried(): DirtyBitmap {
+    const taken = this.#carried;
+    this.#carried = new DirtyBitmap();
+    return taken;
   }
 
   /** Runs one piece of work at a time; when it ends, goes on with the queue or wakes the idle waiters. */
@@ -257,9 +299,8 @@ export class Replicator {
       this.#status.lastGenerationTime = new Date().toISOString();
       return;
     }
-    const wanted = new DirtyBitmap();
+    const wanted = this.#takeCarried();
     wanted.union(dirty);
-    wanted.union(this.#carried);
     if ((info.needsFullScan || !this.#previous) && info.headerBlockCount > 0) {
       wanted.markRange(0, info.headerBlockCount - 1); // a first or rescanned generation ships every block
     }
@@ -278,8 +319,7 @@ export class Replicator {
     release();
     if (released !== 1 || uploadError || !shipment) {
       // Not publishable: the reads may be torn (abandoned) or the upload failed. Carry everything.
-      this.#carried.union(blocks);
-      this.#carriedIteration = info.iteration;
+      this.#carry(blocks, { ...info, needsFullScan: false });
       this.#status.generationsAbandoned++;
       if (uploadError) {
         this.#fail(`Cannot ship generation ${info.iteration} of ${this.options.dbKey}: ${(uploadError as Error).message}`);
@@ -313,20 +353,25 @@ export class Replicator {
     if (iteration === undefined || this.#stopped) return;
     this.#status.catchUpAttempts++;
     const started = performance.now();
+    const taken = this.#takeCarried();
+    let published = false;
     try {
       const before = await readFileInfo(this.options.dbPath);
       if (before?.iteration !== iteration) return;
       const blocks = this.#previous
-        ? [...this.#carried.blocks()].filter((block) => block < before.blockCount)
+        ? [...taken.blocks()].filter((block) => block < before.blockCount)
         : Array.from({ length: before.blockCount }, (_, block) => block);
       const unchanged = async () => (await readFileInfo(this.options.dbPath))?.iteration === iteration;
       const { shipment, uploadError, consistent } = await this.#readAndUpload(iteration, blocks, unchanged);
       if (uploadError) throw uploadError;
       if (!consistent || !shipment) return; // a newer generation came; its event carries the blocks
       await this.#publish(iteration, shipment, blocks.length, started);
+      published = true;
     } catch (error) {
       this.#fail(`Cannot ship generation ${iteration} of ${this.options.dbKey} (catch-up): ${(error as Error).message}`);
       this.#scheduleCatchUp();
+    } finally {
+      if (!published) this.#carried.union(taken);
     }
   }
 
@@ -392,9 +437,8 @@ export class Replicator {
       JSON.stringify({ generation: iteration, manifestSha256: digest }),
     ));
     this.#previous = { manifest, sha256: digest };
-    // Every carried block is in this generation (it was read from the file at this iteration).
-    this.#carried = new DirtyBitmap();
-    this.#carriedIteration = undefined;
+    // The blocks this generation carried were taken for it; anything carried since stays.
+    if (this.#carried.count === 0) this.#carriedIteration = undefined;
     this.#catchUpDelayMs = this.options.catchUpDelayMs;
     this.#status.catchUpAttempts = 0;
     this.#status.generationsCommitted++;

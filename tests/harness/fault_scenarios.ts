@@ -32,6 +32,8 @@ export interface ScenarioOptions {
   during?: () => Promise<void>;
   /** Called after the fault ends, before waiting for the catch-up. */
   after?: () => Promise<void>;
+  /** Keep the fault on until status shows it (`lastError`): how a user would notice. Default false. */
+  untilVisible?: boolean;
 }
 
 export interface ScenarioFigures {
@@ -92,6 +94,11 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
     if (round === 0) await options.during?.();
   }
   observe();
+  // DuckDB did not wait for the store, so the workload may end before an upload attempt has failed;
+  // the fault must still show in status while it lasts.
+  if (options.untilVisible) {
+    await waitUntil(`${name}: the fault to show in status`, 60_000, () => (observe(), faultVisibleInStatus));
+  }
   const localRows = Number((await db.connection.runAndReadAll("SELECT count(*)::INT AS n FROM t")).getRowObjects()[0].n);
   proxy.setRule(() => ({ kind: "pass" }));
   await options.after?.();
