@@ -10,7 +10,6 @@
  * docs/ARCHITECTURE.md). Only then, once the segments are durable, the manifest is written.
  * An abandoned or failed generation publishes nothing; its blocks are carried into the next one.
  */
-import type { BlockStore } from "@haduck/s3-block-store";
 import { DirtyBitmap } from "@haduck/dirty-tracker";
 import { latestManifest } from "./_catalog.ts";
 import { ReplicationError } from "./_errors.ts";
@@ -18,82 +17,21 @@ import { buildManifest, type Shipment } from "./_manifest_builder.ts";
 import { readAndUpload, readFileInfo, type UploadPassResult } from "./_segment_uploader.ts";
 import { identityPath, newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
 import { encodeManifest, hex, latestKey, type Manifest, manifestKey, sha256 } from "./_format.ts";
-import type { Native } from "./_native.ts";
 import { RING_LAYOUT as L } from "./_ring_layout.ts";
+import {
+  type GenerationShipped,
+  RECENT_GENERATIONS_MAX,
+  type ReplicatorOptions,
+  type ReplicatorStatus,
+} from "./_replicator_types.ts";
 
-export interface ReplicatorOptions {
-  native: Native;
-  /** Local path of the database file (what follows `haduck://`). */
-  dbPath: string;
-  /** Undefined: local-only mode (tracking, no uploads). */
-  store?: BlockStore;
-  dbKey: string;
-  /** Raw bytes per segment at most. Default 4 MiB: with `uploadsInFlightMax` it bounds the bytes in flight. */
-  segmentBytesMax?: number;
-  /** Segment uploads in flight at most. Default 4. */
-  uploadsInFlightMax?: number;
-  /** How long the extension holds DuckDB's next header write for us. Default 10000 ms. */
-  holdMs?: number;
-  /** Ring poll interval. Default 20 ms. */
-  tickMs?: number;
-  /** zstd per block where the runtime has it. Default true. */
-  compress?: boolean;
-  /**
-   * After a failed upload, the first retry of the carried blocks without waiting for another
-   * checkpoint comes after this long; each failure doubles it up to `catchUpDelayMaxMs`.
-   * Default 1000 ms; 0 turns the catch-up off (carried blocks then wait for the next checkpoint).
-   */
-  catchUpDelayMs?: number;
-  /** Default 30000 ms. */
-  catchUpDelayMaxMs?: number;
-  onGeneration?: (event: GenerationShipped) => void;
-  /** Progress of a generation's upload (for a progress bar on large ones). */
-  onUploadProgress?: (event: UploadProgress) => void;
-}
-
-export interface UploadProgress {
-  generation: number;
-  blocksDone: number;
-  blocksTotal: number;
-  bytesSent: number;
-}
-
-export interface GenerationShipped {
-  generation: number;
-  /** When its manifest was written (ISO 8601). */
-  time: string;
-  blocks: number;
-  blocksShipped: number;
-  bytesShipped: number;
-  durationMs: number;
-}
-
-export interface ReplicatorStatus {
-  mode: "replicating" | "local-only";
-  lastGeneration: number | null;
-  lastGenerationTime: string | null;
-  generationsCommitted: number;
-  generationsAbandoned: number;
-  /** Generations released unread because DuckDB waited while we were busy; their blocks rode in the next. */
-  generationsDeferred: number;
-  generationsPending: number;
-  blocksShipped: number;
-  bytesShipped: number;
-  blocksCarried: number;
-  /** Catch-up passes tried since the last committed generation. */
-  catchUpAttempts: number;
-  /** Failures since start (uploads, reads, catch-ups). */
-  errors: number;
-  /** How long the oldest checkpoint not yet in the store has waited; 0 when nothing waits. */
-  lagMs: number;
-  /** The newest committed generations (at most `RECENT_GENERATIONS_MAX`), oldest first. */
-  recent: GenerationShipped[];
-  lastError: string | null;
-  lastErrorTime: string | null;
-}
-
-/** How many committed generations `status.recent` remembers. */
-export const RECENT_GENERATIONS_MAX = 100;
+export {
+  type GenerationShipped,
+  RECENT_GENERATIONS_MAX,
+  type ReplicatorOptions,
+  type ReplicatorStatus,
+  type UploadProgress,
+} from "./_replicator_types.ts";
 
 export class Replicator {
   readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration" | "onUploadProgress">> &
