@@ -50,6 +50,8 @@ export class Replicator {
   #catchUpTimer: ReturnType<typeof setTimeout> | undefined;
   #catchUpDelayMs = 0;
   #stopped = false;
+  /** The last attempt failed: generations are carried, and only the catch-up's probe tries the store. */
+  #storeFailing = false;
   /** haduck's identity of the database (beside it in `<db>.haduck-identity`), set by reconcile. */
   #identity: string | undefined;
   /** When the oldest generation not yet committed was announced (performance.now()). */
@@ -237,6 +239,15 @@ export class Replicator {
       this.#status.lastGenerationTime = new Date().toISOString();
       return;
     }
+    if (this.#storeFailing) {
+      // Re-sending every carried block at each checkpoint of an outage only burns bandwidth: carry
+      // this generation too and let the catch-up find out, with one small request, when to resume.
+      this.#carry(dirty, info);
+      native.release(seq);
+      this.#status.generationsDeferred++;
+      this.#scheduleCatchUp();
+      return;
+    }
     const wanted = this.#takeCarried();
     wanted.union(dirty);
     if ((info.needsFullScan || !this.#previous) && info.headerBlockCount > 0) {
@@ -259,6 +270,7 @@ export class Replicator {
       // Not publishable: the reads may be torn (abandoned) or the upload failed. Carry everything.
       this.#carry(blocks, { ...info, needsFullScan: false });
       this.#status.generationsAbandoned++;
+      this.#storeFailing = uploadError !== undefined;
       if (uploadError) {
         this.#fail(`Cannot ship generation ${info.iteration} of ${this.options.dbKey}: ${(uploadError as Error).message}`);
       }
@@ -290,6 +302,15 @@ export class Replicator {
     const iteration = this.#carriedIteration;
     if (iteration === undefined || this.#stopped) return;
     this.#status.catchUpAttempts++;
+    if (this.#storeFailing) {
+      try {
+        await this.options.store!.head(latestKey(this.options.dbKey)); // one small request, no bodies
+      } catch (error) {
+        this.#fail(`Cannot reach ${this.options.store!.url} for ${this.options.dbKey}: ${(error as Error).message}`);
+        this.#scheduleCatchUp();
+        return;
+      }
+    }
     const started = performance.now();
     const taken = this.#takeCarried();
     let published = false;
@@ -307,6 +328,7 @@ export class Replicator {
       published = true;
     } catch (error) {
       this.#fail(`Cannot ship generation ${iteration} of ${this.options.dbKey} (catch-up): ${(error as Error).message}`);
+      this.#storeFailing = true;
       this.#scheduleCatchUp();
     } finally {
       if (!published) this.#carried.union(taken);
@@ -377,6 +399,7 @@ export class Replicator {
     this.#previous = { manifest, sha256: digest };
     // The blocks this generation carried were taken for it; anything carried since stays.
     if (this.#carried.count === 0) this.#carriedIteration = undefined;
+    this.#storeFailing = false;
     this.#catchUpDelayMs = this.options.catchUpDelayMs;
     this.#status.catchUpAttempts = 0;
     this.#status.generationsCommitted++;
