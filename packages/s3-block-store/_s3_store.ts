@@ -1,8 +1,8 @@
 /**
  * @module
  * `S3BlockStore`: the `BlockStore` contract over any S3-compatible endpoint, signed with aws4fetch
- * (SigV4, path-style URLs). Every PUT carries a signed SHA-256 payload hash and a Content-MD5 that
- * the server checks; every call goes through one retry policy and one bound on requests and bytes
+ * (SigV4, path-style URLs). Every PUT carries a signed SHA-256 payload hash that the server
+ * recomputes and checks (DeleteObjects also carries the Content-MD5 S3 requires); every call goes through one retry policy and one bound on requests and bytes
  * in flight. A raw `Response` never leaves this file: statuses become typed errors here.
  */
 import { AwsClient } from "aws4fetch";
