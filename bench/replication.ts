@@ -6,7 +6,9 @@
  *    at most 1.1x);
  *  - upload throughput of the first generation against a bare parallel PUT of the same file in
  *    8 MiB objects (goal at least 0.9x);
- *  - restore throughput against a bare parallel GET of the same segments (goal at least 0.9x).
+ *  - restore throughput against a bare parallel GET of the same segments (goal at least 0.9x), and
+ *    against the slower of that GET and the disk alone (writing the same bytes and fsyncing);
+ *  - for the upload, the CPU seconds of this process and of the S3 server's processes.
  * Peak memory is bench/memory.ts. Writes bench/results/replication.json.
  * Run: `bun bench/replication.ts [sizeMiB]` (uses HADUCK_TEST_S3_* when set, else starts radosgw).
  */
@@ -18,6 +20,7 @@ import { join } from "node:path";
 import { attach, latestManifest, openDuckDB, restore } from "@haduck/duckdb-fs-bridge";
 import { S3BlockStore, sha256Hex } from "@haduck/s3-block-store";
 import { startRadosgw } from "../tests/harness/radosgw.ts";
+import { cpuMeter } from "./_cpu.ts";
 import { median, writeResult } from "./_report.ts";
 
 const SIZE_MIB = Number(process.argv[2] ?? 1024);
@@ -59,14 +62,20 @@ try {
   const dbPath = join(dir, "big.duckdb");
   const generations: { bytesShipped: number; durationMs: number; blocks: number }[] = [];
   const db = await attach({ dbPath, store, onGeneration: (event) => generations.push(event) });
+  // The bulk load stays in the WAL until the CHECKPOINT below, so the upload is measured from its start.
+  await db.connection.run("SET checkpoint_threshold = '64GB'");
   await db.connection.run(LOAD);
   generations.length = 0; // the empty database's first generation is not the bulk upload
+  let meter = cpuMeter();
   await db.checkpoint();
+  await db.replicator.idle();
+  const firstCpu = meter();
   // From the generation's announcement to its manifest: reading, hashing, compressing, uploading.
   const firstSeconds = generations.reduce((sum, g) => sum + g.durationMs, 0) / 1000;
   const fileBytes = statSync(dbPath).size;
   const file = await open(dbPath, "r");
   const chunks = Math.ceil(fileBytes / CHUNK_BYTES);
+  meter = cpuMeter();
   const bareSeconds = await parallel(chunks, db.replicator.options.uploadsInFlightMax, async (index) => {
     const body = new Uint8Array(Math.min(CHUNK_BYTES, fileBytes - index * CHUNK_BYTES));
     await file.read(body, 0, body.byteLength, index * CHUNK_BYTES);
@@ -74,7 +83,9 @@ try {
     await response.arrayBuffer();
     if (response.status !== 200) throw new Error(`bare PUT: ${response.status}`);
   });
+  const bareCpu = meter();
   // The same PUTs with the payload hash signed, as haduck sends them (the server checks it).
+  meter = cpuMeter();
   const signedSeconds = await parallel(chunks, db.replicator.options.uploadsInFlightMax, async (index) => {
     const body = new Uint8Array(Math.min(CHUNK_BYTES, fileBytes - index * CHUNK_BYTES));
     await file.read(body, 0, body.byteLength, index * CHUNK_BYTES);
@@ -83,6 +94,7 @@ try {
     await response.arrayBuffer();
     if (response.status !== 200) throw new Error(`bare signed PUT: ${response.status}`);
   });
+  const signedCpu = meter();
   await file.close();
   const upload = {
     fileBytes,
@@ -93,6 +105,8 @@ try {
     ratio: bareSeconds / firstSeconds,
     bareSignedSeconds: signedSeconds,
     ratioVsSignedPayload: signedSeconds / firstSeconds,
+    // Where the time went: this process's CPU and the S3 server's (radosgw and Ceph share the cores).
+    cpu: { haduck: firstCpu, bare: bareCpu, bareSigned: signedCpu },
   };
   console.log("upload", JSON.stringify(upload));
 
@@ -153,6 +167,17 @@ try {
     return seconds + (performance.now() - started) / 1000;
   });
   await landing.close();
+  // The disk alone: the restored file's bytes written from memory, 4 MiB at a time, 8 in flight, then fsync.
+  const disk = await open(join(dir, "bare-disk.bin"), "w");
+  const diskChunk = new Uint8Array(4 * 1024 * 1024).fill(7);
+  const diskWriteFsyncSeconds = await parallel(Math.ceil(restoredBytes / diskChunk.byteLength), 8, async (index) => {
+    await disk.write(diskChunk, 0, diskChunk.byteLength, index * diskChunk.byteLength);
+  }).then(async (seconds) => {
+    const started = performance.now();
+    await disk.sync();
+    return seconds + (performance.now() - started) / 1000;
+  });
+  await disk.close();
   const segmentBytes = latest.segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
   const restoreFigures = {
     restoredBytes,
@@ -165,6 +190,10 @@ try {
     // The bare loop GETs every referenced segment whole, at least the bytes restore reads.
     ratio: bareGetSeconds / restoreSeconds,
     ratioVsGetWriteFsync: bareLandSeconds / restoreSeconds,
+    // A restore is bounded by the slower of the network and the disk; this machine's disk is the slower.
+    diskWriteFsyncSeconds,
+    diskMiBPerSecond: restoredBytes / 1048576 / diskWriteFsyncSeconds,
+    ratioVsSlowerStage: Math.max(bareGetSeconds, diskWriteFsyncSeconds) / restoreSeconds,
   };
   console.log("restore", JSON.stringify(restoreFigures));
 

@@ -4,11 +4,9 @@
  * manifest checked against the chain, and `verify()` that checks every object and checksum.
  */
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
-import { zstdDecompressSync } from "node:zlib";
 import {
-  COMPRESSION_NONE,
-  COMPRESSION_ZSTD,
   decodeManifest,
+  decodePayload,
   decodeSegment,
   hex,
   type Manifest,
@@ -91,20 +89,12 @@ export async function summarizeGenerations(store: BlockStore, dbKey: string): Pr
 /** Decodes a stored block payload and checks its SHA-256; throws ReplicationError naming the object. */
 export function decodeBlock(stored: Uint8Array, block: ManifestBlock, segment: string): Uint8Array {
   const [blockId, , , , rawBytes, compression, , expected] = block;
-  let raw: Uint8Array;
   try {
-    if (compression === COMPRESSION_ZSTD) raw = new Uint8Array(zstdDecompressSync(stored, { maxOutputLength: rawBytes }));
-    else if (compression === COMPRESSION_NONE) raw = stored;
-    else throw new Error(`unknown compression ${compression}`);
+    return decodePayload(stored, compression, rawBytes, expected);
   } catch (error) {
-    throw new ReplicationError("INTEGRITY", `Block ${blockId} in ${segment} is corrupt: cannot decompress ` +
-      `(${(error as Error).message})`);
+    throw new ReplicationError("INTEGRITY", `Block ${blockId} in ${segment} is corrupt: ${(error as Error).message} ` +
+      "(the manifest's SHA-256); it was not applied");
   }
-  if (raw.byteLength !== rawBytes || hex(sha256(raw)) !== expected) {
-    throw new ReplicationError("INTEGRITY", `Block ${blockId} in ${segment} is corrupt: its SHA-256 does not ` +
-      "match the manifest; it was not applied");
-  }
-  return raw;
 }
 
 /** Checks that a generation's stored header region is the one its manifest describes. */
@@ -158,8 +148,9 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
       report.segments++;
       try {
         const bytes = await store.get(segment.key);
-        if (hex(sha256(bytes)) !== segment.sha256) throw new Error("its SHA-256 does not match the manifest");
-        const decoded = decodeSegment(bytes);
+        // Payloads are checked below, against the manifest's digests (which equal the entries').
+        const decoded = decodeSegment(bytes, { payloads: false });
+        if (hex(decoded.sha256) !== segment.sha256) throw new Error("its checksum does not match the manifest");
         for (const entry of decoded.entries) {
           const block = blockAt.get(`${index}:${entry.offsetBytes}`);
           if (!block) continue; // superseded by a later write in the same generation chain

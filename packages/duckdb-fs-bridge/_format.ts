@@ -2,12 +2,14 @@
  * @module
  * The on-store formats (spec: docs/FORMAT.md): "duckblock" segments that pack a generation's
  * blocks, and the JSON manifest that makes a generation visible. Every byte is covered by a full
- * SHA-256: each block's raw bytes, each whole segment (header fields included), each manifest.
+ * SHA-256: each block's raw bytes (in its entry), each segment's header fields and entries (its
+ * trailer, which manifests and the next segment name), each manifest.
  */
 import { createHash } from "node:crypto";
+import { zstdDecompressSync } from "node:zlib";
 
 export const SEGMENT_MAGIC = "HDUCKBLK";
-export const SEGMENT_VERSION = 1;
+export const SEGMENT_VERSION = 2;
 export const SEGMENT_HEADER_BYTES = 96;
 export const SEGMENT_ENTRY_BYTES = 64;
 export const SEGMENT_TRAILER_BYTES = 32;
@@ -55,17 +57,21 @@ export interface SegmentHeader {
 }
 
 /**
- * Encodes a segment: header, sorted entries, payloads, then the SHA-256 of everything before it.
- * Also returns `sha256`, the digest of the whole segment (trailer included) that manifests and the
- * next segment's chain name it by; both come from one pass (the hash state is copied at the trailer).
+ * Encodes a segment: header, sorted entries, payloads, then the segment's checksum: the SHA-256 of
+ * the header and the entries. Each entry holds its block's SHA-256, so the checksum covers every
+ * payload without a second pass over the payload bytes. Returns it as `sha256` too: manifests and the
+ * next segment's chain name a segment by it. With `into` (a pooled buffer) the segment is written at
+ * its start instead of into a new buffer.
  */
-export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[]):
+export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[], into?: Uint8Array):
   { bytes: Uint8Array; entries: SegmentEntry[]; sha256: Uint8Array } {
   const sorted = [...inputs].sort((a, b) => (a.blockId < b.blockId ? -1 : a.blockId > b.blockId ? 1 : 0));
   const payloadStart = SEGMENT_HEADER_BYTES + sorted.length * SEGMENT_ENTRY_BYTES;
   const total = payloadStart + sorted.reduce((sum, input) => sum + input.stored.byteLength, 0) + SEGMENT_TRAILER_BYTES;
-  const bytes = new Uint8Array(total);
-  const view = new DataView(bytes.buffer);
+  if (into && into.byteLength < total) throw new RangeError(`segment of ${total} bytes does not fit ${into.byteLength}`);
+  // A reused buffer holds an older segment: clear the header and entries (reserved bytes must be zero).
+  const bytes = into ? into.subarray(0, total).fill(0, 0, payloadStart) : new Uint8Array(total);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   bytes.set(new TextEncoder().encode(SEGMENT_MAGIC), 0);
   view.setUint16(8, SEGMENT_VERSION, true);
   view.setUint16(10, 8, true); // block id width in bytes
@@ -100,29 +106,50 @@ export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[]):
     });
     offset += input.stored.byteLength;
   });
-  const hasher = createHash("sha256").update(bytes.subarray(0, total - SEGMENT_TRAILER_BYTES));
-  const trailer = hasher.copy().digest();
-  bytes.set(trailer, total - SEGMENT_TRAILER_BYTES);
-  return { bytes, entries, sha256: new Uint8Array(hasher.update(trailer).digest()) };
+  const checksum = sha256(bytes.subarray(0, payloadStart));
+  bytes.set(checksum, total - SEGMENT_TRAILER_BYTES);
+  return { bytes, entries, sha256: checksum };
 }
 
-/** Decodes and fully checks a segment; throws RangeError naming what is wrong. */
-export function decodeSegment(bytes: Uint8Array): { header: SegmentHeader; entries: SegmentEntry[] } {
+/** A stored block's raw bytes: decompressed, and checked against the SHA-256 its entry names. */
+export function decodePayload(stored: Uint8Array, compression: number, rawBytes: number, digest: string): Uint8Array {
+  let raw: Uint8Array;
+  if (compression === COMPRESSION_NONE) raw = stored;
+  else if (compression === COMPRESSION_ZSTD) {
+    try {
+      raw = new Uint8Array(zstdDecompressSync(stored, { maxOutputLength: rawBytes }));
+    } catch (error) {
+      throw new RangeError(`cannot decompress (${(error as Error).message})`);
+    }
+  } else throw new RangeError(`unknown compression ${compression}`);
+  if (raw.byteLength !== rawBytes) throw new RangeError(`it holds ${raw.byteLength} bytes, not ${rawBytes}`);
+  if (hex(sha256(raw)) !== digest) throw new RangeError("its SHA-256 does not match");
+  return raw;
+}
+
+/**
+ * Decodes and checks a segment: shape, trailer (header and entries), payloads laid end to end with
+ * no byte outside an entry, and, unless `payloads` is false (a caller that checks each payload
+ * itself), every payload against its entry's SHA-256. Throws RangeError naming what is wrong.
+ */
+export function decodeSegment(bytes: Uint8Array, options: { payloads?: boolean } = {}):
+  { header: SegmentHeader; entries: SegmentEntry[]; sha256: Uint8Array } {
   if (bytes.byteLength < SEGMENT_HEADER_BYTES + SEGMENT_TRAILER_BYTES) {
     throw new RangeError(`segment is ${bytes.byteLength} bytes, shorter than its header and trailer`);
   }
-  const body = bytes.subarray(0, bytes.byteLength - SEGMENT_TRAILER_BYTES);
-  if (hex(sha256(body)) !== hex(bytes.subarray(bytes.byteLength - SEGMENT_TRAILER_BYTES))) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const trailerAt = bytes.byteLength - SEGMENT_TRAILER_BYTES;
+  const count = Number(view.getBigUint64(32, true));
+  const payloadStart = SEGMENT_HEADER_BYTES + count * SEGMENT_ENTRY_BYTES;
+  if (payloadStart > trailerAt) throw new RangeError(`segment claims ${count} entries, more than it holds`);
+  const checksum = sha256(bytes.subarray(0, payloadStart));
+  if (hex(checksum) !== hex(bytes.subarray(trailerAt))) {
     throw new RangeError("segment checksum mismatch (truncated or corrupted)");
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (new TextDecoder().decode(bytes.subarray(0, 8)) !== SEGMENT_MAGIC) throw new RangeError("not a duckblock segment");
   if (view.getUint16(8, true) !== SEGMENT_VERSION) throw new RangeError(`unsupported segment version ${view.getUint16(8, true)}`);
-  const count = Number(view.getBigUint64(32, true));
-  if (SEGMENT_HEADER_BYTES + count * SEGMENT_ENTRY_BYTES > body.byteLength) {
-    throw new RangeError(`segment claims ${count} entries, more than it holds`);
-  }
   const entries: SegmentEntry[] = [];
+  let expectedOffset = payloadStart;
   for (let index = 0; index < count; index++) {
     const at = SEGMENT_HEADER_BYTES + index * SEGMENT_ENTRY_BYTES;
     const entry: SegmentEntry = {
@@ -134,9 +161,20 @@ export function decodeSegment(bytes: Uint8Array): { header: SegmentHeader; entri
       duckdbChecksumValid: view.getUint8(at + 25) === 1,
       sha256: hex(bytes.subarray(at + 32, at + 64)),
     };
-    if (entry.offsetBytes + entry.storedBytes > body.byteLength) throw new RangeError(`entry ${index} points past the segment`);
+    if (entry.offsetBytes !== expectedOffset || entry.offsetBytes + entry.storedBytes > trailerAt) {
+      throw new RangeError(`entry ${index} does not follow the previous payload inside the segment`);
+    }
+    expectedOffset += entry.storedBytes;
+    if (options.payloads !== false) {
+      try {
+        decodePayload(bytes.subarray(entry.offsetBytes, expectedOffset), entry.compression, entry.rawBytes, entry.sha256);
+      } catch (error) {
+        throw new RangeError(`entry ${index} (block ${entry.blockId}): ${(error as Error).message}`);
+      }
+    }
     entries.push(entry);
   }
+  if (expectedOffset !== trailerAt) throw new RangeError(`${trailerAt - expectedOffset} bytes lie outside every entry`);
   return {
     header: {
       blockAllocSize: view.getUint32(12, true),
@@ -145,6 +183,7 @@ export function decodeSegment(bytes: Uint8Array): { header: SegmentHeader; entri
       previousSha256: bytes.slice(40, 72),
     },
     entries,
+    sha256: checksum,
   };
 }
 

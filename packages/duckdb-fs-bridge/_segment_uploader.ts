@@ -19,6 +19,9 @@ import {
   hex,
   type Manifest,
   type ManifestBlock,
+  SEGMENT_ENTRY_BYTES,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_TRAILER_BYTES,
   type SegmentInput,
   segmentKey,
   sha256,
@@ -83,37 +86,52 @@ export class AdaptiveCompressor {
   }
 }
 
-/** Bytes of buffers a pass may leave behind before it asks the runtime to collect them. */
-const GARBAGE_BYTES_MAX = 16 * 1024 * 1024;
-let garbageBytes = 0;
+/** Bytes handed to the store between two collections (see `collectRequestCopies`). */
+const HANDED_BYTES_PER_COLLECTION = 16 * 1024 * 1024;
+let handedBytes = 0;
 
 /**
- * Bounds the memory a pass holds. Every block read, compressed and packed leaves a buffer behind,
- * and Bun's collector counts such external memory lazily: a 512 MiB first upload peaked 250 MiB
- * above plain DuckDB. A collection every 16 MiB of it keeps the peak flat (bench/memory.ts).
+ * Bun's fetch copies a body into its Request, and that copy is freed only when the collector runs,
+ * which it does lazily for such external memory: left alone, a 1 GiB first upload peaked 70 MiB
+ * above plain DuckDB. A full collection every 32 MiB handed over keeps the peak flat; the pass's
+ * own buffers are pooled, so one costs a few milliseconds (the JS heap is small).
  */
-function collectGarbageEvery(bytes: number): void {
-  garbageBytes += bytes * 2; // the blocks as read, and the segment they were packed into
-  if (garbageBytes < GARBAGE_BYTES_MAX) return;
-  garbageBytes = 0;
+function collectRequestCopies(bytes: number): void {
+  handedBytes += bytes;
+  if (handedBytes < HANDED_BYTES_PER_COLLECTION) return;
+  handedBytes = 0;
   (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
 }
 
 /** Blocks read per call at most when they are adjacent in the file (fewer, larger reads). */
 const READ_RUN_BLOCKS_MAX = 16;
 
-/** Reads `blocks` (ascending or not) from the file, one call per run of adjacent blocks. */
-async function* readBlocks(file: fs.FileHandle, blocks: number[], blockSize: number):
-  AsyncGenerator<{ blockId: number; raw: Uint8Array }> {
-  for (let start = 0; start < blocks.length;) {
-    let end = start + 1;
-    while (end < blocks.length && end - start < READ_RUN_BLOCKS_MAX && blocks[end] === blocks[end - 1] + 1) end++;
-    const run = new Uint8Array((end - start) * blockSize);
-    await file.read(run, 0, run.byteLength, blockOffset(blocks[start], blockSize));
-    for (let index = start; index < end; index++) {
-      yield { blockId: blocks[index], raw: run.subarray((index - start) * blockSize, (index - start + 1) * blockSize) };
-    }
-    start = end;
+/**
+ * The buffers of one pass, allocated once and reused: blocks are read into `staging` (a segment's
+ * worth), packed into one of the segment buffers, and a segment buffer returns to the pool when its
+ * upload settles. A pass of any size holds `uploadsInFlightMax + 1` segments and one staging area,
+ * and leaves no garbage per block: no collections to force, no fresh pages to fault in.
+ */
+class PassBuffers {
+  readonly staging: Uint8Array;
+  readonly stagingBlocks: number;
+  readonly #segmentBytes: number;
+  readonly #free: Uint8Array[] = [];
+
+  constructor(blockSize: number, segmentBytesMax: number, blocks: number) {
+    this.stagingBlocks = Math.max(1, Math.min(blocks, Math.floor(segmentBytesMax / blockSize)));
+    this.staging = new Uint8Array(this.stagingBlocks * blockSize);
+    // The first segment also carries the header region.
+    this.#segmentBytes = SEGMENT_HEADER_BYTES + (this.stagingBlocks + 1) * SEGMENT_ENTRY_BYTES +
+      this.staging.byteLength + HEADER_REGION_BYTES + SEGMENT_TRAILER_BYTES;
+  }
+
+  takeSegment(): Uint8Array {
+    return this.#free.pop() ?? new Uint8Array(this.#segmentBytes);
+  }
+
+  giveBack(segment: Uint8Array): void {
+    this.#free.push(new Uint8Array(segment.buffer, 0, this.#segmentBytes));
   }
 }
 
@@ -146,14 +164,17 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
         `expected ${iteration}`);
     }
     const blockSize = fileInfo.blockAllocSize;
+    const buffers = new PassBuffers(blockSize, options.segmentBytesMax, options.blocks.length);
+    let stagingUsed = 0; // blocks of `buffers.staging` holding blocks of the batch
     let batch: SegmentInput[] = [{ blockId: HEADER_REGION_ID, raw: headerRegion, stored: headerRegion,
       compression: COMPRESSION_NONE, duckdbChecksumValid: false }];
-    let batchBytes = HEADER_REGION_BYTES;
     const flush = async () => {
+      stagingUsed = 0;
       if (batch.length === 0) return;
+      while (uploads.size >= options.uploadsInFlightMax) await Promise.race(uploads);
       const sequence = segments.length;
       const { bytes, entries, sha256: digest } = encodeSegment({ blockAllocSize: blockSize,
-        generation: BigInt(iteration), sequence, previousSha256: previousSha }, batch);
+        generation: BigInt(iteration), sequence, previousSha256: previousSha }, batch, buffers.takeSegment());
       previousSha = digest;
       const key = segmentKey(options.dbKey, iteration, attempt, sequence);
       segments.push({ key, sizeBytes: bytes.byteLength, sha256: hex(previousSha) });
@@ -165,33 +186,44 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
         else shipped.set(block[0], block);
       }
       batch = [];
-      batchBytes = 0;
-      collectGarbageEvery(bytes.byteLength);
-      while (uploads.size >= options.uploadsInFlightMax) await Promise.race(uploads);
-      // The segment's digest is also the payload hash S3 verifies: no second pass over the bytes.
       const blocksInSegment = entries.filter((entry) => entry.blockId !== HEADER_REGION_ID).length;
-      const upload = store.put(key, bytes, { ifNoneMatch: "*", sha256: hex(previousSha) }).then(() => {
+      const upload = store.put(key, bytes, { ifNoneMatch: "*" }).then(() => {
         progress(blocksInSegment, bytes.byteLength);
       }, (error) => {
         uploadError ??= error;
-      }).finally(() => uploads.delete(upload));
+      }).finally(() => {
+        uploads.delete(upload);
+        buffers.giveBack(bytes);
+      });
       uploads.add(upload);
+      collectRequestCopies(bytes.byteLength);
     };
     const compressor = new AdaptiveCompressor(options.compress);
-    for await (const { blockId, raw } of readBlocks(file, options.blocks, blockSize)) {
-      const rawSha256 = sha256(raw);
-      const before = previousBlocks.get(blockId);
-      if (before && before[7] === hex(rawSha256)) { // content unchanged: the old entry still holds
-        progress(1, 0);
-        continue;
+    const blocks = options.blocks;
+    for (let start = 0; start < blocks.length && !uploadError;) {
+      if (stagingUsed === buffers.stagingBlocks) await flush();
+      // One read for a run of adjacent blocks, as long as the staging area has room for it.
+      let end = start + 1;
+      while (end < blocks.length && end - start < READ_RUN_BLOCKS_MAX && stagingUsed + end - start < buffers.stagingBlocks &&
+        blocks[end] === blocks[end - 1] + 1) end++;
+      const run = buffers.staging.subarray(stagingUsed * blockSize, (stagingUsed + end - start) * blockSize);
+      await file.read(run, 0, run.byteLength, blockOffset(blocks[start], blockSize));
+      stagingUsed += end - start;
+      for (let index = start; index < end; index++) {
+        const blockId = blocks[index];
+        const raw = run.subarray((index - start) * blockSize, (index - start + 1) * blockSize);
+        const rawSha256 = sha256(raw);
+        const before = previousBlocks.get(blockId);
+        if (before && before[7] === hex(rawSha256)) { // content unchanged: the old entry still holds
+          progress(1, 0);
+          continue;
+        }
+        const stored = compressor.compress(raw);
+        batch.push({ blockId: BigInt(blockId), raw, stored: stored ?? raw, rawSha256,
+          compression: stored ? COMPRESSION_ZSTD : COMPRESSION_NONE,
+          duckdbChecksumValid: options.blockChecksumOk(raw) });
       }
-      const stored = compressor.compress(raw);
-      batch.push({ blockId: BigInt(blockId), raw, stored: stored ?? raw, rawSha256,
-        compression: stored ? COMPRESSION_ZSTD : COMPRESSION_NONE,
-        duckdbChecksumValid: options.blockChecksumOk(raw) });
-      batchBytes += raw.byteLength;
-      if (batchBytes >= options.segmentBytesMax) await flush();
-      if (uploadError) break;
+      start = end;
     }
     await flush();
     const consistent = uploadError ? false : await (options.readsDone?.() ?? true);

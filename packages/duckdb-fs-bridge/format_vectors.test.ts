@@ -25,7 +25,8 @@ test("encodeSegment() reproduces the segment test vector of docs/FORMAT.md byte 
   );
   expect(hex(bytes)).toBe(vector("segment"));
   expect(hex(digest)).toBe(vector("segment-sha256"));
-  expect(hex(sha256(bytes))).toBe(vector("segment-sha256")); // the one-pass digest equals a second pass
+  expect(hex(sha256(bytes.subarray(0, 224)))).toBe(vector("segment-sha256")); // header and entries
+  expect(hex(bytes.subarray(256))).toBe(vector("segment-sha256")); // the trailer
 });
 
 test("decodeSegment() reads the test vector back, and refuses it with any byte flipped", () => {
@@ -43,4 +44,25 @@ test("decodeSegment() reads the test vector back, and refuses it with any byte f
     flipped[at] ^= 0x01;
     expect(() => decodeSegment(flipped)).toThrow(RangeError);
   }
+});
+
+test("decodeSegment() refuses bytes outside every entry even under a recomputed trailer, and names a bad payload", () => {
+  const bytes = new Uint8Array(Buffer.from(vector("segment"), "hex"));
+  const resealed = (segment: Uint8Array, payloadStart = 224) => {
+    segment.set(sha256(segment.subarray(0, payloadStart)), segment.byteLength - 32);
+    return segment;
+  };
+  // One stray byte between the last payload and the trailer.
+  const padded = new Uint8Array(bytes.byteLength + 1);
+  padded.set(bytes.subarray(0, 256));
+  expect(() => decodeSegment(resealed(padded))).toThrow("1 bytes lie outside every entry");
+  // Entry 1 moved one byte on: a gap between the payloads.
+  const gapped = new Uint8Array(bytes);
+  new DataView(gapped.buffer).setBigUint64(96 + 64 + 8, 241n, true);
+  expect(() => decodeSegment(resealed(gapped))).toThrow("entry 1 does not follow");
+  // A payload byte flipped: the trailer holds, the entry's digest does not.
+  const flipped = new Uint8Array(bytes);
+  flipped[245] ^= 0x20;
+  expect(() => decodeSegment(flipped)).toThrow("entry 1 (block 5): its SHA-256 does not match");
+  expect(decodeSegment(flipped, { payloads: false }).entries.length).toBe(2); // for callers that check payloads
 });

@@ -1,9 +1,12 @@
 /**
  * @module
  * `S3BlockStore`: the `BlockStore` contract over any S3-compatible endpoint, signed with aws4fetch
- * (SigV4, path-style URLs). Every PUT carries a signed SHA-256 payload hash that the server
- * recomputes and checks (DeleteObjects also carries the Content-MD5 S3 requires); every call goes through one retry policy and one bound on requests and bytes
- * in flight. A raw `Response` never leaves this file: statuses become typed errors here.
+ * (SigV4, path-style URLs). A PUT over a transport that does not protect its body (plain HTTP to
+ * another host) carries a signed SHA-256 payload hash that the server recomputes and checks; over
+ * HTTPS or loopback, where TLS or the kernel already does, it is sent unsigned and neither side
+ * spends a hash pass on it (see `signPayload`). DeleteObjects carries the Content-MD5 S3 requires.
+ * Every call goes through one retry policy and one bound on requests and bytes in flight. A raw
+ * `Response` never leaves this file: statuses become typed errors here.
  */
 import { AwsClient } from "aws4fetch";
 import {
@@ -53,8 +56,22 @@ export interface S3BlockStoreOptions extends LimiterOptions {
   multipartPartSizeBytes?: number;
   /** Keys per ListObjectsV2 page. Default 1000 (the S3 maximum). */
   listPageSize?: number;
+  /**
+   * Sign each PUT's SHA-256 payload hash, so the server refuses a body altered on the way. Default:
+   * only over plain HTTP to a host other than loopback. Over HTTPS the TLS record MAC protects the
+   * body already, and loopback bytes never leave the kernel; there the hash costs a pass over every
+   * byte on both sides for no protection (AWS's SDKs make the same choice over HTTPS).
+   */
+  signPayload?: boolean;
   /** Replaceable for tests. Default `globalThis.fetch`. */
   fetch?: typeof fetch;
+}
+
+/** True when nothing between us and `endpoint` can alter a body unnoticed: HTTPS, or a loopback host. */
+function transportProtectsBody(endpoint: URL): boolean {
+  if (endpoint.protocol === "https:") return true;
+  const host = endpoint.hostname.replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** What one request needs; `key` undefined addresses the bucket. */
@@ -106,6 +123,8 @@ export class S3BlockStore implements BlockStore {
   readonly multipartThresholdBytes: number;
   readonly multipartPartSizeBytes: number;
   readonly listPageSize: number;
+  /** Whether PUTs sign their payload hash (see `S3BlockStoreOptions.signPayload`). */
+  readonly signPayload: boolean;
   /** Counters for status and metrics. */
   readonly stats = { requests: 0, retries: 0, bytesSent: 0, bytesReceived: 0 };
   #client: AwsClient;
@@ -128,6 +147,7 @@ export class S3BlockStore implements BlockStore {
     }
     this.bucket = options.bucket;
     this.endpoint = endpoint.origin;
+    this.signPayload = options.signPayload ?? !transportProtectsBody(endpoint);
     this.prefix = (options.prefix ?? "haduck").replace(/^\/+|\/+$/g, "");
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     const onRetry = this.retryPolicy.onRetry;
@@ -185,8 +205,10 @@ export class S3BlockStore implements BlockStore {
     for (const [name, value] of Object.entries(request.query ?? {})) url.searchParams.set(name, value);
     const headers: Record<string, string> = { ...request.headers };
     const body = request.body ?? new Uint8Array(0);
-    // The signed payload hash is the end-to-end digest: the server recomputes it and refuses a mismatch.
-    headers["x-amz-content-sha256"] = request.bodySha256 ?? sha256Hex(body);
+    // A signed payload hash is checked by the server, which refuses a mismatch (see `signPayload`).
+    headers["x-amz-content-sha256"] = request.body && !this.signPayload
+      ? "UNSIGNED-PAYLOAD"
+      : request.bodySha256 ?? sha256Hex(body);
     if (request.body && request.contentMd5) headers["content-md5"] = md5Base64(request.body);
     const timeoutMs = this.retryPolicy.attemptTimeoutMs;
     const signals = [request.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined].filter(
@@ -197,14 +219,11 @@ export class S3BlockStore implements BlockStore {
     let response: Response;
     let bytes: Uint8Array;
     try {
-      // The signal goes into the signed Request itself: a second init to fetch() would rebuild it.
-      const signed = await this.#client.sign(url.toString(), {
-        method: request.method,
-        headers,
-        body: request.body as BodyInit | undefined,
-        signal,
-      });
-      response = await this.#fetch(signed);
+      // Signed without the body (its hash is in the headers already), which goes straight to fetch:
+      // a Request built around it would hold a copy of it until the collector runs.
+      const signed = await this.#client.sign(url.toString(), { method: request.method, headers });
+      response = await this.#fetch(signed.url, { method: signed.method, headers: signed.headers,
+        body: request.body as BodyInit | undefined, signal });
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (request.signal?.aborted) throw request.signal.reason;

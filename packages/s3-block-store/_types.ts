@@ -19,9 +19,9 @@ export interface PutOptions {
   /** Compare-and-swap: write only if the current ETag (unquoted) equals this one. */
   ifMatch?: string;
   /**
-   * Hex SHA-256 of the body, when the caller has it already. The S3 store signs it as the payload
-   * hash, which the server checks (a wrong one is refused, never stored), and skips hashing the
-   * body itself. The filesystem store does not need it.
+   * Hex SHA-256 of the body, when the caller has it already. An S3 store that signs payloads (see
+   * `S3BlockStoreOptions.signPayload`) signs it as the payload hash, which the server checks (a wrong
+   * one is refused, never stored), and skips hashing the body itself. Other stores ignore it.
    */
   sha256?: string;
   signal?: AbortSignal;
@@ -57,6 +57,7 @@ export interface StoreCapabilities {
 export interface BlockStore {
   /** Where this store points, without secrets: `s3://bucket/prefix` or `file:///dir`. */
   readonly url: string;
+  /** Stores `body` under `key`. The store keeps no reference to `body` once the promise settles: callers reuse it. */
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<PutResult>;
   get(key: string, options?: GetOptions): Promise<Uint8Array>;
   /** `undefined` when the object does not exist. */

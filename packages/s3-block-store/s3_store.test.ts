@@ -8,7 +8,9 @@ import {
   openStore,
   S3BlockStore,
   s3OptionsFromEnv,
+  sha256Hex,
   StoreConfigError,
+  StoreUnavailableError,
 } from "./mod.ts";
 
 blockStoreContract("S3BlockStore (radosgw)", test, async () =>
@@ -55,6 +57,41 @@ test("S3BlockStore multipart upload leaves no upload in progress", async () => {
   const answer = await store.request({ method: "GET", query: { uploads: "" }, operation: "list uploads" });
   expect(new TextDecoder().decode(answer.body)).not.toContain("<Upload>");
   expect((await store.head("big"))?.sizeBytes).toBe(body.byteLength);
+});
+
+test("PUTs sign their payload hash only where the transport does not protect the body", () => {
+  const signs = (endpoint: string, signPayload?: boolean) =>
+    new S3BlockStore({ bucket: "b", endpoint, accessKey: "a", secretKey: "s", signPayload }).signPayload;
+  expect(signs("http://10.1.2.3:9000")).toBe(true);
+  expect(signs("http://s3.internal:80")).toBe(true);
+  expect(signs("https://s3.internal")).toBe(false);
+  expect(signs("http://127.0.0.1:9000")).toBe(false);
+  expect(signs("http://localhost:9000")).toBe(false);
+  expect(signs("http://[::1]:9000")).toBe(false);
+  expect(signs("http://127.0.0.1:9000", true)).toBe(true);
+  expect(signs("http://10.1.2.3:9000", false)).toBe(false);
+});
+
+test("a signed payload hash is what the PUT carries, and radosgw refuses a body that does not match it", async () => {
+  const sent: string[] = [];
+  const capture: typeof fetch = Object.assign((input: Request | string | URL, init?: RequestInit) => {
+    if (init?.method === "PUT") sent.push(new Headers(init.headers).get("x-amz-content-sha256") ?? "");
+    return fetch(input, init);
+  }, { preconnect: fetch.preconnect });
+  const body = new TextEncoder().encode("signed body");
+  const unsigned = (await freshBucket("unsigned", { fetch: capture })).store;
+  await unsigned.put("a", body);
+  expect(sent.pop()).toBe("UNSIGNED-PAYLOAD");
+  expect(await unsigned.get("a")).toEqual(body);
+
+  const { store } = await freshBucket("signed", { fetch: capture, signPayload: true, retry: { attemptsMax: 1 } });
+  await store.put("a", body);
+  expect(sent.pop()).toBe(sha256Hex(body));
+  const wrong = sha256Hex(new TextEncoder().encode("another body"));
+  const error = await store.put("b", body, { sha256: wrong }).catch((e) => e);
+  expect(error).toBeInstanceOf(StoreUnavailableError);
+  expect(error.message).toContain("XAmzContentSHA256Mismatch");
+  expect(await store.head("b")).toBeUndefined(); // refused, never stored
 });
 
 test("s3OptionsFromEnv() lists every missing variable in one message", () => {
