@@ -167,7 +167,8 @@ export function decodeSegment(bytes: Uint8Array, options: { payloads?: boolean }
     expectedOffset += entry.storedBytes;
     if (options.payloads !== false) {
       try {
-        decodePayload(bytes.subarray(entry.offsetBytes, expectedOffset), entry.compression, entry.rawBytes, entry.sha256);
+        const stored = bytes.subarray(entry.offsetBytes, expectedOffset);
+        decodePayload(stored, entry.compression, entry.rawBytes, entry.sha256);
       } catch (error) {
         throw new RangeError(`entry ${index} (block ${entry.blockId}): ${(error as Error).message}`);
       }
@@ -218,7 +219,7 @@ export interface Manifest {
   };
   fileSizeBytes: number;
   blockCount: number;
-  /** Segments referenced by this generation (its own and inherited ones). */
+  /** Segments this generation references (its own and inherited); `sha256` is each one's checksum (trailer). */
   segments: { key: string; sizeBytes: number; sha256: string }[];
   header: ManifestBlock;
   blocks: ManifestBlock[];

@@ -91,10 +91,10 @@ const HANDED_BYTES_PER_COLLECTION = 16 * 1024 * 1024;
 let handedBytes = 0;
 
 /**
- * Bun's fetch copies a body into its Request, and that copy is freed only when the collector runs,
- * which it does lazily for such external memory: left alone, a 1 GiB first upload peaked 70 MiB
- * above plain DuckDB. A full collection every 32 MiB handed over keeps the peak flat; the pass's
- * own buffers are pooled, so one costs a few milliseconds (the JS heap is small).
+ * Bun's fetch keeps its own copy of each request body, freed only when the collector runs, which it
+ * does lazily for such external memory: left alone, a 1 GiB first upload peaked 86 to 108 MiB above
+ * plain DuckDB. A full collection every 16 MiB handed over keeps it near 60 (bench/memory.ts); the
+ * pass's own buffers are pooled and the JS heap is small, so one costs a few milliseconds.
  */
 function collectRequestCopies(bytes: number): void {
   handedBytes += bytes;
@@ -110,7 +110,7 @@ const READ_RUN_BLOCKS_MAX = 16;
  * The buffers of one pass, allocated once and reused: blocks are read into `staging` (a segment's
  * worth), packed into one of the segment buffers, and a segment buffer returns to the pool when its
  * upload settles. A pass of any size holds `uploadsInFlightMax + 1` segments and one staging area,
- * and leaves no garbage per block: no collections to force, no fresh pages to fault in.
+ * and reading and packing a block leave no garbage and fault in no fresh pages.
  */
 class PassBuffers {
   readonly staging: Uint8Array;
@@ -204,8 +204,8 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       if (stagingUsed === buffers.stagingBlocks) await flush();
       // One read for a run of adjacent blocks, as long as the staging area has room for it.
       let end = start + 1;
-      while (end < blocks.length && end - start < READ_RUN_BLOCKS_MAX && stagingUsed + end - start < buffers.stagingBlocks &&
-        blocks[end] === blocks[end - 1] + 1) end++;
+      const runMax = Math.min(READ_RUN_BLOCKS_MAX, buffers.stagingBlocks - stagingUsed);
+      while (end < blocks.length && end - start < runMax && blocks[end] === blocks[end - 1] + 1) end++;
       const run = buffers.staging.subarray(stagingUsed * blockSize, (stagingUsed + end - start) * blockSize);
       await file.read(run, 0, run.byteLength, blockOffset(blocks[start], blockSize));
       stagingUsed += end - start;
