@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attach, type AttachedDatabase, listGenerations } from "@haduck/duckdb-fs-bridge";
 import type { S3BlockStore } from "@haduck/s3-block-store";
-import { adminDatabase, type AdminServer, serveAdmin } from "../packages/cli/_admin_server.ts";
+import { adminDatabase, adminSettings, type AdminServer, serveAdmin } from "../packages/cli/_admin_server.ts";
 import { parsePrometheusText } from "../packages/admin/_prometheus_parse.ts";
 import { launchChromium } from "./harness/browser.ts";
 import { freshBucket, type TestS3 } from "./harness/s3.ts";
@@ -27,7 +27,7 @@ beforeAll(async () => {
   db = await attach({ dbPath: join(dir, "admin.duckdb"), store });
   await db.connection.run("CREATE TABLE t AS SELECT * FROM range(10000) r(i)");
   await db.checkpoint();
-  server = serveAdmin("127.0.0.1:0", [adminDatabase(db, store)], { HADUCK_ADMIN_TOKEN: TOKEN });
+  server = serveAdmin(adminSettings("127.0.0.1:0", { HADUCK_ADMIN_TOKEN: TOKEN }), [adminDatabase(db, store)]);
 });
 
 afterAll(async () => {

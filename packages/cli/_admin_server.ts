@@ -5,7 +5,7 @@
  * one and prints it once.
  */
 import { type AdminDatabase, createAdminApp, generateToken } from "@haduck/admin";
-import { type AttachedDatabase, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
+import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
 import type { DuckDBConnection } from "@duckdb/node-api";
 
@@ -37,20 +37,37 @@ export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefine
     generations: () => store ? summarizeGenerations(store, db.dbKey) : Promise.resolve([]),
     async checkpoint() {
       connection ??= db.instance.connect();
-      await (await connection).run(`CHECKPOINT ${db.alias}`);
-      await db.replicator.idle();
+      await checkpointWhenQuiet(await connection, db.alias);
+      await db.replicator.flush();
     },
   };
 }
 
-export function serveAdmin(listen: string, databases: AdminDatabase[], env = process.env): AdminServer {
+/** What `--admin` and `HADUCK_ADMIN_TOKEN` ask for, checked before anything opens a database or a store. */
+export interface AdminSettings {
+  hostname: string;
+  port: number;
+  token: string;
+  configured: boolean;
+}
+
+/** Checks `--admin` and the token; TypeError names the bad setting and the fix. */
+export function adminSettings(listen: string, env = process.env): AdminSettings {
   const { hostname, port } = parseListen(listen);
   const configured = env.HADUCK_ADMIN_TOKEN;
-  const token = configured || generateToken();
+  if (configured !== undefined && configured.length < 16) {
+    throw new TypeError(`HADUCK_ADMIN_TOKEN is ${configured.length} characters; the admin token must be at least 16 ` +
+      "(e.g. `openssl rand -hex 16`), or unset it and haduck makes one");
+  }
+  return { hostname, port, token: configured || generateToken(), configured: configured !== undefined };
+}
+
+export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[]): AdminServer {
+  const { hostname, port, token } = settings;
   const app = createAdminApp({ token, databases });
   const server = Bun.serve({ hostname, port, fetch: app.fetch });
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
-  console.error(`haduck: admin on ${url}` + (configured
+  console.error(`haduck: admin on ${url}` + (settings.configured
     ? " (token from HADUCK_ADMIN_TOKEN)"
     : ` (token ${token}; dashboard ${url}#token=${token})`));
   return { url, stop: () => server.stop(true) };

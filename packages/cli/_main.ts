@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { StoreError } from "@haduck/s3-block-store";
 import {
+  assertValidDbKey,
   attach,
   defaultDbKey,
   gc,
@@ -27,7 +28,7 @@ import { type Progress, progress } from "./_progress.ts";
 
 /** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
 const PROGRESS_BLOCKS_MIN = 64;
-import { adminDatabase, parseListen, serveAdmin } from "./_admin_server.ts";
+import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
 
 /** Exit codes, documented in `haduck --help`. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6 } as const;
@@ -52,6 +53,7 @@ function needStore(values: Record<string, unknown>) {
   if (!store) throw new UsageError(NO_STORE_HINT);
   const dbKey = values["db-key"] as string | undefined;
   if (!dbKey) throw new UsageError("--db-key is required (the database's file name, as `haduck generations` shows)");
+  assertValidDbKey(dbKey);
   return { store, dbKey };
 }
 
@@ -62,14 +64,16 @@ async function commandAttach(args: string[]): Promise<number> {
     file: { type: "string", short: "f" }, alias: { type: "string" }, admin: { type: "string" } });
   if (values.help) return (console.log(HELP.attach), EXIT.ok);
   if (positionals.length !== 1) throw new UsageError("attach needs exactly one <db-path>; see --help");
-  if (values.admin !== undefined) parseListen(values.admin); // a bad address fails before the database opens
+  // Every setting is checked before the database or the store is touched.
+  const settings = values.admin === undefined ? undefined : adminSettings(values.admin);
   const { db, store } = await attachFromFlags(positionals[0], values);
-  const admin = values.admin === undefined ? undefined : serveAdmin(values.admin, [adminDatabase(db, store)]);
+  const admin = settings && serveAdmin(settings, [adminDatabase(db, store)]);
+  let statementFailed = false;
   try {
     const statements = [...(values.command ?? [])];
     if (values.file) statements.push(readFileSync(values.file, "utf8"));
     if (statements.length === 0) {
-      await runShell(db.connection);
+      if (!await runShell(db.connection)) statementFailed = true;
     } else {
       for (const sql of statements) {
         const reader = await db.connection.runAndReadAll(sql);
@@ -85,7 +89,7 @@ async function commandAttach(args: string[]): Promise<number> {
     console.error(`haduck: ${error}`);
     return EXIT.store;
   }
-  return EXIT.ok;
+  return statementFailed ? EXIT.failure : EXIT.ok;
 }
 
 /** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
@@ -119,9 +123,9 @@ async function commandServe(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
   if (positionals.length !== 1) throw new UsageError("serve needs exactly one <db-path>; see --help");
   if (values.admin === undefined) throw new UsageError("serve needs --admin HOST:PORT (e.g. 127.0.0.1:8080)");
-  parseListen(values.admin); // a bad address fails before the database opens
+  const settings = adminSettings(values.admin); // bad settings fail before the database opens
   const { db, store } = await attachFromFlags(positionals[0], values);
-  const admin = serveAdmin(values.admin, [adminDatabase(db, store)]);
+  const admin = serveAdmin(settings, [adminDatabase(db, store)]);
   await new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
   await admin.stop();
   await db.close();
@@ -268,6 +272,7 @@ export function exitCodeOf(error: unknown): number {
     if (error.code === "INTEGRITY") return EXIT.integrity;
     if (["TARGET_EXISTS", "DIVERGED", "FOREIGN_DATABASE", "NO_LOCAL_FILE"].includes(error.code)) return EXIT.conflict;
     if (error.code === "UNSAFE_STORE") return EXIT.config;
+    if (error.code === "BAD_TARGET" || error.code === "BAD_KEY") return EXIT.usage;
     return EXIT.failure;
   }
   return EXIT.failure;

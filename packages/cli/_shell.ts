@@ -15,10 +15,57 @@ export function printRows(reader: DuckDBMaterializedResult | { columnNames(): st
   for (const row of rows) console.log(line(row));
 }
 
-/** A line-based SQL shell: statements end with `;`, `.exit` leaves, history lives in the session. */
-export async function runShell(connection: DuckDBConnection): Promise<void> {
+/** Runs one statement (or several separated by `;`) and prints the last result; false when it failed. */
+async function runStatement(connection: DuckDBConnection, sql: string): Promise<boolean> {
+  try {
+    const reader = await connection.runAndReadAll(sql);
+    if (reader.columnCount > 0) printRows(reader);
+    return true;
+  } catch (error) {
+    console.error(`Error: ${(error as Error).message}`);
+    return false;
+  }
+}
+
+/**
+ * A line-based SQL shell: statements end with `;`, `.exit` leaves. On a terminal it prompts and
+ * keeps history; a script piped on stdin runs to its end like `duckdb db < script.sql`: no prompts,
+ * each result printed as soon as it exists, and false returned when any statement failed.
+ */
+export async function runShell(connection: DuckDBConnection): Promise<boolean> {
+  return process.stdin.isTTY ? await runInteractive(connection) : await runScript(connection);
+}
+
+async function runScript(connection: DuckDBConnection): Promise<boolean> {
+  let ok = true;
+  let buffer = "";
+  let pending = "";
+  const decoder = new TextDecoder();
+  const take = async (line: string) => {
+    if (buffer === "" && line.trim() === ".exit") return false;
+    buffer += `${line}\n`;
+    if (line.trim().endsWith(";")) {
+      ok = await runStatement(connection, buffer) && ok;
+      buffer = "";
+    }
+    return true;
+  };
+  for await (const chunk of process.stdin) {
+    pending += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const line of lines) if (!await take(line)) return ok;
+  }
+  pending += decoder.decode();
+  if (pending !== "" && !await take(pending)) return ok;
+  if (buffer.trim() !== "") ok = await runStatement(connection, buffer) && ok; // a last statement without `;`
+  return ok;
+}
+
+async function runInteractive(connection: DuckDBConnection): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: "haduck> ", historySize: 1000 });
   let buffer = "";
+  let ok = true;
   rl.prompt();
   for await (const line of rl) {
     if (buffer === "" && line.trim() === ".exit") break;
@@ -28,15 +75,11 @@ export async function runShell(connection: DuckDBConnection): Promise<void> {
       rl.prompt();
       continue;
     }
-    try {
-      const reader = await connection.runAndReadAll(buffer);
-      if (reader.columnCount > 0) printRows(reader);
-    } catch (error) {
-      console.error(`Error: ${(error as Error).message}`);
-    }
+    ok = await runStatement(connection, buffer) && ok;
     buffer = "";
     rl.setPrompt("haduck> ");
     rl.prompt();
   }
   rl.close();
+  return ok;
 }

@@ -8,6 +8,8 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { basename, resolve } from "node:path";
 import { Native, openDuckDB } from "./_native.ts";
 import { type GenerationShipped, Replicator, type UploadProgress } from "./_replicator.ts";
+import { checkpointWhenQuiet } from "./_checkpoint.ts";
+import { assertValidDbKey } from "./_format.ts";
 
 export interface AttachOptions {
   /** Local path of the database file; created if missing. */
@@ -29,14 +31,18 @@ export interface AttachedDatabase {
   replicator: Replicator;
   alias: string;
   dbKey: string;
-  /** Checkpoints and waits until the resulting generation is shipped. */
+  /**
+   * Checkpoints (waiting while other connections write, see `checkpointWhenQuiet`) and resolves once
+   * the store holds the file's committed state, or the store failed (`replicator.status.lastError`).
+   */
   checkpoint(): Promise<void>;
+  /** Checkpoints, detaches, ships everything the file holds that the store lacks, and closes. */
   close(): Promise<void>;
 }
 
 /** Derives the default store key from a database path: its file name. */
 export function defaultDbKey(dbPath: string): string {
-  return basename(dbPath).replace(/[^A-Za-z0-9._-]/g, "_");
+  return basename(dbPath).replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[.-]/, "_").slice(0, 200) || "_";
 }
 
 /**
@@ -57,6 +63,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const alias = options.alias ?? "db";
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(alias)) throw new TypeError(`Invalid alias ${JSON.stringify(alias)}`);
   const dbKey = options.dbKey ?? defaultDbKey(dbPath);
+  assertValidDbKey(dbKey);
   const instance = await openDuckDB();
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
@@ -93,15 +100,20 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
     alias,
     dbKey,
     async checkpoint() {
-      await connection.run(`CHECKPOINT ${alias}`);
-      await replicator.idle();
+      await checkpointWhenQuiet(connection, alias);
+      await replicator.flush();
     },
     async close() {
-      await connection.run(`CHECKPOINT ${alias}`);
-      await replicator.stop();
-      await connection.run(`DETACH ${alias}`).catch(() => {});
+      // The last checkpoint, then DETACH (DuckDB checkpoints what its WAL still holds); then ship
+      // whatever the file holds that the store lacks. Other connections of the instance may keep
+      // the database open: without a consumer no checkpoint waits for us while we close.
+      await checkpointWhenQuiet(connection, alias, { timeoutMs: 5_000 }).catch(() => {});
+      const detached = await connection.run(`DETACH ${alias}`).then(() => true, () => false);
+      await replicator.idle();
+      if (!detached) native.detach();
       connection.closeSync();
       instance.closeSync();
+      await replicator.stop();
     },
   };
 }

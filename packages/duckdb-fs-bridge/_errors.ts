@@ -11,7 +11,9 @@ export type ReplicationErrorCode =
   | "DIVERGED"
   | "FOREIGN_DATABASE"
   | "NO_LOCAL_FILE"
-  | "UNSAFE_STORE";
+  | "UNSAFE_STORE"
+  | "BUSY"
+  | "BAD_TARGET";
 
 export class ReplicationError extends Error {
   readonly code: ReplicationErrorCode;

@@ -308,3 +308,14 @@ export const manifestKey = (dbKey: string, generation: number) => `${dbKey}/mani
 export const segmentKey = (dbKey: string, generation: number, attempt: string, sequence: number) =>
   `${dbKey}/segments/${pad(generation)}-${attempt}-${sequence.toString().padStart(4, "0")}.dblk`;
 export const latestKey = (dbKey: string) => `${dbKey}/latest.json`;
+
+/**
+ * Checks a database key (the first part of every object key under the prefix): 1 to 200 of
+ * `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`. TypeError names the key and the form.
+ */
+export function assertValidDbKey(dbKey: string): void {
+  if (typeof dbKey !== "string" || !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/.test(dbKey)) {
+    throw new TypeError(`Invalid database key ${JSON.stringify(dbKey)}: use 1 to 200 letters, digits, '.', '_' or ` +
+      "'-', starting with a letter, digit or '_' (the database's file name, as `haduck generations` shows)");
+  }
+}

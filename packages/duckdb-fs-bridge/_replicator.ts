@@ -3,20 +3,24 @@
  * `Replicator`: follows the extension's ring for one `haduck://` database and turns each
  * generation into segments plus a create-only manifest in the store.
  *
- * Per generation: read the header region and the dirty blocks straight from the database file,
- * skip blocks whose bytes did not change since the last manifest, compress, pack into
- * checksum-chained segments, upload them (bounded), then *release* the generation. The release
- * tells whether every read finished before DuckDB wrote its next header (the hold; see
- * docs/ARCHITECTURE.md). Only then, once the segments are durable, the manifest is written.
- * An abandoned or failed generation publishes nothing; its blocks are carried into the next one.
+ * Per generation: copy the header region and the blocks it needs out of the database file while
+ * DuckDB holds its next header for us (synchronous local reads only, see _block_source.ts), then
+ * *release* the generation: the release tells whether every read finished before DuckDB moved on
+ * (the hold; see docs/ARCHITECTURE.md). Then, off DuckDB's path, skip blocks whose bytes did not
+ * change, compress, pack into checksum-chained segments, upload them (bounded), and write the
+ * manifest create-only. Anything that does not publish (a torn read, a failed upload, a manifest
+ * write refused or with its answer lost) gives its blocks back to the position's carried set, and
+ * they ship in the next generation or the catch-up, whichever comes first.
  */
-import { DirtyBitmap } from "@haduck/dirty-tracker";
-import { latestManifest } from "./_catalog.ts";
+import { PreconditionFailedError } from "@haduck/s3-block-store";
+import { latestManifest, loadManifest } from "./_catalog.ts";
 import { ReplicationError } from "./_errors.ts";
 import { buildManifest, type Shipment } from "./_manifest_builder.ts";
-import { readAndUpload, readFileInfo, type UploadPassResult } from "./_segment_uploader.ts";
+import { READ_RUN_BLOCKS_MAX, readAndUpload } from "./_segment_uploader.ts";
+import { type BlockSource, openFileSource, ReadRaceError, readFileInfo, stageBlocks } from "./_block_source.ts";
 import { identityPath, newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
-import { encodeManifest, hex, latestKey, type Manifest, manifestKey, sha256 } from "./_format.ts";
+import { encodeManifest, hex, latestKey, manifestKey, sha256 } from "./_format.ts";
+import { Position, type Published } from "./_position.ts";
 import { RING_LAYOUT as L } from "./_ring_layout.ts";
 import {
   type GenerationShipped,
@@ -33,29 +37,31 @@ export {
   type UploadProgress,
 } from "./_replicator_types.ts";
 
+/** How one attempt to ship blocks ended. */
+type Outcome = "published" | "race" | "store" | "local";
+
 export class Replicator {
   readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration" | "onUploadProgress">> &
     ReplicatorOptions;
   readonly #status: ReplicatorStatus;
+  readonly #position = new Position();
   #fileId: number | undefined;
   #queue: bigint[] = [];
   #seen = new Set<bigint>();
-  #carried = new DirtyBitmap();
-  #previous: { manifest: Manifest; sha256: string } | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #working: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
-  /** The iteration of the newest generation whose blocks are carried (failed or abandoned). */
-  #carriedIteration: number | undefined;
   #catchUpTimer: ReturnType<typeof setTimeout> | undefined;
   #catchUpDelayMs = 0;
   #stopped = false;
-  /** The last attempt failed: generations are carried, and only the catch-up's probe tries the store. */
-  #storeFailing = false;
   /** haduck's identity of the database (beside it in `<db>.haduck-identity`), set by reconcile. */
   #identity: string | undefined;
-  /** When the oldest generation not yet committed was announced (performance.now()). */
+  /** When the oldest change not yet committed was announced (performance.now()). */
   #waitingSince: number | undefined;
+  /** Where generations are staged during the hold; allocated on first use, reused. */
+  #stagingMemory: Uint8Array | undefined;
+  /** reconcile() agreed the local file is this database: only then may stop() ship what the file holds. */
+  #reconciled = false;
 
   constructor(options: ReplicatorOptions) {
     this.options = {
@@ -67,7 +73,11 @@ export class Replicator {
       compress: options.compress ?? true,
       catchUpDelayMs: options.catchUpDelayMs ?? 1000,
       catchUpDelayMaxMs: options.catchUpDelayMaxMs ?? 30_000,
+      stagingMemoryBytesMax: options.stagingMemoryBytesMax ?? 32 * 1024 * 1024,
     };
+    if (!Number.isSafeInteger(this.options.holdMs) || this.options.holdMs < 0 || this.options.holdMs > 3_600_000) {
+      throw new RangeError(`Invalid holdMs ${this.options.holdMs}: expected 0 to 3600000 ms`);
+    }
     this.#catchUpDelayMs = this.options.catchUpDelayMs;
     this.#status = {
       mode: options.store ? "replicating" : "local-only",
@@ -90,8 +100,8 @@ export class Replicator {
   }
 
   get status(): ReplicatorStatus {
-    const waiting = this.#queue.length > 0 || this.#carried.count > 0 || this.#working !== undefined;
-    return { ...this.#status, generationsPending: this.#queue.length, blocksCarried: this.#carried.count,
+    const waiting = this.#queue.length > 0 || this.#position.behind || this.#working !== undefined;
+    return { ...this.#status, generationsPending: this.#queue.length, blocksCarried: this.#position.carried.count,
       lagMs: waiting && this.#waitingSince !== undefined ? performance.now() - this.#waitingSince : 0,
       recent: [...this.#status.recent] };
   }
@@ -108,7 +118,7 @@ export class Replicator {
       }
       const latest = await latestManifest(this.options.store, this.options.dbKey);
       if (latest) {
-        this.#previous = { manifest: latest.manifest, sha256: latest.sha256 };
+        this.#position.publish({ manifest: latest.manifest, sha256: latest.sha256 });
         this.#status.lastGeneration = latest.manifest.generation;
         this.#status.lastGenerationTime = latest.manifest.createdAt;
       }
@@ -117,13 +127,38 @@ export class Replicator {
     this.#timer = setInterval(() => this.#tick(), this.options.tickMs);
   }
 
-  /** Waits until every generation announced so far is shipped (or abandoned), then stops. */
+  /**
+   * Ships everything announced so far, then whatever the local file holds that the store does not
+   * (blocks carried from failed attempts, a generation whose event was lost), and stops. It returns
+   * early only when the store fails; `status.lastError` then says why.
+   */
   async stop(): Promise<void> {
+    if (this.#reconciled) await this.flush();
     this.#stopped = true;
     clearTimeout(this.#catchUpTimer);
     await this.idle();
     clearInterval(this.#timer);
     this.options.native.detach();
+  }
+
+  /**
+   * Resolves once the store holds the local file's committed state (its active header and every
+   * block it references), or the store failed (see `status.lastError`).
+   */
+  async flush(): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await this.idle();
+      if (!this.options.store || this.#stopped) return;
+      const local = readFileInfo(this.options.dbPath);
+      const published = this.#position.published?.manifest.generation;
+      if (!local || (local.iteration === published && !this.#position.behind)) return;
+      if (published !== undefined && local.iteration < published) return; // reconcile's business, not ours
+      const done = new Promise<boolean>((resolve) => {
+        let shipped = false;
+        this.#run(async () => shipped = await this.#catchUp(local.iteration).finally(() => resolve(shipped)));
+      });
+      if (!await done && this.#position.storeFailing) return;
+    }
   }
 
   /** Resolves when the queue is empty and nothing is being shipped. */
@@ -141,20 +176,16 @@ export class Replicator {
       if (event.type === L.HADUCK_EVENT_HOLD_WAITING && event.fileId === this.#fileId) this.#holdWaiting(event.a);
       if (event.type !== L.HADUCK_EVENT_GENERATION_READY) continue;
       if (this.#fileId === undefined && native.filePath(event.fileId) === this.options.dbPath) this.#fileId = event.fileId;
-      if (event.fileId === this.#fileId && !this.#seen.has(event.a)) {
-        this.#waitingSince ??= performance.now();
-        this.#seen.add(event.a);
-        this.#queue.push(event.a);
-      }
+      if (event.fileId === this.#fileId) this.#enqueue(event.a);
     }
     if (native.takeOverflow()) {
-      // Events were dropped; the extension's pending list still has every generation.
+      // Events were dropped; the extension's pending list still has every generation. The file id may
+      // not be known yet (its first event was among the dropped ones): learn it from the path.
       for (const seq of native.pendingGenerations()) {
         const info = native.generationInfo(seq);
-        if (info && info.fileId === this.#fileId && !this.#seen.has(seq)) {
-          this.#seen.add(seq);
-          this.#queue.push(seq);
-        }
+        if (!info) continue;
+        if (this.#fileId === undefined && native.filePath(info.fileId) === this.options.dbPath) this.#fileId = info.fileId;
+        if (info.fileId === this.#fileId) this.#enqueue(seq);
       }
       this.#queue.sort((a, b) => (a < b ? -1 : 1));
     }
@@ -162,45 +193,48 @@ export class Replicator {
     else if (!this.#working) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 
+  #enqueue(seq: bigint): void {
+    if (this.#seen.has(seq)) return;
+    this.#waitingSince ??= performance.now();
+    this.#seen.add(seq);
+    this.#queue.push(seq);
+  }
+
   /**
    * DuckDB is about to write a newer header and waits for generation `seq`. If we are still busy
    * with an earlier one, we could not read `seq` before the hold runs out anyway: release it now,
    * unread, and carry its blocks into the next generation (whose event follows the header being
-   * written). DuckDB then waits for our reads only, never for our uploads.
+   * written). DuckDB then waits for our local reads only, never for our uploads.
    */
   #holdWaiting(seq: bigint): void {
     const index = this.#queue.indexOf(seq);
-    if (!this.#working || index < 0) return; // idle (it ships next) or being read now (the hold is for that)
+    if (!this.#working || index < 0) return; // idle (it ships next) or being staged now (the hold is for that)
     this.#queue.splice(index, 1);
     this.#seen.delete(seq);
     const native = this.options.native;
     const info = native.generationInfo(seq);
     if (info) {
-      this.#carry(native.generationBlocks(seq, info.blockCount), info);
+      this.#carryGeneration(native.generationBlocks(seq, info.blockCount), info);
       this.#status.generationsDeferred++;
     }
     native.release(seq);
   }
 
-  /** Adds blocks to the carried set (a full scan when the generation needs one, or nothing was shipped yet). */
-  #carry(blocks: Iterable<number>, info: { iteration: number; headerBlockCount: number; needsFullScan: boolean }) {
-    for (const block of blocks) if (block < info.headerBlockCount) this.#carried.mark(block);
-    if ((info.needsFullScan || !this.#previous) && info.headerBlockCount > 0) {
-      this.#carried.markRange(0, info.headerBlockCount - 1);
-    }
-    this.#carriedIteration = Math.max(this.#carriedIteration ?? -1, info.iteration);
+  /** Carries a generation's own blocks (all of them when it needs a full scan, or nothing was published yet). */
+  #carryGeneration(blocks: number[], info: { iteration: number; headerBlockCount: number; needsFullScan: boolean }) {
+    const all = (info.needsFullScan || !this.#position.published) && info.headerBlockCount > 0;
+    this.#position.carry(all ? this.#allBlocks(info.headerBlockCount) : blocks.filter((b) => b < info.headerBlockCount),
+      info.iteration);
   }
 
-  /** Takes the carried blocks for one shipping attempt; `#carried` goes on collecting new ones. */
-  #takeCarried(): DirtyBitmap {
-    const taken = this.#carried;
-    this.#carried = new DirtyBitmap();
-    return taken;
+  #allBlocks(count: number): number[] {
+    return Array.from({ length: count }, (_, block) => block);
   }
 
   /** Runs one piece of work at a time; when it ends, goes on with the queue or wakes the idle waiters. */
-  #run(work: () => Promise<void>): void {
-    this.#working = work().finally(() => {
+  #run(work: () => Promise<unknown>): void {
+    this.#working = work().catch((error) => this.#fail(`Replication of ${this.options.dbKey} stopped a pass: ` +
+      `${(error as Error)?.message ?? String(error)}`)).then(() => {
       this.#working = undefined;
       if (this.#queue.length > 0) this.#tick();
       else for (const wake of this.#idleWaiters.splice(0)) wake();
@@ -217,14 +251,11 @@ export class Replicator {
     while (this.#queue.length > 0) {
       const seq = this.#queue.shift()!;
       this.#seen.delete(seq);
-      try {
-        await this.#ship(seq);
-      } catch (error) {
-        this.#fail((error as Error).message);
-      }
+      await this.#ship(seq);
     }
   }
 
+  /** One generation, under the hold: stage its blocks, release, then upload and publish. */
   async #ship(seq: bigint): Promise<void> {
     const native = this.options.native;
     const started = performance.now();
@@ -239,116 +270,170 @@ export class Replicator {
       this.#status.lastGenerationTime = new Date().toISOString();
       return;
     }
-    if (this.#storeFailing) {
+    if (this.#position.storeFailing) {
       // Re-sending every carried block at each checkpoint of an outage only burns bandwidth: carry
       // this generation too and let the catch-up find out, with one small request, when to resume.
-      this.#carry(dirty, info);
+      this.#carryGeneration(dirty, info);
       native.release(seq);
       this.#status.generationsDeferred++;
       this.#scheduleCatchUp();
       return;
     }
-    const wanted = this.#takeCarried();
-    wanted.union(dirty);
-    if ((info.needsFullScan || !this.#previous) && info.headerBlockCount > 0) {
+    const wanted = this.#position.take(dirty);
+    if ((info.needsFullScan || !this.#position.published) && info.headerBlockCount > 0) {
       wanted.markRange(0, info.headerBlockCount - 1); // a first or rescanned generation ships every block
     }
     const blocks = [...wanted.blocks()].filter((block) => block < info.headerBlockCount);
-    let shipment: Shipment | undefined;
-    let uploadError: unknown;
-    let released: number | undefined;
-    // Released as soon as the reads are done (or failed): DuckDB's next header waits for our reads,
-    // never for the network. 1 means the hold was in force for every read.
-    const release = () => (released ??= native.release(seq)) === 1;
+    let source: BlockSource;
     try {
-      ({ shipment, uploadError } = await this.#readAndUpload(info.iteration, blocks, release));
+      this.#stagingMemory ??= new Uint8Array(this.options.stagingMemoryBytesMax);
+      source = stageBlocks({ dbPath: this.options.dbPath, iteration: info.iteration, blocks,
+        memory: this.#stagingMemory, runBlocksMax: READ_RUN_BLOCKS_MAX });
     } catch (error) {
-      uploadError = error;
-    }
-    release();
-    if (released !== 1 || uploadError || !shipment) {
-      // Not publishable: the reads may be torn (abandoned) or the upload failed. Carry everything.
-      this.#carry(blocks, { ...info, needsFullScan: false });
-      this.#status.generationsAbandoned++;
-      this.#storeFailing = uploadError !== undefined;
-      if (uploadError) {
-        this.#fail(`Cannot ship generation ${info.iteration} of ${this.options.dbKey}: ${(uploadError as Error).message}`);
-      }
-      this.#scheduleCatchUp();
+      native.release(seq);
+      this.#giveBack(blocks, info.iteration, error instanceof ReadRaceError ? "race" : "local", error);
       return;
     }
-    await this.#publish(info.iteration, shipment, blocks.length, started);
+    // 1: the hold was in force for every read. DuckDB's next header waited for our reads only.
+    if (native.release(seq) !== 1) {
+      source.close();
+      this.#giveBack(blocks, info.iteration, "race");
+      return;
+    }
+    await this.#shipFrom(info.iteration, blocks, source, started);
+  }
+
+  /**
+   * Uploads `blocks` from `source` and publishes generation `iteration`; on any failure gives the
+   * blocks back to the position. `readsDone` (the catch-up's seqlock) may say the reads were torn.
+   */
+  async #shipFrom(iteration: number, blocks: number[], source: BlockSource, started: number,
+    readsDone?: () => boolean): Promise<boolean> {
+    let outcome: Outcome = "published";
+    let failure: unknown;
+    try {
+      await this.#resolveUncertain();
+    } catch (error) {
+      source.close();
+      this.#giveBack(blocks, iteration, "store", error);
+      return false;
+    }
+    if (this.#position.published?.manifest.generation === iteration) { // a lost answer had landed after all
+      source.close();
+      return true;
+    }
+    try {
+      const result = await readAndUpload({ store: this.options.store!, dbKey: this.options.dbKey, iteration, blocks,
+        source, readsDone, previous: this.#position.published, segmentBytesMax: this.options.segmentBytesMax,
+        uploadsInFlightMax: this.options.uploadsInFlightMax, compress: this.options.compress,
+        blockChecksumOk: (block) => this.options.native.blockChecksumOk(block),
+        onProgress: this.#progress(iteration) });
+      if (result.uploadError) [outcome, failure] = ["store", result.uploadError];
+      else if (!result.shipment) outcome = "race";
+      else if (!await this.#publish(iteration, result.shipment, blocks.length, started)) outcome = "store";
+    } catch (error) {
+      // Thrown by the reads (the uploads' and the store's failures are returned): the local file.
+      [outcome, failure] = [error instanceof ReadRaceError ? "race" : "local", error];
+    } finally {
+      source.close();
+    }
+    if (outcome !== "published") this.#giveBack(blocks, iteration, outcome, failure);
+    return outcome === "published";
+  }
+
+  /** An attempt that did not publish: its blocks are carried, and the catch-up or the next generation ships them. */
+  #giveBack(blocks: number[], iteration: number, outcome: Exclude<Outcome, "published">, failure?: unknown): void {
+    this.#position.carry(blocks, iteration);
+    this.#status.generationsAbandoned++;
+    if (outcome === "store") this.#position.storeFailing = true;
+    if (failure !== undefined && outcome !== "race") {
+      const where = outcome === "local" ? `cannot read ${this.options.dbPath}` : (failure as Error).message;
+      this.#fail(`Cannot ship generation ${iteration} of ${this.options.dbKey}: ` +
+        (outcome === "local" ? `${where}: ${(failure as Error).message}` : where));
+    }
+    this.#scheduleCatchUp();
+  }
+
+  #progress(iteration: number) {
+    const report = this.options.onUploadProgress;
+    return report && ((blocksDone: number, blocksTotal: number, bytesSent: number) =>
+      report({ generation: iteration, blocksDone, blocksTotal, bytesSent }));
   }
 
   #scheduleCatchUp(): void {
     if (this.#stopped || this.#catchUpTimer || this.options.catchUpDelayMs === 0) return;
     const delayMs = this.#catchUpDelayMs;
     this.#catchUpDelayMs = Math.min(delayMs * 2, this.options.catchUpDelayMaxMs);
-    this.#catchUpTimer = setTimeout(() => {
-      this.#catchUpTimer = undefined;
-      if (this.#working || this.#queue.length > 0) return this.#scheduleCatchUp(); // the queue carries them
-      this.#run(() => this.#catchUp());
-    }, delayMs);
+    this.#catchUpTimer = setTimeout(() => this.#catchUpDue(), delayMs);
+  }
+
+  #catchUpDue(): void {
+    this.#catchUpTimer = undefined;
+    if (this.#stopped || !this.#position.behind) return;
+    if (this.#working || this.#queue.length > 0) {
+      // Checkpoints keep coming: try again as soon as the queue is empty, without backing off further.
+      this.#catchUpTimer = setTimeout(() => this.#catchUpDue(), this.options.tickMs);
+      return;
+    }
+    const iteration = this.#position.carriedIteration;
+    if (iteration !== undefined) this.#run(() => this.#catchUp(iteration));
   }
 
   /**
-   * Ships the carried blocks of the last failed generation without waiting for another checkpoint,
-   * as long as the file still holds that generation's header. The hold no longer protects these
-   * reads, so they are checked like a seqlock: DuckDB overwrites a block the active header
-   * references only after writing a newer header, so if the header is unchanged after every read,
-   * every read saw the committed bytes. Otherwise the newer generation's event carries them.
+   * Ships what the store lacks at `iteration` without waiting for another checkpoint, as long as
+   * the file still holds that header. The hold does not protect these reads, so they are checked
+   * like a seqlock: DuckDB overwrites a block the active header references only after writing a
+   * newer header, so if the header is unchanged after every read, every read saw committed bytes;
+   * otherwise the newer generation's event carries them. The carried blocks are what changed since
+   * the last manifest when they were carried at `iteration`; otherwise every block is compared.
    */
-  async #catchUp(): Promise<void> {
-    const iteration = this.#carriedIteration;
-    if (iteration === undefined || this.#stopped) return;
+  async #catchUp(iteration: number, options: { everyBlock?: boolean } = {}): Promise<boolean> {
+    const store = this.options.store!;
     this.#status.catchUpAttempts++;
-    if (this.#storeFailing) {
+    if (this.#position.storeFailing) {
       try {
-        await this.options.store!.head(latestKey(this.options.dbKey)); // one small request, no bodies
+        await store.head(latestKey(this.options.dbKey)); // one small request, no bodies
       } catch (error) {
-        this.#fail(`Cannot reach ${this.options.store!.url} for ${this.options.dbKey}: ${(error as Error).message}`);
+        this.#fail(`Cannot reach ${store.url} for ${this.options.dbKey}: ${(error as Error).message}`);
         this.#scheduleCatchUp();
-        return;
+        return false;
       }
     }
-    const started = performance.now();
-    const taken = this.#takeCarried();
-    let published = false;
+    const local = readFileInfo(this.options.dbPath);
+    if (local?.iteration !== iteration) return false; // a newer generation's event carries the blocks
+    const complete = !options.everyBlock && this.#position.published &&
+      this.#position.carriedIteration === iteration;
+    const taken = this.#position.take([]);
+    const blocks = (complete ? [...taken.blocks()] : this.#allBlocks(local.blockCount))
+      .filter((block) => block < local.blockCount);
+    let source: BlockSource;
     try {
-      const before = await readFileInfo(this.options.dbPath);
-      if (before?.iteration !== iteration) return;
-      const blocks = this.#previous
-        ? [...taken.blocks()].filter((block) => block < before.blockCount)
-        : Array.from({ length: before.blockCount }, (_, block) => block);
-      const unchanged = async () => (await readFileInfo(this.options.dbPath))?.iteration === iteration;
-      const { shipment, uploadError, consistent } = await this.#readAndUpload(iteration, blocks, unchanged);
-      if (uploadError) throw uploadError;
-      if (!consistent || !shipment) return; // a newer generation came; its event carries the blocks
-      await this.#publish(iteration, shipment, blocks.length, started);
-      published = true;
+      source = openFileSource(this.options.dbPath, iteration, blocks);
     } catch (error) {
-      this.#fail(`Cannot ship generation ${iteration} of ${this.options.dbKey} (catch-up): ${(error as Error).message}`);
-      this.#storeFailing = true;
-      this.#scheduleCatchUp();
-    } finally {
-      if (!published) this.#carried.union(taken);
+      this.#giveBack(blocks, iteration, error instanceof ReadRaceError ? "race" : "local", error);
+      return false;
     }
+    const unchanged = () => readFileInfo(this.options.dbPath)?.iteration === iteration;
+    return await this.#shipFrom(iteration, blocks, source, performance.now(), unchanged);
   }
 
   /**
    * Reconciles a quiescent local file (before DuckDB opens it) with the store's last generation:
    * the same iteration is consistent by construction (blocks the committed header references are
-   * never rewritten while it is active); a newer local iteration ships every block whose bytes
-   * differ as a new generation; an older one or another database is refused.
+   * never rewritten while it is active); a newer local iteration, or a database the store has no
+   * generation of yet, ships every block whose bytes differ as a new generation; an older one or
+   * another database is refused.
    */
   async reconcile(): Promise<{ shippedGeneration: number | null }> {
     const store = this.options.store;
-    const previous = this.#previous?.manifest;
-    const local = await readFileInfo(this.options.dbPath);
+    const previous = this.#position.published?.manifest;
+    const local = readFileInfo(this.options.dbPath);
     const sidecar = await readIdentity(this.options.dbPath);
     if (!store) return { shippedGeneration: null }; // local-only: nothing to agree with
     if (!previous) {
       this.#identity = (sidecar ?? await writeIdentity(this.options.dbPath, newIdentity())).identity;
+      if (local) return await this.#shipWhole(local.iteration);
+      this.#reconciled = true;
       return { shippedGeneration: null };
     }
     if (!local) {
@@ -376,41 +461,90 @@ export class Replicator {
         `generation ${previous.generation} in ${store.url}: run \`haduck restore --force --to ${this.options.dbPath}\` ` +
         "to bring it up to date");
     }
-    if (local.iteration === previous.generation) return { shippedGeneration: null };
-    const started = performance.now();
-    const all = Array.from({ length: local.blockCount }, (_, block) => block);
-    const { shipment, uploadError } = await this.#readAndUpload(local.iteration, all);
-    if (uploadError || !shipment) throw uploadError;
-    await this.#publish(local.iteration, shipment, all.length, started);
-    return { shippedGeneration: local.iteration };
+    if (local.iteration === previous.generation) {
+      this.#reconciled = true;
+      return { shippedGeneration: null };
+    }
+    return await this.#shipWhole(local.iteration);
   }
 
-  /** Writes the manifest create-only (every segment is durable by now), then the latest pointer. */
-  async #publish(iteration: number, shipment: Shipment, blocksConsidered: number, started: number): Promise<void> {
+  /** Ships every block of the quiescent file that differs from the last manifest; throws when it cannot. */
+  async #shipWhole(iteration: number): Promise<{ shippedGeneration: number | null }> {
+    await this.#catchUp(iteration, { everyBlock: true });
+    if (this.#position.published?.manifest.generation !== iteration) {
+      throw new ReplicationError("INTEGRITY", this.#status.lastError ?? `Cannot ship generation ${iteration} of ` +
+        `${this.options.dbKey}: the file changed while it was read; retry`);
+    }
+    clearTimeout(this.#catchUpTimer);
+    this.#catchUpTimer = undefined;
+    this.#reconciled = true;
+    return { shippedGeneration: iteration };
+  }
+
+  /**
+   * A manifest write whose answer was lost may have landed. Before a pass decides which blocks are
+   * unchanged (against the newest manifest), find out: adopt it if it is there and ours.
+   */
+  async #resolveUncertain(): Promise<void> {
+    const generation = this.#position.uncertainGeneration;
+    if (generation === undefined) return;
+    const store = this.options.store!;
+    if (!await store.head(manifestKey(this.options.dbKey, generation))) {
+      this.#position.uncertainGeneration = undefined;
+      return;
+    }
+    const loaded = await loadManifest(store, this.options.dbKey, generation);
+    const ours = loaded.manifest.database.haduckIdentity === this.#identity &&
+      loaded.manifest.previousManifestSha256 === (this.#position.published?.sha256 ?? null);
+    if (!ours) {
+      throw new ReplicationError("INTEGRITY", `Generation ${generation} of ${this.options.dbKey} in ${store.url} was ` +
+        "written by another writer: stop the other writer, then `haduck verify`");
+    }
+    this.#adopt({ manifest: loaded.manifest, sha256: loaded.sha256 }, performance.now());
+  }
+
+  /** Writes the manifest create-only (every segment is durable by now), then the latest hint. */
+  async #publish(iteration: number, shipment: Shipment, blocksConsidered: number, started: number): Promise<boolean> {
     const store = this.options.store!;
     const manifest = buildManifest({ dbKey: this.options.dbKey, generation: iteration, shipment,
-      previous: this.#previous, blocksConsidered, haduckIdentity: this.#identity });
+      previous: this.#position.published, blocksConsidered, haduckIdentity: this.#identity });
     const bytes = encodeManifest(manifest);
-    await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*" });
+    try {
+      await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*" });
+    } catch (error) {
+      // Refused, or written with the answer lost: find out before the next pass (never guess).
+      if (!(error instanceof PreconditionFailedError)) this.#position.uncertainGeneration = iteration;
+      this.#fail(`Cannot publish generation ${iteration} of ${this.options.dbKey}: ${(error as Error).message}`);
+      return false;
+    }
     const digest = hex(sha256(bytes));
-    await store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
-      JSON.stringify({ generation: iteration, manifestSha256: digest }),
-    ));
-    this.#previous = { manifest, sha256: digest };
-    // The blocks this generation carried were taken for it; anything carried since stays.
-    if (this.#carried.count === 0) this.#carriedIteration = undefined;
-    this.#storeFailing = false;
+    this.#adopt({ manifest, sha256: digest }, started);
+    try {
+      await store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
+        JSON.stringify({ generation: iteration, manifestSha256: digest }),
+      ));
+    } catch (error) {
+      // A hint only (nothing reads it to restore): the generation is published all the same.
+      this.#fail(`Cannot update ${latestKey(this.options.dbKey)}: ${(error as Error).message}`);
+    }
+    return true;
+  }
+
+  /** The store holds `published`: move the position and tell status and the caller. */
+  #adopt(published: Published, started: number): void {
+    const { manifest } = published;
+    this.#position.publish(published);
     this.#catchUpDelayMs = this.options.catchUpDelayMs;
     this.#status.catchUpAttempts = 0;
     this.#status.generationsCommitted++;
-    this.#status.lastGeneration = iteration;
+    this.#status.lastGeneration = manifest.generation;
     this.#status.lastGenerationTime = manifest.createdAt;
     this.#status.lastError = null;
     this.#status.blocksShipped += manifest.stats.blocksShipped;
     this.#status.bytesShipped += manifest.stats.bytesShipped;
-    this.#waitingSince = this.#queue.length > 0 ? performance.now() : undefined;
+    this.#waitingSince = this.#queue.length > 0 || this.#position.behind ? performance.now() : undefined;
     const event: GenerationShipped = {
-      generation: iteration,
+      generation: manifest.generation,
       time: manifest.createdAt,
       blocks: manifest.blocks.length,
       blocksShipped: manifest.stats.blocksShipped,
@@ -419,18 +553,11 @@ export class Replicator {
     };
     this.#status.recent.push(event);
     if (this.#status.recent.length > RECENT_GENERATIONS_MAX) this.#status.recent.shift();
-    this.options.onGeneration?.(event);
-  }
-
-  /** One read-and-upload pass over `blocks` at `iteration` with this replicator's settings. */
-  #readAndUpload(iteration: number, blocks: number[], readsDone?: () => boolean | Promise<boolean>):
-    Promise<UploadPassResult> {
-    const o = this.options;
-    return readAndUpload({ store: o.store!, dbPath: o.dbPath, dbKey: o.dbKey, iteration, blocks, readsDone,
-      previous: this.#previous, segmentBytesMax: o.segmentBytesMax, uploadsInFlightMax: o.uploadsInFlightMax,
-      compress: o.compress, blockChecksumOk: (block) => o.native.blockChecksumOk(block),
-      onProgress: o.onUploadProgress &&
-        ((blocksDone, blocksTotal, bytesSent) => o.onUploadProgress!({ generation: iteration, blocksDone, blocksTotal,
-          bytesSent })) });
+    try {
+      this.options.onGeneration?.(event);
+    } catch (error) {
+      // The caller's callback failing says nothing about the store.
+      this.#fail(`onGeneration threw for generation ${manifest.generation}: ${(error as Error)?.message ?? error}`);
+    }
   }
 }

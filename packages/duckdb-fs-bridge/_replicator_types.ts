@@ -31,6 +31,12 @@ export interface ReplicatorOptions {
   catchUpDelayMs?: number;
   /** Default 30000 ms. */
   catchUpDelayMaxMs?: number;
+  /**
+   * Bytes of a generation copied into memory while the hold protects them; the rest of a larger
+   * generation is copied to a spool file beside the database (unlinked at once). Default 32 MiB,
+   * allocated on the first generation and reused.
+   */
+  stagingMemoryBytesMax?: number;
   onGeneration?: (event: GenerationShipped) => void;
   /** Progress of a generation's upload (for a progress bar on large ones). */
   onUploadProgress?: (event: UploadProgress) => void;

@@ -7,11 +7,12 @@
 import type { BlockStore } from "@haduck/s3-block-store";
 import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { checkHeaderRegion, decodeBlock, latestManifest, loadManifest } from "./_catalog.ts";
 import { blockOffset, HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
 import { writeIdentity } from "./_identity.ts";
+import { checkOpensInDuckDB } from "./_open_check.ts";
 import type { Manifest, ManifestBlock } from "./_format.ts";
 
 export interface RestoreOptions {
@@ -28,6 +29,11 @@ export interface RestoreOptions {
   /** Checks DuckDB's own 8-byte block checksum (from the extension); skipped when absent. */
   blockChecksumOk?: (block: Uint8Array) => boolean;
   onProgress?: (done: number, total: number, bytes: number) => void;
+  /**
+   * Open the result with stock DuckDB in a child process (reading every table) before it is renamed
+   * into place. Default true; a file DuckDB refuses or dies on is never put at the target.
+   */
+  openCheck?: boolean;
 }
 
 export interface RestoreResult {
@@ -112,12 +118,9 @@ export function planRangeReads(manifest: Manifest): RangeRead[] {
  * ```
  */
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
-  const { store, dbKey, to } = options;
-  const exists = await fs.stat(to).then(() => true, () => false);
-  if (exists && !options.force) {
-    throw new ReplicationError("TARGET_EXISTS", `Cannot restore to ${to}: the file exists; choose another path ` +
-      "or pass --force to replace it");
-  }
+  const { store, dbKey } = options;
+  const to = await restoreTarget(options.to, options.force ?? false);
+  await removeInterruptedRestores(to);
   const loaded = options.generation === undefined
     ? await latestManifest(store, dbKey)
     : await loadManifest(store, dbKey, options.generation);
@@ -159,6 +162,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await handle.write(header, 0, HEADER_REGION_BYTES, 0);
     await handle.sync();
     await handle.close();
+    if (options.openCheck !== false) await checkOpensInDuckDB(temp, `Generation ${manifest.generation} of ${dbKey}`);
     // The identity first: a crash between the two leaves an identity without a file, which attach
     // refuses with a hint to restore again; never a restored file that looks like a stranger.
     if (manifest.database.haduckIdentity) await writeIdentity(to, manifest.database.haduckIdentity);
@@ -170,4 +174,41 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     throw error;
   }
   return { generation: manifest.generation, blocks: manifest.blocks.length, bytes: bytes + HEADER_REGION_BYTES, path: to };
+}
+
+/**
+ * Where the restored file goes. A missing path is fine (its directory must exist); an existing one
+ * needs `force` and must be a regular file: a device, directory, socket or FIFO is refused, never
+ * replaced. A symbolic link is followed: the file it points to is replaced, the link stays.
+ */
+async function restoreTarget(path: string, force: boolean): Promise<string> {
+  const target = await fs.realpath(path).catch(() => path);
+  const stat = await fs.stat(target).catch(() => undefined);
+  if (!stat) {
+    const parent = await fs.stat(dirname(target)).catch(() => undefined);
+    if (!parent?.isDirectory()) {
+      throw new ReplicationError("BAD_TARGET", `Cannot restore to ${path}: the directory ${dirname(target)} does not ` +
+        "exist; create it or choose another --to");
+    }
+    return target;
+  }
+  if (!stat.isFile()) {
+    const kind = stat.isDirectory() ? "a directory" : stat.isCharacterDevice() || stat.isBlockDevice()
+      ? "a device" : stat.isSocket() ? "a socket" : stat.isFIFO() ? "a FIFO" : "not a regular file";
+    throw new ReplicationError("BAD_TARGET", `Cannot restore to ${path}${target === path ? "" : ` (${target})`}: it ` +
+      `is ${kind}; restore writes a regular file: choose a file path`);
+  }
+  if (!force) {
+    throw new ReplicationError("TARGET_EXISTS", `Cannot restore to ${path}: the file exists; choose another path ` +
+      "or pass --force to replace it");
+  }
+  return target;
+}
+
+/** A restore killed midway leaves `<to>.haduck-restore-<id>`: the next restore to `to` removes it. */
+async function removeInterruptedRestores(to: string): Promise<void> {
+  const prefix = `${basename(to)}.haduck-restore-`;
+  for (const name of await fs.readdir(dirname(to)).catch(() => [] as string[])) {
+    if (name.startsWith(prefix)) await fs.rm(join(dirname(to), name), { force: true });
+  }
 }

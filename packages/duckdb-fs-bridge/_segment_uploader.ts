@@ -6,10 +6,9 @@
  * It publishes nothing: the caller decides whether the pass is consistent and writes the manifest.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
-import * as fs from "node:fs/promises";
 import { constants as zlib, zstdCompressSync } from "node:zlib";
-import { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
-import { ReplicationError } from "./_errors.ts";
+import type { BlockSource } from "./_block_source.ts";
+import { HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
 import {
   COMPRESSION_NONE,
@@ -29,11 +28,12 @@ import {
 
 export interface UploadPassOptions {
   store: BlockStore;
-  dbPath: string;
   dbKey: string;
-  /** The DuckDB header iteration the pass belongs to; the file's header must be at it. */
+  /** The DuckDB header iteration the pass belongs to; `source`'s header is at it. */
   iteration: number;
+  /** Ascending block ids, which `source` reads by index. */
   blocks: number[];
+  source: BlockSource;
   previous?: { manifest: Manifest; sha256: string };
   segmentBytesMax: number;
   uploadsInFlightMax: number;
@@ -104,7 +104,7 @@ function collectRequestCopies(bytes: number): void {
 }
 
 /** Blocks read per call at most when they are adjacent in the file (fewer, larger reads). */
-const READ_RUN_BLOCKS_MAX = 16;
+export const READ_RUN_BLOCKS_MAX = 16;
 
 /**
  * The buffers of one pass, allocated once and reused: blocks are read into `staging` (a segment's
@@ -137,8 +137,7 @@ class PassBuffers {
 
 /** Reads and uploads; an upload failure is returned (the caller carries the blocks), a read failure thrown. */
 export async function readAndUpload(options: UploadPassOptions): Promise<UploadPassResult> {
-  const { store, iteration } = options;
-  const file = await fs.open(options.dbPath, "r");
+  const { store, iteration, source } = options;
   const segments: SegmentRef[] = [];
   const attempt = crypto.randomUUID().slice(0, 8);
   const shipped = new Map<number, ManifestBlock>();
@@ -155,14 +154,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     options.onProgress?.(blocksDone, options.blocks.length, bytesSent);
   };
   try {
-    const headerRegion = new Uint8Array(HEADER_REGION_BYTES);
-    await file.read(headerRegion, 0, HEADER_REGION_BYTES, 0);
-    const fileInfo = parseHeaderRegion(headerRegion);
-    if (fileInfo.iteration !== iteration) {
-      // DuckDB already wrote a newer header (the hold was not in force): never pair it with these blocks.
-      throw new ReplicationError("INTEGRITY", `the file's header is at iteration ${fileInfo.iteration}, ` +
-        `expected ${iteration}`);
-    }
+    const { fileInfo, headerRegion } = source;
     const blockSize = fileInfo.blockAllocSize;
     const buffers = new PassBuffers(blockSize, options.segmentBytesMax, options.blocks.length);
     let stagingUsed = 0; // blocks of `buffers.staging` holding blocks of the batch
@@ -207,7 +199,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       const runMax = Math.min(READ_RUN_BLOCKS_MAX, buffers.stagingBlocks - stagingUsed);
       while (end < blocks.length && end - start < runMax && blocks[end] === blocks[end - 1] + 1) end++;
       const run = buffers.staging.subarray(stagingUsed * blockSize, (stagingUsed + end - start) * blockSize);
-      await file.read(run, 0, run.byteLength, blockOffset(blocks[start], blockSize));
+      source.read(run, start, end - start);
       stagingUsed += end - start;
       for (let index = start; index < end; index++) {
         const blockId = blocks[index];
@@ -233,19 +225,8 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     }
     return consistent ? { shipment: { fileInfo, segments, shipped, header }, consistent } : { consistent };
   } finally {
-    await file.close();
-  }
-}
-
-/** The file's active header (what a reader of the file sees now), or undefined when there is no database yet. */
-export async function readFileInfo(dbPath: string): Promise<DuckDBFileInfo | undefined> {
-  const file = await fs.open(dbPath, "r").catch(() => undefined);
-  if (!file) return undefined;
-  try {
-    const region = new Uint8Array(HEADER_REGION_BYTES);
-    const { bytesRead } = await file.read(region, 0, HEADER_REGION_BYTES, 0);
-    return bytesRead < HEADER_REGION_BYTES ? undefined : parseHeaderRegion(region);
-  } finally {
-    await file.close();
+    // A read that failed leaves uploads in flight: settle them before the caller starts another pass,
+    // so the bound on uploads in flight holds across passes too.
+    await Promise.allSettled(uploads);
   }
 }

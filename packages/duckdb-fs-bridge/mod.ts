@@ -22,6 +22,7 @@ export {
   type ReplicatorStatus,
   type UploadProgress,
 } from "./_replicator.ts";
+export { type CheckpointOptions, checkpointWhenQuiet } from "./_checkpoint.ts";
 export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
 export {
@@ -36,3 +37,4 @@ export {
 export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { extensionPath, Native, openDuckDB } from "./_native.ts";
 export { parseHeaderRegion } from "./_duckdb_file.ts";
+export { assertValidDbKey } from "./_format.ts";

@@ -1,0 +1,155 @@
+/**
+ * @module
+ * Where an upload pass gets its blocks: straight from the live database file, or from a copy
+ * staged while the hold protected them.
+ *
+ * Every read here is synchronous on purpose. Between DuckDB's GENERATION_READY and our release,
+ * DuckDB waits; asynchronous file I/O runs on the runtime's thread pool, which DuckDB's own
+ * queries occupy (two threads on a 2-core machine), so an async read could wait for the very
+ * connections that wait for it: a deadlock only the hold's timeout broke (issue 12). A
+ * synchronous read needs nothing but the calling thread and the page cache.
+ */
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
+
+/** The local file moved on (or shrank) under a read: not the store's fault, and nothing is lost (carry). */
+export class ReadRaceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReadRaceError";
+  }
+}
+
+/** The blocks of one pass, in the pass's order, plus the header region they belong to. */
+export interface BlockSource {
+  readonly fileInfo: DuckDBFileInfo;
+  readonly headerRegion: Uint8Array;
+  /** Fills `into` with blocks `blocks[index] .. blocks[index + count - 1]`, which are adjacent in the file. */
+  read(into: Uint8Array, index: number, count: number): void;
+  close(): void;
+}
+
+/** Reads exactly `into.byteLength` bytes at `position`, or throws: a short read never ships stale bytes. */
+function readExactly(fd: number, into: Uint8Array, position: number, what: string): void {
+  let done = 0;
+  while (done < into.byteLength) {
+    const read = readSync(fd, into, done, into.byteLength - done, position + done);
+    if (read === 0) {
+      throw new ReadRaceError(`${what} ended after ${done} of ${into.byteLength} bytes at offset ${position}`);
+    }
+    done += read;
+  }
+}
+
+/** The active header of the file at `dbPath`, or undefined when it is missing or not a database yet. */
+export function readFileInfo(dbPath: string): DuckDBFileInfo | undefined {
+  let fd: number;
+  try {
+    fd = openSync(dbPath, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const region = new Uint8Array(HEADER_REGION_BYTES);
+    readExactly(fd, region, 0, dbPath);
+    return parseHeaderRegion(region);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openAtIteration(dbPath: string, iteration: number): { fd: number; region: Uint8Array; info: DuckDBFileInfo } {
+  const fd = openSync(dbPath, "r");
+  try {
+    const region = new Uint8Array(HEADER_REGION_BYTES);
+    readExactly(fd, region, 0, `the header region of ${dbPath}`);
+    const info = parseHeaderRegion(region);
+    if (info.iteration !== iteration) {
+      // DuckDB already wrote a newer header: never pair it with these blocks.
+      throw new ReadRaceError(`the file's header is at iteration ${info.iteration}, expected ${iteration}`);
+    }
+    return { fd, region, info };
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/** Reads blocks from the live file as the pass asks for them (catch-up and reconcile: no hold). */
+export function openFileSource(dbPath: string, iteration: number, blocks: readonly number[]): BlockSource {
+  const { fd, region, info } = openAtIteration(dbPath, iteration);
+  return {
+    fileInfo: info,
+    headerRegion: region,
+    read(into, index) {
+      readExactly(fd, into, blockOffset(blocks[index], info.blockAllocSize), `block ${blocks[index]} of ${dbPath}`);
+    },
+    close: () => closeSync(fd),
+  };
+}
+
+export interface StageOptions {
+  dbPath: string;
+  iteration: number;
+  blocks: readonly number[];
+  /** Reused across passes; blocks beyond it go to a spool file. */
+  memory: Uint8Array;
+  /** Blocks read per call at most when adjacent. */
+  runBlocksMax: number;
+}
+
+/**
+ * Copies the blocks a generation needs while the hold protects them, so the hold lasts as long as
+ * local reads and never as long as uploads. The first blocks go to `memory`; the rest to a spool
+ * file beside the database, unlinked at once (a crash leaves nothing behind), so memory stays
+ * bounded whatever the generation's size.
+ */
+export function stageBlocks(options: StageOptions): BlockSource {
+  const { dbPath, blocks, memory } = options;
+  const { fd, region, info } = openAtIteration(dbPath, options.iteration);
+  const blockSize = info.blockAllocSize;
+  const inMemory = Math.min(blocks.length, Math.floor(memory.byteLength / blockSize));
+  let spool: number | undefined;
+  try {
+    if (inMemory < blocks.length) {
+      const spoolPath = `${dbPath}.haduck-spool-${crypto.randomUUID().slice(0, 8)}`;
+      spool = openSync(spoolPath, "wx+");
+      unlinkSync(spoolPath);
+    }
+    const scratch = spool === undefined ? undefined : new Uint8Array(options.runBlocksMax * blockSize);
+    for (let start = 0; start < blocks.length;) {
+      let end = start + 1;
+      const limit = start < inMemory ? inMemory : blocks.length;
+      while (end < limit && end - start < options.runBlocksMax && blocks[end] === blocks[end - 1] + 1) end++;
+      const bytes = (end - start) * blockSize;
+      const into = start < inMemory
+        ? memory.subarray(start * blockSize, start * blockSize + bytes)
+        : scratch!.subarray(0, bytes);
+      readExactly(fd, into, blockOffset(blocks[start], blockSize), `block ${blocks[start]} of ${dbPath}`);
+      if (start >= inMemory) writeSync(spool!, into, 0, bytes, (start - inMemory) * blockSize);
+      start = end;
+    }
+  } catch (error) {
+    if (spool !== undefined) closeSync(spool);
+    throw error;
+  } finally {
+    closeSync(fd);
+  }
+  return {
+    fileInfo: info,
+    headerRegion: region,
+    read(into, index, count) {
+      for (let i = 0; i < count; i++) {
+        const at = index + i;
+        const target = into.subarray(i * blockSize, (i + 1) * blockSize);
+        if (at < inMemory) target.set(memory.subarray(at * blockSize, (at + 1) * blockSize));
+        else readExactly(spool!, target, (at - inMemory) * blockSize, "the spool");
+      }
+    },
+    close() {
+      if (spool !== undefined) closeSync(spool);
+    },
+  };
+}

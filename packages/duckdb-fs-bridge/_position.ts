@@ -1,0 +1,74 @@
+/**
+ * @module
+ * `Position`: where one replicator stands against the store, as one value with named transitions
+ * (as Litestream keeps one `Pos`). Every path that ships (a generation under the hold, the
+ * catch-up, reconcile, the final flush at stop) moves it only through these methods, so the
+ * invariant is kept in one place:
+ *
+ *   every block changed since `published` is in `carried`, in a queued generation, or in the
+ *   attempt now in flight (which takes them out of `carried` and gives them back unless it publishes).
+ */
+import { DirtyBitmap } from "@haduck/dirty-tracker";
+import type { Manifest } from "./_format.ts";
+
+export interface Published {
+  manifest: Manifest;
+  sha256: string;
+}
+
+export class Position {
+  /** The newest manifest known to be in the store: what the next one chains to and inherits from. */
+  published: Published | undefined;
+  /** Blocks changed since `published` that no queued generation or attempt in flight holds. */
+  carried = new DirtyBitmap();
+  /** The newest DuckDB iteration whose blocks are carried. */
+  carriedIteration: number | undefined;
+  /**
+   * A manifest written whose answer was lost: it may be in the store. Resolved (adopted or
+   * dropped) before the next pass decides which blocks are unchanged.
+   */
+  uncertainGeneration: number | undefined;
+  /** The last attempt failed at the store: generations are carried and only the catch-up tries it. */
+  storeFailing = false;
+
+  constructor(published?: Published) {
+    this.published = published;
+  }
+
+  /** Blocks to ship with a generation: the carried ones (taken) plus its own. */
+  take(own: Iterable<number>): DirtyBitmap {
+    const taken = this.carried;
+    this.carried = new DirtyBitmap();
+    taken.union(own);
+    return taken;
+  }
+
+  /** Gives blocks back (an attempt that did not publish, or a generation released unread). */
+  carry(blocks: Iterable<number>, iteration: number): void {
+    for (const block of blocks) this.carried.mark(block);
+    this.carriedIteration = Math.max(this.carriedIteration ?? -1, iteration);
+  }
+
+  /** A manifest is in the store (written, or found after a lost answer). */
+  publish(published: Published): void {
+    if (this.published && published.manifest.generation < this.published.manifest.generation) {
+      throw new Error(`Position cannot go back from generation ${this.published.manifest.generation} to ` +
+        `${published.manifest.generation}`);
+    }
+    this.published = published;
+    // A manifest is the whole file at its iteration: blocks carried at that iteration or before are in it.
+    if (this.carriedIteration !== undefined && this.carriedIteration <= published.manifest.generation) {
+      this.carried = new DirtyBitmap();
+      this.carriedIteration = undefined;
+    }
+    if (this.uncertainGeneration !== undefined && this.uncertainGeneration <= published.manifest.generation) {
+      this.uncertainGeneration = undefined;
+    }
+    this.storeFailing = false;
+  }
+
+  /** Something is waiting to be shipped. */
+  get behind(): boolean {
+    return this.carried.count > 0;
+  }
+}
