@@ -21,6 +21,8 @@ export interface AttachOptions {
   /** SQL alias. Default `db`. */
   alias?: string;
   holdMs?: number;
+  /** See `ReplicatorOptions.catchUpDelayMs`. Default 1000 ms. */
+  catchUpDelayMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
   onUploadProgress?: (event: UploadProgress) => void;
 }
@@ -67,6 +69,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const instance = await openDuckDB();
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
+    catchUpDelayMs: options.catchUpDelayMs,
     onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress });
   try {
     await replicator.start(); // a store that cannot be trusted, or cannot be read, stops here
