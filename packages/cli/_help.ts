@@ -34,13 +34,18 @@ generation. Without -c or -f it starts an interactive SQL shell (.exit to leave)
 one is generated and printed).
 Example: haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 1 AS x"`,
   restore: `Usage: haduck restore --to <path> [--generation N] [--force] --store URL --db-key KEY
-Restores a generation (default: the latest) into a new file; refuses to overwrite unless --force.
+Restores a generation (default: the latest) into a new file; refuses to overwrite unless --force,
+and refuses targets that are not regular files (devices, directories, sockets, FIFOs). A symbolic
+link is followed: the file it points to is replaced, the link stays. The result is opened in DuckDB
+(in a child process) before it is renamed into place; a leftover of a killed restore is removed.
 Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
   generations: `Usage: haduck generations --store URL --db-key KEY [--json]
 Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,
   verify: `Usage: haduck verify --store URL --db-key KEY [--drill]
-Checks the manifest chain and every segment's and block's checksum; --drill also restores the
-latest generation into a temp dir and opens it. Exit 5 when anything is corrupt.`,
+Checks the manifest chain (no gap, no second writer), every segment's and block's checksum, that
+every manifest entry is in the segment it names, and that no generation inherits a block its
+predecessor did not have; --drill also restores every kept generation into a temp dir and opens it
+in DuckDB (in a child process), reading every row. Exit 5 when anything is wrong.`,
   status: `Usage: haduck status --store URL --db-key KEY [--json]`,
   gc: `Usage: haduck gc --store URL --db-key KEY [--keep-last N] [--keep-within DURATION] [--apply] [--json]
 Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,

@@ -14,6 +14,7 @@ import {
   gc,
   extensionPath,
   latestManifest,
+  listGenerations,
   Native,
   openDuckDB,
   ReplicationError,
@@ -205,31 +206,37 @@ async function commandVerify(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.verify), EXIT.ok);
   const { store, dbKey } = needStore(values);
   const report = await verify(store, dbKey);
-  for (const problem of report.problems) console.error(`haduck: ${problem}`);
-  console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks: ` +
-    `${report.problems.length} problems`);
-  if (report.problems.length > 0) return EXIT.integrity;
-  if (values.drill) {
+  const problems = [...report.problems];
+  let drilled = "";
+  if (values.drill && problems.length === 0) {
+    // Every kept generation restored to a scratch file; restore opens each in DuckDB in a child
+    // process and reads every row, so a generation whose blocks do not belong together is named.
     const { mkdtempSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const dir = mkdtempSync(resolve(tmpdir(), "haduck-drill-"));
     try {
       await openDuckDB();
       const native = new Native();
-      const to = resolve(dir, "drill.duckdb");
-      const result = await restore({ store, dbKey, to, blockChecksumOk: (block) => native.blockChecksumOk(block) });
-      const { DuckDBInstance } = await import("@duckdb/node-api");
-      const instance = await DuckDBInstance.create(to, { access_mode: "READ_ONLY" });
-      const connection = await instance.connect();
-      const tables = (await connection.runAndReadAll("SELECT count(*)::INT AS n FROM duckdb_tables()")).getRowObjects();
-      connection.closeSync();
-      instance.closeSync();
-      console.log(`drill: generation ${result.generation} restored and opened (${tables[0].n} tables)`);
+      const generations = await listGenerations(store, dbKey);
+      for (const generation of generations) {
+        const to = resolve(dir, `drill-${generation}.duckdb`);
+        try {
+          await restore({ store, dbKey, to, generation, blockChecksumOk: (block) => native.blockChecksumOk(block) });
+        } catch (error) {
+          problems.push(`Generation ${generation} does not restore: ${(error as Error).message}`);
+        }
+        rmSync(to, { force: true });
+        rmSync(`${to}.haduck-identity`, { force: true });
+      }
+      drilled = `; drill: ${generations.length} generations restored and opened in DuckDB`;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  return EXIT.ok;
+  for (const problem of problems) console.error(`haduck: ${problem}`);
+  console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks: ` +
+    `${problems.length} problems${drilled}`);
+  return problems.length > 0 ? EXIT.integrity : EXIT.ok;
 }
 
 async function commandStatus(args: string[]): Promise<number> {

@@ -6,6 +6,7 @@
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import {
   decodeManifest,
+  HEADER_REGION_ID,
   decodePayload,
   decodeSegment,
   hex,
@@ -116,16 +117,29 @@ export interface VerifyReport {
   problems: string[];
 }
 
-/** Walks every generation's chain and every segment it references, checking every checksum. */
+/** What verify learned of one segment: its entries by offset, or why it cannot be used. */
+type CheckedSegment = { entries: Map<number, { blockId: number; sha256: string }> } | { problem: string };
+
+/** The generation a segment key was written for (`{db}/segments/{generation}-{attempt}-{seq}.dblk`). */
+const segmentGeneration = (key: string) => Number(/\/segments\/(\d{20})-/.exec(key)?.[1] ?? NaN);
+
+/**
+ * Walks every generation: the chain (each manifest names the generation stored before it, with
+ * that manifest's SHA-256; only the oldest kept may point at one gc removed), every segment once
+ * (its checksum, every payload's SHA-256, every header region), and every manifest's entries
+ * against the segments' own entries. An entry a generation inherits must be the previous
+ * generation's entry for that block: a manifest that takes a block from further back than its
+ * predecessor had it is a manifest that lost a change.
+ */
 export async function verify(store: BlockStore, dbKey: string): Promise<VerifyReport> {
   const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, problems: [] };
   const generations = await listGenerations(store, dbKey);
   if (generations.length === 0) {
     throw new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: nothing to verify`);
   }
-  let previous: { generation: number; sha256: string } | undefined;
-  const segmentsChecked = new Set<string>();
-  for (const generation of generations) {
+  let previous: { generation: number; sha256: string; blocks: Map<number, string> } | undefined;
+  const segments = new Map<string, CheckedSegment>();
+  for (const [position, generation] of generations.entries()) {
     let loaded;
     try {
       loaded = await loadManifest(store, dbKey, generation);
@@ -136,34 +150,68 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
     }
     report.generations++;
     const { manifest } = loaded;
-    if (previous && manifest.previousGeneration === previous.generation &&
-      manifest.previousManifestSha256 !== previous.sha256) {
+    if (position > 0 && previous && manifest.previousGeneration !== previous.generation) {
+      report.problems.push(`Manifest of generation ${generation} chains to generation ` +
+        `${manifest.previousGeneration}, but the generation before it is ${previous.generation}: the chain has a gap ` +
+        "or a second writer");
+    } else if (previous && manifest.previousManifestSha256 !== previous.sha256) {
       report.problems.push(`Manifest of generation ${generation} does not chain to generation ${previous.generation}`);
     }
-    previous = { generation, sha256: loaded.sha256 };
-    const blockAt = new Map([...manifest.blocks, manifest.header].map((block) => [`${block[1]}:${block[2]}`, block]));
-    for (const [index, segment] of manifest.segments.entries()) {
-      if (segmentsChecked.has(segment.key)) continue;
-      segmentsChecked.add(segment.key);
-      report.segments++;
-      try {
-        const bytes = await store.get(segment.key);
-        // Payloads are checked below, against the manifest's digests (which equal the entries').
-        const decoded = decodeSegment(bytes, { payloads: false });
-        if (hex(decoded.sha256) !== segment.sha256) throw new Error("its checksum does not match the manifest");
-        for (const entry of decoded.entries) {
-          const block = blockAt.get(`${index}:${entry.offsetBytes}`);
-          if (!block) continue; // superseded by a later write in the same generation chain
-          const raw = decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block,
-            segment.key);
-          if (block[0] === -1) checkHeaderRegion(manifest, raw);
-          report.blocks++;
-        }
-      } catch (error) {
-        report.problems.push(`Segment ${segment.key} (generation ${generation}) is corrupt or missing: ` +
-          (error as Error).message);
+    for (const [index, ref] of manifest.segments.entries()) {
+      if (!segments.has(ref.key)) segments.set(ref.key, await checkSegment(store, manifest, index, report));
+    }
+    const entries = new Map<number, string>();
+    for (const block of [manifest.header, ...manifest.blocks]) {
+      const key = manifest.segments[block[1]].key;
+      const checked = segments.get(key)!;
+      const label = block[0] === -1 ? "the header region" : `block ${block[0]}`;
+      if ("problem" in checked) {
+        report.problems.push(`Generation ${generation}: ${label} is in ${key}, which ${checked.problem}`);
+        continue;
+      }
+      const entry = checked.entries.get(block[2]);
+      if (!entry || entry.blockId !== block[0] || entry.sha256 !== block[7]) {
+        report.problems.push(`Generation ${generation}: ${label} is not at offset ${block[2]} of ${key} (no segment ` +
+          "holds the entry its manifest names)");
+        continue;
+      }
+      if (block[0] === -1) continue;
+      entries.set(block[0], `${key}@${block[2]}`);
+      const inherited = segmentGeneration(key) !== generation;
+      if (inherited && previous && previous.generation === manifest.previousGeneration &&
+        previous.blocks.get(block[0]) !== `${key}@${block[2]}`) {
+        report.problems.push(`Generation ${generation}: block ${block[0]} comes from ${key}, which generation ` +
+          `${previous.generation} did not have for it (a change was lost between them)`);
       }
     }
+    previous = { generation, sha256: loaded.sha256, blocks: entries };
   }
   return report;
+}
+
+/** Reads one segment, checks its checksum and every payload; the header region against its manifest. */
+async function checkSegment(store: BlockStore, manifest: Manifest, index: number, report: VerifyReport):
+  Promise<CheckedSegment> {
+  const ref = manifest.segments[index];
+  report.segments++;
+  try {
+    const bytes = await store.get(ref.key);
+    const decoded = decodeSegment(bytes, { payloads: false });
+    if (hex(decoded.sha256) !== ref.sha256) throw new Error("its checksum does not match the manifest");
+    const entries = new Map<number, { blockId: number; sha256: string }>();
+    for (const entry of decoded.entries) {
+      const blockId = entry.blockId === HEADER_REGION_ID ? -1 : Number(entry.blockId);
+      const block: ManifestBlock = [blockId, index, entry.offsetBytes, entry.storedBytes, entry.rawBytes,
+        entry.compression, entry.duckdbChecksumValid ? 1 : 0, entry.sha256];
+      const raw = decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block, ref.key);
+      if (blockId === -1 && segmentGeneration(ref.key) === manifest.generation) checkHeaderRegion(manifest, raw);
+      entries.set(entry.offsetBytes, { blockId, sha256: entry.sha256 });
+      report.blocks++;
+    }
+    return { entries };
+  } catch (error) {
+    const problem = `is corrupt or missing: ${(error as Error).message}`;
+    report.problems.push(`Segment ${ref.key} (generation ${manifest.generation}) ${problem}`);
+    return { problem };
+  }
 }

@@ -296,7 +296,12 @@ export function validateManifest(manifest: Manifest, where: string): void {
     if (!HEX_DIGEST.test(digest)) fail(`block ${blockId} has a malformed digest`);
   };
   check(manifest.header, true);
-  for (const block of manifest.blocks) check(block, false);
+  let previousId = -1;
+  for (const block of manifest.blocks) {
+    check(block, false);
+    if (block[0] <= previousId) fail(`block ${block[0]} is listed out of order or twice`);
+    previousId = block[0];
+  }
 }
 
 export const pad = (n: number | bigint) => n.toString().padStart(20, "0");

@@ -6,7 +6,7 @@
  * reference DuckDB fed the same statements up to that generation. Used by
  * tests/fault_schedule.test.ts (dozens of seeds) and bench/fault_schedule.ts (hundreds).
  */
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
@@ -30,10 +30,11 @@ export interface ScheduleResult {
 
 export async function runSchedule(options: { seed: number; steps: number; store: BlockStore; dir: string }):
   Promise<ScheduleResult> {
-  const { seed, steps, dir } = options;
+  const { seed, steps } = options;
   const dbKey = `schedule-${seed}`;
+  const dir = mkdtempSync(join(options.dir, `${dbKey}-`));
   const dbPath = join(dir, `${dbKey}.duckdb`);
-  const faulty = new FaultyStore(options.store, randomSchedule(seed, steps * 8), seed);
+  const faulty = new FaultyStore(options.store, randomSchedule(seed, steps * 4), seed);
   faulty.enabled = false;
   const db = await attach({ dbPath, store: faulty, dbKey, catchUpDelayMs: 20 });
   faulty.enabled = true;
@@ -89,5 +90,6 @@ export async function runSchedule(options: { seed: number; steps: number; store:
     }
   }
   result.verifyProblems = (await verify(options.store, dbKey)).problems;
+  rmSync(dir, { recursive: true, force: true });
   return result;
 }
