@@ -4,7 +4,8 @@
  * allocation. A good copy of the same store restores fine, so every refusal is about the damage.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
@@ -21,6 +22,12 @@ beforeAll(async () => {
   await db.connection.run("CREATE TABLE t AS SELECT i, md5(i::VARCHAR) AS s FROM range(100000) r(i)");
   await db.checkpoint();
   await db.connection.run("UPDATE t SET s = 'x' WHERE i < 10");
+  await db.checkpoint();
+  // Table u is written in the second-to-last generation and kept by the last: losing that
+  // generation's manifest is what loseGeneration() below plays through.
+  await db.connection.run("CREATE TABLE u AS SELECT i FROM range(50000) r(i)");
+  await db.checkpoint();
+  await db.connection.run("UPDATE t SET s = 'y' WHERE i >= 99990");
   await db.checkpoint();
   await db.close();
   generations = await listGenerations(new FsBlockStore(pristine), KEY);
@@ -154,4 +161,69 @@ test("another database attached under a key with history is refused; a restored 
   const latestCopy = join(dir, "first-latest.duckdb");
   await restore({ store, dbKey: "shared", to: latestCopy });
   expect(await rowCount(latestCopy)).toBe(1010);
+});
+
+/**
+ * What a refused manifest write used to cause: generation P's manifest never landed, and the next
+ * one (the latest) took the entries of P's predecessor for the blocks changed only in P. Every
+ * checksum still holds. With `rechain`, P's manifest is gone and the latest chains past it (what
+ * the store held then); without, P stays and the latest inherits from further back than P had.
+ */
+function loseGeneration(name: string, rechain: boolean): FsBlockStore {
+  const [older, lost] = [generations[generations.length - 3], generations[generations.length - 2]];
+  const read = (generation: number) => JSON.parse(readFileSync(join(pristine, KEY, manifestPath(generation)), "utf8"));
+  const [olderManifest, lostManifest] = [read(older), read(lost)];
+  const olderBlocks = new Map(olderManifest.blocks.map((block: any[]) => [block[0], block]));
+  const freshIn = (m: any, generation: number) => (block: any[]) =>
+    m.segments[block[1]].key.includes(`/segments/${String(generation).padStart(20, "0")}-`);
+  return damaged(name, (path) => {
+    editManifest(path, latest(), (m) => {
+      const changedInLost = m.blocks.filter(freshIn(m, lost));
+      expect(changedInLost.length).toBeGreaterThan(0);
+      m.blocks = m.blocks.flatMap((block: any[]) => {
+        if (!freshIn(m, lost)(block)) return [block];
+        const old = olderBlocks.get(block[0]) as any[] | undefined;
+        if (!old) return [];
+        let index = m.segments.findIndex((segment: any) => segment.key === olderManifest.segments[old[1]].key);
+        if (index < 0) index = m.segments.push(olderManifest.segments[old[1]]) - 1;
+        return [[block[0], index, ...old.slice(2)]];
+      });
+      if (rechain) {
+        m.previousGeneration = older;
+        m.previousManifestSha256 = createHash("sha256").update(readFileSync(path(manifestPath(older)))).digest("hex");
+      }
+    });
+    expect(lostManifest.generation).toBe(lost);
+    if (rechain) rmSync(path(manifestPath(lost)));
+  });
+}
+
+test("a manifest that lost a generation's changes (older entries, valid checksums) never restores", async () => {
+  const store = loseGeneration("lost-changes", true);
+  expect((await verify(store, KEY)).problems).toEqual([]); // only DuckDB can tell: restore asks it, in a child
+  const to = join(dir, "lost-changes.restored.duckdb");
+  const error = await restore({ store, dbKey: KEY, to }).catch((e) => e);
+  expect(error.code).toBe("INTEGRITY");
+  expect(error.message).toContain(`Generation ${latest()} of ${KEY} does not open in DuckDB`);
+  expect(existsSync(to)).toBe(false);
+  expect(readdirSync(dir).filter((name) => name.includes("lost-changes.restored"))).toEqual([]);
+});
+
+test("verify names an entry no segment holds, a gap in the chain, and a block inherited from too far back", async () => {
+  const previous = generations[generations.length - 2];
+  const misplaced = damaged("misplaced", (path) => editManifest(path, latest(), (m) => {
+    m.blocks[0] = [...m.blocks[0]];
+    m.blocks[0][0] = m.blocks[m.blocks.length - 1][0] + 1; // another block's bytes under this id
+    m.blockCount = Math.max(m.blockCount, m.blocks[0][0] + 1);
+    m.fileSizeBytes = 12288 + m.blockCount * m.database.blockAllocSize;
+    m.blocks.sort((a: number[], b: number[]) => a[0] - b[0]);
+  }));
+  expect((await verify(misplaced, KEY)).problems.join("\n")).toContain("no segment holds the entry");
+  const gap = damaged("gap", (path) => editManifest(path, latest(), (m) => {
+    m.previousGeneration = previous - 1;
+  }));
+  expect((await verify(gap, KEY)).problems.join("\n")).toContain(`chains to generation ${previous - 1}, but the ` +
+    `generation before it is ${previous}`);
+  const farBack = loseGeneration("far-back", false);
+  expect((await verify(farBack, KEY)).problems.join("\n")).toContain(`which generation ${previous} did not have`);
 });
