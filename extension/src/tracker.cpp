@@ -114,38 +114,20 @@ void Tracker::BeforeWrite(TrackedFile &file, uint64_t offset, uint64_t length) {
 	// The header about to be written frees the blocks the previous generation references. If the
 	// bridge is still reading them from this file, wait (bounded) until it is done; past the bound,
 	// abandon that generation: its blocks ride in the next one, so nothing torn is ever published.
-	std::unique_lock<std::mutex> guard(generations_lock);
-	auto entry = outstanding.find(file.id);
-	if (entry == outstanding.end()) {
-		return;
-	}
-	uint64_t seq = entry->second;
 	// Tell the consumer that DuckDB now waits: one that cannot read this generation soon (it is busy
 	// uploading an earlier one) releases it at once and carries its blocks, so DuckDB does not wait.
-	RingEvent waiting;
-	waiting.type = HADUCK_EVENT_HOLD_WAITING;
-	waiting.file_id = file.id;
-	waiting.a = seq;
-	Push(waiting);
-	auto started = std::chrono::steady_clock::now();
-	bool released = generation_released.wait_for(guard, std::chrono::milliseconds(HoldMs()), [&] {
-		auto current = outstanding.find(file.id);
-		return current == outstanding.end() || current->second != seq;
+	uint32_t file_id = file.id;
+	bool in_time = generations.Hold(file_id, HoldMs(), [&](uint64_t seq) {
+		RingEvent waiting;
+		waiting.type = HADUCK_EVENT_HOLD_WAITING;
+		waiting.file_id = file_id;
+		waiting.a = seq;
+		Push(waiting);
 	});
-	auto waited_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-	                              std::chrono::steady_clock::now() - started)
-	                              .count());
-	hold_stats.waits++;
-	hold_stats.wait_ns_total += waited_ns;
-	hold_stats.wait_ns_max = std::max(hold_stats.wait_ns_max, waited_ns);
-	if (!released) {
-		hold_stats.timeouts++;
-		outstanding.erase(file.id);
-		abandoned.insert(seq);
+	if (!in_time) {
 		RingEvent event;
 		event.type = HADUCK_EVENT_GENERATION_ABANDONED;
-		event.file_id = file.id;
-		event.a = seq;
+		event.file_id = file_id;
 		Push(event);
 	}
 }
@@ -177,6 +159,10 @@ void Tracker::AfterWrite(TrackedFile &file, const uint8_t *data, uint64_t offset
 		file.header_pending = true;
 		file.pending_iteration = header.iteration;
 		file.pending_block_count = header.block_count;
+		return;
+	}
+	if (offset > UINT64_MAX - length) {
+		file.needs_full_scan.store(true); // cannot happen for a real write; never wrap around
 		return;
 	}
 	uint64_t end = offset + length;
@@ -218,51 +204,24 @@ void Tracker::AfterSync(TrackedFile &file) {
 }
 
 void Tracker::Publish(Generation generation) {
-	std::lock_guard<std::mutex> guard(generations_lock);
-	generation.seq = next_seq++;
 	RingEvent event;
 	event.type = HADUCK_EVENT_GENERATION_READY;
 	event.file_id = generation.file_id;
-	event.a = generation.seq;
 	event.b = generation.iteration;
 	event.c = generation.blocks.size();
 	event.d = generation.header_block_count;
-	if (ConsumerAttached()) {
-		// A generation still outstanding here was not protected by a hold (the consumer attached
-		// mid-checkpoint): its blocks may be overwritten already, so it can only ride in this one.
-		auto previous = outstanding.find(generation.file_id);
-		if (previous != outstanding.end() && pending.count(previous->second)) {
-			abandoned.insert(previous->second);
-		}
-		outstanding[generation.file_id] = generation.seq;
-	}
-	uint32_t file_id = generation.file_id;
-	pending.emplace(generation.seq, std::move(generation));
-	Coalesce(file_id);
+	event.a = generations.Publish(std::move(generation), ConsumerAttached());
 	Push(event);
 }
 
-void Tracker::Coalesce(uint32_t file_id) {
-	// Bounded memory while nobody consumes: merge the two oldest generations of this file into the newer.
-	std::vector<uint64_t> seqs;
-	for (auto &entry : pending) {
-		if (entry.second.file_id == file_id) {
-			seqs.push_back(entry.first);
-		}
-	}
-	for (size_t i = 0; seqs.size() - i > PENDING_PER_FILE_MAX; i++) {
-		auto &older = pending[seqs[i]];
-		auto &newer = pending[seqs[i + 1]];
-		std::vector<uint64_t> merged;
-		merged.reserve(older.blocks.size() + newer.blocks.size());
-		std::merge(older.blocks.begin(), older.blocks.end(), newer.blocks.begin(), newer.blocks.end(),
-		           std::back_inserter(merged));
-		merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
-		newer.blocks = std::move(merged);
-		newer.needs_full_scan = newer.needs_full_scan || older.needs_full_scan;
-		pending.erase(seqs[i]);
-		abandoned.insert(seqs[i]);
-	}
+void Tracker::Reset(TrackedFile &file) {
+	std::lock_guard<std::mutex> guard(file.commit_lock);
+	file.kind.store(KindFromName(file.path));
+	file.block_alloc_size.store(0);
+	file.bitmap.Drain();
+	file.needs_full_scan.store(true); // whatever comes next at this path is read whole
+	file.header_pending = false;
+	generations.ForgetFile(file.id);
 }
 
 void Tracker::AfterTruncate(TrackedFile &file, uint64_t new_size) {
@@ -275,6 +234,7 @@ void Tracker::AfterTruncate(TrackedFile &file, uint64_t new_size) {
 
 void Tracker::AfterRemove(const std::string &local_path) {
 	auto file = Open(local_path);
+	Reset(*file);
 	RingEvent event;
 	event.type = HADUCK_EVENT_FILE_REMOVED;
 	event.file_id = file->id;
@@ -284,6 +244,8 @@ void Tracker::AfterRemove(const std::string &local_path) {
 void Tracker::AfterMove(const std::string &source, const std::string &target) {
 	auto from = Open(source);
 	auto to = Open(target);
+	Reset(*from);
+	Reset(*to);
 	RingEvent event;
 	event.type = HADUCK_EVENT_FILE_MOVED;
 	event.file_id = from->id;
@@ -317,53 +279,24 @@ void Tracker::AttachConsumer() {
 }
 
 void Tracker::DetachConsumer() {
-	std::lock_guard<std::mutex> guard(generations_lock);
 	consumer_attached.store(false, std::memory_order_release);
-	outstanding.clear();
-	generation_released.notify_all();
+	generations.DetachConsumer();
 }
 
 bool Tracker::CopyGeneration(uint64_t seq, Generation &out) {
-	std::lock_guard<std::mutex> guard(generations_lock);
-	auto entry = pending.find(seq);
-	if (entry == pending.end()) {
-		return false;
-	}
-	out = entry->second;
-	return true;
+	return generations.Copy(seq, out);
 }
 
 std::vector<uint64_t> Tracker::PendingGenerations() {
-	std::lock_guard<std::mutex> guard(generations_lock);
-	std::vector<uint64_t> seqs;
-	for (auto &entry : pending) {
-		seqs.push_back(entry.first);
-	}
-	return seqs;
+	return generations.Pending();
 }
 
 int Tracker::ReleaseGeneration(uint64_t seq) {
-	std::lock_guard<std::mutex> guard(generations_lock);
-	if (abandoned.erase(seq) > 0) {
-		pending.erase(seq);
-		return 0;
-	}
-	auto entry = pending.find(seq);
-	if (entry == pending.end()) {
-		return -1;
-	}
-	auto current = outstanding.find(entry->second.file_id);
-	if (current != outstanding.end() && current->second == seq) {
-		outstanding.erase(current);
-	}
-	pending.erase(entry);
-	generation_released.notify_all();
-	return 1;
+	return generations.Release(seq);
 }
 
 HoldStats Tracker::GetHoldStats() {
-	std::lock_guard<std::mutex> guard(generations_lock);
-	return hold_stats;
+	return generations.Stats();
 }
 
 } // namespace haduck

@@ -7,9 +7,11 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 #include "dirty_bitmap.hpp"
+#include "generation_queue.hpp"
 #include "haduck_ring.h"
 #include "ring.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -28,20 +30,6 @@ static constexpr uint64_t HEADER_REGION_SIZE = 3 * FILE_HEADER_SIZE;
 static constexpr uint64_t BLOCK_ALLOC_SIZE_MIN = 16384;
 static constexpr uint64_t BLOCK_ALLOC_SIZE_MAX = 262144;
 static_assert(HEADER_REGION_SIZE == 12288, "block 0 starts at 12288 in DuckDB's single-file format");
-
-//! A checkpoint as shipped: the blocks dirtied since the previous commit point, tagged with DuckDB's iteration.
-struct Generation {
-	uint64_t seq = 0;
-	uint32_t file_id = 0;
-	uint64_t iteration = 0;
-	//! DuckDB's block_count from the committed header: the file holds blocks [0, block_count).
-	uint64_t header_block_count = 0;
-	uint64_t block_alloc_size = 0;
-	uint64_t created_unix_ms = 0;
-	//! Set when blocks were written before the block size was known: the consumer must rescan the file.
-	bool needs_full_scan = false;
-	std::vector<uint64_t> blocks;
-};
 
 struct TrackedFile {
 	uint32_t id = 0;
@@ -63,18 +51,8 @@ struct TrackedFile {
 	uint64_t pending_block_count = 0;
 };
 
-struct HoldStats {
-	uint64_t waits = 0;
-	uint64_t wait_ns_total = 0;
-	uint64_t wait_ns_max = 0;
-	uint64_t timeouts = 0;
-};
-
 class Tracker {
 public:
-	//! Generations kept per file while nobody consumes them; older ones are merged (coalesced).
-	static constexpr size_t PENDING_PER_FILE_MAX = 64;
-
 	static Tracker &Get();
 
 	//! The tracked state of a local path, created on first use. `kind` is a hint from the path's name.
@@ -106,7 +84,7 @@ public:
 		return consumer_attached.load(std::memory_order_acquire);
 	}
 	void SetHoldMs(uint64_t ms) {
-		hold_ms.store(ms, std::memory_order_relaxed);
+		hold_ms.store(std::min(ms, GenerationQueue::HOLD_MS_MAX), std::memory_order_relaxed);
 	}
 	uint64_t HoldMs() const {
 		return hold_ms.load(std::memory_order_relaxed);
@@ -122,20 +100,15 @@ private:
 	Tracker();
 	static uint32_t KindFromName(const std::string &path);
 	void Publish(Generation generation);
-	void Coalesce(uint32_t file_id);
+	//! The path was removed or replaced: whatever is tracked for it describes another file now.
+	void Reset(TrackedFile &file);
 
 	alignas(64) haduck_ring_t ring;
 	std::mutex files_lock;
 	std::map<std::string, std::shared_ptr<TrackedFile>> files_by_path;
 	std::vector<std::shared_ptr<TrackedFile>> files_by_id;
 
-	std::mutex generations_lock;
-	std::condition_variable generation_released;
-	std::map<uint64_t, Generation> pending;
-	std::map<uint32_t, uint64_t> outstanding; // file id -> generation seq being read
-	std::set<uint64_t> abandoned;
-	uint64_t next_seq = 1;
-	HoldStats hold_stats;
+	GenerationQueue generations;
 	std::atomic<bool> consumer_attached {false};
 	std::atomic<uint64_t> hold_ms {10000};
 };

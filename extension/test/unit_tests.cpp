@@ -3,8 +3,11 @@
 // ("N passed, N failed") that tools/test.ts adds to the run's totals.
 //===----------------------------------------------------------------------===//
 #include "dirty_bitmap.hpp"
+#include "generation_queue.hpp"
 #include "ring.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -171,6 +174,90 @@ int main() {
 		    }
 		    Check(accepted.load() == received, t, "accepted and received differ");
 	    });
+	using haduck::Generation;
+	using haduck::GenerationQueue;
+	auto generation = [](uint32_t file_id, uint64_t iteration, std::vector<uint64_t> blocks) {
+		Generation g;
+		g.file_id = file_id;
+		g.iteration = iteration;
+		g.blocks = std::move(blocks);
+		return g;
+	};
+	Run("queue: a released generation answers 1 once, then -1; sequence numbers grow", [&](const std::string &t) {
+		auto queue = std::make_unique<GenerationQueue>();
+		auto first = queue->Publish(generation(1, 5, {1, 2}), true);
+		auto second = queue->Publish(generation(2, 9, {3}), true);
+		Check(second > first, t, "sequence numbers do not grow");
+		Generation copy;
+		Check(queue->Copy(first, copy) && copy.iteration == 5 && copy.blocks.size() == 2, t, "copy differs");
+		Check(queue->Release(first) == 1, t, "release of a protected generation is not 1");
+		Check(queue->Release(first) == -1, t, "a second release is not -1");
+		Check(queue->Pending() == std::vector<uint64_t> {second}, t, "pending list wrong");
+	});
+	Run("queue: the hold waits for the release, and times out into an abandoned generation", [&](const std::string &t) {
+		auto queue = std::make_unique<GenerationQueue>();
+		auto seq = queue->Publish(generation(1, 1, {7}), true);
+		std::atomic<uint64_t> announced {0};
+		std::thread releaser([&] {
+			while (announced.load() == 0) {
+				std::this_thread::yield();
+			}
+			queue->Release(seq);
+		});
+		Check(queue->Hold(1, 60000, [&](uint64_t waiting) { announced.store(waiting); }), t, "hold timed out");
+		releaser.join();
+		Check(announced.load() == seq, t, "the wait announced another generation");
+		Check(queue->Hold(1, 60000, [&](uint64_t) { Check(false, t, "waited with nothing outstanding"); }), t,
+		      "hold without an outstanding generation failed");
+		auto late = queue->Publish(generation(1, 2, {8}), true);
+		Check(!queue->Hold(1, 5, [](uint64_t) {}), t, "hold did not time out");
+		Check(queue->Stats().timeouts == 1, t, "timeout not counted");
+		Check(queue->Release(late) == 0, t, "an abandoned generation did not answer 0");
+	});
+	Run("queue: a huge hold is clamped, not overflowed into an instant timeout", [&](const std::string &t) {
+		auto queue = std::make_unique<GenerationQueue>();
+		auto seq = queue->Publish(generation(1, 1, {1}), true);
+		std::thread releaser([&] {
+			std::this_thread::sleep_for(std::chrono::milliseconds(50));
+			queue->Release(seq);
+		});
+		Check(queue->Hold(1, UINT64_MAX, [](uint64_t) {}), t, "UINT64_MAX hold did not wait for the release");
+		releaser.join();
+	});
+	Run("queue: beyond 64 pending per file, the oldest are coalesced into the next (union of blocks)",
+	    [&](const std::string &t) {
+		    auto queue = std::make_unique<GenerationQueue>();
+		    std::vector<uint64_t> seqs;
+		    for (uint64_t i = 0; i < GenerationQueue::PENDING_PER_FILE_MAX + 3; i++) {
+			    seqs.push_back(queue->Publish(generation(1, i, {i, 1000 + i}), false));
+		    }
+		    queue->Publish(generation(2, 1, {5}), false); // another file is left alone
+		    Check(queue->Pending().size() == GenerationQueue::PENDING_PER_FILE_MAX + 1, t, "not bounded per file");
+		    for (int i = 0; i < 3; i++) {
+			    Check(queue->Release(seqs[i]) == 0, t, "a coalesced generation did not answer 0");
+		    }
+		    Generation merged;
+		    Check(queue->Copy(seqs[3], merged), t, "the receiving generation is gone");
+		    std::vector<uint64_t> want {0, 1, 2, 3, 1000, 1001, 1002, 1003};
+		    Check(merged.blocks == want, t, "coalesced blocks are not the union");
+	    });
+	Run("queue: without a consumer, 100000 checkpoints leave bounded state", [&](const std::string &t) {
+		auto queue = std::make_unique<GenerationQueue>();
+		for (uint64_t i = 0; i < 100000; i++) {
+			queue->Publish(generation(1, i, {i % 50}), false);
+		}
+		Check(queue->Pending().size() == GenerationQueue::PENDING_PER_FILE_MAX, t, "pending grew");
+		Check(queue->Release(1) == -1, t, "the oldest abandoned sequence number was not forgotten");
+	});
+	Run("queue: a removed file's generations are dropped; their release answers 0", [&](const std::string &t) {
+		auto queue = std::make_unique<GenerationQueue>();
+		auto seq = queue->Publish(generation(1, 3, {1}), true);
+		auto other = queue->Publish(generation(2, 3, {1}), true);
+		queue->ForgetFile(1);
+		Check(queue->Release(seq) == 0, t, "release after forget is not 0");
+		Check(queue->Hold(1, 60000, [](uint64_t) {}), t, "a forgotten file still holds");
+		Check(queue->Release(other) == 1, t, "another file's generation was touched");
+	});
 	std::printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

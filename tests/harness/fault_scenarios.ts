@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { attach, Native, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
-import { readFileInfo } from "../../packages/duckdb-fs-bridge/_segment_uploader.ts";
+import { readFileInfo } from "../../packages/duckdb-fs-bridge/_block_source.ts";
 import { rowCount } from "./duckdb.ts";
 import type { FaultProxy, FaultRule } from "./fault_proxy.ts";
 import type { TestS3 } from "./s3.ts";
@@ -109,7 +109,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
     observe();
     const status = db.replicator.status;
     return status.generationsPending === 0 && status.blocksCarried === 0 &&
-      status.lastGeneration === (await readFileInfo(dbPath))?.iteration;
+      status.lastGeneration === readFileInfo(dbPath)?.iteration;
   });
   const catchUpMs = Date.now() - recovered;
   const status = db.replicator.status;
