@@ -52,7 +52,7 @@ try {
     results.push(figures);
     console.log(JSON.stringify({ ...figures, seconds: Math.round((performance.now() - started) / 1000) }));
   }
-  const bad = results.filter((r) => r.corruptGenerations !== 0 || r.lostCommits !== 0);
+  const bad = results.filter((r) => r.corruptGenerations !== 0 || r.lostCommits !== 0 || !r.contentEqual);
   writeResult("soak", { faultMs: FAULT_MS, outageMs: OUTAGE_MS, holdMs: HOLD_MS, scenarios: results,
     corruptGenerations: results.reduce((sum, r) => sum + r.corruptGenerations, 0),
     lostCommits: results.reduce((sum, r) => sum + r.lostCommits, 0) });

@@ -47,6 +47,7 @@ function expectSound(result: ScenarioFigures, options: { faultVisible: boolean }
   figures.push(result);
   expect(result.corruptGenerations).toBe(0);
   expect(result.lostCommits).toBe(0);
+  expect(result.contentEqual).toBe(true);
   expect(result.holdWaitMsMax).toBeLessThanOrEqual(HOLD_MS + 50); // the hold's bound, measured in the extension
   if (options.faultVisible) expect(result.faultVisibleInStatus).toBe(true);
 }
@@ -99,6 +100,7 @@ test("restore through truncated and reset GET bodies returns exactly the stored 
   expect(await rowCount(to)).toBe(await rowCount(join(dir, "truncated-source-restored.duckdb")));
   expect(proxy.counts.truncate).toBeGreaterThan(0);
   expect(result.lostCommits).toBe(0);
+  expect(result.contentEqual).toBe(true);
 });
 
 test("radosgw killed with kill -9 mid-upload and restarted: nothing torn, the store catches up", async () => {

@@ -62,6 +62,8 @@ export class Replicator {
   #stagingMemory: Uint8Array | undefined;
   /** reconcile() agreed the local file is this database: only then may stop() ship what the file holds. */
   #reconciled = false;
+  /** Aborted when stop()'s deadline passes: every store request in flight ends at once. */
+  readonly #abort = new AbortController();
 
   constructor(options: ReplicatorOptions) {
     this.options = {
@@ -132,8 +134,14 @@ export class Replicator {
    * (blocks carried from failed attempts, a generation whose event was lost), and stops. It returns
    * early only when the store fails; `status.lastError` then says why.
    */
-  async stop(): Promise<void> {
-    if (this.#reconciled) await this.flush();
+  async stop(options: { deadlineMs?: number } = {}): Promise<void> {
+    const deadline = setTimeout(() => this.#abort.abort(new Error("stop() deadline passed")),
+      options.deadlineMs ?? 60_000);
+    try {
+      if (this.#reconciled) await this.flush();
+    } finally {
+      clearTimeout(deadline);
+    }
     this.#stopped = true;
     clearTimeout(this.#catchUpTimer);
     await this.idle();
@@ -324,7 +332,7 @@ export class Replicator {
     }
     try {
       const result = await readAndUpload({ store: this.options.store!, dbKey: this.options.dbKey, iteration, blocks,
-        source, readsDone, previous: this.#position.published, segmentBytesMax: this.options.segmentBytesMax,
+        source, readsDone, previous: this.#position.published, signal: this.#abort.signal, segmentBytesMax: this.options.segmentBytesMax,
         uploadsInFlightMax: this.options.uploadsInFlightMax, compress: this.options.compress,
         blockChecksumOk: (block) => this.options.native.blockChecksumOk(block),
         onProgress: this.#progress(iteration) });
@@ -392,7 +400,7 @@ export class Replicator {
     this.#status.catchUpAttempts++;
     if (this.#position.storeFailing) {
       try {
-        await store.head(latestKey(this.options.dbKey)); // one small request, no bodies
+        await store.head(latestKey(this.options.dbKey), { signal: this.#abort.signal }); // one small request
       } catch (error) {
         this.#fail(`Cannot reach ${store.url} for ${this.options.dbKey}: ${(error as Error).message}`);
         this.#scheduleCatchUp();
@@ -510,7 +518,7 @@ export class Replicator {
       previous: this.#position.published, blocksConsidered, haduckIdentity: this.#identity });
     const bytes = encodeManifest(manifest);
     try {
-      await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*" });
+      await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*", signal: this.#abort.signal });
     } catch (error) {
       // Refused, or written with the answer lost: find out before the next pass (never guess).
       if (!(error instanceof PreconditionFailedError)) this.#position.uncertainGeneration = iteration;

@@ -139,11 +139,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const reads = planRangeReads(manifest);
     let next = 0;
     let done = 0;
+    // The first failure stops every worker (their requests are aborted) before the file is removed.
+    const abort = new AbortController();
     const worker = async () => {
-      while (next < reads.length) {
+      while (next < reads.length && !abort.signal.aborted) {
         const read = reads[next++];
         const key = manifest.segments[read.segment].key;
-        const range = await store.get(key, { range: { offsetBytes: read.offsetBytes, lengthBytes: read.lengthBytes } });
+        const range = await store.get(key, { range: { offsetBytes: read.offsetBytes, lengthBytes: read.lengthBytes },
+          signal: abort.signal });
         for (const block of read.blocks) {
           const at = block[2] - read.offsetBytes;
           const raw = decodeBlock(range.subarray(at, at + block[3]), block, key);
@@ -157,7 +160,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
+    const workers = Array.from({ length: Math.max(1, options.concurrency ?? 8) }, () => worker().catch((error) => {
+      abort.abort(error);
+      throw error;
+    }));
+    const settled = await Promise.allSettled(workers);
+    if (abort.signal.aborted) throw abort.signal.reason;
+    for (const result of settled) if (result.status === "rejected") throw result.reason;
     await handle.sync(); // blocks durable before the headers that reference them
     await handle.write(header, 0, HEADER_REGION_BYTES, 0);
     await handle.sync();

@@ -45,6 +45,8 @@ export interface UploadPassOptions {
    * header, so a checkpoint waits for our reads, not for the network. Default: consistent.
    */
   readsDone?: () => boolean | Promise<boolean>;
+  /** Aborts the pass's uploads (the replicator's stop deadline). */
+  signal?: AbortSignal;
   /** Called as blocks are durable in the store (or skipped as unchanged): done and total blocks, bytes sent. */
   onProgress?: (blocksDone: number, blocksTotal: number, bytesSent: number) => void;
 }
@@ -179,7 +181,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       }
       batch = [];
       const blocksInSegment = entries.filter((entry) => entry.blockId !== HEADER_REGION_ID).length;
-      const upload = store.put(key, bytes, { ifNoneMatch: "*" }).then(() => {
+      const upload = store.put(key, bytes, { ifNoneMatch: "*", signal: options.signal }).then(() => {
         progress(blocksInSegment, bytes.byteLength);
       }, (error) => {
         uploadError ??= error;

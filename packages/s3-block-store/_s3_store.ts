@@ -57,6 +57,12 @@ export interface S3BlockStoreOptions extends LimiterOptions {
   /** Keys per ListObjectsV2 page. Default 1000 (the S3 maximum). */
   listPageSize?: number;
   /**
+   * The largest answer body the store reads (a whole-object GET, a listing page, an error body);
+   * a larger one is refused with InvalidResponseError, never buffered. Ranged GETs are capped at
+   * their range. Default 1 GiB.
+   */
+  responseBytesMax?: number;
+  /**
    * Sign each PUT's SHA-256 payload hash, so the server refuses a body altered on the way. Default:
    * only over plain HTTP to a host other than loopback. Over HTTPS the TLS record MAC protects the
    * body already, and loopback bytes never leave the kernel; there the hash costs a pass over every
@@ -87,6 +93,8 @@ export interface S3Request {
   contentMd5?: boolean;
   signal?: AbortSignal;
   operation: string;
+  /** The most answer bytes expected (a ranged GET: its range, with room for an error body). */
+  bodyBytesMax?: number;
 }
 
 export interface S3Answer {
@@ -114,6 +122,46 @@ function giveUp(error: unknown, attempts: number): unknown {
  * console.log(store.url); // s3://backups/haduck
  * ```
  */
+/** Default cap on an answer's body: 1 GiB (a manifest of millions of blocks fits; an endless body does not). */
+const RESPONSE_BYTES_MAX = 1024 * 1024 * 1024;
+/** Room for an S3 error document when an answer's size is otherwise known. */
+const ERROR_BODY_BYTES_MAX = 64 * 1024;
+/** Empty, truncated ListObjectsV2 pages in a row that are taken for a server that never ends its listing. */
+const LIST_EMPTY_PAGES_MAX = 100;
+
+/**
+ * Reads an answer's body, refusing one larger than `bytesMax` before (by its Content-Length) or
+ * while (counting a body without one) it arrives, so a hostile or broken server cannot make the
+ * store buffer without bound.
+ */
+async function readBody(response: Response, bytesMax: number): Promise<Uint8Array> {
+  const declared = response.headers.get("content-length");
+  const tooLarge = (size: number | string) => new InvalidResponseError(`the server's answer is ${size} bytes, more than ` +
+    `the ${bytesMax} expected (HTTP ${response.status})`);
+  if (declared !== null && Number(declared) > bytesMax) {
+    await response.body?.cancel().catch(() => {});
+    throw tooLarge(declared);
+  }
+  if (declared !== null || !response.body) return new Uint8Array(await response.arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > bytesMax) {
+      await response.body.cancel().catch(() => {});
+      throw tooLarge(`over ${total}`);
+    }
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
+}
+
 export class S3BlockStore implements BlockStore {
   readonly bucket: string;
   readonly endpoint: string;
@@ -123,6 +171,8 @@ export class S3BlockStore implements BlockStore {
   readonly multipartThresholdBytes: number;
   readonly multipartPartSizeBytes: number;
   readonly listPageSize: number;
+  /** The largest answer body read (a whole GET or an error body); larger ones are refused, never buffered. */
+  readonly responseBytesMax: number;
   /** Whether PUTs sign their payload hash (see `S3BlockStoreOptions.signPayload`). */
   readonly signPayload: boolean;
   /** Counters for status and metrics. */
@@ -169,6 +219,7 @@ export class S3BlockStore implements BlockStore {
       retries: 0, // one retry policy: ours
     });
     this.listPageSize = options.listPageSize ?? 1000;
+    this.responseBytesMax = options.responseBytesMax ?? RESPONSE_BYTES_MAX;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
@@ -224,8 +275,9 @@ export class S3BlockStore implements BlockStore {
       const signed = await this.#client.sign(url.toString(), { method: request.method, headers });
       response = await this.#fetch(signed.url, { method: signed.method, headers: signed.headers,
         body: request.body as BodyInit | undefined, signal });
-      bytes = new Uint8Array(await response.arrayBuffer());
+      bytes = await readBody(response, request.bodyBytesMax ?? this.responseBytesMax);
     } catch (error) {
+      if (error instanceof InvalidResponseError) throw error;
       if (request.signal?.aborted) throw request.signal.reason;
       if (signal?.aborted) throw new StoreTimeoutError(request.operation, this.#where(request.key), timeoutMs, error);
       throw new StoreUnavailableError(`Cannot ${request.operation} at ${this.#where(request.key)}: ` +
@@ -344,7 +396,8 @@ export class S3BlockStore implements BlockStore {
       headers.range = `bytes=${range.offsetBytes}-${range.offsetBytes + range.lengthBytes - 1}`;
     }
     const attempt = async () => {
-      const answer = await this.#once({ method: "GET", key, headers, signal: options.signal, operation: `get ${key}` });
+      const answer = await this.#once({ method: "GET", key, headers, signal: options.signal, operation: `get ${key}`,
+        bodyBytesMax: range ? Math.max(range.lengthBytes, ERROR_BODY_BYTES_MAX) : undefined });
       if (range && answer.body.byteLength !== range.lengthBytes) {
         throw new InvalidResponseError(`Cannot get ${key} at ${this.url}: asked for ${range.lengthBytes} bytes, ` +
           `got ${answer.body.byteLength}`, { retryable: true });
@@ -382,6 +435,9 @@ export class S3BlockStore implements BlockStore {
   async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     const strip = this.prefix ? `${this.prefix}/` : "";
     let token: string | undefined;
+    // A server that repeats a token, or pages on without listing anything, would keep us here forever.
+    const tokens = new Set<string>();
+    let emptyPages = 0;
     do {
       const query: Record<string, string> = { "list-type": "2", prefix: strip + prefix, "encoding-type": "url",
         "max-keys": String(this.listPageSize) };
@@ -395,6 +451,12 @@ export class S3BlockStore implements BlockStore {
       }
       yield* page.objects;
       token = page.nextContinuationToken;
+      emptyPages = page.objects.length === 0 ? emptyPages + 1 : 0;
+      if (token !== undefined && (tokens.has(token) || emptyPages > LIST_EMPTY_PAGES_MAX)) {
+        throw new InvalidResponseError(`Cannot list ${prefix} at ${this.url}: the server ` + (tokens.has(token)
+          ? "repeated a continuation token" : `sent ${emptyPages} empty pages in a row`) + " (a listing that never ends)");
+      }
+      if (token !== undefined) tokens.add(token);
     } while (token);
   }
 

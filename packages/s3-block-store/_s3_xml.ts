@@ -3,15 +3,20 @@
  * The few S3 XML documents the store reads and writes. S3's XML is flat and regular; a small,
  * strict extractor is enough, and anything that does not parse is reported as "not S3".
  */
+import { InvalidResponseError } from "./_errors.ts";
 import type { ObjectInfo } from "./_types.ts";
 
 const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
+/** Unescapes XML entities; a character reference outside Unicode is malformed XML: InvalidResponseError. */
 export function xmlUnescape(text: string): string {
-  return text.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/g, (_, entity: string) => {
-    if (entity.startsWith("#x")) return String.fromCodePoint(parseInt(entity.slice(2), 16));
-    if (entity.startsWith("#")) return String.fromCodePoint(parseInt(entity.slice(1), 10));
-    return ENTITIES[entity];
+  return text.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/g, (whole, entity: string) => {
+    if (!entity.startsWith("#")) return ENTITIES[entity];
+    const code = entity.startsWith("#x") ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10);
+    if (!(code >= 0 && code <= 0x10ffff)) {
+      throw new InvalidResponseError(`the server sent malformed XML (character reference ${whole})`);
+    }
+    return String.fromCodePoint(code);
   });
 }
 
@@ -42,7 +47,13 @@ export interface ListPage {
 export function parseListPage(xml: string, stripPrefix: string): ListPage | undefined {
   if (!xml.includes("<ListBucketResult")) return undefined;
   const urlEncoded = xmlTag(xml, "EncodingType") === "url";
-  const decode = (key: string) => urlEncoded ? decodeURIComponent(key.replace(/\+/g, " ")) : key;
+  const decode = (key: string) => {
+    try {
+      return urlEncoded ? decodeURIComponent(key.replace(/\+/g, " ")) : key;
+    } catch {
+      throw new InvalidResponseError(`the server listed a key that is not URL-encoded: ${JSON.stringify(key.slice(0, 100))}`);
+    }
+  };
   const objects = xmlBlocks(xml, "Contents").map((block) => {
     const key = decode(xmlTag(block, "Key") ?? "");
     const modified = xmlTag(block, "LastModified");

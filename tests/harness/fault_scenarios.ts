@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { attach, Native, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
 import { readFileInfo } from "../../packages/duckdb-fs-bridge/_block_source.ts";
-import { rowCount } from "./duckdb.ts";
+import { queryFile, rowCount } from "./duckdb.ts";
+import { digest } from "./workload.ts";
 import type { FaultProxy, FaultRule } from "./fault_proxy.ts";
 import type { TestS3 } from "./s3.ts";
 
@@ -53,6 +54,7 @@ export interface ScenarioFigures {
   /** Both must be 0. */
   corruptGenerations: number;
   lostCommits: number;
+  contentEqual: boolean;
 }
 
 /** Polls `condition` until it holds or `timeoutMs` passes (a condition, never a fixed sleep). */
@@ -100,6 +102,8 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
     await waitUntil(`${name}: the fault to show in status`, 60_000, () => (observe(), faultVisibleInStatus));
   }
   const localRows = Number((await db.connection.runAndReadAll("SELECT count(*)::INT AS n FROM t")).getRowObjects()[0].n);
+  const localContent = await digest(async (sql) => (await db.connection.runAndReadAll(sql)).getRowObjectsJS() as
+    Record<string, unknown>[]);
   proxy.setRule(() => ({ kind: "pass" }));
   await options.after?.();
   // No further checkpoint: the catch-up alone must bring the store to the local file's generation.
@@ -122,6 +126,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
   const restored = join(options.dir, `${name}-restored.duckdb`);
   await restore({ store: options.direct, dbKey: name, to: restored, force: true });
   const restoredRows = await rowCount(restored);
+  const restoredContent = await digest((sql) => queryFile(restored, sql) as Promise<Record<string, unknown>[]>);
   return {
     scenario: name,
     rounds: options.rounds,
@@ -138,5 +143,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
     faultVisibleInStatus,
     corruptGenerations: report.problems.length,
     lostCommits: localRows - restoredRows,
+    /** Whole-row content of the restore equals the local file's (a lost UPDATE keeps the count). */
+    contentEqual: restoredContent === localContent,
   };
 }
