@@ -29,7 +29,24 @@ export interface BlockSource {
   close(): void;
 }
 
-/** Reads exactly `into.byteLength` bytes at `position`, or throws: a short read never ships stale bytes. */
+/**
+ * Fills `into` with the bytes at `position`. Bytes past the end of the file read as zeros, never as
+ * whatever the reused buffer held before: DuckDB truncates free blocks off the file's tail after
+ * writing a header that still counts them, and a restored file has zeros there too.
+ */
+function readBlocks(fd: number, into: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < into.byteLength) {
+    const read = readSync(fd, into, done, into.byteLength - done, position + done);
+    if (read === 0) {
+      into.fill(0, done);
+      return;
+    }
+    done += read;
+  }
+}
+
+/** Reads exactly `into.byteLength` bytes at `position`, or throws (the header region, the spool). */
 function readExactly(fd: number, into: Uint8Array, position: number, what: string): void {
   let done = 0;
   while (done < into.byteLength) {
@@ -84,7 +101,7 @@ export function openFileSource(dbPath: string, iteration: number, blocks: readon
     fileInfo: info,
     headerRegion: region,
     read(into, index) {
-      readExactly(fd, into, blockOffset(blocks[index], info.blockAllocSize), `block ${blocks[index]} of ${dbPath}`);
+      readBlocks(fd, into, blockOffset(blocks[index], info.blockAllocSize));
     },
     close: () => closeSync(fd),
   };
@@ -127,7 +144,7 @@ export function stageBlocks(options: StageOptions): BlockSource {
       const into = start < inMemory
         ? memory.subarray(start * blockSize, start * blockSize + bytes)
         : scratch!.subarray(0, bytes);
-      readExactly(fd, into, blockOffset(blocks[start], blockSize), `block ${blocks[start]} of ${dbPath}`);
+      readBlocks(fd, into, blockOffset(blocks[start], blockSize));
       if (start >= inMemory) writeSync(spool!, into, 0, bytes, (start - inMemory) * blockSize);
       start = end;
     }
