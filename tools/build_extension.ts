@@ -117,6 +117,7 @@ export function buildExtension(options: { force?: boolean } = {}): string {
   const wanted = stamp([...sources, ...tests, import.meta.path], `${compilerFlags().join(" ")} ${sourceId}`);
   if (!options.force && existsSync(stampPath) && existsSync(EXTENSION_PATH) && existsSync(UNIT_TESTS_PATH) &&
     readFileSync(stampPath, "utf8") === wanted) {
+    copyToPlatformPackage();
     return EXTENSION_PATH;
   }
   mkdirSync(dirname(EXTENSION_PATH), { recursive: true });
@@ -134,8 +135,19 @@ export function buildExtension(options: { force?: boolean } = {}): string {
   run([ZIG, "c++", ...compilerFlags().filter((flag) => flag !== "-fPIC"), "-o", UNIT_TESTS_PATH, ...testUnits,
     LIBSTDCXX, LIBGCC, "-lpthread"]);
   writeFileSync(stampPath, wanted);
+  copyToPlatformPackage();
   console.error(`build_extension: built ${EXTENSION_PATH} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return EXTENSION_PATH;
+}
+
+/** The platform package (`@haduck/extension-linux-x64`) carries the same binary; the bridge finds it there. */
+export const PLATFORM_PACKAGE_PATH = join(ROOT, "packages/extension-linux-x64/haduck.duckdb_extension");
+
+function copyToPlatformPackage(): void {
+  const built = readFileSync(EXTENSION_PATH);
+  if (existsSync(PLATFORM_PACKAGE_PATH) && readFileSync(PLATFORM_PACKAGE_PATH).equals(built)) return;
+  writeFileSync(`${PLATFORM_PACKAGE_PATH}.tmp`, built);
+  renameSync(`${PLATFORM_PACKAGE_PATH}.tmp`, PLATFORM_PACKAGE_PATH);
 }
 
 if (import.meta.main) buildExtension({ force: process.argv.includes("--force") });

@@ -12,6 +12,8 @@ import { ROOT } from "./build_extension.ts";
 
 /** Packages that must type-check under Deno (the CLI is Bun-only: it serves with Bun.serve). */
 const DENO_CHECKED = ["s3-block-store", "dirty-tracker", "duckdb-fs-bridge", "admin"];
+/** The one version of every package (tools/version.ts sets it everywhere). */
+const ROOT_VERSION = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
 let passed = 0;
 let failed = 0;
 const report = (ok: boolean, name: string, detail = "") => {
@@ -22,14 +24,31 @@ const report = (ok: boolean, name: string, detail = "") => {
 for (const name of readdirSync(join(ROOT, "packages")).sort()) {
   const dir = join(ROOT, "packages", name);
   const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  // "./mod.ts", or conditions whose Bun and type entries are ./mod.ts (Node and Deno, which strip no
+  // types under node_modules, get a JavaScript build of it: tools/build_packages.ts).
   const entry = manifest.exports?.["."];
-  report(entry === "./mod.ts" && existsSync(join(dir, "mod.ts")),
+  const source = typeof entry === "string" ? [entry] : [entry?.bun, entry?.types];
+  report(source.every((path) => path === "./mod.ts") && existsSync(join(dir, "mod.ts")),
     `${manifest.name} declares ./mod.ts as its public surface`, `exports["."] is ${JSON.stringify(entry)}`);
+  // One version for every package, and every dependency on another haduck package pins exactly it.
+  const jsr = existsSync(join(dir, "jsr.json")) ? JSON.parse(readFileSync(join(dir, "jsr.json"), "utf8")) : undefined;
+  const pins = Object.entries({ ...manifest.dependencies, ...manifest.optionalDependencies })
+    .filter(([dependency]) => dependency.startsWith("@haduck/") || dependency === "haduck");
+  report(manifest.version === ROOT_VERSION && jsr?.version === ROOT_VERSION &&
+    pins.every(([, version]) => version === ROOT_VERSION),
+    `${manifest.name} is at the one version ${ROOT_VERSION} (package.json, jsr.json, its haduck dependencies)`,
+    `package.json ${manifest.version}, jsr.json ${jsr?.version}, pins ${JSON.stringify(pins)}: run tools/version.ts`);
   const code = readFileSync(join(dir, "mod.ts"), "utf8")
     .replace(/\/\*[\s\S]*?\*\//g, "").split("\n").map((line) => line.trim()).filter((line) => line && !line.startsWith("//"));
   const logic = code.filter((line) => !/^(export|import|type |[A-Za-z_$][\w$]*,?$|}|\w+ as \w+,?$)/.test(line) &&
     !/^(type\s+)?[A-Za-z_$][\w$]*( as [\w$]+)?,?$/.test(line) && !/^} from /.test(line));
   report(logic.length === 0, `${manifest.name}'s mod.ts only re-exports`, logic.slice(0, 3).join("\n"));
+  if (jsr) {
+    const published = Bun.spawnSync([join(ROOT, "node_modules/.bin/deno"), "publish", "--dry-run", "--allow-dirty",
+      "--quiet"], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+    report(published.exitCode === 0, `${manifest.name} passes deno publish --dry-run (jsr.json)`,
+      published.stderr.toString().replace(/\x1b\[[0-9;]*m/g, "").split("\n").slice(0, 12).join("\n"));
+  }
   if (DENO_CHECKED.includes(name)) {
     const child = Bun.spawnSync([join(ROOT, "node_modules/.bin/deno"), "check", "--quiet", join(dir, "mod.ts")],
       { cwd: ROOT, stdout: "pipe", stderr: "pipe" });

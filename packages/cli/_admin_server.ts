@@ -1,6 +1,6 @@
 /**
  * @module
- * Serves the admin app for an attached database with `Bun.serve`: parses `--admin` (`HOST:PORT`
+ * Serves the admin app for an attached database (`Bun.serve`, or `Deno.serve`): parses `--admin` (`HOST:PORT`
  * or a port; 127.0.0.1 unless a host is given), takes the token from `HADUCK_ADMIN_TOKEN` or makes
  * one and prints it once.
  */
@@ -65,10 +65,27 @@ export function adminSettings(listen: string, env = process.env): AdminSettings 
 export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[]): AdminServer {
   const { hostname, port, token } = settings;
   const app = createAdminApp({ token, databases });
-  const server = Bun.serve({ hostname, port, fetch: app.fetch });
+  const server = listen({ hostname, port, fetch: app.fetch });
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
   console.error(`haduck: admin on ${url}` + (settings.configured
     ? " (token from HADUCK_ADMIN_TOKEN)"
     : ` (token ${token}; dashboard ${url}#token=${token})`));
-  return { url, stop: () => server.stop(true) };
+  return { url, stop: server.stop };
+}
+
+type Fetch = (request: Request) => Response | Promise<Response>;
+type Listener = { port: number; stop(): Promise<void> };
+
+/** The runtime's HTTP server: Bun.serve under Bun, Deno.serve under Deno. */
+function listen(options: { hostname: string; port: number; fetch: Fetch }): Listener {
+  const runtime = globalThis as unknown as {
+    Bun?: { serve(o: unknown): { port: number; stop(force: boolean): Promise<void> | void } };
+    Deno?: { serve(o: unknown, handler: Fetch): { addr: { port: number }; shutdown(): Promise<void> } };
+  };
+  if (runtime.Bun) {
+    const server = runtime.Bun.serve(options);
+    return { port: server.port, stop: async () => await server.stop(true) };
+  }
+  const server = runtime.Deno!.serve({ hostname: options.hostname, port: options.port, onListen() {} }, options.fetch);
+  return { port: server.addr.port, stop: () => server.shutdown() };
 }

@@ -279,7 +279,7 @@ export function exitCodeOf(error: unknown): number {
     if (error.code === "INTEGRITY") return EXIT.integrity;
     if (["TARGET_EXISTS", "DIVERGED", "FOREIGN_DATABASE", "NO_LOCAL_FILE"].includes(error.code)) return EXIT.conflict;
     if (error.code === "UNSAFE_STORE") return EXIT.config;
-    if (error.code === "BAD_TARGET" || error.code === "BAD_KEY") return EXIT.usage;
+    if (error.code === "BAD_TARGET") return EXIT.usage;
     return EXIT.failure;
   }
   return EXIT.failure;

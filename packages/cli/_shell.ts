@@ -7,7 +7,8 @@ import { createInterface } from "node:readline";
 
 export function printRows(reader: DuckDBMaterializedResult | { columnNames(): string[]; getRowsJS(): unknown[][] }): void {
   const names = reader.columnNames();
-  const rows = reader.getRowsJS().map((row) => row.map((value) => value === null ? "NULL" : String(value)));
+  const raw = reader.getRowsJS() as unknown[][];
+  const rows = raw.map((row: unknown[]) => row.map((value: unknown) => value === null ? "NULL" : String(value)));
   const widths = names.map((name, i) => Math.max(name.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
   console.log(line(names));

@@ -38,8 +38,14 @@ export async function listGenerations(store: BlockStore, dbKey: string): Promise
   return generations;
 }
 
-export async function loadManifest(store: BlockStore, dbKey: string, generation: number):
-  Promise<{ manifest: Manifest; bytes: Uint8Array; sha256: string }> {
+/** A manifest as loaded: decoded, its bytes, and their SHA-256 (what the next manifest chains to). */
+export interface LoadedManifest {
+  manifest: Manifest;
+  bytes: Uint8Array;
+  sha256: string;
+}
+
+export async function loadManifest(store: BlockStore, dbKey: string, generation: number): Promise<LoadedManifest> {
   const key = manifestKey(dbKey, generation);
   let bytes: Uint8Array;
   try {
@@ -64,7 +70,7 @@ export async function loadManifest(store: BlockStore, dbKey: string, generation:
   return { manifest, bytes, sha256: hex(sha256(bytes)) };
 }
 
-export async function latestManifest(store: BlockStore, dbKey: string) {
+export async function latestManifest(store: BlockStore, dbKey: string): Promise<LoadedManifest | undefined> {
   const generations = await listGenerations(store, dbKey);
   if (generations.length === 0) return undefined;
   return await loadManifest(store, dbKey, generations[generations.length - 1]);

@@ -5,20 +5,50 @@
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import type { ExtensionSymbols, OpenExtension } from "./ffi/_symbols.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../..");
+/** The platform package that carries the built extension, per `${process.platform}-${process.arch}`. */
+const PLATFORM_PACKAGES: Record<string, string> = { "linux-x64": "@haduck/extension-linux-x64" };
 
-/** Where the built extension is (HADUCK_EXTENSION_PATH overrides). */
+/**
+ * Where the built extension is: `HADUCK_EXTENSION_PATH`, else this platform's package
+ * (`@haduck/extension-linux-x64`, an optional dependency found by module resolution), else this
+ * repository's build folder. Throws naming the platform, or the fix, when there is none.
+ */
 export function extensionPath(): string {
-  const path = process.env.HADUCK_EXTENSION_PATH ?? join(ROOT, "extension/build/haduck.duckdb_extension");
-  if (!existsSync(path)) {
-    throw new Error(`The haduck extension is not built (${path} is missing): run \`npm ci\` or ` +
-      "`bun tools/build_extension.ts` at the repository root");
+  const override = process.env.HADUCK_EXTENSION_PATH;
+  if (override) {
+    if (!existsSync(override)) {
+      throw new Error(`HADUCK_EXTENSION_PATH points at ${override}, which does not exist: build the extension ` +
+        "(`bun tools/build_extension.ts` in a haduck checkout) or unset the variable");
+    }
+    return override;
   }
-  return path;
+  const platform = `${process.platform}-${process.arch}`;
+  const name = PLATFORM_PACKAGES[platform];
+  const candidates: string[] = [];
+  if (name) {
+    try {
+      const manifest = createRequire(import.meta.url).resolve(`${name}/package.json`);
+      candidates.push(join(dirname(manifest), "haduck.duckdb_extension"));
+    } catch {
+      // Not installed (another platform's install, or optional dependencies skipped): try the build folder.
+    }
+  }
+  candidates.push(join(ROOT, "extension/build/haduck.duckdb_extension"));
+  const found = candidates.find((path) => existsSync(path));
+  if (found) return found;
+  if (!name) {
+    throw new Error(`haduck ships its DuckDB extension for ${Object.keys(PLATFORM_PACKAGES).join(", ")} only; this is ` +
+      `${platform}: build it from source (\`bun tools/build_extension.ts\` in a haduck checkout) and set ` +
+      "HADUCK_EXTENSION_PATH to the built haduck.duckdb_extension");
+  }
+  throw new Error(`The haduck extension is not installed (${name} is missing, and ${candidates.at(-1)} too): ` +
+    `reinstall haduck without --omit=optional, or run \`npm install\` at the repository root`);
 }
 
 /** A DuckDB instance with the haduck extension loaded. */
