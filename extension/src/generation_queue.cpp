@@ -132,13 +132,32 @@ int GenerationQueue::Release(uint64_t seq) {
 		return -1;
 	}
 	auto current = outstanding.find(entry->second.file_id);
-	if (current != outstanding.end() && current->second == seq) {
+	bool protected_by_hold = current != outstanding.end() && current->second == seq;
+	if (protected_by_hold) {
 		outstanding.erase(current);
 	}
 	pending.erase(entry);
 	released.notify_all();
 	CheckInvariants();
-	return 1;
+	return protected_by_hold ? 1 : 0;
+}
+
+void GenerationQueue::DropOutstanding(uint32_t file_id) {
+	std::lock_guard<std::mutex> guard(lock);
+	outstanding.erase(file_id);
+	released.notify_all();
+	CheckInvariants();
+}
+
+std::vector<Generation> GenerationQueue::PendingOf(uint32_t file_id) {
+	std::lock_guard<std::mutex> guard(lock);
+	std::vector<Generation> generations;
+	for (auto &entry : pending) {
+		if (entry.second.file_id == file_id) {
+			generations.push_back(entry.second);
+		}
+	}
+	return generations;
 }
 
 bool GenerationQueue::Copy(uint64_t seq, Generation &out) {

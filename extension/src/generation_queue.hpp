@@ -61,7 +61,9 @@ public:
 	//! `on_wait(seq)` (the caller announces the wait), then waits up to `hold_ms` for its release;
 	//! past that, abandons it. Returns false when it timed out.
 	bool Hold(uint32_t file_id, uint64_t hold_ms, const std::function<void(uint64_t)> &on_wait);
-	//! 1: released while protected (publishable); 0: abandoned or coalesced; -1: unknown.
+	//! 1: released while the hold protected it (it is its file's outstanding generation): publishable.
+	//! 0: abandoned, coalesced, or never protected (published with no consumer): carry its blocks.
+	//! -1: unknown.
 	int Release(uint64_t seq);
 	bool Copy(uint64_t seq, Generation &out);
 	std::vector<uint64_t> Pending();
@@ -69,6 +71,11 @@ public:
 	void DetachConsumer();
 	//! The file is gone (removed, or moved away): its pending generations are dropped as abandoned.
 	void ForgetFile(uint32_t file_id);
+	//! The file's consumer is gone (a replicator process died): nobody waits for its outstanding
+	//! generation any more. The generation stays pending, unprotected, for the next consumer.
+	void DropOutstanding(uint32_t file_id);
+	//! Copies of the file's pending generations, oldest first.
+	std::vector<Generation> PendingOf(uint32_t file_id);
 	HoldStats Stats();
 
 private:

@@ -1,5 +1,7 @@
 #include "haduck_file_system.hpp"
 
+#include "sidecar.hpp"
+
 #include "duckdb/common/exception.hpp"
 #include "duckdb/common/string_util.hpp"
 
@@ -93,6 +95,17 @@ unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFl
 		std::vector<uint8_t> header(haduck::HEADER_REGION_SIZE);
 		local->Read(*inner, header.data(), int64_t(header.size()), 0);
 		tracker.IdentifyFromHeader(*tracked, header.data(), header.size());
+	}
+	auto kind = tracked->kind.load();
+	if (flags.Lock() == FileLockType::WRITE_LOCK && kind != HADUCK_FILE_KIND_WAL &&
+	    kind != HADUCK_FILE_KIND_WAL_CHECKPOINT && kind != HADUCK_FILE_KIND_TEMP) {
+		// DuckDB takes a write lock on a database it opens for writing (never on a WAL or a CSV): with a
+		// store configured, its replicator starts now, and ATTACH fails by name if none can.
+		try {
+			haduck::Sidecars::Get().OnDatabaseOpen(*tracked);
+		} catch (std::exception &error) {
+			throw IOException("%s", error.what());
+		}
 	}
 	tracker.AfterOpen(*tracked);
 	return make_uniq<HaduckFileHandle>(*this, path, flags, std::move(inner), std::move(tracked));

@@ -2,7 +2,10 @@
 
 #include "duckdb/function/scalar_function.hpp"
 #include "duckdb/function/table_function.hpp"
+#include "sidecar.hpp"
 #include "tracker.hpp"
+
+#include <unistd.h>
 
 #ifndef HADUCK_EXTENSION_VERSION
 #define HADUCK_EXTENSION_VERSION "dev"
@@ -82,6 +85,60 @@ static void StatsScan(ClientContext &context, TableFunctionInput &input, DataChu
 	output.SetCardinality(row);
 }
 
+struct StatusState : public GlobalTableFunctionState {
+	std::vector<haduck::SidecarRow> rows;
+	idx_t next = 0;
+};
+
+static unique_ptr<FunctionData> StatusBind(ClientContext &context, TableFunctionBindInput &input,
+                                           vector<LogicalType> &return_types, vector<string> &names) {
+	names = {"path", "mode", "replicator_pid", "last_generation", "lag_ms", "blocks_carried", "generations_committed",
+	         "last_error"};
+	return_types = {LogicalType::VARCHAR, LogicalType::VARCHAR, LogicalType::BIGINT,  LogicalType::BIGINT,
+	                LogicalType::DOUBLE,  LogicalType::UBIGINT, LogicalType::UBIGINT, LogicalType::VARCHAR};
+	return nullptr;
+}
+
+//! One row per database replicated by a sidecar in this host (see sidecar.hpp), and one per database
+//! that runs local-only or is replicated by haduck's in-process bridge (its status lives there).
+static unique_ptr<GlobalTableFunctionState> StatusInit(ClientContext &context, TableFunctionInitInput &input) {
+	auto state = make_uniq<StatusState>();
+	state->rows = haduck::Sidecars::Get().Rows();
+	for (auto &file : haduck::Tracker::Get().Files()) {
+		bool listed = false;
+		for (auto &row : state->rows) {
+			listed = listed || row.path == file->path;
+		}
+		if (!listed && file->kind.load() == HADUCK_FILE_KIND_DATABASE) {
+			haduck::SidecarRow row;
+			row.path = file->path;
+			row.mode = haduck::Tracker::Get().ConsumerAttached() ? "in-process" : "local-only";
+			row.pid = haduck::Tracker::Get().ConsumerAttached() ? int64_t(getpid()) : 0;
+			state->rows.push_back(std::move(row));
+		}
+	}
+	return std::move(state);
+}
+
+static void StatusScan(ClientContext &context, TableFunctionInput &input, DataChunk &output) {
+	auto &state = input.global_state->Cast<StatusState>();
+	idx_t row = 0;
+	for (; state.next < state.rows.size() && row < STANDARD_VECTOR_SIZE; state.next++, row++) {
+		auto &status = state.rows[state.next];
+		idx_t column = 0;
+		output.SetValue(column++, row, Value(status.path));
+		output.SetValue(column++, row, Value(status.mode));
+		output.SetValue(column++, row, status.pid > 0 ? Value::BIGINT(status.pid) : Value());
+		output.SetValue(column++, row,
+		                status.last_generation >= 0 ? Value::BIGINT(status.last_generation) : Value());
+		output.SetValue(column++, row, Value::DOUBLE(status.lag_ms));
+		output.SetValue(column++, row, Value::UBIGINT(status.blocks_carried));
+		output.SetValue(column++, row, Value::UBIGINT(status.generations_committed));
+		output.SetValue(column++, row, status.last_error.empty() ? Value() : Value(status.last_error));
+	}
+	output.SetCardinality(row);
+}
+
 void RegisterHaduckFunctions(ExtensionLoader &loader) {
 	child_list_t<LogicalType> version_fields;
 	version_fields.emplace_back("extension", LogicalType::VARCHAR);
@@ -91,6 +148,8 @@ void RegisterHaduckFunctions(ExtensionLoader &loader) {
 	loader.RegisterFunction(version);
 	TableFunction stats("haduck_stats", {}, StatsScan, StatsBind, StatsInit);
 	loader.RegisterFunction(stats);
+	TableFunction status("haduck_status", {}, StatusScan, StatusBind, StatusInit);
+	loader.RegisterFunction(status);
 }
 
 } // namespace duckdb

@@ -1,5 +1,7 @@
 #include "tracker.hpp"
 
+#include "sidecar.hpp"
+
 #include <chrono>
 #include <cstring>
 
@@ -108,7 +110,8 @@ static bool IsHeaderSlotWrite(uint64_t offset, uint64_t length) {
 }
 
 void Tracker::BeforeWrite(TrackedFile &file, uint64_t offset, uint64_t length) {
-	if (!IsHeaderSlotWrite(offset, length) || file.kind.load() != HADUCK_FILE_KIND_DATABASE || !ConsumerAttached()) {
+	if (!IsHeaderSlotWrite(offset, length) || file.kind.load() != HADUCK_FILE_KIND_DATABASE ||
+	    (!ConsumerAttached() && !file.sidecar_attached.load())) {
 		return;
 	}
 	// The header about to be written frees the blocks the previous generation references. If the
@@ -123,6 +126,7 @@ void Tracker::BeforeWrite(TrackedFile &file, uint64_t offset, uint64_t length) {
 		waiting.file_id = file_id;
 		waiting.a = seq;
 		Push(waiting);
+		Sidecars::Get().OnHoldWaiting(file, seq);
 	});
 	if (!in_time) {
 		RingEvent event;
@@ -200,18 +204,27 @@ void Tracker::AfterSync(TrackedFile &file) {
 	}
 	file.last_iteration.store(generation.iteration);
 	file.generations.fetch_add(1, std::memory_order_relaxed);
-	Publish(std::move(generation));
+	Publish(file, std::move(generation));
 }
 
-void Tracker::Publish(Generation generation) {
+void Tracker::Publish(TrackedFile &file, Generation generation) {
 	RingEvent event;
 	event.type = HADUCK_EVENT_GENERATION_READY;
 	event.file_id = generation.file_id;
 	event.b = generation.iteration;
 	event.c = generation.blocks.size();
 	event.d = generation.header_block_count;
-	event.a = generations.Publish(std::move(generation), ConsumerAttached());
+	bool sidecar = file.sidecar_attached.load();
+	Generation copy;
+	if (sidecar || !ConsumerAttached()) {
+		copy = generation; // for the file's replicator process, if it has one
+	}
+	event.a = generations.Publish(std::move(generation), ConsumerAttached() || sidecar);
 	Push(event);
+	if (sidecar || !ConsumerAttached()) {
+		copy.seq = event.a;
+		Sidecars::Get().OnGeneration(file, copy);
+	}
 }
 
 void Tracker::Reset(TrackedFile &file) {

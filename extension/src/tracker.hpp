@@ -44,6 +44,8 @@ struct TrackedFile {
 	std::atomic<uint64_t> generations {0};
 	std::atomic<uint64_t> last_iteration {0};
 	std::atomic<uint64_t> open_handles {0};
+	//! A replicator process (sidecar.hpp) consumes this file's generations: the hold applies.
+	std::atomic<bool> sidecar_attached {false};
 	//! Guards the header seen between DuckDB's header write and the FileSync that commits it.
 	std::mutex commit_lock;
 	bool header_pending = false;
@@ -94,12 +96,18 @@ public:
 	//! 1: the reads of `seq` finished before DuckDB moved on (publishable); 0: abandoned; -1: unknown seq.
 	int ReleaseGeneration(uint64_t seq);
 	HoldStats GetHoldStats();
+	void DropHold(uint32_t file_id) {
+		generations.DropOutstanding(file_id);
+	}
+	std::vector<Generation> PendingGenerationsOf(uint32_t file_id) {
+		return generations.PendingOf(file_id);
+	}
 	void Push(const RingEvent &event);
 
 private:
 	Tracker();
 	static uint32_t KindFromName(const std::string &path);
-	void Publish(Generation generation);
+	void Publish(TrackedFile &file, Generation generation);
 	//! The path was removed or replaced: whatever is tracked for it describes another file now.
 	void Reset(TrackedFile &file);
 

@@ -25,6 +25,7 @@ import {
 import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
 import { printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
+import { runSidecar } from "./_sidecar.ts";
 import { type Progress, progress } from "./_progress.ts";
 
 /** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
@@ -265,6 +266,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   status: commandStatus,
   gc: commandGc,
   serve: commandServe,
+  sidecar: (args) => runSidecar(args, exitCodeOf),
 };
 
 export function exitCodeOf(error: unknown): number {

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import type { ExtensionSymbols, OpenExtension } from "./ffi/_symbols.ts";
+import type { Consumer, GenerationInfo } from "./_consumer.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../..");
 /** The platform package that carries the built extension, per `${process.platform}-${process.arch}`. */
@@ -66,21 +67,10 @@ const { openExtension }: { openExtension: OpenExtension } = "Deno" in globalThis
   ? await import("./ffi/deno.ts")
   : await import("./ffi/bun.ts");
 
-export interface GenerationInfo {
-  seq: bigint;
-  fileId: number;
-  iteration: number;
-  blockCount: number;
-  headerBlockCount: number;
-  blockAllocSize: number;
-  createdUnixMs: number;
-  needsFullScan: boolean;
-}
-
 let library: ExtensionSymbols | undefined;
 
 /** The extension's C API. Call after a DuckDB instance loaded the extension (libduckdb.so must be loaded). */
-export class Native {
+export class Native implements Consumer {
   readonly #symbols: ExtensionSymbols;
   readonly #u32: Uint32Array;
   readonly #u64: BigUint64Array;

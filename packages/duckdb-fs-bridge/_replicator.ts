@@ -62,6 +62,11 @@ export class Replicator {
   #stagingMemory: Uint8Array | undefined;
   /** reconcile() agreed the local file is this database: only then may stop() ship what the file holds. */
   #reconciled = false;
+  /**
+   * reconcile() runs while DuckDB may write (a sidecar started again): a file that keeps changing,
+   * or a store that fails, carries every block instead of failing; the generations that follow ship them.
+   */
+  #live = false;
   /** Aborted when stop()'s deadline passes: every store request in flight ends at once. */
   readonly #abort = new AbortController();
 
@@ -225,7 +230,7 @@ export class Replicator {
       this.#carryGeneration(native.generationBlocks(seq, info.blockCount), info);
       this.#status.generationsDeferred++;
     }
-    native.release(seq);
+    void native.release(seq);
   }
 
   /** Carries a generation's own blocks (all of them when it needs a full scan, or nothing was published yet). */
@@ -271,7 +276,7 @@ export class Replicator {
     if (!info) return;
     const dirty = native.generationBlocks(seq, info.blockCount);
     if (!this.options.store) {
-      native.release(seq);
+      await native.release(seq);
       this.#waitingSince = undefined;
       this.#status.generationsCommitted++;
       this.#status.lastGeneration = info.iteration;
@@ -282,7 +287,7 @@ export class Replicator {
       // Re-sending every carried block at each checkpoint of an outage only burns bandwidth: carry
       // this generation too and let the catch-up find out, with one small request, when to resume.
       this.#carryGeneration(dirty, info);
-      native.release(seq);
+      await native.release(seq);
       this.#status.generationsDeferred++;
       this.#scheduleCatchUp();
       return;
@@ -298,12 +303,12 @@ export class Replicator {
       source = stageBlocks({ dbPath: this.options.dbPath, iteration: info.iteration, blocks,
         memory: this.#stagingMemory, runBlocksMax: READ_RUN_BLOCKS_MAX });
     } catch (error) {
-      native.release(seq);
+      await native.release(seq);
       this.#giveBack(blocks, info.iteration, error instanceof ReadRaceError ? "race" : "local", error);
       return;
     }
     // 1: the hold was in force for every read. DuckDB's next header waited for our reads only.
-    if (native.release(seq) !== 1) {
+    if (await native.release(seq) !== 1) {
       source.close();
       this.#giveBack(blocks, info.iteration, "race");
       return;
@@ -432,7 +437,8 @@ export class Replicator {
    * generation of yet, ships every block whose bytes differ as a new generation; an older one or
    * another database is refused.
    */
-  async reconcile(): Promise<{ shippedGeneration: number | null }> {
+  async reconcile(options: { live?: boolean } = {}): Promise<{ shippedGeneration: number | null }> {
+    this.#live = options.live ?? false;
     const store = this.options.store;
     const previous = this.#position.published?.manifest;
     const local = readFileInfo(this.options.dbPath);
@@ -479,6 +485,12 @@ export class Replicator {
   /** Ships every block of the quiescent file that differs from the last manifest; throws when it cannot. */
   async #shipWhole(iteration: number): Promise<{ shippedGeneration: number | null }> {
     await this.#catchUp(iteration, { everyBlock: true });
+    if (this.#position.published?.manifest.generation !== iteration && this.#live) {
+      const local = readFileInfo(this.options.dbPath);
+      this.#position.carry(this.#allBlocks(local?.blockCount ?? 0), local?.iteration ?? iteration);
+      this.#reconciled = true;
+      return { shippedGeneration: null };
+    }
     if (this.#position.published?.manifest.generation !== iteration) {
       throw new ReplicationError("INTEGRITY", this.#status.lastError ?? `Cannot ship generation ${iteration} of ` +
         `${this.options.dbKey}: the file changed while it was read; retry`);

@@ -4,10 +4,11 @@
  * and the admin endpoint read.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
-import type { Native } from "./_native.ts";
+import type { Consumer } from "./_consumer.ts";
 
 export interface ReplicatorOptions {
-  native: Native;
+  /** The extension's generations: in this process (`Native`, over FFI), or a host's over a socket (sidecar). */
+  native: Consumer;
   /** Local path of the database file (what follows `haduck://`). */
   dbPath: string;
   /** Undefined: local-only mode (tracking, no uploads). */

@@ -36,5 +36,7 @@ export {
 } from "./_catalog.ts";
 export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { extensionPath, Native, openDuckDB } from "./_native.ts";
+export type { Consumer, GenerationInfo } from "./_consumer.ts";
+export { PipeConsumer, type PipeConsumerOptions } from "./_pipe_consumer.ts";
 export { parseHeaderRegion } from "./_duckdb_file.ts";
 export { assertValidDbKey } from "./_format.ts";

@@ -45,6 +45,13 @@ function bunBinary() {
 
 const child = spawn(bunBinary(), [entry, ...process.argv.slice(2)], { stdio: "inherit" });
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+if (process.argv[2] === "sidecar") {
+  // A DuckDB host's socket is our stdin and stdout: only the replicator may hold it, so that the
+  // host sees the replicator's end the moment it comes, whatever happens to this wrapper.
+  const { closeSync } = await import("node:fs");
+  closeSync(0);
+  closeSync(1);
+}
 child.on("exit", (code, signal) => {
   if (signal) process.kill(process.pid, signal);
   else process.exit(code ?? 1);

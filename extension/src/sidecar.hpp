@@ -1,0 +1,76 @@
+//===----------------------------------------------------------------------===//
+// sidecar.hpp: replication from any DuckDB host. When the store is configured in the environment
+// (HADUCK_STORE, or HADUCK_S3_*) and no in-process consumer (haduck's own TypeScript bridge) is
+// attached, a database opened for writing through haduck:// gets a replicator process of its own:
+// `haduck sidecar <path>`, the same TypeScript replicator the bridge runs.
+//
+// Host and sidecar talk over a socketpair (the child's stdin and stdout), in lines:
+//   host -> sidecar: gen <seq> <iteration> <header blocks> <block size> <created ms> <full scan 0|1> <n> <b,b,...>
+//                    wait <seq>                (DuckDB waits for that generation: the hold's HOLD_WAITING)
+//                    released <seq> <result>   (the answer to a release: 1 publishable, 0 abandoned, -1 unknown)
+//   sidecar -> host: hello <pid> | ready | error <message> | release <seq>
+//                    status <last generation|-1> <lag ms> <blocks carried> <generations committed> <last error>
+// The hold and the release are the GenerationQueue's, exactly as in one process. A socket rather
+// than a ring in shared memory: either side's death is an end-of-file the other sees at once, with
+// nothing to unlink, and messages of any length (block lists) need no second shared area.
+//===----------------------------------------------------------------------===//
+#pragma once
+#include "generation_queue.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace haduck {
+
+struct TrackedFile;
+
+//! One row of haduck_status().
+struct SidecarRow {
+	std::string path;
+	std::string mode; // "sidecar", "starting", "stopped", "local-only"
+	int64_t pid = 0;
+	//! From the replicator's last `status` line: -1 until a generation is committed.
+	int64_t last_generation = -1;
+	double lag_ms = 0;
+	uint64_t blocks_carried = 0;
+	uint64_t generations_committed = 0;
+	std::string last_error;
+};
+
+class Sidecars {
+public:
+	static Sidecars &Get();
+
+	//! HADUCK_STORE or any HADUCK_S3_* is set (the sidecar itself checks that the set is complete).
+	static bool Configured();
+
+	//! DuckDB opened `file` for writing. Starts its replicator and waits until it is ready (the
+	//! first upload of an existing database happens here); throws std::runtime_error with the fix
+	//! when none can be started. Without a store configured, says once that haduck runs local-only.
+	void OnDatabaseOpen(TrackedFile &file);
+	//! A generation of `file` was published: hands it to the file's sidecar, or starts a new
+	//! sidecar when the last one died (it catches up by reconcile; see Sidecar::Ready).
+	void OnGeneration(TrackedFile &file, const Generation &generation);
+	//! DuckDB waits for generation `seq` of `file` (the hold).
+	void OnHoldWaiting(TrackedFile &file, uint64_t seq);
+	std::vector<SidecarRow> Rows();
+
+	struct Sidecar;
+
+private:
+	std::shared_ptr<Sidecar> Start(TrackedFile &file, bool live);
+
+	std::mutex lock;
+	std::map<uint32_t, std::shared_ptr<Sidecar>> by_file;
+	bool warned_local_only = false;
+};
+
+} // namespace haduck

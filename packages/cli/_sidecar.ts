@@ -1,0 +1,66 @@
+/**
+ * @module
+ * `haduck sidecar <db-path> [--live]`: the replicator a DuckDB host's extension starts for a
+ * database it opened through haduck:// (extension/src/sidecar.hpp), when the store is configured in
+ * the environment (`HADUCK_STORE`, or `HADUCK_S3_*`; `HADUCK_DB_KEY` overrides the key). Its stdin
+ * and stdout are the host's socket; it writes nothing else there (messages go to stderr). It
+ * reconciles the file with the store (the first upload of an existing database), says `ready`,
+ * ships every generation the host commits, reports status every second, and when the host is gone
+ * (end of input: exit, crash or kill -9) ships what the file holds and exits. `--live`: started
+ * again while the host writes (the last replicator died); reconcile then never fails on a file that
+ * keeps changing.
+ */
+import { resolve } from "node:path";
+import { defaultDbKey, Native, openDuckDB, PipeConsumer, Replicator } from "@haduck/duckdb-fs-bridge";
+import { storeFromFlags } from "./_store_flags.ts";
+
+export async function runSidecar(args: string[], exitCodeOf: (error: unknown) => number): Promise<number> {
+  // Once the host is gone its socket refuses writes (EPIPE): those lines have nobody to read them.
+  let hostGone = false;
+  process.stdout.on("error", () => hostGone = true);
+  const write = (line: string) => {
+    if (!hostGone) process.stdout.write(`${line.replaceAll("\n", " ")}\n`);
+  };
+  write(`hello ${process.pid}`);
+  const dbPath = resolve(args.find((arg) => !arg.startsWith("--")) ?? "");
+  const live = args.includes("--live");
+  let replicator: Replicator;
+  let consumer: PipeConsumer;
+  try {
+    const store = storeFromFlags({ store: process.env.HADUCK_STORE || undefined }, process.env);
+    if (!store) throw new TypeError("no store configured: set HADUCK_STORE, or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, " +
+      "HADUCK_S3_ACCESS_KEY and HADUCK_S3_SECRET_KEY");
+    await openDuckDB(); // this process's own copy of the extension, for DuckDB's block checksum
+    const native = new Native();
+    consumer = new PipeConsumer({ input: process.stdin, write, dbPath,
+      blockChecksumOk: (block) => native.blockChecksumOk(block) });
+    const dbKey = process.env.HADUCK_DB_KEY || defaultDbKey(dbPath);
+    replicator = new Replicator({ native: consumer, dbPath, store, dbKey,
+      onGeneration: (event) => {
+        report();
+        console.error(`haduck sidecar: generation ${event.generation} of ${dbKey}: ${event.blocksShipped} blocks shipped`);
+      } });
+    await replicator.start();
+    await replicator.reconcile({ live });
+  } catch (error) {
+    const message = (error as Error).message;
+    console.error(`haduck sidecar: ${message}`);
+    write(`error ${message}`);
+    return exitCodeOf(error);
+  }
+  function report() {
+    const status = replicator.status;
+    write(`status ${status.lastGeneration ?? -1} ${Math.round(status.lagMs)} ${status.blocksCarried} ` +
+      `${status.generationsCommitted} ${status.lastError ?? ""}`);
+  }
+  report();
+  write("ready");
+  const timer = setInterval(report, 1000);
+  await consumer.closed; // the host exited, crashed, or was killed
+  hostGone = true;
+  clearInterval(timer);
+  await replicator.stop();
+  const error = replicator.status.lastError;
+  if (error) console.error(`haduck sidecar: ${error}`);
+  return error ? 4 : 0;
+}
