@@ -10,7 +10,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
+import { attach, checkpointWhenQuiet, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { prepareLoad, runLoad } from "./harness/concurrent_load.ts";
 import { queryFile } from "./harness/duckdb.ts";
@@ -72,3 +72,26 @@ test("4 connections writing for 10 s with automatic and manual checkpoints (rado
 test("4 connections writing for 10 s with automatic and manual checkpoints (filesystem store)", async () => {
   await stress(openStore(`file://${join(dir, "store")}`), "filesystem");
 }, 180_000);
+
+test("a CHECKPOINT refused while another connection writes is retried, then named BUSY; close() still ships", async () => {
+  const store = openStore(`file://${join(dir, "busy-store")}`);
+  const dbPath = join(dir, "busy.duckdb");
+  const db = await attach({ dbPath, store });
+  await db.connection.run("CREATE TABLE t AS SELECT * FROM range(1000) r(i)");
+  const other = await db.instance.connect();
+  await other.run("BEGIN TRANSACTION");
+  await other.run("INSERT INTO db.t SELECT * FROM range(10)");
+  // DuckDB refuses a manual CHECKPOINT while the other transaction is open: retried, then named.
+  const error = await checkpointWhenQuiet(db.connection, "db", { timeoutMs: 300 }).catch((e) => e);
+  expect(error.code).toBe("BUSY");
+  expect(error.message).toContain("other connections");
+  // Once the other connection commits, the same call succeeds while still retrying.
+  const retried = checkpointWhenQuiet(db.connection, "db", { timeoutMs: 10_000 });
+  await other.run("COMMIT");
+  await retried;
+  other.closeSync();
+  await db.close();
+  const to = join(dir, "busy-restored.duckdb");
+  await restore({ store, dbKey: db.dbKey, to });
+  expect((await queryFile(to, "SELECT count(*)::INT AS n FROM t"))[0].n).toBe(1010);
+});

@@ -17,6 +17,7 @@ import {
 } from "./_format.ts";
 import { ReplicationError } from "./_errors.ts";
 import { parseHeaderRegion } from "./_duckdb_file.ts";
+import { RuntimeCopies } from "./_runtime_copies.ts";
 
 export interface GenerationSummary {
   generation: number;
@@ -123,6 +124,9 @@ export interface VerifyReport {
   problems: string[];
 }
 
+/** Segments read and dropped between two collections (see RuntimeCopies): bounds verify's peak. */
+const segmentCopies = new RuntimeCopies(16 * 1024 * 1024);
+
 /** What verify learned of one segment: its entries by offset, or why it cannot be used. */
 type CheckedSegment = { entries: Map<number, { blockId: number; sha256: string }> } | { problem: string };
 
@@ -202,6 +206,7 @@ async function checkSegment(store: BlockStore, manifest: Manifest, index: number
   report.segments++;
   try {
     const bytes = await store.get(ref.key);
+    segmentCopies.add(bytes.byteLength);
     const decoded = decodeSegment(bytes, { payloads: false });
     if (hex(decoded.sha256) !== ref.sha256) throw new Error("its checksum does not match the manifest");
     const entries = new Map<number, { blockId: number; sha256: string }>();

@@ -13,6 +13,7 @@ import { blockOffset, HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
 import { writeIdentity } from "./_identity.ts";
 import { checkOpensInDuckDB } from "./_open_check.ts";
+import { RuntimeCopies } from "./_runtime_copies.ts";
 import type { Manifest, ManifestBlock } from "./_format.ts";
 
 export interface RestoreOptions {
@@ -74,6 +75,9 @@ interface RangeRead {
   lengthBytes: number;
   blocks: ManifestBlock[];
 }
+
+/** Response bodies read and dropped between two collections (see RuntimeCopies): bounds restore's peak. */
+const responseCopies = new RuntimeCopies(16 * 1024 * 1024);
 
 /** Bytes one ranged read may span; bounds restore's memory to about `concurrency` times this. */
 const RANGE_BYTES_MAX = 4 * 1024 * 1024;
@@ -147,6 +151,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const key = manifest.segments[read.segment].key;
         const range = await store.get(key, { range: { offsetBytes: read.offsetBytes, lengthBytes: read.lengthBytes },
           signal: abort.signal });
+        responseCopies.add(range.byteLength);
         for (const block of read.blocks) {
           const at = block[2] - read.offsetBytes;
           const raw = decodeBlock(range.subarray(at, at + block[3]), block, key);

@@ -8,6 +8,7 @@
 import type { BlockStore } from "@haduck/s3-block-store";
 import { constants as zlib, zstdCompressSync } from "node:zlib";
 import type { BlockSource } from "./_block_source.ts";
+import { RuntimeCopies } from "./_runtime_copies.ts";
 import { HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
 import {
@@ -88,22 +89,12 @@ export class AdaptiveCompressor {
   }
 }
 
-/** Bytes handed to the store between two collections (see `collectRequestCopies`). */
-const HANDED_BYTES_PER_COLLECTION = 16 * 1024 * 1024;
-let handedBytes = 0;
-
 /**
  * Bun's fetch keeps its own copy of each request body, freed only when the collector runs, which it
  * does lazily for such external memory: left alone, a 1 GiB first upload peaked 86 to 108 MiB above
- * plain DuckDB. A full collection every 16 MiB handed over keeps it near 60 (bench/memory.ts); the
- * pass's own buffers are pooled and the JS heap is small, so one costs a few milliseconds.
+ * plain DuckDB. A collection every 16 MiB handed over keeps it near 60 (bench/memory.ts).
  */
-function collectRequestCopies(bytes: number): void {
-  handedBytes += bytes;
-  if (handedBytes < HANDED_BYTES_PER_COLLECTION) return;
-  handedBytes = 0;
-  (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
-}
+const requestCopies = new RuntimeCopies(16 * 1024 * 1024);
 
 /** Blocks read per call at most when they are adjacent in the file (fewer, larger reads). */
 export const READ_RUN_BLOCKS_MAX = 16;
@@ -190,7 +181,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
         buffers.giveBack(bytes);
       });
       uploads.add(upload);
-      collectRequestCopies(bytes.byteLength);
+      requestCopies.add(bytes.byteLength);
     };
     const compressor = new AdaptiveCompressor(options.compress);
     const blocks = options.blocks;

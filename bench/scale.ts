@@ -1,0 +1,132 @@
+/**
+ * Large databases: `bun bench/scale.ts [sizesGiB...]` (default 1; the issue's figures are 1 4 8)
+ * makes a database of each size (four random DOUBLE columns: about 32 incompressible bytes a row),
+ * then, each in a process of its own against radosgw: the first upload (attach to a new key),
+ * restore, drill (restore + open in DuckDB), verify, gc (dry run). Per operation: wall time,
+ * MiB/s, peak RSS above the process's own baseline (goal: under 128 MiB at any size), CPU seconds
+ * of the client and of the server. Baselines in the same run: a bare parallel PUT of the file in
+ * 8 MiB objects and a bare parallel GET + write + fsync of them (goals: upload and restore at least
+ * 0.9x), and the bytes a one-row update ships at that size (goal: under 2 MiB).
+ * Writes bench/results/scale.json.
+ */
+import { AwsClient } from "aws4fetch";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { attach } from "@haduck/duckdb-fs-bridge";
+import { S3BlockStore } from "@haduck/s3-block-store";
+import { startRadosgw } from "../tests/harness/radosgw.ts";
+import { cpuMeter } from "./_cpu.ts";
+import { writeResult } from "./_report.ts";
+
+const SIZES_GIB = process.argv.slice(2).map(Number).filter((size) => size > 0);
+if (SIZES_GIB.length === 0) SIZES_GIB.push(1);
+const CHILD = resolve(import.meta.dir, "_scale_child.ts");
+const CHUNK_BYTES = 8 * 1024 * 1024;
+const CONCURRENCY = 4;
+const dir = mkdtempSync(join(tmpdir(), "haduck-bench-scale-"));
+const cluster = await startRadosgw();
+const client = new AwsClient({ accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey, service: "s3",
+  region: cluster.region, retries: 0 });
+const env = { ...process.env, HADUCK_TEST_S3_ENDPOINT: cluster.endpoint, HADUCK_TEST_S3_ACCESS_KEY: cluster.accessKey,
+  HADUCK_TEST_S3_SECRET_KEY: cluster.secretKey };
+
+async function parallel(count: number, work: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < count) await work(next++);
+  }));
+}
+
+/** A bare parallel PUT of the file in 8 MiB objects (unsigned payload, as our PUTs on loopback). */
+async function barePut(path: string, bucket: string) {
+  const size = statSync(path).size;
+  const file = await open(path, "r");
+  const meter = cpuMeter();
+  await parallel(Math.ceil(size / CHUNK_BYTES), async (index) => {
+    const body = new Uint8Array(Math.min(CHUNK_BYTES, size - index * CHUNK_BYTES));
+    await file.read(body, 0, body.byteLength, index * CHUNK_BYTES);
+    const response = await client.fetch(`${cluster.endpoint}/${bucket}/bare/${index}`, { method: "PUT", body,
+      headers: { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" } });
+    if (response.status !== 200) throw new Error(`bare PUT ${response.status}`);
+  });
+  await file.close();
+  const sample = meter();
+  return { ...sample, mibPerSecond: size / 1048576 / sample.wallSeconds };
+}
+
+/** A bare parallel GET of those objects, each written into a file at its place, then one fsync. */
+async function bareGet(path: string, bucket: string) {
+  const size = statSync(path).size;
+  const target = await open(join(dir, "bare-restore"), "w");
+  const meter = cpuMeter();
+  await parallel(Math.ceil(size / CHUNK_BYTES), async (index) => {
+    const body = new Uint8Array(await (await client.fetch(`${cluster.endpoint}/${bucket}/bare/${index}`)).arrayBuffer());
+    await target.write(body, 0, body.byteLength, index * CHUNK_BYTES);
+  });
+  await target.sync();
+  await target.close();
+  const sample = meter();
+  rmSync(join(dir, "bare-restore"));
+  return { ...sample, mibPerSecond: size / 1048576 / sample.wallSeconds };
+}
+
+function child(operation: string, dbPath: string, dbKey: string, bucket: string, target = "") {
+  const meter = cpuMeter();
+  const run = Bun.spawnSync([process.execPath, CHILD, operation, dbPath, dbKey, bucket, target], { env,
+    stderr: "inherit" });
+  const sample = meter();
+  if (run.exitCode !== 0) throw new Error(`${operation} failed`);
+  return { ...JSON.parse(run.stdout.toString().trim().split("\n").pop()!), serverCpuSeconds: sample.serverCpuSeconds };
+}
+
+const results: Record<string, unknown>[] = [];
+try {
+  for (const sizeGiB of SIZES_GIB) {
+    const bucket = `scale-${crypto.randomUUID().slice(0, 8)}`;
+    await client.fetch(`${cluster.endpoint}/${bucket}`, { method: "PUT" });
+    const dbPath = join(dir, `scale-${sizeGiB}.duckdb`);
+    const rows = Math.round((sizeGiB * 1024 * 1048576) / 32);
+    const instance = await DuckDBInstance.create(dbPath);
+    const connection = await instance.connect();
+    await connection.run("SET threads = 2; SET memory_limit = '2GB'");
+    await connection.run(`CREATE TABLE t AS SELECT i, random() AS a, random() AS b, random() AS c FROM range(${rows}) r(i)`);
+    connection.closeSync();
+    instance.closeSync();
+    const fileMiB = statSync(dbPath).size / 1048576;
+    const put = await barePut(dbPath, bucket);
+    const get = await bareGet(dbPath, bucket);
+    const dbKey = "scale.duckdb";
+    const upload = child("upload", dbPath, dbKey, bucket);
+    const restored = child("restore", dbPath, dbKey, bucket, join(dir, "restored.duckdb"));
+    const drill = child("drill", dbPath, dbKey, bucket, join(dir, "restored.duckdb"));
+    const verified = child("verify", dbPath, dbKey, bucket);
+    const collected = child("gc", dbPath, dbKey, bucket);
+    rmSync(join(dir, "restored.duckdb"), { force: true });
+    // The one-row update at this size.
+    const db = await attach({ dbPath, store: new S3BlockStore({ ...cluster, bucket, prefix: "haduck" }), dbKey });
+    const before = db.replicator.status.bytesShipped;
+    await db.connection.run("UPDATE t SET a = -1 WHERE i = 12345");
+    await db.checkpoint();
+    const oneRowUpdateBytes = db.replicator.status.bytesShipped - before;
+    await db.close();
+    const result = { sizeGiB, fileMiB, barePut: put, bareGetWriteFsync: get, upload, restore: restored, drill,
+      verify: verified, gc: collected, oneRowUpdateBytes,
+      ratios: { uploadToBarePut: upload.mibPerSecond / put.mibPerSecond,
+        restoreToBareGetWriteFsync: restored.mibPerSecond / get.mibPerSecond,
+        uploadClientCpuToBarePut: upload.cpuSeconds / put.selfCpuSeconds },
+      goalsMet: { peakMemory: [upload, restored, drill, verified, collected].every((r) => r.peakAboveBaselineMiB < 128),
+        upload: upload.mibPerSecond / put.mibPerSecond >= 0.9, restore: restored.mibPerSecond / get.mibPerSecond >= 0.9,
+        oneRowUpdate: oneRowUpdateBytes < 2 * 1048576 } };
+    console.log(JSON.stringify(result));
+    results.push(result);
+    rmSync(dbPath, { force: true });
+    rmSync(`${dbPath}.haduck-identity`, { force: true });
+  }
+} finally {
+  await cluster.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+writeResult("scale", { sizesGiB: SIZES_GIB, results });
