@@ -42,13 +42,15 @@ uint64_t GenerationQueue::Publish(Generation generation, bool consumer_attached)
 	std::lock_guard<std::mutex> guard(lock);
 	generation.seq = next_seq++;
 	uint32_t file_id = generation.file_id;
+	// A generation still outstanding here was not protected by a hold (the consumer attached
+	// mid-checkpoint, or left without releasing it): its blocks may be overwritten already, so it
+	// can only ride in this one.
+	auto previous = outstanding.find(file_id);
+	if (previous != outstanding.end()) {
+		Abandon(previous->second);
+		outstanding.erase(previous);
+	}
 	if (consumer_attached) {
-		// A generation still outstanding here was not protected by a hold (the consumer attached
-		// mid-checkpoint): its blocks may be overwritten already, so it can only ride in this one.
-		auto previous = outstanding.find(file_id);
-		if (previous != outstanding.end()) {
-			Abandon(previous->second);
-		}
 		outstanding[file_id] = generation.seq;
 	}
 	uint64_t seq = generation.seq;

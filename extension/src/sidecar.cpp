@@ -61,13 +61,18 @@ struct Sidecars::Sidecar {
 	size_t outbox_bytes = 0;
 	bool overflowed = false;
 
-	//! Queues a line for the writer thread; never blocks a DuckDB thread.
-	void Send(std::string line) {
+	//! Serializes handing generations over: the pending ones at "ready", and each new one after it,
+	//! so that the replicator sees them in order (it skips a sequence number it has seen).
+	std::mutex handover;
+
+	//! Queues a line for the writer thread; never blocks a DuckDB thread. Answers to releases are
+	//! never dropped (the replicator waits for them); generations beyond the bound are.
+	void Send(std::string line, bool control = false) {
 		std::lock_guard<std::mutex> guard(lock);
 		if (state == State::STOPPED || state == State::FAILED) {
 			return;
 		}
-		if (outbox_bytes + line.size() > OUTBOX_BYTES_MAX) {
+		if (!control && outbox_bytes + line.size() > OUTBOX_BYTES_MAX) {
 			overflowed = true; // the sidecar falls back to comparing every block (see "overflow")
 			return;
 		}
@@ -204,9 +209,17 @@ void Sidecars::OnDatabaseOpen(TrackedFile &file) {
 	}
 	auto existing = by_file.find(file.id);
 	if (existing != by_file.end()) {
-		std::lock_guard<std::mutex> sidecar_guard(existing->second->lock);
-		if (existing->second->state == Sidecar::State::READY) {
-			return; // re-attached in the same host: the same replicator goes on
+		auto current = existing->second;
+		bool running;
+		{
+			std::lock_guard<std::mutex> sidecar_guard(current->lock);
+			running = current->state == Sidecar::State::READY || current->state == Sidecar::State::STARTING;
+		}
+		if (running) {
+			// Re-attached in the same host: the same replicator goes on (one starting is waited for).
+			guard.unlock();
+			current->WaitReady();
+			return;
 		}
 	}
 	auto sidecar = Start(file, false);
@@ -261,6 +274,7 @@ void Sidecars::OnGeneration(TrackedFile &file, const Generation &generation) {
 			return;
 		}
 	}
+	std::lock_guard<std::mutex> handover(sidecar->handover);
 	if (file.sidecar_attached.load()) {
 		sidecar->Send(GenerationLine(generation));
 	}
@@ -272,6 +286,12 @@ void Sidecars::OnHoldWaiting(TrackedFile &file, uint64_t seq) {
 	if (entry != by_file.end() && file.sidecar_attached.load()) {
 		entry->second->Send("wait " + std::to_string(seq) + "\n");
 	}
+}
+
+bool Sidecars::IsCurrent(const std::shared_ptr<Sidecar> &sidecar) {
+	std::lock_guard<std::mutex> guard(lock);
+	auto entry = by_file.find(sidecar->file_id);
+	return entry != by_file.end() && entry->second == sidecar;
 }
 
 std::vector<SidecarRow> Sidecars::Rows() {
@@ -310,8 +330,10 @@ static void Stop(const std::shared_ptr<Sidecars::Sidecar> &sidecar, const std::s
 		sidecar->changed.notify_all();
 	}
 	// DuckDB must not wait for a replicator that is gone: drop the hold. The generation stays pending,
-	// so the next replicator gets it (and carries its blocks, since no hold protected them).
-	if (sidecar->file) {
+	// so the next replicator gets it (and carries its blocks, since no hold protected them). Only the
+	// file's current replicator may do that: an older one ending must not switch off its successor.
+	if (sidecar->file && Sidecars::Get().IsCurrent(sidecar)) {
+		std::lock_guard<std::mutex> handover(sidecar->handover);
 		sidecar->file->sidecar_attached.store(false);
 		Tracker::Get().DropHold(sidecar->file_id);
 	}
@@ -364,7 +386,7 @@ static void Handle(const std::shared_ptr<Sidecars::Sidecar> &sidecar, const std:
 	} else if (verb == "release") {
 		uint64_t seq = std::strtoull(rest.c_str(), nullptr, 10);
 		int result = Tracker::Get().ReleaseGeneration(seq);
-		sidecar->Send("released " + std::to_string(seq) + " " + std::to_string(result) + "\n");
+		sidecar->Send("released " + std::to_string(seq) + " " + std::to_string(result) + "\n", true);
 	} else if (verb == "status") {
 		SidecarRow status;
 		std::istringstream fields(rest);
@@ -380,6 +402,7 @@ static void Handle(const std::shared_ptr<Sidecars::Sidecar> &sidecar, const std:
 		// replicator ran) are still pending: hand them over. Their release answers 0 (no hold
 		// protected them), so their blocks are carried into the next generation, which is held.
 		if (sidecar->file) {
+			std::lock_guard<std::mutex> handover(sidecar->handover);
 			sidecar->file->sidecar_attached.store(true);
 			for (auto &generation : Tracker::Get().PendingGenerationsOf(sidecar->file_id)) {
 				sidecar->Send(GenerationLine(generation));

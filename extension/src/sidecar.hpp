@@ -47,6 +47,8 @@ struct SidecarRow {
 
 class Sidecars {
 public:
+	struct Sidecar;
+
 	static Sidecars &Get();
 
 	//! HADUCK_STORE or any HADUCK_S3_* is set (the sidecar itself checks that the set is complete).
@@ -57,13 +59,13 @@ public:
 	//! when none can be started. Without a store configured, says once that haduck runs local-only.
 	void OnDatabaseOpen(TrackedFile &file);
 	//! A generation of `file` was published: hands it to the file's sidecar, or starts a new
-	//! sidecar when the last one died (it catches up by reconcile; see Sidecar::Ready).
+	//! sidecar when the last one died (it catches up by reconcile, then gets what is pending).
 	void OnGeneration(TrackedFile &file, const Generation &generation);
 	//! DuckDB waits for generation `seq` of `file` (the hold).
 	void OnHoldWaiting(TrackedFile &file, uint64_t seq);
 	std::vector<SidecarRow> Rows();
-
-	struct Sidecar;
+	//! `sidecar` is its file's replicator now (not one replaced by a newer start).
+	bool IsCurrent(const std::shared_ptr<Sidecar> &sidecar);
 
 private:
 	std::shared_ptr<Sidecar> Start(TrackedFile &file, bool live);

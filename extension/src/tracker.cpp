@@ -220,6 +220,9 @@ void Tracker::Publish(TrackedFile &file, Generation generation) {
 		copy = generation; // for the file's replicator process, if it has one
 	}
 	event.a = generations.Publish(std::move(generation), ConsumerAttached() || sidecar);
+	if (sidecar && !file.sidecar_attached.load() && !ConsumerAttached()) {
+		DropHold(file.id); // its replicator went away while we published: nobody will release it
+	}
 	Push(event);
 	if (sidecar || !ConsumerAttached()) {
 		copy.seq = event.a;

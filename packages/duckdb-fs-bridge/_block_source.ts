@@ -46,6 +46,42 @@ function readBlocks(fd: number, into: Uint8Array, position: number): void {
   }
 }
 
+/**
+ * Reads a run of blocks and makes sure none of them was caught half-written. DuckDB writes the
+ * next checkpoint's blocks while the hold still protects the current header, and it rewrites a
+ * metadata block in place when it adds sub-blocks to it (MetadataManager::Flush): the sub-blocks
+ * the current header uses keep their bytes, but a read racing that write can return a mix of old
+ * and new. A complete block, old or new, passes DuckDB's own checksum; so a block that fails it is
+ * read again until two reads agree (a free block of zeros or garbage fails it every time, the same
+ * way). Blocks that keep changing are a race: the attempt is carried, never published.
+ */
+function readBlocksSettled(fd: number, into: Uint8Array, position: number, blockSize: number,
+  checksumOk: ((block: Uint8Array) => boolean) | undefined, what: () => string): void {
+  readBlocks(fd, into, position);
+  if (!checksumOk) return;
+  let again: Uint8Array | undefined;
+  for (let at = 0; at < into.byteLength; at += blockSize) {
+    const block = into.subarray(at, at + blockSize);
+    if (checksumOk(block)) continue;
+    again ??= new Uint8Array(blockSize);
+    let settled = false;
+    for (let attempt = 0; attempt < 3 && !settled; attempt++) {
+      readBlocks(fd, again, position + at);
+      settled = Buffer.compare(again, block) === 0;
+      block.set(again);
+      settled ||= checksumOk(block);
+    }
+    if (!settled) throw new ReadRaceError(`${what()} at offset ${position + at} changed while it was read`);
+  }
+}
+
+/** Writes all of `bytes` at `position` (a short write is retried, never left as a hole of zeros). */
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  for (let done = 0; done < bytes.byteLength;) {
+    done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
+  }
+}
+
 /** Reads exactly `into.byteLength` bytes at `position`, or throws (the header region, the spool). */
 function readExactly(fd: number, into: Uint8Array, position: number, what: string): void {
   let done = 0;
@@ -95,17 +131,22 @@ function openAtIteration(dbPath: string, iteration: number): { fd: number; regio
 }
 
 /** Reads blocks from the live file as the pass asks for them (catch-up and reconcile: no hold). */
-export function openFileSource(dbPath: string, iteration: number, blocks: readonly number[]): BlockSource {
+export function openFileSource(dbPath: string, iteration: number, blocks: readonly number[],
+  blockChecksumOk?: (block: Uint8Array) => boolean): BlockSource {
   const { fd, region, info } = openAtIteration(dbPath, iteration);
   return {
     fileInfo: info,
     headerRegion: region,
     read(into, index) {
-      readBlocks(fd, into, blockOffset(blocks[index], info.blockAllocSize));
+      readBlocksSettled(fd, into, blockOffset(blocks[index], info.blockAllocSize), info.blockAllocSize, blockChecksumOk,
+        () => `block ${blocks[index]} of ${dbPath}`);
     },
     close: () => closeSync(fd),
   };
 }
+
+/** Blocks copied to the spool per read at most (1 MiB at DuckDB's default block size). */
+const SPOOL_RUN_BLOCKS_MAX = 4;
 
 export interface StageOptions {
   dbPath: string;
@@ -115,6 +156,13 @@ export interface StageOptions {
   memory: Uint8Array;
   /** Blocks read per call at most when adjacent. */
   runBlocksMax: number;
+  /** DuckDB's block checksum: a block failing it is read again until it settles (see readBlocksSettled). */
+  blockChecksumOk?: (block: Uint8Array) => boolean;
+  /**
+   * performance.now() past which staging gives up (a ReadRaceError: the blocks are carried). The
+   * hold would run out anyway; stopping first lets DuckDB go on and leaves the blocks to the catch-up.
+   */
+  deadline?: number;
 }
 
 /**
@@ -135,17 +183,24 @@ export function stageBlocks(options: StageOptions): BlockSource {
       spool = openSync(spoolPath, "wx+");
       unlinkSync(spoolPath);
     }
-    const scratch = spool === undefined ? undefined : new Uint8Array(options.runBlocksMax * blockSize);
+    // Blocks on their way to the spool pass through a small buffer: the memory bound is `memory`'s.
+    const spoolRunBlocks = Math.min(options.runBlocksMax, SPOOL_RUN_BLOCKS_MAX);
+    const scratch = spool === undefined ? undefined : new Uint8Array(spoolRunBlocks * blockSize);
     for (let start = 0; start < blocks.length;) {
       let end = start + 1;
       const limit = start < inMemory ? inMemory : blocks.length;
-      while (end < limit && end - start < options.runBlocksMax && blocks[end] === blocks[end - 1] + 1) end++;
+      const runMax = start < inMemory ? options.runBlocksMax : spoolRunBlocks;
+      while (end < limit && end - start < runMax && blocks[end] === blocks[end - 1] + 1) end++;
       const bytes = (end - start) * blockSize;
       const into = start < inMemory
         ? memory.subarray(start * blockSize, start * blockSize + bytes)
         : scratch!.subarray(0, bytes);
-      readBlocks(fd, into, blockOffset(blocks[start], blockSize));
-      if (start >= inMemory) writeSync(spool!, into, 0, bytes, (start - inMemory) * blockSize);
+      if (options.deadline !== undefined && performance.now() > options.deadline) {
+        throw new ReadRaceError(`staging ${blocks.length} blocks took longer than the hold allows; carried`);
+      }
+      readBlocksSettled(fd, into, blockOffset(blocks[start], blockSize), blockSize, options.blockChecksumOk,
+        () => `block ${blocks[start]} of ${dbPath}`);
+      if (start >= inMemory) writeAll(spool!, into, (start - inMemory) * blockSize);
       start = end;
     }
   } catch (error) {

@@ -26,7 +26,9 @@ export class PipeConsumer implements Consumer {
   readonly #options: PipeConsumerOptions;
   readonly #events: RingEvent[] = [];
   readonly #generations = new Map<bigint, { info: GenerationInfo; blocks: number[] }>();
-  readonly #answers = new Map<bigint, (result: number) => void>();
+  readonly #answers = new Map<bigint, { promise: Promise<number>; resolve: (result: number) => void }>();
+  /** The newest generation handed over: the host may send one twice when a replicator takes over (skip it). */
+  #newestSeq = 0n;
   #overflow = false;
   #fullScanNext = false;
   #open = true;
@@ -53,7 +55,7 @@ export class PipeConsumer implements Consumer {
       // A host that exits with our lines unread resets the socket: for us that is its end all the same.
     } finally {
       this.#open = false;
-      for (const answer of this.#answers.values()) answer(-1); // nobody holds anything any more
+      for (const answer of this.#answers.values()) answer.resolve(-1); // nobody holds anything any more
       this.#answers.clear();
     }
   }
@@ -61,6 +63,8 @@ export class PipeConsumer implements Consumer {
   #handle(line: string): void {
     const [verb, ...fields] = line.split(" ");
     if (verb === "gen") {
+      if (BigInt(fields[0]) <= this.#newestSeq) return;
+      this.#newestSeq = BigInt(fields[0]);
       const [seq, iteration, headerBlockCount, blockAllocSize, createdUnixMs, fullScan, count, list] = fields;
       const blocks = Number(count) > 0 ? list.split(",").map(Number) : [];
       const info: GenerationInfo = { seq: BigInt(seq), fileId: SIDECAR_FILE_ID, iteration: Number(iteration),
@@ -75,7 +79,7 @@ export class PipeConsumer implements Consumer {
         c: 0n, d: 0n });
     } else if (verb === "released") {
       const seq = BigInt(fields[0]);
-      this.#answers.get(seq)?.(Number(fields[1]));
+      this.#answers.get(seq)?.resolve(Number(fields[1]));
       this.#answers.delete(seq);
     } else if (verb === "overflow") {
       // The host dropped messages (its outbox was full): the next generation compares every block.
@@ -112,10 +116,13 @@ export class PipeConsumer implements Consumer {
   release(seq: bigint): Promise<number> {
     this.#generations.delete(seq);
     if (!this.#open) return Promise.resolve(-1);
-    return new Promise((resolve) => {
-      this.#answers.set(seq, resolve);
-      this.#options.write(`release ${seq}`);
-    });
+    const pending = this.#answers.get(seq);
+    if (pending) return pending.promise; // released twice (a hold wait and the ship): one question, one answer
+    let resolve!: (result: number) => void;
+    const promise = new Promise<number>((done) => resolve = done);
+    this.#answers.set(seq, { promise, resolve });
+    this.#options.write(`release ${seq}`);
+    return promise;
   }
 
   filePath(fileId: number): string | undefined {

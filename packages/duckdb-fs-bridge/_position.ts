@@ -35,16 +35,29 @@ export class Position {
     this.published = published;
   }
 
+  /** The iteration the blocks of the attempt in flight were carried at (attempts run one at a time). */
+  #takenIteration: number | undefined;
+
   /** Blocks to ship with a generation: the carried ones (taken) plus its own. */
   take(own: Iterable<number>): DirtyBitmap {
     const taken = this.carried;
+    this.#takenIteration = this.carriedIteration;
     this.carried = new DirtyBitmap();
+    this.carriedIteration = undefined;
     taken.union(own);
     return taken;
   }
 
+  /** An attempt that did not publish gives back everything it took, at the newest iteration among them. */
+  giveBack(blocks: Iterable<number>, iteration: number): void {
+    this.carry(blocks, Math.max(iteration, this.#takenIteration ?? -1));
+    this.#takenIteration = undefined;
+  }
+
   /** Gives blocks back (an attempt that did not publish, or a generation released unread). */
   carry(blocks: Iterable<number>, iteration: number): void {
+    // A manifest is the whole file at its iteration: what changed at or before it is in it already.
+    if (this.published && iteration <= this.published.manifest.generation) return;
     for (const block of blocks) this.carried.mark(block);
     this.carriedIteration = Math.max(this.carriedIteration ?? -1, iteration);
   }
@@ -56,6 +69,7 @@ export class Position {
         `${published.manifest.generation}`);
     }
     this.published = published;
+    this.#takenIteration = undefined;
     // A manifest is the whole file at its iteration: blocks carried at that iteration or before are in it.
     if (this.carriedIteration !== undefined && this.carriedIteration <= published.manifest.generation) {
       this.carried = new DirtyBitmap();

@@ -80,7 +80,7 @@ export class Replicator {
       compress: options.compress ?? true,
       catchUpDelayMs: options.catchUpDelayMs ?? 1000,
       catchUpDelayMaxMs: options.catchUpDelayMaxMs ?? 30_000,
-      stagingMemoryBytesMax: options.stagingMemoryBytesMax ?? 32 * 1024 * 1024,
+      stagingMemoryBytesMax: options.stagingMemoryBytesMax ?? 8 * 1024 * 1024,
     };
     if (!Number.isSafeInteger(this.options.holdMs) || this.options.holdMs < 0 || this.options.holdMs > 3_600_000) {
       throw new RangeError(`Invalid holdMs ${this.options.holdMs}: expected 0 to 3600000 ms`);
@@ -167,8 +167,10 @@ export class Replicator {
       if (!local || (local.iteration === published && !this.#position.behind)) return;
       if (published !== undefined && local.iteration < published) return; // reconcile's business, not ours
       const done = new Promise<boolean>((resolve) => {
-        let shipped = false;
-        this.#run(async () => shipped = await this.#catchUp(local.iteration).finally(() => resolve(shipped)));
+        this.#run(() => this.#catchUp(local.iteration).then(resolve, (error) => {
+          resolve(false);
+          throw error;
+        }));
       });
       if (!await done && this.#position.storeFailing) return;
     }
@@ -301,14 +303,23 @@ export class Replicator {
     try {
       this.#stagingMemory ??= new Uint8Array(this.options.stagingMemoryBytesMax);
       source = stageBlocks({ dbPath: this.options.dbPath, iteration: info.iteration, blocks,
-        memory: this.#stagingMemory, runBlocksMax: READ_RUN_BLOCKS_MAX });
+        memory: this.#stagingMemory, runBlocksMax: READ_RUN_BLOCKS_MAX,
+        blockChecksumOk: (block) => native.blockChecksumOk(block),
+        deadline: performance.now() + this.options.holdMs / 2 });
     } catch (error) {
-      await native.release(seq);
       this.#giveBack(blocks, info.iteration, error instanceof ReadRaceError ? "race" : "local", error);
+      await native.release(seq);
       return;
     }
     // 1: the hold was in force for every read. DuckDB's next header waited for our reads only.
-    if (await native.release(seq) !== 1) {
+    let released: number;
+    try {
+      released = await native.release(seq);
+    } catch (error) {
+      released = -1;
+      this.#fail(`Cannot release generation ${info.iteration} of ${this.options.dbKey}: ${(error as Error).message}`);
+    }
+    if (released !== 1) {
       source.close();
       this.#giveBack(blocks, info.iteration, "race");
       return;
@@ -356,7 +367,7 @@ export class Replicator {
 
   /** An attempt that did not publish: its blocks are carried, and the catch-up or the next generation ships them. */
   #giveBack(blocks: number[], iteration: number, outcome: Exclude<Outcome, "published">, failure?: unknown): void {
-    this.#position.carry(blocks, iteration);
+    this.#position.giveBack(blocks, iteration);
     this.#status.generationsAbandoned++;
     if (outcome === "store") this.#position.storeFailing = true;
     if (failure !== undefined && outcome !== "race") {
@@ -421,7 +432,8 @@ export class Replicator {
       .filter((block) => block < local.blockCount);
     let source: BlockSource;
     try {
-      source = openFileSource(this.options.dbPath, iteration, blocks);
+      source = openFileSource(this.options.dbPath, iteration, blocks,
+        (block) => this.options.native.blockChecksumOk(block));
     } catch (error) {
       this.#giveBack(blocks, iteration, error instanceof ReadRaceError ? "race" : "local", error);
       return false;

@@ -34,7 +34,7 @@ export interface ReplicatorOptions {
   catchUpDelayMaxMs?: number;
   /**
    * Bytes of a generation copied into memory while the hold protects them; the rest of a larger
-   * generation is copied to a spool file beside the database (unlinked at once). Default 32 MiB,
+   * generation is copied to a spool file beside the database (unlinked at once). Default 8 MiB,
    * allocated on the first generation and reused.
    */
   stagingMemoryBytesMax?: number;
