@@ -18,12 +18,14 @@ import { ReplicationError } from "./_errors.ts";
 import { buildManifest, type Shipment } from "./_manifest_builder.ts";
 import { READ_RUN_BLOCKS_MAX, readAndUpload } from "./_segment_uploader.ts";
 import { type BlockSource, openFileSource, ReadRaceError, readFileInfo, stageBlocks } from "./_block_source.ts";
-import { identityPath, newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
+import { newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
+import { agreeWithStore } from "./_reconcile.ts";
 import { encodeManifest, hex, latestKey, manifestKey, sha256 } from "./_format.ts";
 import { Position, type Published } from "./_position.ts";
 import { RING_LAYOUT as L } from "./_ring_layout.ts";
 import {
   type GenerationShipped,
+  initialStatus,
   RECENT_GENERATIONS_MAX,
   type ReplicatorOptions,
   type ReplicatorStatus,
@@ -86,24 +88,7 @@ export class Replicator {
       throw new RangeError(`Invalid holdMs ${this.options.holdMs}: expected 0 to 3600000 ms`);
     }
     this.#catchUpDelayMs = this.options.catchUpDelayMs;
-    this.#status = {
-      mode: options.store ? "replicating" : "local-only",
-      lastGeneration: null,
-      lastGenerationTime: null,
-      generationsCommitted: 0,
-      generationsAbandoned: 0,
-      generationsDeferred: 0,
-      generationsPending: 0,
-      blocksShipped: 0,
-      bytesShipped: 0,
-      blocksCarried: 0,
-      catchUpAttempts: 0,
-      errors: 0,
-      lagMs: 0,
-      recent: [],
-      lastError: null,
-      lastErrorTime: null,
-    };
+    this.#status = initialStatus(options.store ? "replicating" : "local-only");
   }
 
   get status(): ReplicatorStatus {
@@ -462,36 +447,13 @@ export class Replicator {
       this.#reconciled = true;
       return { shippedGeneration: null };
     }
-    if (!local) {
-      throw new ReplicationError("NO_LOCAL_FILE", `${this.options.dbPath} does not exist, but ${store.url} holds ` +
-        `generations of ${this.options.dbKey} up to ${previous.generation}: run \`haduck restore --to ` +
-        `${this.options.dbPath}\` first, or use another --db-key for a new database`);
-    }
-    const stored = previous.database.haduckIdentity;
-    if (stored !== undefined && sidecar?.identity !== stored) {
-      throw new ReplicationError("FOREIGN_DATABASE", `${this.options.dbPath} is not the database ${this.options.dbKey} ` +
-        `in ${store.url}: ` + (sidecar
-          ? `its haduck identity ${sidecar.identity} differs from the store's ${stored}`
-          : `it has no haduck identity (${identityPath(this.options.dbPath)})`) +
-        "; use another --db-key, or `haduck restore` to get the stored one");
-    }
-    // A store written before identities existed: adopt the local file, and record it from now on.
-    this.#identity = (sidecar ?? await writeIdentity(this.options.dbPath, newIdentity())).identity;
-    if (local.dbIdentifier !== previous.database.dbIdentifier) {
-      throw new ReplicationError("FOREIGN_DATABASE", `${this.options.dbPath} is another database than ` +
-        `${this.options.dbKey} in ${store.url} (identifier ${local.dbIdentifier}, store has ` +
-        `${previous.database.dbIdentifier}): use another --db-key, or \`haduck restore\` to get the stored one`);
-    }
-    if (local.iteration < previous.generation) {
-      throw new ReplicationError("DIVERGED", `${this.options.dbPath} is at generation ${local.iteration}, older than ` +
-        `generation ${previous.generation} in ${store.url}: run \`haduck restore --force --to ${this.options.dbPath}\` ` +
-        "to bring it up to date");
-    }
-    if (local.iteration === previous.generation) {
+    this.#identity = await agreeWithStore({ dbPath: this.options.dbPath, dbKey: this.options.dbKey, storeUrl: store.url,
+      previous, local, sidecarIdentity: sidecar?.identity });
+    if (local!.iteration === previous.generation) {
       this.#reconciled = true;
       return { shippedGeneration: null };
     }
-    return await this.#shipWhole(local.iteration);
+    return await this.#shipWhole(local!.iteration);
   }
 
   /** Ships every block of the quiescent file that differs from the last manifest; throws when it cannot. */

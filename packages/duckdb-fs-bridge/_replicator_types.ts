@@ -86,3 +86,25 @@ export interface ReplicatorStatus {
 
 /** How many committed generations `status.recent` remembers. */
 export const RECENT_GENERATIONS_MAX = 100;
+
+/** A replicator's status before anything happened. */
+export function initialStatus(mode: ReplicatorStatus["mode"]): ReplicatorStatus {
+  return {
+    mode,
+    lastGeneration: null,
+    lastGenerationTime: null,
+    generationsCommitted: 0,
+    generationsAbandoned: 0,
+    generationsDeferred: 0,
+    generationsPending: 0,
+    blocksShipped: 0,
+    bytesShipped: 0,
+    blocksCarried: 0,
+    catchUpAttempts: 0,
+    errors: 0,
+    lagMs: 0,
+    recent: [],
+    lastError: null,
+    lastErrorTime: null,
+  };
+}
