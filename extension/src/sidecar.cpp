@@ -23,6 +23,8 @@ namespace haduck {
 
 //! Messages queued for one sidecar at most; beyond, the sidecar is told it missed events.
 static constexpr size_t OUTBOX_BYTES_MAX = 64 * 1024 * 1024;
+//! A replicator must say hello within this long after it was started.
+static constexpr auto HELLO_TIMEOUT = std::chrono::seconds(30);
 //! A replicator that died is started again at the next checkpoint, but not more often than this.
 static constexpr auto RESTART_INTERVAL = std::chrono::seconds(2);
 
@@ -42,9 +44,17 @@ struct Sidecars::Sidecar {
 		}
 	}
 
-	//! Waits until the replicator said ready (or failed); throws with its reason.
+	//! Waits until the replicator said ready (or failed); throws with its reason. It must say hello
+	//! within HELLO_TIMEOUT (a HADUCK_BIN that is not haduck never does); reconcile, which may ship a
+	//! large database's first upload, has no time limit.
 	void WaitReady() {
 		std::unique_lock<std::mutex> guard(lock);
+		if (!changed.wait_for(guard, HELLO_TIMEOUT, [&] { return greeted || state != State::STARTING; })) {
+			error = "it did not answer within " + std::to_string(HELLO_TIMEOUT.count()) + " s (is HADUCK_BIN the " +
+			        "`haduck` command?)";
+			kill(spawned_pid, SIGKILL);
+			shutdown(fd, SHUT_RDWR); // whatever else holds its end, the reader sees the end now
+		}
 		changed.wait(guard, [&] { return state != State::STARTING; });
 		if (state != State::READY) {
 			throw std::runtime_error("haduck: the replicator for " + path + " did not start: " +
@@ -54,6 +64,7 @@ struct Sidecars::Sidecar {
 
 	std::mutex lock;
 	std::condition_variable changed;
+	bool greeted = false;
 	enum class State { STARTING, READY, FAILED, STOPPED } state = State::STARTING;
 	std::string error;
 	SidecarRow status;
@@ -383,6 +394,8 @@ static void Handle(const std::shared_ptr<Sidecars::Sidecar> &sidecar, const std:
 		// The replicator's own pid (HADUCK_BIN may be a wrapper that started it).
 		std::lock_guard<std::mutex> guard(sidecar->lock);
 		sidecar->pid = pid_t(std::strtol(rest.c_str(), nullptr, 10));
+		sidecar->greeted = true;
+		sidecar->changed.notify_all();
 	} else if (verb == "release") {
 		uint64_t seq = std::strtoull(rest.c_str(), nullptr, 10);
 		int result = Tracker::Get().ReleaseGeneration(seq);
