@@ -4,7 +4,8 @@
  * on plain DuckDB and on haduck (radosgw and the filesystem store), with 4 and 16 connections, in
  * one run. Figures: commits/s and commit latency p50/p99 per configuration, the ratios to plain
  * (goals: p99 at most 1.2x, throughput at least 0.9x), hold timeouts (must be 0), generations
- * published, and whether the latest restore equals the local file after close.
+ * published, that every one of them restores (opened in DuckDB, every row read), and that the latest
+ * equals the local file after close. Minutes and more connections: `bun bench/concurrency.ts 300`.
  * Writes bench/results/concurrency.json. Run: `bun bench/concurrency.ts [seconds] [rowsMax]`
  * (defaults 30 and 2000).
  */
@@ -56,13 +57,20 @@ async function haduck(connections: number, store: BlockStore, label: string) {
   await db.close();
   const closeMs = performance.now() - closeStarted;
   const status = db.replicator.status;
+  // Every published generation restores, and restore opens each in DuckDB reading every row.
+  const generations = await listGenerations(store, db.dbKey);
   const to = join(dir, `${label}-${connections}-restored.duckdb`);
-  await restore({ store, dbKey: db.dbKey, to });
+  let restoredGenerations = 0;
+  for (const generation of generations) {
+    await restore({ store, dbKey: db.dbKey, to, generation, force: true });
+    restoredGenerations++;
+  }
+  await restore({ store, dbKey: db.dbKey, to, force: true });
   const read = (path: string) => (sql: string) => queryFile(path, sql) as Promise<Record<string, unknown>[]>;
   const latestEqualsLocal = await digest(read(to)) === await digest(read(dbPath));
   return { figures, holdTimeouts: native.holdStats().timeouts - timeoutsBefore, generationsCommitted:
     status.generationsCommitted, generationsDeferred: status.generationsDeferred, lagMsMax, closeMs,
-    generationsInStore: (await listGenerations(store, db.dbKey)).length, latestEqualsLocal,
+    generationsInStore: generations.length, restoredGenerations, latestEqualsLocal,
     verifyProblems: (await verify(store, db.dbKey)).problems.length, lastError: status.lastError };
 }
 
