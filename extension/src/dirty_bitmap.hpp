@@ -75,6 +75,17 @@ public:
 		return (words[(block % CHUNK_BLOCKS) / 64].load(std::memory_order_acquire) >> (block % 64)) & 1;
 	}
 
+	//! Clears one block's mark (a mark that races with it may be cleared too: callers accept that).
+	void Unmark(uint64_t block) {
+		if (block >= BLOCKS_MAX) {
+			return;
+		}
+		auto *words = chunks[block / CHUNK_BLOCKS].load(std::memory_order_acquire);
+		if (words) {
+			words[(block % CHUNK_BLOCKS) / 64].fetch_and(~(uint64_t(1) << (block % 64)), std::memory_order_acq_rel);
+		}
+	}
+
 	//! Takes every mark, in ascending block order, leaving the bitmap empty of them.
 	std::vector<uint64_t> Drain() {
 		std::vector<uint64_t> blocks;

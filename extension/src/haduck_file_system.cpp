@@ -107,7 +107,7 @@ unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFl
 			throw IOException("%s", error.what());
 		}
 	}
-	tracker.AfterOpen(*tracked);
+	tracker.AfterOpen(*tracked, kind == HADUCK_FILE_KIND_WAL ? uint64_t(inner->GetFileSize()) : 0);
 	return make_uniq<HaduckFileHandle>(*this, path, flags, std::move(inner), std::move(tracked));
 }
 

@@ -53,6 +53,13 @@
 #define HADUCK_EVENT_FILE_TRUNCATED 6u       /* a=new size in bytes */
 #define HADUCK_EVENT_GENERATION_ABANDONED 7u /* a=generation seq (its blocks ride in a later one) */
 #define HADUCK_EVENT_HOLD_WAITING 8u         /* a=generation seq DuckDB's next header now waits for */
+/* The WAL of a database (file_id: the database's id) was synced: a commit is durable locally. Before it, zero
+ * or more WAL_BLOCKS events list the database blocks written since the previous WAL_SYNCED (the optimistic
+ * writes its commits reference), as runs: (a, b), (c, d), (e, f) = (first block, count); count 0 = unused. */
+#define HADUCK_EVENT_WAL_BLOCKS 9u
+#define HADUCK_EVENT_WAL_SYNCED 10u /* a=header iteration the WAL builds on, b=synced WAL size, c=unix ms, d=1 when
+                                       block marks of this iteration were lost (a consumer went away): no frames */
+#define HADUCK_EVENT_WAL_RESET 11u  /* the WAL was removed or cut below its synced size: a=iteration, b=new size */
 
 #define HADUCK_FILE_KIND_OTHER 0u
 #define HADUCK_FILE_KIND_DATABASE 1u

@@ -85,6 +85,9 @@ struct Sidecars::Sidecar {
 		}
 		if (!control && outbox_bytes + line.size() > OUTBOX_BYTES_MAX) {
 			overflowed = true; // the sidecar falls back to comparing every block (see "overflow")
+			if (file) {
+				file->wal_marks_lost.store(true); // and ships no more frames of this iteration
+			}
 			return;
 		}
 		outbox_bytes += line.size();
@@ -299,6 +302,28 @@ void Sidecars::OnHoldWaiting(TrackedFile &file, uint64_t seq) {
 	}
 }
 
+void Sidecars::OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, bool lost,
+                         const std::vector<std::pair<uint64_t, uint64_t>> &runs) {
+	std::string line = "wal " + std::to_string(iteration) + " " + std::to_string(size) + " " +
+	                   std::to_string(unix_ms) + " " + (lost ? "1" : "0") + " " + std::to_string(runs.size()) + " ";
+	for (size_t i = 0; i < runs.size(); i++) {
+		line += (i > 0 ? "," : "") + std::to_string(runs[i].first) + ":" + std::to_string(runs[i].second);
+	}
+	std::lock_guard<std::mutex> guard(lock);
+	auto entry = by_file.find(file.id);
+	if (entry != by_file.end() && file.sidecar_attached.load()) {
+		entry->second->Send(line + "\n");
+	}
+}
+
+void Sidecars::OnWalReset(TrackedFile &file, uint64_t iteration, uint64_t size) {
+	std::lock_guard<std::mutex> guard(lock);
+	auto entry = by_file.find(file.id);
+	if (entry != by_file.end() && file.sidecar_attached.load()) {
+		entry->second->Send("walreset " + std::to_string(iteration) + " " + std::to_string(size) + "\n");
+	}
+}
+
 bool Sidecars::IsCurrent(const std::shared_ptr<Sidecar> &sidecar) {
 	std::lock_guard<std::mutex> guard(lock);
 	auto entry = by_file.find(sidecar->file_id);
@@ -346,6 +371,7 @@ static void Stop(const std::shared_ptr<Sidecars::Sidecar> &sidecar, const std::s
 	if (sidecar->file && Sidecars::Get().IsCurrent(sidecar)) {
 		std::lock_guard<std::mutex> handover(sidecar->handover);
 		sidecar->file->sidecar_attached.store(false);
+		Tracker::Get().WalMarksLost(*sidecar->file); // what it was told of the WAL's blocks died with it
 		Tracker::Get().DropHold(sidecar->file_id);
 	}
 	shutdown(sidecar->fd, SHUT_RDWR);

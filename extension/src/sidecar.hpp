@@ -8,6 +8,8 @@
 //   host -> sidecar: gen <seq> <iteration> <header blocks> <block size> <created ms> <full scan 0|1> <n> <b,b,...>
 //                    wait <seq>                (DuckDB waits for that generation: the hold's HOLD_WAITING)
 //                    released <seq> <result>   (the answer to a release: 1 publishable, 0 abandoned, -1 unknown)
+//                    wal <iteration> <synced size> <unix ms> <lost 0|1> <n> <first:count,...>  (a WAL FileSync)
+//                    walreset <iteration> <size>  (the WAL was removed, or cut below its synced size)
 //   sidecar -> host: hello <pid> | ready | error <message> | release <seq>
 //                    status <last generation|-1> <lag ms> <blocks carried> <generations committed> <last error>
 // The hold and the release are the GenerationQueue's, exactly as in one process. A socket rather
@@ -63,6 +65,10 @@ public:
 	void OnGeneration(TrackedFile &file, const Generation &generation);
 	//! DuckDB waits for generation `seq` of `file` (the hold).
 	void OnHoldWaiting(TrackedFile &file, uint64_t seq);
+	//! The WAL of `file` was synced at `size` (see HADUCK_EVENT_WAL_SYNCED); `runs`: (first block, count).
+	void OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, bool lost,
+	               const std::vector<std::pair<uint64_t, uint64_t>> &runs);
+	void OnWalReset(TrackedFile &file, uint64_t iteration, uint64_t size);
 	std::vector<SidecarRow> Rows();
 	//! `sidecar` is its file's replicator now (not one replaced by a newer start).
 	bool IsCurrent(const std::shared_ptr<Sidecar> &sidecar);

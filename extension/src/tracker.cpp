@@ -143,8 +143,15 @@ void Tracker::AfterWrite(TrackedFile &file, const uint8_t *data, uint64_t offset
 		return;
 	}
 	uint32_t kind = file.kind.load(std::memory_order_acquire);
+	if (kind == HADUCK_FILE_KIND_WAL) {
+		uint64_t end = offset + length;
+		uint64_t seen = file.wal_end.load();
+		while (end > seen && !file.wal_end.compare_exchange_weak(seen, end)) {
+		}
+		return;
+	}
 	if (kind != HADUCK_FILE_KIND_DATABASE && kind != HADUCK_FILE_KIND_OTHER) {
-		return; // WAL and temp files: counted, shipped whole by later work, not block-tracked
+		return; // temp files: counted, not tracked
 	}
 	if (offset == 0 && length >= 12 && HasMagic(data)) {
 		file.kind.store(HADUCK_FILE_KIND_DATABASE, std::memory_order_release); // a new database's main header
@@ -183,10 +190,19 @@ void Tracker::AfterWrite(TrackedFile &file, const uint8_t *data, uint64_t offset
 	if (!file.bitmap.MarkRange(first, last)) {
 		file.needs_full_scan.store(true);
 	}
+	// After the generation's mark: a header commit that drains the block above and then clears it here
+	// only ever clears a block whose bytes its generation holds (see AfterSync).
+	if (!file.wal_bitmap.MarkRange(first, last)) {
+		file.wal_marks_lost.store(true);
+	}
 }
 
 void Tracker::AfterSync(TrackedFile &file) {
 	file.syncs.fetch_add(1, std::memory_order_relaxed);
+	if (file.kind.load() == HADUCK_FILE_KIND_WAL) {
+		AnnounceWalSync(file);
+		return;
+	}
 	Generation generation;
 	{
 		std::lock_guard<std::mutex> guard(file.commit_lock);
@@ -201,6 +217,12 @@ void Tracker::AfterSync(TrackedFile &file) {
 		generation.created_unix_ms = NowUnixMs();
 		generation.needs_full_scan = file.needs_full_scan.exchange(false);
 		generation.blocks = file.bitmap.Drain();
+		// The generation holds these blocks' bytes: frames of the new iteration need not carry them. A block
+		// written after the drain is marked again (AfterWrite marks the generation's bitmap first).
+		for (auto block : generation.blocks) {
+			file.wal_bitmap.Unmark(block);
+		}
+		file.wal_marks_lost.store(false);
 	}
 	file.last_iteration.store(generation.iteration);
 	file.generations.fetch_add(1, std::memory_order_relaxed);
@@ -230,6 +252,83 @@ void Tracker::Publish(TrackedFile &file, Generation generation) {
 	}
 }
 
+std::shared_ptr<TrackedFile> Tracker::DatabaseOfWal(const TrackedFile &wal) {
+	static const std::string suffix = ".wal";
+	if (!EndsWith(wal.path, suffix)) {
+		return nullptr;
+	}
+	auto db = Open(wal.path.substr(0, wal.path.size() - suffix.size()));
+	return db->kind.load() == HADUCK_FILE_KIND_DATABASE ? db : nullptr;
+}
+
+void Tracker::AnnounceWalSync(TrackedFile &wal) {
+	auto db = DatabaseOfWal(wal);
+	if (!db) {
+		return;
+	}
+	uint64_t synced = wal.wal_end.load();
+	wal.wal_synced.store(synced);
+	bool ring = ConsumerAttached();
+	bool sidecar = db->sidecar_attached.load();
+	if (!ring && !sidecar) {
+		return; // nobody ships frames: the marks stay for whoever comes (a consumer's first frame needs them)
+	}
+	uint64_t iteration = db->last_iteration.load();
+	uint64_t now = NowUnixMs();
+	auto blocks = db->wal_bitmap.Drain();
+	// Runs of consecutive blocks: a bulk insert writes long runs, so few events carry them.
+	std::vector<std::pair<uint64_t, uint64_t>> runs;
+	for (auto block : blocks) {
+		if (!runs.empty() && runs.back().first + runs.back().second == block) {
+			runs.back().second++;
+		} else {
+			runs.emplace_back(block, 1);
+		}
+	}
+	bool lost = db->wal_marks_lost.load();
+	if (ring) {
+		for (size_t i = 0; i < runs.size(); i += 3) {
+			RingEvent event;
+			event.type = HADUCK_EVENT_WAL_BLOCKS;
+			event.file_id = db->id;
+			uint64_t *fields[6] = {&event.a, &event.b, &event.c, &event.d, &event.e, &event.f};
+			for (size_t j = 0; j < 3; j++) {
+				*fields[2 * j] = i + j < runs.size() ? runs[i + j].first : 0;
+				*fields[2 * j + 1] = i + j < runs.size() ? runs[i + j].second : 0;
+			}
+			Push(event);
+		}
+		RingEvent event;
+		event.type = HADUCK_EVENT_WAL_SYNCED;
+		event.file_id = db->id;
+		event.a = iteration;
+		event.b = synced;
+		event.c = now;
+		event.d = lost ? 1 : 0;
+		Push(event);
+	}
+	if (sidecar) {
+		Sidecars::Get().OnWalSync(*db, iteration, synced, now, lost, runs);
+	}
+}
+
+void Tracker::AnnounceWalReset(TrackedFile &wal, uint64_t size) {
+	auto db = DatabaseOfWal(wal);
+	if (!db) {
+		return;
+	}
+	uint64_t iteration = db->last_iteration.load();
+	RingEvent event;
+	event.type = HADUCK_EVENT_WAL_RESET;
+	event.file_id = db->id;
+	event.a = iteration;
+	event.b = size;
+	Push(event);
+	if (db->sidecar_attached.load()) {
+		Sidecars::Get().OnWalReset(*db, iteration, size);
+	}
+}
+
 void Tracker::Reset(TrackedFile &file) {
 	std::lock_guard<std::mutex> guard(file.commit_lock);
 	file.kind.store(KindFromName(file.path));
@@ -241,6 +340,13 @@ void Tracker::Reset(TrackedFile &file) {
 }
 
 void Tracker::AfterTruncate(TrackedFile &file, uint64_t new_size) {
+	if (file.kind.load() == HADUCK_FILE_KIND_WAL) {
+		file.wal_end.store(new_size);
+		if (new_size < file.wal_synced.load()) {
+			file.wal_synced.store(new_size);
+			AnnounceWalReset(file, new_size);
+		}
+	}
 	RingEvent event;
 	event.type = HADUCK_EVENT_FILE_TRUNCATED;
 	event.file_id = file.id;
@@ -250,7 +356,13 @@ void Tracker::AfterTruncate(TrackedFile &file, uint64_t new_size) {
 
 void Tracker::AfterRemove(const std::string &local_path) {
 	auto file = Open(local_path);
+	bool wal = file->kind.load() == HADUCK_FILE_KIND_WAL;
 	Reset(*file);
+	if (wal) {
+		file->wal_end.store(0);
+		file->wal_synced.store(0);
+		AnnounceWalReset(*file, 0);
+	}
 	RingEvent event;
 	event.type = HADUCK_EVENT_FILE_REMOVED;
 	event.file_id = file->id;
@@ -269,8 +381,12 @@ void Tracker::AfterMove(const std::string &source, const std::string &target) {
 	Push(event);
 }
 
-void Tracker::AfterOpen(TrackedFile &file) {
+void Tracker::AfterOpen(TrackedFile &file, uint64_t size) {
 	file.open_handles.fetch_add(1);
+	if (file.kind.load() == HADUCK_FILE_KIND_WAL && size > file.wal_end.load()) {
+		file.wal_end.store(size); // an existing WAL: its commits are durable already
+		file.wal_synced.store(size);
+	}
 	RingEvent event;
 	event.type = HADUCK_EVENT_FILE_OPENED;
 	event.file_id = file.id;
@@ -296,6 +412,9 @@ void Tracker::AttachConsumer() {
 
 void Tracker::DetachConsumer() {
 	consumer_attached.store(false, std::memory_order_release);
+	for (auto &file : Files()) {
+		WalMarksLost(*file);
+	}
 	generations.DetachConsumer();
 }
 

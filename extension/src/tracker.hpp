@@ -46,6 +46,14 @@ struct TrackedFile {
 	std::atomic<uint64_t> open_handles {0};
 	//! A replicator process (sidecar.hpp) consumes this file's generations: the hold applies.
 	std::atomic<bool> sidecar_attached {false};
+	//! A database's blocks written since the last WAL announcement: what its WAL's commits may reference
+	//! (DuckDB's optimistic writes). A header commit clears the blocks its generation holds.
+	DirtyBitmap wal_bitmap;
+	//! Marks of wal_bitmap went to a consumer that is gone: frames of this iteration would miss blocks.
+	std::atomic<bool> wal_marks_lost {false};
+	//! A WAL file: one past its last byte written, and its size at the last FileSync (the durable commits).
+	std::atomic<uint64_t> wal_end {0};
+	std::atomic<uint64_t> wal_synced {0};
 	//! Guards the header seen between DuckDB's header write and the FileSync that commits it.
 	std::mutex commit_lock;
 	bool header_pending = false;
@@ -73,7 +81,12 @@ public:
 	void AfterTruncate(TrackedFile &file, uint64_t new_size);
 	void AfterRemove(const std::string &local_path);
 	void AfterMove(const std::string &source, const std::string &target);
-	void AfterOpen(TrackedFile &file);
+	//! `size`: the file's size when opened (a WAL's existing commits).
+	void AfterOpen(TrackedFile &file, uint64_t size = 0);
+	//! The consumer of `file` went away: block marks it was given for the WAL were not shipped.
+	void WalMarksLost(TrackedFile &file) {
+		file.wal_marks_lost.store(true);
+	}
 	void AfterClose(TrackedFile &file);
 
 	// The consumer's side (the C API in c_api.cpp).
@@ -108,6 +121,11 @@ private:
 	Tracker();
 	static uint32_t KindFromName(const std::string &path);
 	void Publish(TrackedFile &file, Generation generation);
+	//! A WAL was synced: tells the consumer its size and the database blocks written since the last time.
+	void AnnounceWalSync(TrackedFile &wal);
+	void AnnounceWalReset(TrackedFile &wal, uint64_t size);
+	//! The database a WAL belongs to (`<db>.wal`), if it is tracked as one.
+	std::shared_ptr<TrackedFile> DatabaseOfWal(const TrackedFile &wal);
 	//! The path was removed or replaced: whatever is tracked for it describes another file now.
 	void Reset(TrackedFile &file);
 

@@ -27,14 +27,20 @@ Examples:
   haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 42 AS x"
   haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb
   haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
-  attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql] [--admin HOST:PORT]
-Opens <db-path> through haduck://, ships a generation at every checkpoint, and prints one line per
-generation. Without -c or -f it starts an interactive SQL shell (.exit to leave).
+  attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql] [--sync] [--admin HOST:PORT]
+Opens <db-path> through haduck://, ships a generation at every checkpoint and the WAL's commits in
+between (WAL frames, within about 250 ms), and prints one line per generation. Without -c or -f it
+starts an SQL shell (.exit to leave), or runs the script piped on stdin.
+--sync prints a statement's result only once its commit is durable in the store (concurrent commits
+share one frame); a statement whose commit the store did not take fails.
 --admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or
 one is generated and printed).
 Example: haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 1 AS x"`,
-  restore: `Usage: haduck restore --to <path> [--generation N] [--force] --store URL --db-key KEY
-Restores a generation (default: the latest) into a new file; refuses to overwrite unless --force,
+  restore: `Usage: haduck restore --to <path> [--generation N | --time ISO-8601] [--force] --store URL --db-key KEY
+Restores the latest durable commit (the latest generation plus its WAL frames, replayed by DuckDB and
+checkpointed into one file); --generation N gives that checkpoint alone, --time the last commit at or
+before that time. A missing WAL frame stops at the last one before it (a warning says what was not
+applied); a damaged one is refused by name. Refuses to overwrite unless --force,
 and refuses targets that are not regular files (devices, directories, sockets, FIFOs). A symbolic
 link is followed: the file it points to is replaced, the link stays. The result is opened in DuckDB
 (in a child process) before it is renamed into place; a leftover of a killed restore is removed.

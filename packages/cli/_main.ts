@@ -63,9 +63,13 @@ const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
 
 async function commandAttach(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { command: { type: "string", short: "c", multiple: true },
-    file: { type: "string", short: "f" }, alias: { type: "string" }, admin: { type: "string" } });
+    file: { type: "string", short: "f" }, alias: { type: "string" }, admin: { type: "string" },
+    sync: { type: "boolean" } });
   if (values.help) return (console.log(HELP.attach), EXIT.ok);
   if (positionals.length !== 1) throw new UsageError("attach needs exactly one <db-path>; see --help");
+  if (values.sync && !storeFromFlags(values, process.env)) {
+    throw new UsageError("--sync waits until each commit is in the store: give --store (or HADUCK_STORE)");
+  }
   // Every setting is checked before the database or the store is touched.
   const settings = values.admin === undefined ? undefined : adminSettings(values.admin);
   const { db, store } = await attachFromFlags(positionals[0], values);
@@ -74,11 +78,16 @@ async function commandAttach(args: string[]): Promise<number> {
   try {
     const statements = [...(values.command ?? [])];
     if (values.file) statements.push(readFileSync(values.file, "utf8"));
+    // --sync: a statement's result is printed only once its commit is durable in the store.
+    const durable = values.sync ? async () => {
+      if (!await db.flush()) throw new Error(`the store did not take the commit: ${db.replicator.status.lastError}`);
+    } : undefined;
     if (statements.length === 0) {
-      if (!await runShell(db.connection)) statementFailed = true;
+      if (!await runShell(db.connection, durable)) statementFailed = true;
     } else {
       for (const sql of statements) {
         const reader = await db.connection.runAndReadAll(sql);
+        await durable?.();
         if (reader.columnCount > 0 && reader.currentRowCount > 0) printRows(reader);
       }
     }
@@ -165,9 +174,16 @@ async function commandGc(args: string[]): Promise<number> {
 }
 
 async function commandRestore(args: string[]): Promise<number> {
-  const { values } = parse(args, { to: { type: "string" }, generation: { type: "string" }, force: { type: "boolean" } });
+  const { values } = parse(args, { to: { type: "string" }, generation: { type: "string" }, force: { type: "boolean" },
+    time: { type: "string" } });
   if (values.help) return (console.log(HELP.restore), EXIT.ok);
   if (!values.to) throw new UsageError("restore needs --to <path>; see --help");
+  if (values.time !== undefined && values.generation !== undefined) {
+    throw new UsageError("give --generation (a checkpoint) or --time (the last commit at or before it), not both");
+  }
+  if (values.time !== undefined && Number.isNaN(Date.parse(values.time))) {
+    throw new UsageError(`--time must be an ISO 8601 time such as 2026-11-28T09:30:00Z, not ${values.time}`);
+  }
   const generation = values.generation === undefined ? undefined : Number(values.generation);
   if (generation !== undefined && !Number.isSafeInteger(generation)) {
     throw new UsageError(`--generation must be a whole number, not ${values.generation}`);
@@ -177,12 +193,16 @@ async function commandRestore(args: string[]): Promise<number> {
   const native = new Native();
   const started = performance.now();
   const bar = progress("restore");
-  const result = await restore({ store, dbKey, to: resolve(values.to), generation, force: values.force,
-    blockChecksumOk: (block) => native.blockChecksumOk(block), onProgress: bar.update });
+  const result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
+    force: values.force, blockChecksumOk: (block) => native.blockChecksumOk(block), onProgress: bar.update });
   bar.finish();
   const seconds = (performance.now() - started) / 1000;
-  console.log(`restored generation ${result.generation} of ${dbKey} to ${result.path}: ${result.blocks} blocks, ` +
-    `${mib(result.bytes)} in ${seconds.toFixed(2)} s`);
+  const frames = result.commits > 0
+    ? ` + ${result.commits} commits from ${result.frames} WAL frames (last commit ${result.lastCommit})`
+    : "";
+  console.log(`restored generation ${result.generation}${frames} of ${dbKey} to ${result.path}: ${result.blocks} ` +
+    `blocks, ${mib(result.bytes)} in ${seconds.toFixed(2)} s`);
+  if (result.warning) console.error(`haduck: warning: ${result.warning}`);
   return EXIT.ok;
 }
 
@@ -281,7 +301,7 @@ export function exitCodeOf(error: unknown): number {
     if (error.code === "INTEGRITY") return EXIT.integrity;
     if (["TARGET_EXISTS", "DIVERGED", "FOREIGN_DATABASE", "NO_LOCAL_FILE"].includes(error.code)) return EXIT.conflict;
     if (error.code === "UNSAFE_STORE") return EXIT.config;
-    if (error.code === "BAD_TARGET") return EXIT.usage;
+    if (error.code === "BAD_TARGET" || error.code === "BAD_ARGUMENT") return EXIT.usage;
     return EXIT.failure;
   }
   return EXIT.failure;

@@ -16,10 +16,14 @@ export function printRows(reader: DuckDBMaterializedResult | { columnNames(): st
   for (const row of rows) console.log(line(row));
 }
 
+/** Called after each statement, before its result is printed (`--sync`: until its commit is durable). */
+export type AfterStatement = () => Promise<void>;
+
 /** Runs one statement (or several separated by `;`) and prints the last result; false when it failed. */
-async function runStatement(connection: DuckDBConnection, sql: string): Promise<boolean> {
+async function runStatement(connection: DuckDBConnection, sql: string, after?: AfterStatement): Promise<boolean> {
   try {
     const reader = await connection.runAndReadAll(sql);
+    await after?.();
     if (reader.columnCount > 0) printRows(reader);
     return true;
   } catch (error) {
@@ -33,11 +37,11 @@ async function runStatement(connection: DuckDBConnection, sql: string): Promise<
  * keeps history; a script piped on stdin runs to its end like `duckdb db < script.sql`: no prompts,
  * each result printed as soon as it exists, and false returned when any statement failed.
  */
-export async function runShell(connection: DuckDBConnection): Promise<boolean> {
-  return process.stdin.isTTY ? await runInteractive(connection) : await runScript(connection);
+export async function runShell(connection: DuckDBConnection, after?: AfterStatement): Promise<boolean> {
+  return process.stdin.isTTY ? await runInteractive(connection, after) : await runScript(connection, after);
 }
 
-async function runScript(connection: DuckDBConnection): Promise<boolean> {
+async function runScript(connection: DuckDBConnection, after?: AfterStatement): Promise<boolean> {
   let ok = true;
   let buffer = "";
   let pending = "";
@@ -46,7 +50,7 @@ async function runScript(connection: DuckDBConnection): Promise<boolean> {
     if (buffer === "" && line.trim() === ".exit") return false;
     buffer += `${line}\n`;
     if (line.trim().endsWith(";")) {
-      ok = await runStatement(connection, buffer) && ok;
+      ok = await runStatement(connection, buffer, after) && ok;
       buffer = "";
     }
     return true;
@@ -59,11 +63,11 @@ async function runScript(connection: DuckDBConnection): Promise<boolean> {
   }
   pending += decoder.decode();
   if (pending !== "" && !await take(pending)) return ok;
-  if (buffer.trim() !== "") ok = await runStatement(connection, buffer) && ok; // a last statement without `;`
+  if (buffer.trim() !== "") ok = await runStatement(connection, buffer, after) && ok; // a last statement without `;`
   return ok;
 }
 
-async function runInteractive(connection: DuckDBConnection): Promise<boolean> {
+async function runInteractive(connection: DuckDBConnection, after?: AfterStatement): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: "haduck> ", historySize: 1000 });
   let buffer = "";
   let ok = true;
@@ -76,7 +80,7 @@ async function runInteractive(connection: DuckDBConnection): Promise<boolean> {
       rl.prompt();
       continue;
     }
-    ok = await runStatement(connection, buffer) && ok;
+    ok = await runStatement(connection, buffer, after) && ok;
     buffer = "";
     rl.setPrompt("haduck> ");
     rl.prompt();

@@ -9,6 +9,7 @@ import { basename, resolve } from "node:path";
 import { Native, openDuckDB } from "./_native.ts";
 import { type GenerationShipped, Replicator, type UploadProgress } from "./_replicator.ts";
 import { checkpointWhenQuiet } from "./_checkpoint.ts";
+import { readFileInfo } from "./_block_source.ts";
 import { assertValidDbKey } from "./_format.ts";
 
 export interface AttachOptions {
@@ -21,6 +22,8 @@ export interface AttachOptions {
   /** SQL alias. Default `db`. */
   alias?: string;
   holdMs?: number;
+  /** See `ReplicatorOptions.walFlushMs`. Default 250 ms; 0: no WAL frames (commits ship at checkpoints). */
+  walFlushMs?: number;
   /** See `ReplicatorOptions.catchUpDelayMs`. Default 1000 ms. */
   catchUpDelayMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
@@ -38,6 +41,13 @@ export interface AttachedDatabase {
    * the store holds the file's committed state, or the store failed (`replicator.status.lastError`).
    */
   checkpoint(): Promise<void>;
+  /**
+   * Resolves true once every commit made before the call is durable in the store: in a WAL frame
+   * (concurrent callers share one: group commit), or, when frames cannot carry it (they stopped until
+   * the next checkpoint), in a generation after a checkpoint. Waits while the store fails. False in
+   * local-only mode, or when the store holds it only after the failure `replicator.status.lastError` names.
+   */
+  flush(): Promise<boolean>;
   /** Checkpoints, detaches, ships everything the file holds that the store lacks, and closes. */
   close(): Promise<void>;
 }
@@ -69,7 +79,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const instance = await openDuckDB();
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
-    catchUpDelayMs: options.catchUpDelayMs,
+    catchUpDelayMs: options.catchUpDelayMs, walFlushMs: options.walFlushMs,
     onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress });
   try {
     await replicator.start(); // a store that cannot be trusted, or cannot be read, stops here
@@ -105,6 +115,13 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
     async checkpoint() {
       await checkpointWhenQuiet(connection, alias);
       await replicator.flush();
+    },
+    async flush() {
+      if (!options.store) return false;
+      if (await replicator.flushWal()) return true;
+      await checkpointWhenQuiet(connection, alias);
+      await replicator.flush();
+      return readFileInfo(dbPath)?.iteration === replicator.status.lastGeneration;
     },
     async close() {
       // The last checkpoint, then DETACH (DuckDB checkpoints what its WAL still holds); then ship

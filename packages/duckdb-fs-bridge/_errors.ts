@@ -13,7 +13,8 @@ export type ReplicationErrorCode =
   | "NO_LOCAL_FILE"
   | "UNSAFE_STORE"
   | "BUSY"
-  | "BAD_TARGET";
+  | "BAD_TARGET"
+  | "BAD_ARGUMENT";
 
 export class ReplicationError extends Error {
   readonly code: ReplicationErrorCode;

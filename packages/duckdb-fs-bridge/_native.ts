@@ -112,6 +112,8 @@ export class Native implements Consumer {
         b: this.#u64[(slot + L.HADUCK_EVENT_OFFSET_B) / 8],
         c: this.#u64[(slot + L.HADUCK_EVENT_OFFSET_C) / 8],
         d: this.#u64[(slot + L.HADUCK_EVENT_OFFSET_D) / 8],
+        e: this.#u64[(slot + L.HADUCK_EVENT_OFFSET_E) / 8],
+        f: this.#u64[(slot + L.HADUCK_EVENT_OFFSET_F) / 8],
       });
       Atomics.store(this.#u64, slot / 8, head + BigInt(L.HADUCK_RING_SLOT_COUNT));
       Atomics.store(this.#u64, headIndex, head + 1n);

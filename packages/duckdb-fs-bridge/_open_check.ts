@@ -25,9 +25,13 @@ export interface OpenCheckResult {
   rows: number;
 }
 
-/** Throws ReplicationError("INTEGRITY") naming `what` when stock DuckDB refuses the file or dies opening it. */
-export async function checkOpensInDuckDB(path: string, what: string): Promise<OpenCheckResult> {
-  const [command, ...args] = runtimeCommand(CHILD, [path]);
+/**
+ * Throws ReplicationError("INTEGRITY") naming `what` when stock DuckDB refuses the file or dies opening it.
+ * With `replay`, DuckDB first replays `<path>.wal` into the file and checkpoints (a restore with WAL frames).
+ */
+export async function checkOpensInDuckDB(path: string, what: string, options: { replay?: boolean } = {}):
+  Promise<OpenCheckResult> {
+  const [command, ...args] = runtimeCommand(CHILD, options.replay ? [path, "--replay"] : [path]);
   const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (chunk) => output += chunk);

@@ -1,12 +1,22 @@
 /**
  * @module
  * The child of `checkOpensInDuckDB`: opens argv's file read-only with stock DuckDB (no extension),
- * reads every table, prints `{ tables, rows }` as the last line, exits 0; any refusal exits 1.
+ * reads every table, prints `{ tables, rows }` as the last line, exits 0; any refusal exits 1. With
+ * `--replay` it first opens the file for writing, which replays `<file>.wal`, and checkpoints.
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 
-const path = (globalThis as { Deno?: { args: string[] } }).Deno?.args[0] ?? process.argv[2];
+const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
+const path = args[0];
 try {
+  if (args[1] === "--replay") {
+    // Opening for writing replays `<path>.wal`; the checkpoint folds it into the file and removes it.
+    const writer = await DuckDBInstance.create(path);
+    const connection = await writer.connect();
+    await connection.run("CHECKPOINT");
+    connection.closeSync();
+    writer.closeSync();
+  }
   const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
   const connection = await instance.connect();
   const tables = (await connection.runAndReadAll(

@@ -74,6 +74,18 @@ export class PipeConsumer implements Consumer {
       this.#generations.set(info.seq, { info, blocks });
       this.#events.push({ type: L.HADUCK_EVENT_GENERATION_READY, fileId: SIDECAR_FILE_ID, a: info.seq,
         b: BigInt(iteration), c: BigInt(blocks.length), d: BigInt(headerBlockCount) });
+    } else if (verb === "wal") {
+      // wal <iteration> <size> <ms> <lost> <n> <first:count,...>: the ring's WAL_BLOCKS events, then WAL_SYNCED.
+      const [iteration, size, unixMs, lost, count, list] = fields;
+      for (const run of Number(count) > 0 ? list.split(",") : []) {
+        const [first, blocks] = run.split(":").map(BigInt);
+        this.#events.push({ type: L.HADUCK_EVENT_WAL_BLOCKS, fileId: SIDECAR_FILE_ID, a: first, b: blocks, c: 0n, d: 0n });
+      }
+      this.#events.push({ type: L.HADUCK_EVENT_WAL_SYNCED, fileId: SIDECAR_FILE_ID, a: BigInt(iteration),
+        b: BigInt(size), c: BigInt(unixMs), d: BigInt(lost) });
+    } else if (verb === "walreset") {
+      this.#events.push({ type: L.HADUCK_EVENT_WAL_RESET, fileId: SIDECAR_FILE_ID, a: BigInt(fields[0]),
+        b: BigInt(fields[1]), c: 0n, d: 0n });
     } else if (verb === "wait") {
       this.#events.push({ type: L.HADUCK_EVENT_HOLD_WAITING, fileId: SIDECAR_FILE_ID, a: BigInt(fields[0]), b: 0n,
         c: 0n, d: 0n });

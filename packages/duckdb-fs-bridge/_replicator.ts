@@ -22,7 +22,8 @@ import { newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
 import { agreeWithStore } from "./_reconcile.ts";
 import { encodeManifest, hex, latestKey, manifestKey, sha256 } from "./_format.ts";
 import { Position, type Published } from "./_position.ts";
-import { RING_LAYOUT as L } from "./_ring_layout.ts";
+import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
+import { WalShipper } from "./_wal_shipper.ts";
 import {
   type GenerationShipped,
   initialStatus,
@@ -71,6 +72,10 @@ export class Replicator {
   #live = false;
   /** Aborted when stop()'s deadline passes: every store request in flight ends at once. */
   readonly #abort = new AbortController();
+  /** WAL frames between checkpoints (undefined: local-only, or walFlushMs 0). */
+  readonly #wal: WalShipper | undefined;
+  /** Blocks of the WAL announcement being received (WAL_BLOCKS events come before their WAL_SYNCED). */
+  #walBlocks: number[] = [];
 
   constructor(options: ReplicatorOptions) {
     this.options = {
@@ -83,7 +88,16 @@ export class Replicator {
       catchUpDelayMs: options.catchUpDelayMs ?? 1000,
       catchUpDelayMaxMs: options.catchUpDelayMaxMs ?? 30_000,
       stagingMemoryBytesMax: options.stagingMemoryBytesMax ?? 8 * 1024 * 1024,
+      walFlushMs: options.walFlushMs ?? 250,
     };
+    if (!Number.isSafeInteger(this.options.walFlushMs) || this.options.walFlushMs < 0) {
+      throw new RangeError(`Invalid walFlushMs ${this.options.walFlushMs}: expected a whole number of ms, 0 for no frames`);
+    }
+    if (options.store && this.options.walFlushMs > 0) {
+      this.#wal = new WalShipper({ store: options.store, dbKey: options.dbKey, dbPath: options.dbPath,
+        walFlushMs: this.options.walFlushMs, blockChecksumOk: (block) => options.native.blockChecksumOk(block),
+        signal: this.#abort.signal, onError: (message) => this.#fail(message) });
+    }
     if (!Number.isSafeInteger(this.options.holdMs) || this.options.holdMs < 0 || this.options.holdMs > 3_600_000) {
       throw new RangeError(`Invalid holdMs ${this.options.holdMs}: expected 0 to 3600000 ms`);
     }
@@ -95,7 +109,7 @@ export class Replicator {
     const waiting = this.#queue.length > 0 || this.#position.behind || this.#working !== undefined;
     return { ...this.#status, generationsPending: this.#queue.length, blocksCarried: this.#position.carried.count,
       lagMs: waiting && this.#waitingSince !== undefined ? performance.now() - this.#waitingSince : 0,
-      recent: [...this.#status.recent] };
+      recent: [...this.#status.recent], ...this.#wal?.status };
   }
 
   /** Loads the last manifest (for chaining and skipping unchanged blocks) and starts following the ring. */
@@ -111,6 +125,7 @@ export class Replicator {
       const latest = await latestManifest(this.options.store, this.options.dbKey);
       if (latest) {
         this.#position.publish({ manifest: latest.manifest, sha256: latest.sha256 });
+        this.#wal?.onPublished(latest.manifest.generation, Buffer.from(latest.sha256, "hex"));
         this.#status.lastGeneration = latest.manifest.generation;
         this.#status.lastGenerationTime = latest.manifest.createdAt;
       }
@@ -133,6 +148,7 @@ export class Replicator {
       clearTimeout(deadline);
     }
     this.#stopped = true;
+    this.#wal?.release();
     clearTimeout(this.#catchUpTimer);
     await this.idle();
     clearInterval(this.#timer);
@@ -161,6 +177,18 @@ export class Replicator {
     }
   }
 
+  /**
+   * Resolves true once every commit that DuckDB made durable locally before the call is in the store:
+   * in a WAL frame, or in a generation. False when it cannot be (frames stopped until the next
+   * checkpoint, see `status.framesStopped`; local-only; the replicator stopped): a caller that needs
+   * durability then checkpoints and calls `flush()`. Concurrent callers share one frame (group commit).
+   */
+  async flushWal(): Promise<boolean> {
+    if (!this.#wal || this.#stopped) return false;
+    this.#tick(); // the announcements of every commit before this call are in the ring or the socket now
+    return await this.#wal.flush();
+  }
+
   /** Resolves when the queue is empty and nothing is being shipped. */
   async idle(): Promise<void> {
     for (;;) {
@@ -173,12 +201,17 @@ export class Replicator {
   #tick(): void {
     const native = this.options.native;
     for (const event of native.drain()) {
+      if (event.type >= L.HADUCK_EVENT_WAL_BLOCKS && event.type <= L.HADUCK_EVENT_WAL_RESET) {
+        this.#walEvent(event);
+        continue;
+      }
       if (event.type === L.HADUCK_EVENT_HOLD_WAITING && event.fileId === this.#fileId) this.#holdWaiting(event.a);
       if (event.type !== L.HADUCK_EVENT_GENERATION_READY) continue;
       if (this.#fileId === undefined && native.filePath(event.fileId) === this.options.dbPath) this.#fileId = event.fileId;
       if (event.fileId === this.#fileId) this.#enqueue(event.a);
     }
     if (native.takeOverflow()) {
+      this.#wal?.onOverflow();
       // Events were dropped; the extension's pending list still has every generation. The file id may
       // not be known yet (its first event was among the dropped ones): learn it from the path.
       for (const seq of native.pendingGenerations()) {
@@ -189,8 +222,29 @@ export class Replicator {
       }
       this.#queue.sort((a, b) => (a < b ? -1 : 1));
     }
+    void this.#wal?.tick();
     if (!this.#working && this.#queue.length > 0) this.#run(() => this.#drainQueue());
     else if (!this.#working) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /** A WAL announcement for our database (the events carry the database's file id). */
+  #walEvent(event: RingEvent): void {
+    if (!this.#wal) return;
+    if (this.#fileId === undefined && this.options.native.filePath(event.fileId) === this.options.dbPath) {
+      this.#fileId = event.fileId;
+    }
+    if (event.fileId !== this.#fileId) return;
+    if (event.type === L.HADUCK_EVENT_WAL_BLOCKS) {
+      const fields = [event.a, event.b, event.c, event.d, event.e ?? 0n, event.f ?? 0n].map(Number);
+      for (let run = 0; run < 6; run += 2) {
+        for (let block = fields[run]; block < fields[run] + fields[run + 1]; block++) this.#walBlocks.push(block);
+      }
+    } else if (event.type === L.HADUCK_EVENT_WAL_SYNCED) {
+      this.#wal.onSync({ iteration: Number(event.a), size: Number(event.b), unixMs: Number(event.c), lost: event.d === 1n,
+        blocks: this.#walBlocks.splice(0) });
+    } else {
+      this.#wal.onReset(Number(event.a), Number(event.b));
+    }
   }
 
   #enqueue(seq: bigint): void {
@@ -528,6 +582,7 @@ export class Replicator {
   #adopt(published: Published, started: number): void {
     const { manifest } = published;
     this.#position.publish(published);
+    this.#wal?.onPublished(manifest.generation, Buffer.from(published.sha256, "hex"));
     this.#catchUpDelayMs = this.options.catchUpDelayMs;
     this.#status.catchUpAttempts = 0;
     this.#status.generationsCommitted++;

@@ -8,7 +8,15 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { checkHeaderRegion, decodeBlock, latestManifest, loadManifest } from "./_catalog.ts";
+import {
+  checkHeaderRegion,
+  decodeBlock,
+  latestManifest,
+  listGenerations,
+  type LoadedManifest,
+  loadManifest,
+} from "./_catalog.ts";
+import { applyFrames, type FrameWalk } from "./_frames.ts";
 import { blockOffset, HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
 import { writeIdentity } from "./_identity.ts";
@@ -21,8 +29,13 @@ export interface RestoreOptions {
   dbKey: string;
   /** The local file to create. */
   to: string;
-  /** Default: the latest generation. */
+  /**
+   * The checkpoint of this generation only (no WAL frames). Default: the latest durable commit, the
+   * latest generation plus its WAL frames.
+   */
   generation?: number;
+  /** The last commit at or before this time (ISO 8601 or a Date): a generation plus its frames up to it. */
+  time?: string | Date;
   /** Replace an existing file. Default false. */
   force?: boolean;
   /** Ranged reads in flight. Default 8. */
@@ -42,6 +55,13 @@ export interface RestoreResult {
   blocks: number;
   bytes: number;
   path: string;
+  /** WAL frames applied after the generation's checkpoint, and the commits they held. */
+  frames: number;
+  commits: number;
+  /** Time of the last commit restored (ISO 8601): the last frame's, or null for the checkpoint alone. */
+  lastCommit: string | null;
+  /** Set when frames stopped before the last one listed (a missing frame): what was not applied. */
+  warning: string | null;
 }
 
 async function fsyncPath(path: string, flags = constants.O_RDONLY): Promise<void> {
@@ -125,9 +145,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const { store, dbKey } = options;
   const to = await restoreTarget(options.to, options.force ?? false);
   await removeInterruptedRestores(to);
-  const loaded = options.generation === undefined
-    ? await latestManifest(store, dbKey)
-    : await loadManifest(store, dbKey, options.generation);
+  const untilMs = options.time === undefined ? undefined : parseTime(options.time);
+  const loaded = options.generation !== undefined
+    ? await loadManifest(store, dbKey, options.generation)
+    : untilMs !== undefined
+    ? await manifestAtTime(store, dbKey, untilMs)
+    : await latestManifest(store, dbKey);
   if (!loaded) {
     throw new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: nothing to restore ` +
       "(check --store and --db-key)");
@@ -136,6 +159,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const temp = `${to}.haduck-restore-${crypto.randomUUID().slice(0, 8)}`;
   const handle = await fs.open(temp, "wx");
   let bytes = 0;
+  let walk: FrameWalk | undefined;
   try {
     const header = await readBlock(store, manifest, manifest.header);
     checkHeaderRegion(manifest, header);
@@ -175,8 +199,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await handle.sync(); // blocks durable before the headers that reference them
     await handle.write(header, 0, HEADER_REGION_BYTES, 0);
     await handle.sync();
+    if (options.generation === undefined) walk = await applyWalFrames(options, loaded, handle, temp, untilMs);
     await handle.close();
-    if (options.openCheck !== false) await checkOpensInDuckDB(temp, `Generation ${manifest.generation} of ${dbKey}`);
+    const what = `Generation ${manifest.generation} of ${dbKey}` + (walk?.commits ? ` with ${walk.commits} commits ` +
+      `from ${walk.frames} WAL frames` : "");
+    if (options.openCheck !== false || walk?.commits) {
+      await checkOpensInDuckDB(temp, what, { replay: (walk?.commits ?? 0) > 0 });
+    }
+    await fs.rm(`${temp}.wal`, { force: true });
     // The identity first: a crash between the two leaves an identity without a file, which attach
     // refuses with a hint to restore again; never a restored file that looks like a stranger.
     if (manifest.database.haduckIdentity) await writeIdentity(to, manifest.database.haduckIdentity);
@@ -185,9 +215,53 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   } catch (error) {
     await handle.close().catch(() => {});
     await fs.rm(temp, { force: true });
+    await fs.rm(`${temp}.wal`, { force: true });
     throw error;
   }
-  return { generation: manifest.generation, blocks: manifest.blocks.length, bytes: bytes + HEADER_REGION_BYTES, path: to };
+  return { generation: manifest.generation, blocks: manifest.blocks.length, bytes: bytes + HEADER_REGION_BYTES, path: to,
+    frames: walk?.frames ?? 0, commits: walk?.commits ?? 0,
+    lastCommit: walk?.lastCommitUnixMs === undefined ? null : new Date(walk.lastCommitUnixMs).toISOString(),
+    warning: walk?.gap ?? null };
+}
+
+function parseTime(time: string | Date): number {
+  const ms = time instanceof Date ? time.getTime() : Date.parse(time);
+  if (Number.isNaN(ms)) {
+    throw new ReplicationError("BAD_ARGUMENT", `Invalid time ${JSON.stringify(String(time))}: give an ISO 8601 time ` +
+      "such as 2026-11-28T09:30:00Z");
+  }
+  return ms;
+}
+
+/** The newest generation whose manifest was written at or before `untilMs`. */
+async function manifestAtTime(store: BlockStore, dbKey: string, untilMs: number): Promise<LoadedManifest> {
+  const generations = await listGenerations(store, dbKey);
+  for (const generation of generations.reverse()) {
+    const loaded = await loadManifest(store, dbKey, generation);
+    if (Date.parse(loaded.manifest.createdAt) <= untilMs) return loaded;
+  }
+  throw new ReplicationError(generations.length ? "GENERATION_NOT_FOUND" : "NO_GENERATIONS", `No generation of ` +
+    `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: \`haduck generations\` lists their times`);
+}
+
+/**
+ * Writes the generation's WAL frames into the restored file (their blocks) and `<temp>.wal` (their
+ * commits); DuckDB replays that WAL in the open check. With no commit to apply, the file is cut back
+ * to the generation's size (frames of blocks alone lie on free blocks past it).
+ */
+async function applyWalFrames(options: RestoreOptions, loaded: LoadedManifest, handle: fs.FileHandle, temp: string,
+  untilMs: number | undefined): Promise<FrameWalk> {
+  const wal = await fs.open(`${temp}.wal`, "wx");
+  try {
+    const walk = await applyFrames({ store: options.store, dbKey: options.dbKey, generation: loaded.manifest.generation,
+      manifestSha256: loaded.sha256, untilMs, file: handle, wal });
+    if (walk.commits === 0) await handle.truncate(loaded.manifest.fileSizeBytes);
+    await handle.sync();
+    await wal.sync();
+    return walk;
+  } finally {
+    await wal.close();
+  }
 }
 
 /**

@@ -35,6 +35,9 @@ export const RING_LAYOUT = {
   HADUCK_EVENT_FILE_TRUNCATED: 6,
   HADUCK_EVENT_GENERATION_ABANDONED: 7,
   HADUCK_EVENT_HOLD_WAITING: 8,
+  HADUCK_EVENT_WAL_BLOCKS: 9,
+  HADUCK_EVENT_WAL_SYNCED: 10,
+  HADUCK_EVENT_WAL_RESET: 11,
   HADUCK_FILE_KIND_OTHER: 0,
   HADUCK_FILE_KIND_DATABASE: 1,
   HADUCK_FILE_KIND_WAL: 2,
@@ -49,4 +52,6 @@ export interface RingEvent {
   b: bigint;
   c: bigint;
   d: bigint;
+  e?: bigint;
+  f?: bigint;
 }

@@ -1,0 +1,112 @@
+/**
+ * @module
+ * Reading a generation's WAL frames back: listing them, walking their chain one frame at a time
+ * (memory stays at one frame), and applying them to a restored file (blocks into the file, WAL bytes
+ * into `<file>.wal`, cut at a commit). A missing frame ends the walk at the last contiguous one,
+ * said out loud; a damaged one, or one that does not chain, is refused by name.
+ */
+import type { BlockStore } from "@haduck/s3-block-store";
+import type { FileHandle } from "node:fs/promises";
+import { blockOffset } from "./_duckdb_file.ts";
+import { ReplicationError } from "./_errors.ts";
+import { decodeFrame, type Frame, framesPrefix, parseFrameKey } from "./_frame_format.ts";
+
+/** Frame numbers of `generation`, ascending, with their keys. */
+export async function listFrames(store: BlockStore, dbKey: string, generation: number):
+  Promise<{ number: number; key: string; sizeBytes: number }[]> {
+  const frames: { number: number; key: string; sizeBytes: number }[] = [];
+  for await (const object of store.list(framesPrefix(dbKey, generation))) {
+    const parsed = parseFrameKey(object.key);
+    if (parsed?.generation === generation) frames.push({ number: parsed.number, key: object.key, sizeBytes: object.sizeBytes });
+  }
+  return frames.sort((a, b) => a.number - b.number);
+}
+
+export interface FrameWalk {
+  /** Frames read and checked, in chain order. */
+  frames: number;
+  commits: number;
+  /** WAL bytes from the generation's start to the last commit taken. */
+  walBytes: number;
+  lastCommitUnixMs: number | undefined;
+  /** Why the walk stopped before the last listed frame (a gap), or undefined. */
+  gap: string | undefined;
+}
+
+/**
+ * Walks the chain of `generation`'s frames from its manifest (`manifestSha256`, hex), handing each
+ * checked frame to `visit` with the commits to take from it (all, or those at or before `untilMs`).
+ * Throws ReplicationError("INTEGRITY") naming the frame when one is damaged or does not chain.
+ */
+export async function walkFrames(options: {
+  store: BlockStore;
+  dbKey: string;
+  generation: number;
+  manifestSha256: string;
+  untilMs?: number;
+  visit?: (frame: Frame, commitsTaken: number) => Promise<void>;
+}): Promise<FrameWalk> {
+  const { store, dbKey, generation } = options;
+  const walk: FrameWalk = { frames: 0, commits: 0, walBytes: 0, lastCommitUnixMs: undefined, gap: undefined };
+  let previous = Buffer.from(options.manifestSha256, "hex");
+  let walEnd = 0;
+  const listed = await listFrames(store, dbKey, generation);
+  for (const [index, listing] of listed.entries()) {
+    if (listing.number !== index + 1) {
+      walk.gap = `frame ${index + 1} of generation ${generation} is missing: restored up to frame ${index}` +
+        (walk.lastCommitUnixMs === undefined ? "" : ` (last commit ${new Date(walk.lastCommitUnixMs).toISOString()})`) +
+        `; frames ${listing.number}..${listed.at(-1)!.number} were not applied`;
+      break;
+    }
+    const frame = decodeFrame(await store.get(listing.key), listing.key);
+    if (frame.generation !== generation || frame.number !== listing.number) {
+      throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} says it is frame ${frame.number} of generation ` +
+        `${frame.generation}: it was written for another place`);
+    }
+    if (Buffer.compare(frame.previousSha256, previous) !== 0 || frame.walOffset !== walEnd) {
+      throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} does not chain to ` +
+        `${index === 0 ? `the manifest of generation ${generation}` : `frame ${index}`} (another writer, or a frame ` +
+        "replaced): restore stops before it; `--generation N` gives the checkpoint without frames");
+    }
+    const taken = options.untilMs === undefined ? frame.commits.length
+      : frame.commits.filter((commit) => commit.unixMs <= options.untilMs!).length;
+    await options.visit?.(frame, taken);
+    walk.frames++;
+    if (taken > 0) {
+      walk.commits += taken;
+      walk.walBytes = frame.commits[taken - 1].walEnd;
+      walk.lastCommitUnixMs = frame.commits[taken - 1].unixMs;
+    }
+    if (taken < frame.commits.length) break; // --time: the commits after this one are later
+    previous = Buffer.from(frame.sha256);
+    walEnd = frame.walOffset + frame.wal.byteLength;
+  }
+  return walk;
+}
+
+/**
+ * Applies `generation`'s frames to a restored file: each frame's blocks are written into `file` (they
+ * lie on blocks free under the generation's header), its WAL bytes (up to the last commit taken)
+ * appended to `wal`. DuckDB replays the WAL when it opens the file next.
+ */
+export async function applyFrames(options: {
+  store: BlockStore;
+  dbKey: string;
+  generation: number;
+  manifestSha256: string;
+  untilMs?: number;
+  file: FileHandle;
+  wal: FileHandle;
+}): Promise<FrameWalk> {
+  return await walkFrames({
+    ...options,
+    visit: async (frame, taken) => {
+      for (const [index, block] of frame.blockIds.entries()) {
+        const bytes = frame.blocks.subarray(index * frame.blockAllocSize, (index + 1) * frame.blockAllocSize);
+        await options.file.write(bytes, 0, bytes.byteLength, blockOffset(block, frame.blockAllocSize));
+      }
+      const end = taken > 0 ? frame.commits[taken - 1].walEnd - frame.walOffset : 0;
+      if (end > 0) await options.wal.write(frame.wal, 0, end, frame.walOffset);
+    },
+  });
+}

@@ -1,0 +1,324 @@
+/**
+ * @module
+ * `WalShipper`: continuous replication between checkpoints. The extension announces every FileSync
+ * of the database's WAL (a durable local commit) with the synced size, the header iteration the WAL
+ * builds on, and the blocks written since the last announcement. At most once per `walFlushMs`
+ * (at once when someone waits in `flush()`), the shipper reads the new WAL bytes and those blocks
+ * from the local files and writes them as the next WAL frame of the published generation, create-only
+ * (see _frame_format.ts). A frame is only ever built for the iteration the file's header still has,
+ * checked before and after the reads: once DuckDB wrote a newer header, that generation supersedes
+ * the frames, and the blocks read could already belong to it.
+ *
+ * What stops frames for an iteration until the next generation is published (the commits are then
+ * durable only at that checkpoint, and `status.walLagMs` shows it): block marks lost (a consumer that
+ * died, events dropped), the WAL cut below what was shipped, a frame key that holds another writer's
+ * frame. Nothing here is ever guessed: a PUT whose answer was lost is looked up before the next one.
+ */
+import { type BlockStore, BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { openFileSource, readFileInfo } from "./_block_source.ts";
+import { decodeFrame, encodeFrame, type FrameCommit, frameKey } from "./_frame_format.ts";
+
+export interface WalSync {
+  iteration: number;
+  size: number;
+  unixMs: number;
+  /** Block marks of this iteration went to a consumer that is gone: no frames until the next header. */
+  lost: boolean;
+  blocks: number[];
+}
+
+export interface WalShipperOptions {
+  store: BlockStore;
+  dbKey: string;
+  dbPath: string;
+  /** At most one frame per this many ms while commits happen (a `flush()` ships at once). */
+  walFlushMs: number;
+  blockChecksumOk: (block: Uint8Array) => boolean;
+  signal: AbortSignal;
+  onError: (message: string) => void;
+}
+
+export interface WalStatus {
+  /** Age of the oldest locally durable commit the store does not hold yet (0: none). */
+  walLagMs: number;
+  /** Commit time of the newest commit the store holds in a frame (ISO-8601), or null. */
+  lastDurableCommit: string | null;
+  framesShipped: number;
+  /** Why frames of the current iteration stopped (until the next generation), or null. */
+  framesStopped: string | null;
+}
+
+/** Blocks carried by one frame at most: a larger set ships as frames of blocks only, then the commits. */
+const FRAME_BLOCK_BYTES_MAX = 16 * 1024 * 1024;
+
+interface Waiter {
+  iteration: number;
+  size: number;
+  resolve: (durable: boolean) => void;
+}
+
+export class WalShipper {
+  readonly #options: WalShipperOptions;
+  /** The published generation frames chain to, and where its chain stands. */
+  #iteration: number | undefined;
+  #previous: Uint8Array = new Uint8Array(32);
+  #frame = 0;
+  #shipped = 0;
+  #stopped: string | undefined;
+  /** Syncs announced and not shipped (any iteration, ascending), and blocks written since the last frame. */
+  #syncs: (WalSync & { receivedAt: number })[] = [];
+  /** Block -> the announcement that last named it (a block named again was rewritten). */
+  #blocks = new Map<number, number>();
+  #announcements = 0;
+  /** Iterations up to this one lost block marks: never framed. */
+  #lostThrough = -1;
+  #waiters: Waiter[] = [];
+  #busy = false;
+  #lastShipAt = 0;
+  #retryAt = 0;
+  #failures = 0;
+  /** A PUT of this frame number ended without an answer: look before writing it again. */
+  #uncertain = false;
+  #status: WalStatus = { walLagMs: 0, lastDurableCommit: null, framesShipped: 0, framesStopped: null };
+
+  constructor(options: WalShipperOptions) {
+    this.#options = options;
+  }
+
+  get status(): WalStatus {
+    const oldest = this.#syncs.find((sync) => sync.iteration >= (this.#iteration ?? 0));
+    return { ...this.#status, walLagMs: oldest ? performance.now() - oldest.receivedAt : 0,
+      framesStopped: this.#stopped ?? null };
+  }
+
+  /** The newest synced commit we know of: what a `flush()` now must wait for. */
+  get newestSync(): { iteration: number; size: number } | undefined {
+    return this.#syncs.at(-1) ?? (this.#iteration === undefined ? undefined
+      : { iteration: this.#iteration, size: this.#shipped });
+  }
+
+  onSync(sync: WalSync): void {
+    const announcement = ++this.#announcements;
+    for (const block of sync.blocks) this.#blocks.set(block, announcement);
+    if (sync.lost) this.#lose(sync.iteration, "block marks of this iteration were lost (a replicator restarted)");
+    const last = this.#syncs.at(-1);
+    if (last && last.iteration === sync.iteration && last.size >= sync.size) return;
+    this.#syncs.push({ ...sync, receivedAt: performance.now() });
+  }
+
+  /** The WAL was removed or cut to `size`: syncs beyond it never happened as far as restore goes. */
+  onReset(iteration: number, size: number): void {
+    this.#syncs = this.#syncs.filter((sync) => sync.iteration !== iteration || sync.size <= size);
+    if (iteration === this.#iteration && size < this.#shipped) this.#stop("the WAL was cut below what was shipped");
+  }
+
+  /** Events were dropped: which blocks were written is unknown until the next header. */
+  onOverflow(): void {
+    const iteration = Math.max(readFileInfo(this.#options.dbPath)?.iteration ?? -1, this.#syncs.at(-1)?.iteration ?? -1);
+    this.#lose(iteration, "events from the extension were dropped");
+  }
+
+  #lose(iteration: number, why: string): void {
+    this.#lostThrough = Math.max(this.#lostThrough, iteration);
+    if (this.#iteration !== undefined && this.#iteration <= iteration) this.#stop(why);
+  }
+
+  #stop(why: string): void {
+    if (this.#stopped) return;
+    this.#stopped = why;
+    this.#options.onError(`WAL frames of generation ${this.#iteration} of ${this.#options.dbKey} stopped: ${why}; ` +
+      "commits are durable in the store again at the next checkpoint");
+  }
+
+  /** Generation `generation` is published with manifest digest `sha256`: frames chain to it from now on. */
+  onPublished(generation: number, sha256: Uint8Array): void {
+    if (this.#iteration !== undefined && generation <= this.#iteration) return;
+    this.#iteration = generation;
+    this.#previous = sha256;
+    this.#frame = 0;
+    this.#shipped = 0;
+    this.#uncertain = false;
+    this.#stopped = generation <= this.#lostThrough ? "block marks of this iteration were lost" : undefined;
+    // Every commit synced under an older header is inside this generation.
+    this.#syncs = this.#syncs.filter((sync) => sync.iteration >= generation);
+    this.#settleWaiters();
+  }
+
+  /**
+   * Resolves true once every commit synced before the call is in the store (in a frame or a newer
+   * generation); false when frames of its iteration stopped (then only a checkpoint makes it durable).
+   */
+  flush(): Promise<boolean> {
+    const target = this.newestSync;
+    if (!target) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      this.#waiters.push({ ...target, resolve });
+      this.#settleWaiters();
+      void this.tick();
+    });
+  }
+
+  #durable(waiter: { iteration: number; size: number }): boolean {
+    if (this.#iteration === undefined) return false;
+    return waiter.iteration < this.#iteration || (waiter.iteration === this.#iteration && waiter.size <= this.#shipped);
+  }
+
+  #settleWaiters(): void {
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (this.#durable(waiter)) waiter.resolve(true);
+      else if (waiter.iteration === this.#iteration && this.#stopped) waiter.resolve(false);
+      else return true;
+      return false;
+    });
+  }
+
+  /** Gives up every waiter (the replicator stops). */
+  release(): void {
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve(this.#durable(waiter));
+  }
+
+  /** Ships a frame when one is due: commits pending, and `walFlushMs` passed or someone waits. */
+  async tick(): Promise<void> {
+    if (this.#busy || this.#iteration === undefined || this.#stopped) return;
+    const pending = this.#syncs.filter((sync) => sync.iteration === this.#iteration && sync.size > this.#shipped);
+    if (pending.length === 0) return;
+    const now = performance.now();
+    if (now < this.#retryAt) return;
+    if (this.#waiters.length === 0 && now - this.#lastShipAt < this.#options.walFlushMs) return;
+    this.#busy = true;
+    try {
+      await this.#ship(this.#iteration, pending);
+      this.#failures = 0;
+    } catch (error) {
+      this.#failures++;
+      this.#retryAt = performance.now() + Math.min(this.#options.walFlushMs * 2 ** this.#failures, 5_000);
+      this.#options.onError(`Cannot ship a WAL frame of ${this.#options.dbKey}: ${(error as Error).message}`);
+    } finally {
+      this.#busy = false;
+      this.#lastShipAt = performance.now();
+      this.#settleWaiters();
+    }
+  }
+
+  async #ship(iteration: number, pending: WalSync[]): Promise<void> {
+    const { dbPath } = this.#options;
+    if (readFileInfo(dbPath)?.iteration !== iteration) return; // a newer header: its generation supersedes
+    const target = pending[pending.length - 1].size;
+    const commits: FrameCommit[] = pending.map((sync) => ({ walEnd: sync.size, unixMs: sync.unixMs }));
+    const wal = readWal(`${dbPath}.wal`, this.#shipped, target);
+    if (!wal) {
+      this.#stop(`${dbPath}.wal is shorter than its synced size ${target}`);
+      return;
+    }
+    const marks = new Map(this.#blocks);
+    const blocks = [...marks.keys()].sort((a, b) => a - b);
+    const source = openFileSource(dbPath, iteration, blocks, this.#options.blockChecksumOk);
+    const blockSize = source.fileInfo.blockAllocSize;
+    const perFrame = Math.max(1, Math.floor(FRAME_BLOCK_BYTES_MAX / blockSize));
+    try {
+      for (let start = 0; start === 0 || start < blocks.length; start += perFrame) {
+        const ids = blocks.slice(start, start + perFrame);
+        const bytes = new Uint8Array(ids.length * blockSize);
+        for (let i = 0; i < ids.length; i++) source.read(bytes.subarray(i * blockSize, (i + 1) * blockSize), start + i, 1);
+        const last = start + perFrame >= blocks.length;
+        // After the reads: the header still says `iteration`, so no block read belongs to a newer one.
+        if (readFileInfo(dbPath)?.iteration !== iteration || this.#iteration !== iteration) return;
+        const written = await this.#put(iteration, { wal: last ? wal : new Uint8Array(0), commits: last ? commits : [],
+          blockIds: ids, blocks: bytes, blockSize });
+        if (!written) return; // an earlier attempt's frame was there after all: start again from it
+        // A block announced again while we uploaded was rewritten: it ships again in the next frame.
+        for (const id of ids) if (this.#blocks.get(id) === marks.get(id)) this.#blocks.delete(id);
+        if (!last) continue;
+        this.#shipped = target;
+        this.#status.lastDurableCommit = new Date(commits[commits.length - 1].unixMs).toISOString();
+        this.#syncs = this.#syncs.filter((sync) => sync.iteration > iteration || sync.size > target);
+      }
+    } finally {
+      source.close();
+    }
+  }
+
+  /**
+   * Writes the next frame create-only. Returns false when that frame was found written already (our
+   * own earlier PUT whose answer was lost) and adopted: the caller starts again from it.
+   */
+  async #put(iteration: number, body: { wal: Uint8Array; commits: FrameCommit[]; blockIds: number[];
+    blocks: Uint8Array; blockSize: number }): Promise<boolean> {
+    const { store, dbKey, signal } = this.#options;
+    const number = this.#frame + 1;
+    const key = frameKey(dbKey, iteration, number);
+    if (this.#uncertain && await this.#adoptExisting(key, iteration)) return false;
+    const frame = encodeFrame({ blockAllocSize: body.blockSize, generation: iteration, number,
+      walOffset: this.#shipped, wal: body.wal, commits: body.commits, blockIds: body.blockIds, blocks: body.blocks,
+      previousSha256: this.#previous });
+    try {
+      await store.put(key, frame.bytes, { ifNoneMatch: "*", signal });
+    } catch (error) {
+      if (error instanceof PreconditionFailedError) {
+        if (await this.#adoptExisting(key, iteration)) return false;
+        this.#stop(`${key} exists and does not follow this writer's chain (another writer?)`);
+      } else this.#uncertain = true;
+      throw error;
+    }
+    this.#uncertain = false;
+    this.#frame = number;
+    this.#previous = frame.sha256;
+    this.#status.framesShipped++;
+    return true;
+  }
+
+  /**
+   * Whether a frame at `key` (our own PUT whose answer was lost) chains to where we stand; if so it
+   * is adopted: the chain moves past it. Its blocks were read earlier than any attempt now, so the
+   * marks stay and ship again in the next frame (bytes, never a wrong block).
+   */
+  async #adoptExisting(key: string, iteration: number): Promise<boolean> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#options.store.get(key, { signal: this.#options.signal });
+    } catch (error) {
+      if (!(error instanceof BlockNotFoundError)) throw error;
+      this.#uncertain = false;
+      return false;
+    }
+    const frame = decodeFrame(bytes, key);
+    if (frame.generation !== iteration || frame.walOffset !== this.#shipped ||
+      Buffer.compare(frame.previousSha256, this.#previous) !== 0) {
+      return false;
+    }
+    this.#uncertain = false;
+    this.#frame = frame.number;
+    this.#previous = frame.sha256;
+    this.#shipped = frame.walOffset + frame.wal.byteLength;
+    const last = frame.commits.at(-1);
+    if (last) {
+      this.#status.lastDurableCommit = new Date(last.unixMs).toISOString();
+      this.#syncs = this.#syncs.filter((sync) => sync.iteration > iteration || sync.size > this.#shipped);
+    }
+    this.#status.framesShipped++;
+    return true;
+  }
+}
+
+/** Bytes [from, to) of the WAL, or undefined when the file is missing or shorter. */
+function readWal(path: string, from: number, to: number): Uint8Array | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    if (fstatSync(fd).size < to) return undefined;
+    const bytes = new Uint8Array(to - from);
+    for (let done = 0; done < bytes.byteLength;) {
+      const read = readSync(fd, bytes, done, bytes.byteLength - done, from + done);
+      if (read === 0) return undefined;
+      done += read;
+    }
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
+}
