@@ -36,6 +36,14 @@ const FAMILIES: Family[] = [
     value: (d) => d.status().lastGeneration ?? undefined },
   { name: "haduck_lag_seconds", type: "gauge", help: "How long the oldest checkpoint not yet in the store has waited.",
     value: (d) => d.status().lagMs / 1000 },
+  { name: "haduck_wal_lag_seconds", type: "gauge",
+    help: "Age of the oldest locally durable commit not yet in the store (the RPO now).",
+    value: (d) => (d.status().walLagMs ?? 0) / 1000 },
+  { name: "haduck_wal_frames_total", type: "counter", help: "WAL frames written to the store.",
+    value: (d) => d.status().framesShipped ?? 0 },
+  { name: "haduck_last_durable_commit_timestamp_seconds", type: "gauge",
+    help: "Commit time of the newest commit the store holds in a WAL frame.",
+    value: (d) => d.status().lastDurableCommit ? Date.parse(d.status().lastDurableCommit!) / 1000 : undefined },
 ];
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');

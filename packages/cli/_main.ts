@@ -168,7 +168,7 @@ async function commandGc(args: string[]): Promise<number> {
     const verb = report.applied ? "deleted" : "would delete (dry run; pass --apply to delete)";
     console.log(`kept ${report.kept.length} generations (${report.kept.join(", ") || "none"})`);
     console.log(`${verb}: ${report.deletedGenerations.length} generations, ${report.deletedSegments.length} ` +
-      `segments, ${mib(report.bytesFreed)}`);
+      `segments, ${report.deletedFrames.length} WAL frames, ${mib(report.bytesFreed)}`);
   }
   return EXIT.ok;
 }
@@ -213,10 +213,11 @@ async function commandGenerations(args: string[]): Promise<number> {
   const generations = await summarizeGenerations(store, dbKey);
   if (values.json) console.log(JSON.stringify(generations, null, 2));
   else {
-    console.log("generation  time                      blocks  bytes        shipped");
+    console.log("generation  time                      blocks  bytes        shipped                 frames  last commit");
     for (const g of generations) {
       console.log(`${String(g.generation).padEnd(10)}  ${g.time.padEnd(24)}  ${String(g.blocks).padEnd(6)}  ` +
-        `${mib(g.bytes).padEnd(11)}  ${g.blocksShipped} blocks, ${mib(g.bytesShipped)}`);
+        `${mib(g.bytes).padEnd(11)}  ${`${g.blocksShipped} blocks, ${mib(g.bytesShipped)}`.padEnd(22)}  ` +
+        `${String(g.frames).padEnd(6)}  ${g.lastCommit ?? "-"}`);
     }
   }
   return EXIT.ok;
@@ -249,13 +250,23 @@ async function commandVerify(args: string[]): Promise<number> {
         rmSync(to, { force: true });
         rmSync(`${to}.haduck-identity`, { force: true });
       }
-      drilled = `; drill: ${generations.length} generations restored and opened in DuckDB`;
+      // And the latest durable commit: the newest generation with its WAL frames replayed by DuckDB.
+      const latest = resolve(dir, "drill-latest.duckdb");
+      let replayed = "";
+      try {
+        const result = await restore({ store, dbKey, to: latest, blockChecksumOk: (block) => native.blockChecksumOk(block) });
+        replayed = `, the latest commit with ${result.frames} WAL frames replayed`;
+      } catch (error) {
+        problems.push(`The latest commit does not restore: ${(error as Error).message}`);
+      }
+      drilled = `; drill: ${generations.length} generations${replayed} restored and opened in DuckDB`;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
   for (const problem of problems) console.error(`haduck: ${problem}`);
-  console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks: ` +
+  console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks, ` +
+    `${report.frames} WAL frames: ` +
     `${problems.length} problems${drilled}`);
   return problems.length > 0 ? EXIT.integrity : EXIT.ok;
 }
@@ -265,6 +276,8 @@ async function commandStatus(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.status), EXIT.ok);
   const { store, dbKey } = needStore(values);
   const latest = await latestManifest(store, dbKey);
+  const frames = latest ? (await summarizeGenerations(store, dbKey)).at(-1) : undefined;
+  const lastDurableCommit = frames?.lastCommit ?? null;
   const status = {
     store: store.url,
     dbKey,
@@ -272,6 +285,10 @@ async function commandStatus(args: string[]): Promise<number> {
     lastGeneration: latest?.manifest.generation ?? null,
     lastGenerationTime: latest?.manifest.createdAt ?? null,
     fileSizeBytes: latest?.manifest.fileSizeBytes ?? null,
+    walFrames: frames?.frames ?? 0,
+    lastDurableCommit,
+    // The store's own view: how long ago its newest commit (frame or checkpoint) was made.
+    walLagMs: latest ? Date.now() - Date.parse(lastDurableCommit ?? latest.manifest.createdAt) : null,
   };
   if (values.json) console.log(JSON.stringify(status, null, 2));
   else for (const [key, value] of Object.entries(status)) console.log(`${key}: ${value}`);

@@ -18,6 +18,8 @@ import {
 import { ReplicationError } from "./_errors.ts";
 import { parseHeaderRegion } from "./_duckdb_file.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
+import { listFrames, walkFrames } from "./_frames.ts";
+import { FRAME_COMMIT_BYTES, FRAME_HEADER_BYTES } from "./_frame_format.ts";
 
 export interface GenerationSummary {
   generation: number;
@@ -27,6 +29,9 @@ export interface GenerationSummary {
   blocksShipped: number;
   bytesShipped: number;
   fileSizeBytes: number;
+  /** WAL frames stored after this generation's checkpoint, and the time of the last commit they hold. */
+  frames: number;
+  lastCommit: string | null;
 }
 
 /** Manifest generations of `dbKey`, ascending. */
@@ -89,6 +94,7 @@ export async function summarizeGenerations(store: BlockStore, dbKey: string): Pr
       blocksShipped: manifest.stats.blocksShipped,
       bytesShipped: manifest.stats.bytesShipped,
       fileSizeBytes: manifest.fileSizeBytes,
+      ...await frameSummary(store, dbKey, generation),
     });
   }
   return summaries;
@@ -117,7 +123,25 @@ export function checkHeaderRegion(manifest: Manifest, region: Uint8Array): void 
   }
 }
 
+/** How many frames `generation` has and its last commit's time (two small ranged reads of the last frame). */
+async function frameSummary(store: BlockStore, dbKey: string, generation: number):
+  Promise<{ frames: number; lastCommit: string | null }> {
+  const frames = await listFrames(store, dbKey, generation);
+  for (const frame of frames.slice(-3).reverse()) {
+    const head = await store.get(frame.key, { range: { offsetBytes: 0, lengthBytes: FRAME_HEADER_BYTES } });
+    const commits = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(48, true);
+    if (commits === 0 || frame.sizeBytes < FRAME_HEADER_BYTES + commits * FRAME_COMMIT_BYTES) continue;
+    const last = await store.get(frame.key, { range: { offsetBytes: FRAME_HEADER_BYTES + (commits - 1) *
+      FRAME_COMMIT_BYTES, lengthBytes: FRAME_COMMIT_BYTES } });
+    const unixMs = Number(new DataView(last.buffer, last.byteOffset, 16).getBigUint64(8, true));
+    return { frames: frames.length, lastCommit: new Date(unixMs).toISOString() };
+  }
+  return { frames: frames.length, lastCommit: null };
+}
+
 export interface VerifyReport {
+  /** WAL frames read and checked (checksum, chain to the manifest and to each other). */
+  frames: number;
   generations: number;
   segments: number;
   blocks: number;
@@ -142,7 +166,7 @@ const segmentGeneration = (key: string) => Number(/\/segments\/(\d{20})-/.exec(k
  * predecessor had it is a manifest that lost a change.
  */
 export async function verify(store: BlockStore, dbKey: string): Promise<VerifyReport> {
-  const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, problems: [] };
+  const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, frames: 0, problems: [] };
   const generations = await listGenerations(store, dbKey);
   if (generations.length === 0) {
     throw new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: nothing to verify`);
@@ -195,6 +219,13 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
       }
     }
     previous = { generation, sha256: loaded.sha256, blocks: entries };
+    try {
+      const walk = await walkFrames({ store, dbKey, generation, manifestSha256: loaded.sha256 });
+      report.frames += walk.frames;
+      if (walk.gap) report.problems.push(`Generation ${generation}: WAL ${walk.gap}`);
+    } catch (error) {
+      report.problems.push(`Generation ${generation}: ${(error as Error).message}`);
+    }
   }
   return report;
 }

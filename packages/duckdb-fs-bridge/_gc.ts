@@ -1,7 +1,8 @@
 /**
  * @module
  * Retention: keep the newest N generations (and, optionally, every generation younger than a
- * duration), delete the manifests of the others, then every segment no kept manifest references.
+ * duration) with their WAL frames, delete the manifests and frames of the others, then every segment
+ * no kept manifest references.
  *
  * Safe against a writer running at the same time: the newest generation is always kept, and a
  * segment newer than the newest manifest seen is never deleted (it may belong to a generation
@@ -11,6 +12,7 @@
 import type { BlockStore } from "@haduck/s3-block-store";
 import { listGenerations, loadManifest } from "./_catalog.ts";
 import { manifestKey } from "./_format.ts";
+import { framesPrefix, parseFrameKey } from "./_frame_format.ts";
 
 export interface GcOptions {
   store: BlockStore;
@@ -29,6 +31,8 @@ export interface GcReport {
   kept: number[];
   deletedGenerations: number[];
   deletedSegments: string[];
+  /** WAL frames of the deleted generations. */
+  deletedFrames: string[];
   /** Segments found in the store and not referenced by a kept generation, newer ones excluded. */
   bytesFreed: number;
   applied: boolean;
@@ -58,7 +62,7 @@ export async function gc(options: GcOptions): Promise<GcReport> {
   if (!(keepWithinMs >= 0)) throw new RangeError(`keepWithinMs must be 0 or more, not ${keepWithinMs}`);
   const now = (options.now ?? Date.now)();
   const generations = await listGenerations(store, dbKey);
-  const report: GcReport = { kept: [], deletedGenerations: [], deletedSegments: [], bytesFreed: 0,
+  const report: GcReport = { kept: [], deletedGenerations: [], deletedSegments: [], deletedFrames: [], bytesFreed: 0,
     applied: options.apply === true };
   if (generations.length === 0) return report;
   const newest = generations[generations.length - 1];
@@ -79,8 +83,17 @@ export async function gc(options: GcOptions): Promise<GcReport> {
     report.deletedSegments.push(object.key);
     report.bytesFreed += object.sizeBytes;
   }
+  // Frames of a generation newer than the newest manifest seen belong to one published since: kept.
+  const kept = new Set(report.kept);
+  for await (const object of store.list(framesPrefix(dbKey))) {
+    const frame = parseFrameKey(object.key);
+    if (!frame || frame.generation > newest || kept.has(frame.generation)) continue;
+    report.deletedFrames.push(object.key);
+    report.bytesFreed += object.sizeBytes;
+  }
   if (report.applied) {
     await store.deleteMany(report.deletedGenerations.map((generation) => manifestKey(dbKey, generation)));
+    await store.deleteMany(report.deletedFrames);
     await store.deleteMany(report.deletedSegments);
   }
   return report;
