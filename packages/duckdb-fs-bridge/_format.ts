@@ -209,6 +209,11 @@ export interface Manifest {
   previousManifestSha256: string | null;
   writerEpoch: number;
   createdAt: string;
+  /**
+   * When DuckDB committed this checkpoint's header (ISO 8601), if the writer saw it happen: every
+   * commit before it is in the generation, every later one in its WAL frames. Restore `--time` uses it.
+   */
+  checkpointedAt?: string;
   database: {
     dbIdentifier: string;
     blockAllocSize: number;

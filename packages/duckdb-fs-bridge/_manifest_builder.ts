@@ -24,6 +24,8 @@ export function buildManifest(options: {
   blocksConsidered: number;
   /** The database's haduck identity (see _identity.ts); recorded so a stranger is never appended. */
   haduckIdentity?: string;
+  /** When DuckDB committed the header (Unix ms), when known. */
+  checkpointedUnixMs?: number;
 }): Manifest {
   const { fileInfo, segments: newSegments, shipped, header } = options.shipment;
   const previous = options.previous?.manifest;
@@ -58,6 +60,7 @@ export function buildManifest(options: {
     previousManifestSha256: options.previous?.sha256 ?? null,
     writerEpoch: 0,
     createdAt: new Date().toISOString(),
+    ...(options.checkpointedUnixMs ? { checkpointedAt: new Date(options.checkpointedUnixMs).toISOString() } : {}),
     database: {
       dbIdentifier: fileInfo.dbIdentifier,
       blockAllocSize: fileInfo.blockAllocSize,

@@ -363,7 +363,7 @@ export class Replicator {
       this.#giveBack(blocks, info.iteration, "race");
       return;
     }
-    await this.#shipFrom(info.iteration, blocks, source, started);
+    await this.#shipFrom(info.iteration, blocks, source, started, undefined, info.createdUnixMs);
   }
 
   /**
@@ -371,7 +371,7 @@ export class Replicator {
    * blocks back to the position. `readsDone` (the catch-up's seqlock) may say the reads were torn.
    */
   async #shipFrom(iteration: number, blocks: number[], source: BlockSource, started: number,
-    readsDone?: () => boolean): Promise<boolean> {
+    readsDone?: () => boolean, checkpointedUnixMs?: number): Promise<boolean> {
     let outcome: Outcome = "published";
     let failure: unknown;
     try {
@@ -393,7 +393,9 @@ export class Replicator {
         onProgress: this.#progress(iteration) });
       if (result.uploadError) [outcome, failure] = ["store", result.uploadError];
       else if (!result.shipment) outcome = "race";
-      else if (!await this.#publish(iteration, result.shipment, blocks.length, started)) outcome = "store";
+      else if (!await this.#publish(iteration, result.shipment, blocks.length, started, checkpointedUnixMs)) {
+        outcome = "store";
+      }
     } catch (error) {
       // Thrown by the reads (the uploads' and the store's failures are returned): the local file.
       [outcome, failure] = [error instanceof ReadRaceError ? "race" : "local", error];
@@ -552,10 +554,11 @@ export class Replicator {
   }
 
   /** Writes the manifest create-only (every segment is durable by now), then the latest hint. */
-  async #publish(iteration: number, shipment: Shipment, blocksConsidered: number, started: number): Promise<boolean> {
+  async #publish(iteration: number, shipment: Shipment, blocksConsidered: number, started: number,
+    checkpointedUnixMs?: number): Promise<boolean> {
     const store = this.options.store!;
     const manifest = buildManifest({ dbKey: this.options.dbKey, generation: iteration, shipment,
-      previous: this.#position.published, blocksConsidered, haduckIdentity: this.#identity });
+      previous: this.#position.published, blocksConsidered, haduckIdentity: this.#identity, checkpointedUnixMs });
     const bytes = encodeManifest(manifest);
     try {
       await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*", signal: this.#abort.signal });

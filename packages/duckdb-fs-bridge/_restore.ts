@@ -233,12 +233,12 @@ function parseTime(time: string | Date): number {
   return ms;
 }
 
-/** The newest generation whose manifest was written at or before `untilMs`. */
+/** The newest generation checkpointed (else, written) at or before `untilMs`. */
 async function manifestAtTime(store: BlockStore, dbKey: string, untilMs: number): Promise<LoadedManifest> {
   const generations = await listGenerations(store, dbKey);
   for (const generation of generations.reverse()) {
     const loaded = await loadManifest(store, dbKey, generation);
-    if (Date.parse(loaded.manifest.createdAt) <= untilMs) return loaded;
+    if (Date.parse(loaded.manifest.checkpointedAt ?? loaded.manifest.createdAt) <= untilMs) return loaded;
   }
   throw new ReplicationError(generations.length ? "GENERATION_NOT_FOUND" : "NO_GENERATIONS", `No generation of ` +
     `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: \`haduck generations\` lists their times`);

@@ -3,6 +3,7 @@ import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { COMPRESSION_NONE, decodeSegment, encodeSegment, hex, sha256 } from "./_format.ts";
+import { decodeFrame, encodeFrame } from "./_frame_format.ts";
 
 const FORMAT = readFileSync(resolve(import.meta.dir, "../../docs/FORMAT.md"), "utf8");
 
@@ -65,4 +66,51 @@ test("decodeSegment() refuses bytes outside every entry even under a recomputed 
   flipped[245] ^= 0x20;
   expect(() => decodeSegment(flipped)).toThrow("entry 1 (block 5): its SHA-256 does not match");
   expect(decodeSegment(flipped, { payloads: false }).entries.length).toBe(2); // for callers that check payloads
+});
+
+const frameInputs = () => ({
+  blockAllocSize: 262144, generation: 7, number: 2, walOffset: 4096,
+  wal: new TextEncoder().encode("haduck WAL bytes: two commits!!!"),
+  commits: [{ walEnd: 4116, unixMs: 1795000000000 }, { walEnd: 4128, unixMs: 1795000000250 }],
+  blockIds: [] as number[], blocks: new Uint8Array(0), previousSha256: new Uint8Array(32).fill(0xcd),
+});
+
+test("encodeFrame() reproduces the frame test vector of docs/FORMAT.md byte for byte", () => {
+  const { bytes, sha256: digest } = encodeFrame(frameInputs());
+  expect(hex(bytes)).toBe(vector("frame"));
+  expect(hex(digest)).toBe(vector("frame").slice(-64));
+  expect(hex(sha256(bytes.subarray(0, bytes.byteLength - 32)))).toBe(hex(digest));
+});
+
+test("decodeFrame() reads the frame vector back, and refuses it with any byte flipped", () => {
+  const bytes = new Uint8Array(Buffer.from(vector("frame"), "hex"));
+  const frame = decodeFrame(bytes, "vector");
+  const { wal, previousSha256, ...rest } = frameInputs();
+  expect({ ...frame, wal: undefined, previousSha256: undefined, sha256: undefined, blocks: undefined })
+    .toEqual({ ...rest, wal: undefined, previousSha256: undefined, sha256: undefined, blocks: undefined });
+  expect(Buffer.from(frame.wal)).toEqual(Buffer.from(wal));
+  expect(Buffer.from(frame.previousSha256)).toEqual(Buffer.from(previousSha256));
+  for (let at = 0; at < bytes.length; at++) {
+    const flipped = new Uint8Array(bytes);
+    flipped[at] ^= 0x10;
+    expect(() => decodeFrame(flipped, "frames/x.hwal")).toThrow("WAL frame frames/x.hwal is damaged");
+  }
+});
+
+test("a frame with blocks round-trips, and a resealed frame whose fields do not add up is refused", () => {
+  const block = Uint8Array.from({ length: 16384 }, (_, i) => i % 251);
+  const { bytes } = encodeFrame({ ...frameInputs(), blockAllocSize: 16384, blockIds: [3, 9],
+    blocks: new Uint8Array([...block, ...block.reverse()]) });
+  const frame = decodeFrame(bytes, "k");
+  expect(frame.blockIds).toEqual([3, 9]);
+  expect(frame.blocks.byteLength).toBe(32768);
+  const reseal = (edit: (view: DataView) => void) => {
+    const copy = new Uint8Array(bytes);
+    edit(new DataView(copy.buffer));
+    copy.set(sha256(copy.subarray(0, copy.byteLength - 32)), copy.byteLength - 32);
+    return copy;
+  };
+  expect(() => decodeFrame(reseal((view) => view.setUint32(52, 3, true)), "k")).toThrow("add up");
+  expect(() => decodeFrame(reseal((view) => view.setBigUint64(96, 4200n, true)), "k")).toThrow("commit 0");
+  expect(() => decodeFrame(reseal((view) => view.setBigUint64(128, 10n, true)), "k")).toThrow("not ascending");
 });
