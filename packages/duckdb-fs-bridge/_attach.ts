@@ -7,7 +7,7 @@ import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { basename, resolve } from "node:path";
 import { Native, openDuckDB } from "./_native.ts";
-import { type GenerationShipped, Replicator, type UploadProgress } from "./_replicator.ts";
+import { type FrameShipped, type GenerationShipped, Replicator, type UploadProgress } from "./_replicator.ts";
 import { checkpointWhenQuiet } from "./_checkpoint.ts";
 import { readFileInfo } from "./_block_source.ts";
 import { assertValidDbKey } from "./_format.ts";
@@ -27,6 +27,8 @@ export interface AttachOptions {
   /** See `ReplicatorOptions.catchUpDelayMs`. Default 1000 ms. */
   catchUpDelayMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
+  /** See `ReplicatorOptions.onFrame`. */
+  onFrame?: (event: FrameShipped) => void;
   onUploadProgress?: (event: UploadProgress) => void;
 }
 
@@ -79,7 +81,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const instance = await openDuckDB();
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
-    catchUpDelayMs: options.catchUpDelayMs, walFlushMs: options.walFlushMs,
+    catchUpDelayMs: options.catchUpDelayMs, walFlushMs: options.walFlushMs, onFrame: options.onFrame,
     onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress });
   try {
     await replicator.start(); // a store that cannot be trusted, or cannot be read, stops here

@@ -33,6 +33,7 @@ import {
 } from "./_replicator_types.ts";
 
 export {
+  type FrameShipped,
   type GenerationShipped,
   RECENT_GENERATIONS_MAX,
   type ReplicatorOptions,
@@ -44,7 +45,7 @@ export {
 type Outcome = "published" | "race" | "store" | "local";
 
 export class Replicator {
-  readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration" | "onUploadProgress">> &
+  readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration" | "onUploadProgress" | "onFrame">> &
     ReplicatorOptions;
   readonly #status: ReplicatorStatus;
   readonly #position = new Position();
@@ -96,7 +97,7 @@ export class Replicator {
     if (options.store && this.options.walFlushMs > 0) {
       this.#wal = new WalShipper({ store: options.store, dbKey: options.dbKey, dbPath: options.dbPath,
         walFlushMs: this.options.walFlushMs, blockChecksumOk: (block) => options.native.blockChecksumOk(block),
-        signal: this.#abort.signal, onError: (message) => this.#fail(message) });
+        signal: this.#abort.signal, onError: (message) => this.#fail(message), onFrame: options.onFrame });
     }
     if (!Number.isSafeInteger(this.options.holdMs) || this.options.holdMs < 0 || this.options.holdMs > 3_600_000) {
       throw new RangeError(`Invalid holdMs ${this.options.holdMs}: expected 0 to 3600000 ms`);

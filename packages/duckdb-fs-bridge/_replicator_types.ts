@@ -46,6 +46,8 @@ export interface ReplicatorOptions {
    */
   walFlushMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
+  /** A WAL frame holding commits is in the store (frames of blocks only are not reported). */
+  onFrame?: (event: FrameShipped) => void;
   /** Progress of a generation's upload (for a progress bar on large ones). */
   onUploadProgress?: (event: UploadProgress) => void;
 }
@@ -55,6 +57,17 @@ export interface UploadProgress {
   blocksDone: number;
   blocksTotal: number;
   bytesSent: number;
+}
+
+export interface FrameShipped {
+  generation: number;
+  frame: number;
+  /** When each commit in it was durable locally (DuckDB's WAL FileSync), Unix ms, oldest first. */
+  commitUnixMs: number[];
+  /** When the store acknowledged the frame, Unix ms. */
+  durableUnixMs: number;
+  bytes: number;
+  blocks: number;
 }
 
 export interface GenerationShipped {

@@ -18,6 +18,7 @@ import { type BlockStore, BlockNotFoundError, PreconditionFailedError } from "@h
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { openFileSource, readFileInfo } from "./_block_source.ts";
 import { decodeFrame, encodeFrame, type FrameCommit, frameKey } from "./_frame_format.ts";
+import type { FrameShipped } from "./_replicator_types.ts";
 
 export interface WalSync {
   iteration: number;
@@ -37,6 +38,7 @@ export interface WalShipperOptions {
   blockChecksumOk: (block: Uint8Array) => boolean;
   signal: AbortSignal;
   onError: (message: string) => void;
+  onFrame?: (event: FrameShipped) => void;
 }
 
 export interface WalStatus {
@@ -68,8 +70,11 @@ export class WalShipper {
   #stopped: string | undefined;
   /** Syncs announced and not shipped (any iteration, ascending), and blocks written since the last frame. */
   #syncs: (WalSync & { receivedAt: number })[] = [];
-  /** Block -> the announcement that last named it (a block named again was rewritten). */
-  #blocks = new Map<number, number>();
+  /**
+   * Block -> the announcement that last named it (a block named again was rewritten), and the
+   * iteration it was announced under: a generation published later holds its bytes.
+   */
+  #blocks = new Map<number, { announcement: number; iteration: number }>();
   #announcements = 0;
   /** Iterations up to this one lost block marks: never framed. */
   #lostThrough = -1;
@@ -100,7 +105,7 @@ export class WalShipper {
 
   onSync(sync: WalSync): void {
     const announcement = ++this.#announcements;
-    for (const block of sync.blocks) this.#blocks.set(block, announcement);
+    for (const block of sync.blocks) this.#blocks.set(block, { announcement, iteration: sync.iteration });
     if (sync.lost) this.#lose(sync.iteration, "block marks of this iteration were lost (a replicator restarted)");
     const last = this.#syncs.at(-1);
     if (last && last.iteration === sync.iteration && last.size >= sync.size) return;
@@ -140,8 +145,10 @@ export class WalShipper {
     this.#shipped = 0;
     this.#uncertain = false;
     this.#stopped = generation <= this.#lostThrough ? "block marks of this iteration were lost" : undefined;
-    // Every commit synced under an older header is inside this generation.
+    // Every commit synced under an older header is inside this generation, and so is every block
+    // written before that header: the generation read them after its header was committed.
     this.#syncs = this.#syncs.filter((sync) => sync.iteration >= generation);
+    for (const [block, mark] of this.#blocks) if (mark.iteration < generation) this.#blocks.delete(block);
     this.#settleWaiters();
   }
 
@@ -192,7 +199,8 @@ export class WalShipper {
       this.#failures = 0;
     } catch (error) {
       this.#failures++;
-      this.#retryAt = performance.now() + Math.min(this.#options.walFlushMs * 2 ** this.#failures, 5_000);
+      // Short: a `--sync` commit waits for this, and a frame is one small request.
+      this.#retryAt = performance.now() + Math.min(this.#options.walFlushMs * 2 ** this.#failures, 1_000);
       this.#options.onError(`Cannot ship a WAL frame of ${this.#options.dbKey}: ${(error as Error).message}`);
     } finally {
       this.#busy = false;
@@ -228,7 +236,7 @@ export class WalShipper {
           blockIds: ids, blocks: bytes, blockSize });
         if (!written) return; // an earlier attempt's frame was there after all: start again from it
         // A block announced again while we uploaded was rewritten: it ships again in the next frame.
-        for (const id of ids) if (this.#blocks.get(id) === marks.get(id)) this.#blocks.delete(id);
+        for (const id of ids) if (this.#blocks.get(id)?.announcement === marks.get(id)?.announcement) this.#blocks.delete(id);
         if (!last) continue;
         this.#shipped = target;
         this.#status.lastDurableCommit = new Date(commits[commits.length - 1].unixMs).toISOString();
@@ -265,6 +273,14 @@ export class WalShipper {
     this.#frame = number;
     this.#previous = frame.sha256;
     this.#status.framesShipped++;
+    if (body.commits.length > 0 && this.#options.onFrame) {
+      try {
+        this.#options.onFrame({ generation: iteration, frame: number, commitUnixMs: body.commits.map((c) => c.unixMs),
+          durableUnixMs: Date.now(), bytes: frame.bytes.byteLength, blocks: body.blockIds.length });
+      } catch (error) {
+        this.#options.onError(`onFrame threw for frame ${number} of generation ${iteration}: ${(error as Error).message}`);
+      }
+    }
     return true;
   }
 

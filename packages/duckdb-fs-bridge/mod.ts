@@ -15,6 +15,7 @@
  */
 export { attach, type AttachedDatabase, type AttachOptions, defaultDbKey } from "./_attach.ts";
 export {
+  type FrameShipped,
   type GenerationShipped,
   RECENT_GENERATIONS_MAX,
   Replicator,

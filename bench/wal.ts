@@ -1,0 +1,195 @@
+/**
+ * Continuous replication (WAL frames) on radosgw, every figure against a baseline measured in the
+ * same run:
+ *  - RPO: from a commit (DuckDB's WAL FileSync) to the frame holding it being in the store, p50/p99,
+ *    at 10, 100 and 1000 small commits per second (goal: p99 < 1 s), and the frame PUTs per second
+ *    this costs against 1 / walFlushMs (goal: at most that), and with no commits (goal: 0);
+ *  - `--sync` commit latency (commit + `flush()`) against a bare create-only PUT of a frame's size
+ *    (goal: p50 at most 1.5x);
+ *  - group commit: commits per second of 16 connections each committing then `flush()`ing, against a
+ *    loop of commit + one PUT per commit (goal: at least 10x);
+ *  - write path: a loop of small commits on haduck with frames on, against plain DuckDB (goal: at
+ *    most 1.05x the time).
+ * Writes bench/results/wal.json. Run: `bun bench/wal.ts [seconds per rate]` (default 5).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { AwsClient } from "aws4fetch";
+import { attach, type FrameShipped } from "@haduck/duckdb-fs-bridge";
+import { type BlockStore, type PutOptions, S3BlockStore } from "@haduck/s3-block-store";
+import { startRadosgw } from "../tests/harness/radosgw.ts";
+import { writeResult } from "./_report.ts";
+
+const SECONDS = Number(process.argv[2] ?? 5);
+const WAL_FLUSH_MS = 250;
+const dir = mkdtempSync(join(tmpdir(), "haduck-bench-wal-"));
+const cluster = await startRadosgw();
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
+};
+const round = (value: number, digits = 2) => Number(value.toFixed(digits));
+
+async function bucket(label: string): Promise<S3BlockStore> {
+  const name = `${label}-${crypto.randomUUID().slice(0, 8)}`;
+  const client = new AwsClient({ accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey, service: "s3",
+    region: "us-east-1", retries: 0 });
+  const response = await client.fetch(`${cluster.endpoint}/${name}`, { method: "PUT" });
+  if (response.status !== 200) throw new Error(`Cannot create bucket ${name}: ${response.status}`);
+  return new S3BlockStore({ endpoint: cluster.endpoint, accessKey: cluster.accessKey, secretKey: cluster.secretKey,
+    bucket: name });
+}
+
+/** Counts the frame PUTs that reach the store. */
+function counting(store: BlockStore): BlockStore & { framePuts: number } {
+  const counted = Object.create(store) as BlockStore & { framePuts: number };
+  counted.framePuts = 0;
+  counted.put = (key: string, body: Uint8Array, options?: PutOptions) => {
+    if (key.includes("/frames/")) counted.framePuts++;
+    return store.put(key, body, options);
+  };
+  return counted;
+}
+
+async function rpo(rate: number) {
+  const store = counting(await bucket(`rpo-${rate}`));
+  const frames: FrameShipped[] = [];
+  const db = await attach({ dbPath: join(dir, `rpo-${rate}.duckdb`), store, walFlushMs: WAL_FLUSH_MS,
+    onFrame: (frame) => frames.push(frame) });
+  await db.connection.run("CREATE TABLE t (i BIGINT, v VARCHAR)");
+  await db.flush();
+  frames.length = 0;
+  const putsBefore = store.framePuts;
+  const started = performance.now();
+  let commits = 0;
+  while (performance.now() - started < SECONDS * 1000) {
+    await db.connection.run(`INSERT INTO t VALUES (${commits}, 'small commit ${commits}')`);
+    commits++;
+    const due = started + (commits * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await Bun.sleep(wait);
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  await db.flush();
+  const puts = store.framePuts - putsBefore;
+  // Idle: nothing committed, nothing shipped.
+  const idleBefore = store.framePuts;
+  await Bun.sleep(2000);
+  const idlePuts = store.framePuts - idleBefore;
+  const delays = frames.flatMap((frame) => frame.commitUnixMs.map((at) => frame.durableUnixMs - at));
+  await db.close();
+  return { targetCommitsPerSecond: rate, commitsPerSecond: round(commits / elapsed, 1), commits,
+    rpoP50Ms: percentile(delays, 0.5), rpoP99Ms: percentile(delays, 0.99), rpoMaxMs: Math.max(...delays),
+    framePutsPerSecond: round(puts / elapsed), framePutsPerSecondMax: round(1000 / WAL_FLUSH_MS),
+    idleFramePutsIn2s: idlePuts };
+}
+
+async function syncLatency() {
+  const store = await bucket("sync");
+  const db = await attach({ dbPath: join(dir, "sync.duckdb"), store });
+  await db.connection.run("CREATE TABLE t (i BIGINT, v VARCHAR)");
+  await db.flush();
+  const latencies: number[] = [];
+  for (let i = 0, end = performance.now() + SECONDS * 1000; performance.now() < end; i++) {
+    const started = performance.now();
+    await db.connection.run(`INSERT INTO t VALUES (${i}, 'sync commit ${i}')`);
+    if (!await db.flush()) throw new Error("flush() did not make the commit durable");
+    latencies.push(performance.now() - started);
+  }
+  await db.close();
+  // The floor: one create-only PUT of a frame's size (a one-row commit's frame is about 400 bytes).
+  const body = new Uint8Array(400).fill(7);
+  const puts: number[] = [];
+  for (let i = 0, end = performance.now() + SECONDS * 1000; performance.now() < end; i++) {
+    const started = performance.now();
+    await store.put(`bare/${i}`, body, { ifNoneMatch: "*" });
+    puts.push(performance.now() - started);
+  }
+  return { syncCommits: latencies.length, syncP50Ms: round(percentile(latencies, 0.5)),
+    syncP99Ms: round(percentile(latencies, 0.99)), barePutP50Ms: round(percentile(puts, 0.5)),
+    barePutP99Ms: round(percentile(puts, 0.99)),
+    ratioP50: round(percentile(latencies, 0.5) / percentile(puts, 0.5)) };
+}
+
+async function groupCommit() {
+  const store = await bucket("group");
+  const db = await attach({ dbPath: join(dir, "group.duckdb"), store });
+  await db.connection.run("CREATE TABLE t (w INT, i BIGINT)");
+  await db.flush();
+  let commits = 0;
+  const end = performance.now() + SECONDS * 1000;
+  await Promise.all(Array.from({ length: 16 }, async (_, writer) => {
+    const connection = await db.instance.connect();
+    await connection.run("USE db");
+    for (let i = 0; performance.now() < end; i++) {
+      await connection.run(`INSERT INTO t VALUES (${writer}, ${i})`);
+      if (!await db.flush()) throw new Error("flush() did not make the commit durable");
+      commits++;
+    }
+    connection.closeSync();
+  }));
+  await db.close();
+  // The baseline: one PUT per commit, in a loop (what a store without group commit does).
+  const instance = await DuckDBInstance.create(join(dir, "group-baseline.duckdb"));
+  const connection = await instance.connect();
+  await connection.run("CREATE TABLE t (i BIGINT)");
+  let baseline = 0;
+  const body = new Uint8Array(400).fill(7);
+  for (const stop = performance.now() + SECONDS * 1000; performance.now() < stop; baseline++) {
+    await connection.run(`INSERT INTO t VALUES (${baseline})`);
+    await store.put(`one-put-per-commit/${baseline}`, body, { ifNoneMatch: "*" });
+  }
+  connection.closeSync();
+  instance.closeSync();
+  return { writers: 16, commitsPerSecond: round(commits / SECONDS, 1),
+    onePutPerCommitPerSecond: round(baseline / SECONDS, 1), ratio: round(commits / Math.max(1, baseline)) };
+}
+
+async function writePath() {
+  const COMMITS = 2000;
+  const loop = async (run: (sql: string) => Promise<unknown>) => {
+    await run("CREATE TABLE t (i BIGINT, v VARCHAR)");
+    const started = performance.now();
+    for (let i = 0; i < COMMITS; i++) await run(`INSERT INTO t VALUES (${i}, 'write path ${i}')`);
+    return performance.now() - started;
+  };
+  const rounds: { plainMs: number; haduckMs: number }[] = [];
+  for (let r = 0; r < 3; r++) {
+    const instance = await DuckDBInstance.create(join(dir, `plain-${r}.duckdb`));
+    const connection = await instance.connect();
+    const plainMs = await loop((sql) => connection.run(sql));
+    connection.closeSync();
+    instance.closeSync();
+    const db = await attach({ dbPath: join(dir, `haduck-${r}.duckdb`), store: await bucket(`path-${r}`) });
+    const haduckMs = await loop((sql) => db.connection.run(sql));
+    const frames = db.replicator.status.framesShipped;
+    await db.close();
+    if (frames === 0) throw new Error("no frames shipped during the write-path run");
+    rounds.push({ plainMs: round(plainMs), haduckMs: round(haduckMs) });
+  }
+  const plain = rounds.map((r) => r.plainMs).sort((a, b) => a - b)[1];
+  const haduck = rounds.map((r) => r.haduckMs).sort((a, b) => a - b)[1];
+  return { commits: COMMITS, rounds, medianPlainMs: plain, medianHaduckMs: haduck, ratio: round(haduck / plain, 3) };
+}
+
+try {
+  const rates = [];
+  for (const rate of [10, 100, 1000]) {
+    rates.push(await rpo(rate));
+    console.log(JSON.stringify(rates.at(-1)));
+  }
+  const sync = await syncLatency();
+  console.log(JSON.stringify(sync));
+  const group = await groupCommit();
+  console.log(JSON.stringify(group));
+  const path = await writePath();
+  console.log(JSON.stringify(path));
+  writeResult("wal", { secondsPerRate: SECONDS, walFlushMs: WAL_FLUSH_MS, rpo: rates, sync, groupCommit: group,
+    writePath: path, goals: { rpoP99MsMax: 1000, syncRatioP50Max: 1.5, groupCommitRatioMin: 10, writePathRatioMax: 1.05 } });
+} finally {
+  await cluster.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
