@@ -11,6 +11,10 @@ import { blockOffset } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
 import { decodeFrame, type Frame, framesPrefix, parseFrameKey } from "./_frame_format.ts";
 
+/** Frames fetched ahead of the one being applied, at most (and their bytes, beyond the first). */
+const FETCH_AHEAD_MAX = 16;
+const FETCH_AHEAD_BYTES_MAX = 48 * 1024 * 1024;
+
 /** Frame numbers of `generation`, ascending, with their keys. */
 export async function listFrames(store: BlockStore, dbKey: string, generation: number):
   Promise<{ number: number; key: string; sizeBytes: number }[]> {
@@ -51,14 +55,32 @@ export async function walkFrames(options: {
   let previous = Buffer.from(options.manifestSha256, "hex");
   let walEnd = 0;
   const listed = await listFrames(store, dbKey, generation);
+  // Frames are small and many (one per commit under --sync): fetch ahead, bounded in count and bytes.
+  const fetches = new Map<number, Promise<Uint8Array>>();
+  let fetchedTo = 0;
+  let bytesAhead = 0;
+  const fetchAhead = (from: number) => {
+    while (fetchedTo < listed.length && fetchedTo < from + FETCH_AHEAD_MAX &&
+      (fetchedTo === from || bytesAhead + listed[fetchedTo].sizeBytes <= FETCH_AHEAD_BYTES_MAX)) {
+      const listing = listed[fetchedTo++];
+      bytesAhead += listing.sizeBytes;
+      const fetched = store.get(listing.key);
+      fetched.catch(() => {}); // awaited in order below; a walk that stops early leaves it unread
+      fetches.set(listing.number, fetched);
+    }
+  };
   for (const [index, listing] of listed.entries()) {
+    fetchAhead(index);
     if (listing.number !== index + 1) {
       walk.gap = `frame ${index + 1} of generation ${generation} is missing: restored up to frame ${index}` +
         (walk.lastCommitUnixMs === undefined ? "" : ` (last commit ${new Date(walk.lastCommitUnixMs).toISOString()})`) +
         `; frames ${listing.number}..${listed.at(-1)!.number} were not applied`;
       break;
     }
-    const frame = decodeFrame(await store.get(listing.key), listing.key);
+    const bytes = await fetches.get(listing.number)!;
+    fetches.delete(listing.number);
+    bytesAhead -= listing.sizeBytes;
+    const frame = decodeFrame(bytes, listing.key);
     if (frame.generation !== generation || frame.number !== listing.number) {
       throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} says it is frame ${frame.number} of generation ` +
         `${frame.generation}: it was written for another place`);
