@@ -198,3 +198,36 @@ test("kill -9 of the replicator: DuckDB keeps working, a new one starts at the n
   await waitForStore(store, "killed-sidecar.duckdb", dbPath);
   expect((await verify(store, "killed-sidecar.duckdb")).problems).toEqual([]);
 }, 300_000);
+
+test("a Node host's commits between checkpoints reach the store as WAL frames; kill -9 loses none 1 s old", async () => {
+  const { store, bucket, s3 } = await freshBucket("sidecar-wal");
+  const env = hostEnv({ HADUCK_S3_BUCKET: bucket, HADUCK_S3_ENDPOINT: s3.endpoint, HADUCK_S3_ACCESS_KEY: s3.accessKey,
+    HADUCK_S3_SECRET_KEY: s3.secretKey, HADUCK_S3_PREFIX: "haduck" });
+  const dbPath = join(dir, "commits.duckdb");
+  const host = Bun.spawn(["node", join(ROOT, "tests/fixtures/commit_host.mjs"), EXTENSION, dbPath],
+    { env, stdout: "pipe", stderr: "pipe" });
+  let output = "";
+  const reader = (async () => {
+    for await (const chunk of host.stdout) output += new TextDecoder().decode(chunk);
+  })();
+  const deadline = Date.now() + 60_000;
+  while (!output.includes("status ") && Date.now() < deadline && host.exitCode === null) await Bun.sleep(20);
+  await Bun.sleep(2500);
+  const killedAt = Date.now();
+  host.kill("SIGKILL");
+  await host.exited;
+  await reader;
+  const acks = [...output.matchAll(/ack (\d+) (\d+)/g)].map((m) => ({ i: Number(m[1]), at: Number(m[2]) }));
+  const statuses = [...output.matchAll(/status (\d+) ([\d.]+)/g)].map((m) => Number(m[1]));
+  expect(acks.length).toBeGreaterThan(100);
+  expect(statuses.at(-1)).toBeGreaterThan(0); // haduck_status() counts the replicator's frames
+  const old = acks.filter((ack) => ack.at <= killedAt - 1000);
+  // The replicator outlives the host only to ship what the file holds; give it a moment to go.
+  await Bun.sleep(500);
+  const to = join(dir, "commits-restored.duckdb");
+  const result = await restore({ store, dbKey: "commits.duckdb", to, force: true });
+  const rows = (await queryFile(to, "SELECT i::INT AS i FROM t ORDER BY i")).map((row) => row.i as number);
+  expect(rows).toEqual(rows.map((_, index) => index)); // a prefix of the commit order
+  expect(rows.length).toBeGreaterThanOrEqual(old.length);
+  expect(result.commits).toBeGreaterThan(0); // no checkpoint ran: only frames hold these commits
+});

@@ -346,6 +346,8 @@ std::vector<SidecarRow> Sidecars::Rows() {
 		row.lag_ms = sidecar.status.lag_ms;
 		row.blocks_carried = sidecar.status.blocks_carried;
 		row.generations_committed = sidecar.status.generations_committed;
+		row.wal_lag_ms = sidecar.status.wal_lag_ms;
+		row.frames_shipped = sidecar.status.frames_shipped;
 		row.last_error = sidecar.status.last_error.empty() ? sidecar.error : sidecar.status.last_error;
 		rows.push_back(std::move(row));
 	}
@@ -429,7 +431,8 @@ static void Handle(const std::shared_ptr<Sidecars::Sidecar> &sidecar, const std:
 	} else if (verb == "status") {
 		SidecarRow status;
 		std::istringstream fields(rest);
-		fields >> status.last_generation >> status.lag_ms >> status.blocks_carried >> status.generations_committed;
+		fields >> status.last_generation >> status.lag_ms >> status.blocks_carried >> status.generations_committed >>
+		    status.wal_lag_ms >> status.frames_shipped;
 		std::getline(fields >> std::ws, status.last_error);
 		std::lock_guard<std::mutex> guard(sidecar->lock);
 		sidecar->status = status;

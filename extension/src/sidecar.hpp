@@ -11,7 +11,8 @@
 //                    wal <iteration> <synced size> <unix ms> <lost 0|1> <n> <first:count,...>  (a WAL FileSync)
 //                    walreset <iteration> <size>  (the WAL was removed, or cut below its synced size)
 //   sidecar -> host: hello <pid> | ready | error <message> | release <seq>
-//                    status <last generation|-1> <lag ms> <blocks carried> <generations committed> <last error>
+//                    status <last generation|-1> <lag ms> <blocks carried> <generations committed> <wal lag ms>
+//                           <frames shipped> <last error>
 // The hold and the release are the GenerationQueue's, exactly as in one process. A socket rather
 // than a ring in shared memory: either side's death is an end-of-file the other sees at once, with
 // nothing to unlink, and messages of any length (block lists) need no second shared area.
@@ -44,6 +45,9 @@ struct SidecarRow {
 	double lag_ms = 0;
 	uint64_t blocks_carried = 0;
 	uint64_t generations_committed = 0;
+	//! Age of the oldest commit not yet in the store (WAL frames), and the frames written.
+	double wal_lag_ms = 0;
+	uint64_t frames_shipped = 0;
 	std::string last_error;
 };
 

@@ -92,10 +92,11 @@ struct StatusState : public GlobalTableFunctionState {
 
 static unique_ptr<FunctionData> StatusBind(ClientContext &context, TableFunctionBindInput &input,
                                            vector<LogicalType> &return_types, vector<string> &names) {
-	names = {"path", "mode", "replicator_pid", "last_generation", "lag_ms", "blocks_carried", "generations_committed",
-	         "last_error"};
+	names = {"path",          "mode",         "replicator_pid", "last_generation",      "lag_ms", "blocks_carried",
+	         "generations_committed", "wal_lag_ms", "frames_shipped", "last_error"};
 	return_types = {LogicalType::VARCHAR, LogicalType::VARCHAR, LogicalType::BIGINT,  LogicalType::BIGINT,
-	                LogicalType::DOUBLE,  LogicalType::UBIGINT, LogicalType::UBIGINT, LogicalType::VARCHAR};
+	                LogicalType::DOUBLE,  LogicalType::UBIGINT, LogicalType::UBIGINT, LogicalType::DOUBLE,
+	                LogicalType::UBIGINT, LogicalType::VARCHAR};
 	return nullptr;
 }
 
@@ -134,6 +135,8 @@ static void StatusScan(ClientContext &context, TableFunctionInput &input, DataCh
 		output.SetValue(column++, row, Value::DOUBLE(status.lag_ms));
 		output.SetValue(column++, row, Value::UBIGINT(status.blocks_carried));
 		output.SetValue(column++, row, Value::UBIGINT(status.generations_committed));
+		output.SetValue(column++, row, Value::DOUBLE(status.wal_lag_ms));
+		output.SetValue(column++, row, Value::UBIGINT(status.frames_shipped));
 		output.SetValue(column++, row, status.last_error.empty() ? Value() : Value(status.last_error));
 	}
 	output.SetCardinality(row);

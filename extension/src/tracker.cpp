@@ -386,6 +386,10 @@ void Tracker::AfterOpen(TrackedFile &file, uint64_t size) {
 	if (file.kind.load() == HADUCK_FILE_KIND_WAL && size > file.wal_end.load()) {
 		file.wal_end.store(size); // an existing WAL: its commits are durable already
 		file.wal_synced.store(size);
+		// ...and they reference blocks written before anyone tracked them: no frames until the next header.
+		if (auto db = DatabaseOfWal(file)) {
+			WalMarksLost(*db);
+		}
 	}
 	RingEvent event;
 	event.type = HADUCK_EVENT_FILE_OPENED;

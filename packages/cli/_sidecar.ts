@@ -51,7 +51,7 @@ export async function runSidecar(args: string[], exitCodeOf: (error: unknown) =>
   function report() {
     const status = replicator.status;
     write(`status ${status.lastGeneration ?? -1} ${Math.round(status.lagMs)} ${status.blocksCarried} ` +
-      `${status.generationsCommitted} ${status.lastError ?? ""}`);
+      `${status.generationsCommitted} ${Math.round(status.walLagMs)} ${status.framesShipped} ${status.lastError ?? ""}`);
   }
   report();
   write("ready");

@@ -144,6 +144,12 @@ export class Replicator {
     const deadline = setTimeout(() => this.#abort.abort(new Error("stop() deadline passed")),
       options.deadlineMs ?? 60_000);
     try {
+      // Commits announced but not yet in a frame (the host died, say): ship them while the WAL is there.
+      if (this.#wal && this.#reconciled) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([this.flushWal(), new Promise((resolve) => timer = setTimeout(resolve, 5_000))]);
+        clearTimeout(timer);
+      }
       if (this.#reconciled) await this.flush();
     } finally {
       clearTimeout(deadline);
