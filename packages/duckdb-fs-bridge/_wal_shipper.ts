@@ -207,6 +207,9 @@ export class WalShipper {
       this.#lastShipAt = performance.now();
       this.#settleWaiters();
     }
+    // Commits that waited while this frame was in flight go in the next one at once (group commit):
+    // their callers are all waiting, so no new flush() would come to start it.
+    if (this.#waiters.length > 0 && performance.now() >= this.#retryAt) queueMicrotask(() => void this.tick());
   }
 
   async #ship(iteration: number, pending: WalSync[]): Promise<void> {
