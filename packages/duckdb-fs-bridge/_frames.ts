@@ -35,6 +35,8 @@ export interface FrameWalk {
   lastCommitUnixMs: number | undefined;
   /** Why the walk stopped before the last listed frame (a gap), or undefined. */
   gap: string | undefined;
+  /** Where the chain stands after the last frame walked: its number, checksum, and WAL end. */
+  last: { number: number; sha256: Uint8Array; walEnd: number } | undefined;
 }
 
 /**
@@ -51,7 +53,8 @@ export async function walkFrames(options: {
   visit?: (frame: Frame, commitsTaken: number) => Promise<void>;
 }): Promise<FrameWalk> {
   const { store, dbKey, generation } = options;
-  const walk: FrameWalk = { frames: 0, commits: 0, walBytes: 0, lastCommitUnixMs: undefined, gap: undefined };
+  const walk: FrameWalk = { frames: 0, commits: 0, walBytes: 0, lastCommitUnixMs: undefined, gap: undefined,
+    last: undefined };
   let previous = Buffer.from(options.manifestSha256, "hex");
   let walEnd = 0;
   const listed = await listFrames(store, dbKey, generation);
@@ -102,6 +105,7 @@ export async function walkFrames(options: {
     if (taken < frame.commits.length) break; // --time: the commits after this one are later
     previous = Buffer.from(frame.sha256);
     walEnd = frame.walOffset + frame.wal.byteLength;
+    walk.last = { number: frame.number, sha256: frame.sha256, walEnd };
   }
   return walk;
 }

@@ -24,6 +24,9 @@ import { encodeManifest, hex, latestKey, manifestKey, sha256 } from "./_format.t
 import { Position, type Published } from "./_position.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
+import { blocksDifferingFrom } from "./_wal_leftover.ts";
+import { walkFrames } from "./_frames.ts";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import {
   type GenerationShipped,
   initialStatus,
@@ -145,7 +148,9 @@ export class Replicator {
       options.deadlineMs ?? 60_000);
     try {
       // Commits announced but not yet in a frame (the host died, say): ship them while the WAL is there.
-      if (this.#wal && this.#reconciled) {
+      // (When the header moved on, the generation flush() ships holds them instead.)
+      if (this.#wal && this.#reconciled &&
+        readFileInfo(this.options.dbPath)?.iteration === this.#position.published?.manifest.generation) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([this.flushWal(), new Promise((resolve) => timer = setTimeout(resolve, 5_000))]);
         clearTimeout(timer);
@@ -514,9 +519,51 @@ export class Replicator {
       previous, local, sidecarIdentity: sidecar?.identity });
     if (local!.iteration === previous.generation) {
       this.#reconciled = true;
+      await this.#shipLeftoverWal();
       return { shippedGeneration: null };
     }
-    return await this.#shipWhole(local!.iteration);
+    const shipped = await this.#shipWhole(local!.iteration);
+    await this.#shipLeftoverWal();
+    return shipped;
+  }
+
+  /**
+   * A crash left commits in `<db>.wal` that no frame holds yet (the last ones before the crash):
+   * ship them as frames of the published generation before DuckDB replays them at open, so the store
+   * has every commit the disk had. Skipped (said in status) when the WAL does not continue the frames
+   * already stored, byte for byte.
+   */
+  async #shipLeftoverWal(): Promise<void> {
+    const published = this.#position.published;
+    const walPath = `${this.options.dbPath}.wal`;
+    const wal = statSync(walPath, { throwIfNoEntry: false });
+    if (!this.#wal || this.#live || !published || !wal?.size) return;
+    if (readFileInfo(this.options.dbPath)?.iteration !== published.manifest.generation) return;
+    const { store, dbKey } = this.options;
+    try {
+      const fd = openSync(walPath, "r");
+      let matches = true;
+      let walk;
+      try {
+        walk = await walkFrames({ store: store!, dbKey, generation: published.manifest.generation,
+          manifestSha256: published.sha256, visit: async (frame) => {
+            const local = new Uint8Array(frame.wal.byteLength);
+            const read = readSync(fd, local, 0, local.byteLength, frame.walOffset);
+            matches &&= read === local.byteLength && Buffer.compare(local, frame.wal) === 0;
+          } });
+      } finally {
+        closeSync(fd);
+      }
+      if (walk.gap || !matches) {
+        this.#fail(`The WAL beside ${this.options.dbPath} does not continue the frames in the store ` +
+          `(${walk.gap ?? "its bytes differ"}): its commits reach the store with the checkpoint after DuckDB replays it`);
+        return;
+      }
+      await this.#wal.shipLeftover(published.manifest.generation, walk.last, Buffer.from(published.sha256, "hex"),
+        wal.size, Math.floor(wal.mtimeMs), blocksDifferingFrom(this.options.dbPath, published.manifest));
+    } catch (error) {
+      this.#fail(`Cannot ship the WAL left beside ${this.options.dbPath}: ${(error as Error).message}`);
+    }
   }
 
   /** Ships every block of the quiescent file that differs from the last manifest; throws when it cannot. */

@@ -51,6 +51,9 @@ export interface WalStatus {
   framesStopped: string | null;
 }
 
+/** How long reconcile waits for the frames of a WAL left by a crash. */
+const LEFTOVER_WAIT_MS = 30_000;
+
 /** Blocks carried by one frame at most: a larger set ships as frames of blocks only, then the commits. */
 const FRAME_BLOCK_BYTES_MAX = 16 * 1024 * 1024;
 
@@ -153,6 +156,34 @@ export class WalShipper {
   }
 
   /**
+   * Ships the WAL a crash left beside the quiescent file (reconcile, before DuckDB opens and replays
+   * it) as the next frames of `generation`, whose manifest is published: every WAL byte past what
+   * frames already hold, and `blocks` (the file's blocks that differ from the manifest: the WAL's
+   * optimistic writes are among them). A torn last commit ships as it is; DuckDB drops it at replay
+   * exactly as it does locally. Returns the WAL bytes shipped (0: nothing to ship).
+   */
+  async shipLeftover(generation: number, chain: { number: number; sha256: Uint8Array; walEnd: number } | undefined,
+    manifestSha256: Uint8Array, walSize: number, walTime: number, blocks: number[]): Promise<number> {
+    const from = chain?.walEnd ?? 0;
+    if (walSize <= from) return 0;
+    this.#iteration = generation;
+    this.#frame = chain?.number ?? 0;
+    this.#previous = chain?.sha256 ?? manifestSha256;
+    this.#shipped = from;
+    this.#stopped = undefined;
+    this.onSync({ iteration: generation, size: walSize, unixMs: walTime, lost: false, blocks });
+    // Bounded: DuckDB waits to open the file meanwhile, and the checkpoint after its replay ships
+    // these commits anyway.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const durable = await Promise.race([this.flush(), new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), LEFTOVER_WAIT_MS);
+    })]);
+    clearTimeout(timer);
+    if (!durable) throw new Error(this.#stopped ?? `the store did not take the WAL's frames within ${LEFTOVER_WAIT_MS} ms`);
+    return walSize - from;
+  }
+
+  /**
    * Resolves true once every commit synced before the call is in the store (in a frame or a newer
    * generation); false when frames of its iteration stopped (then only a checkpoint makes it durable).
    */
@@ -194,8 +225,9 @@ export class WalShipper {
     if (now < this.#retryAt) return;
     if (this.#waiters.length === 0 && now - this.#lastShipAt < this.#options.walFlushMs) return;
     this.#busy = true;
+    let shipped = false;
     try {
-      await this.#ship(this.#iteration, pending);
+      shipped = await this.#ship(this.#iteration, pending);
       this.#failures = 0;
     } catch (error) {
       this.#failures++;
@@ -208,19 +240,21 @@ export class WalShipper {
       this.#settleWaiters();
     }
     // Commits that waited while this frame was in flight go in the next one at once (group commit):
-    // their callers are all waiting, so no new flush() would come to start it.
-    if (this.#waiters.length > 0 && performance.now() >= this.#retryAt) queueMicrotask(() => void this.tick());
+    // their callers are all waiting, so no new flush() would come to start it. Only after a frame was
+    // written: a pass that found the header moved on waits for that generation (never a busy loop).
+    if (shipped && this.#waiters.length > 0) setTimeout(() => void this.tick(), 0);
   }
 
-  async #ship(iteration: number, pending: WalSync[]): Promise<void> {
+  /** Builds and writes the frames of `pending`; true when the chain moved on. */
+  async #ship(iteration: number, pending: WalSync[]): Promise<boolean> {
     const { dbPath } = this.#options;
-    if (readFileInfo(dbPath)?.iteration !== iteration) return; // a newer header: its generation supersedes
+    if (readFileInfo(dbPath)?.iteration !== iteration) return false; // a newer header: its generation supersedes
     const target = pending[pending.length - 1].size;
     const commits: FrameCommit[] = pending.map((sync) => ({ walEnd: sync.size, unixMs: sync.unixMs }));
     const wal = readWal(`${dbPath}.wal`, this.#shipped, target);
     if (!wal) {
       this.#stop(`${dbPath}.wal is shorter than its synced size ${target}`);
-      return;
+      return false;
     }
     const marks = new Map(this.#blocks);
     const blocks = [...marks.keys()].sort((a, b) => a - b);
@@ -234,10 +268,10 @@ export class WalShipper {
         for (let i = 0; i < ids.length; i++) source.read(bytes.subarray(i * blockSize, (i + 1) * blockSize), start + i, 1);
         const last = start + perFrame >= blocks.length;
         // After the reads: the header still says `iteration`, so no block read belongs to a newer one.
-        if (readFileInfo(dbPath)?.iteration !== iteration || this.#iteration !== iteration) return;
+        if (readFileInfo(dbPath)?.iteration !== iteration || this.#iteration !== iteration) return false;
         const written = await this.#put(iteration, { wal: last ? wal : new Uint8Array(0), commits: last ? commits : [],
           blockIds: ids, blocks: bytes, blockSize });
-        if (!written) return; // an earlier attempt's frame was there after all: start again from it
+        if (!written) return true; // an earlier attempt's frame was there after all: start again from it
         // A block announced again while we uploaded was rewritten: it ships again in the next frame.
         for (const id of ids) if (this.#blocks.get(id)?.announcement === marks.get(id)?.announcement) this.#blocks.delete(id);
         if (!last) continue;
@@ -248,6 +282,7 @@ export class WalShipper {
     } finally {
       source.close();
     }
+    return true;
   }
 
   /**
