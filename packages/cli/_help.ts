@@ -52,7 +52,10 @@ Checks the manifest chain (no gap, no second writer), every segment's and block'
 every manifest entry is in the segment it names, and that no generation inherits a block its
 predecessor did not have; --drill also restores every kept generation into a temp dir and opens it
 in DuckDB (in a child process), reading every row. Exit 5 when anything is wrong.`,
-  status: `Usage: haduck status --store URL --db-key KEY [--json]`,
+  status: `Usage: haduck status --store URL --db-key KEY [--json]
+What the store holds: the last generation, its WAL frames, the last durable commit and how old it is
+(newestCommitAgeMs). The writer's own lag (walLagMs: its oldest commit not yet in the store) is in
+its admin endpoint's /status and /metrics, and in haduck_status() in a DuckDB host.`,
   gc: `Usage: haduck gc --store URL --db-key KEY [--keep-last N] [--keep-within DURATION] [--apply] [--json]
 Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,
 36h, 7d), and deletes the other manifests and every segment no kept generation references.

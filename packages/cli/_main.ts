@@ -287,8 +287,9 @@ async function commandStatus(args: string[]): Promise<number> {
     fileSizeBytes: latest?.manifest.fileSizeBytes ?? null,
     walFrames: frames?.frames ?? 0,
     lastDurableCommit,
-    // The store's own view: how long ago its newest commit (frame or checkpoint) was made.
-    walLagMs: latest ? Date.now() - Date.parse(lastDurableCommit ?? latest.manifest.createdAt) : null,
+    // The store alone cannot tell what the writer has not shipped: its lag is in the writer's status
+    // (the admin endpoint's walLagMs, haduck_status()). What the store tells: how old its newest commit is.
+    newestCommitAgeMs: latest ? Date.now() - Date.parse(lastDurableCommit ?? latest.manifest.createdAt) : null,
   };
   if (values.json) console.log(JSON.stringify(status, null, 2));
   else for (const [key, value] of Object.entries(status)) console.log(`${key}: ${value}`);

@@ -24,9 +24,7 @@ import { encodeManifest, hex, latestKey, manifestKey, sha256 } from "./_format.t
 import { Position, type Published } from "./_position.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
-import { blocksDifferingFrom } from "./_wal_leftover.ts";
-import { walkFrames } from "./_frames.ts";
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { shipLeftoverWal } from "./_wal_leftover.ts";
 import {
   type GenerationShipped,
   initialStatus,
@@ -527,43 +525,13 @@ export class Replicator {
     return shipped;
   }
 
-  /**
-   * A crash left commits in `<db>.wal` that no frame holds yet (the last ones before the crash):
-   * ship them as frames of the published generation before DuckDB replays them at open, so the store
-   * has every commit the disk had. Skipped (said in status) when the WAL does not continue the frames
-   * already stored, byte for byte.
-   */
+  /** Ships the WAL a crash left beside the file as frames, before DuckDB replays it (see _wal_leftover.ts). */
   async #shipLeftoverWal(): Promise<void> {
     const published = this.#position.published;
-    const walPath = `${this.options.dbPath}.wal`;
-    const wal = statSync(walPath, { throwIfNoEntry: false });
-    if (!this.#wal || this.#live || !published || !wal?.size) return;
-    if (readFileInfo(this.options.dbPath)?.iteration !== published.manifest.generation) return;
-    const { store, dbKey } = this.options;
-    try {
-      const fd = openSync(walPath, "r");
-      let matches = true;
-      let walk;
-      try {
-        walk = await walkFrames({ store: store!, dbKey, generation: published.manifest.generation,
-          manifestSha256: published.sha256, visit: async (frame) => {
-            const local = new Uint8Array(frame.wal.byteLength);
-            const read = readSync(fd, local, 0, local.byteLength, frame.walOffset);
-            matches &&= read === local.byteLength && Buffer.compare(local, frame.wal) === 0;
-          } });
-      } finally {
-        closeSync(fd);
-      }
-      if (walk.gap || !matches) {
-        this.#fail(`The WAL beside ${this.options.dbPath} does not continue the frames in the store ` +
-          `(${walk.gap ?? "its bytes differ"}): its commits reach the store with the checkpoint after DuckDB replays it`);
-        return;
-      }
-      await this.#wal.shipLeftover(published.manifest.generation, walk.last, Buffer.from(published.sha256, "hex"),
-        wal.size, Math.floor(wal.mtimeMs), blocksDifferingFrom(this.options.dbPath, published.manifest));
-    } catch (error) {
-      this.#fail(`Cannot ship the WAL left beside ${this.options.dbPath}: ${(error as Error).message}`);
-    }
+    if (!this.#wal || this.#live || !published) return;
+    const problem = await shipLeftoverWal({ dbPath: this.options.dbPath, store: this.options.store!,
+      dbKey: this.options.dbKey, published, shipper: this.#wal });
+    if (problem) this.#fail(problem);
   }
 
   /** Ships every block of the quiescent file that differs from the last manifest; throws when it cannot. */
