@@ -12,7 +12,8 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attach, restore, verify } from "@haduck/duckdb-fs-bridge";
+import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
+import { readFileInfo } from "../packages/duckdb-fs-bridge/_block_source.ts";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
 import { freshBucket } from "./harness/s3.ts";
@@ -148,3 +149,21 @@ test("a flipped bit in a frame is refused by name; a missing frame stops the res
   expect((await queryFile(to, "SELECT i FROM t ORDER BY i")).map((row) => row.i)).toEqual([0]);
   expect((await verify(store, "damage.duckdb")).problems.join("\n")).toContain("frame 3 of generation");
 }, 120_000);
+
+test("flush() waits for a commit DuckDB checkpointed instead of logging (a large insert on an empty WAL)", async () => {
+  const store = openStore(`file://${join(dir, "checkpointed-store")}`);
+  const dbPath = join(dir, "checkpointed.duckdb");
+  const db = await attach({ dbPath, store, catchUpDelayMs: 0 });
+  await db.connection.run("CREATE TABLE t (i BIGINT, v VARCHAR)");
+  await db.connection.run("CHECKPOINT");
+  expect(await db.flush()).toBe(true);
+  const before = readFileInfo(dbPath)!.iteration;
+  await db.connection.run("SET checkpoint_threshold = '1KB'"); // DuckDB checkpoints at the commit instead
+  await db.connection.run("INSERT INTO t SELECT i, md5(i::VARCHAR) FROM range(100000) r(i)");
+  const local = readFileInfo(dbPath)!.iteration;
+  expect(local).toBeGreaterThan(before); // the insert is in a new header, not in the WAL
+  expect(await db.flush()).toBe(true);
+  // Durable means: the store holds a generation at least as new as the header that holds the insert.
+  expect((await listGenerations(store, "checkpointed.duckdb")).at(-1)!).toBeGreaterThanOrEqual(local);
+  await db.close();
+}, 60_000);

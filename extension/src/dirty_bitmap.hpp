@@ -96,6 +96,9 @@ public:
 				continue;
 			}
 			for (uint64_t w = 0; w < CHUNK_WORDS; w++) {
+				if (words[w].load(std::memory_order_relaxed) == 0) {
+					continue; // most words are empty: no locked exchange for them (a mark racing this lands next time)
+				}
 				uint64_t bits = words[w].exchange(0, std::memory_order_acq_rel);
 				while (bits) {
 					uint64_t bit = __builtin_ctzll(bits);

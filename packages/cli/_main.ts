@@ -80,7 +80,11 @@ async function commandAttach(args: string[]): Promise<number> {
     if (values.file) statements.push(readFileSync(values.file, "utf8"));
     // --sync: a statement's result is printed only once its commit is durable in the store.
     const durable = values.sync ? async () => {
-      if (!await db.flush()) throw new Error(`the store did not take the commit: ${db.replicator.status.lastError}`);
+      if (!await db.flush()) {
+        const status = db.replicator.status;
+        throw new Error(`the commit is not in the store yet: ${status.lastError ?? status.framesStopped ?? "the " +
+          "checkpoint that should carry it was not published"}; it is durable locally and ships when the store answers`);
+      }
     } : undefined;
     if (statements.length === 0) {
       if (!await runShell(db.connection, durable)) statementFailed = true;

@@ -122,8 +122,9 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
       if (!options.store) return false;
       if (await replicator.flushWal()) return true;
       await checkpointWhenQuiet(connection, alias);
+      const checkpointed = readFileInfo(dbPath)?.iteration ?? 0;
       await replicator.flush();
-      return readFileInfo(dbPath)?.iteration === replicator.status.lastGeneration;
+      return (replicator.status.lastGeneration ?? -1) >= checkpointed;
     },
     async close() {
       // The last checkpoint, then DETACH (DuckDB checkpoints what its WAL still holds); then ship

@@ -210,7 +210,14 @@ export class Replicator {
 
   #tick(): void {
     const native = this.options.native;
-    for (const event of native.drain()) {
+    // Every event there is (a bulk insert's blocks can take more than one batch): flushWal() relies on it.
+    const events: RingEvent[] = [];
+    for (;;) {
+      const batch = native.drain();
+      events.push(...batch);
+      if (batch.length < 1024) break;
+    }
+    for (const event of events) {
       if (event.type >= L.HADUCK_EVENT_WAL_BLOCKS && event.type <= L.HADUCK_EVENT_WAL_RESET) {
         this.#walEvent(event);
         continue;

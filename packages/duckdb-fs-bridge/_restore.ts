@@ -210,6 +210,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // The identity first: a crash between the two leaves an identity without a file, which attach
     // refuses with a hint to restore again; never a restored file that looks like a stranger.
     if (manifest.database.haduckIdentity) await writeIdentity(to, manifest.database.haduckIdentity);
+    // A WAL beside the target belongs to the file being replaced: DuckDB would replay it onto this one
+    // (a default 1.4.4 file's WAL is not bound to its database), applying commits twice.
+    await fs.rm(`${to}.wal`, { force: true });
     await fs.rename(temp, to);
     await fsyncPath(dirname(to));
   } catch (error) {

@@ -72,7 +72,9 @@ export class WalShipper {
   #shipped = 0;
   #stopped: string | undefined;
   /** Syncs announced and not shipped (any iteration, ascending), and blocks written since the last frame. */
-  #syncs: (WalSync & { receivedAt: number })[] = [];
+  #syncs: (WalSync & { receivedAt: number; announcement: number })[] = [];
+  /** Bumped whenever the chain is replaced (a new generation, a leftover WAL): results of older awaits are dropped. */
+  #epoch = 0;
   /**
    * Block -> the announcement that last named it (a block named again was rewritten), and the
    * iteration it was announced under: a generation published later holds its bytes.
@@ -112,7 +114,7 @@ export class WalShipper {
     if (sync.lost) this.#lose(sync.iteration, "block marks of this iteration were lost (a replicator restarted)");
     const last = this.#syncs.at(-1);
     if (last && last.iteration === sync.iteration && last.size >= sync.size) return;
-    this.#syncs.push({ ...sync, receivedAt: performance.now() });
+    this.#syncs.push({ ...sync, receivedAt: performance.now(), announcement });
   }
 
   /** The WAL was removed or cut to `size`: syncs beyond it never happened as far as restore goes. */
@@ -142,6 +144,7 @@ export class WalShipper {
   /** Generation `generation` is published with manifest digest `sha256`: frames chain to it from now on. */
   onPublished(generation: number, sha256: Uint8Array): void {
     if (this.#iteration !== undefined && generation <= this.#iteration) return;
+    this.#epoch++;
     this.#iteration = generation;
     this.#previous = sha256;
     this.#frame = 0;
@@ -166,6 +169,7 @@ export class WalShipper {
     manifestSha256: Uint8Array, walSize: number, walTime: number, blocks: number[]): Promise<number> {
     const from = chain?.walEnd ?? 0;
     if (walSize <= from) return 0;
+    this.#epoch++;
     this.#iteration = generation;
     this.#frame = chain?.number ?? 0;
     this.#previous = chain?.sha256 ?? manifestSha256;
@@ -188,7 +192,11 @@ export class WalShipper {
    * generation); false when frames of its iteration stopped (then only a checkpoint makes it durable).
    */
   flush(): Promise<boolean> {
-    const target = this.newestSync;
+    let target = this.newestSync;
+    // A commit DuckDB checkpointed instead of logging (a large insert on an empty WAL) is in the
+    // header only: it is durable once that generation is published.
+    const local = readFileInfo(this.#options.dbPath)?.iteration;
+    if (local !== undefined && (target === undefined || local > target.iteration)) target = { iteration: local, size: 0 };
     if (!target) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       this.#waiters.push({ ...target, resolve });
@@ -219,7 +227,8 @@ export class WalShipper {
   /** Ships a frame when one is due: commits pending, and `walFlushMs` passed or someone waits. */
   async tick(): Promise<void> {
     if (this.#busy || this.#iteration === undefined || this.#stopped) return;
-    const pending = this.#syncs.filter((sync) => sync.iteration === this.#iteration && sync.size > this.#shipped);
+    const pending = this.#shippable(this.#syncs.filter((sync) => sync.iteration === this.#iteration &&
+      sync.size > this.#shipped));
     if (pending.length === 0) return;
     const now = performance.now();
     if (now < this.#retryAt) return;
@@ -245,32 +254,64 @@ export class WalShipper {
     if (shipped && this.#waiters.length > 0) setTimeout(() => void this.tick(), 0);
   }
 
+  /**
+   * The syncs to put in the next frame: all but a trailing sync that only logged a checkpoint (DuckDB
+   * syncs the WAL's CHECKPOINT entry just before it writes the new header; the blocks announced with
+   * it are the checkpoint's own, which the next generation ships: never twice).
+   */
+  #shippable(pending: (WalSync & { announcement: number })[]): (WalSync & { announcement: number })[] {
+    if (pending.length === 0) return pending;
+    const last = pending[pending.length - 1];
+    const from = pending.length > 1 ? pending[pending.length - 2].size : this.#shipped;
+    const bytes = from > 0 ? readWal(`${this.#options.dbPath}.wal`, from, last.size) : undefined;
+    return bytes && onlyCheckpoint(bytes) ? pending.slice(0, -1) : pending;
+  }
+
   /** Builds and writes the frames of `pending`; true when the chain moved on. */
-  async #ship(iteration: number, pending: WalSync[]): Promise<boolean> {
+  async #ship(iteration: number, pending: (WalSync & { announcement: number })[]): Promise<boolean> {
     const { dbPath } = this.#options;
-    if (readFileInfo(dbPath)?.iteration !== iteration) return false; // a newer header: its generation supersedes
+    const epoch = this.#epoch;
+    const superseded = () => readFileInfo(dbPath)?.iteration !== iteration || this.#epoch !== epoch;
+    if (superseded()) return false; // a newer header: its generation supersedes
     const target = pending[pending.length - 1].size;
     const commits: FrameCommit[] = pending.map((sync) => ({ walEnd: sync.size, unixMs: sync.unixMs }));
     const wal = readWal(`${dbPath}.wal`, this.#shipped, target);
     if (!wal) {
-      this.#stop(`${dbPath}.wal is shorter than its synced size ${target}`);
+      // DuckDB removes the WAL right after a new header: then that generation holds these commits.
+      if (!superseded()) this.#stop(`${dbPath}.wal is shorter than its synced size ${target}`);
       return false;
     }
-    const marks = new Map(this.#blocks);
+    // The blocks announced up to the last commit taken (later ones belong to later commits).
+    const upTo = pending[pending.length - 1].announcement;
+    const marks = new Map([...this.#blocks].filter(([, mark]) => mark.announcement <= upTo));
     const blocks = [...marks.keys()].sort((a, b) => a - b);
-    const source = openFileSource(dbPath, iteration, blocks, this.#options.blockChecksumOk);
+    let source;
+    try {
+      source = openFileSource(dbPath, iteration, blocks, this.#options.blockChecksumOk);
+    } catch (error) {
+      if (superseded()) return false;
+      throw error;
+    }
     const blockSize = source.fileInfo.blockAllocSize;
     const perFrame = Math.max(1, Math.floor(FRAME_BLOCK_BYTES_MAX / blockSize));
     try {
       for (let start = 0; start === 0 || start < blocks.length; start += perFrame) {
         const ids = blocks.slice(start, start + perFrame);
         const bytes = new Uint8Array(ids.length * blockSize);
-        for (let i = 0; i < ids.length; i++) source.read(bytes.subarray(i * blockSize, (i + 1) * blockSize), start + i, 1);
+        try {
+          for (let i = 0; i < ids.length; i++) {
+            source.read(bytes.subarray(i * blockSize, (i + 1) * blockSize), start + i, 1);
+          }
+        } catch (error) {
+          if (superseded()) return false;
+          throw error;
+        }
         const last = start + perFrame >= blocks.length;
         // After the reads: the header still says `iteration`, so no block read belongs to a newer one.
-        if (readFileInfo(dbPath)?.iteration !== iteration || this.#iteration !== iteration) return false;
+        if (superseded()) return false;
         const written = await this.#put(iteration, { wal: last ? wal : new Uint8Array(0), commits: last ? commits : [],
           blockIds: ids, blocks: bytes, blockSize });
+        if (this.#epoch !== epoch) return false; // a generation was published meanwhile: its chain, not ours
         if (!written) return true; // an earlier attempt's frame was there after all: start again from it
         // A block announced again while we uploaded was rewritten: it ships again in the next frame.
         for (const id of ids) if (this.#blocks.get(id)?.announcement === marks.get(id)?.announcement) this.#blocks.delete(id);
@@ -294,19 +335,26 @@ export class WalShipper {
     const { store, dbKey, signal } = this.#options;
     const number = this.#frame + 1;
     const key = frameKey(dbKey, iteration, number);
+    const epoch = this.#epoch;
     if (this.#uncertain && await this.#adoptExisting(key, iteration)) return false;
+    if (this.#epoch !== epoch) return false;
     const frame = encodeFrame({ blockAllocSize: body.blockSize, generation: iteration, number,
       walOffset: this.#shipped, wal: body.wal, commits: body.commits, blockIds: body.blockIds, blocks: body.blocks,
       previousSha256: this.#previous });
     try {
       await store.put(key, frame.bytes, { ifNoneMatch: "*", signal });
     } catch (error) {
-      if (error instanceof PreconditionFailedError) {
-        if (await this.#adoptExisting(key, iteration)) return false;
-        this.#stop(`${key} exists and does not follow this writer's chain (another writer?)`);
-      } else this.#uncertain = true;
-      throw error;
+      if (this.#epoch !== epoch) return false;
+      if (!(error instanceof PreconditionFailedError)) {
+        this.#uncertain = true;
+        throw error;
+      }
+      if (await this.#adoptExisting(key, iteration)) return false;
+      this.#stop(`${key} exists and does not follow this writer's chain: another writer is shipping this ` +
+        "database; stop it, then run `haduck verify`");
+      return false;
     }
+    if (this.#epoch !== epoch) return false;
     this.#uncertain = false;
     this.#frame = number;
     this.#previous = frame.sha256;
@@ -336,7 +384,12 @@ export class WalShipper {
       this.#uncertain = false;
       return false;
     }
-    const frame = decodeFrame(bytes, key);
+    let frame;
+    try {
+      frame = decodeFrame(bytes, key);
+    } catch {
+      return false; // damaged: not our frame (the caller stops, naming the key)
+    }
     if (frame.generation !== iteration || frame.walOffset !== this.#shipped ||
       Buffer.compare(frame.previousSha256, this.#previous) !== 0) {
       return false;
@@ -375,4 +428,28 @@ function readWal(path: string, from: number, to: number): Uint8Array | undefined
   } finally {
     closeSync(fd);
   }
+}
+
+/** WAL entry types (DuckDB 1.4.4, wal_type.hpp) that a checkpoint's own sync logs. */
+const WAL_CHECKPOINT = 99;
+const WAL_FLUSH = 100;
+
+/**
+ * Whether WAL bytes (whole entries: u64 size, u64 checksum, payload starting with field 100, the
+ * entry's type) hold a CHECKPOINT entry and nothing but WAL_FLUSH besides.
+ */
+export function onlyCheckpoint(bytes: Uint8Array): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let checkpoint = false;
+  for (let at = 0; at < bytes.byteLength;) {
+    if (at + 19 > bytes.byteLength) return false;
+    const size = Number(view.getBigUint64(at, true));
+    const payload = at + 16;
+    if (view.getUint16(payload, true) !== 100) return false;
+    const type = bytes[payload + 2];
+    if (type === WAL_CHECKPOINT) checkpoint = true;
+    else if (type !== WAL_FLUSH) return false;
+    at = payload + size;
+  }
+  return checkpoint;
 }
