@@ -76,8 +76,6 @@ export class Replicator {
   readonly #abort = new AbortController();
   /** WAL frames between checkpoints (undefined: local-only, or walFlushMs 0). */
   readonly #wal: WalShipper | undefined;
-  /** Blocks of the WAL announcement being received (WAL_BLOCKS events come before their WAL_SYNCED). */
-  #walBlocks: number[] = [];
 
   constructor(options: ReplicatorOptions) {
     this.options = {
@@ -244,24 +242,13 @@ export class Replicator {
     else if (!this.#working) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 
-  /** A WAL announcement for our database (the events carry the database's file id). */
+  /** A WAL announcement: for our database (the events carry the database's file id), the shipper's. */
   #walEvent(event: RingEvent): void {
     if (!this.#wal) return;
     if (this.#fileId === undefined && this.options.native.filePath(event.fileId) === this.options.dbPath) {
       this.#fileId = event.fileId;
     }
-    if (event.fileId !== this.#fileId) return;
-    if (event.type === L.HADUCK_EVENT_WAL_BLOCKS) {
-      const fields = [event.a, event.b, event.c, event.d, event.e ?? 0n, event.f ?? 0n].map(Number);
-      for (let run = 0; run < 6; run += 2) {
-        for (let block = fields[run]; block < fields[run] + fields[run + 1]; block++) this.#walBlocks.push(block);
-      }
-    } else if (event.type === L.HADUCK_EVENT_WAL_SYNCED) {
-      this.#wal.onSync({ iteration: Number(event.a), size: Number(event.b), unixMs: Number(event.c), lost: event.d === 1n,
-        blocks: this.#walBlocks.splice(0) });
-    } else {
-      this.#wal.onReset(Number(event.a), Number(event.b));
-    }
+    if (event.fileId === this.#fileId) this.#wal.onEvent(event);
   }
 
   #enqueue(seq: bigint): void {

@@ -19,6 +19,7 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { openFileSource, readFileInfo } from "./_block_source.ts";
 import { decodeFrame, encodeFrame, type FrameCommit, frameKey } from "./_frame_format.ts";
 import type { FrameShipped } from "./_replicator_types.ts";
+import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 
 export interface WalSync {
   iteration: number;
@@ -81,6 +82,8 @@ export class WalShipper {
    */
   #blocks = new Map<number, { announcement: number; iteration: number }>();
   #announcements = 0;
+  /** Blocks of the announcement being received (its WAL_BLOCKS events, before its WAL_SYNCED). */
+  #announcing: number[] = [];
   /** Iterations up to this one lost block marks: never framed. */
   #lostThrough = -1;
   #waiters: Waiter[] = [];
@@ -106,6 +109,21 @@ export class WalShipper {
   get newestSync(): { iteration: number; size: number } | undefined {
     return this.#syncs.at(-1) ?? (this.#iteration === undefined ? undefined
       : { iteration: this.#iteration, size: this.#shipped });
+  }
+
+  /** One of the extension's WAL events (WAL_BLOCKS come before the WAL_SYNCED they belong to). */
+  onEvent(event: RingEvent): void {
+    if (event.type === L.HADUCK_EVENT_WAL_BLOCKS) {
+      const fields = [event.a, event.b, event.c, event.d, event.e ?? 0n, event.f ?? 0n].map(Number);
+      for (let run = 0; run < 6; run += 2) {
+        for (let block = fields[run]; block < fields[run] + fields[run + 1]; block++) this.#announcing.push(block);
+      }
+    } else if (event.type === L.HADUCK_EVENT_WAL_SYNCED) {
+      this.onSync({ iteration: Number(event.a), size: Number(event.b), unixMs: Number(event.c), lost: event.d === 1n,
+        blocks: this.#announcing.splice(0) });
+    } else if (event.type === L.HADUCK_EVENT_WAL_RESET) {
+      this.onReset(Number(event.a), Number(event.b));
+    }
   }
 
   onSync(sync: WalSync): void {
