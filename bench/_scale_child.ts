@@ -7,14 +7,13 @@
  * Usage: bun bench/_scale_child.ts <operation> <db-path> <db-key> <bucket> [restore-target]
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { attach, gc, Native, openDuckDB, restore, verify } from "@haduck/duckdb-fs-bridge";
+import { attach, gc, openDuckDB, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { S3BlockStore } from "@haduck/s3-block-store";
 
 const [operation, dbPath, dbKey, bucket, target] = process.argv.slice(2);
 const store = new S3BlockStore({ endpoint: process.env.HADUCK_TEST_S3_ENDPOINT!, bucket, prefix: "haduck",
   accessKey: process.env.HADUCK_TEST_S3_ACCESS_KEY!, secretKey: process.env.HADUCK_TEST_S3_SECRET_KEY! });
 await openDuckDB();
-const native = new Native();
 const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]);
 Bun.gc(true);
 const baselineMiB = kib("VmRSS") / 1024;
@@ -27,8 +26,7 @@ if (operation === "upload") {
   bytes = db.replicator.status.bytesShipped;
   await db.close();
 } else if (operation === "restore" || operation === "drill") {
-  const result = await restore({ store, dbKey, to: target, force: true, openCheck: operation === "drill",
-    blockChecksumOk: (block) => native.blockChecksumOk(block) });
+  const result = await restore({ store, dbKey, to: target, force: true, openCheck: operation === "drill" });
   bytes = result.bytes;
 } else if (operation === "verify") {
   const report = await verify(store, dbKey);

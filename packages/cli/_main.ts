@@ -15,8 +15,6 @@ import {
   extensionPath,
   latestManifest,
   listGenerations,
-  Native,
-  openDuckDB,
   ReplicationError,
   restore,
   summarizeGenerations,
@@ -193,12 +191,10 @@ async function commandRestore(args: string[]): Promise<number> {
     throw new UsageError(`--generation must be a whole number, not ${values.generation}`);
   }
   const { store, dbKey } = needStore(values);
-  await openDuckDB(); // loads libduckdb so the extension's block checksum is available
-  const native = new Native();
   const started = performance.now();
   const bar = progress("restore");
   const result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
-    force: values.force, blockChecksumOk: (block) => native.blockChecksumOk(block), onProgress: bar.update });
+    force: values.force, onProgress: bar.update });
   bar.finish();
   const seconds = (performance.now() - started) / 1000;
   const frames = result.commits > 0
@@ -241,13 +237,11 @@ async function commandVerify(args: string[]): Promise<number> {
     const { tmpdir } = await import("node:os");
     const dir = mkdtempSync(resolve(tmpdir(), "haduck-drill-"));
     try {
-      await openDuckDB();
-      const native = new Native();
       const generations = await listGenerations(store, dbKey);
       for (const generation of generations) {
         const to = resolve(dir, `drill-${generation}.duckdb`);
         try {
-          await restore({ store, dbKey, to, generation, blockChecksumOk: (block) => native.blockChecksumOk(block) });
+          await restore({ store, dbKey, to, generation });
         } catch (error) {
           problems.push(`Generation ${generation} does not restore: ${(error as Error).message}`);
         }
@@ -258,7 +252,7 @@ async function commandVerify(args: string[]): Promise<number> {
       const latest = resolve(dir, "drill-latest.duckdb");
       let replayed = "";
       try {
-        const result = await restore({ store, dbKey, to: latest, blockChecksumOk: (block) => native.blockChecksumOk(block) });
+        const result = await restore({ store, dbKey, to: latest });
         replayed = `, the latest commit with ${result.frames} WAL frames replayed`;
       } catch (error) {
         problems.push(`The latest commit does not restore: ${(error as Error).message}`);

@@ -24,8 +24,12 @@ export class ReadRaceError extends Error {
 export interface BlockSource {
   readonly fileInfo: DuckDBFileInfo;
   readonly headerRegion: Uint8Array;
-  /** Fills `into` with blocks `blocks[index] .. blocks[index + count - 1]`, which are adjacent in the file. */
-  read(into: Uint8Array, index: number, count: number): void;
+  /**
+   * Fills `into` with blocks `blocks[index] .. blocks[index + count - 1]`, which are adjacent in the
+   * file, and says for each whether it passes DuckDB's own checksum (computed once, by the read that
+   * made sure the block was not caught half-written).
+   */
+  read(into: Uint8Array, index: number, count: number): boolean[];
   close(): void;
 }
 
@@ -56,23 +60,28 @@ function readBlocks(fd: number, into: Uint8Array, position: number): void {
  * way). Blocks that keep changing are a race: the attempt is carried, never published.
  */
 function readBlocksSettled(fd: number, into: Uint8Array, position: number, blockSize: number,
-  checksumOk: ((block: Uint8Array) => boolean) | undefined, what: () => string): void {
+  checksumOk: (block: Uint8Array) => boolean, what: () => string): boolean[] {
   readBlocks(fd, into, position);
-  if (!checksumOk) return;
+  const valid: boolean[] = [];
   let again: Uint8Array | undefined;
   for (let at = 0; at < into.byteLength; at += blockSize) {
     const block = into.subarray(at, at + blockSize);
-    if (checksumOk(block)) continue;
-    again ??= new Uint8Array(blockSize);
-    let settled = false;
-    for (let attempt = 0; attempt < 3 && !settled; attempt++) {
-      readBlocks(fd, again, position + at);
-      settled = Buffer.compare(again, block) === 0;
-      block.set(again);
-      settled ||= checksumOk(block);
+    let ok = checksumOk(block);
+    if (!ok) {
+      again ??= new Uint8Array(blockSize);
+      let settled = false;
+      for (let attempt = 0; attempt < 3 && !settled; attempt++) {
+        readBlocks(fd, again, position + at);
+        settled = Buffer.compare(again, block) === 0;
+        block.set(again);
+        ok = checksumOk(block);
+        settled ||= ok;
+      }
+      if (!settled) throw new ReadRaceError(`${what()} at offset ${position + at} changed while it was read`);
     }
-    if (!settled) throw new ReadRaceError(`${what()} at offset ${position + at} changed while it was read`);
+    valid.push(ok);
   }
+  return valid;
 }
 
 /** Writes all of `bytes` at `position` (a short write is retried, never left as a hole of zeros). */
@@ -132,13 +141,13 @@ function openAtIteration(dbPath: string, iteration: number): { fd: number; regio
 
 /** Reads blocks from the live file as the pass asks for them (catch-up and reconcile: no hold). */
 export function openFileSource(dbPath: string, iteration: number, blocks: readonly number[],
-  blockChecksumOk?: (block: Uint8Array) => boolean): BlockSource {
+  blockChecksumOk: (block: Uint8Array) => boolean): BlockSource {
   const { fd, region, info } = openAtIteration(dbPath, iteration);
   return {
     fileInfo: info,
     headerRegion: region,
     read(into, index) {
-      readBlocksSettled(fd, into, blockOffset(blocks[index], info.blockAllocSize), info.blockAllocSize, blockChecksumOk,
+      return readBlocksSettled(fd, into, blockOffset(blocks[index], info.blockAllocSize), info.blockAllocSize, blockChecksumOk,
         () => `block ${blocks[index]} of ${dbPath}`);
     },
     close: () => closeSync(fd),
@@ -157,7 +166,7 @@ export interface StageOptions {
   /** Blocks read per call at most when adjacent. */
   runBlocksMax: number;
   /** DuckDB's block checksum: a block failing it is read again until it settles (see readBlocksSettled). */
-  blockChecksumOk?: (block: Uint8Array) => boolean;
+  blockChecksumOk: (block: Uint8Array) => boolean;
   /**
    * performance.now() past which staging gives up (a ReadRaceError: the blocks are carried). The
    * hold would run out anyway; stopping first lets DuckDB go on and leaves the blocks to the catch-up.
@@ -177,6 +186,7 @@ export function stageBlocks(options: StageOptions): BlockSource {
   const blockSize = info.blockAllocSize;
   const inMemory = Math.min(blocks.length, Math.floor(memory.byteLength / blockSize));
   let spool: number | undefined;
+  const valid = new Uint8Array(blocks.length); // DuckDB's checksum, per block, as staging found it
   try {
     if (inMemory < blocks.length) {
       const spoolPath = `${dbPath}.haduck-spool-${crypto.randomUUID().slice(0, 8)}`;
@@ -199,7 +209,7 @@ export function stageBlocks(options: StageOptions): BlockSource {
         throw new ReadRaceError(`staging ${blocks.length} blocks took longer than the hold allows; carried`);
       }
       readBlocksSettled(fd, into, blockOffset(blocks[start], blockSize), blockSize, options.blockChecksumOk,
-        () => `block ${blocks[start]} of ${dbPath}`);
+        () => `block ${blocks[start]} of ${dbPath}`).forEach((ok, i) => valid[start + i] = ok ? 1 : 0);
       if (start >= inMemory) writeAll(spool!, into, (start - inMemory) * blockSize);
       start = end;
     }
@@ -213,12 +223,15 @@ export function stageBlocks(options: StageOptions): BlockSource {
     fileInfo: info,
     headerRegion: region,
     read(into, index, count) {
+      const ok: boolean[] = [];
       for (let i = 0; i < count; i++) {
         const at = index + i;
         const target = into.subarray(i * blockSize, (i + 1) * blockSize);
         if (at < inMemory) target.set(memory.subarray(at * blockSize, (at + 1) * blockSize));
         else readExactly(spool!, target, (at - inMemory) * blockSize, "the spool");
+        ok.push(valid[at] === 1);
       }
+      return ok;
     },
     close() {
       if (spool !== undefined) closeSync(spool);

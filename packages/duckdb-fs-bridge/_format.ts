@@ -56,21 +56,40 @@ export interface SegmentHeader {
   previousSha256: Uint8Array;
 }
 
+/** One entry of a segment whose payload is already in place (see `sealSegment`). */
+export interface SealedEntryInput {
+  blockId: bigint;
+  storedBytes: number;
+  rawBytes: number;
+  compression: number;
+  duckdbChecksumValid: boolean;
+  /** SHA-256 of the block's raw bytes. */
+  rawSha256: Uint8Array;
+}
+
+/** Bytes of a segment's header and entry table for `entries` entries. */
+export const segmentHeadBytes = (entries: number) => SEGMENT_HEADER_BYTES + entries * SEGMENT_ENTRY_BYTES;
+
 /**
- * Encodes a segment: header, sorted entries, payloads, then the segment's checksum: the SHA-256 of
- * the header and the entries. Each entry holds its block's SHA-256, so the checksum covers every
- * payload without a second pass over the payload bytes. Returns it as `sha256` too: manifests and the
- * next segment's chain name a segment by it. With `into` (a pooled buffer) the segment is written at
- * its start instead of into a new buffer.
+ * Completes a segment around payloads already laid end to end in `buffer` from `payloadAt` (in
+ * `entries`' order, which must be ascending block ids): writes the header and the entries just
+ * before them and the trailer just after, and returns the segment as a view of `buffer`, so the
+ * payloads are never copied. The trailer is the SHA-256 of the header and the entries; each entry
+ * holds its block's SHA-256, so the checksum covers every payload without a second pass over the
+ * payload bytes. Manifests and the next segment's chain name a segment by it.
  */
-export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[], into?: Uint8Array):
-  { bytes: Uint8Array; entries: SegmentEntry[]; sha256: Uint8Array } {
-  const sorted = [...inputs].sort((a, b) => (a.blockId < b.blockId ? -1 : a.blockId > b.blockId ? 1 : 0));
-  const payloadStart = SEGMENT_HEADER_BYTES + sorted.length * SEGMENT_ENTRY_BYTES;
-  const total = payloadStart + sorted.reduce((sum, input) => sum + input.stored.byteLength, 0) + SEGMENT_TRAILER_BYTES;
-  if (into && into.byteLength < total) throw new RangeError(`segment of ${total} bytes does not fit ${into.byteLength}`);
+export function sealSegment(header: SegmentHeader, entries: readonly SealedEntryInput[], buffer: Uint8Array,
+  payloadAt: number): { bytes: Uint8Array; entries: SegmentEntry[]; sha256: Uint8Array } {
+  const headBytes = segmentHeadBytes(entries.length);
+  const payloadBytes = entries.reduce((sum, entry) => sum + entry.storedBytes, 0);
+  const start = payloadAt - headBytes;
+  const total = headBytes + payloadBytes + SEGMENT_TRAILER_BYTES;
+  if (start < 0 || start + total > buffer.byteLength) {
+    throw new RangeError(`segment of ${total} bytes does not fit its buffer of ${buffer.byteLength}`);
+  }
+  if (header.previousSha256.byteLength !== 32) throw new RangeError("previousSha256 must be 32 bytes");
   // A reused buffer holds an older segment: clear the header and entries (reserved bytes must be zero).
-  const bytes = into ? into.subarray(0, total).fill(0, 0, payloadStart) : new Uint8Array(total);
+  const bytes = buffer.subarray(start, start + total).fill(0, 0, headBytes);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   bytes.set(new TextEncoder().encode(SEGMENT_MAGIC), 0);
   view.setUint16(8, SEGMENT_VERSION, true);
@@ -78,37 +97,52 @@ export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[], int
   view.setUint32(12, header.blockAllocSize, true);
   view.setBigUint64(16, header.generation, true);
   view.setBigUint64(24, BigInt(header.sequence), true);
-  view.setBigUint64(32, BigInt(sorted.length), true);
-  if (header.previousSha256.byteLength !== 32) throw new RangeError("previousSha256 must be 32 bytes");
+  view.setBigUint64(32, BigInt(entries.length), true);
   bytes.set(header.previousSha256, 40);
   // bytes 72..96 reserved, zero
-  const entries: SegmentEntry[] = [];
-  let offset = payloadStart;
-  sorted.forEach((input, index) => {
+  const sealed: SegmentEntry[] = [];
+  let offset = headBytes;
+  entries.forEach((input, index) => {
+    if (index > 0 && input.blockId <= entries[index - 1].blockId) {
+      throw new RangeError(`segment entries are not in ascending block order at block ${input.blockId}`);
+    }
     const at = SEGMENT_HEADER_BYTES + index * SEGMENT_ENTRY_BYTES;
-    const digest = input.rawSha256 ?? sha256(input.raw);
     view.setBigUint64(at, input.blockId, true);
     view.setBigUint64(at + 8, BigInt(offset), true);
-    view.setUint32(at + 16, input.stored.byteLength, true);
-    view.setUint32(at + 20, input.raw.byteLength, true);
+    view.setUint32(at + 16, input.storedBytes, true);
+    view.setUint32(at + 20, input.rawBytes, true);
     view.setUint8(at + 24, input.compression);
     view.setUint8(at + 25, input.duckdbChecksumValid ? 1 : 0);
-    bytes.set(digest, at + 32);
-    bytes.set(input.stored, offset);
-    entries.push({
-      blockId: input.blockId,
-      offsetBytes: offset,
-      storedBytes: input.stored.byteLength,
-      rawBytes: input.raw.byteLength,
-      compression: input.compression,
-      duckdbChecksumValid: input.duckdbChecksumValid,
-      sha256: hex(digest),
-    });
-    offset += input.stored.byteLength;
+    bytes.set(input.rawSha256, at + 32);
+    sealed.push({ blockId: input.blockId, offsetBytes: offset, storedBytes: input.storedBytes,
+      rawBytes: input.rawBytes, compression: input.compression, duckdbChecksumValid: input.duckdbChecksumValid,
+      sha256: hex(input.rawSha256) });
+    offset += input.storedBytes;
   });
-  const checksum = sha256(bytes.subarray(0, payloadStart));
+  const checksum = sha256(bytes.subarray(0, headBytes));
   bytes.set(checksum, total - SEGMENT_TRAILER_BYTES);
-  return { bytes, entries, sha256: checksum };
+  return { bytes, entries: sealed, sha256: checksum };
+}
+
+/**
+ * Encodes a segment from blocks in memory: sorts them, lays their payloads out, then seals it (see
+ * `sealSegment`). With `into` (a pooled buffer) the segment is written at its start.
+ */
+export function encodeSegment(header: SegmentHeader, inputs: SegmentInput[], into?: Uint8Array):
+  { bytes: Uint8Array; entries: SegmentEntry[]; sha256: Uint8Array } {
+  const sorted = [...inputs].sort((a, b) => (a.blockId < b.blockId ? -1 : a.blockId > b.blockId ? 1 : 0));
+  const payloadAt = segmentHeadBytes(sorted.length);
+  const total = payloadAt + sorted.reduce((sum, input) => sum + input.stored.byteLength, 0) + SEGMENT_TRAILER_BYTES;
+  const buffer = into ?? new Uint8Array(total);
+  if (buffer.byteLength < total) throw new RangeError(`segment of ${total} bytes does not fit ${buffer.byteLength}`);
+  let offset = payloadAt;
+  for (const input of sorted) {
+    buffer.set(input.stored, offset);
+    offset += input.stored.byteLength;
+  }
+  return sealSegment(header, sorted.map((input) => ({ blockId: input.blockId, storedBytes: input.stored.byteLength,
+    rawBytes: input.raw.byteLength, compression: input.compression, duckdbChecksumValid: input.duckdbChecksumValid,
+    rawSha256: input.rawSha256 ?? sha256(input.raw) })), buffer, payloadAt);
 }
 
 /** A stored block's raw bytes: decompressed, and checked against the SHA-256 its entry names. */

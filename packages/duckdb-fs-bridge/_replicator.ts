@@ -393,7 +393,6 @@ export class Replicator {
       const result = await readAndUpload({ store: this.options.store!, dbKey: this.options.dbKey, iteration, blocks,
         source, readsDone, previous: this.#position.published, signal: this.#abort.signal, segmentBytesMax: this.options.segmentBytesMax,
         uploadsInFlightMax: this.options.uploadsInFlightMax, compress: this.options.compress,
-        blockChecksumOk: (block) => this.options.native.blockChecksumOk(block),
         onProgress: this.#progress(iteration) });
       if (result.uploadError) [outcome, failure] = ["store", result.uploadError];
       else if (!result.shipment) outcome = "race";

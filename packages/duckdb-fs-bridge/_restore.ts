@@ -22,7 +22,7 @@ import { ReplicationError } from "./_errors.ts";
 import { writeIdentity } from "./_identity.ts";
 import { checkOpensInDuckDB } from "./_open_check.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
-import type { Manifest, ManifestBlock } from "./_format.ts";
+import { COMPRESSION_NONE, type Manifest, type ManifestBlock } from "./_format.ts";
 
 export interface RestoreOptions {
   store: BlockStore;
@@ -40,7 +40,10 @@ export interface RestoreOptions {
   force?: boolean;
   /** Ranged reads in flight. Default 8. */
   concurrency?: number;
-  /** Checks DuckDB's own 8-byte block checksum (from the extension); skipped when absent. */
+  /**
+   * @deprecated Ignored. Every block is checked against its SHA-256, taken by the writer of the very
+   * bytes whose DuckDB checksum it recorded: bytes that pass it cannot fail DuckDB's checksum.
+   */
   blockChecksumOk?: (block: Uint8Array) => boolean;
   onProgress?: (done: number, total: number, bytes: number) => void;
   /**
@@ -97,12 +100,17 @@ interface RangeRead {
 }
 
 /** Response bodies read and dropped between two collections (see RuntimeCopies): bounds restore's peak. */
-const responseCopies = new RuntimeCopies(16 * 1024 * 1024);
+const responseCopies = new RuntimeCopies(32 * 1024 * 1024);
 
 /** Bytes one ranged read may span; bounds restore's memory to about `concurrency` times this. */
 const RANGE_BYTES_MAX = 4 * 1024 * 1024;
 /** Blocks separated by at most this many unused bytes share a read (reading the gap is cheaper). */
 const RANGE_GAP_BYTES_MAX = 256 * 1024;
+
+/** Two blocks of one read that follow each other in the file and, stored raw, in the segment. */
+function adjacentRaw(a: ManifestBlock, b: ManifestBlock): boolean {
+  return b[0] === a[0] + 1 && a[5] === COMPRESSION_NONE && b[5] === COMPRESSION_NONE && b[2] === a[2] + a[3];
+}
 
 /** Groups the blocks into few ranged reads: per segment, by offset, merged while close and small. */
 export function planRangeReads(manifest: Manifest): RangeRead[] {
@@ -158,7 +166,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const { manifest } = loaded;
   const temp = `${to}.haduck-restore-${crypto.randomUUID().slice(0, 8)}`;
   const handle = await fs.open(temp, "wx");
-  let bytes = 0;
+  let written = 0;
   let walk: FrameWalk | undefined;
   try {
     const header = await readBlock(store, manifest, manifest.header);
@@ -176,16 +184,22 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const range = await store.get(key, { range: { offsetBytes: read.offsetBytes, lengthBytes: read.lengthBytes },
           signal: abort.signal });
         responseCopies.add(range.byteLength);
-        for (const block of read.blocks) {
-          const at = block[2] - read.offsetBytes;
-          const raw = decodeBlock(range.subarray(at, at + block[3]), block, key);
-          if (block[6] === 1 && options.blockChecksumOk && !options.blockChecksumOk(raw)) {
-            throw new ReplicationError("INTEGRITY", `Block ${block[0]} of generation ${manifest.generation} fails ` +
-              `DuckDB's own checksum (segment ${key}); it was not applied`);
+        // Blocks adjacent in the file and stored raw side by side go down in one write.
+        for (let first = 0; first < read.blocks.length;) {
+          let last = first;
+          const raw = decodeBlock(range.subarray(read.blocks[first][2] - read.offsetBytes,
+            read.blocks[first][2] - read.offsetBytes + read.blocks[first][3]), read.blocks[first], key);
+          while (last + 1 < read.blocks.length && adjacentRaw(read.blocks[last], read.blocks[last + 1])) {
+            const block = read.blocks[++last];
+            decodeBlock(range.subarray(block[2] - read.offsetBytes, block[2] - read.offsetBytes + block[3]), block, key);
           }
-          await handle.write(raw, 0, raw.byteLength, blockOffset(block[0], manifest.database.blockAllocSize));
-          bytes += raw.byteLength;
-          options.onProgress?.(++done, manifest.blocks.length, bytes);
+          const bytes = last === first ? raw : range.subarray(read.blocks[first][2] - read.offsetBytes,
+            read.blocks[last][2] + read.blocks[last][3] - read.offsetBytes);
+          await handle.write(bytes, 0, bytes.byteLength, blockOffset(read.blocks[first][0], manifest.database.blockAllocSize));
+          written += bytes.byteLength;
+          done += last - first + 1;
+          options.onProgress?.(done, manifest.blocks.length, written);
+          first = last + 1;
         }
       }
     };
@@ -221,7 +235,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await fs.rm(`${temp}.wal`, { force: true });
     throw error;
   }
-  return { generation: manifest.generation, blocks: manifest.blocks.length, bytes: bytes + HEADER_REGION_BYTES, path: to,
+  return { generation: manifest.generation, blocks: manifest.blocks.length, bytes: written + HEADER_REGION_BYTES, path: to,
     frames: walk?.frames ?? 0, commits: walk?.commits ?? 0,
     lastCommit: walk?.lastCommitUnixMs === undefined ? null : new Date(walk.lastCommitUnixMs).toISOString(),
     warning: walk?.gap ?? null };

@@ -14,15 +14,14 @@ import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
 import {
   COMPRESSION_NONE,
   COMPRESSION_ZSTD,
-  encodeSegment,
   HEADER_REGION_ID,
   hex,
   type Manifest,
   type ManifestBlock,
-  SEGMENT_ENTRY_BYTES,
-  SEGMENT_HEADER_BYTES,
   SEGMENT_TRAILER_BYTES,
-  type SegmentInput,
+  type SealedEntryInput,
+  sealSegment,
+  segmentHeadBytes,
   segmentKey,
   sha256,
 } from "./_format.ts";
@@ -39,7 +38,6 @@ export interface UploadPassOptions {
   segmentBytesMax: number;
   uploadsInFlightMax: number;
   compress: boolean;
-  blockChecksumOk: (block: Uint8Array) => boolean;
   /**
    * Called once, as soon as the last block has been read (uploads may still be in flight): says
    * whether the reads saw one consistent state. For a generation this releases DuckDB's held next
@@ -64,16 +62,20 @@ export interface UploadPassResult {
 const ZSTD_FAST = { params: { [zlib.ZSTD_c_compressionLevel]: 1 } };
 /** A block that zstd shrinks by less than this fraction is stored raw. */
 const COMPRESSION_GAIN_MIN = 0.1;
-/** After a block that does not compress, this many blocks are stored raw without trying. */
+/** After a block that does not compress, this many blocks are stored raw without trying... */
 const COMPRESSION_BACKOFF_BLOCKS = 16;
+/** ...doubling with each further block that does not, up to this many (random data costs zstd for nothing). */
+const COMPRESSION_BACKOFF_BLOCKS_MAX = 512;
 
 /**
  * zstd per block where it pays: DuckDB compresses its columns itself, and random-looking blocks
  * cost zstd time for nothing. After a block that does not shrink, the next blocks skip zstd for a
- * while, then it tries again. Returns the compressed bytes, or undefined to store the block raw.
+ * while (longer after each miss in a row), then it tries again. Returns the compressed bytes, or
+ * undefined to store the block raw.
  */
 export class AdaptiveCompressor {
   #skip = 0;
+  #backoff = COMPRESSION_BACKOFF_BLOCKS;
   constructor(readonly enabled: boolean) {}
 
   compress(raw: Uint8Array): Uint8Array | undefined {
@@ -83,8 +85,12 @@ export class AdaptiveCompressor {
       return undefined;
     }
     const stored = zstdCompressSync(raw, ZSTD_FAST);
-    if (stored.byteLength <= raw.byteLength * (1 - COMPRESSION_GAIN_MIN)) return new Uint8Array(stored);
-    this.#skip = COMPRESSION_BACKOFF_BLOCKS;
+    if (stored.byteLength <= raw.byteLength * (1 - COMPRESSION_GAIN_MIN)) {
+      this.#backoff = COMPRESSION_BACKOFF_BLOCKS;
+      return stored;
+    }
+    this.#skip = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, COMPRESSION_BACKOFF_BLOCKS_MAX);
     return undefined;
   }
 }
@@ -92,39 +98,41 @@ export class AdaptiveCompressor {
 /**
  * Bun's fetch keeps its own copy of each request body, freed only when the collector runs, which it
  * does lazily for such external memory: left alone, a 1 GiB first upload peaked 86 to 108 MiB above
- * plain DuckDB. A collection every 16 MiB handed over keeps it near 60 (bench/memory.ts).
+ * plain DuckDB. A collection every 32 MiB handed over keeps it near 60 (bench/scale.ts).
  */
-const requestCopies = new RuntimeCopies(16 * 1024 * 1024);
+const requestCopies = new RuntimeCopies(32 * 1024 * 1024);
 
 /** Blocks read per call at most when they are adjacent in the file (fewer, larger reads). */
 export const READ_RUN_BLOCKS_MAX = 16;
 
 /**
- * The buffers of one pass, allocated once and reused: blocks are read into `staging` (a segment's
- * worth), packed into one of the segment buffers, and a segment buffer returns to the pool when its
- * upload settles. A pass of any size holds `uploadsInFlightMax + 1` segments and one staging area,
- * and reading and packing a block leave no garbage and fault in no fresh pages.
+ * The segment buffers of one pass, allocated once and reused. Blocks are read straight into a
+ * segment buffer, at the place their payload takes in the segment: room for the largest header and
+ * entry table comes first, so sealing the segment writes the header just before the payloads and
+ * nothing is copied. A buffer returns to the pool when its upload settles: a pass of any size holds
+ * `uploadsInFlightMax + 1` segments, and reading a block leaves no garbage and faults in no pages.
  */
 class PassBuffers {
-  readonly staging: Uint8Array;
-  readonly stagingBlocks: number;
+  /** Blocks read into one segment at most. */
+  readonly blocksPerSegment: number;
+  /** Where payloads start in a segment buffer. */
+  readonly payloadAt: number;
   readonly #segmentBytes: number;
   readonly #free: Uint8Array[] = [];
 
   constructor(blockSize: number, segmentBytesMax: number, blocks: number) {
-    this.stagingBlocks = Math.max(1, Math.min(blocks, Math.floor(segmentBytesMax / blockSize)));
-    this.staging = new Uint8Array(this.stagingBlocks * blockSize);
-    // The first segment also carries the header region.
-    this.#segmentBytes = SEGMENT_HEADER_BYTES + (this.stagingBlocks + 1) * SEGMENT_ENTRY_BYTES +
-      this.staging.byteLength + HEADER_REGION_BYTES + SEGMENT_TRAILER_BYTES;
+    this.blocksPerSegment = Math.max(1, Math.min(blocks, Math.floor(segmentBytesMax / blockSize)));
+    // The first segment also carries the header region (one more entry, and its payload last).
+    this.payloadAt = segmentHeadBytes(this.blocksPerSegment + 1);
+    this.#segmentBytes = this.payloadAt + this.blocksPerSegment * blockSize + HEADER_REGION_BYTES + SEGMENT_TRAILER_BYTES;
   }
 
-  takeSegment(): Uint8Array {
+  take(): Uint8Array {
     return this.#free.pop() ?? new Uint8Array(this.#segmentBytes);
   }
 
-  giveBack(segment: Uint8Array): void {
-    this.#free.push(new Uint8Array(segment.buffer, 0, this.#segmentBytes));
+  giveBack(buffer: Uint8Array): void {
+    this.#free.push(buffer);
   }
 }
 
@@ -150,35 +158,45 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     const { fileInfo, headerRegion } = source;
     const blockSize = fileInfo.blockAllocSize;
     const buffers = new PassBuffers(blockSize, options.segmentBytesMax, options.blocks.length);
-    let stagingUsed = 0; // blocks of `buffers.staging` holding blocks of the batch
-    let batch: SegmentInput[] = [{ blockId: HEADER_REGION_ID, raw: headerRegion, stored: headerRegion,
-      compression: COMPRESSION_NONE, duckdbChecksumValid: false }];
+    // The segment being filled: its buffer, the blocks read into it, the entries kept, where the next payload goes.
+    let buffer = buffers.take();
+    let blocksRead = 0;
+    let entries: SealedEntryInput[] = [];
+    let cursor = buffers.payloadAt;
     const flush = async () => {
-      stagingUsed = 0;
-      if (batch.length === 0) return;
+      if (segments.length === 0) { // the header region rides in the first segment, last (its id sorts last)
+        buffer.set(headerRegion, cursor);
+        entries.push({ blockId: HEADER_REGION_ID, storedBytes: headerRegion.byteLength,
+          rawBytes: headerRegion.byteLength, compression: COMPRESSION_NONE, duckdbChecksumValid: false,
+          rawSha256: sha256(headerRegion) });
+      }
+      const filled = buffer;
+      const kept = entries;
+      [blocksRead, entries, cursor] = [0, [], buffers.payloadAt];
+      if (kept.length === 0) return; // every block read was unchanged: reuse the buffer
       while (uploads.size >= options.uploadsInFlightMax) await Promise.race(uploads);
+      buffer = buffers.take();
       const sequence = segments.length;
-      const { bytes, entries, sha256: digest } = encodeSegment({ blockAllocSize: blockSize,
-        generation: BigInt(iteration), sequence, previousSha256: previousSha }, batch, buffers.takeSegment());
+      const { bytes, entries: sealed, sha256: digest } = sealSegment({ blockAllocSize: blockSize,
+        generation: BigInt(iteration), sequence, previousSha256: previousSha }, kept, filled, buffers.payloadAt);
       previousSha = digest;
       const key = segmentKey(options.dbKey, iteration, attempt, sequence);
       segments.push({ key, sizeBytes: bytes.byteLength, sha256: hex(previousSha) });
-      for (const entry of entries) {
+      for (const entry of sealed) {
         const block: ManifestBlock = [Number(entry.blockId === HEADER_REGION_ID ? -1 : entry.blockId), sequence,
           entry.offsetBytes, entry.storedBytes, entry.rawBytes, entry.compression,
           entry.duckdbChecksumValid ? 1 : 0, entry.sha256];
         if (entry.blockId === HEADER_REGION_ID) header = block;
         else shipped.set(block[0], block);
       }
-      batch = [];
-      const blocksInSegment = entries.filter((entry) => entry.blockId !== HEADER_REGION_ID).length;
+      const blocksInSegment = sealed.length - (header && sequence === 0 ? 1 : 0);
       const upload = store.put(key, bytes, { ifNoneMatch: "*", signal: options.signal }).then(() => {
         progress(blocksInSegment, bytes.byteLength);
       }, (error) => {
         uploadError ??= error;
       }).finally(() => {
         uploads.delete(upload);
-        buffers.giveBack(bytes);
+        buffers.giveBack(filled);
       });
       uploads.add(upload);
       requestCopies.add(bytes.byteLength);
@@ -186,31 +204,35 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     const compressor = new AdaptiveCompressor(options.compress);
     const blocks = options.blocks;
     for (let start = 0; start < blocks.length && !uploadError;) {
-      if (stagingUsed === buffers.stagingBlocks) await flush();
-      // One read for a run of adjacent blocks, as long as the staging area has room for it.
+      if (blocksRead === buffers.blocksPerSegment) await flush();
+      // One read for a run of adjacent blocks, as long as the segment has room for it.
       let end = start + 1;
-      const runMax = Math.min(READ_RUN_BLOCKS_MAX, buffers.stagingBlocks - stagingUsed);
+      const runMax = Math.min(READ_RUN_BLOCKS_MAX, buffers.blocksPerSegment - blocksRead);
       while (end < blocks.length && end - start < runMax && blocks[end] === blocks[end - 1] + 1) end++;
-      const run = buffers.staging.subarray(stagingUsed * blockSize, (stagingUsed + end - start) * blockSize);
-      source.read(run, start, end - start);
-      stagingUsed += end - start;
+      const runAt = cursor;
+      const valid = source.read(buffer.subarray(runAt, runAt + (end - start) * blockSize), start, end - start);
+      blocksRead += end - start;
       for (let index = start; index < end; index++) {
-        const blockId = blocks[index];
-        const raw = run.subarray((index - start) * blockSize, (index - start + 1) * blockSize);
+        const at = runAt + (index - start) * blockSize; // at or after `cursor`: kept payloads only move down
+        const raw = buffer.subarray(at, at + blockSize);
         const rawSha256 = sha256(raw);
-        const before = previousBlocks.get(blockId);
+        const before = previousBlocks.get(blocks[index]);
         if (before && before[7] === hex(rawSha256)) { // content unchanged: the old entry still holds
           progress(1, 0);
           continue;
         }
         const stored = compressor.compress(raw);
-        batch.push({ blockId: BigInt(blockId), raw, stored: stored ?? raw, rawSha256,
-          compression: stored ? COMPRESSION_ZSTD : COMPRESSION_NONE,
-          duckdbChecksumValid: options.blockChecksumOk(raw) });
+        if (stored) buffer.set(stored, cursor); // shorter than the block, so it ends before the next one starts
+        else if (at !== cursor) buffer.copyWithin(cursor, at, at + blockSize);
+        const storedBytes = stored?.byteLength ?? blockSize;
+        entries.push({ blockId: BigInt(blocks[index]), storedBytes, rawBytes: blockSize, rawSha256,
+          compression: stored ? COMPRESSION_ZSTD : COMPRESSION_NONE, duckdbChecksumValid: valid[index - start] });
+        cursor += storedBytes;
       }
       start = end;
     }
-    await flush();
+    if (!uploadError) await flush();
+    buffers.giveBack(buffer);
     const consistent = uploadError ? false : await (options.readsDone?.() ?? true);
     await Promise.all(uploads);
     if (uploadError || !header) {

@@ -25,7 +25,7 @@ function fakeDatabase(name: string, blockCount: number, written: number): string
 test("blocks past the end of the file read as zeros, never as a reused buffer's old bytes", () => {
   // DuckDB truncates free blocks off the tail after writing a header that still counts them.
   const path = fakeDatabase("short.duckdb", 4, 2);
-  const source = openFileSource(path, 7, [0, 1, 2, 3]);
+  const source = openFileSource(path, 7, [0, 1, 2, 3], () => true);
   const into = new Uint8Array(4 * BLOCK).fill(0xee);
   source.read(into, 0, 4);
   source.close();
@@ -36,7 +36,8 @@ test("blocks past the end of the file read as zeros, never as a reused buffer's 
 test("staging copies blocks to memory and spills the rest to an unlinked spool, in the pass's order", () => {
   const path = fakeDatabase("staged.duckdb", 6, 6);
   const memory = new Uint8Array(2 * BLOCK);
-  const source = stageBlocks({ dbPath: path, iteration: 7, blocks: [0, 2, 3, 5], memory, runBlocksMax: 16 });
+  const source = stageBlocks({ dbPath: path, iteration: 7, blocks: [0, 2, 3, 5], memory, runBlocksMax: 16,
+    blockChecksumOk: () => true });
   const into = new Uint8Array(BLOCK);
   for (let index = 0; index < 4; index++) {
     into.fill(0);
@@ -50,5 +51,5 @@ test("staging copies blocks to memory and spills the rest to an unlinked spool, 
 test("a header that moved on is a ReadRaceError (a local race, never a store failure)", () => {
   const path = fakeDatabase("moved.duckdb", 2, 2);
   expect(() => stageBlocks({ dbPath: path, iteration: 6, blocks: [0], memory: new Uint8Array(BLOCK),
-    runBlocksMax: 16 })).toThrow(ReadRaceError);
+    runBlocksMax: 16, blockChecksumOk: () => true })).toThrow(ReadRaceError);
 });
