@@ -168,11 +168,14 @@ export interface StageOptions {
   /** DuckDB's block checksum: a block failing it is read again until it settles (see readBlocksSettled). */
   blockChecksumOk: (block: Uint8Array) => boolean;
   /**
-   * performance.now() past which staging gives up (a ReadRaceError: the blocks are carried). The
-   * hold would run out anyway; stopping first lets DuckDB go on and leaves the blocks to the catch-up.
+   * performance.now() past which staging stops: the hold would run out anyway, and stopping first
+   * lets DuckDB go on. What was staged by then is the source's `blocks` (a prefix of `blocks`).
    */
   deadline?: number;
 }
+
+/** A staged source: `blocks` is what staging read before its deadline (all of the blocks asked for, or a prefix). */
+export type StagedSource = BlockSource & { readonly blocks: readonly number[] };
 
 /**
  * Copies the blocks a generation needs while the hold protects them, so the hold lasts as long as
@@ -180,12 +183,13 @@ export interface StageOptions {
  * file beside the database, unlinked at once (a crash leaves nothing behind), so memory stays
  * bounded whatever the generation's size.
  */
-export function stageBlocks(options: StageOptions): BlockSource {
+export function stageBlocks(options: StageOptions): StagedSource {
   const { dbPath, blocks, memory } = options;
   const { fd, region, info } = openAtIteration(dbPath, options.iteration);
   const blockSize = info.blockAllocSize;
   const inMemory = Math.min(blocks.length, Math.floor(memory.byteLength / blockSize));
   let spool: number | undefined;
+  let staged = blocks.length;
   const valid = new Uint8Array(blocks.length); // DuckDB's checksum, per block, as staging found it
   try {
     if (inMemory < blocks.length) {
@@ -206,7 +210,8 @@ export function stageBlocks(options: StageOptions): BlockSource {
         ? memory.subarray(start * blockSize, start * blockSize + bytes)
         : scratch!.subarray(0, bytes);
       if (options.deadline !== undefined && performance.now() > options.deadline) {
-        throw new ReadRaceError(`staging ${blocks.length} blocks took longer than the hold allows; carried`);
+        staged = start;
+        break;
       }
       readBlocksSettled(fd, into, blockOffset(blocks[start], blockSize), blockSize, options.blockChecksumOk,
         () => `block ${blocks[start]} of ${dbPath}`).forEach((ok, i) => valid[start + i] = ok ? 1 : 0);
@@ -222,6 +227,7 @@ export function stageBlocks(options: StageOptions): BlockSource {
   return {
     fileInfo: info,
     headerRegion: region,
+    blocks: staged === blocks.length ? blocks : blocks.slice(0, staged),
     read(into, index, count) {
       const ok: boolean[] = [];
       for (let i = 0; i < count; i++) {

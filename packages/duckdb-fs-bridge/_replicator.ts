@@ -17,11 +17,19 @@ import { latestManifest, loadManifest } from "./_catalog.ts";
 import { ReplicationError } from "./_errors.ts";
 import { buildManifest, type Shipment } from "./_manifest_builder.ts";
 import { READ_RUN_BLOCKS_MAX, readAndUpload } from "./_segment_uploader.ts";
-import { type BlockSource, openFileSource, ReadRaceError, readFileInfo, stageBlocks } from "./_block_source.ts";
+import {
+  type BlockSource,
+  openFileSource,
+  ReadRaceError,
+  readFileInfo,
+  stageBlocks,
+  type StagedSource,
+} from "./_block_source.ts";
 import { newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
 import { agreeWithStore } from "./_reconcile.ts";
 import { encodeManifest, hex, latestKey, manifestKey, sha256 } from "./_format.ts";
 import { Position, type Published } from "./_position.ts";
+import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
 import { shipLeftoverWal } from "./_wal_leftover.ts";
@@ -50,6 +58,8 @@ export class Replicator {
     ReplicatorOptions;
   readonly #status: ReplicatorStatus;
   readonly #position = new Position();
+  /** What passes that did not publish uploaded, reusable until DuckDB writes those blocks again. */
+  readonly #reusable = new ReusableUploads();
   #fileId: number | undefined;
   #queue: bigint[] = [];
   #seen = new Set<bigint>();
@@ -272,10 +282,18 @@ export class Replicator {
     const native = this.options.native;
     const info = native.generationInfo(seq);
     if (info) {
-      this.#carryGeneration(native.generationBlocks(seq, info.blockCount), info);
+      const dirty = native.generationBlocks(seq, info.blockCount);
+      this.#written(dirty, info);
+      this.#carryGeneration(dirty, info);
       this.#status.generationsDeferred++;
     }
     void native.release(seq);
+  }
+
+  /** DuckDB wrote a generation's blocks: what passes uploaded of them earlier is stale. */
+  #written(dirty: number[], info: { needsFullScan: boolean }): void {
+    if (info.needsFullScan) this.#reusable.writtenAll();
+    else this.#reusable.written(dirty);
   }
 
   /** Carries a generation's own blocks (all of them when it needs a full scan, or nothing was published yet). */
@@ -320,6 +338,7 @@ export class Replicator {
     const info = native.generationInfo(seq);
     if (!info) return;
     const dirty = native.generationBlocks(seq, info.blockCount);
+    this.#written(dirty, info);
     if (!this.options.store) {
       await native.release(seq);
       this.#waitingSince = undefined;
@@ -342,10 +361,12 @@ export class Replicator {
       wanted.markRange(0, info.headerBlockCount - 1); // a first or rescanned generation ships every block
     }
     const blocks = [...wanted.blocks()].filter((block) => block < info.headerBlockCount);
-    let source: BlockSource;
+    const { toRead, reused } = this.#reusable.split(blocks);
+    this.#reusable.beginPass();
+    let source: StagedSource;
     try {
       this.#stagingMemory ??= new Uint8Array(this.options.stagingMemoryBytesMax);
-      source = stageBlocks({ dbPath: this.options.dbPath, iteration: info.iteration, blocks,
+      source = stageBlocks({ dbPath: this.options.dbPath, iteration: info.iteration, blocks: toRead,
         memory: this.#stagingMemory, runBlocksMax: READ_RUN_BLOCKS_MAX,
         blockChecksumOk: (block) => native.blockChecksumOk(block),
         deadline: performance.now() + this.options.holdMs / 2 });
@@ -362,20 +383,30 @@ export class Replicator {
       released = -1;
       this.#fail(`Cannot release generation ${info.iteration} of ${this.options.dbKey}: ${(error as Error).message}`);
     }
-    if (released !== 1) {
+    if (released !== 1 || source.blocks.length === 0 && toRead.length > 0) {
       source.close();
       this.#giveBack(blocks, info.iteration, "race");
       return;
     }
-    await this.#shipFrom(info.iteration, blocks, source, started, undefined, info.createdUnixMs);
+    if (source.blocks.length < toRead.length) {
+      // Staging ran out of time: upload what it read, for the next pass to reuse, and carry the generation.
+      this.#status.generationsDeferred++;
+      await this.#shipFrom(info.iteration, blocks, { source, toRead: source.blocks, reused: [] }, started, () => false);
+      return;
+    }
+    await this.#shipFrom(info.iteration, blocks, { source, toRead, reused }, started, undefined, info.createdUnixMs);
   }
 
   /**
-   * Uploads `blocks` from `source` and publishes generation `iteration`; on any failure gives the
-   * blocks back to the position. `readsDone` (the catch-up's seqlock) may say the reads were torn.
+   * Publishes generation `iteration`, which consists of `blocks`: uploads `toRead` from `source`, and
+   * takes the rest from uploads of earlier passes (`reused`). On any failure gives every block back
+   * to the position, and keeps what was uploaded for the next pass. `readsDone` (the catch-up's
+   * seqlock) may say the reads were torn.
    */
-  async #shipFrom(iteration: number, blocks: number[], source: BlockSource, started: number,
+  async #shipFrom(iteration: number, blocks: number[],
+    pass: { source: BlockSource; toRead: readonly number[]; reused: readonly UploadedBlock[] }, started: number,
     readsDone?: () => boolean, checkpointedUnixMs?: number): Promise<boolean> {
+    const { source } = pass;
     let outcome: Outcome = "published";
     let failure: unknown;
     try {
@@ -390,13 +421,15 @@ export class Replicator {
       return true;
     }
     try {
-      const result = await readAndUpload({ store: this.options.store!, dbKey: this.options.dbKey, iteration, blocks,
-        source, readsDone, previous: this.#position.published, signal: this.#abort.signal, segmentBytesMax: this.options.segmentBytesMax,
+      const result = await readAndUpload({ store: this.options.store!, dbKey: this.options.dbKey, iteration,
+        blocks: [...pass.toRead], source, readsDone, previous: this.#position.published, signal: this.#abort.signal, segmentBytesMax: this.options.segmentBytesMax,
         uploadsInFlightMax: this.options.uploadsInFlightMax, compress: this.options.compress,
         onProgress: this.#progress(iteration) });
+      if (result.uploaded) this.#reusable.keep(result.uploaded);
       if (result.uploadError) [outcome, failure] = ["store", result.uploadError];
       else if (!result.shipment) outcome = "race";
-      else if (!await this.#publish(iteration, result.shipment, blocks.length, started, checkpointedUnixMs)) {
+      else if (!await this.#publish(iteration, withReused(result.shipment, pass.reused), blocks.length, started,
+        checkpointedUnixMs)) {
         outcome = "store";
       }
     } catch (error) {
@@ -474,16 +507,18 @@ export class Replicator {
     const taken = this.#position.take([]);
     const blocks = (complete ? [...taken.blocks()] : this.#allBlocks(local.blockCount))
       .filter((block) => block < local.blockCount);
+    const { toRead, reused } = this.#reusable.split(blocks);
+    this.#reusable.beginPass();
     let source: BlockSource;
     try {
-      source = openFileSource(this.options.dbPath, iteration, blocks,
+      source = openFileSource(this.options.dbPath, iteration, toRead,
         (block) => this.options.native.blockChecksumOk(block));
     } catch (error) {
       this.#giveBack(blocks, iteration, error instanceof ReadRaceError ? "race" : "local", error);
       return false;
     }
     const unchanged = () => readFileInfo(this.options.dbPath)?.iteration === iteration;
-    return await this.#shipFrom(iteration, blocks, source, performance.now(), unchanged);
+    return await this.#shipFrom(iteration, blocks, { source, toRead, reused }, performance.now(), unchanged);
   }
 
   /**
@@ -600,6 +635,7 @@ export class Replicator {
   #adopt(published: Published, started: number): void {
     const { manifest } = published;
     this.#position.publish(published);
+    this.#reusable.clear();
     this.#wal?.onPublished(manifest.generation, Buffer.from(published.sha256, "hex"));
     this.#catchUpDelayMs = this.options.catchUpDelayMs;
     this.#status.catchUpAttempts = 0;

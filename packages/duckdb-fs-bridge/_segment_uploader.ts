@@ -11,6 +11,7 @@ import type { BlockSource } from "./_block_source.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
 import { HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
+import { type UploadedBlock, uploadedBlocks } from "./_reusable_uploads.ts";
 import {
   COMPRESSION_NONE,
   COMPRESSION_ZSTD,
@@ -53,6 +54,8 @@ export interface UploadPassOptions {
 export interface UploadPassResult {
   /** Everything uploaded and the reads consistent: ready for a manifest. */
   shipment?: Shipment;
+  /** Without a shipment: the blocks whose segments are durably in the store all the same. */
+  uploaded?: UploadedBlock[];
   uploadError?: unknown;
   /** What `readsDone` answered; false when the reads never finished. */
   consistent: boolean;
@@ -143,6 +146,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
   const attempt = crypto.randomUUID().slice(0, 8);
   const shipped = new Map<number, ManifestBlock>();
   const uploads = new Set<Promise<void>>();
+  const durable = new Set<number>(); // segments in the store
   let uploadError: unknown;
   let header: ManifestBlock | undefined;
   const previousBlocks = new Map((options.previous?.manifest.blocks ?? []).map((block) => [block[0], block]));
@@ -191,6 +195,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       }
       const blocksInSegment = sealed.length - (header && sequence === 0 ? 1 : 0);
       const upload = store.put(key, bytes, { ifNoneMatch: "*", signal: options.signal }).then(() => {
+        durable.add(sequence);
         progress(blocksInSegment, bytes.byteLength);
       }, (error) => {
         uploadError ??= error;
@@ -235,10 +240,11 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     buffers.giveBack(buffer);
     const consistent = uploadError ? false : await (options.readsDone?.() ?? true);
     await Promise.all(uploads);
-    if (uploadError || !header) {
-      return { uploadError: uploadError ?? new Error("no header region was shipped"), consistent };
+    if (uploadError || !header || !consistent) {
+      return { uploadError: uploadError ?? (header ? undefined : new Error("no header region was shipped")),
+        consistent, uploaded: uploadedBlocks({ segments, shipped }, durable) };
     }
-    return consistent ? { shipment: { fileInfo, segments, shipped, header }, consistent } : { consistent };
+    return { shipment: { fileInfo, segments, shipped, header }, consistent };
   } finally {
     // A read that failed leaves uploads in flight: settle them before the caller starts another pass,
     // so the bound on uploads in flight holds across passes too.
