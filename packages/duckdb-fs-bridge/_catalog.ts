@@ -211,7 +211,10 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
       }
       if (block[0] === -1) continue;
       entries.set(block[0], `${key}@${block[2]}`);
-      const inherited = segmentGeneration(key) !== generation;
+      // A generation's own blocks are in segments uploaded after the previous generation: its own
+      // pass, or earlier passes that could not publish and whose uploads it reused (_reusable_uploads.ts).
+      const uploadedAt = segmentGeneration(key);
+      const inherited = !(uploadedAt <= generation && uploadedAt > (manifest.previousGeneration ?? -1));
       if (inherited && previous && previous.generation === manifest.previousGeneration &&
         previous.blocks.get(block[0]) !== `${key}@${block[2]}`) {
         report.problems.push(`Generation ${generation}: block ${block[0]} comes from ${key}, which generation ` +
