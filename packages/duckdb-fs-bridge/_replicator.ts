@@ -422,13 +422,15 @@ export class Replicator {
     }
     try {
       const result = await readAndUpload({ store: this.options.store!, dbKey: this.options.dbKey, iteration,
-        blocks: [...pass.toRead], source, readsDone, previous: this.#position.published, signal: this.#abort.signal, segmentBytesMax: this.options.segmentBytesMax,
+        blocks: [...pass.toRead], source, readsDone, previous: this.#position.published,
+        uploadedBefore: this.#reusable.byContent, signal: this.#abort.signal, segmentBytesMax: this.options.segmentBytesMax,
         uploadsInFlightMax: this.options.uploadsInFlightMax, compress: this.options.compress,
         onProgress: this.#progress(iteration) });
-      if (result.uploaded) this.#reusable.keep(result.uploaded);
+      if (result.uploaded) this.#reusable.keep([...result.uploaded, ...result.matched]);
       if (result.uploadError) [outcome, failure] = ["store", result.uploadError];
       else if (!result.shipment) outcome = "race";
-      else if (!await this.#publish(iteration, withReused(result.shipment, pass.reused), blocks.length, started,
+      else if (!await this.#publish(iteration, withReused(result.shipment, [...pass.reused, ...result.matched]),
+        blocks.length, started,
         checkpointedUnixMs)) {
         outcome = "store";
       }

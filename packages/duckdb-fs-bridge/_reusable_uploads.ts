@@ -6,7 +6,9 @@
  * pass over a whole large file ends that way, so without this a first upload of a large database
  * started while DuckDB writes (a sidecar started again, `--live`) would never converge.
  *
- * An uploaded block stays reusable until DuckDB writes it again. Every write DuckDB makes to the
+ * An uploaded block stays reusable without a read until DuckDB writes it again (after that, or
+ * when DuckDB lost its marks, a pass reads it again and reuses the upload only if the bytes have
+ * the same SHA-256). Every write DuckDB makes to the
  * file is in the dirty blocks of a later generation event, and the replicator reports those here
  * (`written`) as it takes each event in, before any pass that could reuse the block; a write made
  * while a pass was reading is reported while the pass runs, so the pass's uploads of that block
@@ -28,13 +30,24 @@ export interface UploadedBlock {
 }
 
 export class ReusableUploads {
+  /** Blocks not written since they were read: reused without reading them again. */
   readonly #entries = new Map<number, UploadedBlock>();
+  /**
+   * Blocks that may have been written since (DuckDB lost its marks, or listed them as written):
+   * read again, and reused when the bytes read have the same SHA-256 (an upload saved for a read).
+   */
+  readonly #byContent = new Map<number, UploadedBlock>();
   /** Blocks written since the pass in flight began reading: what it uploads of them is stale. */
   #writtenSincePass = new DirtyBitmap();
   #everyBlockWritten = false;
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Entries a pass may reuse for a block whose bytes it read have this entry's SHA-256. */
+  get byContent(): ReadonlyMap<number, UploadedBlock> {
+    return this.#byContent;
   }
 
   /** A pass starts reading. */
@@ -46,22 +59,28 @@ export class ReusableUploads {
   /** DuckDB wrote these blocks (a generation event's dirty blocks). */
   written(blocks: Iterable<number>): void {
     for (const block of blocks) {
-      this.#entries.delete(block);
+      const entry = this.#entries.get(block);
+      if (entry) {
+        this.#entries.delete(block);
+        this.#byContent.set(block, entry);
+      }
       this.#writtenSincePass.mark(block);
     }
   }
 
   /** The writes are unknown (the extension lost its marks): nothing uploaded before can be trusted. */
   writtenAll(): void {
+    for (const [block, entry] of this.#entries) this.#byContent.set(block, entry);
     this.#entries.clear();
     this.#everyBlockWritten = true;
   }
 
   /** A pass that did not publish uploaded these: keep those not written since the pass began. */
   keep(uploaded: Iterable<UploadedBlock>): void {
-    if (this.#everyBlockWritten) return;
     for (const entry of uploaded) {
-      if (!this.#writtenSincePass.has(entry.block[0])) this.#entries.set(entry.block[0], entry);
+      const trusted = !this.#everyBlockWritten && !this.#writtenSincePass.has(entry.block[0]);
+      (trusted ? this.#entries : this.#byContent).set(entry.block[0], entry);
+      if (trusted) this.#byContent.delete(entry.block[0]);
     }
   }
 
@@ -80,6 +99,7 @@ export class ReusableUploads {
   /** A generation was published: what it did not use may be deleted by `gc` from now on. */
   clear(): void {
     this.#entries.clear();
+    this.#byContent.clear();
   }
 }
 

@@ -36,6 +36,8 @@ export interface UploadPassOptions {
   blocks: number[];
   source: BlockSource;
   previous?: { manifest: Manifest; sha256: string };
+  /** Uploads of earlier passes that did not publish: a block read with the same SHA-256 reuses its entry. */
+  uploadedBefore?: ReadonlyMap<number, UploadedBlock>;
   segmentBytesMax: number;
   uploadsInFlightMax: number;
   compress: boolean;
@@ -56,6 +58,8 @@ export interface UploadPassResult {
   shipment?: Shipment;
   /** Without a shipment: the blocks whose segments are durably in the store all the same. */
   uploaded?: UploadedBlock[];
+  /** Blocks read whose bytes an upload of an earlier pass holds (`uploadedBefore`): reused, not uploaded. */
+  matched: UploadedBlock[];
   uploadError?: unknown;
   /** What `readsDone` answered; false when the reads never finished. */
   consistent: boolean;
@@ -147,6 +151,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
   const shipped = new Map<number, ManifestBlock>();
   const uploads = new Set<Promise<void>>();
   const durable = new Set<number>(); // segments in the store
+  const matched: UploadedBlock[] = [];
   let uploadError: unknown;
   let header: ManifestBlock | undefined;
   const previousBlocks = new Map((options.previous?.manifest.blocks ?? []).map((block) => [block[0], block]));
@@ -222,7 +227,14 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
         const raw = buffer.subarray(at, at + blockSize);
         const rawSha256 = sha256(raw);
         const before = previousBlocks.get(blocks[index]);
-        if (before && before[7] === hex(rawSha256)) { // content unchanged: the old entry still holds
+        const digest = hex(rawSha256);
+        if (before && before[7] === digest) { // content unchanged: the old entry still holds
+          progress(1, 0);
+          continue;
+        }
+        const uploaded = options.uploadedBefore?.get(blocks[index]);
+        if (uploaded && uploaded.block[7] === digest) { // an earlier pass uploaded these very bytes
+          matched.push(uploaded);
           progress(1, 0);
           continue;
         }
@@ -242,9 +254,9 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     await Promise.all(uploads);
     if (uploadError || !header || !consistent) {
       return { uploadError: uploadError ?? (header ? undefined : new Error("no header region was shipped")),
-        consistent, uploaded: uploadedBlocks({ segments, shipped }, durable) };
+        consistent, uploaded: uploadedBlocks({ segments, shipped }, durable), matched };
     }
-    return { shipment: { fileInfo, segments, shipped, header }, consistent };
+    return { shipment: { fileInfo, segments, shipped, header }, consistent, matched };
   } finally {
     // A read that failed leaves uploads in flight: settle them before the caller starts another pass,
     // so the bound on uploads in flight holds across passes too.
