@@ -7,7 +7,7 @@
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import { constants as zlib, zstdCompressSync } from "node:zlib";
-import type { BlockSource } from "./_block_source.ts";
+import { type BlockSource, ReadRaceError } from "./_block_source.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
 import { HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
@@ -143,7 +143,11 @@ class PassBuffers {
   }
 }
 
-/** Reads and uploads; an upload failure is returned (the caller carries the blocks), a read failure thrown. */
+/**
+ * Reads and uploads. An upload failure is returned (the caller carries the blocks); a block that kept
+ * changing under the reads (ReadRaceError) ends the pass as inconsistent, what it uploaded kept; any
+ * other read failure is thrown.
+ */
 export async function readAndUpload(options: UploadPassOptions): Promise<UploadPassResult> {
   const { store, iteration, source } = options;
   const segments: SegmentRef[] = [];
@@ -213,6 +217,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     };
     const compressor = new AdaptiveCompressor(options.compress);
     const blocks = options.blocks;
+    let torn = false;
     for (let start = 0; start < blocks.length && !uploadError;) {
       if (blocksRead === buffers.blocksPerSegment) await flush();
       // One read for a run of adjacent blocks, as long as the segment has room for it.
@@ -220,7 +225,15 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       const runMax = Math.min(READ_RUN_BLOCKS_MAX, buffers.blocksPerSegment - blocksRead);
       while (end < blocks.length && end - start < runMax && blocks[end] === blocks[end - 1] + 1) end++;
       const runAt = cursor;
-      const valid = source.read(buffer.subarray(runAt, runAt + (end - start) * blockSize), start, end - start);
+      let valid: boolean[];
+      try {
+        valid = source.read(buffer.subarray(runAt, runAt + (end - start) * blockSize), start, end - start);
+      } catch (error) {
+        // A block that kept changing under the reads: what was read and uploaded before it still counts.
+        if (!(error instanceof ReadRaceError)) throw error;
+        torn = true;
+        break;
+      }
       blocksRead += end - start;
       for (let index = start; index < end; index++) {
         const at = runAt + (index - start) * blockSize; // at or after `cursor`: kept payloads only move down
@@ -250,7 +263,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
     }
     if (!uploadError) await flush();
     buffers.giveBack(buffer);
-    const consistent = uploadError ? false : await (options.readsDone?.() ?? true);
+    const consistent = uploadError || torn ? false : await (options.readsDone?.() ?? true);
     await Promise.all(uploads);
     if (uploadError || !header || !consistent) {
       return { uploadError: uploadError ?? (header ? undefined : new Error("no header region was shipped")),
