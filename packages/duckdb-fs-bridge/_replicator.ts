@@ -528,7 +528,8 @@ export class Replicator {
    * the same iteration is consistent by construction (blocks the committed header references are
    * never rewritten while it is active); a newer local iteration, or a database the store has no
    * generation of yet, ships every block whose bytes differ as a new generation; an older one or
-   * another database is refused.
+   * another database is refused. `live`: DuckDB writes the file meanwhile (a sidecar started again);
+   * what differs is carried and shipped by the replicator's own passes, and this returns at once.
    */
   async reconcile(options: { live?: boolean } = {}): Promise<{ shippedGeneration: number | null }> {
     this.#live = options.live ?? false;
@@ -566,13 +567,18 @@ export class Replicator {
 
   /** Ships every block of the quiescent file that differs from the last manifest; throws when it cannot. */
   async #shipWhole(iteration: number): Promise<{ shippedGeneration: number | null }> {
-    await this.#catchUp(iteration, { everyBlock: true });
-    if (this.#position.published?.manifest.generation !== iteration && this.#live) {
+    if (this.#live) {
+      // DuckDB writes meanwhile: the pass must be one of the replicator's own, one at a time with
+      // the generations' passes (ReusableUploads and the hold rely on it), so it is queued, not run here.
       const local = readFileInfo(this.options.dbPath);
       this.#position.carry(this.#allBlocks(local?.blockCount ?? 0), local?.iteration ?? iteration);
       this.#reconciled = true;
+      const at = local?.iteration ?? iteration;
+      if (!this.#working && this.#queue.length === 0) this.#run(() => this.#catchUp(at, { everyBlock: true }));
+      else this.#scheduleCatchUp();
       return { shippedGeneration: null };
     }
+    await this.#catchUp(iteration, { everyBlock: true });
     if (this.#position.published?.manifest.generation !== iteration) {
       throw new ReplicationError("INTEGRITY", this.#status.lastError ?? `Cannot ship generation ${iteration} of ` +
         `${this.options.dbKey}: the file changed while it was read; retry`);
