@@ -422,7 +422,7 @@ export class Replicator {
     }
     try {
       const result = await readAndUpload({ store: this.options.store!, dbKey: this.options.dbKey, iteration,
-        blocks: [...pass.toRead], source, readsDone, previous: this.#position.published,
+        blocks: pass.toRead, source, readsDone, previous: this.#position.published,
         uploadedBefore: this.#reusable.byContent, signal: this.#abort.signal, segmentBytesMax: this.options.segmentBytesMax,
         uploadsInFlightMax: this.options.uploadsInFlightMax, compress: this.options.compress,
         onProgress: this.#progress(iteration) });

@@ -41,10 +41,6 @@ export class ReusableUploads {
   #writtenSincePass = new DirtyBitmap();
   #everyBlockWritten = false;
 
-  get size(): number {
-    return this.#entries.size;
-  }
-
   /** Entries a pass may reuse for a block whose bytes it read have this entry's SHA-256. */
   get byContent(): ReadonlyMap<number, UploadedBlock> {
     return this.#byContent;

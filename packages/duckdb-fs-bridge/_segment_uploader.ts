@@ -33,7 +33,7 @@ export interface UploadPassOptions {
   /** The DuckDB header iteration the pass belongs to; `source`'s header is at it. */
   iteration: number;
   /** Ascending block ids, which `source` reads by index. */
-  blocks: number[];
+  blocks: readonly number[];
   source: BlockSource;
   previous?: { manifest: Manifest; sha256: string };
   /** Uploads of earlier passes that did not publish: a block read with the same SHA-256 reuses its entry. */
