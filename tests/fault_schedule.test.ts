@@ -47,6 +47,7 @@ test("fault schedules on radosgw: every generation is a committed state", async 
 test("keys are classed as segment, manifest and latest for the schedules", () => {
   expect(keyClassOf("db/segments/00000000000000000001-ab12cd34-0000.dblk")).toBe("segment");
   expect(keyClassOf("db/manifests/00000000000000000001.json")).toBe("manifest");
+  expect(keyClassOf("db/blockmaps/00000000000000000001-ab12cd34-000000.json")).toBe("page");
   expect(keyClassOf("db/latest.json")).toBe("latest");
   expect(keyClassOf("db/lease.json")).toBe("other");
 });

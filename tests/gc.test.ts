@@ -52,8 +52,12 @@ for (const kind of ["file", "s3"] as const) {
     expect(await listGenerations(store, name)).toEqual(all); // nothing deleted
     expect(await keys(store, `${name}/segments/`)).toEqual(segmentsBefore);
 
+    const pagesBefore = await keys(store, `${name}/blockmaps/`);
+    expect(dry.deletedPages.length).toBeGreaterThan(0);
     const applied = await gc({ store, dbKey: name, keepLast: 2, apply: true });
     expect(applied.deletedSegments).toEqual(dry.deletedSegments);
+    expect(applied.deletedPages).toEqual(dry.deletedPages);
+    expect((await keys(store, `${name}/blockmaps/`)).length).toBe(pagesBefore.length - dry.deletedPages.length);
     expect(await listGenerations(store, name)).toEqual(all.slice(-2));
     const segmentsAfter = await keys(store, `${name}/segments/`);
     expect(segmentsAfter.length).toBe(segmentsBefore.length - dry.deletedSegments.length);
@@ -70,6 +74,7 @@ for (const kind of ["file", "s3"] as const) {
     const again = await gc({ store, dbKey: name, keepLast: 2, apply: true });
     expect(again.deletedGenerations).toEqual([]);
     expect(again.deletedSegments).toEqual([]);
+    expect(again.deletedPages).toEqual([]);
   });
 }
 
@@ -81,13 +86,23 @@ test("gc never deletes segments newer than the newest manifest (an upload in pro
   const newest = all[all.length - 1];
   const inFlight = `${name}/segments/${String(newest + 1).padStart(20, "0")}-deadbeef-0000.dblk`;
   const orphan = `${name}/segments/${String(newest).padStart(20, "0")}-0badf00d-0000.dblk`;
+  const pageInFlight = `${name}/blockmaps/${String(newest + 1).padStart(20, "0")}-deadbeef-000000.json`;
+  const pageOrphan = `${name}/blockmaps/${String(newest).padStart(20, "0")}-0badf00d-000000.json`;
   await store.put(inFlight, new Uint8Array([1, 2, 3]));
   await store.put(orphan, new Uint8Array([4, 5, 6])); // left by a writer killed before its manifest
+  await store.put(pageInFlight, new Uint8Array([7]));
+  await store.put(pageOrphan, new Uint8Array([8]));
   const report = await gc({ store, dbKey: name, keepLast: 1, apply: true });
   expect(report.deletedSegments).toContain(orphan);
   expect(report.deletedSegments).not.toContain(inFlight);
+  expect(report.deletedPages).toContain(pageOrphan);
+  expect(report.deletedPages).not.toContain(pageInFlight);
   expect(await store.head(inFlight)).toBeDefined();
   expect(await store.head(orphan)).toBeUndefined();
+  expect(await store.head(pageInFlight)).toBeDefined();
+  expect(await store.head(pageOrphan)).toBeUndefined();
+  // What is left restores: the newest generation's pages were all kept.
+  expect((await verify(store, name)).problems).toEqual([]);
 
   await expect(gc({ store, dbKey: name, keepLast: 0 })).rejects.toThrow(RangeError);
 });

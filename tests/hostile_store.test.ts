@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { FsBlockStore } from "@haduck/s3-block-store";
 import { rowCount } from "./harness/duckdb.ts";
+import { editWhole, manifestPath, readWhole } from "./harness/stored_manifest.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-hostile-"));
 const pristine = join(dir, "pristine");
@@ -42,14 +43,12 @@ function damaged(name: string, tamper: (path: (key: string) => string) => void):
   return new FsBlockStore(root);
 }
 
-const manifestPath = (generation: number) => `manifests/${String(generation).padStart(20, "0")}.json`;
 const latest = () => generations[generations.length - 1];
+const pristinePath = (key: string) => join(pristine, KEY, key);
 
+/** Edits a manifest as a whole (its block map pages joined) and stores it back with new pages. */
 function editManifest(path: (key: string) => string, generation: number, edit: (manifest: any) => void) {
-  const file = path(manifestPath(generation));
-  const manifest = JSON.parse(readFileSync(file, "utf8"));
-  edit(manifest);
-  writeFileSync(file, JSON.stringify(manifest));
+  editWhole(path, KEY, generation, edit);
 }
 
 async function expectRefused(store: FsBlockStore, name: string, mentions: string[]) {
@@ -99,7 +98,7 @@ test("a manifest of another database under this key is refused", async () => {
 });
 
 test("a truncated segment and a flipped bit are named, and nothing is written", async () => {
-  const manifest = JSON.parse(readFileSync(join(pristine, KEY, manifestPath(latest())), "utf8"));
+  const manifest = readWhole(pristinePath, KEY, latest());
   const segment = manifest.segments[manifest.blocks[0][1]].key.slice(KEY.length + 1);
   const truncated = damaged("truncated", (path) => truncateSync(path(segment), 1000));
   await expectRefused(truncated, "truncated", []);
@@ -124,9 +123,9 @@ test("a manifest that is not JSON, or of a future format version, is refused by 
   const garbage = damaged("garbage", (path) => writeFileSync(path(manifestPath(latest())), "\u0000\u0001 not json"));
   await expectRefused(garbage, "garbage", [manifestPath(latest()), "not JSON"]);
   const future = damaged("future", (path) => editManifest(path, latest(), (m) => {
-    m.version = 2;
+    m.version = 3;
   }));
-  await expectRefused(future, "future", ["version 1"]);
+  await expectRefused(future, "future", [manifestPath(latest()), "version 1 or 2"]);
 });
 
 test("another database attached under a key with history is refused; a restored copy continues the chain", async () => {
@@ -171,7 +170,7 @@ test("another database attached under a key with history is refused; a restored 
  */
 function loseGeneration(name: string, rechain: boolean): FsBlockStore {
   const [older, lost] = [generations[generations.length - 3], generations[generations.length - 2]];
-  const read = (generation: number) => JSON.parse(readFileSync(join(pristine, KEY, manifestPath(generation)), "utf8"));
+  const read = (generation: number) => readWhole(pristinePath, KEY, generation);
   const [olderManifest, lostManifest] = [read(older), read(lost)];
   const olderBlocks = new Map(olderManifest.blocks.map((block: any[]) => [block[0], block]));
   const freshIn = (m: any, generation: number) => (block: any[]) =>
@@ -226,4 +225,39 @@ test("verify names an entry no segment holds, a gap in the chain, and a block in
     `generation before it is ${previous}`);
   const farBack = loseGeneration("far-back", false);
   expect((await verify(farBack, KEY)).problems.join("\n")).toContain(`which generation ${previous} did not have`);
+});
+
+test("a damaged, missing or out-of-range block map page is refused by name, and nothing is written", async () => {
+  const stored = JSON.parse(readFileSync(pristinePath(manifestPath(latest())), "utf8"));
+  expect(stored.version).toBe(2);
+  const page = stored.pages[0].key.slice(KEY.length + 1);
+  const flipped = damaged("page-flipped", (path) => {
+    const bytes = readFileSync(path(page));
+    bytes[bytes.length >> 1] ^= 0x01;
+    writeFileSync(path(page), bytes);
+  });
+  await expectRefused(flipped, "page-flipped", [stored.pages[0].key, "SHA-256"]);
+  const missing = damaged("page-missing", (path) => rmSync(path(page)));
+  await expectRefused(missing, "page-missing", [stored.pages[0].key, "missing"]);
+  // A page that claims blocks of another page's range (its checksum made to match).
+  const strayed = damaged("page-range", (path) => {
+    const edited = JSON.parse(readFileSync(path(page), "utf8"));
+    edited.blocks[0][0] = edited.firstBlock + 512;
+    const bytes = Buffer.from(JSON.stringify(edited));
+    writeFileSync(path(page), bytes);
+    const manifest = JSON.parse(readFileSync(path(manifestPath(latest())), "utf8"));
+    manifest.pages[0].sizeBytes = bytes.byteLength;
+    manifest.pages[0].sha256 = createHash("sha256").update(bytes).digest("hex");
+    writeFileSync(path(manifestPath(latest())), JSON.stringify(manifest));
+  });
+  await expectRefused(strayed, "page-range", [stored.pages[0].key, "outside its range"]);
+});
+
+test("a manifest naming a page outside its database's keys is refused before anything is fetched", async () => {
+  const store = damaged("page-elsewhere", (path) => {
+    const manifest = JSON.parse(readFileSync(path(manifestPath(latest())), "utf8"));
+    manifest.pages[0].key = `other.duckdb/blockmaps/${manifest.pages[0].key.split("/").pop()}`;
+    writeFileSync(path(manifestPath(latest())), JSON.stringify(manifest));
+  });
+  await expectRefused(store, "page-elsewhere", [manifestPath(latest()), "malformed key"]);
 });

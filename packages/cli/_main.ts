@@ -170,7 +170,8 @@ async function commandGc(args: string[]): Promise<number> {
     const verb = report.applied ? "deleted" : "would delete (dry run; pass --apply to delete)";
     console.log(`kept ${report.kept.length} generations (${report.kept.join(", ") || "none"})`);
     console.log(`${verb}: ${report.deletedGenerations.length} generations, ${report.deletedSegments.length} ` +
-      `segments, ${report.deletedFrames.length} WAL frames, ${mib(report.bytesFreed)}`);
+      `segments, ${report.deletedPages.length} block map pages, ${report.deletedFrames.length} WAL frames, ` +
+      mib(report.bytesFreed));
   }
   return EXIT.ok;
 }

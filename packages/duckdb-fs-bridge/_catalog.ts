@@ -12,10 +12,12 @@ import {
   hex,
   type Manifest,
   type ManifestBlock,
+  type ManifestV1,
   manifestKey,
   sha256,
 } from "./_format.ts";
 import { ReplicationError } from "./_errors.ts";
+import { assembleManifest, checkStoredManifest, PageCache, type StoredManifest } from "./_manifest_pages.ts";
 import { parseHeaderRegion } from "./_duckdb_file.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
 import { listFrames, walkFrames } from "./_frames.ts";
@@ -51,7 +53,15 @@ export interface LoadedManifest {
   sha256: string;
 }
 
-export async function loadManifest(store: BlockStore, dbKey: string, generation: number): Promise<LoadedManifest> {
+/** A manifest's own object, its pages not fetched: what listing generations and picking one by time need. */
+export interface LoadedHead {
+  head: ManifestV1 | StoredManifest;
+  bytes: Uint8Array;
+  sha256: string;
+}
+
+/** Reads and checks a generation's manifest object (not its pages). */
+export async function loadManifestHead(store: BlockStore, dbKey: string, generation: number): Promise<LoadedHead> {
   const key = manifestKey(dbKey, generation);
   let bytes: Uint8Array;
   try {
@@ -63,17 +73,38 @@ export async function loadManifest(store: BlockStore, dbKey: string, generation:
     }
     throw error;
   }
-  let manifest: Manifest;
+  let head: ManifestV1 | StoredManifest;
   try {
-    manifest = decodeManifest(bytes, key);
+    head = decodeManifest(bytes, key);
+    if (head.version === 2) checkStoredManifest(head, key);
   } catch (error) {
     throw new ReplicationError("INTEGRITY", `Manifest ${key} is corrupt: ${(error as Error).message}`);
   }
-  if (manifest.generation !== generation || manifest.dbKey !== dbKey) {
-    throw new ReplicationError("INTEGRITY", `Manifest ${key} describes ${manifest.dbKey} generation ` +
-      `${manifest.generation}, not ${dbKey} generation ${generation}`);
+  if (head.generation !== generation || head.dbKey !== dbKey) {
+    throw new ReplicationError("INTEGRITY", `Manifest ${key} describes ${head.dbKey} generation ` +
+      `${head.generation}, not ${dbKey} generation ${generation}`);
   }
-  return { manifest, bytes, sha256: hex(sha256(bytes)) };
+  return { head, bytes, sha256: hex(sha256(bytes)) };
+}
+
+/** Reads a generation's manifest whole: its object and (version 2) its pages, each checked. */
+export async function loadManifest(store: BlockStore, dbKey: string, generation: number,
+  cache?: PageCache): Promise<LoadedManifest> {
+  const { head, bytes, sha256 } = await loadManifestHead(store, dbKey, generation);
+  return { manifest: await wholeManifest(store, head, cache), bytes, sha256 };
+}
+
+/** The whole manifest of a loaded head (fetches and checks a version 2 manifest's pages). */
+export async function wholeManifest(store: BlockStore, head: ManifestV1 | StoredManifest,
+  cache?: PageCache): Promise<Manifest> {
+  if (head.version !== 2) return head;
+  const key = manifestKey(head.dbKey, head.generation);
+  try {
+    return await assembleManifest(store, head, key, cache);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new ReplicationError("INTEGRITY", `Manifest ${key} is corrupt: ${error.message}`);
+  }
 }
 
 export async function latestManifest(store: BlockStore, dbKey: string): Promise<LoadedManifest | undefined> {
@@ -85,15 +116,17 @@ export async function latestManifest(store: BlockStore, dbKey: string): Promise<
 export async function summarizeGenerations(store: BlockStore, dbKey: string): Promise<GenerationSummary[]> {
   const summaries: GenerationSummary[] = [];
   for (const generation of await listGenerations(store, dbKey)) {
-    const { manifest } = await loadManifest(store, dbKey, generation);
+    const { head } = await loadManifestHead(store, dbKey, generation);
+    // Every block's raw size is the block size (validated): no page needs reading to count them.
+    const blocks = head.version === 2 ? head.pages.reduce((sum, page) => sum + page.blocks, 0) : head.blocks.length;
     summaries.push({
       generation,
-      time: manifest.createdAt,
-      blocks: manifest.blocks.length,
-      bytes: manifest.blocks.reduce((sum, block) => sum + block[4], 0),
-      blocksShipped: manifest.stats.blocksShipped,
-      bytesShipped: manifest.stats.bytesShipped,
-      fileSizeBytes: manifest.fileSizeBytes,
+      time: head.createdAt,
+      blocks,
+      bytes: blocks * head.database.blockAllocSize,
+      blocksShipped: head.stats.blocksShipped,
+      bytesShipped: head.stats.bytesShipped,
+      fileSizeBytes: head.fileSizeBytes,
       ...await frameSummary(store, dbKey, generation),
     });
   }
@@ -173,10 +206,12 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
   }
   let previous: { generation: number; sha256: string; blocks: Map<number, string> } | undefined;
   const segments = new Map<string, CheckedSegment>();
+  const pages = new PageCache();
   for (const [position, generation] of generations.entries()) {
     let loaded;
     try {
-      loaded = await loadManifest(store, dbKey, generation);
+      loaded = await loadManifest(store, dbKey, generation, pages);
+      pages.retainOnly(loaded.manifest);
     } catch (error) {
       report.problems.push((error as Error).message);
       previous = undefined;

@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { zstdDecompressSync } from "node:zlib";
+import type { PageRef, StoredManifest } from "./_manifest_pages.ts";
 
 export const SEGMENT_MAGIC = "HDUCKBLK";
 export const SEGMENT_VERSION = 2;
@@ -234,9 +235,13 @@ export type ManifestBlock = [
   sha256: string,
 ];
 
+/**
+ * A manifest as readers use it: whole, every segment and block listed. Version 2 stores it in pages
+ * (_manifest_pages.ts); version 1 stored it as one object (still read).
+ */
 export interface Manifest {
   format: "haduck-manifest";
-  version: 1;
+  version: 1 | 2;
   dbKey: string;
   generation: number;
   previousGeneration: number | null;
@@ -263,29 +268,38 @@ export interface Manifest {
   header: ManifestBlock;
   blocks: ManifestBlock[];
   stats: { blocksShipped: number; bytesShipped: number; blocksSkippedUnchanged: number };
+  /** The stored pages that hold `blocks` (version 2; see _manifest_pages.ts). */
+  pages?: PageRef[];
 }
 
-export function encodeManifest(manifest: Manifest): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(manifest));
-}
+/** A manifest stored whole (version 1, before block map pages). */
+export type ManifestV1 = Manifest & { version: 1 };
 
 /** The most blocks a manifest may list (2^24 blocks of 256 KiB: 4 TiB). */
 export const MANIFEST_BLOCKS_MAX = 2 ** 24;
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 
-export function decodeManifest(bytes: Uint8Array, where: string): Manifest {
+/**
+ * Decodes a stored manifest: version 1 whole (and validated), version 2 as stored (its pages are
+ * checked and assembled by _manifest_pages.ts). RangeError names what is off.
+ */
+export function decodeManifest(bytes: Uint8Array, where: string): ManifestV1 | StoredManifest {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw new RangeError(`${where} is not a haduck manifest (not JSON)`);
   }
+  if (manifest?.format === "haduck-manifest" && (manifest.version as number) === 2 &&
+    typeof manifest.generation === "number") {
+    return manifest as unknown as StoredManifest;
+  }
   if (manifest?.format !== "haduck-manifest" || manifest.version !== 1 || !Array.isArray(manifest.blocks) ||
     !Array.isArray(manifest.segments) || !Array.isArray(manifest.header) || typeof manifest.generation !== "number") {
-    throw new RangeError(`${where} is not a haduck manifest version 1`);
+    throw new RangeError(`${where} is not a haduck manifest version 1 or 2`);
   }
   validateManifest(manifest, where);
-  return manifest;
+  return manifest as ManifestV1;
 }
 
 /**

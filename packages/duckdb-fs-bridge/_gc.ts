@@ -2,15 +2,18 @@
  * @module
  * Retention: keep the newest N generations (and, optionally, every generation younger than a
  * duration) with their WAL frames, delete the manifests and frames of the others, then every segment
- * no kept manifest references.
+ * and block map page no kept manifest references.
  *
  * Safe against a writer running at the same time: the newest generation is always kept, and a
- * segment newer than the newest manifest seen is never deleted (it may belong to a generation
- * being uploaded right now). Manifests go before segments, so a crash halfway leaves only
- * unreferenced segments behind, which the next run deletes; never a manifest without its segments.
+ * segment or page newer than the newest manifest seen is never deleted (it may belong to a
+ * generation being uploaded right now; a page's key carries the generation that wrote it, and later
+ * generations name it again only while it is their predecessor's). Manifests go before segments and
+ * pages, so a crash halfway leaves only unreferenced objects behind, which the next run deletes;
+ * never a manifest without what it names.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
-import { listGenerations, loadManifest } from "./_catalog.ts";
+import { listGenerations, loadManifestHead, wholeManifest } from "./_catalog.ts";
+import { PageCache } from "./_manifest_pages.ts";
 import { manifestKey } from "./_format.ts";
 import { framesPrefix, parseFrameKey } from "./_frame_format.ts";
 
@@ -31,6 +34,8 @@ export interface GcReport {
   kept: number[];
   deletedGenerations: number[];
   deletedSegments: string[];
+  /** Block map pages (manifests version 2) no kept generation names. */
+  deletedPages: string[];
   /** WAL frames of the deleted generations. */
   deletedFrames: string[];
   /** Segments found in the store and not referenced by a kept generation, newer ones excluded. */
@@ -38,7 +43,7 @@ export interface GcReport {
   applied: boolean;
 }
 
-const SEGMENT_GENERATION = /\/segments\/(\d{20})-/;
+const WRITTEN_FOR = /\/(?:segments|blockmaps)\/(\d{20})-/;
 
 /**
  * Plans (and with `apply`, carries out) one retention pass.
@@ -62,26 +67,33 @@ export async function gc(options: GcOptions): Promise<GcReport> {
   if (!(keepWithinMs >= 0)) throw new RangeError(`keepWithinMs must be 0 or more, not ${keepWithinMs}`);
   const now = (options.now ?? Date.now)();
   const generations = await listGenerations(store, dbKey);
-  const report: GcReport = { kept: [], deletedGenerations: [], deletedSegments: [], deletedFrames: [], bytesFreed: 0,
+  const report: GcReport = { kept: [], deletedGenerations: [], deletedSegments: [], deletedPages: [], deletedFrames: [], bytesFreed: 0,
     applied: options.apply === true };
   if (generations.length === 0) return report;
   const newest = generations[generations.length - 1];
   const referenced = new Set<string>();
+  const pages = new PageCache();
   for (const [index, generation] of generations.entries()) {
-    const { manifest } = await loadManifest(store, dbKey, generation);
-    const young = keepWithinMs > 0 && now - Date.parse(manifest.createdAt) <= keepWithinMs;
+    const { head } = await loadManifestHead(store, dbKey, generation);
+    const young = keepWithinMs > 0 && now - Date.parse(head.createdAt) <= keepWithinMs;
     if (index >= generations.length - keepLast || young) {
       report.kept.push(generation);
+      const manifest = await wholeManifest(store, head, pages);
+      pages.retainOnly(manifest);
       for (const segment of manifest.segments) referenced.add(segment.key);
+      for (const page of manifest.pages ?? []) referenced.add(page.key);
     } else {
       report.deletedGenerations.push(generation);
     }
   }
-  for await (const object of store.list(`${dbKey}/segments/`)) {
-    const match = SEGMENT_GENERATION.exec(object.key);
-    if (!match || Number(match[1]) > newest || referenced.has(object.key)) continue;
-    report.deletedSegments.push(object.key);
-    report.bytesFreed += object.sizeBytes;
+  for (const [prefix, deleted] of [[`${dbKey}/segments/`, report.deletedSegments],
+    [`${dbKey}/blockmaps/`, report.deletedPages]] as const) {
+    for await (const object of store.list(prefix)) {
+      const match = WRITTEN_FOR.exec(object.key);
+      if (!match || Number(match[1]) > newest || referenced.has(object.key)) continue;
+      deleted.push(object.key);
+      report.bytesFreed += object.sizeBytes;
+    }
   }
   // Frames of a generation newer than the newest manifest seen belong to one published since: kept.
   const kept = new Set(report.kept);
@@ -95,6 +107,7 @@ export async function gc(options: GcOptions): Promise<GcReport> {
     await store.deleteMany(report.deletedGenerations.map((generation) => manifestKey(dbKey, generation)));
     await store.deleteMany(report.deletedFrames);
     await store.deleteMany(report.deletedSegments);
+    await store.deleteMany(report.deletedPages);
   }
   return report;
 }

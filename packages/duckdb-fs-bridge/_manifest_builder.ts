@@ -53,7 +53,7 @@ export function buildManifest(options: {
   }
   return {
     format: "haduck-manifest",
-    version: 1,
+    version: 2,
     dbKey: options.dbKey,
     generation: options.generation,
     previousGeneration: previous?.generation ?? null,

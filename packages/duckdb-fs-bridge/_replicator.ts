@@ -27,7 +27,8 @@ import {
 } from "./_block_source.ts";
 import { newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
 import { agreeWithStore } from "./_reconcile.ts";
-import { encodeManifest, hex, latestKey, manifestKey, sha256 } from "./_format.ts";
+import { hex, latestKey, manifestKey, sha256 } from "./_format.ts";
+import { encodeManifest, writePages } from "./_manifest_pages.ts";
 import { Position, type Published } from "./_position.ts";
 import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
@@ -611,13 +612,25 @@ export class Replicator {
     this.#adopt({ manifest: loaded.manifest, sha256: loaded.sha256 }, performance.now());
   }
 
-  /** Writes the manifest create-only (every segment is durable by now), then the latest hint. */
+  /**
+   * Writes the block map pages that changed, then the manifest create-only (every segment is durable
+   * by now), then the latest hint.
+   */
   async #publish(iteration: number, shipment: Shipment, blocksConsidered: number, started: number,
     checkpointedUnixMs?: number): Promise<boolean> {
     const store = this.options.store!;
-    const manifest = buildManifest({ dbKey: this.options.dbKey, generation: iteration, shipment,
-      previous: this.#position.published, blocksConsidered, haduckIdentity: this.#identity, checkpointedUnixMs });
-    const bytes = encodeManifest(manifest);
+    const previous = this.#position.published;
+    const manifest = buildManifest({ dbKey: this.options.dbKey, generation: iteration, shipment, previous,
+      blocksConsidered, haduckIdentity: this.#identity, checkpointedUnixMs });
+    const { bytes, pages, newPages } = encodeManifest(manifest, previous?.manifest, crypto.randomUUID().slice(0, 8));
+    manifest.pages = pages;
+    try {
+      await writePages(store, newPages, this.#abort.signal);
+    } catch (error) {
+      // Nothing names these pages yet: the generation is simply not published (gc takes them).
+      this.#fail(`Cannot publish generation ${iteration} of ${this.options.dbKey}: ${(error as Error).message}`);
+      return false;
+    }
     try {
       await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*", signal: this.#abort.signal });
     } catch (error) {

@@ -15,6 +15,8 @@ import {
   listGenerations,
   type LoadedManifest,
   loadManifest,
+  loadManifestHead,
+  wholeManifest,
 } from "./_catalog.ts";
 import { applyFrames, type FrameWalk } from "./_frames.ts";
 import { blockOffset, HEADER_REGION_BYTES } from "./_duckdb_file.ts";
@@ -254,8 +256,10 @@ function parseTime(time: string | Date): number {
 async function manifestAtTime(store: BlockStore, dbKey: string, untilMs: number): Promise<LoadedManifest> {
   const generations = await listGenerations(store, dbKey);
   for (const generation of generations.reverse()) {
-    const loaded = await loadManifest(store, dbKey, generation);
-    if (Date.parse(loaded.manifest.checkpointedAt ?? loaded.manifest.createdAt) <= untilMs) return loaded;
+    const { head, bytes, sha256 } = await loadManifestHead(store, dbKey, generation);
+    if (Date.parse(head.checkpointedAt ?? head.createdAt) <= untilMs) {
+      return { manifest: await wholeManifest(store, head), bytes, sha256 };
+    }
   }
   throw new ReplicationError(generations.length ? "GENERATION_NOT_FOUND" : "NO_GENERATIONS", `No generation of ` +
     `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: \`haduck generations\` lists their times`);

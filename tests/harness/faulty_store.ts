@@ -18,7 +18,7 @@ import {
 } from "@haduck/s3-block-store";
 import { seededRandom } from "./workload.ts";
 
-export type KeyClass = "segment" | "manifest" | "latest" | "other";
+export type KeyClass = "segment" | "page" | "manifest" | "latest" | "other";
 export type FaultKind = "refuse" | "lose-answer" | "delay";
 export type Operation = "put" | "get" | "head" | "list" | "delete";
 
@@ -35,6 +35,7 @@ export interface FaultRule {
 
 export function keyClassOf(key: string): KeyClass {
   if (/\/segments\//.test(key)) return "segment";
+  if (/\/blockmaps\//.test(key)) return "page";
   if (/\/manifests\//.test(key)) return "manifest";
   if (key.endsWith("/latest.json")) return "latest";
   return "other";
@@ -43,7 +44,7 @@ export function keyClassOf(key: string): KeyClass {
 /** A random schedule of one to three rules, each on one key class, for a workload of about `operations` calls. */
 export function randomSchedule(seed: number, operations: number): FaultRule[] {
   const random = seededRandom(seed * 7919 + 17);
-  const classes: KeyClass[] = ["segment", "manifest", "manifest", "latest"];
+  const classes: KeyClass[] = ["segment", "page", "manifest", "manifest", "latest"];
   const kinds: FaultKind[] = ["refuse", "lose-answer", "lose-answer", "delay"];
   return Array.from({ length: 1 + random(3) }, () => {
     const from = random(operations);

@@ -84,7 +84,7 @@ bluestore fsck on mkfs = false
 osd memory target = 536870912
 bluestore cache size = 134217728
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
 rgw data = ${dir}/rgw
 rgw dns name = localhost
 rgw lc debug interval = 10

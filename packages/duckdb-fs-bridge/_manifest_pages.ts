@@ -1,0 +1,272 @@
+/**
+ * @module
+ * How a manifest is stored (docs/FORMAT.md, manifests version 2): the block map in pages of
+ * `PAGE_BLOCKS` block ids, each an object of its own with the segments its entries name, and a
+ * small manifest naming the pages with their SHA-256. A generation writes only the pages whose
+ * entries changed and names its predecessor's for the rest, so what a small change publishes no
+ * longer grows with the database (one manifest of a 5.4 GB database was 2.5 MB of JSON, written
+ * at every checkpoint). The manifest's own SHA-256 still covers everything: it names each page's.
+ *
+ * In memory a manifest stays whole (`Manifest`: every segment and block); `pages` records which
+ * stored pages hold it, so the next generation can tell which it may name again.
+ */
+import type { BlockStore } from "@haduck/s3-block-store";
+import { ReplicationError } from "./_errors.ts";
+import { hex, type Manifest, type ManifestBlock, pad, sha256, validateManifest } from "./_format.ts";
+
+/** Block ids per page: a one-row update rewrites one or two pages of about 60 KB. */
+export const PAGE_BLOCKS = 512;
+/** The largest page a reader accepts (512 entries of at most ~200 bytes, and their segments). */
+const PAGE_BYTES_MAX = 1 << 20;
+/** Pages fetched or written at once. */
+const PAGE_REQUESTS = 8;
+
+type SegmentRef = Manifest["segments"][number];
+
+/** A page as the manifest names it. */
+export interface PageRef {
+  key: string;
+  sizeBytes: number;
+  sha256: string;
+  /** The first block id the page covers (a multiple of PAGE_BLOCKS); it covers PAGE_BLOCKS ids. */
+  firstBlock: number;
+  /** How many entries it holds (blocks of its range in the generation). */
+  blocks: number;
+}
+
+/** A page as stored: its entries' segment indexes refer to its own `segments`. */
+interface StoredPage {
+  format: "haduck-blockmap";
+  version: 1;
+  dbKey: string;
+  firstBlock: number;
+  segments: SegmentRef[];
+  blocks: ManifestBlock[];
+}
+
+/** The stored manifest: the whole one without `segments` and `blocks`; the header's segment inline. */
+export type StoredManifest = Omit<Manifest, "segments" | "blocks" | "pages" | "version"> & {
+  version: 2;
+  headerSegment: SegmentRef;
+  pages: PageRef[];
+};
+
+export const pageKey = (dbKey: string, generation: number, attempt: string, page: number) =>
+  `${dbKey}/blockmaps/${pad(generation)}-${attempt}-${page.toString().padStart(6, "0")}.json`;
+
+export interface EncodedManifest {
+  bytes: Uint8Array;
+  /** Every page the manifest names, and the ones to write before it (the rest are stored already). */
+  pages: PageRef[];
+  newPages: { key: string; bytes: Uint8Array }[];
+}
+
+/** The blocks of `manifest` in page `index` (a slice of the sorted block list), from `start`. */
+function pageEnd(blocks: ManifestBlock[], start: number, limit: number): number {
+  let end = start;
+  while (end < blocks.length && blocks[end][0] < limit) end++;
+  return end;
+}
+
+/** Same block, same segment, same place, same bytes. */
+function sameEntry(a: ManifestBlock, aSegments: SegmentRef[], b: ManifestBlock, bSegments: SegmentRef[]): boolean {
+  return a[0] === b[0] && a[2] === b[2] && a[7] === b[7] && aSegments[a[1]].key === bSegments[b[1]].key;
+}
+
+/**
+ * Splits `manifest` into pages; a page whose entries equal `previous`'s (as stored) is named again,
+ * the others are new objects under `attempt` (a fresh one per publish: a retry never collides with
+ * what an earlier attempt left behind).
+ */
+export function encodeManifest(manifest: Manifest, previous: Manifest | undefined, attempt: string): EncodedManifest {
+  const previousPages = new Map((previous?.pages ?? []).map((ref) => [ref.firstBlock, ref]));
+  const pages: PageRef[] = [];
+  const newPages: EncodedManifest["newPages"] = [];
+  let start = 0;
+  let previousStart = 0;
+  const previousBlocks = previous?.blocks ?? [];
+  while (start < manifest.blocks.length) {
+    const firstBlock = Math.floor(manifest.blocks[start][0] / PAGE_BLOCKS) * PAGE_BLOCKS;
+    const end = pageEnd(manifest.blocks, start, firstBlock + PAGE_BLOCKS);
+    while (previousStart < previousBlocks.length && previousBlocks[previousStart][0] < firstBlock) previousStart++;
+    const previousEnd = pageEnd(previousBlocks, previousStart, firstBlock + PAGE_BLOCKS);
+    const before = previousPages.get(firstBlock);
+    let same = before !== undefined && previousEnd - previousStart === end - start;
+    for (let i = 0; same && i < end - start; i++) {
+      same = sameEntry(manifest.blocks[start + i], manifest.segments, previousBlocks[previousStart + i],
+        previous!.segments);
+    }
+    if (same) {
+      pages.push(before!);
+    } else {
+      const segments: SegmentRef[] = [];
+      const local = new Map<string, number>();
+      const blocks = manifest.blocks.slice(start, end).map((block) => {
+        const segment = manifest.segments[block[1]];
+        let index = local.get(segment.key);
+        if (index === undefined) {
+          index = segments.length;
+          segments.push(segment);
+          local.set(segment.key, index);
+        }
+        return [block[0], index, ...block.slice(2)] as ManifestBlock;
+      });
+      const page: StoredPage = { format: "haduck-blockmap", version: 1, dbKey: manifest.dbKey, firstBlock, segments,
+        blocks };
+      const bytes = new TextEncoder().encode(JSON.stringify(page));
+      const key = pageKey(manifest.dbKey, manifest.generation, attempt, firstBlock / PAGE_BLOCKS);
+      pages.push({ key, sizeBytes: bytes.byteLength, sha256: hex(sha256(bytes)), firstBlock, blocks: end - start });
+      newPages.push({ key, bytes });
+    }
+    start = end;
+    previousStart = previousEnd;
+  }
+  const { segments: _segments, blocks: _blocks, pages: _pages, version: _version, header, ...head } = manifest;
+  const stored: StoredManifest = { ...head, version: 2, headerSegment: manifest.segments[header[1]],
+    header: [header[0], 0, ...header.slice(2)] as ManifestBlock, pages };
+  return { bytes: new TextEncoder().encode(JSON.stringify(stored)), pages, newPages };
+}
+
+/** Writes new pages create-only, `PAGE_REQUESTS` at a time; the first failure stops the rest. */
+export async function writePages(store: BlockStore, pages: EncodedManifest["newPages"], signal?: AbortSignal):
+  Promise<void> {
+  let next = 0;
+  let failed = false;
+  await Promise.all(Array.from({ length: Math.min(PAGE_REQUESTS, pages.length) }, async () => {
+    while (next < pages.length && !failed) {
+      const page = pages[next++];
+      try {
+        await store.put(page.key, page.bytes, { ifNoneMatch: "*", signal });
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  }));
+}
+
+const HEX_DIGEST = /^[0-9a-f]{64}$/;
+const whole = (value: unknown, max = Number.MAX_SAFE_INTEGER): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= max;
+
+/**
+ * Checks a stored manifest's own fields and its page list before any page is fetched: pages lie
+ * under the database's key, ascend, and each is small. Throws RangeError naming what is off.
+ */
+export function checkStoredManifest(stored: StoredManifest, where: string): void {
+  const fail = (what: string): never => {
+    throw new RangeError(`${where} is not a valid haduck manifest: ${what}`);
+  };
+  if (!Array.isArray(stored.pages) || !Array.isArray(stored.header) || typeof stored.headerSegment !== "object" ||
+    stored.headerSegment === null || typeof stored.dbKey !== "string") {
+    fail("its pages, header or database key are missing");
+  }
+  let next = 0;
+  let total = 0;
+  for (const ref of stored.pages) {
+    if (typeof ref?.key !== "string" || !ref.key.startsWith(`${stored.dbKey}/blockmaps/`) ||
+      !whole(ref.sizeBytes, PAGE_BYTES_MAX) || !HEX_DIGEST.test(ref.sha256) || !whole(ref.blocks, PAGE_BLOCKS) ||
+      !whole(ref.firstBlock) || ref.firstBlock % PAGE_BLOCKS !== 0 || ref.firstBlock < next) {
+      fail(`page ${JSON.stringify(ref?.key)} has a malformed key, size, digest or range, or is out of order`);
+    }
+    next = ref.firstBlock + PAGE_BLOCKS;
+    total += ref.blocks;
+  }
+  if (!whole(stored.blockCount) || total > stored.blockCount) fail(`its pages hold ${total} blocks`);
+  if (stored.header[1] !== 0) fail("the header names a segment other than its own");
+}
+
+/** Pages already fetched and checked, by key: gc and verify read many generations that share most. */
+export class PageCache {
+  #pages = new Map<string, StoredPage>();
+  get(ref: PageRef): StoredPage | undefined {
+    return this.#pages.get(`${ref.key}#${ref.sha256}`);
+  }
+  set(ref: PageRef, page: StoredPage): void {
+    this.#pages.set(`${ref.key}#${ref.sha256}`, page);
+  }
+  /** Drops every page `manifest` does not name (a later generation names only these or new ones). */
+  retainOnly(manifest: Manifest): void {
+    const named = new Set((manifest.pages ?? []).map((ref) => `${ref.key}#${ref.sha256}`));
+    for (const key of this.#pages.keys()) if (!named.has(key)) this.#pages.delete(key);
+  }
+}
+
+/** Fetches one page and checks it against the manifest's reference. */
+async function fetchPage(store: BlockStore, ref: PageRef, stored: StoredManifest): Promise<StoredPage> {
+  const label = `Block map ${ref.key} of generation ${stored.generation}`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.get(ref.key);
+  } catch (error) {
+    if ((error as Error)?.name === "BlockNotFoundError") {
+      throw new ReplicationError("INTEGRITY", `${label} is missing from ${store.url}: the generation cannot be ` +
+        "read (run `haduck verify`; restore an older generation with --generation)");
+    }
+    throw error;
+  }
+  const corrupt = (what: string): never => {
+    throw new ReplicationError("INTEGRITY", `${label} is corrupt: ${what}; nothing was written`);
+  };
+  if (bytes.byteLength !== ref.sizeBytes || hex(sha256(bytes)) !== ref.sha256) {
+    corrupt("its SHA-256 or size does not match the manifest's");
+  }
+  let page: StoredPage;
+  try {
+    page = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return corrupt("not JSON");
+  }
+  if (page?.format !== "haduck-blockmap" || page.version !== 1 || page.dbKey !== stored.dbKey ||
+    page.firstBlock !== ref.firstBlock || !Array.isArray(page.segments) || !Array.isArray(page.blocks) ||
+    page.blocks.length !== ref.blocks) {
+    corrupt("its format, database, range or entry count is not what the manifest names");
+  }
+  for (const block of page.blocks) {
+    if (!Array.isArray(block) || !whole(block[0]) || block[0] < ref.firstBlock || block[0] >= ref.firstBlock + PAGE_BLOCKS ||
+      !whole(block[1], page.segments.length - 1)) {
+      corrupt(`an entry lies outside its range or names no segment`);
+    }
+  }
+  return page;
+}
+
+/**
+ * Makes the whole manifest from a stored one: fetches its pages (`PAGE_REQUESTS` at a time), checks
+ * each against its SHA-256, renumbers segments, and validates the result as any manifest.
+ */
+export async function assembleManifest(store: BlockStore, stored: StoredManifest, where: string,
+  cache?: PageCache): Promise<Manifest> {
+  const pages: StoredPage[] = new Array(stored.pages.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(PAGE_REQUESTS, stored.pages.length) }, async () => {
+    while (next < stored.pages.length) {
+      const index = next++;
+      const ref = stored.pages[index];
+      const page = cache?.get(ref) ?? await fetchPage(store, ref, stored);
+      cache?.set(ref, page);
+      pages[index] = page;
+    }
+  }));
+  const segments: SegmentRef[] = [];
+  const indexOf = new Map<string, number>();
+  const global = (segment: SegmentRef) => {
+    let index = indexOf.get(segment?.key);
+    if (index === undefined) {
+      index = segments.length;
+      segments.push(segment);
+      indexOf.set(segment?.key, index);
+    }
+    return index;
+  };
+  const header = [stored.header[0], global(stored.headerSegment), ...stored.header.slice(2)] as ManifestBlock;
+  const blocks: ManifestBlock[] = [];
+  for (const page of pages) {
+    const map = page.segments.map(global);
+    for (const block of page.blocks) blocks.push([block[0], map[block[1]], ...block.slice(2)] as ManifestBlock);
+  }
+  const { headerSegment: _segment, pages: _pages, version: _version, header: _header, ...head } = stored;
+  const manifest: Manifest = { ...head, version: 2, segments, header, blocks, pages: stored.pages };
+  validateManifest(manifest, where);
+  return manifest;
+}
