@@ -73,6 +73,13 @@ async function bareGet(path: string, bucket: string) {
   return { ...sample, mibPerSecond: size / 1048576 / sample.wallSeconds };
 }
 
+async function emptyBucket(bucket: string) {
+  const store = new S3BlockStore({ ...cluster, bucket, prefix: "" });
+  const keys: string[] = [];
+  for await (const object of store.list("")) keys.push(object.key);
+  await store.deleteMany(keys);
+}
+
 /** The store with every PUT body's bytes counted. */
 function countingPuts(store: S3BlockStore) {
   let bytes = 0;
@@ -109,6 +116,7 @@ try {
     const fileMiB = statSync(dbPath).size / 1048576;
     const put = await barePut(dbPath, bucket);
     const get = await bareGet(dbPath, bucket);
+    await emptyBucket(bucket); // the test cluster's disk is 16 GiB: 8 GiB twice over would fill it
     const dbKey = "scale.duckdb";
     const upload = child("upload", dbPath, dbKey, bucket);
     const restored = child("restore", dbPath, dbKey, bucket, join(dir, "restored.duckdb"));
@@ -134,6 +142,7 @@ try {
         oneRowUpdate: oneRowUpdateBytes < 2 * 1048576 } };
     console.log(JSON.stringify(result));
     results.push(result);
+    await emptyBucket(bucket);
     rmSync(dbPath, { force: true });
     rmSync(`${dbPath}.haduck-identity`, { force: true });
   }

@@ -9,7 +9,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { attach } from "@haduck/duckdb-fs-bridge";
+import { attach, listGenerations, loadManifest, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
 
@@ -45,6 +45,33 @@ test("a restore killed with kill -9 at 30% is cleaned up by the next restore to 
   const sql = "SELECT count(*)::INT AS n, sum(hash(i, a, b, s))::VARCHAR AS h FROM t";
   expect(await queryFile(to, sql)).toEqual(await queryFile(join(dir, "big.duckdb"), sql));
   expect(statSync(to).size).toBeGreaterThan(100 * 1024 * 1024);
+}, 300_000);
+
+test("a one-row update writes only the block map pages it changed, and the result restores", async () => {
+  // The database of the test above (about 1000 blocks: two pages and more).
+  const store = openStore(`file://${join(dir, "store")}`);
+  const db = await attach({ dbPath: join(dir, "big.duckdb"), store });
+  const before = await listGenerations(store, "big.duckdb");
+  await db.connection.run("UPDATE t SET a = -1 WHERE i = 3999999");
+  await db.checkpoint();
+  await db.close();
+  const after = await listGenerations(store, "big.duckdb");
+  const [previous, latest] = [after[after.length - 2], after[after.length - 1]];
+  expect(previous).toBe(before[before.length - 1]);
+  const { manifest } = await loadManifest(store, "big.duckdb", latest);
+  const pages = manifest.pages!;
+  expect(pages.length).toBeGreaterThanOrEqual(2);
+  const written = pages.filter((page) => page.key.includes(`/blockmaps/${String(latest).padStart(20, "0")}-`));
+  const named = pages.filter((page) => !written.includes(page));
+  expect(written.length).toBeGreaterThan(0);
+  expect(named.length).toBeGreaterThan(0); // the rest are the predecessor's, named again
+  const { manifest: older } = await loadManifest(store, "big.duckdb", previous);
+  for (const page of named) expect(older.pages!.map((ref) => ref.key)).toContain(page.key);
+  const to = join(dir, "paged.duckdb");
+  await restore({ store, dbKey: "big.duckdb", to });
+  const sql = "SELECT count(*)::INT AS n, sum(hash(i, a, b, s))::VARCHAR AS h, min(a) AS low FROM t";
+  expect(await queryFile(to, sql)).toEqual(await queryFile(join(dir, "big.duckdb"), sql));
+  expect((await verify(store, "big.duckdb")).problems).toEqual([]);
 }, 300_000);
 
 test("bench/scale.ts at its smallest size: bounded memory per operation, a one-row update under 2 MiB", () => {

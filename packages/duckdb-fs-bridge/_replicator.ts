@@ -640,7 +640,8 @@ export class Replicator {
       return false;
     }
     const digest = hex(sha256(bytes));
-    this.#adopt({ manifest, sha256: digest }, started);
+    this.#adopt({ manifest, sha256: digest }, started,
+      bytes.byteLength + newPages.reduce((sum, page) => sum + page.bytes.byteLength, 0));
     try {
       await store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
         JSON.stringify({ generation: iteration, manifestSha256: digest }),
@@ -653,7 +654,7 @@ export class Replicator {
   }
 
   /** The store holds `published`: move the position and tell status and the caller. */
-  #adopt(published: Published, started: number): void {
+  #adopt(published: Published, started: number, metadataBytes = 0): void {
     const { manifest } = published;
     this.#position.publish(published);
     this.#reusable.clear();
@@ -665,14 +666,14 @@ export class Replicator {
     this.#status.lastGenerationTime = manifest.createdAt;
     this.#status.lastError = null;
     this.#status.blocksShipped += manifest.stats.blocksShipped;
-    this.#status.bytesShipped += manifest.stats.bytesShipped;
+    this.#status.bytesShipped += manifest.stats.bytesShipped + metadataBytes;
     this.#waitingSince = this.#queue.length > 0 || this.#position.behind ? performance.now() : undefined;
     const event: GenerationShipped = {
       generation: manifest.generation,
       time: manifest.createdAt,
       blocks: manifest.blocks.length,
       blocksShipped: manifest.stats.blocksShipped,
-      bytesShipped: manifest.stats.bytesShipped,
+      bytesShipped: manifest.stats.bytesShipped + metadataBytes,
       durationMs: performance.now() - started,
     };
     this.#status.recent.push(event);

@@ -76,6 +76,7 @@ export interface GenerationShipped {
   time: string;
   blocks: number;
   blocksShipped: number;
+  /** Every byte written for it: segments, the block map pages that changed, the manifest. */
   bytesShipped: number;
   durationMs: number;
 }
