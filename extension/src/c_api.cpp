@@ -89,6 +89,33 @@ namespace duckdb {
 uint64_t Checksum(uint8_t *buffer, size_t size); // DuckDB's block checksum (common/checksum.hpp)
 }
 
+//! DuckDB's block checksum (common/checksum.cpp at v1.4.4: 5381, then every 8-byte word multiplied
+//! by 0xbf58476d1ce4e5b9 and xored in), with the multiply inlined: DuckDB's own calls a function
+//! per word, 3 GB/s here, a quarter of a first upload's client CPU. Xor is order-free, so four
+//! accumulators. A length that is not whole words (never a block) goes to DuckDB's own.
+static uint64_t BlockChecksum(uint8_t *buffer, size_t size) {
+	if (size % 8 != 0) {
+		return duckdb::Checksum(buffer, size);
+	}
+	constexpr uint64_t MULTIPLIER = UINT64_C(0xbf58476d1ce4e5b9);
+	uint64_t lanes[4] = {0, 0, 0, 0};
+	size_t words = size / 8;
+	size_t i = 0;
+	for (; i + 4 <= words; i += 4) {
+		for (size_t lane = 0; lane < 4; lane++) {
+			uint64_t word;
+			std::memcpy(&word, buffer + (i + lane) * 8, sizeof(word));
+			lanes[lane] ^= word * MULTIPLIER;
+		}
+	}
+	for (; i < words; i++) {
+		uint64_t word;
+		std::memcpy(&word, buffer + i * 8, sizeof(word));
+		lanes[0] ^= word * MULTIPLIER;
+	}
+	return UINT64_C(5381) ^ lanes[0] ^ lanes[1] ^ lanes[2] ^ lanes[3];
+}
+
 //! Whether a DuckDB block's stored 8-byte checksum matches its contents (what DuckDB checks on read).
 HADUCK_C_API int32_t haduck_block_checksum_ok(uint8_t *block, uint64_t length) {
 	if (length <= 8) {
@@ -96,7 +123,7 @@ HADUCK_C_API int32_t haduck_block_checksum_ok(uint8_t *block, uint64_t length) {
 	}
 	uint64_t stored;
 	std::memcpy(&stored, block, sizeof(stored));
-	return duckdb::Checksum(block + 8, length - 8) == stored ? 1 : 0;
+	return BlockChecksum(block + 8, length - 8) == stored ? 1 : 0;
 }
 
 //! For benchmarks: pushes up to `count` synthetic events (type 0, which consumers skip) from the
