@@ -44,7 +44,7 @@ test("fault schedules on radosgw: every generation is a committed state", async 
   }
 }, 600_000);
 
-test("keys are classed as segment, manifest and latest for the schedules", () => {
+test("keys are classed as segment, page, manifest and latest for the schedules", () => {
   expect(keyClassOf("db/segments/00000000000000000001-ab12cd34-0000.dblk")).toBe("segment");
   expect(keyClassOf("db/manifests/00000000000000000001.json")).toBe("manifest");
   expect(keyClassOf("db/blockmaps/00000000000000000001-ab12cd34-000000.json")).toBe("page");

@@ -68,7 +68,7 @@ test("the undamaged store restores (the control for every case below)", async ()
   expect(await rowCount(to)).toBe(100000);
 });
 
-test("a manifest claiming a huge block is refused before anything is fetched", async () => {
+test("a manifest claiming a huge block is refused before that block is fetched", async () => {
   const store = damaged("huge", (path) => editManifest(path, latest(), (m) => {
     m.blocks[0][4] = 2 ** 40; // rawBytes
   }));

@@ -17,7 +17,7 @@ import {
   sha256,
 } from "./_format.ts";
 import { ReplicationError } from "./_errors.ts";
-import { assembleManifest, checkStoredManifest, PageCache, type StoredManifest } from "./_manifest_pages.ts";
+import { assembleManifest, blockTotal, checkStoredManifest, PageCache, type StoredManifest } from "./_manifest_pages.ts";
 import { parseHeaderRegion } from "./_duckdb_file.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
 import { listFrames, walkFrames } from "./_frames.ts";
@@ -107,6 +107,13 @@ export async function wholeManifest(store: BlockStore, head: ManifestV1 | Stored
   }
 }
 
+/** The newest generation's manifest object (its pages not fetched), or undefined when there is none. */
+export async function latestHead(store: BlockStore, dbKey: string): Promise<LoadedHead | undefined> {
+  const generations = await listGenerations(store, dbKey);
+  if (generations.length === 0) return undefined;
+  return await loadManifestHead(store, dbKey, generations[generations.length - 1]);
+}
+
 export async function latestManifest(store: BlockStore, dbKey: string): Promise<LoadedManifest | undefined> {
   const generations = await listGenerations(store, dbKey);
   if (generations.length === 0) return undefined;
@@ -118,7 +125,7 @@ export async function summarizeGenerations(store: BlockStore, dbKey: string): Pr
   for (const generation of await listGenerations(store, dbKey)) {
     const { head } = await loadManifestHead(store, dbKey, generation);
     // Every block's raw size is the block size (validated): no page needs reading to count them.
-    const blocks = head.version === 2 ? head.pages.reduce((sum, page) => sum + page.blocks, 0) : head.blocks.length;
+    const blocks = blockTotal(head);
     summaries.push({
       generation,
       time: head.createdAt,
@@ -145,7 +152,7 @@ export function decodeBlock(stored: Uint8Array, block: ManifestBlock, segment: s
 }
 
 /** Checks that a generation's stored header region is the one its manifest describes. */
-export function checkHeaderRegion(manifest: Manifest, region: Uint8Array): void {
+export function checkHeaderRegion(manifest: Pick<Manifest, "generation" | "database">, region: Uint8Array): void {
   const info = parseHeaderRegion(region);
   const database = manifest.database;
   if (info.iteration !== manifest.generation || info.blockAllocSize !== database.blockAllocSize ||

@@ -174,6 +174,9 @@ export function checkStoredManifest(stored: StoredManifest, where: string): void
   }
   if (!whole(stored.blockCount) || total > stored.blockCount) fail(`its pages hold ${total} blocks`);
   if (stored.header[1] !== 0) fail("the header names a segment other than its own");
+  // Its own fields (block size, counts, file size, the header's entry) as any manifest's.
+  const { headerSegment, pages: _pages, version: _version, ...fields } = stored;
+  validateManifest({ ...fields, version: 2, segments: [headerSegment], blocks: [] }, where);
 }
 
 /** Pages already fetched and checked, by key: gc and verify read many generations that share most. */
@@ -229,6 +232,42 @@ async function fetchPage(store: BlockStore, ref: PageRef, stored: StoredManifest
     }
   }
   return page;
+}
+
+/** The header region's segment and entry, its index into a one-segment list. */
+export function headerOf(head: Manifest | StoredManifest): { segment: SegmentRef; header: ManifestBlock } {
+  if ("headerSegment" in head) return { segment: head.headerSegment, header: head.header };
+  return { segment: head.segments[head.header[1]], header: [head.header[0], 0, ...head.header.slice(2)] as ManifestBlock };
+}
+
+/** How many blocks a manifest lists, from its own object. */
+export function blockTotal(head: Manifest | StoredManifest): number {
+  return "blocks" in head ? head.blocks.length : head.pages.reduce((sum, page) => sum + page.blocks, 0);
+}
+
+/**
+ * A manifest a page at a time, for readers that need not hold every block at once (restore): each
+ * part is a manifest of one page's blocks and segments, validated as any manifest, fetched only
+ * when the previous part is taken. A version 1 manifest is one part.
+ */
+export async function* manifestParts(store: BlockStore, head: Manifest | StoredManifest, where: string):
+  AsyncGenerator<Manifest> {
+  if (!("headerSegment" in head)) {
+    yield head;
+    return;
+  }
+  const { headerSegment, pages, version: _version, header, ...fields } = head;
+  for (const ref of pages) {
+    const page = await fetchPage(store, ref, head);
+    const part: Manifest = { ...fields, version: 2, segments: [headerSegment, ...page.segments], header,
+      blocks: page.blocks.map((block) => [block[0], block[1] + 1, ...block.slice(2)] as ManifestBlock) };
+    try {
+      validateManifest(part, where);
+    } catch (error) {
+      throw new ReplicationError("INTEGRITY", `Manifest ${where} is corrupt: ${(error as Error).message}`);
+    }
+    yield part;
+  }
 }
 
 /**

@@ -11,20 +11,19 @@ import { basename, dirname, join } from "node:path";
 import {
   checkHeaderRegion,
   decodeBlock,
-  latestManifest,
+  latestHead,
   listGenerations,
-  type LoadedManifest,
-  loadManifest,
+  type LoadedHead,
   loadManifestHead,
-  wholeManifest,
 } from "./_catalog.ts";
+import { blockTotal, headerOf, manifestParts } from "./_manifest_pages.ts";
 import { applyFrames, type FrameWalk } from "./_frames.ts";
 import { blockOffset, HEADER_REGION_BYTES } from "./_duckdb_file.ts";
 import { ReplicationError } from "./_errors.ts";
 import { writeIdentity } from "./_identity.ts";
 import { checkOpensInDuckDB } from "./_open_check.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
-import { COMPRESSION_NONE, type Manifest, type ManifestBlock } from "./_format.ts";
+import { COMPRESSION_NONE, type Manifest, type ManifestBlock, manifestKey } from "./_format.ts";
 
 export interface RestoreOptions {
   store: BlockStore;
@@ -85,12 +84,6 @@ function segmentOf(manifest: Manifest, block: ManifestBlock) {
       "which it does not list");
   }
   return segment;
-}
-
-async function readBlock(store: BlockStore, manifest: Manifest, block: ManifestBlock): Promise<Uint8Array> {
-  const segment = segmentOf(manifest, block);
-  const stored = await store.get(segment.key, { range: { offsetBytes: block[2], lengthBytes: block[3] } });
-  return decodeBlock(stored, block, segment.key);
 }
 
 /** One ranged GET that serves several blocks lying close together in one segment. */
@@ -156,33 +149,44 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const to = await restoreTarget(options.to, options.force ?? false);
   await removeInterruptedRestores(to);
   const untilMs = options.time === undefined ? undefined : parseTime(options.time);
+  // The manifest's own object now; its block map a page at a time below (memory does not grow with
+  // the database: a page is 512 blocks).
   const loaded = options.generation !== undefined
-    ? await loadManifest(store, dbKey, options.generation)
+    ? await loadManifestHead(store, dbKey, options.generation)
     : untilMs !== undefined
-    ? await manifestAtTime(store, dbKey, untilMs)
-    : await latestManifest(store, dbKey);
+    ? await headAtTime(store, dbKey, untilMs)
+    : await latestHead(store, dbKey);
   if (!loaded) {
     throw new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: nothing to restore ` +
       "(check --store and --db-key)");
   }
-  const { manifest } = loaded;
+  const manifest = loaded.head;
+  const total = blockTotal(manifest);
   const temp = `${to}.haduck-restore-${crypto.randomUUID().slice(0, 8)}`;
   const handle = await fs.open(temp, "wx");
   let written = 0;
   let walk: FrameWalk | undefined;
   try {
-    const header = await readBlock(store, manifest, manifest.header);
+    const { segment: headerSegment, header: headerEntry } = headerOf(manifest);
+    const header = decodeBlock(await store.get(headerSegment.key, { range: { offsetBytes: headerEntry[2],
+      lengthBytes: headerEntry[3] } }), headerEntry, headerSegment.key);
     checkHeaderRegion(manifest, header);
     await handle.truncate(manifest.fileSizeBytes);
-    const reads = planRangeReads(manifest);
-    let next = 0;
+    const where = manifestKey(dbKey, manifest.generation);
+    // Workers take reads one at a time from here; the next page is fetched when a page's run out.
+    const reads = (async function* () {
+      for await (const part of manifestParts(store, manifest, where)) {
+        for (const read of planRangeReads(part)) yield { read, key: part.segments[read.segment].key };
+      }
+    })();
     let done = 0;
     // The first failure stops every worker (their requests are aborted) before the file is removed.
     const abort = new AbortController();
     const worker = async () => {
-      while (next < reads.length && !abort.signal.aborted) {
-        const read = reads[next++];
-        const key = manifest.segments[read.segment].key;
+      while (!abort.signal.aborted) {
+        const next = await reads.next();
+        if (next.done) return;
+        const { read, key } = next.value;
         const range = await store.get(key, { range: { offsetBytes: read.offsetBytes, lengthBytes: read.lengthBytes },
           signal: abort.signal });
         responseCopies.add(range.byteLength);
@@ -200,7 +204,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
           await handle.write(bytes, 0, bytes.byteLength, blockOffset(read.blocks[first][0], manifest.database.blockAllocSize));
           written += bytes.byteLength;
           done += last - first + 1;
-          options.onProgress?.(done, manifest.blocks.length, written);
+          options.onProgress?.(done, total, written);
           first = last + 1;
         }
       }
@@ -237,7 +241,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await fs.rm(`${temp}.wal`, { force: true });
     throw error;
   }
-  return { generation: manifest.generation, blocks: manifest.blocks.length, bytes: written + HEADER_REGION_BYTES, path: to,
+  return { generation: manifest.generation, blocks: total, bytes: written + HEADER_REGION_BYTES, path: to,
     frames: walk?.frames ?? 0, commits: walk?.commits ?? 0,
     lastCommit: walk?.lastCommitUnixMs === undefined ? null : new Date(walk.lastCommitUnixMs).toISOString(),
     warning: walk?.gap ?? null };
@@ -253,13 +257,11 @@ function parseTime(time: string | Date): number {
 }
 
 /** The newest generation checkpointed (else, written) at or before `untilMs`. */
-async function manifestAtTime(store: BlockStore, dbKey: string, untilMs: number): Promise<LoadedManifest> {
+async function headAtTime(store: BlockStore, dbKey: string, untilMs: number): Promise<LoadedHead> {
   const generations = await listGenerations(store, dbKey);
   for (const generation of generations.reverse()) {
-    const { head, bytes, sha256 } = await loadManifestHead(store, dbKey, generation);
-    if (Date.parse(head.checkpointedAt ?? head.createdAt) <= untilMs) {
-      return { manifest: await wholeManifest(store, head), bytes, sha256 };
-    }
+    const loaded = await loadManifestHead(store, dbKey, generation);
+    if (Date.parse(loaded.head.checkpointedAt ?? loaded.head.createdAt) <= untilMs) return loaded;
   }
   throw new ReplicationError(generations.length ? "GENERATION_NOT_FOUND" : "NO_GENERATIONS", `No generation of ` +
     `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: \`haduck generations\` lists their times`);
@@ -270,13 +272,13 @@ async function manifestAtTime(store: BlockStore, dbKey: string, untilMs: number)
  * commits); DuckDB replays that WAL in the open check. With no commit to apply, the file is cut back
  * to the generation's size (frames of blocks alone lie on free blocks past it).
  */
-async function applyWalFrames(options: RestoreOptions, loaded: LoadedManifest, handle: fs.FileHandle, temp: string,
+async function applyWalFrames(options: RestoreOptions, loaded: LoadedHead, handle: fs.FileHandle, temp: string,
   untilMs: number | undefined): Promise<FrameWalk> {
   const wal = await fs.open(`${temp}.wal`, "wx");
   try {
-    const walk = await applyFrames({ store: options.store, dbKey: options.dbKey, generation: loaded.manifest.generation,
+    const walk = await applyFrames({ store: options.store, dbKey: options.dbKey, generation: loaded.head.generation,
       manifestSha256: loaded.sha256, untilMs, file: handle, wal });
-    if (walk.commits === 0) await handle.truncate(loaded.manifest.fileSizeBytes);
+    if (walk.commits === 0) await handle.truncate(loaded.head.fileSizeBytes);
     await handle.sync();
     await wal.sync();
     return walk;
