@@ -5,11 +5,13 @@
  * restore, drill (restore + open in DuckDB), verify, gc (dry run). Per operation: wall time,
  * MiB/s, peak RSS above the process's own baseline (goal: under 128 MiB at any size), CPU seconds
  * of the client and of the server. Baselines in the same run: a bare parallel PUT of the file in
- * 8 MiB objects and a bare parallel GET + write + fsync of them (goals: upload and restore at least
- * 0.9x), and the bytes a one-row update PUTs at that size, all objects counted (goal: under 2 MiB).
+ * 8 MiB objects (also one that hashes every block it sends, the floor for a client that
+ * checksums every byte) and a bare parallel GET + write + fsync of them (goals: upload and restore
+ * at least 0.9x), and the bytes a one-row update PUTs at that size, all objects counted (goal: under 2 MiB).
  * Writes bench/results/scale.json.
  */
 import { AwsClient } from "aws4fetch";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -40,14 +42,21 @@ async function parallel(count: number, work: (index: number) => Promise<void>): 
   }));
 }
 
-/** A bare parallel PUT of the file in 8 MiB objects (unsigned payload, as our PUTs on loopback). */
-async function barePut(path: string, bucket: string) {
+/**
+ * A bare parallel PUT of the file in 8 MiB objects (unsigned payload, as our PUTs on loopback);
+ * with `hashBlocks`, it also takes the SHA-256 of every 256 KiB block it sends: the floor for a
+ * client that checksums every byte (invariant 4), measured in the same run.
+ */
+async function barePut(path: string, bucket: string, hashBlocks = false) {
   const size = statSync(path).size;
   const file = await open(path, "r");
   const meter = cpuMeter();
   await parallel(Math.ceil(size / CHUNK_BYTES), async (index) => {
     const body = new Uint8Array(Math.min(CHUNK_BYTES, size - index * CHUNK_BYTES));
     await file.read(body, 0, body.byteLength, index * CHUNK_BYTES);
+    for (let at = 0; hashBlocks && at < body.byteLength; at += 262144) {
+      createHash("sha256").update(body.subarray(at, at + 262144)).digest();
+    }
     const response = await client.fetch(`${cluster.endpoint}/${bucket}/bare/${index}`, { method: "PUT", body,
       headers: { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" } });
     if (response.status !== 200) throw new Error(`bare PUT ${response.status}`);
@@ -114,6 +123,7 @@ try {
     connection.closeSync();
     instance.closeSync();
     const fileMiB = statSync(dbPath).size / 1048576;
+    const putHashed = await barePut(dbPath, bucket, true);
     const put = await barePut(dbPath, bucket);
     const get = await bareGet(dbPath, bucket);
     await emptyBucket(bucket); // the test cluster's disk is 16 GiB: 8 GiB twice over would fill it
@@ -132,11 +142,13 @@ try {
     await db.checkpoint();
     const oneRowUpdateBytes = counted.bytes() - before;
     await db.close();
-    const result = { sizeGiB, fileMiB, barePut: put, bareGetWriteFsync: get, upload, restore: restored, drill,
-      verify: verified, gc: collected, oneRowUpdateBytes,
+    const result = { sizeGiB, fileMiB, barePut: put, barePutHashed: putHashed, bareGetWriteFsync: get, upload,
+      restore: restored, drill, verify: verified, gc: collected, oneRowUpdateBytes,
       ratios: { uploadToBarePut: upload.mibPerSecond / put.mibPerSecond,
+        uploadToBarePutHashed: upload.mibPerSecond / putHashed.mibPerSecond,
         restoreToBareGetWriteFsync: restored.mibPerSecond / get.mibPerSecond,
-        uploadClientCpuToBarePut: upload.cpuSeconds / put.selfCpuSeconds },
+        uploadClientCpuToBarePut: upload.cpuSeconds / put.selfCpuSeconds,
+        uploadClientCpuToBarePutHashed: upload.cpuSeconds / putHashed.selfCpuSeconds },
       goalsMet: { peakMemory: [upload, restored, drill, verified, collected].every((r) => r.peakAboveBaselineMiB < 128),
         upload: upload.mibPerSecond / put.mibPerSecond >= 0.9, restore: restored.mibPerSecond / get.mibPerSecond >= 0.9,
         oneRowUpdate: oneRowUpdateBytes < 2 * 1048576 } };

@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, tru
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
+import { attach, gc, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { FsBlockStore } from "@haduck/s3-block-store";
 import { rowCount } from "./harness/duckdb.ts";
 import { editWhole, manifestPath, readWhole } from "./harness/stored_manifest.ts";
@@ -260,4 +260,20 @@ test("a manifest naming a page outside its database's keys is refused before any
     writeFileSync(path(manifestPath(latest())), JSON.stringify(manifest));
   });
   await expectRefused(store, "page-elsewhere", [manifestPath(latest()), "malformed key"]);
+});
+
+test("gc refuses, deleting nothing, when a kept generation's block map page is missing", async () => {
+  const stored = JSON.parse(readFileSync(pristinePath(manifestPath(latest())), "utf8"));
+  const page = stored.pages[0].key.slice(KEY.length + 1);
+  const store = damaged("gc-page-missing", (path) => rmSync(path(page)));
+  const keys = async () => {
+    const found: string[] = [];
+    for await (const object of store.list(`${KEY}/`)) found.push(object.key);
+    return found;
+  };
+  const before = await keys();
+  const error = await gc({ store, dbKey: KEY, keepLast: 1, apply: true }).catch((e) => e);
+  expect(error.code).toBe("INTEGRITY");
+  expect(error.message).toContain(stored.pages[0].key);
+  expect(await keys()).toEqual(before);
 });

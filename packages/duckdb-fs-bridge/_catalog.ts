@@ -91,16 +91,10 @@ export async function loadManifestHead(store: BlockStore, dbKey: string, generat
 export async function loadManifest(store: BlockStore, dbKey: string, generation: number,
   cache?: PageCache): Promise<LoadedManifest> {
   const { head, bytes, sha256 } = await loadManifestHead(store, dbKey, generation);
-  return { manifest: await wholeManifest(store, head, cache), bytes, sha256 };
-}
-
-/** The whole manifest of a loaded head (fetches and checks a version 2 manifest's pages). */
-export async function wholeManifest(store: BlockStore, head: ManifestV1 | StoredManifest,
-  cache?: PageCache): Promise<Manifest> {
-  if (head.version !== 2) return head;
-  const key = manifestKey(head.dbKey, head.generation);
+  if (head.version !== 2) return { manifest: head, bytes, sha256 };
+  const key = manifestKey(dbKey, generation);
   try {
-    return await assembleManifest(store, head, key, cache);
+    return { manifest: await assembleManifest(store, head, key, cache), bytes, sha256 };
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
     throw new ReplicationError("INTEGRITY", `Manifest ${key} is corrupt: ${error.message}`);

@@ -12,8 +12,8 @@
  * never a manifest without what it names.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
-import { listGenerations, loadManifestHead, wholeManifest } from "./_catalog.ts";
-import { PageCache } from "./_manifest_pages.ts";
+import { listGenerations, loadManifestHead } from "./_catalog.ts";
+import { addReferences } from "./_manifest_pages.ts";
 import { manifestKey } from "./_format.ts";
 import { framesPrefix, parseFrameKey } from "./_frame_format.ts";
 
@@ -71,17 +71,14 @@ export async function gc(options: GcOptions): Promise<GcReport> {
     applied: options.apply === true };
   if (generations.length === 0) return report;
   const newest = generations[generations.length - 1];
+  // Every segment and page a kept generation names (a page shared by several is read once).
   const referenced = new Set<string>();
-  const pages = new PageCache();
   for (const [index, generation] of generations.entries()) {
     const { head } = await loadManifestHead(store, dbKey, generation);
     const young = keepWithinMs > 0 && now - Date.parse(head.createdAt) <= keepWithinMs;
     if (index >= generations.length - keepLast || young) {
       report.kept.push(generation);
-      const manifest = await wholeManifest(store, head, pages);
-      pages.retainOnly(manifest);
-      for (const segment of manifest.segments) referenced.add(segment.key);
-      for (const page of manifest.pages ?? []) referenced.add(page.key);
+      await addReferences(store, head, referenced);
     } else {
       report.deletedGenerations.push(generation);
     }

@@ -61,7 +61,7 @@ export interface EncodedManifest {
   newPages: { key: string; bytes: Uint8Array }[];
 }
 
-/** The blocks of `manifest` in page `index` (a slice of the sorted block list), from `start`. */
+/** Where the run of `blocks` (sorted by id) that starts at `start` and stays below block id `limit` ends. */
 function pageEnd(blocks: ManifestBlock[], start: number, limit: number): number {
   let end = start;
   while (end < blocks.length && blocks[end][0] < limit) end++;
@@ -267,6 +267,25 @@ export async function* manifestParts(store: BlockStore, head: Manifest | StoredM
       throw new ReplicationError("INTEGRITY", `Manifest ${where} is corrupt: ${(error as Error).message}`);
     }
     yield part;
+  }
+}
+
+/**
+ * Adds the key of every segment and page `head` names to `into`, fetching (and checking) only the
+ * pages not in it already: what gc keeps, without holding any manifest whole.
+ */
+export async function addReferences(store: BlockStore, head: Manifest | StoredManifest, into: Set<string>):
+  Promise<void> {
+  if (!("headerSegment" in head)) {
+    for (const segment of head.segments) into.add(segment.key);
+    return;
+  }
+  into.add(head.headerSegment.key);
+  for (const ref of head.pages) {
+    if (into.has(ref.key)) continue;
+    const page = await fetchPage(store, ref, head);
+    for (const segment of page.segments) into.add(segment.key);
+    into.add(ref.key);
   }
 }
 
