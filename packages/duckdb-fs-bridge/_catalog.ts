@@ -17,7 +17,14 @@ import {
   sha256,
 } from "./_format.ts";
 import { ReplicationError } from "./_errors.ts";
-import { assembleManifest, blockTotal, checkStoredManifest, PageCache, type StoredManifest } from "./_manifest_pages.ts";
+import {
+  assembleManifest,
+  blockTotal,
+  checkStoredManifest,
+  headerOf,
+  manifestParts,
+  type StoredManifest,
+} from "./_manifest_pages.ts";
 import { parseHeaderRegion } from "./_duckdb_file.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
 import { listFrames, walkFrames } from "./_frames.ts";
@@ -88,13 +95,13 @@ export async function loadManifestHead(store: BlockStore, dbKey: string, generat
 }
 
 /** Reads a generation's manifest whole: its object and (version 2) its pages, each checked. */
-export async function loadManifest(store: BlockStore, dbKey: string, generation: number,
-  cache?: PageCache): Promise<LoadedManifest> {
+export async function loadManifest(store: BlockStore, dbKey: string, generation: number):
+  Promise<LoadedManifest> {
   const { head, bytes, sha256 } = await loadManifestHead(store, dbKey, generation);
   if (head.version !== 2) return { manifest: head, bytes, sha256 };
   const key = manifestKey(dbKey, generation);
   try {
-    return { manifest: await assembleManifest(store, head, key, cache), bytes, sha256 };
+    return { manifest: await assembleManifest(store, head, key), bytes, sha256 };
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
     throw new ReplicationError("INTEGRITY", `Manifest ${key} is corrupt: ${error.message}`);
@@ -207,19 +214,24 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
   }
   let previous: { generation: number; sha256: string; blocks: Map<number, string> } | undefined;
   const segments = new Map<string, CheckedSegment>();
-  const pages = new PageCache();
+  // Where an entry points, as a short string: a segment's serial (in order first seen) and the offset.
+  const serials = new Map<string, number>();
+  const placeOf = (key: string, offset: number) => {
+    let serial = serials.get(key);
+    if (serial === undefined) serials.set(key, serial = serials.size);
+    return `${serial}@${offset}`;
+  };
   for (const [position, generation] of generations.entries()) {
-    let loaded;
+    let loaded: LoadedHead;
     try {
-      loaded = await loadManifest(store, dbKey, generation, pages);
-      pages.retainOnly(loaded.manifest);
+      loaded = await loadManifestHead(store, dbKey, generation);
     } catch (error) {
       report.problems.push((error as Error).message);
       previous = undefined;
       continue;
     }
     report.generations++;
-    const { manifest } = loaded;
+    const manifest = loaded.head;
     if (position > 0 && previous && manifest.previousGeneration !== previous.generation) {
       report.problems.push(`Manifest of generation ${generation} chains to generation ` +
         `${manifest.previousGeneration}, but the generation before it is ${previous.generation}: the chain has a gap ` +
@@ -227,37 +239,52 @@ export async function verify(store: BlockStore, dbKey: string): Promise<VerifyRe
     } else if (previous && manifest.previousManifestSha256 !== previous.sha256) {
       report.problems.push(`Manifest of generation ${generation} does not chain to generation ${previous.generation}`);
     }
-    for (const [index, ref] of manifest.segments.entries()) {
-      if (!segments.has(ref.key)) segments.set(ref.key, await checkSegment(store, manifest, index, report));
-    }
+    // The block map a page at a time: what verify holds does not grow with a manifest's size.
     const entries = new Map<number, string>();
-    for (const block of [manifest.header, ...manifest.blocks]) {
-      const key = manifest.segments[block[1]].key;
+    function checkEntry(part: Manifest, block: ManifestBlock): void {
+      const key = part.segments[block[1]].key;
       const checked = segments.get(key)!;
       const label = block[0] === -1 ? "the header region" : `block ${block[0]}`;
       if ("problem" in checked) {
         report.problems.push(`Generation ${generation}: ${label} is in ${key}, which ${checked.problem}`);
-        continue;
+        return;
       }
       const entry = checked.entries.get(block[2]);
       if (!entry || entry.blockId !== block[0] || entry.sha256 !== block[7]) {
         report.problems.push(`Generation ${generation}: ${label} is not at offset ${block[2]} of ${key} (no segment ` +
           "holds the entry its manifest names)");
-        continue;
+        return;
       }
-      if (block[0] === -1) continue;
-      entries.set(block[0], `${key}@${block[2]}`);
+      if (block[0] === -1) return;
+      const place = placeOf(key, block[2]);
+      entries.set(block[0], place);
       // A generation's own blocks are in segments uploaded after the previous generation: its own
       // pass, or earlier passes that could not publish and whose uploads it reused (_reusable_uploads.ts).
       const uploadedAt = segmentGeneration(key);
       const inherited = !(uploadedAt <= generation && uploadedAt > (manifest.previousGeneration ?? -1));
       if (inherited && previous && previous.generation === manifest.previousGeneration &&
-        previous.blocks.get(block[0]) !== `${key}@${block[2]}`) {
+        previous.blocks.get(block[0]) !== place) {
         report.problems.push(`Generation ${generation}: block ${block[0]} comes from ${key}, which generation ` +
           `${previous.generation} did not have for it (a change was lost between them)`);
       }
     }
-    previous = { generation, sha256: loaded.sha256, blocks: entries };
+    let complete = true;
+    try {
+      const { segment, header } = headerOf(manifest);
+      const headerPart = { ...manifest, segments: [segment], header, blocks: [] } as Manifest;
+      if (!segments.has(segment.key)) segments.set(segment.key, await checkSegment(store, headerPart, 0, report));
+      checkEntry(headerPart, header);
+      for await (const part of manifestParts(store, manifest, manifestKey(dbKey, generation))) {
+        for (const [index, ref] of part.segments.entries()) {
+          if (!segments.has(ref.key)) segments.set(ref.key, await checkSegment(store, part, index, report));
+        }
+        for (const block of part.blocks) checkEntry(part, block);
+      }
+    } catch (error) {
+      report.problems.push((error as Error).message);
+      complete = false;
+    }
+    previous = complete ? { generation, sha256: loaded.sha256, blocks: entries } : undefined;
     try {
       const walk = await walkFrames({ store, dbKey, generation, manifestSha256: loaded.sha256 });
       report.frames += walk.frames;

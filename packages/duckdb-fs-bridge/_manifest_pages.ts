@@ -179,22 +179,6 @@ export function checkStoredManifest(stored: StoredManifest, where: string): void
   validateManifest({ ...fields, version: 2, segments: [headerSegment], blocks: [] }, where);
 }
 
-/** Pages already fetched and checked, by key: gc and verify read many generations that share most. */
-export class PageCache {
-  #pages = new Map<string, StoredPage>();
-  get(ref: PageRef): StoredPage | undefined {
-    return this.#pages.get(`${ref.key}#${ref.sha256}`);
-  }
-  set(ref: PageRef, page: StoredPage): void {
-    this.#pages.set(`${ref.key}#${ref.sha256}`, page);
-  }
-  /** Drops every page `manifest` does not name (a later generation names only these or new ones). */
-  retainOnly(manifest: Manifest): void {
-    const named = new Set((manifest.pages ?? []).map((ref) => `${ref.key}#${ref.sha256}`));
-    for (const key of this.#pages.keys()) if (!named.has(key)) this.#pages.delete(key);
-  }
-}
-
 /** Fetches one page and checks it against the manifest's reference. */
 async function fetchPage(store: BlockStore, ref: PageRef, stored: StoredManifest): Promise<StoredPage> {
   const label = `Block map ${ref.key} of generation ${stored.generation}`;
@@ -293,17 +277,15 @@ export async function addReferences(store: BlockStore, head: Manifest | StoredMa
  * Makes the whole manifest from a stored one: fetches its pages (`PAGE_REQUESTS` at a time), checks
  * each against its SHA-256, renumbers segments, and validates the result as any manifest.
  */
-export async function assembleManifest(store: BlockStore, stored: StoredManifest, where: string,
-  cache?: PageCache): Promise<Manifest> {
+export async function assembleManifest(store: BlockStore, stored: StoredManifest, where: string):
+  Promise<Manifest> {
   const pages: StoredPage[] = new Array(stored.pages.length);
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(PAGE_REQUESTS, stored.pages.length) }, async () => {
     while (next < stored.pages.length) {
       const index = next++;
       const ref = stored.pages[index];
-      const page = cache?.get(ref) ?? await fetchPage(store, ref, stored);
-      cache?.set(ref, page);
-      pages[index] = page;
+      pages[index] = await fetchPage(store, ref, stored);
     }
   }));
   const segments: SegmentRef[] = [];
