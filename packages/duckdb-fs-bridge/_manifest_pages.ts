@@ -10,7 +10,7 @@
  * In memory a manifest stays whole (`Manifest`: every segment and block); `pages` records which
  * stored pages hold it, so the next generation can tell which it may name again.
  */
-import type { BlockStore } from "@haduck/s3-block-store";
+import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import { ReplicationError } from "./_errors.ts";
 import { hex, type Manifest, type ManifestBlock, pad, sha256, validateManifest } from "./_format.ts";
 
@@ -186,7 +186,7 @@ async function fetchPage(store: BlockStore, ref: PageRef, stored: StoredManifest
   try {
     bytes = await store.get(ref.key);
   } catch (error) {
-    if ((error as Error)?.name === "BlockNotFoundError") {
+    if (error instanceof BlockNotFoundError) {
       throw new ReplicationError("INTEGRITY", `${label} is missing from ${store.url}: the generation cannot be ` +
         "read (run `haduck verify`; restore an older generation with --generation)");
     }

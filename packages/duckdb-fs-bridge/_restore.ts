@@ -1,8 +1,8 @@
 /**
  * @module
- * Restore: any kept generation into a new local file, with parallel ranged reads, every checksum
- * checked (the manifest's SHA-256 and DuckDB's own block checksum), blocks written and fsynced
- * before the headers, and the file renamed into place only when complete.
+ * Restore: any kept generation into a new local file, its block map read a page at a time, with
+ * parallel ranged reads, every block checked against its SHA-256 before it is written, blocks
+ * written and fsynced before the headers, and the file renamed into place only when complete.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import { constants } from "node:fs";
