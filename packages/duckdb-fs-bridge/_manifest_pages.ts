@@ -127,22 +127,29 @@ export function encodeManifest(manifest: Manifest, previous: Manifest | undefine
   return { bytes: new TextEncoder().encode(JSON.stringify(stored)), pages, newPages };
 }
 
-/** Writes new pages create-only, `PAGE_REQUESTS` at a time; the first failure stops the rest. */
-export async function writePages(store: BlockStore, pages: EncodedManifest["newPages"], signal?: AbortSignal):
-  Promise<void> {
+/** Runs `work` on every item, `PAGE_REQUESTS` at a time; the first failure stops the rest and is thrown. */
+async function eachPage<T>(items: T[], work: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
   let failed = false;
-  await Promise.all(Array.from({ length: Math.min(PAGE_REQUESTS, pages.length) }, async () => {
-    while (next < pages.length && !failed) {
-      const page = pages[next++];
+  await Promise.all(Array.from({ length: Math.min(PAGE_REQUESTS, items.length) }, async () => {
+    while (next < items.length && !failed) {
+      const index = next++;
       try {
-        await store.put(page.key, page.bytes, { ifNoneMatch: "*", signal });
+        await work(items[index], index);
       } catch (error) {
         failed = true;
         throw error;
       }
     }
   }));
+}
+
+/** Writes new pages create-only, `PAGE_REQUESTS` at a time; the first failure stops the rest. */
+export async function writePages(store: BlockStore, pages: EncodedManifest["newPages"], signal?: AbortSignal):
+  Promise<void> {
+  await eachPage(pages, async (page) => {
+    await store.put(page.key, page.bytes, { ifNoneMatch: "*", signal });
+  });
 }
 
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
@@ -280,14 +287,9 @@ export async function addReferences(store: BlockStore, head: Manifest | StoredMa
 export async function assembleManifest(store: BlockStore, stored: StoredManifest, where: string):
   Promise<Manifest> {
   const pages: StoredPage[] = new Array(stored.pages.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(PAGE_REQUESTS, stored.pages.length) }, async () => {
-    while (next < stored.pages.length) {
-      const index = next++;
-      const ref = stored.pages[index];
-      pages[index] = await fetchPage(store, ref, stored);
-    }
-  }));
+  await eachPage(stored.pages, async (ref, index) => {
+    pages[index] = await fetchPage(store, ref, stored);
+  });
   const segments: SegmentRef[] = [];
   const indexOf = new Map<string, number>();
   const global = (segment: SegmentRef) => {
