@@ -58,7 +58,9 @@
  * writes its commits reference), as runs: (a, b), (c, d), (e, f) = (first block, count); count 0 = unused. */
 #define HADUCK_EVENT_WAL_BLOCKS 9u
 #define HADUCK_EVENT_WAL_SYNCED 10u /* a=header iteration the WAL builds on, b=synced WAL size, c=unix ms, d=1 when
-                                       block marks of this iteration were lost (a consumer went away): no frames */
+                                       block marks of this iteration were lost (a consumer went away): no frames;
+                                       d=2 when the WAL existed at open (a restart): frames only if the consumer
+                                       rebuilt its marks from the file against the store */
 #define HADUCK_EVENT_WAL_RESET 11u  /* the WAL was removed or cut below its synced size: a=iteration, b=new size */
 
 #define HADUCK_FILE_KIND_OTHER 0u

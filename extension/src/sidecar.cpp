@@ -302,10 +302,10 @@ void Sidecars::OnHoldWaiting(TrackedFile &file, uint64_t seq) {
 	}
 }
 
-void Sidecars::OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, bool lost,
+void Sidecars::OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, uint64_t marks,
                          const std::vector<std::pair<uint64_t, uint64_t>> &runs) {
 	std::string line = "wal " + std::to_string(iteration) + " " + std::to_string(size) + " " +
-	                   std::to_string(unix_ms) + " " + (lost ? "1" : "0") + " " + std::to_string(runs.size()) + " ";
+	                   std::to_string(unix_ms) + " " + std::to_string(marks) + " " + std::to_string(runs.size()) + " ";
 	for (size_t i = 0; i < runs.size(); i++) {
 		line += (i > 0 ? "," : "") + std::to_string(runs[i].first) + ":" + std::to_string(runs[i].second);
 	}

@@ -8,7 +8,7 @@
 //   host -> sidecar: gen <seq> <iteration> <header blocks> <block size> <created ms> <full scan 0|1> <n> <b,b,...>
 //                    wait <seq>                (DuckDB waits for that generation: the hold's HOLD_WAITING)
 //                    released <seq> <result>   (the answer to a release: 1 publishable, 0 abandoned, -1 unknown)
-//                    wal <iteration> <synced size> <unix ms> <lost 0|1> <n> <first:count,...>  (a WAL FileSync)
+//                    wal <iteration> <synced size> <unix ms> <marks 0|1|2: complete, lost, leftover WAL> <n> <first:count,...>  (a WAL FileSync)
 //                    walreset <iteration> <size>  (the WAL was removed, or cut below its synced size)
 //   sidecar -> host: hello <pid> | ready | error <message> | release <seq>
 //                    status <last generation|-1> <lag ms> <blocks carried> <generations committed> <wal lag ms>
@@ -70,7 +70,7 @@ public:
 	//! DuckDB waits for generation `seq` of `file` (the hold).
 	void OnHoldWaiting(TrackedFile &file, uint64_t seq);
 	//! The WAL of `file` was synced at `size` (see HADUCK_EVENT_WAL_SYNCED); `runs`: (first block, count).
-	void OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, bool lost,
+	void OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, uint64_t marks,
 	               const std::vector<std::pair<uint64_t, uint64_t>> &runs);
 	void OnWalReset(TrackedFile &file, uint64_t iteration, uint64_t size);
 	std::vector<SidecarRow> Rows();

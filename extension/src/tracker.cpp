@@ -223,6 +223,7 @@ void Tracker::AfterSync(TrackedFile &file) {
 			file.wal_bitmap.Unmark(block);
 		}
 		file.wal_marks_lost.store(false);
+		file.wal_leftover.store(false);
 	}
 	file.last_iteration.store(generation.iteration);
 	file.generations.fetch_add(1, std::memory_order_relaxed);
@@ -285,7 +286,7 @@ void Tracker::AnnounceWalSync(TrackedFile &wal) {
 			runs.emplace_back(block, 1);
 		}
 	}
-	bool lost = db->wal_marks_lost.load();
+	uint64_t marks = WalMarksState(*db);
 	if (ring) {
 		for (size_t i = 0; i < runs.size(); i += 3) {
 			RingEvent event;
@@ -304,11 +305,11 @@ void Tracker::AnnounceWalSync(TrackedFile &wal) {
 		event.a = iteration;
 		event.b = synced;
 		event.c = now;
-		event.d = lost ? 1 : 0;
+		event.d = marks;
 		Push(event);
 	}
 	if (sidecar) {
-		Sidecars::Get().OnWalSync(*db, iteration, synced, now, lost, runs);
+		Sidecars::Get().OnWalSync(*db, iteration, synced, now, marks, runs);
 	}
 }
 
@@ -386,9 +387,10 @@ void Tracker::AfterOpen(TrackedFile &file, uint64_t size) {
 	if (file.kind.load() == HADUCK_FILE_KIND_WAL && size > file.wal_end.load()) {
 		file.wal_end.store(size); // an existing WAL: its commits are durable already
 		file.wal_synced.store(size);
-		// ...and they reference blocks written before anyone tracked them: no frames until the next header.
+		// ...and they reference blocks written before anyone tracked them: frames may go on only if the
+		// consumer rebuilt those marks from the file against the store (its reconcile, before this open).
 		if (auto db = DatabaseOfWal(file)) {
-			WalMarksLost(*db);
+			db->wal_leftover.store(true);
 		}
 	}
 	RingEvent event;

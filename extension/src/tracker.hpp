@@ -51,6 +51,10 @@ struct TrackedFile {
 	DirtyBitmap wal_bitmap;
 	//! Marks of wal_bitmap went to a consumer that is gone: frames of this iteration would miss blocks.
 	std::atomic<bool> wal_marks_lost {false};
+	//! The WAL existed when DuckDB opened it (a restart): its commits reference blocks written before this
+	//! process tracked anything. Only the consumer knows whether it rebuilt those marks from the file
+	//! against the store (a reconcile before the open does), so this is reported apart from a loss.
+	std::atomic<bool> wal_leftover {false};
 	//! A WAL file: one past its last byte written, and its size at the last FileSync (the durable commits).
 	std::atomic<uint64_t> wal_end {0};
 	std::atomic<uint64_t> wal_synced {0};
@@ -86,6 +90,10 @@ public:
 	//! The consumer of `file` went away: block marks it was given for the WAL were not shipped.
 	void WalMarksLost(TrackedFile &file) {
 		file.wal_marks_lost.store(true);
+	}
+	//! What a WAL announcement says of the marks: 0 complete, 1 lost, 2 a leftover WAL (see wal_leftover).
+	static uint64_t WalMarksState(const TrackedFile &db) {
+		return db.wal_marks_lost.load() ? 1 : db.wal_leftover.load() ? 2 : 0;
 	}
 	void AfterClose(TrackedFile &file);
 

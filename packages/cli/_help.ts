@@ -11,7 +11,7 @@ Commands:
   attach <db-path>    open a database with replication running (SQL shell, or -c/-f)
   restore --to <path> restore a generation into a new file
   generations         list the generations in the store (--json)
-  verify              check every object and checksum in the store (--drill: also restore and open)
+  verify              check every object and checksum, and restore and open the latest commit (--drill: every generation)
   status              the latest generation and the store's state (--json)
   gc                  delete generations beyond the kept ones (dry run unless --apply)
   serve <db-path>     attach a database with replication and serve the admin endpoint, no shell
@@ -47,11 +47,14 @@ link is followed: the file it points to is replaced, the link stays. The result 
 Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
   generations: `Usage: haduck generations --store URL --db-key KEY [--json]
 Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,
-  verify: `Usage: haduck verify --store URL --db-key KEY [--drill]
+  verify: `Usage: haduck verify --store URL --db-key KEY [--drill | --no-drill]
 Checks the manifest chain (no gap, no second writer), every segment's and block's checksum, that
 every manifest entry is in the segment it names, and that no generation inherits a block its
-predecessor did not have; --drill also restores every kept generation into a temp dir and opens it
-in DuckDB (in a child process), reading every row. Exit 5 when anything is wrong.`,
+predecessor did not have. Then, since checksums cannot tell whether a generation holds every block
+its header needs, it restores the latest commit (the newest generation with its WAL frames) into a
+temp dir and opens it in DuckDB (in a child process), reading every row. --drill does that for every
+kept generation too; --no-drill checks objects only. Exit 5 when anything is wrong.
+Example: haduck verify --store file://$PWD/haduck-store --db-key demo.duckdb --drill`,
   status: `Usage: haduck status --store URL --db-key KEY [--json]
 What the store holds: the last generation, its WAL frames, the last durable commit and how old it is
 (newestCommitAgeMs). The writer's own lag (walLagMs: its oldest commit not yet in the store) is in

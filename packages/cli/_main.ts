@@ -225,49 +225,22 @@ async function commandGenerations(args: string[]): Promise<number> {
 }
 
 async function commandVerify(args: string[]): Promise<number> {
-  const { values } = parse(args, { drill: { type: "boolean" } });
+  const { values } = parse(args, { drill: { type: "boolean" }, "no-drill": { type: "boolean" } });
   if (values.help) return (console.log(HELP.verify), EXIT.ok);
+  if (values.drill && values["no-drill"]) throw new UsageError("--drill and --no-drill contradict each other: give one");
   const { store, dbKey } = needStore(values);
-  const report = await verify(store, dbKey);
-  const problems = [...report.problems];
-  let drilled = "";
-  if (values.drill && problems.length === 0) {
-    // Every kept generation restored to a scratch file; restore opens each in DuckDB in a child
-    // process and reads every row, so a generation whose blocks do not belong together is named.
-    const { mkdtempSync, rmSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const dir = mkdtempSync(resolve(tmpdir(), "haduck-drill-"));
-    try {
-      const generations = await listGenerations(store, dbKey);
-      for (const generation of generations) {
-        const to = resolve(dir, `drill-${generation}.duckdb`);
-        try {
-          await restore({ store, dbKey, to, generation });
-        } catch (error) {
-          problems.push(`Generation ${generation} does not restore: ${(error as Error).message}`);
-        }
-        rmSync(to, { force: true });
-        rmSync(`${to}.haduck-identity`, { force: true });
-      }
-      // And the latest durable commit: the newest generation with its WAL frames replayed by DuckDB.
-      const latest = resolve(dir, "drill-latest.duckdb");
-      let replayed = "";
-      try {
-        const result = await restore({ store, dbKey, to: latest });
-        replayed = `, the latest commit with ${result.frames} WAL frames replayed`;
-      } catch (error) {
-        problems.push(`The latest commit does not restore: ${(error as Error).message}`);
-      }
-      drilled = `; drill: ${generations.length} generations${replayed} restored and opened in DuckDB`;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  for (const problem of problems) console.error(`haduck: ${problem}`);
+  const report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest" });
+  const { drilled } = report;
+  const parts = [
+    drilled.generations > 0 ? `${drilled.generations} generations` : "",
+    drilled.latestCommit ? `the latest commit (${drilled.latestFrames} WAL frames replayed)` : "",
+  ].filter(Boolean);
+  const said = parts.length > 0 ? `; drill: ${parts.join(" and ")} restored and opened in DuckDB`
+    : values["no-drill"] ? "; no drill (--no-drill)" : "";
+  for (const problem of report.problems) console.error(`haduck: ${problem}`);
   console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks, ` +
-    `${report.frames} WAL frames: ` +
-    `${problems.length} problems${drilled}`);
-  return problems.length > 0 ? EXIT.integrity : EXIT.ok;
+    `${report.frames} WAL frames: ${report.problems.length} problems${said}`);
+  return report.problems.length > 0 ? EXIT.integrity : EXIT.ok;
 }
 
 async function commandStatus(args: string[]): Promise<number> {

@@ -59,7 +59,7 @@ export async function runSidecar(args: string[], exitCodeOf: (error: unknown) =>
   await consumer.closed; // the host exited, crashed, or was killed
   hostGone = true;
   clearInterval(timer);
-  await replicator.stop();
+  await replicator.stop({ quiescent: true }); // the host is gone: nobody writes the file any more
   const error = replicator.status.lastError;
   if (error) console.error(`haduck sidecar: ${error}`);
   return error ? 4 : 0;

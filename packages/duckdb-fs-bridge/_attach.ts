@@ -136,7 +136,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
       if (!detached) native.detach();
       connection.closeSync();
       instance.closeSync();
-      await replicator.stop();
+      await replicator.stop({ quiescent: detached });
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * @module
  * Reading what is in the store for one database: its generations (manifests, in order), one
- * manifest checked against the chain, and `verify()` that checks every object and checksum.
+ * manifest checked against the chain, and `verifyObjects()` that checks every object and checksum (`verify()`, in _verify.ts, adds the drill).
  */
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import {
@@ -206,7 +206,7 @@ const segmentGeneration = (key: string) => Number(/\/segments\/(\d{20})-/.exec(k
  * generation's entry for that block: a manifest that takes a block from further back than its
  * predecessor had it is a manifest that lost a change.
  */
-export async function verify(store: BlockStore, dbKey: string): Promise<VerifyReport> {
+export async function verifyObjects(store: BlockStore, dbKey: string): Promise<VerifyReport> {
   const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, frames: 0, problems: [] };
   const generations = await listGenerations(store, dbKey);
   if (generations.length === 0) {

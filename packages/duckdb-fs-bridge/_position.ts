@@ -10,6 +10,7 @@
  */
 import { DirtyBitmap } from "@haduck/dirty-tracker";
 import type { Manifest } from "./_format.ts";
+import { assert } from "./_assert.ts";
 
 export interface Published {
   manifest: Manifest;
@@ -23,6 +24,14 @@ export class Position {
   carried = new DirtyBitmap();
   /** The newest DuckDB iteration whose blocks are carried. */
   carriedIteration: number | undefined;
+  /**
+   * Blocks of the file that differ from `published`'s manifest at its own iteration, found by
+   * reconcile after a restart: DuckDB wrote them after that header for commits in its WAL (optimistic
+   * writes), so only WAL frames hold them, and this process never saw the writes. The next generation
+   * must carry them (its header may reference them); they are no reason for a catch-up, since the
+   * file's header still is `published`.
+   */
+  framed = new DirtyBitmap();
   /**
    * A manifest written whose answer was lost: it may be in the store. Resolved (adopted or
    * dropped) before the next pass decides which blocks are unchanged.
@@ -45,7 +54,15 @@ export class Position {
     this.carried = new DirtyBitmap();
     this.carriedIteration = undefined;
     taken.union(own);
+    taken.union(this.framed);
+    this.framed = new DirtyBitmap();
     return taken;
+  }
+
+  /** Blocks that only frames of `published` hold (see `framed`): the next generation takes them. */
+  frame(blocks: Iterable<number>): void {
+    assert(this.published !== undefined, "framed blocks need a published generation");
+    this.framed.union(blocks);
   }
 
   /** An attempt that did not publish gives back everything it took, at the newest iteration among them. */

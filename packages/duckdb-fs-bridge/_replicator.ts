@@ -13,6 +13,7 @@
  * they ship in the next generation or the catch-up, whichever comes first.
  */
 import { PreconditionFailedError } from "@haduck/s3-block-store";
+import { statSync } from "node:fs";
 import { latestManifest, loadManifest } from "./_catalog.ts";
 import { ReplicationError } from "./_errors.ts";
 import { buildManifest, type Shipment } from "./_manifest_builder.ts";
@@ -33,7 +34,7 @@ import { Position, type Published } from "./_position.ts";
 import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
-import { shipLeftoverWal } from "./_wal_leftover.ts";
+import { leftoverWal, shipLeftoverWal } from "./_wal_leftover.ts";
 import {
   type GenerationShipped,
   initialStatus,
@@ -147,22 +148,26 @@ export class Replicator {
 
   /**
    * Ships everything announced so far, then whatever the local file holds that the store does not
-   * (blocks carried from failed attempts, a generation whose event was lost), and stops. It returns
-   * early only when the store fails; `status.lastError` then says why.
+   * (blocks carried from failed attempts, a generation whose event was lost), then the commits its WAL
+   * holds beyond the last frame, and stops. `quiescent`: nobody writes the file any more (the host
+   * exited, or DETACHed it), so commits never announced to us (the host died between its WAL's
+   * FileSync and telling us) are found in the WAL itself and shipped as at a restart. It returns early
+   * only when the store fails; `status.lastError` then says why.
    */
-  async stop(options: { deadlineMs?: number } = {}): Promise<void> {
+  async stop(options: { deadlineMs?: number; quiescent?: boolean } = {}): Promise<void> {
     const deadline = setTimeout(() => this.#abort.abort(new Error("stop() deadline passed")),
       options.deadlineMs ?? 60_000);
     try {
-      // Commits announced but not yet in a frame (the host died, say): ship them while the WAL is there.
-      // (When the header moved on, the generation flush() ships holds them instead.)
+      // First the generations up to the file's header (one may still be in flight), then the commits
+      // after it: frames chain to that generation, so they can only follow it.
+      if (this.#reconciled) await this.flush();
       if (this.#wal && this.#reconciled &&
         readFileInfo(this.options.dbPath)?.iteration === this.#position.published?.manifest.generation) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([this.flushWal(), new Promise((resolve) => timer = setTimeout(resolve, 5_000))]);
         clearTimeout(timer);
+        if (options.quiescent) await this.#shipUnannouncedWal();
       }
-      if (this.#reconciled) await this.flush();
     } finally {
       clearTimeout(deadline);
     }
@@ -549,20 +554,49 @@ export class Replicator {
       previous, local, sidecarIdentity: sidecar?.identity });
     if (local!.iteration === previous.generation) {
       this.#reconciled = true;
-      await this.#shipLeftoverWal();
+      await this.#reconcileLeftoverWal();
       return { shippedGeneration: null };
     }
     const shipped = await this.#shipWhole(local!.iteration);
-    await this.#shipLeftoverWal();
+    await this.#reconcileLeftoverWal();
     return shipped;
   }
 
-  /** Ships the WAL a crash left beside the file as frames, before DuckDB replays it (see _wal_leftover.ts). */
-  async #shipLeftoverWal(): Promise<void> {
+  /**
+   * A WAL an earlier process left beside the quiescent file (a crash, or an exit without checkpoint):
+   * its commits reference blocks DuckDB wrote after the published header, which this process never
+   * saw written. They are found by comparing the file with the manifest; the next generation carries
+   * them (without that it would inherit the manifest's old bytes for blocks its header needs), and
+   * the WAL's commits beyond the stored frames ship as frames, before DuckDB replays them. Not while
+   * DuckDB writes (`live`): then the extension's own bitmap still has every mark since the header.
+   */
+  async #reconcileLeftoverWal(): Promise<void> {
     const published = this.#position.published;
-    if (!this.#wal || this.#live || !published) return;
+    if (this.#live || !published) return;
+    const leftover = leftoverWal(this.options.dbPath, published);
+    if (!leftover) return;
+    if (!leftover.differing) {
+      throw new ReplicationError("INTEGRITY", `Cannot compare ${this.options.dbPath} with generation ` +
+        `${published.manifest.generation} of ${this.options.dbKey}: ${leftover.readError}; check the file's permissions`);
+    }
+    this.#position.frame(leftover.differing);
+    if (!this.#wal) return;
     const problem = await shipLeftoverWal({ dbPath: this.options.dbPath, store: this.options.store!,
-      dbKey: this.options.dbKey, published, shipper: this.#wal });
+      dbKey: this.options.dbKey, published, shipper: this.#wal, leftover });
+    if (problem) this.#fail(problem);
+  }
+
+  /** At stop, with the file quiescent: commits in the WAL that no frame holds (never announced) ship as at a restart. */
+  async #shipUnannouncedWal(): Promise<void> {
+    const published = this.#position.published;
+    const chain = this.#wal?.chain;
+    if (!published || !chain || chain.iteration !== published.manifest.generation) return;
+    const wal = statSync(`${this.options.dbPath}.wal`, { throwIfNoEntry: false });
+    if (!wal || wal.size <= chain.walShipped) return;
+    const leftover = leftoverWal(this.options.dbPath, published);
+    if (!leftover) return;
+    const problem = await shipLeftoverWal({ dbPath: this.options.dbPath, store: this.options.store!,
+      dbKey: this.options.dbKey, published, shipper: this.#wal!, leftover });
     if (problem) this.#fail(problem);
   }
 

@@ -6,7 +6,8 @@
  * byte for byte (else it is left to the checkpoint after DuckDB's replay). Its blocks: every block of
  * the quiescent file whose bytes differ from the manifest's (DuckDB's optimistic writes go to blocks
  * free under the header, which the manifest holds with their old bytes), and every block past the
- * manifest's end: one sequential read of the file, only when a WAL is there.
+ * manifest's end: one sequential read of the file (`leftoverWal`), only when a WAL is there. The same
+ * blocks are what the next generation must carry: this process never saw DuckDB write them.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
@@ -17,13 +18,32 @@ import { walkFrames } from "./_frames.ts";
 import type { Published } from "./_position.ts";
 import type { WalShipper } from "./_wal_shipper.ts";
 
+/** A WAL beside the quiescent file at the published generation's own iteration. */
+export interface LeftoverWal {
+  sizeBytes: number;
+  mtimeMs: number;
+  /** The file's blocks whose bytes differ from the manifest's; undefined when the file could not be read. */
+  differing: number[] | undefined;
+  readError?: string;
+}
+
+/** Finds a leftover WAL and the blocks the file holds that `published` does not (undefined: no WAL there). */
+export function leftoverWal(dbPath: string, published: Published): LeftoverWal | undefined {
+  const wal = statSync(`${dbPath}.wal`, { throwIfNoEntry: false });
+  if (!wal?.size || readFileInfo(dbPath)?.iteration !== published.manifest.generation) return undefined;
+  try {
+    return { sizeBytes: wal.size, mtimeMs: wal.mtimeMs, differing: blocksDifferingFrom(dbPath, published.manifest) };
+  } catch (error) {
+    return { sizeBytes: wal.size, mtimeMs: wal.mtimeMs, differing: undefined, readError: (error as Error).message };
+  }
+}
+
 /** Returns what went wrong (for status), or undefined when there was nothing to ship or it shipped. */
 export async function shipLeftoverWal(options: { dbPath: string; store: BlockStore; dbKey: string;
-  published: Published; shipper: WalShipper }): Promise<string | undefined> {
-  const { dbPath, store, dbKey, published } = options;
+  published: Published; shipper: WalShipper; leftover: LeftoverWal }): Promise<string | undefined> {
+  const { dbPath, store, dbKey, published, leftover } = options;
   const walPath = `${dbPath}.wal`;
-  const wal = statSync(walPath, { throwIfNoEntry: false });
-  if (!wal?.size || readFileInfo(dbPath)?.iteration !== published.manifest.generation) return undefined;
+  if (!leftover.differing) return `Cannot compare ${dbPath} with the store: ${leftover.readError}`;
   try {
     const fd = openSync(walPath, "r");
     let matches = true;
@@ -43,7 +63,7 @@ export async function shipLeftoverWal(options: { dbPath: string; store: BlockSto
         "its commits reach the store with the checkpoint after DuckDB replays it";
     }
     await options.shipper.shipLeftover(published.manifest.generation, walk.last, Buffer.from(published.sha256, "hex"),
-      wal.size, Math.floor(wal.mtimeMs), blocksDifferingFrom(dbPath, published.manifest));
+      leftover.sizeBytes, Math.floor(leftover.mtimeMs), leftover.differing);
     return undefined;
   } catch (error) {
     return `Cannot ship the WAL left beside ${dbPath}: ${(error as Error).message}`;

@@ -27,6 +27,11 @@ export interface WalSync {
   unixMs: number;
   /** Block marks of this iteration went to a consumer that is gone: no frames until the next header. */
   lost: boolean;
+  /**
+   * The WAL was there when DuckDB opened it (a restart): its commits reference blocks written before
+   * anyone tracked them. Frames go on only if reconcile rebuilt those marks (`marksRebuilt`).
+   */
+  leftover?: boolean;
   blocks: number[];
 }
 
@@ -86,6 +91,8 @@ export class WalShipper {
   #announcing: number[] = [];
   /** Iterations up to this one lost block marks: never framed. */
   #lostThrough = -1;
+  /** The iteration whose leftover WAL reconcile shipped, its blocks compared with the store: its marks are whole. */
+  #rebuilt: number | undefined;
   #waiters: Waiter[] = [];
   #busy = false;
   #lastShipAt = 0;
@@ -105,6 +112,11 @@ export class WalShipper {
       framesStopped: this.#stopped ?? null };
   }
 
+  /** The generation frames chain to and the WAL bytes its frames hold (undefined: no generation yet). */
+  get chain(): { iteration: number; walShipped: number } | undefined {
+    return this.#iteration === undefined ? undefined : { iteration: this.#iteration, walShipped: this.#shipped };
+  }
+
   /** The newest synced commit we know of: what a `flush()` now must wait for. */
   get newestSync(): { iteration: number; size: number } | undefined {
     return this.#syncs.at(-1) ?? (this.#iteration === undefined ? undefined
@@ -120,7 +132,7 @@ export class WalShipper {
       }
     } else if (event.type === L.HADUCK_EVENT_WAL_SYNCED) {
       this.onSync({ iteration: Number(event.a), size: Number(event.b), unixMs: Number(event.c), lost: event.d === 1n,
-        blocks: this.#announcing.splice(0) });
+        leftover: event.d === 2n, blocks: this.#announcing.splice(0) });
     } else if (event.type === L.HADUCK_EVENT_WAL_RESET) {
       this.onReset(Number(event.a), Number(event.b));
     }
@@ -130,6 +142,9 @@ export class WalShipper {
     const announcement = ++this.#announcements;
     for (const block of sync.blocks) this.#blocks.set(block, { announcement, iteration: sync.iteration });
     if (sync.lost) this.#lose(sync.iteration, "block marks of this iteration were lost (a replicator restarted)");
+    else if (sync.leftover && this.#rebuilt !== sync.iteration) {
+      this.#lose(sync.iteration, "DuckDB opened a WAL left by an earlier process that reconcile did not ship");
+    }
     const last = this.#syncs.at(-1);
     if (last && last.iteration === sync.iteration && last.size >= sync.size) return;
     this.#syncs.push({ ...sync, receivedAt: performance.now(), announcement });
@@ -186,13 +201,17 @@ export class WalShipper {
   async shipLeftover(generation: number, chain: { number: number; sha256: Uint8Array; walEnd: number } | undefined,
     manifestSha256: Uint8Array, walSize: number, walTime: number, blocks: number[]): Promise<number> {
     const from = chain?.walEnd ?? 0;
-    if (walSize <= from) return 0;
+    // The chain stands where the stored frames end, shipped or not now: the next frame follows the last
+    // one (never a create-only collision per stored frame), and the marks of `generation` are whole.
     this.#epoch++;
     this.#iteration = generation;
     this.#frame = chain?.number ?? 0;
     this.#previous = chain?.sha256 ?? manifestSha256;
     this.#shipped = from;
     this.#stopped = undefined;
+    this.#lostThrough = Math.min(this.#lostThrough, generation - 1);
+    this.#rebuilt = generation;
+    if (walSize <= from) return 0;
     this.onSync({ iteration: generation, size: walSize, unixMs: walTime, lost: false, blocks });
     // Bounded: DuckDB waits to open the file meanwhile, and the checkpoint after its replay ships
     // these commits anyway.

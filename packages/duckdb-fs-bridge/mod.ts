@@ -32,9 +32,8 @@ export {
   listGenerations,
   loadManifest,
   summarizeGenerations,
-  verify,
-  type VerifyReport,
 } from "./_catalog.ts";
+export { verify, type VerifyOptions, type VerifyReport } from "./_verify.ts";
 export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { extensionPath, Native, openDuckDB } from "./_native.ts";
 export type { Consumer, GenerationInfo } from "./_consumer.ts";
