@@ -1,7 +1,8 @@
 /**
  * One operation of bench/scale.ts in a process of its own, so its peak resident memory is its own:
  * `upload` (attach an existing database to a new key: the first upload, by reconcile), `restore`,
- * `verify`, `drill` (restore + open in DuckDB), `gc` (a dry run). The baseline is this process with
+ * `verify`, `drill` (restore + open in DuckDB), `gc` (a dry run); `idle` loads DuckDB and exits (the
+ * baseline of bench/scale.ts's process trees). The baseline is this process with
  * DuckDB and the extension loaded, measured before the operation; then the peak is reset
  * (/proc/self/clear_refs) and read after it. Prints one JSON line.
  * Usage: bun bench/_scale_child.ts <operation> <db-path> <db-key> <bucket> [restore-target]
@@ -11,6 +12,11 @@ import { attach, gc, openDuckDB, restore, verify } from "@haduck/duckdb-fs-bridg
 import { S3BlockStore } from "@haduck/s3-block-store";
 
 const [operation, dbPath, dbKey, bucket, target] = process.argv.slice(2);
+if (operation === "idle") {
+  await openDuckDB(); // what every operation's process holds before it starts: the tree's baseline
+  await Bun.sleep(300);
+  process.exit(0);
+}
 const store = new S3BlockStore({ endpoint: process.env.HADUCK_TEST_S3_ENDPOINT!, bucket, prefix: "haduck",
   accessKey: process.env.HADUCK_TEST_S3_ACCESS_KEY!, secretKey: process.env.HADUCK_TEST_S3_SECRET_KEY! });
 await openDuckDB();

@@ -2,8 +2,9 @@
  * Large databases: `bun bench/scale.ts [sizesGiB...]` (default 1; the issue's figures are 1 4 8)
  * makes a database of each size (four random DOUBLE columns: about 32 incompressible bytes a row),
  * then, each in a process of its own against radosgw: the first upload (attach to a new key),
- * restore, drill (restore + open in DuckDB), verify, gc (dry run). Per operation: wall time,
- * MiB/s, peak RSS above the process's own baseline (goal: under 128 MiB at any size), CPU seconds
+ * restore, drill (restore + open in DuckDB), verify (with its drill of the latest commit), gc (dry
+ * run). Per operation: wall time, MiB/s, peak RSS above the process's own baseline, and the peak of
+ * its whole process tree (DuckDB children included) above an idle one (goals: both under 128 MiB at any size), CPU seconds
  * of the client and of the server. Baselines in the same run: a bare parallel PUT of the file in
  * 8 MiB objects (also one that hashes every block it sends, the floor for a client that
  * checksums every byte) and a bare parallel GET + write + fsync of them (goals: upload and restore
@@ -22,6 +23,7 @@ import { S3BlockStore } from "@haduck/s3-block-store";
 import { startRadosgw } from "../tests/harness/radosgw.ts";
 import { cpuMeter } from "./_cpu.ts";
 import { writeResult } from "./_report.ts";
+import { runMeasured } from "../tests/harness/tree_memory.ts";
 
 const SIZES_GIB = process.argv.slice(2).map(Number).filter((size) => size > 0);
 if (SIZES_GIB.length === 0) SIZES_GIB.push(1);
@@ -100,17 +102,28 @@ function countingPuts(store: S3BlockStore) {
   return { store, bytes: () => bytes };
 }
 
-function child(operation: string, dbPath: string, dbKey: string, bucket: string, target = "") {
+/**
+ * One operation in a process of its own. Besides the process's own peak (its JSON line), the whole
+ * process tree is sampled (restore's DuckDB child included): `peakTreeMiB` (Pss summed over the
+ * tree, see tests/harness/tree_memory.ts) and the same above an idle process of the same kind measured in this
+ * run (`treeAboveIdleMiB`, goal: under 128 MiB at any size).
+ */
+async function child(operation: string, dbPath: string, dbKey: string, bucket: string, target = "") {
   const meter = cpuMeter();
-  const run = Bun.spawnSync([process.execPath, CHILD, operation, dbPath, dbKey, bucket, target], { env,
-    stderr: "inherit" });
+  const run = await runMeasured([process.execPath, CHILD, operation, dbPath, dbKey, bucket, target], { env });
   const sample = meter();
-  if (run.exitCode !== 0) throw new Error(`${operation} failed`);
-  return { ...JSON.parse(run.stdout.toString().trim().split("\n").pop()!), serverCpuSeconds: sample.serverCpuSeconds };
+  if (run.code !== 0) throw new Error(`${operation} failed: ${run.stderr}`);
+  return { ...JSON.parse(run.stdout.trim().split("\n").pop()!), serverCpuSeconds: sample.serverCpuSeconds,
+    peakTreeMiB: run.peakTreeMiB, peakTreeRssMiB: run.peakTreeRssMiB, processes: run.processes,
+    treeAboveIdleMiB: run.peakTreeMiB - idleTreeMiB };
 }
 
 const results: Record<string, unknown>[] = [];
+let idleTreeMiB = 0;
 try {
+  // The baseline of every tree: the same runtime with DuckDB and the extension loaded, doing nothing
+  // (what an idle `haduck status` costs).
+  idleTreeMiB = (await runMeasured([process.execPath, CHILD, "idle", "-", "-", "-"], { env })).peakTreeMiB;
   for (const sizeGiB of SIZES_GIB) {
     const bucket = `scale-${crypto.randomUUID().slice(0, 8)}`;
     await client.fetch(`${cluster.endpoint}/${bucket}`, { method: "PUT" });
@@ -128,11 +141,11 @@ try {
     const get = await bareGet(dbPath, bucket);
     await emptyBucket(bucket); // the test cluster's disk is 16 GiB: 8 GiB twice over would fill it
     const dbKey = "scale.duckdb";
-    const upload = child("upload", dbPath, dbKey, bucket);
-    const restored = child("restore", dbPath, dbKey, bucket, join(dir, "restored.duckdb"));
-    const drill = child("drill", dbPath, dbKey, bucket, join(dir, "restored.duckdb"));
-    const verified = child("verify", dbPath, dbKey, bucket);
-    const collected = child("gc", dbPath, dbKey, bucket);
+    const upload = await child("upload", dbPath, dbKey, bucket);
+    const restored = await child("restore", dbPath, dbKey, bucket, join(dir, "restored.duckdb"));
+    const drill = await child("drill", dbPath, dbKey, bucket, join(dir, "restored.duckdb"));
+    const verified = await child("verify", dbPath, dbKey, bucket);
+    const collected = await child("gc", dbPath, dbKey, bucket);
     rmSync(join(dir, "restored.duckdb"), { force: true });
     // The one-row update at this size: every byte PUT for it (segments, block map pages, manifest, hint).
     const counted = countingPuts(new S3BlockStore({ ...cluster, bucket, prefix: "haduck" }));
@@ -150,6 +163,7 @@ try {
         uploadClientCpuToBarePut: upload.cpuSeconds / put.selfCpuSeconds,
         uploadClientCpuToBarePutHashed: upload.cpuSeconds / putHashed.selfCpuSeconds },
       goalsMet: { peakMemory: [upload, restored, drill, verified, collected].every((r) => r.peakAboveBaselineMiB < 128),
+        peakTreeMemory: [upload, restored, drill, verified, collected].every((r) => r.treeAboveIdleMiB < 128),
         upload: upload.mibPerSecond / put.mibPerSecond >= 0.9, restore: restored.mibPerSecond / get.mibPerSecond >= 0.9,
         oneRowUpdate: oneRowUpdateBytes < 2 * 1048576 } };
     console.log(JSON.stringify(result));
@@ -162,4 +176,4 @@ try {
   await cluster.stop();
   rmSync(dir, { recursive: true, force: true });
 }
-writeResult("scale", { sizesGiB: SIZES_GIB, results });
+writeResult("scale", { sizesGiB: SIZES_GIB, idleTreeMiB, results });

@@ -229,3 +229,46 @@ test("verify names a generation from which a block its header needs was removed,
   expect(report.problems.length).toBeGreaterThan(0);
   expect(report.problems.join("\n")).toContain(`Generation ${latest}`);
 });
+
+for (const host of ["node", "bridge"] as const) {
+  test(`${host} host: after a restart that found a leftover WAL, frames resume at once (no checkpoint needed)`, async () => {
+    const cell = await newCell(host, false);
+    await session(cell, host, "no checkpoint", ["CREATE TABLE db.t(i INTEGER)", "INSERT INTO db.t VALUES (1)"]);
+    // The second host commits and stays up: only a frame can bring its commit to the store.
+    const command = host === "node"
+      ? ["node", NODE_HOST, EXTENSION, cell.dbPath, "wait", "INSERT INTO db.t VALUES (2)"]
+      : [process.execPath, BRIDGE_HOST, cell.dbPath, "wait", "INSERT INTO db.t VALUES (2)"];
+    const child = Bun.spawn(command, { env: cell.env, stdout: "pipe", stderr: "pipe", detached: true });
+    try {
+      let output = "";
+      for await (const chunk of child.stdout) {
+        output += new TextDecoder().decode(chunk);
+        if (output.includes("idle\n")) break;
+      }
+      // The first host's replicator is done by now (the second one's ATTACH waited for it).
+      const generationAtIdle = (await listGenerations(cell.store, cell.dbKey)).at(-1);
+      const to = join(dir, `${cell.dbKey}-frames.duckdb`);
+      const deadline = Date.now() + 10_000;
+      let rows: unknown[] = [];
+      let restored: { generation: number; frames: number } | undefined;
+      while (Date.now() < deadline) {
+        restored = await restore({ store: cell.store, dbKey: cell.dbKey, to, force: true });
+        const instance = await DuckDBInstance.create(":memory:");
+        const connection = await instance.connect();
+        await connection.run(`ATTACH '${to}' AS r (READ_ONLY)`);
+        rows = (await connection.runAndReadAll("SELECT i FROM r.t ORDER BY i")).getRowsJS().map((row) => Number(row[0]));
+        connection.closeSync();
+        instance.closeSync();
+        if (rows.length === 2) break;
+        await Bun.sleep(100);
+      }
+      expect(rows).toEqual([1, 2]);
+      // In a frame of the generation the first host left, not in a checkpoint of the second one.
+      expect(restored!.generation).toBe(generationAtIdle!);
+      expect(restored!.frames).toBeGreaterThan(0);
+    } finally {
+      process.kill(-child.pid, "SIGKILL");
+      await child.exited;
+    }
+  });
+}

@@ -132,7 +132,11 @@ void HaduckFileSystem::Write(FileHandle &handle, void *buffer, int64_t nr_bytes,
 
 int64_t HaduckFileSystem::Write(FileHandle &handle, void *buffer, int64_t nr_bytes) {
 	auto &inner = Inner(handle);
-	idx_t location = local->SeekPosition(inner);
+	// Opened for appending (DuckDB's WAL when it continues one left by an earlier process): the kernel
+	// writes at the end whatever offset it is given (O_APPEND), while the handle's position starts at 0.
+	// Tracked from the position, a restarted WAL's commits looked like rewrites of its first bytes, and
+	// its synced size never grew: frames stopped after every restart (issue 23, C).
+	idx_t location = handle.flags.OpenForAppending() ? idx_t(local->GetFileSize(inner)) : local->SeekPosition(inner);
 	WriteTracked(Wrapped(handle), buffer, nr_bytes, location);
 	local->Seek(inner, location + idx_t(nr_bytes));
 	return nr_bytes;

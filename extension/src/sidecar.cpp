@@ -445,6 +445,17 @@ static void Handle(const std::shared_ptr<Sidecars::Sidecar> &sidecar, const std:
 		// protected them), so their blocks are carried into the next generation, which is held.
 		if (sidecar->file) {
 			std::lock_guard<std::mutex> handover(sidecar->handover);
+			// "ready rebuilt <iteration>": the replicator compared the file with the store after its
+			// predecessor died (every block written since then is still marked here: nobody drained the
+			// WAL marks meanwhile), so the marks that died with its predecessor are whole again.
+			if (rest.rfind("rebuilt ", 0) == 0) {
+				uint64_t iteration = std::strtoull(rest.c_str() + 8, nullptr, 10);
+				std::lock_guard<std::mutex> commit(sidecar->file->commit_lock);
+				if (!sidecar->file->header_pending && sidecar->file->last_iteration.load() == iteration) {
+					sidecar->file->wal_marks_lost.store(false);
+					sidecar->file->wal_leftover.store(false);
+				}
+			}
 			sidecar->file->sidecar_attached.store(true);
 			for (auto &generation : Tracker::Get().PendingGenerationsOf(sidecar->file_id)) {
 				sidecar->Send(GenerationLine(generation));

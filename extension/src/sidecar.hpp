@@ -8,9 +8,11 @@
 //   host -> sidecar: gen <seq> <iteration> <header blocks> <block size> <created ms> <full scan 0|1> <n> <b,b,...>
 //                    wait <seq>                (DuckDB waits for that generation: the hold's HOLD_WAITING)
 //                    released <seq> <result>   (the answer to a release: 1 publishable, 0 abandoned, -1 unknown)
-//                    wal <iteration> <synced size> <unix ms> <marks 0|1|2: complete, lost, leftover WAL> <n> <first:count,...>  (a WAL FileSync)
+//                    wal <iteration> <synced size> <unix ms> <marks> <n> <first:count,...>  (a WAL FileSync;
+//                        marks 0 complete, 1 lost, 2 the WAL was there at open)
 //                    walreset <iteration> <size>  (the WAL was removed, or cut below its synced size)
-//   sidecar -> host: hello <pid> | ready | error <message> | release <seq>
+//   sidecar -> host: hello <pid> | ready [rebuilt <iteration>] | error <message> | release <seq>
+//                    (rebuilt: the WAL marks lost with a predecessor were rebuilt from the file against the store)
 //                    status <last generation|-1> <lag ms> <blocks carried> <generations committed> <wal lag ms>
 //                           <frames shipped> <last error>
 // The hold and the release are the GenerationQueue's, exactly as in one process. A socket rather

@@ -54,7 +54,8 @@ export async function runSidecar(args: string[], exitCodeOf: (error: unknown) =>
       `${status.generationsCommitted} ${Math.round(status.walLagMs)} ${status.framesShipped} ${status.lastError ?? ""}`);
   }
   report();
-  write("ready");
+  const rebuilt = replicator.marksRebuilt;
+  write(rebuilt === undefined ? "ready" : `ready rebuilt ${rebuilt}`);
   const timer = setInterval(report, 1000);
   await consumer.closed; // the host exited, crashed, or was killed
   hostGone = true;

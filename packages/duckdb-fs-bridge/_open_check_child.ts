@@ -14,7 +14,9 @@ const path = args[0];
  * Bounded like every child of haduck's commands: DuckDB's default memory limit is 80% of RAM, and a
  * check that reads every row would cache the whole file in it (issue 23: 1084 MiB for a 987 MiB file).
  */
-const BOUNDED = { memory_limit: "64MB", threads: "1", temp_directory: `${path}.haduck-tmp` };
+const BOUNDED = { memory_limit: "16MB", threads: "1", temp_directory: `${path}.haduck-tmp` };
+/** Replaying a WAL may build what it logged (a large insert into a keyed table): more room, and spill. */
+const REPLAY_MEMORY_LIMIT = "64MB";
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
 try {
   // The file is ATTACHed from an in-memory database, never opened as the main one: DuckDB 1.4.4
@@ -24,9 +26,11 @@ try {
   const connection = await instance.connect();
   if (args[1] === "--replay") {
     // Attaching for writing replays `<path>.wal`; the checkpoint folds it into the file and removes it.
+    await connection.run(`SET memory_limit = '${REPLAY_MEMORY_LIMIT}'`);
     await connection.run(`ATTACH ${literal(path)} AS restored`);
     await connection.run("CHECKPOINT restored");
     await connection.run("DETACH restored");
+    await connection.run(`SET memory_limit = '${BOUNDED.memory_limit}'`);
   }
   await connection.run(`ATTACH ${literal(path)} AS restored (READ_ONLY)`);
   const tables = (await connection.runAndReadAll(

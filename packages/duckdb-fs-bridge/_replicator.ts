@@ -35,6 +35,8 @@ import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_upl
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
 import { leftoverWal, shipLeftoverWal } from "./_wal_leftover.ts";
+import { walkFrames } from "./_frames.ts";
+import { acquireReplicatorLock, type ReplicatorLock } from "./_replicator_lock.ts";
 import {
   type GenerationShipped,
   initialStatus,
@@ -84,6 +86,10 @@ export class Replicator {
    * or a store that fails, carries every block instead of failing; the generations that follow ship them.
    */
   #live = false;
+  /** This process replicates the file (see _replicator_lock.ts); held from start() to the end of stop(). */
+  #lock: ReplicatorLock | undefined;
+  /** The iteration whose lost WAL marks a live reconcile rebuilt (a sidecar says so in its `ready`). */
+  #marksRebuilt: number | undefined;
   /** Aborted when stop()'s deadline passes: every store request in flight ends at once. */
   readonly #abort = new AbortController();
   /** WAL frames between checkpoints (undefined: local-only, or walFlushMs 0). */
@@ -124,8 +130,24 @@ export class Replicator {
       recent: [...this.#status.recent], ...this.#wal?.status };
   }
 
+  /** The iteration whose lost WAL marks reconcile rebuilt while DuckDB wrote, if it did (see `reconcile`). */
+  get marksRebuilt(): number | undefined {
+    return this.#marksRebuilt;
+  }
+
   /** Loads the last manifest (for chaining and skipping unchanged blocks) and starts following the ring. */
   async start(): Promise<void> {
+    // One replicator per file: a predecessor still shipping what its host left is waited for.
+    if (this.options.store) this.#lock = await acquireReplicatorLock(this.options.dbPath);
+    try {
+      await this.#startFollowing();
+    } catch (error) {
+      this.#lock?.release();
+      throw error;
+    }
+  }
+
+  async #startFollowing(): Promise<void> {
     if (this.options.store) {
       // Manifests are immutable only where create-only writes are enforced: find out by trying.
       const capabilities = await this.options.store.probeCapabilities();
@@ -157,6 +179,7 @@ export class Replicator {
   async stop(options: { deadlineMs?: number; quiescent?: boolean } = {}): Promise<void> {
     const deadline = setTimeout(() => this.#abort.abort(new Error("stop() deadline passed")),
       options.deadlineMs ?? 60_000);
+    this.#lock?.stopping(); // a replicator started for this file now waits for us instead of failing
     try {
       // First the generations up to the file's header (one may still be in flight), then the commits
       // after it: frames chain to that generation, so they can only follow it.
@@ -177,6 +200,7 @@ export class Replicator {
     await this.idle();
     clearInterval(this.#timer);
     this.options.native.detach();
+    this.#lock?.release();
   }
 
   /**
@@ -554,7 +578,8 @@ export class Replicator {
       previous, local, sidecarIdentity: sidecar?.identity });
     if (local!.iteration === previous.generation) {
       this.#reconciled = true;
-      await this.#reconcileLeftoverWal();
+      if (this.#live) await this.#rebuildLostMarks();
+      else await this.#reconcileLeftoverWal();
       return { shippedGeneration: null };
     }
     const shipped = await this.#shipWhole(local!.iteration);
@@ -584,6 +609,34 @@ export class Replicator {
     const problem = await shipLeftoverWal({ dbPath: this.options.dbPath, store: this.options.store!,
       dbKey: this.options.dbKey, published, shipper: this.#wal, leftover });
     if (problem) this.#fail(problem);
+  }
+
+  /**
+   * Started while DuckDB writes (the last replicator died), at the published generation's own
+   * iteration: the WAL marks the dead one was told died with it, so without this frames would stop
+   * until the next checkpoint, and the next generation would lack the blocks only frames hold. The
+   * file is compared with the manifest (a block being written meanwhile reads as differing, or is
+   * marked again by the extension after this started: nothing drains those marks until we are
+   * ready); those blocks are carried into the next generation and ride in the next frame. Then
+   * `ready rebuilt <iteration>` tells the extension the marks are whole (`marksRebuilt`).
+   */
+  async #rebuildLostMarks(): Promise<void> {
+    const published = this.#position.published!;
+    const leftover = leftoverWal(this.options.dbPath, published);
+    if (!leftover?.differing) return; // no WAL (no commit since the header), or unreadable: frames wait for a header
+    this.#position.frame(leftover.differing);
+    if (!this.#wal) return;
+    try {
+      const walk = await walkFrames({ store: this.options.store!, dbKey: this.options.dbKey,
+        generation: published.manifest.generation, manifestSha256: published.sha256 });
+      if (walk.gap) throw new Error(`the stored frames have a gap (${walk.gap})`);
+      this.#wal.resumeChain(published.manifest.generation, walk.last, Buffer.from(published.sha256, "hex"),
+        leftover.differing);
+      this.#marksRebuilt = published.manifest.generation;
+    } catch (error) {
+      this.#fail(`WAL frames of generation ${published.manifest.generation} of ${this.options.dbKey} wait for the ` +
+        `next checkpoint: ${(error as Error).message}`);
+    }
   }
 
   /** At stop, with the file quiescent: commits in the WAL that no frame holds (never announced) ship as at a restart. */

@@ -224,6 +224,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const what = `Generation ${manifest.generation} of ${dbKey}` + (walk?.commits ? ` with ${walk.commits} commits ` +
       `from ${walk.frames} WAL frames` : "");
     if (options.openCheck !== false || walk?.commits) {
+      responseCopies.collect(); // the response bodies are garbage now; the child's memory comes on top of ours
       await checkOpensInDuckDB(temp, what, { replay: (walk?.commits ?? 0) > 0 });
     }
     await fs.rm(`${temp}.wal`, { force: true });

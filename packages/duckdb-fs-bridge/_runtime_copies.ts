@@ -14,6 +14,11 @@ export class RuntimeCopies {
   add(bytes: number): void {
     this.#bytes += bytes;
     if (this.#bytes < this.bytesPerCollection) return;
+    this.collect();
+  }
+
+  /** Frees what was dropped now (before a child process starts, say: the two would add up). */
+  collect(): void {
     this.#bytes = 0;
     (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
   }

@@ -225,6 +225,26 @@ export class WalShipper {
   }
 
   /**
+   * A replicator started while DuckDB writes (its predecessor died): frames of `generation` go on
+   * from where the stored ones end (`chain`), and `blocks` (the file's blocks that differ from the
+   * manifest, the marks that died with the predecessor) ride in the next frame with the blocks
+   * announced from now on. The caller tells the extension, which then stops reporting the loss.
+   */
+  resumeChain(generation: number, chain: { number: number; sha256: Uint8Array; walEnd: number } | undefined,
+    manifestSha256: Uint8Array, blocks: number[]): void {
+    this.#epoch++;
+    this.#iteration = generation;
+    this.#frame = chain?.number ?? 0;
+    this.#previous = chain?.sha256 ?? manifestSha256;
+    this.#shipped = chain?.walEnd ?? 0;
+    this.#stopped = undefined;
+    this.#lostThrough = Math.min(this.#lostThrough, generation - 1);
+    this.#rebuilt = generation;
+    const announcement = ++this.#announcements;
+    for (const block of blocks) this.#blocks.set(block, { announcement, iteration: generation });
+  }
+
+  /**
    * Resolves true once every commit synced before the call is in the store (in a frame or a newer
    * generation); false when frames of its iteration stopped (then only a checkpoint makes it durable).
    */

@@ -1,0 +1,126 @@
+/**
+ * @module
+ * One replicator per database file at a time: `<db>.haduck-replicator` names the process that
+ * replicates the file (pid and the kernel's start time of that pid, so a reused pid is not taken
+ * for it) and whether it is stopping.
+ *
+ * Why: a host that exits hands its file to its sidecar, which goes on shipping the commits the
+ * file holds (its stop()); a host started again at once starts a second replicator for the same
+ * file and key. Before this lock the two raced for the same manifest and frame keys (create-only
+ * kept the store safe, but the second one's commits waited for seconds behind the first's chain).
+ * Now the new one waits while the old one is stopping, takes over a lock whose process is gone (a
+ * kill -9), and refuses by name a replicator that is running: another process has the database.
+ */
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { ReplicationError } from "./_errors.ts";
+
+export const replicatorLockPath = (dbPath: string) => `${dbPath}.haduck-replicator`;
+
+interface LockRecord {
+  pid: number;
+  /** The pid's start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 where unknown. */
+  started: number;
+  stopping: boolean;
+}
+
+/** How often a waiter looks again while the holder stops. */
+const POLL_MS = 50;
+
+function startTime(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces and parentheses: count fields after its last ")".
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+function alive(record: LockRecord): boolean {
+  try {
+    process.kill(record.pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
+  }
+  const started = startTime(record.pid);
+  return record.started === 0 || started === 0 || started === record.started;
+}
+
+function read(path: string): LockRecord | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(path, "utf8"));
+    return Number.isSafeInteger(parsed?.pid) ? parsed as LockRecord : undefined;
+  } catch {
+    return undefined; // gone meanwhile, or half-written by a holder that died: treated as absent
+  }
+}
+
+export interface ReplicatorLock {
+  /** Says the holder is stopping: a replicator started now waits for it instead of failing. */
+  stopping(): void;
+  release(): void;
+}
+
+/**
+ * Takes the lock of `dbPath`, waiting up to `waitMs` for a holder that is stopping. Throws
+ * ReplicationError("BUSY") naming the holder when it is running, or still stopping at the deadline.
+ */
+export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: number } = {}):
+  Promise<ReplicatorLock> {
+  const path = replicatorLockPath(dbPath);
+  const record: LockRecord = { pid: process.pid, started: startTime(process.pid), stopping: false };
+  const deadline = performance.now() + (options.waitMs ?? 120_000);
+  let said = false;
+  for (;;) {
+    try {
+      const fd = openSync(path, "wx");
+      try {
+        writeSync(fd, JSON.stringify(record));
+      } finally {
+        closeSync(fd);
+      }
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = read(path);
+    if (!holder || !alive(holder)) {
+      rmSync(path, { force: true }); // its process is gone (kill -9, a crash): nobody ships through it
+      continue;
+    }
+    if (!holder.stopping) {
+      throw new ReplicationError("BUSY", `Another haduck replicator (pid ${holder.pid}) replicates ${dbPath}: ` +
+        "is the database open in another process? Close it there, or wait for it to exit");
+    }
+    if (performance.now() > deadline) {
+      throw new ReplicationError("BUSY", `The haduck replicator of the last process that wrote ${dbPath} (pid ` +
+        `${holder.pid}) is still shipping its commits after ${options.waitMs ?? 120_000} ms: wait for it to exit, ` +
+        "or stop it (what it has not shipped stays in the file and ships at the next start)");
+    }
+    if (!said) {
+      console.error(`haduck: waiting for the replicator of the last process that wrote ${dbPath} (pid ` +
+        `${holder.pid}) to finish shipping`);
+      said = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  let held = true;
+  return {
+    stopping() {
+      if (!held) return;
+      const temp = `${path}.${process.pid}.tmp`;
+      const fd = openSync(temp, "w");
+      try {
+        writeSync(fd, JSON.stringify({ ...record, stopping: true }));
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(temp, path); // atomic: a reader sees the old record or the new one
+    },
+    release() {
+      if (!held) return;
+      held = false;
+      if (read(path)?.pid === record.pid) rmSync(path, { force: true });
+    },
+  };
+}
