@@ -91,7 +91,8 @@ test("haduck gc is a dry run until --apply, then keeps only the newest generatio
   for (let step = 0; step < 3; step++) statements.push("-c", `INSERT INTO t SELECT * FROM range(${step * 10})`, "-c", "CHECKPOINT");
   expect((await haduck(["attach", "gc.duckdb", ...storeArgs, ...statements])).code).toBe(0);
   const before = JSON.parse((await haduck(["generations", ...storeArgs, "--json"])).stdout);
-  expect(before.length).toBeGreaterThanOrEqual(4);
+  // Four checkpoints; one may be carried into the next when it comes while the last still uploads (the hold).
+  expect(before.length).toBeGreaterThanOrEqual(3);
   const dry = await haduck(["gc", ...storeArgs, "--keep-last", "2"]);
   expect(dry.code).toBe(0);
   expect(dry.stdout).toContain("dry run");

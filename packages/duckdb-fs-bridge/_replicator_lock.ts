@@ -25,14 +25,18 @@ interface LockRecord {
 
 /** How often a waiter looks again while the holder stops. */
 const POLL_MS = 50;
+/** How long a running holder may take to start stopping (its host just died) before we call it busy. */
+const RUNNING_GRACE_MS = 5_000;
 
-function startTime(pid: number): number {
+/** State and start time of a pid (/proc/<pid>/stat fields 3 and 22), or undefined where unknown. */
+function procStat(pid: number): { state: string; started: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) may hold spaces and parentheses: count fields after its last ")".
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]) || 0;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0], started: Number(fields[19]) || 0 };
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
@@ -42,8 +46,9 @@ function alive(record: LockRecord): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
   }
-  const started = startTime(record.pid);
-  return record.started === 0 || started === 0 || started === record.started;
+  const stat = procStat(record.pid);
+  if (stat && (stat.state === "Z" || stat.state === "X")) return false; // killed, not yet reaped
+  return record.started === 0 || !stat || stat.started === record.started;
 }
 
 function read(path: string): LockRecord | undefined {
@@ -68,8 +73,9 @@ export interface ReplicatorLock {
 export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: number } = {}):
   Promise<ReplicatorLock> {
   const path = replicatorLockPath(dbPath);
-  const record: LockRecord = { pid: process.pid, started: startTime(process.pid), stopping: false };
-  const deadline = performance.now() + (options.waitMs ?? 120_000);
+  const record: LockRecord = { pid: process.pid, started: procStat(process.pid)?.started ?? 0, stopping: false };
+  const started = performance.now();
+  const deadline = started + (options.waitMs ?? 120_000);
   let said = false;
   for (;;) {
     try {
@@ -88,7 +94,8 @@ export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: 
       rmSync(path, { force: true }); // its process is gone (kill -9, a crash): nobody ships through it
       continue;
     }
-    if (!holder.stopping) {
+    // A holder whose host just died has not seen the end of its input yet: give it a moment to start stopping.
+    if (!holder.stopping && performance.now() - started > RUNNING_GRACE_MS) {
       throw new ReplicationError("BUSY", `Another haduck replicator (pid ${holder.pid}) replicates ${dbPath}: ` +
         "is the database open in another process? Close it there, or wait for it to exit");
     }
@@ -97,7 +104,7 @@ export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: 
         `${holder.pid}) is still shipping its commits after ${options.waitMs ?? 120_000} ms: wait for it to exit, ` +
         "or stop it (what it has not shipped stays in the file and ships at the next start)");
     }
-    if (!said) {
+    if (!said && holder.stopping) {
       console.error(`haduck: waiting for the replicator of the last process that wrote ${dbPath} (pid ` +
         `${holder.pid}) to finish shipping`);
       said = true;

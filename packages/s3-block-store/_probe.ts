@@ -17,6 +17,7 @@ async function refused(write: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** Tries create-only and compare-and-swap on a scratch key of `store` (removed afterwards); any BlockStore. */
 export async function probeCapabilities(store: BlockStore): Promise<StoreCapabilities> {
   const key = `_probe/${Date.now()}-${crypto.randomUUID()}`;
   const first = new TextEncoder().encode("haduck capability probe 1");

@@ -26,6 +26,7 @@ export { FsBlockStore } from "./_fs_store.ts";
 export { hasS3Env, openStore, S3_ENV, s3OptionsFromEnv } from "./_config.ts";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./_retry.ts";
 export { bytesEqual, sha256Hex } from "./_digest.ts";
+export { probeCapabilities } from "./_probe.ts";
 export {
   AccessDeniedError,
   BlockNotFoundError,

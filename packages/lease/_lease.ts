@@ -1,0 +1,295 @@
+/**
+ * @module
+ * `Lease`: who may write, decided by one small object in any `BlockStore` that enforces
+ * create-only and compare-and-swap writes. Claim is create-only (`If-None-Match: *`); renew and
+ * take over are compare-and-swap (`If-Match` on the ETag the node read or wrote). Every record
+ * carries a fresh random nonce, so two writes never store the same bytes: a write whose answer was
+ * lost is resolved by reading the record back (the store does so) and comparing, never guessed.
+ *
+ * Time is never compared across machines. An observer judges a lease expired when the record it
+ * sees has not changed for `ttlMs + marginMs` since *it* first saw that record (its own monotonic
+ * clock); the holder stops trusting its lease once `ttlMs - marginMs` have passed since the *start*
+ * of its last successful write. Whatever the network did in between, the holder's deadline comes
+ * before any observer's: the observer first saw the record after the write that made it finished,
+ * so after that write started, and it waits `2 * marginMs` longer. Clocks only need to run at
+ * nearly the same rate (drift below marginMs / ttlMs), which monotonic clocks do.
+ *
+ * The epoch is the fencing token: it grows by one at every takeover, never at a renew. Whatever a
+ * holder writes elsewhere carries it, under keys that two epochs would collide on.
+ */
+import type { BlockStore } from "@haduck/s3-block-store";
+import { BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
+
+/** The stored record (JSON). `released`: the holder let go; anyone may claim at once. */
+export interface LeaseRecord {
+  format: "haduck-lease";
+  version: 1;
+  epoch: number;
+  holder: string;
+  /** Where the holder serves (for followers that forward writes), or null. */
+  address: string | null;
+  ttlMs: number;
+  released: boolean;
+  nonce: string;
+}
+
+/** What an observation found: the record and how long this node has seen it unchanged. */
+export interface LeaseObservation {
+  record: LeaseRecord | undefined;
+  etag: string | undefined;
+  /** ms this node has seen this exact record (monotonic clock); 0 when it just changed. */
+  unchangedForMs: number;
+  /** Free to claim: absent, released, or unchanged for the record's TTL plus the margin. */
+  claimable: boolean;
+}
+
+export interface LeaseOptions {
+  /** This node's name in the record (unique among the nodes). */
+  holder: string;
+  /** Where this node serves, recorded for the others. Default null. */
+  address?: string | null;
+  /** How long a record stays valid without a renew. Default 5000 ms. */
+  ttlMs?: number;
+  /** Safety margin against clock rate differences and slow requests. Default ttlMs / 5. */
+  marginMs?: number;
+  /** Monotonic milliseconds. Default `performance.now()`; tests pass a fake clock. */
+  now?: () => number;
+}
+
+/** The lease was taken by another node, or this node's hold ran out: stop acting as holder. */
+export class LeaseLostError extends Error {
+  readonly code = "LEASE_LOST";
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "LeaseLostError";
+  }
+}
+
+/** The store cannot fence writers: it does not enforce conditional writes. */
+export class UnsafeLeaseStoreError extends Error {
+  readonly code = "UNSAFE_STORE";
+  constructor(message: string) {
+    super(message);
+    this.name = "UnsafeLeaseStoreError";
+  }
+}
+
+/** Refuses a store on which leases would not exclude anybody (found by trying, not by trusting). */
+export async function assertLeaseStore(store: BlockStore): Promise<void> {
+  const capabilities = await store.probeCapabilities();
+  if (!capabilities.createOnly || !capabilities.compareAndSwap) {
+    const missing = [!capabilities.createOnly && "If-None-Match: *", !capabilities.compareAndSwap && "If-Match"]
+      .filter(Boolean).join(" and ");
+    throw new UnsafeLeaseStoreError(`${store.url} does not enforce ${missing} (a conditional write that must fail ` +
+      "succeeded), so two nodes could both believe they lead: use a store that enforces conditional writes " +
+      "(AWS S3, Ceph radosgw, or a file:// store) for a cluster");
+  }
+}
+
+const isRecord = (value: unknown): value is LeaseRecord => {
+  const record = value as LeaseRecord;
+  return record?.format === "haduck-lease" && record.version === 1 && Number.isSafeInteger(record.epoch) &&
+    record.epoch >= 1 && typeof record.holder === "string" && Number.isSafeInteger(record.ttlMs) &&
+    record.ttlMs > 0 && typeof record.nonce === "string";
+};
+
+/**
+ * One node's view of one lease object.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@haduck/s3-block-store";
+ * import { Lease } from "@haduck/lease";
+ * const lease = new Lease(openStore("file:///tmp/haduck-store"), "demo.duckdb/lease.json", { holder: "node-a" });
+ * if (await lease.tryAcquire()) {
+ *   console.log(`leading at epoch ${lease.epoch}`);
+ *   await lease.renew();
+ *   await lease.release();
+ * }
+ * ```
+ */
+export class Lease {
+  readonly ttlMs: number;
+  readonly marginMs: number;
+  readonly #store: BlockStore;
+  readonly #key: string;
+  readonly #holder: string;
+  readonly #address: string | null;
+  readonly #now: () => number;
+  /** The record this node last saw, and since when (monotonic) it has seen exactly that one. */
+  #seen: { nonce: string; since: number } | undefined;
+  /** While held: our record, its ETag, and when the write that made it started. */
+  #held: { record: LeaseRecord; etag: string; startedAt: number } | undefined;
+  /** A write of ours whose outcome is unknown (the store could not tell): adopted if we find it stored. */
+  #pending: { record: LeaseRecord; startedAt: number } | undefined;
+
+  constructor(store: BlockStore, key: string, options: LeaseOptions) {
+    this.#store = store;
+    this.#key = key;
+    this.#holder = options.holder;
+    this.#address = options.address ?? null;
+    this.ttlMs = options.ttlMs ?? 5000;
+    this.marginMs = options.marginMs ?? Math.floor(this.ttlMs / 5);
+    this.#now = options.now ?? (() => performance.now());
+    if (!Number.isSafeInteger(this.ttlMs) || this.ttlMs < 100) {
+      throw new RangeError(`Invalid ttlMs ${options.ttlMs}: expected at least 100 ms`);
+    }
+    if (!Number.isSafeInteger(this.marginMs) || this.marginMs < 1 || this.marginMs * 2 >= this.ttlMs) {
+      throw new RangeError(`Invalid marginMs ${options.marginMs}: expected 1 ms to less than half of ttlMs`);
+    }
+    if (!options.holder) throw new TypeError("Lease needs a holder name");
+  }
+
+  /** The epoch this node holds, or undefined. */
+  get epoch(): number | undefined {
+    return this.#held?.record.epoch;
+  }
+
+  /** Whether this node may act as holder now: it holds the lease and ttlMs - marginMs have not passed. */
+  get valid(): boolean {
+    return this.#held !== undefined && this.#now() < this.validUntil;
+  }
+
+  /** Monotonic time until which this node's hold is trusted (ttlMs - marginMs after the last write started). */
+  get validUntil(): number {
+    return this.#held ? this.#held.startedAt + this.ttlMs - this.marginMs : -Infinity;
+  }
+
+  /** Reads the record and tracks how long it has stayed the same (one GET and one HEAD). */
+  async observe(options: { signal?: AbortSignal } = {}): Promise<LeaseObservation> {
+    let bytes: Uint8Array | undefined;
+    let etag: string | undefined;
+    // The ETag and the bytes in one consistent pair: a HEAD on each side of the GET that agree.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const before = await this.#store.head(this.#key, options);
+      if (!before) {
+        bytes = undefined;
+        etag = undefined;
+        break;
+      }
+      try {
+        bytes = await this.#store.get(this.#key, options);
+      } catch (error) {
+        if (error instanceof BlockNotFoundError) continue;
+        throw error;
+      }
+      const after = await this.#store.head(this.#key, options);
+      if (after?.etag === before.etag) {
+        etag = before.etag;
+        break;
+      }
+      bytes = undefined;
+    }
+    let record: LeaseRecord | undefined;
+    if (bytes) {
+      try {
+        const parsed = JSON.parse(new TextDecoder().decode(bytes));
+        if (isRecord(parsed)) record = parsed;
+      } catch {
+        // not a lease record: claimable only by an operator, never by us (see below)
+      }
+      if (!record) {
+        throw new UnsafeLeaseStoreError(`${this.#key} in ${this.#store.url} is not a haduck lease record: ` +
+          "remove it by hand if nothing else uses that key");
+      }
+    }
+    const now = this.#now();
+    if (!record) this.#seen = undefined;
+    else if (this.#seen?.nonce !== record.nonce) this.#seen = { nonce: record.nonce, since: now };
+    const unchangedForMs = this.#seen ? now - this.#seen.since : 0;
+    const claimable = !record || record.released || unchangedForMs >= record.ttlMs + this.marginMs;
+    return { record, etag, unchangedForMs, claimable };
+  }
+
+  /**
+   * Claims the lease if it is free (absent, released, or expired by this node's observation) and
+   * returns true; false when another node holds it. `minEpoch`: the lowest epoch to take (a history
+   * that already carries epochs keeps them growing even if the lease object was removed).
+   */
+  async tryAcquire(options: { minEpoch?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+    const seen = await this.observe(options);
+    if (seen.record && this.#adoptPending(seen.record, seen.etag!)) return true;
+    if (seen.record?.holder === this.#holder && this.#held?.record.nonce === seen.record.nonce) return true;
+    if (!seen.claimable) return false;
+    const epoch = Math.max((seen.record?.epoch ?? 0) + 1, options.minEpoch ?? 1);
+    const record = this.#record(epoch);
+    const startedAt = this.#now();
+    try {
+      const written = await this.#store.put(this.#key, this.#encode(record),
+        seen.etag === undefined ? { ifNoneMatch: "*", signal: options.signal } : { ifMatch: seen.etag, signal: options.signal });
+      this.#held = { record, etag: written.etag, startedAt };
+      this.#seen = { nonce: record.nonce, since: this.#now() };
+      return true;
+    } catch (error) {
+      if (error instanceof PreconditionFailedError) return false; // another node was quicker
+      this.#pending = { record, startedAt }; // unknown outcome: the next observation finds out (our nonce)
+      throw error;
+    }
+  }
+
+  /** Our write of unknown outcome is what the store holds: we hold the lease since that write started. */
+  #adoptPending(record: LeaseRecord, etag: string): boolean {
+    const pending = this.#pending;
+    if (!pending || pending.record.nonce !== record.nonce) return false;
+    this.#pending = undefined;
+    this.#held = { record, etag, startedAt: pending.startedAt };
+    return true;
+  }
+
+  /**
+   * Writes a fresh record with the same epoch (compare-and-swap on ours). Throws LeaseLostError
+   * when another node has written since, or when our hold already ran out (a renew that comes too
+   * late must not extend a lease others may have judged expired).
+   */
+  async renew(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const held = this.#held;
+    if (!held) throw new LeaseLostError(`Cannot renew ${this.#key}: this node (${this.#holder}) does not hold it`);
+    if (!this.valid) {
+      this.#held = undefined;
+      throw new LeaseLostError(`The lease ${this.#key} of ${this.#holder} ran out before it was renewed ` +
+        `(epoch ${held.record.epoch})`);
+    }
+    const record = this.#record(held.record.epoch);
+    const startedAt = this.#now();
+    try {
+      const written = await this.#store.put(this.#key, this.#encode(record), { ifMatch: held.etag, signal: options.signal });
+      this.#held = { record, etag: written.etag, startedAt };
+      this.#seen = { nonce: record.nonce, since: this.#now() };
+    } catch (error) {
+      if (error instanceof PreconditionFailedError && this.#pending) {
+        // An earlier renew of unknown outcome may have landed: then the ETag we compared is stale, not lost.
+        const seen = await this.observe(options);
+        if (seen.record && this.#adoptPending(seen.record, seen.etag!)) return await this.renew(options);
+      }
+      if (error instanceof PreconditionFailedError) {
+        this.#held = undefined;
+        throw new LeaseLostError(`The lease ${this.#key} of ${this.#holder} was taken over (epoch ` +
+          `${held.record.epoch} is no longer current)`, { cause: error });
+      }
+      this.#pending = { record, startedAt }; // unknown or unavailable: still held until validUntil
+      throw error;
+    }
+  }
+
+  /** Lets go (a handoff or a clean stop): anyone may claim at once, without waiting for the TTL. */
+  async release(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const held = this.#held;
+    this.#held = undefined;
+    if (!held) return;
+    const record = { ...this.#record(held.record.epoch), released: true };
+    try {
+      await this.#store.put(this.#key, this.#encode(record), { ifMatch: held.etag, signal: options.signal });
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error; // taken over meanwhile: nothing to release
+    }
+  }
+
+  #record(epoch: number): LeaseRecord {
+    return { format: "haduck-lease", version: 1, epoch, holder: this.#holder, address: this.#address,
+      ttlMs: this.ttlMs, released: false, nonce: crypto.randomUUID() };
+  }
+
+  #encode(record: LeaseRecord): Uint8Array {
+    return new TextEncoder().encode(JSON.stringify(record));
+  }
+}
