@@ -20,6 +20,7 @@ import { listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { freshBucket } from "./harness/s3.ts";
 import { editWhole } from "./harness/stored_manifest.ts";
+import { descendants } from "./harness/tree_memory.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const EXTENSION = join(ROOT, "extension/build/haduck.duckdb_extension");
@@ -272,3 +273,59 @@ for (const host of ["node", "bridge"] as const) {
     }
   });
 }
+
+test("kill -9 of a host's replicator while it commits without checkpoints: the next commit starts another, and frames go on in the same generation", async () => {
+  const cell = await newCell("node", false);
+  const host = Bun.spawn(["node", join(ROOT, "tests/fixtures/commit_host.mjs"), EXTENSION, cell.dbPath],
+    { env: cell.env, stdout: "pipe", stderr: "inherit" });
+  let output = "";
+  const reading = (async () => {
+    for await (const chunk of host.stdout) output += new TextDecoder().decode(chunk);
+  })();
+  const acks = () => [...output.matchAll(/ack (\d+) (\d+)/g)].map((m) => ({ i: Number(m[1]), at: Number(m[2]) }));
+  try {
+    const started = Date.now();
+    while (!/status [1-9]/.test(output)) { // frames flow
+      if (Date.now() - started > 30_000) throw new Error(`no frames from the host: ${output.slice(-500)}`);
+      await Bun.sleep(20);
+    }
+    const generation = (await listGenerations(cell.store, cell.dbKey)).at(-1)!;
+    const replicator = descendants(host.pid);
+    expect(replicator.length).toBeGreaterThan(0);
+    for (const pid of replicator) process.kill(pid, "SIGKILL");
+    const killedAt = Date.now();
+    // A commit made 3 s after the kill (the restart waits at most 2 s after the last start) must reach
+    // the store in a frame of the same generation: no checkpoint runs in this host.
+    while (!acks().some((ack) => ack.at > killedAt + 3000)) await Bun.sleep(20);
+    const target = acks().find((ack) => ack.at > killedAt + 3000)!;
+    const to = join(dir, `${cell.dbKey}-after-kill.duckdb`);
+    const deadline = Date.now() + 15_000;
+    let newest = -1;
+    let restored;
+    while (newest < target.i) {
+      if (Date.now() > deadline) throw new Error(`commit ${target.i} never reached the store (newest ${newest})`);
+      restored = await restore({ store: cell.store, dbKey: cell.dbKey, to, force: true });
+      const instance = await DuckDBInstance.create(":memory:");
+      const connection = await instance.connect();
+      await connection.run(`ATTACH '${to}' AS r (READ_ONLY)`);
+      const rows = (await connection.runAndReadAll("SELECT i FROM r.t ORDER BY i")).getRowsJS().map((row) => Number(row[0]));
+      connection.closeSync();
+      instance.closeSync();
+      expect(rows).toEqual(rows.map((_, index) => index)); // a prefix of the commit order, always
+      newest = rows.at(-1) ?? -1;
+      if (newest < target.i) await Bun.sleep(100);
+    }
+    expect(restored!.generation).toBe(generation);
+    expect(restored!.frames).toBeGreaterThan(0);
+  } finally {
+    for (const pid of [...descendants(host.pid), host.pid]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    await host.exited;
+    await reading;
+  }
+});

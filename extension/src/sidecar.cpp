@@ -257,34 +257,43 @@ static std::string GenerationLine(const Generation &generation) {
 	return line + "\n";
 }
 
+std::shared_ptr<Sidecars::Sidecar> Sidecars::CurrentOrRestart(TrackedFile &file) {
+	// The caller holds `lock`.
+	auto entry = by_file.find(file.id);
+	if (entry == by_file.end()) {
+		return nullptr; // none was ever started for this file (in-process bridge, local-only, read-only)
+	}
+	auto sidecar = entry->second;
+	bool gone;
+	{
+		std::lock_guard<std::mutex> sidecar_guard(sidecar->lock);
+		gone = sidecar->state == Sidecar::State::STOPPED || sidecar->state == Sidecar::State::FAILED;
+	}
+	if (!gone) {
+		return sidecar;
+	}
+	// The replicator died: start another without making DuckDB wait for it (at most one start per
+	// RESTART_INTERVAL). It reconciles the file with the store while DuckDB writes (--live), and on
+	// "ready" gets every generation still pending (see Handle).
+	auto now = std::chrono::steady_clock::now();
+	if (now - sidecar->started < RESTART_INTERVAL) {
+		return nullptr;
+	}
+	try {
+		by_file[file.id] = Start(file, true);
+	} catch (std::exception &error) {
+		sidecar->started = now;
+		std::fprintf(stderr, "%s\n", error.what());
+	}
+	return nullptr;
+}
+
 void Sidecars::OnGeneration(TrackedFile &file, const Generation &generation) {
 	std::shared_ptr<Sidecar> sidecar;
 	{
 		std::lock_guard<std::mutex> guard(lock);
-		auto entry = by_file.find(file.id);
-		if (entry == by_file.end()) {
-			return; // none was ever started for this file (in-process bridge, local-only, read-only)
-		}
-		sidecar = entry->second;
-		bool gone;
-		{
-			std::lock_guard<std::mutex> sidecar_guard(sidecar->lock);
-			gone = sidecar->state == Sidecar::State::STOPPED || sidecar->state == Sidecar::State::FAILED;
-		}
-		if (gone) {
-			// The replicator died: start another without making DuckDB wait for it (at most one start
-			// per RESTART_INTERVAL). It reconciles the file with the store while DuckDB writes (--live),
-			// and on "ready" gets every generation still pending (see Handle).
-			auto now = std::chrono::steady_clock::now();
-			if (now - sidecar->started < RESTART_INTERVAL) {
-				return;
-			}
-			try {
-				by_file[file.id] = Start(file, true);
-			} catch (std::exception &error) {
-				sidecar->started = now;
-				std::fprintf(stderr, "%s\n", error.what());
-			}
+		sidecar = CurrentOrRestart(file);
+		if (!sidecar) {
 			return;
 		}
 	}
@@ -314,6 +323,11 @@ void Sidecars::OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, u
 	if (entry != by_file.end() && file.sidecar_attached.load()) {
 		entry->second->Send(line + "\n");
 	}
+}
+
+void Sidecars::RestartIfGone(TrackedFile &file) {
+	std::lock_guard<std::mutex> guard(lock);
+	CurrentOrRestart(file);
 }
 
 void Sidecars::OnWalReset(TrackedFile &file, uint64_t iteration, uint64_t size) {

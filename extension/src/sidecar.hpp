@@ -69,6 +69,9 @@ public:
 	//! A generation of `file` was published: hands it to the file's sidecar, or starts a new
 	//! sidecar when the last one died (it catches up by reconcile, then gets what is pending).
 	void OnGeneration(TrackedFile &file, const Generation &generation);
+	//! A commit of `file` while no replicator is attached: starts another when the last one died, so
+	//! that frames resume at the next commit (the new one rebuilds the WAL marks that died with it).
+	void RestartIfGone(TrackedFile &file);
 	//! DuckDB waits for generation `seq` of `file` (the hold).
 	void OnHoldWaiting(TrackedFile &file, uint64_t seq);
 	//! The WAL of `file` was synced at `size` (see HADUCK_EVENT_WAL_SYNCED); `runs`: (first block, count).
@@ -81,6 +84,8 @@ public:
 
 private:
 	std::shared_ptr<Sidecar> Start(TrackedFile &file, bool live);
+	//! The file's running replicator, or nullptr; starts another when it died (the caller holds `lock`).
+	std::shared_ptr<Sidecar> CurrentOrRestart(TrackedFile &file);
 
 	std::mutex lock;
 	std::map<uint32_t, std::shared_ptr<Sidecar>> by_file;

@@ -272,6 +272,7 @@ void Tracker::AnnounceWalSync(TrackedFile &wal) {
 	bool ring = ConsumerAttached();
 	bool sidecar = db->sidecar_attached.load();
 	if (!ring && !sidecar) {
+		Sidecars::Get().RestartIfGone(*db); // a replicator that died starts again at a commit, too
 		return; // nobody ships frames: the marks stay for whoever comes (a consumer's first frame needs them)
 	}
 	uint64_t iteration = db->last_iteration.load();

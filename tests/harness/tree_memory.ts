@@ -40,6 +40,18 @@ function memoryKiB(pid: number): { pss: number; rss: number } {
   }
 }
 
+/** Every descendant of `pid` now (children first). */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const pending = children(pid);
+  while (pending.length > 0) {
+    const next = pending.shift()!;
+    out.push(next);
+    pending.push(...children(next));
+  }
+  return out;
+}
+
 /** Sums of Pss and RSS over `pid` and its descendants now, in MiB. */
 export function treeMemoryMiB(pid: number): { pss: number; rss: number } {
   const sum = { pss: 0, rss: 0 };
