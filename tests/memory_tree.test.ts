@@ -22,6 +22,9 @@ test("restore and verify: the whole process tree stays under 128 MiB above an id
   const dbPath = join(dir, "big.duckdb");
   const db = await attach({ dbPath, store: openStore(url) });
   await db.connection.run("CREATE TABLE db.t AS SELECT random() AS r, i, md5(i::VARCHAR) AS s FROM range(12000000) t(i)");
+  // A wide table too: a check that read every column at once pinned a block per column (40 here).
+  const columns = Array.from({ length: 40 }, (_, k) => `md5((i + ${k})::VARCHAR) AS c${k}`).join(", ");
+  await db.connection.run(`CREATE TABLE db.wide AS SELECT i, ${columns} FROM range(100000) t(i)`);
   await db.connection.run("INSERT INTO db.t VALUES (1, 2, 'a commit after the checkpoint')");
   await db.close();
   expect(statSync(dbPath).size).toBeGreaterThan(250 * 1048576);

@@ -199,7 +199,7 @@ for (const host of ["node", "bridge"] as const) {
       for (const followUp of Object.keys(FOLLOW_UPS) as (keyof typeof FOLLOW_UPS)[]) {
         test(`${end}, then the next host: ${followUp}; the latest restore equals the live file`, async () => {
           await runCell(host, end, followUp);
-        });
+        }, 180_000);
       }
     }
   });
@@ -209,7 +209,7 @@ describe("restart matrix on radosgw", () => {
   for (const [host, end] of [["node", "no checkpoint"], ["node", "kill -9 mid-upload"], ["bridge", "kill -9 after a commit"]] as const) {
     test(`${host} host, ${end}, then writes and a checkpoint: the latest restore equals the live file`, async () => {
       await runCell(host, end, "writes and checkpoint", true);
-    });
+    }, 180_000);
   }
 });
 
@@ -229,7 +229,7 @@ test("verify names a generation from which a block its header needs was removed,
   const report = await verify(cell.store, cell.dbKey);
   expect(report.problems.length).toBeGreaterThan(0);
   expect(report.problems.join("\n")).toContain(`Generation ${latest}`);
-});
+}, 120_000);
 
 for (const host of ["node", "bridge"] as const) {
   test(`${host} host: after a restart that found a leftover WAL, frames resume at once (no checkpoint needed)`, async () => {
@@ -271,7 +271,7 @@ for (const host of ["node", "bridge"] as const) {
       process.kill(-child.pid, "SIGKILL");
       await child.exited;
     }
-  });
+  }, 120_000);
 }
 
 test("kill -9 of a host's replicator while it commits without checkpoints: the next commit starts another, and frames go on in the same generation", async () => {
@@ -328,4 +328,4 @@ test("kill -9 of a host's replicator while it commits without checkpoints: the n
     await host.exited;
     await reading;
   }
-});
+}, 120_000);

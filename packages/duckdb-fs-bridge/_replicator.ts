@@ -34,8 +34,7 @@ import { Position, type Published } from "./_position.ts";
 import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
-import { leftoverWal, shipLeftoverWal } from "./_wal_leftover.ts";
-import { walkFrames } from "./_frames.ts";
+import { leftoverWal, shipLeftoverWal, storedFramesMatchWal } from "./_wal_leftover.ts";
 import { acquireReplicatorLock, type ReplicatorLock } from "./_replicator_lock.ts";
 import {
   type GenerationShipped,
@@ -179,7 +178,11 @@ export class Replicator {
   async stop(options: { deadlineMs?: number; quiescent?: boolean } = {}): Promise<void> {
     const deadline = setTimeout(() => this.#abort.abort(new Error("stop() deadline passed")),
       options.deadlineMs ?? 60_000);
-    this.#lock?.stopping(); // a replicator started for this file now waits for us instead of failing
+    try {
+      this.#lock?.stopping(); // a replicator started for this file now waits for us instead of failing
+    } catch (error) {
+      this.#fail(`Cannot mark ${this.options.dbPath}'s replicator lock as stopping: ${(error as Error).message}`);
+    }
     try {
       // First the generations up to the file's header (one may still be in flight), then the commits
       // after it: frames chain to that generation, so they can only follow it.
@@ -187,20 +190,25 @@ export class Replicator {
       if (this.#wal && this.#reconciled &&
         readFileInfo(this.options.dbPath)?.iteration === this.#position.published?.manifest.generation) {
         let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([this.flushWal(), new Promise((resolve) => timer = setTimeout(resolve, 5_000))]);
+        const answered = await Promise.race([this.flushWal().then(() => true),
+          new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5_000))]);
         clearTimeout(timer);
-        if (options.quiescent) await this.#shipUnannouncedWal();
+        // Unless the store is too slow to answer a frame: then reading the whole file for more would not help.
+        if (options.quiescent && answered) await this.#shipUnannouncedWal();
       }
     } finally {
       clearTimeout(deadline);
+      this.#stopped = true;
+      this.#wal?.release();
+      clearTimeout(this.#catchUpTimer);
+      try {
+        await this.idle();
+        clearInterval(this.#timer);
+        this.options.native.detach();
+      } finally {
+        this.#lock?.release();
+      }
     }
-    this.#stopped = true;
-    this.#wal?.release();
-    clearTimeout(this.#catchUpTimer);
-    await this.idle();
-    clearInterval(this.#timer);
-    this.options.native.detach();
-    this.#lock?.release();
   }
 
   /**
@@ -570,9 +578,15 @@ export class Replicator {
     if (!store) return { shippedGeneration: null }; // local-only: nothing to agree with
     if (!previous) {
       this.#identity = (sidecar ?? await writeIdentity(this.options.dbPath, newIdentity())).identity;
-      if (local) return await this.#shipWhole(local.iteration);
-      this.#reconciled = true;
-      return { shippedGeneration: null };
+      if (!local) {
+        this.#reconciled = true;
+        return { shippedGeneration: null };
+      }
+      // A file new to the store may have a WAL too (a crash before haduck knew it, or local-only use):
+      // its optimistic blocks lie past the header's block count, which the first generation stops at.
+      const shipped = await this.#shipWhole(local.iteration);
+      await this.#reconcileLeftoverWal();
+      return shipped;
     }
     this.#identity = await agreeWithStore({ dbPath: this.options.dbPath, dbKey: this.options.dbKey, storeUrl: store.url,
       previous, local, sidecarIdentity: sidecar?.identity });
@@ -622,17 +636,26 @@ export class Replicator {
    */
   async #rebuildLostMarks(): Promise<void> {
     const published = this.#position.published!;
+    const generation = published.manifest.generation;
+    const manifestSha256 = Buffer.from(published.sha256, "hex");
+    const wal = statSync(`${this.options.dbPath}.wal`, { throwIfNoEntry: false });
+    if (!wal?.size) {
+      // No commit since the header: the extension drains WAL marks only at a WAL sync, so none were
+      // lost; frames start from the manifest.
+      this.#wal?.resumeChain(generation, undefined, manifestSha256, []);
+      this.#marksRebuilt = this.#wal ? generation : undefined;
+      return;
+    }
     const leftover = leftoverWal(this.options.dbPath, published);
-    if (!leftover?.differing) return; // no WAL (no commit since the header), or unreadable: frames wait for a header
+    if (!leftover?.differing) return; // unreadable now: frames wait for the next header
     this.#position.frame(leftover.differing);
     if (!this.#wal) return;
     try {
-      const walk = await walkFrames({ store: this.options.store!, dbKey: this.options.dbKey,
-        generation: published.manifest.generation, manifestSha256: published.sha256 });
-      if (walk.gap) throw new Error(`the stored frames have a gap (${walk.gap})`);
-      this.#wal.resumeChain(published.manifest.generation, walk.last, Buffer.from(published.sha256, "hex"),
-        leftover.differing);
-      this.#marksRebuilt = published.manifest.generation;
+      const walk = await storedFramesMatchWal({ dbPath: this.options.dbPath, store: this.options.store!,
+        dbKey: this.options.dbKey, published });
+      if ("problem" in walk) throw new Error(walk.problem);
+      this.#wal.resumeChain(generation, walk.last, manifestSha256, leftover.differing);
+      this.#marksRebuilt = generation;
     } catch (error) {
       this.#fail(`WAL frames of generation ${published.manifest.generation} of ${this.options.dbKey} wait for the ` +
         `next checkpoint: ${(error as Error).message}`);

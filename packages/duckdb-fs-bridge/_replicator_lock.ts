@@ -11,7 +11,7 @@
  * Now the new one waits while the old one is stopping, takes over a lock whose process is gone (a
  * kill -9), and refuses by name a replicator that is running: another process has the database.
  */
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { ReplicationError } from "./_errors.ts";
 
 export const replicatorLockPath = (dbPath: string) => `${dbPath}.haduck-replicator`;
@@ -51,13 +51,33 @@ function alive(record: LockRecord): boolean {
   return record.started === 0 || !stat || stat.started === record.started;
 }
 
-function read(path: string): LockRecord | undefined {
+function readRaw(path: string): string | undefined {
   try {
-    const parsed = JSON.parse(readFileSync(path, "utf8"));
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+function parse(raw: string | undefined): LockRecord | undefined {
+  try {
+    const parsed = raw === undefined ? undefined : JSON.parse(raw);
     return Number.isSafeInteger(parsed?.pid) ? parsed as LockRecord : undefined;
   } catch {
-    return undefined; // gone meanwhile, or half-written by a holder that died: treated as absent
+    return undefined; // not ours to read: treated as a dead holder's
   }
+}
+
+/** Writes `record` to a temp file beside `path`; returns its name. */
+function writeTemp(path: string, record: LockRecord): string {
+  const temp = `${path}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const fd = openSync(temp, "wx");
+  try {
+    writeSync(fd, JSON.stringify(record));
+  } finally {
+    closeSync(fd);
+  }
+  return temp;
 }
 
 export interface ReplicatorLock {
@@ -67,10 +87,11 @@ export interface ReplicatorLock {
 }
 
 /**
- * Takes the lock of `dbPath`, waiting up to `waitMs` for a holder that is stopping. Throws
- * ReplicationError("BUSY") naming the holder when it is running, or still stopping at the deadline.
+ * Takes the lock of `dbPath`, waiting up to `waitMs` (default 120 s) for a holder that is stopping,
+ * and up to `graceMs` (default 5 s) for a running one to start stopping. Throws
+ * ReplicationError("BUSY") naming the holder when it is still running then, or still stopping at the deadline.
  */
-export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: number } = {}):
+export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: number; graceMs?: number } = {}):
   Promise<ReplicatorLock> {
   const path = replicatorLockPath(dbPath);
   const record: LockRecord = { pid: process.pid, started: procStat(process.pid)?.started ?? 0, stopping: false };
@@ -78,24 +99,28 @@ export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: 
   const deadline = started + (options.waitMs ?? 120_000);
   let said = false;
   for (;;) {
+    // Written whole, then linked into place: the lock never exists empty or half-written.
+    const temp = writeTemp(path, record);
     try {
-      const fd = openSync(path, "wx");
-      try {
-        writeSync(fd, JSON.stringify(record));
-      } finally {
-        closeSync(fd);
-      }
+      linkSync(temp, path);
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    } finally {
+      rmSync(temp, { force: true });
     }
-    const holder = read(path);
+    const raw = readRaw(path);
+    const holder = parse(raw);
+    if (raw === undefined) continue; // released meanwhile
     if (!holder || !alive(holder)) {
-      rmSync(path, { force: true }); // its process is gone (kill -9, a crash): nobody ships through it
+      // Its process is gone (kill -9, a crash): nobody ships through it. Removed only if it is still
+      // that record (another waiter may have taken over meanwhile; the window left is DuckDB's own
+      // file lock's to close: two replicators need two writers of the file).
+      if (readRaw(path) === raw) rmSync(path, { force: true });
       continue;
     }
     // A holder whose host just died has not seen the end of its input yet: give it a moment to start stopping.
-    if (!holder.stopping && performance.now() - started > RUNNING_GRACE_MS) {
+    if (!holder.stopping && performance.now() - started > (options.graceMs ?? RUNNING_GRACE_MS)) {
       throw new ReplicationError("BUSY", `Another haduck replicator (pid ${holder.pid}) replicates ${dbPath}: ` +
         "is the database open in another process? Close it there, or wait for it to exit");
     }
@@ -115,19 +140,13 @@ export async function acquireReplicatorLock(dbPath: string, options: { waitMs?: 
   return {
     stopping() {
       if (!held) return;
-      const temp = `${path}.${process.pid}.tmp`;
-      const fd = openSync(temp, "w");
-      try {
-        writeSync(fd, JSON.stringify({ ...record, stopping: true }));
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, path); // atomic: a reader sees the old record or the new one
+      renameSync(writeTemp(path, { ...record, stopping: true }), path); // a reader sees the old record or the new one
     },
     release() {
       if (!held) return;
       held = false;
-      if (read(path)?.pid === record.pid) rmSync(path, { force: true });
+      const current = parse(readRaw(path));
+      if (current?.pid === record.pid && current.started === record.started) rmSync(path, { force: true });
     },
   };
 }

@@ -38,30 +38,42 @@ export function leftoverWal(dbPath: string, published: Published): LeftoverWal |
   }
 }
 
+/**
+ * Walks the stored frames of `published` and compares their WAL bytes with the local WAL: frames may
+ * continue only from a chain whose every byte the local WAL still holds (DuckDB cuts a torn last
+ * commit at replay, below what a frame may hold). Returns the chain's end, or why it cannot go on.
+ */
+export async function storedFramesMatchWal(options: { dbPath: string; store: BlockStore; dbKey: string;
+  published: Published }): Promise<{ last: Awaited<ReturnType<typeof walkFrames>>["last"] } | { problem: string }> {
+  const { dbPath, store, dbKey, published } = options;
+  const fd = openSync(`${dbPath}.wal`, "r");
+  let matches = true;
+  let walk;
+  try {
+    walk = await walkFrames({ store, dbKey, generation: published.manifest.generation,
+      manifestSha256: published.sha256, visit: async (frame) => {
+        const local = new Uint8Array(frame.wal.byteLength);
+        const read = readSync(fd, local, 0, local.byteLength, frame.walOffset);
+        matches &&= read === local.byteLength && Buffer.compare(local, frame.wal) === 0;
+      } });
+  } finally {
+    closeSync(fd);
+  }
+  if (walk.gap || !matches) {
+    return { problem: `The WAL beside ${dbPath} does not continue the frames in the store ` +
+      `(${walk.gap ?? "its bytes differ"}): its commits reach the store with the next checkpoint` };
+  }
+  return { last: walk.last };
+}
+
 /** Returns what went wrong (for status), or undefined when there was nothing to ship or it shipped. */
 export async function shipLeftoverWal(options: { dbPath: string; store: BlockStore; dbKey: string;
   published: Published; shipper: WalShipper; leftover: LeftoverWal }): Promise<string | undefined> {
-  const { dbPath, store, dbKey, published, leftover } = options;
-  const walPath = `${dbPath}.wal`;
+  const { dbPath, published, leftover } = options;
   if (!leftover.differing) return `Cannot compare ${dbPath} with the store: ${leftover.readError}`;
   try {
-    const fd = openSync(walPath, "r");
-    let matches = true;
-    let walk;
-    try {
-      walk = await walkFrames({ store, dbKey, generation: published.manifest.generation,
-        manifestSha256: published.sha256, visit: async (frame) => {
-          const local = new Uint8Array(frame.wal.byteLength);
-          const read = readSync(fd, local, 0, local.byteLength, frame.walOffset);
-          matches &&= read === local.byteLength && Buffer.compare(local, frame.wal) === 0;
-        } });
-    } finally {
-      closeSync(fd);
-    }
-    if (walk.gap || !matches) {
-      return `The WAL beside ${dbPath} does not continue the frames in the store (${walk.gap ?? "its bytes differ"}): ` +
-        "its commits reach the store with the checkpoint after DuckDB replays it";
-    }
+    const walk = await storedFramesMatchWal(options);
+    if ("problem" in walk) return walk.problem;
     await options.shipper.shipLeftover(published.manifest.generation, walk.last, Buffer.from(published.sha256, "hex"),
       leftover.sizeBytes, Math.floor(leftover.mtimeMs), leftover.differing);
     return undefined;

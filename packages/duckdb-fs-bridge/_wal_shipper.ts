@@ -212,6 +212,10 @@ export class WalShipper {
     this.#lostThrough = Math.min(this.#lostThrough, generation - 1);
     this.#rebuilt = generation;
     if (walSize <= from) return 0;
+    // Only the CHECKPOINT entry of a checkpoint killed before its header: no commit to ship (and the
+    // shipper never frames such a tail, so waiting for it would wait out LEFTOVER_WAIT_MS).
+    const tail = readWal(`${this.#options.dbPath}.wal`, from, walSize);
+    if (tail && onlyCheckpoint(tail)) return 0;
     this.onSync({ iteration: generation, size: walSize, unixMs: walTime, lost: false, blocks });
     // Bounded: DuckDB waits to open the file meanwhile, and the checkpoint after its replay ships
     // these commits anyway.

@@ -208,8 +208,12 @@ export class Lease {
    */
   async tryAcquire(options: { minEpoch?: number; signal?: AbortSignal } = {}): Promise<boolean> {
     const seen = await this.observe(options);
-    if (seen.record && this.#adoptPending(seen.record, seen.etag!)) return true;
-    if (seen.record?.holder === this.#holder && this.#held?.record.nonce === seen.record.nonce) return true;
+    // Ours already (a write of unknown outcome that landed, or the record we hold): only while the hold
+    // is still trusted; past validUntil others may have judged it expired, and we must renew or retake.
+    const ours = seen.record !== undefined && (this.#adoptPending(seen.record, seen.etag!) ||
+      this.#held?.record.nonce === seen.record.nonce);
+    if (ours && this.valid) return true;
+    if (ours) this.#held = undefined; // not trusted any more: taken again below once it is free for anyone
     if (!seen.claimable) return false;
     const epoch = Math.max((seen.record?.epoch ?? 0) + 1, options.minEpoch ?? 1);
     const record = this.#record(epoch);

@@ -145,3 +145,15 @@ test("a store that ignores If-Match and If-None-Match is refused by name", async
   expect(refused.message).toContain("does not enforce If-None-Match: * and If-Match");
   await assertLeaseStore(new FsBlockStore(mkdtempSync(join(dir, "honest-")))); // the real one passes
 });
+
+test("a holder past its trusted time gets false from tryAcquire until it may take the lease again", async () => {
+  const store = new FsBlockStore(mkdtempSync(join(dir, "expired-")));
+  const a = clock();
+  const lease = new Lease(store, "db/lease.json", { holder: "a", ttlMs: 5000, marginMs: 1000, now: a.now });
+  expect(await lease.tryAcquire()).toBe(true);
+  a.advance(4500); // past ttl - margin: others may judge it expired from 6000 on
+  expect(await lease.tryAcquire()).toBe(false);
+  a.advance(6000); // unchanged for ttl + margin on its own clock too: it takes the lease again, with a new epoch
+  expect(await lease.tryAcquire()).toBe(true);
+  expect(lease.epoch).toBe(2);
+});
