@@ -329,3 +329,33 @@ test("kill -9 of a host's replicator while it commits without checkpoints: the n
     await reading;
   }
 }, 120_000);
+
+for (const host of ["node", "bridge"] as const) {
+  test(`${host} host: a file new to the store that stock DuckDB left with a WAL (killed after a bulk insert) ships whole`, async () => {
+    const cell = await newCell(host, false);
+    // Stock DuckDB, no haduck: a bulk insert (row groups written past the header's blocks), then kill -9.
+    const script = `import { DuckDBInstance } from "@duckdb/node-api";
+      const instance = await DuckDBInstance.create(${JSON.stringify(cell.dbPath)});
+      const connection = await instance.connect();
+      await connection.run("PRAGMA disable_checkpoint_on_shutdown");
+      await connection.run("CREATE TABLE small(i INTEGER)");
+      await connection.run("CREATE TABLE a AS SELECT i, md5(i::VARCHAR) AS s FROM range(150000) t(i)");
+      console.log("idle");
+      setInterval(() => {}, 1000);`;
+    const file = join(ROOT, "tests/fixtures", `.stock-${cells}.mjs`);
+    await Bun.write(file, script);
+    try {
+      const child = Bun.spawn(["node", file], { stdout: "pipe", stderr: "inherit" });
+      for await (const chunk of child.stdout) if (new TextDecoder().decode(chunk).includes("idle")) break;
+      child.kill("SIGKILL");
+      await child.exited;
+    } finally {
+      rmSync(file, { force: true });
+    }
+    expect(existsSync(`${cell.dbPath}.wal`)).toBe(true);
+    await session(cell, host, "clean", ["INSERT INTO db.small VALUES (1)", "CHECKPOINT db"]);
+    await waitForStore(cell, `${host}: a stock file with a WAL`);
+    const report = await verify(cell.store, cell.dbKey, { drill: "all" });
+    expect(report.problems).toEqual([]);
+  }, 120_000);
+}
