@@ -26,6 +26,7 @@ export {
 export { type CheckpointOptions, checkpointWhenQuiet } from "./_checkpoint.ts";
 export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
+export { follow, type Follower, type FollowerPosition, type FollowOptions } from "./_follower.ts";
 export {
   type GenerationSummary,
   latestManifest,
