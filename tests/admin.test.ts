@@ -52,7 +52,7 @@ test("POST /checkpoint over HTTP creates a generation in the store", async () =>
 
 test("/status and /metrics describe the database; no route shows the secret key", async () => {
   const status = await (await get("status")).json();
-  expect(status.databases[0]).toMatchObject({ db: "admin.duckdb", role: "writer", store: store.url, lastError: null });
+  expect(status.databases[0]).toMatchObject({ db: "admin.duckdb", role: "leader", store: store.url, lastError: null });
   expect(status.databases[0].lastGeneration).toBeGreaterThan(0);
   const metrics = parsePrometheusText(await (await get("metrics")).text());
   expect(metrics.get("haduck_generations_committed_total")!.samples[0].value).toBeGreaterThanOrEqual(2);

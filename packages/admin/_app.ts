@@ -10,6 +10,7 @@
  * | `GET /metrics` | bearer | Prometheus text |
  * | `GET /generations?db=KEY` | bearer | the generations in the store |
  * | `POST /checkpoint` | bearer | checkpoints (`{"db": KEY}` optional with one database) and waits until it is shipped |
+ * | `POST /sql` | bearer | one statement `{"sql", "params"?, "durable"?, "db"?}`: `{"columns", "rows", "role", "position"}`; a write answers once durable |
  *
  * Every error goes through one `onError` that maps error codes to statuses; bodies are bounded.
  */
@@ -19,7 +20,7 @@ import { HTTPException } from "hono/http-exception";
 import { DASHBOARD_HTML } from "./_dashboard.ts";
 import { requireToken } from "./_auth.ts";
 import { renderMetrics } from "./_metrics.ts";
-import type { AdminDatabase } from "./_types.ts";
+import type { AdminDatabase, SqlRequest } from "./_types.ts";
 
 export interface AdminAppOptions {
   /** The bearer token every route but `/healthz` and `/` needs (at least 16 characters). */
@@ -27,10 +28,35 @@ export interface AdminAppOptions {
   databases: AdminDatabase[];
   /** Request bodies larger than this are refused with 413. Default 16 KiB. */
   bodyBytesMax?: number;
+  /** The same for `POST /sql`. Default 1 MiB. */
+  sqlBodyBytesMax?: number;
+}
+
+/** The body of `POST /sql`, checked; a bad one is a 400 naming the expected shape. */
+function parseSqlRequest(text: string): SqlRequest & { db?: string } {
+  let body: { sql?: unknown; params?: unknown; durable?: unknown; db?: unknown };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HTTPException(400, { message: 'the body must be JSON: {"sql": "SELECT 42", "params": []}' });
+  }
+  if (typeof body?.sql !== "string" || body.sql.trim() === "") {
+    throw new HTTPException(400, { message: 'the body needs "sql", a statement: {"sql": "SELECT 42"}' });
+  }
+  if (body.params !== undefined && !Array.isArray(body.params)) {
+    throw new HTTPException(400, { message: '"params" must be an array of values for $1, $2, ...' });
+  }
+  if (body.durable !== undefined && typeof body.durable !== "boolean") {
+    throw new HTTPException(400, { message: '"durable" must be true or false' });
+  }
+  if (body.db !== undefined && typeof body.db !== "string") throw new HTTPException(400, { message: '"db" must be a key' });
+  return { sql: body.sql, params: body.params ?? [], durable: body.durable ?? true, db: body.db };
 }
 
 /** Error codes of the store and of replication, as HTTP statuses. Anything else is a 500. */
 const STATUS_OF_CODE: Record<string, number> = {
+  SQL_ERROR: 400,
+  NOT_DURABLE: 503,
   NOT_FOUND: 404,
   GENERATION_NOT_FOUND: 404,
   NO_GENERATIONS: 404,
@@ -82,7 +108,19 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   app.use("/metrics", auth);
   app.use("/generations", auth);
   app.use("/checkpoint", auth);
-  app.get("/status", (c) => c.json({ databases: databases.map(describe) }));
+  app.use("/sql", auth);
+  // One node that writes its databases leads itself; `leader` and `epoch` are the cluster's (issue 24).
+  app.get("/status", (c) => c.json({ role: "leader", leader: null, epoch: 0, lagMs: 0,
+    databases: databases.map(describe) }));
+  app.post("/sql", bodyLimit({ maxSize: options.sqlBodyBytesMax ?? 1024 * 1024, onError: () => {
+    throw new HTTPException(413, { message: "request body too large" });
+  } }), async (c) => {
+    const request = parseSqlRequest(await c.req.text());
+    const database = find(request.db);
+    if (!database.sql) throw new HTTPException(501, { message: `${database.dbKey} does not serve SQL here` });
+    const answer = await database.sql(request);
+    return c.json({ columns: answer.columns, rows: answer.rows, role: database.role, position: answer.position });
+  });
   app.get("/metrics", (c) => c.body(renderMetrics(databases), 200,
     { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
   app.get("/generations", async (c) => c.json({ generations: await find(c.req.query("db")).generations() }));
@@ -105,14 +143,17 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   });
   app.notFound((c) => c.json({ error: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {
+    // POST /sql answers errors as {"error": message} (the SQL contract); the other routes with a code.
+    const sqlRoute = c.req.path === "/sql";
     if (error instanceof HTTPException) {
       const headers: Record<string, string> = error.status === 401 ? { "www-authenticate": 'Bearer realm="haduck"' } : {};
-      return c.json({ error: `HTTP_${error.status}`, message: error.message }, error.status, headers);
+      return c.json(sqlRoute ? { error: error.message } : { error: `HTTP_${error.status}`, message: error.message },
+        error.status, headers);
     }
     const raw = (error as unknown as { code?: unknown }).code;
     const code = typeof raw === "string" ? raw : "INTERNAL";
     const status = (STATUS_OF_CODE[code] ?? 500) as 500;
-    return c.json({ error: code, message: error.message }, status);
+    return c.json(sqlRoute ? { error: error.message, code } : { error: code, message: error.message }, status);
   });
   return app;
 }

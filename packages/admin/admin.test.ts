@@ -18,7 +18,7 @@ function fakeDatabase(overrides: Partial<AdminDatabase> = {}): AdminDatabase & {
     checkpoints: 0,
     dbKey: 'odd"name\\.duckdb',
     storeUrl: "s3://bucket/prefix",
-    role: "writer" as const,
+    role: "leader" as const,
     status: () => status,
     storeStats: () => ({ requests: 5, retries: 2, bytesSent: 100, bytesReceived: 50 }),
     generations: () => Promise.resolve([]),

@@ -4,10 +4,10 @@
  * or a port; 127.0.0.1 unless a host is given), takes the token from `HADUCK_ADMIN_TOKEN` or makes
  * one and prints it once.
  */
-import { type AdminDatabase, createAdminApp, generateToken } from "@haduck/admin";
+import { type AdminDatabase, createAdminApp, generateToken, NotDurableError, SqlError } from "@haduck/admin";
 import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
-import type { DuckDBConnection } from "@duckdb/node-api";
+import { type DuckDBConnection, type DuckDBValue, StatementType } from "@duckdb/node-api";
 
 export interface AdminServer {
   url: string;
@@ -19,7 +19,7 @@ export function parseListen(value: string): { hostname: string; port: number } {
   const match = /^(?:(.*):)?(\d{1,5})$/.exec(value.trim());
   const port = match ? Number(match[2]) : NaN;
   if (!match || port > 65535) {
-    throw new TypeError(`Invalid --admin ${JSON.stringify(value)}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080 ` +
+    throw new TypeError(`Invalid --listen ${JSON.stringify(value)}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080 ` +
       "(port 0 picks a free one)");
   }
   return { hostname: match[1] || "127.0.0.1", port };
@@ -31,7 +31,7 @@ export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefine
   return {
     dbKey: db.dbKey,
     storeUrl: store?.url ?? null,
-    role: "writer",
+    role: "leader",
     status: () => db.replicator.status,
     storeStats: store instanceof S3BlockStore ? () => ({ ...store.stats }) : undefined,
     generations: () => store ? summarizeGenerations(store, db.dbKey) : Promise.resolve([]),
@@ -40,7 +40,49 @@ export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefine
       await checkpointWhenQuiet(await connection, db.alias);
       await db.replicator.flush();
     },
+    async sql(request) {
+      // A connection per request: DuckDB runs them side by side, each sees the attached database.
+      const own = await db.instance.connect();
+      try {
+        await own.run(`USE ${db.alias}`);
+        let reader;
+        let write: boolean;
+        try {
+          const prepared = await own.prepare(request.sql);
+          // DuckDB's own statement type tells a write from a read, never the text.
+          write = prepared.statementType !== StatementType.SELECT && prepared.statementType !== StatementType.EXPLAIN;
+          if (request.params.length > 0) prepared.bind(request.params as DuckDBValue[]);
+          reader = await prepared.runAndReadAll();
+        } catch (error) {
+          throw new SqlError((error as Error).message);
+        }
+        // A write answers once its commit is in the store (a frame, group-committed, or a generation).
+        if (write && request.durable && !await db.flush()) {
+          throw new NotDurableError(`The statement ran, but its commit is not durable in the store` +
+            (store ? `: ${db.replicator.status.lastError ?? "frames and the checkpoint failed"}` : " (local-only: no store)") +
+            '; retry, or send "durable": false');
+        }
+        return { columns: reader.columnNames(), rows: reader.getRowsJS().map((row) => row.map(jsonValue)), write,
+          position: db.replicator.position };
+      } finally {
+        own.closeSync();
+      }
+    },
   };
+}
+
+/** A DuckDB value as JSON: integers beyond 2^53 as strings, times as ISO 8601, bytes as hex. */
+export function jsonValue(value: unknown): unknown {
+  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString("hex");
+  if (Array.isArray(value)) return value.map(jsonValue);
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), jsonValue(v)]));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonValue(v)]));
+  }
+  return value;
 }
 
 /** What `--admin` and `HADUCK_ADMIN_TOKEN` ask for, checked before anything opens a database or a store. */

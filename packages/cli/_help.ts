@@ -64,8 +64,12 @@ Keeps the newest N generations (default 10) and every generation younger than DU
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
 Without --apply it only prints what it would delete.
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
-  serve: `Usage: haduck serve <db-path> --admin HOST:PORT [--store URL] [--db-key KEY]
-Attaches <db-path> with replication running and serves the admin endpoint (status, metrics,
-generations, POST /checkpoint, dashboard at /) until Ctrl-C or SIGTERM, then ships what is pending.
-Example: HADUCK_ADMIN_TOKEN=... haduck serve demo.duckdb --store file://$PWD/haduck-store --admin 127.0.0.1:8080`,
+  serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY]
+Attaches <db-path> with replication running and serves, until Ctrl-C or SIGTERM (then it ships what
+is pending): the admin endpoint (status, metrics, generations, POST /checkpoint, dashboard at /) and
+SQL over HTTP: POST /sql {"sql": "...", "params": [...]} answers {"columns", "rows", "role",
+"position"}; a write answers only once its commit is durable in the store (unless "durable": false).
+Every route but /healthz and / needs the token (Authorization: Bearer $HADUCK_ADMIN_TOKEN).
+--admin HOST:PORT is the same as --listen.
+Example: HADUCK_ADMIN_TOKEN=... haduck serve demo.duckdb --store file://$PWD/haduck-store --listen 127.0.0.1:8080`,
 };

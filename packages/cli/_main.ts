@@ -132,11 +132,16 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
 }
 
 async function commandServe(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { admin: { type: "string" }, alias: { type: "string" } });
+  const { values, positionals } = parse(args, { admin: { type: "string" }, listen: { type: "string" },
+    alias: { type: "string" } });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
   if (positionals.length !== 1) throw new UsageError("serve needs exactly one <db-path>; see --help");
-  if (values.admin === undefined) throw new UsageError("serve needs --admin HOST:PORT (e.g. 127.0.0.1:8080)");
-  const settings = adminSettings(values.admin); // bad settings fail before the database opens
+  if (values.admin !== undefined && values.listen !== undefined) {
+    throw new UsageError("serve takes --listen or --admin (the same server), not both");
+  }
+  const listen = values.listen ?? values.admin;
+  if (listen === undefined) throw new UsageError("serve needs --listen HOST:PORT (e.g. 127.0.0.1:8080)");
+  const settings = adminSettings(listen); // bad settings fail before the database opens
   const { db, store } = await attachFromFlags(positionals[0], values);
   const admin = serveAdmin(settings, [adminDatabase(db, store)]);
   await new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));

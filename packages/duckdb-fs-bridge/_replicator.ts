@@ -129,6 +129,16 @@ export class Replicator {
       recent: [...this.#status.recent], ...this.#wal?.status };
   }
 
+  /**
+   * Where the store stands for this database, as a token that orders commits: `epoch:generation:walBytes`
+   * (the epoch is 0 until the cluster's leases; walBytes: the WAL bytes of that generation in frames).
+   */
+  get position(): string {
+    const generation = this.#position.published?.manifest.generation ?? -1;
+    const chain = this.#wal?.chain;
+    return `0:${generation}:${chain?.iteration === generation ? chain.walShipped : 0}`;
+  }
+
   /** The iteration whose lost WAL marks reconcile rebuilt while DuckDB wrote, if it did (see `reconcile`). */
   get marksRebuilt(): number | undefined {
     return this.#marksRebuilt;

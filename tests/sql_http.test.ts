@@ -1,0 +1,75 @@
+/**
+ * SQL over HTTP on one node: `haduck serve <db> --listen` answers `POST /sql` with DuckDB's columns
+ * and rows, tells a write from a read by DuckDB's statement type, answers a write only once its
+ * commit is durable in the store (the restore has it, with no checkpoint), and maps errors: a SQL
+ * error is 400 naming DuckDB's message, no token 401, a bad body 400.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { restore } from "@haduck/duckdb-fs-bridge";
+import { openStore } from "@haduck/s3-block-store";
+
+const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
+const dir = mkdtempSync(join(tmpdir(), "haduck-sql-http-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("POST /sql: reads and durable writes, JSON values, and errors by name", async () => {
+  const token = "sql-http-test-token-0123456789";
+  const storeUrl = `file://${join(dir, "store")}`;
+  const child = Bun.spawn([process.execPath, BIN, "serve", "node.duckdb", "--store", storeUrl, "--listen", "127.0.0.1:0"],
+    { cwd: dir, env: { ...process.env, HADUCK_ADMIN_TOKEN: token }, stdout: "pipe", stderr: "pipe" });
+  let stderr = "";
+  const reading = (async () => {
+    for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
+  })();
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
+    const url = /admin on (\S+)/.exec(stderr)?.[1];
+    expect(url).toBeDefined();
+    const sql = (body: unknown, headers: Record<string, string> = { authorization: `Bearer ${token}` }) =>
+      fetch(`${url}sql`, { method: "POST", headers: { ...headers, "content-type": "application/json" },
+        body: typeof body === "string" ? body : JSON.stringify(body) });
+
+    expect((await sql({ sql: "SELECT 1" }, {})).status).toBe(401);
+    const created = await sql({ sql: "CREATE TABLE t(i BIGINT, s VARCHAR, d DATE)" });
+    expect(created.status).toBe(200);
+    const written = await (await sql({ sql: "INSERT INTO t VALUES ($1, $2, DATE '2026-12-01'), (9007199254740993, 'big', NULL)",
+      params: [42, "forty-two"] })).json();
+    expect(written.role).toBe("leader");
+    expect(written.position).toMatch(/^\d+:\d+:\d+$/);
+    // Durable when answered: the store's latest commit has the rows, though nothing checkpointed.
+    const to = join(dir, "restored.duckdb");
+    const restored = await restore({ store: openStore(storeUrl), dbKey: "node.duckdb", to });
+    expect(restored.commits).toBeGreaterThan(0);
+    const instance = await DuckDBInstance.create(to, { access_mode: "READ_ONLY" });
+    const connection = await instance.connect();
+    expect(Number((await connection.runAndReadAll("SELECT count(*) FROM t")).getRowsJS()[0][0])).toBe(2);
+    connection.closeSync();
+    instance.closeSync();
+
+    const read = await (await sql({ sql: "SELECT i, s, d FROM t ORDER BY i" })).json();
+    expect(read.columns).toEqual(["i", "s", "d"]);
+    expect(read.rows).toEqual([[42, "forty-two", expect.stringContaining("2026-12-01")], ["9007199254740993", "big", null]]);
+
+    const bad = await sql({ sql: "SELECT * FROM no_such_table" });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error).toContain("no_such_table");
+    const notJson = await sql("{ not json");
+    expect(notJson.status).toBe(400);
+    expect((await notJson.json()).error).toContain("must be JSON");
+    const twoStatements = await sql({ sql: "SELECT 1; SELECT 2" });
+    expect(twoStatements.status).toBe(400);
+
+    const status = await (await fetch(`${url}status`, { headers: { authorization: `Bearer ${token}` } })).json();
+    expect(status).toMatchObject({ role: "leader", epoch: 0, lagMs: 0 });
+    expect(status.databases[0].role).toBe("leader");
+  } finally {
+    child.kill("SIGTERM");
+    await child.exited;
+    await reading;
+  }
+}, 120_000);
