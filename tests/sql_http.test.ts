@@ -64,6 +64,25 @@ test("POST /sql: reads and durable writes, JSON values, and errors by name", asy
     const twoStatements = await sql({ sql: "SELECT 1; SELECT 2" });
     expect(twoStatements.status).toBe(400);
 
+    // What writes under a reader's type is a write all the same: DuckDB refuses it read-only, and it is made durable.
+    expect((await sql({ sql: "CREATE SEQUENCE seq" })).status).toBe(200);
+    const next = await (await sql({ sql: "SELECT nextval('seq') AS n" })).json();
+    expect(next.rows).toEqual([[1]]);
+    const explained = await sql({ sql: "EXPLAIN ANALYZE INSERT INTO t VALUES (7, 'explained', NULL)" });
+    expect(explained.status).toBe(200);
+    expect((await (await sql({ sql: "SELECT count(*) FROM t" })).json()).rows).toEqual([[3]]);
+    // Full precision, whatever the type.
+    const typed = await (await sql({ sql: "SELECT 12345678901234567.89::DECIMAL(38,2) AS d, " +
+      "TIMESTAMP '2026-12-01 08:00:00.123456' AS ts, 'infinity'::DATE AS inf, 2::HUGEINT AS h" })).json();
+    expect(typed.rows[0][0]).toContain("12345678901234567.89");
+    expect(typed.rows[0][1]).toContain("08:00:00.123456");
+    expect(typeof typed.rows[0][2]).toBe("string"); // never a 500 for a date beyond JavaScript's
+    expect(typed.rows[0][3]).toBe(2);
+    // A transaction cannot span requests (each runs on a connection of its own): refused by name.
+    const begin = await sql({ sql: "BEGIN TRANSACTION" });
+    expect(begin.status).toBe(400);
+    expect((await begin.json()).error).toContain("its own transaction");
+
     const status = await (await fetch(`${url}status`, { headers: { authorization: `Bearer ${token}` } })).json();
     expect(status).toMatchObject({ role: "leader", epoch: 0, lagMs: 0 });
     expect(status.databases[0].role).toBe("leader");

@@ -4,10 +4,18 @@
  * or a port; 127.0.0.1 unless a host is given), takes the token from `HADUCK_ADMIN_TOKEN` or makes
  * one and prints it once.
  */
-import { type AdminDatabase, createAdminApp, generateToken, NotDurableError, SqlError } from "@haduck/admin";
+import {
+  type AdminDatabase,
+  createAdminApp,
+  generateToken,
+  NotDurableError,
+  type SqlAnswer,
+  SqlError,
+  type SqlRequest,
+} from "@haduck/admin";
 import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
-import { type DuckDBConnection, type DuckDBValue, StatementType } from "@duckdb/node-api";
+import { type DuckDBConnection, type DuckDBResultReader, type DuckDBValue, StatementType } from "@duckdb/node-api";
 
 export interface AdminServer {
   url: string;
@@ -40,49 +48,110 @@ export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefine
       await checkpointWhenQuiet(await connection, db.alias);
       await db.replicator.flush();
     },
-    async sql(request) {
-      // A connection per request: DuckDB runs them side by side, each sees the attached database.
-      const own = await db.instance.connect();
-      try {
-        await own.run(`USE ${db.alias}`);
-        let reader;
-        let write: boolean;
-        try {
-          const prepared = await own.prepare(request.sql);
-          // DuckDB's own statement type tells a write from a read, never the text.
-          write = prepared.statementType !== StatementType.SELECT && prepared.statementType !== StatementType.EXPLAIN;
-          if (request.params.length > 0) prepared.bind(request.params as DuckDBValue[]);
-          reader = await prepared.runAndReadAll();
-        } catch (error) {
-          throw new SqlError((error as Error).message);
-        }
-        // A write answers once its commit is in the store (a frame, group-committed, or a generation).
-        if (write && request.durable && !await db.flush()) {
-          throw new NotDurableError(`The statement ran, but its commit is not durable in the store` +
-            (store ? `: ${db.replicator.status.lastError ?? "frames and the checkpoint failed"}` : " (local-only: no store)") +
-            '; retry, or send "durable": false');
-        }
-        return { columns: reader.columnNames(), rows: reader.getRowsJS().map((row) => row.map(jsonValue)), write,
-          position: db.replicator.position };
-      } finally {
-        own.closeSync();
-      }
-    },
+    sql: (request) => runSql(db, store, request),
   };
 }
 
-/** A DuckDB value as JSON: integers beyond 2^53 as strings, times as ISO 8601, bytes as hex. */
-export function jsonValue(value: unknown): unknown {
-  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
-  if (value instanceof Uint8Array) return Buffer.from(value).toString("hex");
-  if (Array.isArray(value)) return value.map(jsonValue);
-  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), jsonValue(v)]));
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonValue(v)]));
+/** Statement types a request may not run: they outlive it, or change the whole instance under replication. */
+const REFUSED: Partial<Record<StatementType, string>> = {
+  [StatementType.TRANSACTION]: "each request is its own transaction: send one statement that does the whole change",
+  [StatementType.ATTACH]: "the served database is attached already; other databases are not replicated",
+  [StatementType.DETACH]: "the served database stays attached while it is served",
+  [StatementType.LOAD]: "extensions are not loaded over HTTP",
+  [StatementType.EXTENSION]: "extensions are not installed over HTTP",
+  [StatementType.VARIABLE_SET]: "settings would change every connection of the serving process",
+  [StatementType.SET]: "settings would change every connection of the serving process",
+};
+
+/** DuckDB errors that say the server, not the statement, is at fault: 500 or 503, never 400. */
+const SERVER_SIDE = /^(FATAL|INTERNAL|Out of Memory|IO) Error/i;
+const CONFLICT = /^TransactionContext Error/i;
+
+/** A DuckDB failure as the status it deserves: the statement's fault 400, a conflict 409, the server's 500. */
+function statementError(error: unknown): Error {
+  const message = (error as Error).message;
+  if (SERVER_SIDE.test(message)) return Object.assign(new Error(message), { code: "INTERNAL" });
+  if (CONFLICT.test(message)) return Object.assign(new Error(`${message}; retry`), { code: "BUSY" });
+  return new SqlError(message);
+}
+
+/**
+ * One statement of `POST /sql` on a connection of its own. A read (DuckDB says SELECT or EXPLAIN) runs
+ * in a READ ONLY transaction, so DuckDB itself refuses what writes under a reader's type (`SELECT
+ * nextval(...)`, `EXPLAIN ANALYZE INSERT ...`): that one runs again as a write. A write answers once
+ * its commit is durable; a failure after the commit never invites a blind retry.
+ */
+async function runSql(db: AttachedDatabase, store: BlockStore | undefined, request: SqlRequest): Promise<SqlAnswer> {
+  const own = await db.instance.connect();
+  try {
+    await own.run(`USE ${db.alias}`);
+    let prepared;
+    try {
+      prepared = await own.prepare(request.sql);
+      if (request.params.length > 0) prepared.bind(request.params as DuckDBValue[]);
+    } catch (error) {
+      throw statementError(error);
+    }
+    const refused = REFUSED[prepared.statementType];
+    if (refused) throw new SqlError(`This statement is not served over HTTP: ${refused}`);
+    let write = prepared.statementType !== StatementType.SELECT && prepared.statementType !== StatementType.EXPLAIN;
+    let reader;
+    if (!write) {
+      await own.run("BEGIN TRANSACTION READ ONLY");
+      try {
+        reader = await prepared.runAndReadAll();
+        await own.run("COMMIT");
+      } catch (error) {
+        await own.run("ROLLBACK").catch(() => {});
+        if (!/read-only/i.test((error as Error).message)) throw statementError(error);
+        write = true; // it writes after all: run it as what it is
+      }
+    }
+    if (write) {
+      try {
+        reader = await prepared.runAndReadAll();
+      } catch (error) {
+        throw statementError(error);
+      }
+    }
+    // Converted before the durability wait: nothing may fail between the answer and a commit the client could repeat.
+    const answer = { columns: reader!.columnNames(), rows: jsonRows(reader!), write, position: "" };
+    if (write && request.durable) {
+      let durable = false;
+      let why = store ? db.replicator.status.lastError ?? "frames and the checkpoint failed" : "local-only: no store";
+      try {
+        durable = await db.flush();
+        if (!durable) why = store ? db.replicator.status.lastError ?? why : why;
+      } catch (error) {
+        why = (error as Error).message;
+      }
+      if (!durable) {
+        throw new NotDurableError(`The statement committed, but its commit is not durable in the store (${why}): ` +
+          "do not run it again; it reaches the store once the store answers (GET /status), or send \"durable\": false");
+      }
+    }
+    answer.position = db.replicator.position;
+    return answer;
+  } finally {
+    own.closeSync();
   }
-  return value;
+}
+
+/** Integer types whose values getRowsJson() gives as strings; within 2^53 they answer as numbers. */
+const INTEGER_TYPES = new Set(["BIGINT", "UBIGINT", "HUGEINT", "UHUGEINT", "INTEGER", "UINTEGER", "SMALLINT",
+  "USMALLINT", "TINYINT", "UTINYINT", "VARINT"]);
+
+/**
+ * Rows as JSON: DuckDB's own JSON rendering (full precision: DECIMAL, timestamps to the microsecond,
+ * infinity, TIME, BIT as text), with top-level integers within 2^53 as numbers and beyond as strings.
+ */
+export function jsonRows(reader: DuckDBResultReader): unknown[][] {
+  const integer = reader.columnTypes().map((type) => INTEGER_TYPES.has(type.toString()));
+  return reader.getRowsJson().map((row) => row.map((value, index) => {
+    if (!integer[index] || typeof value !== "string") return value;
+    const number = Number(value);
+    return Number.isSafeInteger(number) ? number : value;
+  }));
 }
 
 /** What `--admin` and `HADUCK_ADMIN_TOKEN` ask for, checked before anything opens a database or a store. */
@@ -125,7 +194,8 @@ function listen(options: { hostname: string; port: number; fetch: Fetch }): List
     Deno?: { serve(o: unknown, handler: Fetch): { addr: { port: number }; shutdown(): Promise<void> } };
   };
   if (runtime.Bun) {
-    const server = runtime.Bun.serve(options);
+    // No idle cutoff: a durable write may wait for the store longer than Bun's default 10 s.
+    const server = runtime.Bun.serve({ ...options, idleTimeout: 0 });
     return { port: server.port, stop: async () => await server.stop(true) };
   }
   const server = runtime.Deno!.serve({ hostname: options.hostname, port: options.port, onListen() {} }, options.fetch);

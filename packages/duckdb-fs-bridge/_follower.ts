@@ -14,16 +14,21 @@
  * applying changed blocks into a copy is the next step for large ones.
  *
  * An idle follower makes two small requests per poll: a GET of `latest.json` and a HEAD of the frame
- * after the newest it shows. No LIST until something changed.
+ * after the newest it shows; one poll in `LIST_EVERY` lists the manifests too (the hint is only a
+ * hint). A failing apply backs off (it restores everything), doubling to 30 s.
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { BlockNotFoundError } from "@haduck/s3-block-store";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { frameKey } from "./_frame_format.ts";
 import { latestKey } from "./_format.ts";
 import { restore } from "./_restore.ts";
+import { listGenerations } from "./_catalog.ts";
+
+/** Every this many idle polls, the manifests are listed as well (the hint may be stale). */
+const LIST_EVERY = 20;
 
 export interface FollowOptions {
   store: BlockStore;
@@ -83,13 +88,21 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   const pollMs = options.pollMs ?? 500;
   if (!Number.isSafeInteger(pollMs) || pollMs < 10) throw new RangeError(`Invalid pollMs ${pollMs}: expected >= 10 ms`);
   mkdirSync(dir, { recursive: true });
+  // Replica files of an earlier process (it crashed before close()) are nobody's now.
+  for (const name of readdirSync(dir)) if (name.startsWith("replica-")) rmSync(join(dir, name), { force: true });
   let current: Snapshot | undefined;
   let position: FollowerPosition | undefined;
   let behindSince: number | undefined;
   let lastError: string | null = null;
+  /** A restore that stopped before the last frame listed (a missing frame): what the replica lacks. */
+  let lastWarning: string | null = null;
   let serial = 0;
   let closed = false;
   let applying: Promise<void> | undefined;
+  let polls = 0;
+  /** Consecutive failed applies, and until when the next poll waits (backoff: a failing apply restores everything). */
+  let failures = 0;
+  let retryAt = 0;
 
   const release = (snapshot: Snapshot) => {
     if (snapshot.readers > 0 || !snapshot.retired) return;
@@ -98,18 +111,23 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     rmSync(`${snapshot.path}.haduck-identity`, { force: true });
   };
 
-  /** Whether the store holds a commit newer than `position`: two small requests, no LIST. */
+  /**
+   * Whether the store holds a commit newer than `position`: two small requests (the hint, and the
+   * next frame), no LIST; every LIST_EVERY polls the manifests are listed too, since the hint is
+   * only a hint (its writer does not fail a generation when the hint's PUT fails).
+   */
   const newer = async (): Promise<boolean> => {
     if (!position) return true;
-    let hint: { generation?: number };
+    let hint: { generation?: number } = {};
     try {
       hint = JSON.parse(new TextDecoder().decode(await store.get(latestKey(dbKey))));
     } catch (error) {
-      if (error instanceof BlockNotFoundError) return false;
-      throw error;
+      if (!(error instanceof BlockNotFoundError) && !(error instanceof SyntaxError)) throw error;
     }
     if (typeof hint.generation === "number" && hint.generation > position.generation) return true;
-    return await store.head(frameKey(dbKey, position.generation, position.frames + 1)) !== undefined;
+    if (await store.head(frameKey(dbKey, position.generation, position.frames + 1)) !== undefined) return true;
+    if (++polls % LIST_EVERY !== 0) return false;
+    return ((await listGenerations(store, dbKey)).at(-1) ?? -1) > position.generation;
   };
 
   const apply = async (): Promise<void> => {
@@ -119,8 +137,25 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     }
     behindSince ??= performance.now();
     const path = join(dir, `replica-${++serial}.duckdb`);
-    const result = await restore({ store, dbKey, to: path, force: true });
-    const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY", threads: "1" });
+    const discard = () => {
+      rmSync(path, { force: true });
+      rmSync(`${path}.haduck-identity`, { force: true });
+    };
+    let result;
+    let instance: DuckDBInstance;
+    try {
+      result = await restore({ store, dbKey, to: path, force: true });
+      if (result.warning) lastWarning = result.warning;
+      instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY", threads: "1" });
+    } catch (error) {
+      discard();
+      throw error;
+    }
+    if (closed) { // closed while we restored: nobody will read this one
+      instance.closeSync();
+      discard();
+      return;
+    }
     const previous = current;
     current = { instance, path, readers: 0, retired: false };
     position = { generation: result.generation, frames: result.frames, lastCommit: result.lastCommit };
@@ -134,29 +169,36 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   };
 
   const refresh = (): Promise<void> => {
+    if (closed) return Promise.resolve();
     applying ??= apply().then(() => {
       lastError = null;
+      failures = 0;
     }, (error) => {
       lastError = `Cannot follow ${dbKey} in ${store.url}: ${(error as Error).message}`;
+      retryAt = performance.now() + Math.min(pollMs * 2 ** ++failures, 30_000);
     }).finally(() => applying = undefined);
     return applying;
   };
 
   await apply(); // the first snapshot, or the store's error, before anyone reads
   const timer = setInterval(() => {
-    if (!closed) void refresh();
+    if (!closed && performance.now() >= retryAt) void refresh();
   }, pollMs);
+  (timer as { unref?: () => void }).unref?.(); // a follower nobody closed does not keep its process alive
 
   return {
     async query(sql: string) {
       const snapshot = current;
       if (!snapshot || closed) throw new Error(`The follower of ${dbKey} is closed`);
       snapshot.readers++;
-      const connection = await snapshot.instance.connect();
       try {
-        return (await connection.runAndReadAll(sql)).getRowObjectsJS();
+        const connection = await snapshot.instance.connect();
+        try {
+          return (await connection.runAndReadAll(sql)).getRowObjectsJS();
+        } finally {
+          connection.closeSync();
+        }
       } finally {
-        connection.closeSync();
         snapshot.readers--;
         release(snapshot);
       }
@@ -168,13 +210,13 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       return behindSince === undefined ? 0 : performance.now() - behindSince;
     },
     get lastError() {
-      return lastError;
+      return lastError ?? lastWarning;
     },
     refresh,
     async close() {
       closed = true;
       clearInterval(timer);
-      await applying;
+      while (applying) await applying;
       if (current) {
         current.retired = true;
         release(current);
