@@ -57,6 +57,7 @@ function parseSqlRequest(text: string): SqlRequest & { db?: string } {
 const STATUS_OF_CODE: Record<string, number> = {
   SQL_ERROR: 400,
   NOT_DURABLE: 503,
+  NO_LEADER: 503,
   NOT_FOUND: 404,
   GENERATION_NOT_FOUND: 404,
   NO_GENERATIONS: 404,
@@ -109,16 +110,21 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   app.use("/generations", auth);
   app.use("/checkpoint", auth);
   app.use("/sql", auth);
-  // One node that writes its databases leads itself; `leader` and `epoch` are the cluster's (issue 24).
-  app.get("/status", (c) => c.json({ role: "leader", leader: null, epoch: 0, lagMs: 0,
-    databases: databases.map(describe) }));
+  // The node's role is its first database's (a single node leads itself: no leader address, epoch 0).
+  app.get("/status", (c) => {
+    const described = databases.map(describe);
+    const first = described[0];
+    return c.json({ role: first?.role ?? "leader", leader: first?.leader ?? null, epoch: first?.epoch ?? 0,
+      lagMs: first?.clusterLagMs ?? 0, databases: described.map(({ clusterLagMs: _, ...entry }) => entry) });
+  });
   app.post("/sql", bodyLimit({ maxSize: options.sqlBodyBytesMax ?? 1024 * 1024, onError: () => {
     throw new HTTPException(413, { message: "request body too large" });
   } }), async (c) => {
-    const request = parseSqlRequest(await c.req.text());
+    const request = { ...parseSqlRequest(await c.req.text()), forwarded: c.req.header("x-haduck-forwarded") === "1" };
     const database = find(request.db);
     if (!database.sql) throw new HTTPException(501, { message: `${database.dbKey} does not serve SQL here` });
     const answer = await database.sql(request);
+    if (answer instanceof Response) return answer;
     return c.json({ columns: answer.columns, rows: answer.rows, role: database.role, position: answer.position });
   });
   app.get("/metrics", (c) => c.body(renderMetrics(databases), 200,
@@ -161,9 +167,13 @@ export function createAdminApp(options: AdminAppOptions): Hono {
 function describe(database: AdminDatabase) {
   const status = database.status();
   const last = status.recent[status.recent.length - 1];
+  const cluster = database.cluster?.() ?? { role: database.role, leader: null, epoch: 0, lagMs: 0 };
   return {
     db: database.dbKey,
-    role: database.role,
+    role: cluster.role,
+    leader: cluster.leader,
+    epoch: cluster.epoch,
+    clusterLagMs: Math.round(cluster.lagMs),
     store: database.storeUrl,
     mode: status.mode,
     lastGeneration: status.lastGeneration,
@@ -174,7 +184,9 @@ function describe(database: AdminDatabase) {
     blocksCarried: status.blocksCarried,
     blocksShipped: status.blocksShipped,
     bytesShipped: status.bytesShipped,
-    lagMs: Math.round(status.lagMs),
+    // In a cluster: how far this node's reads are behind the leader's durable commits (the contract's lagMs).
+    lagMs: Math.round(database.cluster ? cluster.lagMs : status.lagMs),
+    checkpointLagMs: Math.round(status.lagMs),
     walLagMs: Math.round(status.walLagMs ?? 0),
     lastDurableCommit: status.lastDurableCommit ?? null,
     framesShipped: status.framesShipped ?? 0,

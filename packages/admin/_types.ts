@@ -8,6 +8,8 @@ import type { GenerationSummary, ReplicatorStatus } from "@haduck/duckdb-fs-brid
 /** A `POST /sql` request, checked: one statement, its parameters, and whether a write waits for the store. */
 export interface SqlRequest {
   sql: string;
+  /** Set by a node that forwarded the request: the receiver runs it or refuses, never forwards again. */
+  forwarded?: boolean;
   params: unknown[];
   /** A write answers only once its commit is durable in the store (default true). */
   durable: boolean;
@@ -41,19 +43,46 @@ export class NotDurableError extends Error {
   }
 }
 
+export type ClusterRole = "leader" | "follower" | "candidate";
+
+/** What `GET /status` says of a database in a cluster. */
+export interface ClusterView {
+  role: ClusterRole;
+  /** The leader's address (`http://host:port/`), or null while nobody leads. */
+  leader: string | null;
+  /** The newest lease epoch this node has seen (0 before any). */
+  epoch: number;
+  /** How long the store has held a commit this node's reads do not show yet (0: caught up, or the leader). */
+  lagMs: number;
+}
+
+/** Thrown by `sql` when no leader can take a write (none elected, or unreachable): HTTP 503. */
+export class NoLeaderError extends Error {
+  readonly code = "NO_LEADER";
+  constructor(message: string) {
+    super(message);
+    this.name = "NoLeaderError";
+  }
+}
+
 export interface AdminDatabase {
   /** The database's key in the store. */
   dbKey: string;
   /** The store's URL without secrets, or null in local-only mode. */
   storeUrl: string | null;
-  /** This node writes the database (a single node leads itself; followers come with the cluster). */
-  role: "leader";
+  /** What this node is for the database: it writes (leader), it serves reads of a replica (follower), or neither yet. */
+  readonly role: ClusterRole;
+  /** The cluster's view of the database (absent: a single node that leads itself). */
+  cluster?(): ClusterView;
   status(): ReplicatorStatus;
   /** The store client's request counters, when it keeps them (the S3 store does). */
   storeStats?(): { requests: number; retries: number; bytesSent: number; bytesReceived: number };
   generations(): Promise<GenerationSummary[]>;
   /** Checkpoints and waits until the generation is shipped. */
   checkpoint(): Promise<void>;
-  /** Runs one statement (`POST /sql`); throws SqlError for what DuckDB refuses, NotDurableError (see there). */
-  sql?(request: SqlRequest): Promise<SqlAnswer>;
+  /**
+   * Runs one statement (`POST /sql`); throws SqlError for what DuckDB refuses, NotDurableError (see
+   * there). A `Response` is a forwarded request's answer, passed on as it came.
+   */
+  sql?(request: SqlRequest): Promise<SqlAnswer | Response>;
 }

@@ -16,4 +16,13 @@
 export { type AdminAppOptions, createAdminApp } from "./_app.ts";
 export { generateToken, tokensEqual } from "./_auth.ts";
 export { renderMetrics } from "./_metrics.ts";
-export { type AdminDatabase, NotDurableError, type SqlAnswer, SqlError, type SqlRequest } from "./_types.ts";
+export {
+  type AdminDatabase,
+  type ClusterRole,
+  type ClusterView,
+  NoLeaderError,
+  NotDurableError,
+  type SqlAnswer,
+  SqlError,
+  type SqlRequest,
+} from "./_types.ts";

@@ -39,7 +39,7 @@ export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefine
   return {
     dbKey: db.dbKey,
     storeUrl: store?.url ?? null,
-    role: "leader",
+    role: "leader" as const,
     status: () => db.replicator.status,
     storeStats: store instanceof S3BlockStore ? () => ({ ...store.stats }) : undefined,
     generations: () => store ? summarizeGenerations(store, db.dbKey) : Promise.resolve([]),
@@ -68,55 +68,71 @@ const SERVER_SIDE = /^(FATAL|INTERNAL|Out of Memory|IO) Error/i;
 const CONFLICT = /^TransactionContext Error/i;
 
 /** A DuckDB failure as the status it deserves: the statement's fault 400, a conflict 409, the server's 500. */
-function statementError(error: unknown): Error {
+export function statementError(error: unknown): Error {
   const message = (error as Error).message;
   if (SERVER_SIDE.test(message)) return Object.assign(new Error(message), { code: "INTERNAL" });
   if (CONFLICT.test(message)) return Object.assign(new Error(`${message}; retry`), { code: "BUSY" });
   return new SqlError(message);
 }
 
+/** What DuckDB could not prepare (`error`), or a statement that writes and may not here (`write`). */
+export type NotRun = { notRun: "write" } | { notRun: "unprepared"; error: Error };
+
 /**
- * One statement of `POST /sql` on a connection of its own. A read (DuckDB says SELECT or EXPLAIN) runs
- * in a READ ONLY transaction, so DuckDB itself refuses what writes under a reader's type (`SELECT
- * nextval(...)`, `EXPLAIN ANALYZE INSERT ...`): that one runs again as a write. A write answers once
- * its commit is durable; a failure after the commit never invites a blind retry.
+ * Runs one statement of `POST /sql` on `connection`. A read (DuckDB says SELECT or EXPLAIN) runs in
+ * a READ ONLY transaction, so DuckDB itself refuses what writes under a reader's type (`SELECT
+ * nextval(...)`, `EXPLAIN ANALYZE INSERT ...`): that one runs again as a write, where `writable`
+ * (a follower's replica is not: it answers `notRun` and the caller forwards the statement).
  */
-async function runSql(db: AttachedDatabase, store: BlockStore | undefined, request: SqlRequest): Promise<SqlAnswer> {
-  const own = await db.instance.connect();
+export async function executeStatement(connection: DuckDBConnection, request: SqlRequest, writable: boolean):
+  Promise<Omit<SqlAnswer, "position"> | NotRun> {
+  let prepared;
   try {
-    await own.run(`USE ${db.alias}`);
-    let prepared;
+    prepared = await connection.prepare(request.sql);
+    if (request.params.length > 0) prepared.bind(request.params as DuckDBValue[]);
+  } catch (error) {
+    return { notRun: "unprepared", error: statementError(error) };
+  }
+  const refused = REFUSED[prepared.statementType];
+  if (refused) throw new SqlError(`This statement is not served over HTTP: ${refused}`);
+  let write = prepared.statementType !== StatementType.SELECT && prepared.statementType !== StatementType.EXPLAIN;
+  let reader;
+  if (!write) {
+    await connection.run("BEGIN TRANSACTION READ ONLY");
     try {
-      prepared = await own.prepare(request.sql);
-      if (request.params.length > 0) prepared.bind(request.params as DuckDBValue[]);
+      reader = await prepared.runAndReadAll();
+      await connection.run("COMMIT");
+    } catch (error) {
+      await connection.run("ROLLBACK").catch(() => {});
+      if (!/read-only/i.test((error as Error).message)) throw statementError(error);
+      write = true; // it writes after all: run it as what it is
+    }
+  }
+  if (write) {
+    if (!writable) return { notRun: "write" };
+    try {
+      reader = await prepared.runAndReadAll();
     } catch (error) {
       throw statementError(error);
     }
-    const refused = REFUSED[prepared.statementType];
-    if (refused) throw new SqlError(`This statement is not served over HTTP: ${refused}`);
-    let write = prepared.statementType !== StatementType.SELECT && prepared.statementType !== StatementType.EXPLAIN;
-    let reader;
-    if (!write) {
-      await own.run("BEGIN TRANSACTION READ ONLY");
-      try {
-        reader = await prepared.runAndReadAll();
-        await own.run("COMMIT");
-      } catch (error) {
-        await own.run("ROLLBACK").catch(() => {});
-        if (!/read-only/i.test((error as Error).message)) throw statementError(error);
-        write = true; // it writes after all: run it as what it is
-      }
-    }
-    if (write) {
-      try {
-        reader = await prepared.runAndReadAll();
-      } catch (error) {
-        throw statementError(error);
-      }
-    }
-    // Converted before the durability wait: nothing may fail between the answer and a commit the client could repeat.
-    const answer = { columns: reader!.columnNames(), rows: jsonRows(reader!), write, position: "" };
-    if (write && request.durable) {
+  }
+  // Converted before any durability wait: nothing may fail between the answer and a commit the client could repeat.
+  return { columns: reader!.columnNames(), rows: jsonRows(reader!), write };
+}
+
+/**
+ * One statement on the attached database, on a connection of its own. A write answers once its
+ * commit is durable (and, in a cluster, while this node's lease still holds: `stillLeads`); a
+ * failure after the commit never invites a blind retry.
+ */
+export async function runSql(db: AttachedDatabase, store: BlockStore | undefined, request: SqlRequest,
+  stillLeads: () => string | undefined = () => undefined): Promise<SqlAnswer> {
+  const own = await db.instance.connect();
+  try {
+    await own.run(`USE ${db.alias}`);
+    const ran = await executeStatement(own, request, true);
+    if ("notRun" in ran) throw ran.notRun === "unprepared" ? ran.error : new Error("unreachable: writable");
+    if (ran.write && request.durable) {
       let durable = false;
       let why = store ? db.replicator.status.lastError ?? "frames and the checkpoint failed" : "local-only: no store";
       try {
@@ -125,13 +141,19 @@ async function runSql(db: AttachedDatabase, store: BlockStore | undefined, reque
       } catch (error) {
         why = (error as Error).message;
       }
+      // Durable in the store, but from a node that may no longer lead: its commit may be on a history
+      // another leader fenced, so it is not acknowledged (the new leader has it if it landed first).
+      const deposed = durable ? stillLeads() : undefined;
+      if (deposed) {
+        throw new NotDurableError(`The statement committed here, but this node stopped leading (${deposed}): ` +
+          "whether the new leader has it is unknown; read it back there before you run it again");
+      }
       if (!durable) {
         throw new NotDurableError(`The statement committed, but its commit is not durable in the store (${why}): ` +
           "do not run it again; it reaches the store once the store answers (GET /status), or send \"durable\": false");
       }
     }
-    answer.position = db.replicator.position;
-    return answer;
+    return { ...ran, position: db.replicator.position };
   } finally {
     own.closeSync();
   }
@@ -173,15 +195,21 @@ export function adminSettings(listen: string, env = process.env): AdminSettings 
   return { hostname, port, token: configured || generateToken(), configured: configured !== undefined };
 }
 
-export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[]): AdminServer {
+/**
+ * Listens and serves the admin app. `announce: false` leaves the "admin on URL" line to `announce()`
+ * (a cluster node says it once it knows its role, so that whoever waits for the line can use it).
+ */
+export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], options: { announce?: boolean } = {}):
+  AdminServer & { announce(): void } {
   const { hostname, port, token } = settings;
   const app = createAdminApp({ token, databases });
   const server = listen({ hostname, port, fetch: app.fetch });
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
-  console.error(`haduck: admin on ${url}` + (settings.configured
+  const announce = () => console.error(`haduck: admin on ${url}` + (settings.configured
     ? " (token from HADUCK_ADMIN_TOKEN)"
     : ` (token ${token}; dashboard ${url}#token=${token})`));
-  return { url, stop: server.stop };
+  if (options.announce !== false) announce();
+  return { url, stop: server.stop, announce };
 }
 
 type Fetch = (request: Request) => Response | Promise<Response>;

@@ -6,10 +6,13 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { StoreError } from "@haduck/s3-block-store";
 import {
   assertValidDbKey,
   attach,
+  type AttachedDatabase,
+  type WriterFence,
   defaultDbKey,
   gc,
   extensionPath,
@@ -29,6 +32,7 @@ import { type Progress, progress } from "./_progress.ts";
 /** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
 const PROGRESS_BLOCKS_MIN = 64;
 import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
+import { ClusterNode } from "./_cluster_node.ts";
 
 /** Exit codes, documented in `haduck --help`. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6 } as const;
@@ -107,7 +111,7 @@ async function commandAttach(args: string[]): Promise<number> {
 
 /** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
 async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
-  alias?: string }) {
+  alias?: string }, fence?: WriterFence) {
   const store = storeFromFlags(values, process.env);
   if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
   // A bar for generations large enough to take a while (the first upload of a big database).
@@ -122,6 +126,7 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
     store,
     dbKey: values["db-key"],
     alias: values.alias,
+    fence,
     onGeneration: (event) => {
       if (bar?.generation === event.generation) bar.progress.finish();
       console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
@@ -133,7 +138,7 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
 
 async function commandServe(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { admin: { type: "string" }, listen: { type: "string" },
-    alias: { type: "string" } });
+    alias: { type: "string" }, "lease-ttl": { type: "string" } });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
   if (positionals.length !== 1) throw new UsageError("serve needs exactly one <db-path>; see --help");
   if (values.admin !== undefined && values.listen !== undefined) {
@@ -142,14 +147,54 @@ async function commandServe(args: string[]): Promise<number> {
   const listen = values.listen ?? values.admin;
   if (listen === undefined) throw new UsageError("serve needs --listen HOST:PORT (e.g. 127.0.0.1:8080)");
   const settings = adminSettings(listen); // bad settings fail before the database opens
-  const { db, store } = await attachFromFlags(positionals[0], values);
-  const admin = serveAdmin(settings, [adminDatabase(db, store)]);
-  await new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
+  const ttlMs = values["lease-ttl"] === undefined ? 5000 : parseLeaseTtl(values["lease-ttl"]);
+  const store = storeFromFlags(values, process.env);
+  const signalled = new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
+  if (!store) {
+    // One node without a store: it leads itself, local-only.
+    const { db } = await attachFromFlags(positionals[0], values);
+    const admin = serveAdmin(settings, [adminDatabase(db, undefined)]);
+    await signalled;
+    await admin.stop();
+    await db.close();
+    return EXIT.ok;
+  }
+  // With a store every node is a cluster node: the lease in the store decides who writes.
+  const dbPath = resolve(positionals[0]);
+  const dbKey = values["db-key"] ?? defaultDbKey(dbPath);
+  assertValidDbKey(dbKey);
+  let attached: AttachedDatabase | undefined;
+  const node = new ClusterNode({
+    dbPath, store, dbKey, ttlMs, token: settings.token,
+    holder: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
+    attach: async (fence) => (attached = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, fence)).db),
+    log: (message) => console.error(`haduck: ${message}`),
+  });
+  const admin = serveAdmin(settings, [node.database()], { announce: false });
+  try {
+    await Promise.race([node.start(admin.url), signalled]);
+  } catch (error) {
+    await admin.stop();
+    throw error;
+  }
+  admin.announce();
+  console.error(`haduck: ${dbKey}: ${node.role} (lease TTL ${ttlMs} ms)`);
+  await signalled;
   await admin.stop();
-  await db.close();
-  const error = db.replicator.status.lastError;
+  await node.stop();
+  const error = attached?.replicator.status.lastError;
   if (error) console.error(`haduck: ${error}`);
   return error ? EXIT.store : EXIT.ok;
+}
+
+/** `--lease-ttl`: `5s`, `2500ms`, or a number of seconds; at least 500 ms. */
+function parseLeaseTtl(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim());
+  const ms = match ? Number(match[1]) * (match[2] === "ms" ? 1 : 1000) : NaN;
+  if (!Number.isFinite(ms) || ms < 500 || ms > 600_000) {
+    throw new UsageError(`Invalid --lease-ttl ${JSON.stringify(value)}: expected 500ms to 600s, e.g. 5s or 2500ms`);
+  }
+  return Math.round(ms);
 }
 
 /** `90m`, `36h`, `7d`, `45s` to milliseconds. */

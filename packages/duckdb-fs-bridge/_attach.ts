@@ -8,6 +8,7 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { basename, resolve } from "node:path";
 import { Native, openDuckDB } from "./_native.ts";
 import { type FrameShipped, type GenerationShipped, Replicator, type UploadProgress } from "./_replicator.ts";
+import type { WriterFence } from "./_replicator_types.ts";
 import { checkpointWhenQuiet } from "./_checkpoint.ts";
 import { readFileInfo } from "./_block_source.ts";
 import { assertValidDbKey } from "./_format.ts";
@@ -30,6 +31,8 @@ export interface AttachOptions {
   /** See `ReplicatorOptions.onFrame`. */
   onFrame?: (event: FrameShipped) => void;
   onUploadProgress?: (event: UploadProgress) => void;
+  /** A cluster's lease over this writer (see `WriterFence`): its epoch, checked before every write. */
+  fence?: WriterFence;
 }
 
 export interface AttachedDatabase {
@@ -82,7 +85,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
     catchUpDelayMs: options.catchUpDelayMs, walFlushMs: options.walFlushMs, onFrame: options.onFrame,
-    onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress });
+    onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress, fence: options.fence });
   try {
     await replicator.start(); // a store that cannot be trusted, or cannot be read, stops here
   } catch (error) {

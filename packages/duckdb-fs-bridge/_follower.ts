@@ -17,7 +17,7 @@
  * after the newest it shows; one poll in `LIST_EVERY` lists the manifests too (the hint is only a
  * hint). A failing apply backs off (it restores everything), doubling to 30 s.
  */
-import { DuckDBInstance } from "@duckdb/node-api";
+import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
@@ -47,11 +47,15 @@ export interface FollowerPosition {
   frames: number;
   /** Time of the last commit shown (ISO 8601), or null for a checkpoint without frames. */
   lastCommit: string | null;
+  /** The generation's WAL bytes its frames applied (the leader's `position` counts the same). */
+  walBytes: number;
 }
 
 export interface Follower {
   /** Runs a read on the newest snapshot; rows as plain values. */
   query(sql: string): Promise<Record<string, unknown>[]>;
+  /** Runs `fn` on a connection to the newest snapshot, which stays open until `fn` settles. */
+  withConnection<T>(fn: (connection: DuckDBConnection) => Promise<T>): Promise<T>;
   readonly position: FollowerPosition | undefined;
   /** How long the store has held a commit this replica does not show yet (0: caught up). */
   readonly lagMs: number;
@@ -158,7 +162,8 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     }
     const previous = current;
     current = { instance, path, readers: 0, retired: false };
-    position = { generation: result.generation, frames: result.frames, lastCommit: result.lastCommit };
+    position = { generation: result.generation, frames: result.frames, lastCommit: result.lastCommit,
+      walBytes: result.walBytes };
     if (previous) {
       previous.retired = true;
       release(previous);
@@ -186,23 +191,26 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   }, pollMs);
   (timer as { unref?: () => void }).unref?.(); // a follower nobody closed does not keep its process alive
 
-  return {
-    async query(sql: string) {
-      const snapshot = current;
-      if (!snapshot || closed) throw new Error(`The follower of ${dbKey} is closed`);
-      snapshot.readers++;
+  const withConnection = async <T>(fn: (connection: DuckDBConnection) => Promise<T>): Promise<T> => {
+    const snapshot = current;
+    if (!snapshot || closed) throw new Error(`The follower of ${dbKey} is closed`);
+    snapshot.readers++;
+    try {
+      const connection = await snapshot.instance.connect();
       try {
-        const connection = await snapshot.instance.connect();
-        try {
-          return (await connection.runAndReadAll(sql)).getRowObjectsJS();
-        } finally {
-          connection.closeSync();
-        }
+        return await fn(connection);
       } finally {
-        snapshot.readers--;
-        release(snapshot);
+        connection.closeSync();
       }
-    },
+    } finally {
+      snapshot.readers--;
+      release(snapshot);
+    }
+  };
+
+  return {
+    query: (sql: string) => withConnection(async (connection) => (await connection.runAndReadAll(sql)).getRowObjectsJS()),
+    withConnection,
     get position() {
       return position;
     },

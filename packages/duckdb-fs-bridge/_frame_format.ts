@@ -38,6 +38,11 @@ export interface Frame {
   blocks: Uint8Array;
   /** The previous frame's checksum, or for frame 1 the SHA-256 of the generation's manifest. */
   previousSha256: Uint8Array;
+  /**
+   * The lease epoch of the writer (0 outside a cluster; bytes 56-63, zero in frames written before
+   * epochs). A writer adopts a frame it finds at its next key only if the epoch is its own.
+   */
+  epoch?: number;
 }
 
 export function frameKey(dbKey: string, generation: number, number: number): string {
@@ -78,6 +83,7 @@ export function encodeFrame(frame: Frame): { bytes: Uint8Array; sha256: Uint8Arr
   view.setBigUint64(40, BigInt(frame.wal.byteLength), true);
   view.setUint32(48, frame.commits.length, true);
   view.setUint32(52, frame.blockIds.length, true);
+  view.setBigUint64(56, BigInt(frame.epoch ?? 0), true);
   bytes.set(frame.previousSha256, 64);
   let at = FRAME_HEADER_BYTES;
   for (const commit of frame.commits) {
@@ -118,7 +124,7 @@ export function decodeFrame(bytes: Uint8Array, what: string): Frame & { sha256: 
     if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`a field at ${at} is out of range`);
     return Number(value);
   };
-  const [generation, number, walOffset, walLength] = [u64(16), u64(24), u64(32), u64(40)];
+  const [generation, number, walOffset, walLength, epoch] = [u64(16), u64(24), u64(32), u64(40), u64(56)];
   const commitCount = view.getUint32(48, true);
   const blockCount = view.getUint32(52, true);
   if (blockCount > 0 && (blockAllocSize < 16384 || blockAllocSize > 262144 || (blockAllocSize & (blockAllocSize - 1)))) {
@@ -148,5 +154,5 @@ export function decodeFrame(bytes: Uint8Array, what: string): Frame & { sha256: 
   const wal = bytes.subarray(at, at + walLength);
   const blocks = bytes.subarray(at + walLength, at + walLength + blockCount * blockAllocSize);
   return { blockAllocSize, generation, number, walOffset, wal, commits, blockIds, blocks,
-    previousSha256: bytes.slice(64, 96), sha256: checksum };
+    previousSha256: bytes.slice(64, 96), epoch, sha256: checksum };
 }

@@ -26,6 +26,8 @@ export function buildManifest(options: {
   haduckIdentity?: string;
   /** When DuckDB committed the header (Unix ms), when known. */
   checkpointedUnixMs?: number;
+  /** The lease epoch of the writer (0 outside a cluster). */
+  writerEpoch?: number;
 }): Manifest {
   const { fileInfo, segments: newSegments, shipped, header } = options.shipment;
   const previous = options.previous?.manifest;
@@ -58,7 +60,7 @@ export function buildManifest(options: {
     generation: options.generation,
     previousGeneration: previous?.generation ?? null,
     previousManifestSha256: options.previous?.sha256 ?? null,
-    writerEpoch: 0,
+    writerEpoch: options.writerEpoch ?? 0,
     createdAt: new Date().toISOString(),
     ...(options.checkpointedUnixMs ? { checkpointedAt: new Date(options.checkpointedUnixMs).toISOString() } : {}),
     database: {

@@ -57,7 +57,8 @@ export {
 type Outcome = "published" | "race" | "store" | "local";
 
 export class Replicator {
-  readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration" | "onUploadProgress" | "onFrame">> &
+  readonly options: Required<Omit<ReplicatorOptions, "store" | "onGeneration" | "onUploadProgress" | "onFrame" |
+    "fence">> &
     ReplicatorOptions;
   readonly #status: ReplicatorStatus;
   readonly #position = new Position();
@@ -113,7 +114,8 @@ export class Replicator {
     if (options.store && this.options.walFlushMs > 0) {
       this.#wal = new WalShipper({ store: options.store, dbKey: options.dbKey, dbPath: options.dbPath,
         walFlushMs: this.options.walFlushMs, blockChecksumOk: (block) => options.native.blockChecksumOk(block),
-        signal: this.#abort.signal, onError: (message) => this.#fail(message), onFrame: options.onFrame });
+        signal: this.#abort.signal, onError: (message) => this.#fail(message), onFrame: options.onFrame,
+        fence: options.fence });
     }
     if (!Number.isSafeInteger(this.options.holdMs) || this.options.holdMs < 0 || this.options.holdMs > 3_600_000) {
       throw new RangeError(`Invalid holdMs ${this.options.holdMs}: expected 0 to 3600000 ms`);
@@ -136,7 +138,7 @@ export class Replicator {
   get position(): string {
     const generation = this.#position.published?.manifest.generation ?? -1;
     const chain = this.#wal?.chain;
-    return `0:${generation}:${chain?.iteration === generation ? chain.walShipped : 0}`;
+    return `${this.options.fence?.epoch ?? 0}:${generation}:${chain?.iteration === generation ? chain.walShipped : 0}`;
   }
 
   /** The iteration whose lost WAL marks reconcile rebuilt while DuckDB wrote, if it did (see `reconcile`). */
@@ -196,8 +198,10 @@ export class Replicator {
     try {
       // First the generations up to the file's header (one may still be in flight), then the commits
       // after it: frames chain to that generation, so they can only follow it.
-      if (this.#reconciled) await this.flush();
-      if (this.#wal && this.#reconciled &&
+      // A fenced writer (its lease ran out or a newer epoch took over) writes nothing more.
+      const mayWrite = this.options.fence?.mayWrite() ?? true;
+      if (this.#reconciled && mayWrite) await this.flush();
+      if (this.#wal && this.#reconciled && mayWrite &&
         readFileInfo(this.options.dbPath)?.iteration === this.#position.published?.manifest.generation) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const answered = await Promise.race([this.flushWal().then(() => true),
@@ -228,7 +232,7 @@ export class Replicator {
   async flush(): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       await this.idle();
-      if (!this.options.store || this.#stopped) return;
+      if (!this.options.store || this.#stopped || this.options.fence?.mayWrite() === false) return;
       const local = readFileInfo(this.options.dbPath);
       const published = this.#position.published?.manifest.generation;
       if (!local || (local.iteration === published && !this.#position.behind)) return;
@@ -740,8 +744,9 @@ export class Replicator {
     checkpointedUnixMs?: number): Promise<boolean> {
     const store = this.options.store!;
     const previous = this.#position.published;
+    const fence = this.options.fence;
     const manifest = buildManifest({ dbKey: this.options.dbKey, generation: iteration, shipment, previous,
-      blocksConsidered, haduckIdentity: this.#identity, checkpointedUnixMs });
+      blocksConsidered, haduckIdentity: this.#identity, checkpointedUnixMs, writerEpoch: fence?.epoch });
     const { bytes, pages, newPages } = encodeManifest(manifest, previous?.manifest, crypto.randomUUID().slice(0, 8));
     manifest.pages = pages;
     try {
@@ -751,18 +756,27 @@ export class Replicator {
       this.#fail(`Cannot publish generation ${iteration} of ${this.options.dbKey}: ${(error as Error).message}`);
       return false;
     }
+    if (fence && !fence.mayWrite()) {
+      this.#fail(`Not publishing generation ${iteration} of ${this.options.dbKey}: this node's lease (epoch ` +
+        `${fence.epoch}) ran out; its commits stay in the local file`);
+      return false;
+    }
     try {
       await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*", signal: this.#abort.signal });
     } catch (error) {
       // Refused, or written with the answer lost: find out before the next pass (never guess).
       if (!(error instanceof PreconditionFailedError)) this.#position.uncertainGeneration = iteration;
-      this.#fail(`Cannot publish generation ${iteration} of ${this.options.dbKey}: ${(error as Error).message}`);
+      const message = `Cannot publish generation ${iteration} of ${this.options.dbKey}: ${(error as Error).message}`;
+      this.#fail(message);
+      // In a cluster another writer's manifest at our key means a newer epoch took over.
+      if (error instanceof PreconditionFailedError) fence?.fenced(message);
       return false;
     }
     const digest = hex(sha256(bytes));
     this.#adopt({ manifest, sha256: digest }, started,
       bytes.byteLength + newPages.reduce((sum, page) => sum + page.bytes.byteLength, 0));
     try {
+      if (fence && !fence.mayWrite()) throw new Error("this node's lease ran out");
       await store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
         JSON.stringify({ generation: iteration, manifestSha256: digest }),
       ));

@@ -6,7 +6,23 @@
 import type { BlockStore } from "@haduck/s3-block-store";
 import type { Consumer } from "./_consumer.ts";
 
+/**
+ * A writer's right to write, for a cluster (issue 24): the lease epoch it writes under, whether it
+ * may still write, and what to do when another writer's object stands where its next one should go.
+ * Checked before every manifest, frame and hint PUT; absent, the replicator writes as the only writer.
+ */
+export interface WriterFence {
+  /** The lease epoch: recorded in every manifest (`writerEpoch`) and frame this writer writes. */
+  readonly epoch: number;
+  /** False once the lease ran out or was lost: nothing more is written (the commits stay local). */
+  mayWrite(): boolean;
+  /** A create-only write found another writer's object (a newer epoch fenced us): stop writing at once. */
+  fenced(reason: string): void;
+}
+
 export interface ReplicatorOptions {
+  /** The cluster's lease over this writer; see `WriterFence`. */
+  fence?: WriterFence;
   /** The extension's generations: in this process (`Native`, over FFI), or a host's over a socket (sidecar). */
   native: Consumer;
   /** Local path of the database file (what follows `haduck://`). */

@@ -62,6 +62,8 @@ export interface RestoreResult {
   /** WAL frames applied after the generation's checkpoint, and the commits they held. */
   frames: number;
   commits: number;
+  /** The generation's WAL bytes up to the last commit restored (0 for the checkpoint alone). */
+  walBytes: number;
   /** Time of the last commit restored (ISO 8601): the last frame's, or null for the checkpoint alone. */
   lastCommit: string | null;
   /** Set when frames stopped before the last one listed (a missing frame): what was not applied. */
@@ -243,7 +245,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     throw error;
   }
   return { generation: manifest.generation, blocks: total, bytes: written + HEADER_REGION_BYTES, path: to,
-    frames: walk?.frames ?? 0, commits: walk?.commits ?? 0,
+    frames: walk?.frames ?? 0, commits: walk?.commits ?? 0, walBytes: walk?.walBytes ?? 0,
     lastCommit: walk?.lastCommitUnixMs === undefined ? null : new Date(walk.lastCommitUnixMs).toISOString(),
     warning: walk?.gap ?? null };
 }

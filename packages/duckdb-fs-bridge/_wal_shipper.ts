@@ -18,7 +18,7 @@ import { type BlockStore, BlockNotFoundError, PreconditionFailedError } from "@h
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { openFileSource, readFileInfo } from "./_block_source.ts";
 import { decodeFrame, encodeFrame, type FrameCommit, frameKey } from "./_frame_format.ts";
-import type { FrameShipped } from "./_replicator_types.ts";
+import type { FrameShipped, WriterFence } from "./_replicator_types.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 
 export interface WalSync {
@@ -45,6 +45,8 @@ export interface WalShipperOptions {
   signal: AbortSignal;
   onError: (message: string) => void;
   onFrame?: (event: FrameShipped) => void;
+  /** The cluster's lease: frames carry its epoch, nothing is written without it, another epoch's frame fences us. */
+  fence?: WriterFence;
 }
 
 export interface WalStatus {
@@ -399,9 +401,11 @@ export class WalShipper {
     const epoch = this.#epoch;
     if (this.#uncertain && await this.#adoptExisting(key, iteration)) return false;
     if (this.#epoch !== epoch) return false;
+    const fence = this.#options.fence;
     const frame = encodeFrame({ blockAllocSize: body.blockSize, generation: iteration, number,
       walOffset: this.#shipped, wal: body.wal, commits: body.commits, blockIds: body.blockIds, blocks: body.blocks,
-      previousSha256: this.#previous });
+      previousSha256: this.#previous, epoch: fence?.epoch });
+    if (fence && !fence.mayWrite()) throw new Error(`not writing ${key}: this node's lease (epoch ${fence.epoch}) ran out`);
     try {
       await store.put(key, frame.bytes, { ifNoneMatch: "*", signal });
     } catch (error) {
@@ -411,8 +415,10 @@ export class WalShipper {
         throw error;
       }
       if (await this.#adoptExisting(key, iteration)) return false;
-      this.#stop(`${key} exists and does not follow this writer's chain: another writer is shipping this ` +
-        "database; stop it, then run `haduck verify`");
+      const reason = `${key} exists and does not follow this writer's chain: another writer is shipping this ` +
+        "database; stop it, then run `haduck verify`";
+      this.#stop(reason);
+      fence?.fenced(reason);
       return false;
     }
     if (this.#epoch !== epoch) return false;
@@ -451,8 +457,9 @@ export class WalShipper {
     } catch {
       return false; // damaged: not our frame (the caller stops, naming the key)
     }
+    // Another epoch's frame (a new leader's fence) is never ours, even where it chains.
     if (frame.generation !== iteration || frame.walOffset !== this.#shipped ||
-      Buffer.compare(frame.previousSha256, this.#previous) !== 0) {
+      Buffer.compare(frame.previousSha256, this.#previous) !== 0 || (frame.epoch ?? 0) !== (this.#options.fence?.epoch ?? 0)) {
       return false;
     }
     this.#uncertain = false;

@@ -23,6 +23,8 @@ export {
   type ReplicatorStatus,
   type UploadProgress,
 } from "./_replicator.ts";
+export { initialStatus, type WriterFence } from "./_replicator_types.ts";
+export { type FencedHistory, fenceHistory } from "./_fence.ts";
 export { type CheckpointOptions, checkpointWhenQuiet } from "./_checkpoint.ts";
 export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";

