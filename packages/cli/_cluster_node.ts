@@ -346,6 +346,7 @@ export class ClusterNode {
     const db = this.#db;
     this.#db = undefined;
     log(`${dbKey}: stepping down from epoch ${this.#epoch}: ${reason}`);
+    db?.replicator.abandon(`stepped down: ${reason}`);
     await db?.close().catch((error) => log(`${dbKey}: closing after stepping down: ${error.message}`));
     this.#moveAside(this.#epoch);
     // A lease we still hold but may not use would keep everyone else from leading: let it go.

@@ -34,6 +34,7 @@ import { Position, type Published } from "./_position.ts";
 import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
+import { walkFrames } from "./_frames.ts";
 import { leftoverWal, shipLeftoverWal, storedFramesMatchWal } from "./_wal_leftover.ts";
 import { acquireReplicatorLock, type ReplicatorLock } from "./_replicator_lock.ts";
 import {
@@ -223,6 +224,16 @@ export class Replicator {
         this.#lock?.release();
       }
     }
+  }
+
+  /**
+   * Ends every store request in flight at once and lets no new one wait for an answer: a writer
+   * that was fenced (its lease ran out, another epoch took over) has nothing more to write, and a
+   * store that stopped answering must not hold up its step down. Generations still come and are
+   * released (DuckDB is never held), and fail.
+   */
+  abandon(reason: string): void {
+    this.#abort.abort(new Error(reason));
   }
 
   /**
@@ -607,7 +618,10 @@ export class Replicator {
     if (local!.iteration === previous.generation) {
       this.#reconciled = true;
       if (this.#live) await this.#rebuildLostMarks();
-      else await this.#reconcileLeftoverWal();
+      else {
+        await this.#reconcileLeftoverWal();
+        await this.#continueStoredChain();
+      }
       return { shippedGeneration: null };
     }
     const shipped = await this.#shipWhole(local!.iteration);
@@ -673,6 +687,24 @@ export class Replicator {
     } catch (error) {
       this.#fail(`WAL frames of generation ${published.manifest.generation} of ${this.options.dbKey} wait for the ` +
         `next checkpoint: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * The file is the published generation with no WAL (a promoted node's restore of a generation
+   * whose frames hold no commits: a new leader's fence, frames of blocks only): frames go on after
+   * the stored ones instead of colliding with them. Frames that hold commits the file lacks are
+   * left alone: the next frame collides with them, and the next checkpoint carries on.
+   */
+  async #continueStoredChain(): Promise<void> {
+    const published = this.#position.published;
+    const chain = this.#wal?.chain;
+    if (!published || !chain || chain.iteration !== published.manifest.generation || chain.walShipped > 0) return;
+    if (statSync(`${this.options.dbPath}.wal`, { throwIfNoEntry: false })?.size) return;
+    const walk = await walkFrames({ store: this.options.store!, dbKey: this.options.dbKey,
+      generation: published.manifest.generation, manifestSha256: published.sha256 });
+    if (walk.last && walk.last.walEnd === 0) {
+      this.#wal!.resumeChain(published.manifest.generation, walk.last, Buffer.from(published.sha256, "hex"), []);
     }
   }
 
