@@ -70,6 +70,8 @@ export class ClusterNode {
   #epoch = 0;
   #db: AttachedDatabase | undefined;
   #follower: Follower | undefined;
+  #followerStarting: Promise<void> | undefined;
+  #promoting = false;
   /** Why this node may not write any more (set the moment it learns it), until it steps down. */
   #deposed: string | undefined;
   #stopped = false;
@@ -120,6 +122,7 @@ export class ClusterNode {
       await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
     }
     await this.#renewing;
+    await this.#followerStarting;
     await this.#follower?.close();
     this.#follower = undefined;
   }
@@ -243,7 +246,7 @@ export class ClusterNode {
     if (seen.record) this.#epoch = Math.max(this.#epoch, seen.record.epoch);
     if (!seen.claimable) {
       this.#leader = seen.record?.address ?? null;
-      await this.#ensureFollower();
+      this.#ensureFollower();
       if (this.#role === "candidate" && this.#leader !== this.#address) {
         this.#role = "follower";
         this.#decided.resolve();
@@ -256,15 +259,19 @@ export class ClusterNode {
     }
   }
 
-  async #ensureFollower(): Promise<void> {
-    if (this.#follower) return;
+  /** Starts the replica in the background: a slow first restore must not keep this node from watching the lease. */
+  #ensureFollower(): void {
+    if (this.#follower || this.#followerStarting) return;
     const { store, dbKey, dbPath } = this.#options;
-    try {
-      this.#follower = await follow({ store, dbKey, dir: `${dbPath}.haduck-follower`, pollMs: this.#pollMs });
-    } catch (error) {
-      // An empty store (the leader has not published its first generation yet): try again at the next poll.
-      this.#lastError = `${dbKey}: no replica yet: ${(error as Error).message}`;
-    }
+    this.#followerStarting = follow({ store, dbKey, dir: `${dbPath}.haduck-follower`, pollMs: this.#pollMs })
+      .then(async (follower) => {
+        // Promoted meanwhile (or stopping): this replica is nobody's.
+        if (this.#role === "leader" || this.#promoting || this.#stopped) await follower.close();
+        else this.#follower = follower;
+      }, (error) => {
+        // An empty store (the leader has not published its first generation yet): try again at the next poll.
+        this.#lastError = `${dbKey}: no replica yet: ${(error as Error).message}`;
+      }).finally(() => this.#followerStarting = undefined);
   }
 
   async #promote(): Promise<void> {
@@ -275,7 +282,9 @@ export class ClusterNode {
     this.#role = "candidate";
     this.#renewing ??= this.#renew();
     const started = performance.now();
+    this.#promoting = true;
     try {
+      await this.#followerStarting;
       await this.#follower?.close();
       this.#follower = undefined;
       const mayWrite = () => this.#notLeading() === undefined;
@@ -308,6 +317,8 @@ export class ClusterNode {
       await db?.close().catch(() => {});
       await this.#lease.release().catch(() => {});
       throw new Error(`cannot lead at epoch ${epoch}: ${(error as Error).message}`);
+    } finally {
+      this.#promoting = false;
     }
   }
 

@@ -148,7 +148,8 @@ async function commandServe(args: string[]): Promise<number> {
   if (listen === undefined) throw new UsageError("serve needs --listen HOST:PORT (e.g. 127.0.0.1:8080)");
   const settings = adminSettings(listen); // bad settings fail before the database opens
   const ttlMs = values["lease-ttl"] === undefined ? 5000 : parseLeaseTtl(values["lease-ttl"]);
-  const store = storeFromFlags(values, process.env);
+  // A node cut off from the store must notice within its lease, not after the default 30 s per request.
+  const store = storeFromFlags(values, process.env, { retry: { attemptTimeoutMs: Math.max(2 * ttlMs, 5000) } });
   const signalled = new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
   if (!store) {
     // One node without a store: it leads itself, local-only.

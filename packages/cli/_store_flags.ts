@@ -3,7 +3,15 @@
  * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. Flags win over the
  * `HADUCK_S3_*` variables; without either the command runs local-only (attach) or refuses.
  */
-import { type BlockStore, hasS3Env, openStore, S3_ENV, S3BlockStore, s3OptionsFromEnv } from "@haduck/s3-block-store";
+import {
+  type BlockStore,
+  hasS3Env,
+  openStore,
+  S3_ENV,
+  S3BlockStore,
+  type S3BlockStoreOptions,
+  s3OptionsFromEnv,
+} from "@haduck/s3-block-store";
 
 export const STORE_OPTIONS = {
   store: { type: "string" },
@@ -11,9 +19,9 @@ export const STORE_OPTIONS = {
   "db-key": { type: "string" },
 } as const;
 
-export function storeFromFlags(values: { store?: string; endpoint?: string }, env: Record<string, string | undefined>):
-  BlockStore | undefined {
-  const overrides = values.endpoint ? { endpoint: values.endpoint } : {};
+export function storeFromFlags(values: { store?: string; endpoint?: string }, env: Record<string, string | undefined>,
+  extra: Partial<S3BlockStoreOptions> = {}): BlockStore | undefined {
+  const overrides = values.endpoint ? { ...extra, endpoint: values.endpoint } : extra;
   if (values.store) return openStore(values.store, env, overrides);
   if (hasS3Env(env)) return new S3BlockStore(s3OptionsFromEnv(env, overrides));
   return undefined;
