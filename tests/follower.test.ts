@@ -86,3 +86,49 @@ test("following a key the store has nothing for fails by name", async () => {
   expect(error.code).toBe("NO_GENERATIONS");
   expect(existsSync(join(dir, "replica3", "replica-1.duckdb"))).toBe(false);
 });
+
+test("a follower shows the WAL shapes DuckDB 1.4.4 replays wrongly read-only: bulk inserts, indexes, ALTERs", async () => {
+  const store = openStore(`file://${join(dir, "store4")}`);
+  const writer = await attach({ dbPath: join(dir, "primary4.duckdb"), store, dbKey: "shapes.duckdb" });
+  await writer.connection.run("CREATE TABLE db.base(i INTEGER)");
+  await writer.checkpoint();
+  const replica = await follow({ store, dbKey: "shapes.duckdb", dir: join(dir, "replica4"), pollMs: 50 });
+  const statements = [
+    // Optimistic writes: row groups written into free blocks before the WAL names them.
+    "CREATE TABLE db.bulk AS SELECT range AS i, 'row ' || range AS s FROM range(300000)",
+    "INSERT INTO db.bulk SELECT range + 300000, 'more' FROM range(200000)",
+    "CREATE INDEX bulk_i ON db.bulk(i)",
+    "CREATE TABLE db.altered(a INTEGER, b VARCHAR, s STRUCT(x INTEGER, y VARCHAR))",
+    "INSERT INTO db.altered VALUES (1, '10', {'x': 1, 'y': 'one'}), (2, '20', {'x': 2, 'y': 'two'})",
+    "ALTER TABLE db.altered ALTER b TYPE INTEGER USING b::INTEGER * 2",
+    "ALTER TABLE db.altered ADD COLUMN c INTEGER DEFAULT 7",
+    "ALTER TABLE db.altered ALTER s TYPE STRUCT(x INTEGER, y VARCHAR, z INTEGER)",
+    "UPDATE db.bulk SET s = 'updated' WHERE i % 1000 = 0",
+    "DELETE FROM db.bulk WHERE i % 7 = 3",
+  ];
+  const checks = [
+    "SELECT count(*)::BIGINT AS n, sum(i)::BIGINT AS s, count(*) FILTER (WHERE s = 'updated')::BIGINT AS u FROM bulk",
+    "SELECT i FROM bulk WHERE i = 123456",
+    "SELECT a, b, c, s::VARCHAR AS s FROM altered ORDER BY a",
+  ];
+  try {
+    for (const statement of statements) await writer.connection.run(statement);
+    expect(await writer.flush()).toBe(true); // in frames, no checkpoint
+    const expected = [];
+    for (const check of checks) expected.push((await writer.connection.runAndReadAll(check)).getRowObjectsJson());
+    await until("the follower shows every statement", async () => {
+      await replica.refresh();
+      const rows = await replica.withConnection(async (connection) =>
+        (await connection.runAndReadAll(checks[0])).getRowObjectsJson()).catch(() => undefined);
+      return JSON.stringify(rows) === JSON.stringify(expected[0]);
+    });
+    for (const [index, check] of checks.entries()) {
+      const rows = await replica.withConnection(async (connection) => (await connection.runAndReadAll(check)).getRowObjectsJson());
+      expect(rows).toEqual(expected[index]);
+    }
+    expect(replica.position!.frames).toBeGreaterThan(0);
+  } finally {
+    await replica.close();
+    await writer.close();
+  }
+}, 120_000);

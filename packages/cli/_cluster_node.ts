@@ -72,6 +72,8 @@ export class ClusterNode {
   #follower: Follower | undefined;
   #followerStarting: Promise<void> | undefined;
   #promoting = false;
+  /** How long until the lease record last seen expires by this node's clock (Infinity: unknown). */
+  #expiresInMs = Infinity;
   /** Why this node may not write any more (set the moment it learns it), until it steps down. */
   #deposed: string | undefined;
   #stopped = false;
@@ -88,8 +90,8 @@ export class ClusterNode {
     this.#ttlMs = ttlMs;
     // The margin covers clock rates (monotonic clocks agree far better than 10%), not the network:
     // the holder's deadline counts from the start of its write, an observer's from after it.
-    this.#marginMs = Math.max(50, Math.floor(ttlMs / 10));
-    this.#pollMs = Math.max(50, Math.min(500, Math.floor(ttlMs / 10)));
+    this.#marginMs = Math.max(50, Math.floor(ttlMs / 20));
+    this.#pollMs = Math.max(50, Math.min(250, Math.floor(ttlMs / 20)));
     let resolve!: () => void;
     this.#decided = { promise: new Promise<void>((r) => resolve = r), resolve };
   }
@@ -231,8 +233,10 @@ export class ClusterNode {
         this.#options.log(this.#lastError);
       }
       if (this.#stopped) break;
+      // A record about to expire is looked at again the moment it does: the claim comes at once.
+      const wait = this.#role === "leader" ? this.#pollMs : Math.max(1, Math.min(this.#pollMs, this.#expiresInMs));
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.#pollMs);
+        const timer = setTimeout(resolve, wait);
         this.#wake = () => {
           clearTimeout(timer);
           resolve();
@@ -244,6 +248,7 @@ export class ClusterNode {
   async #candidateStep(): Promise<void> {
     const seen = await this.#lease.observe({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) });
     if (seen.record) this.#epoch = Math.max(this.#epoch, seen.record.epoch);
+    this.#expiresInMs = seen.record ? seen.record.ttlMs + this.#marginMs - seen.unchangedForMs + 1 : Infinity;
     if (!seen.claimable) {
       this.#leader = seen.record?.address ?? null;
       this.#ensureFollower();
@@ -285,14 +290,28 @@ export class ClusterNode {
     this.#promoting = true;
     try {
       await this.#followerStarting;
-      await this.#follower?.close();
+      const follower = this.#follower;
       this.#follower = undefined;
       const mayWrite = () => this.#notLeading() === undefined;
-      const fenced = await fenceHistory({ store, dbKey, epoch, mayWrite });
-      if (fenced.generation !== null) {
+      let fenced;
+      try {
+        fenced = await fenceHistory({ store, dbKey, epoch, mayWrite });
+      } catch (error) {
+        await follower?.close();
+        throw error;
+      }
+      if (fenced.generation === null) await follower?.close();
+      else {
         // The store's history wins: what this node holds locally was never acknowledged past the fence.
+        // The replica already holds most of it: its base, brought up to the fence, is the new file.
         const restoring = `${dbPath}.haduck-promoting`;
-        await restore({ store, dbKey, to: restoring, force: true });
+        const shown = await follower?.materialize(restoring).catch((error) => {
+          log(`${dbKey}: the replica could not become the writer's file (${error.message}): restoring instead`);
+          return undefined;
+        });
+        if (shown?.generation !== fenced.generation || shown.frames !== fenced.fence) {
+          await restore({ store, dbKey, to: restoring, force: true });
+        }
         this.#moveAside(epoch);
         renameSync(restoring, dbPath);
         if (existsSync(`${restoring}.haduck-identity`)) renameSync(`${restoring}.haduck-identity`, `${dbPath}.haduck-identity`);

@@ -1,34 +1,38 @@
 /**
  * @module
- * `follow()`: an in-process read replica of a database in the store. It polls the store, and when
- * the store holds a newer commit (a new generation, or a WAL frame after the one it shows) it
- * restores the latest commit into a new local file, opens that read-only in its own DuckDB
- * instance, and switches new reads to it. Reads that run meanwhile finish on the snapshot they
- * started on, which is closed and removed once the last of them ends.
+ * `follow()`: an in-process read replica of a database in the store.
  *
- * Why whole restores rather than applying blocks in place: every read sees one committed state of
- * the writer, never a mix, and a running query is never cut off; and the restore's DuckDB child has
- * already replayed the WAL writable and checkpointed, so the replica opens read-only with no WAL,
- * around DuckDB 1.4.4's read-only replay bugs (optimistic writes, CREATE INDEX). The price is a full
- * restore per change, which bounds this to databases a restore handles within the poll interval;
- * applying changed blocks into a copy is the next step for large ones.
+ * From the data's point of view: the follower keeps a **base**, the latest generation restored as
+ * the writer stored it (never opened by DuckDB) plus the WAL frames applied since: each frame's
+ * blocks written into the base file (they lie on blocks free under the generation's header) and
+ * its WAL bytes appended to the base's WAL, each frame checked and chained to the one before. A
+ * **snapshot** is a copy of the base and its WAL, ATTACHed writable in an in-memory DuckDB
+ * instance of its own: DuckDB replays the WAL there (writable, and through ATTACH: 1.4.4 replays
+ * optimistic writes, CREATE INDEX and some ALTERs wrongly read-only or as the main database), and
+ * whatever DuckDB then writes into the copy never reaches the base. New reads go to the newest
+ * snapshot; a read that runs meanwhile finishes on the snapshot it started on, which is closed and
+ * removed when its last read ends. Every read sees one committed state of the writer.
  *
- * An idle follower makes two small requests per poll: a GET of `latest.json` and a HEAD of the frame
- * after the newest it shows; one poll in `LIST_EVERY` lists the manifests too (the hint is only a
- * hint). A failing apply backs off (it restores everything), doubling to 30 s.
+ * An idle follower makes two small requests per poll, both HEADs: the next frame, and the
+ * `latest.json` hint (a GET only when its ETag changed: a new generation). A LIST of the manifests
+ * once a minute catches a hint that was never written. A failing apply backs off, doubling to 30 s.
  */
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { BlockNotFoundError } from "@haduck/s3-block-store";
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import * as fs from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { frameKey } from "./_frame_format.ts";
+import { decodeFrame, frameKey } from "./_frame_format.ts";
 import { latestKey } from "./_format.ts";
 import { restore } from "./_restore.ts";
-import { listGenerations } from "./_catalog.ts";
+import { listGenerations, loadManifestHead } from "./_catalog.ts";
+import { blockOffset } from "./_duckdb_file.ts";
+import { ReplicationError } from "./_errors.ts";
+import { writeIdentity } from "./_identity.ts";
 
-/** Every this many idle polls, the manifests are listed as well (the hint may be stale). */
-const LIST_EVERY = 20;
+/** How often the manifests are listed as well (the hint is only a hint). */
+const LIST_EVERY_MS = 60_000;
 
 export interface FollowOptions {
   store: BlockStore;
@@ -63,6 +67,12 @@ export interface Follower {
   readonly lastError: string | null;
   /** Looks for newer commits now and applies them; resolves when done. */
   refresh(): Promise<void>;
+  /**
+   * Stops following and turns the base into a database file for a writer at `to` (a promotion):
+   * every frame in the store applied first, its WAL replayed and checkpointed, the identity file
+   * written. Returns where it stands; the follower is closed after it.
+   */
+  materialize(to: string): Promise<FollowerPosition>;
   close(): Promise<void>;
 }
 
@@ -71,6 +81,18 @@ interface Snapshot {
   path: string;
   readers: number;
   retired: boolean;
+}
+
+/** The generation as stored plus the frames applied since, in `base.duckdb` and `base.duckdb.wal`. */
+interface Base {
+  generation: number;
+  identity: string | undefined;
+  frames: number;
+  /** Where the chain stands: the last frame's checksum (the manifest's SHA-256 before any). */
+  previous: Uint8Array;
+  walEnd: number;
+  lastCommitUnixMs: number | undefined;
+  blockAllocSize: number;
 }
 
 /**
@@ -92,84 +114,160 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   const pollMs = options.pollMs ?? 500;
   if (!Number.isSafeInteger(pollMs) || pollMs < 10) throw new RangeError(`Invalid pollMs ${pollMs}: expected >= 10 ms`);
   mkdirSync(dir, { recursive: true });
-  // Replica files of an earlier process (it crashed before close()) are nobody's now.
-  for (const name of readdirSync(dir)) if (name.startsWith("replica-")) rmSync(join(dir, name), { force: true });
+  // Files of an earlier process (it crashed before close()) are nobody's now.
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith("replica-") || name.startsWith("base.")) rmSync(join(dir, name), { force: true });
+  }
+  const basePath = join(dir, "base.duckdb");
+  let base: Base | undefined;
   let current: Snapshot | undefined;
   let position: FollowerPosition | undefined;
   let behindSince: number | undefined;
   let lastError: string | null = null;
-  /** A restore that stopped before the last frame listed (a missing frame): what the replica lacks. */
-  let lastWarning: string | null = null;
   let serial = 0;
   let closed = false;
   let applying: Promise<void> | undefined;
-  let polls = 0;
-  /** Consecutive failed applies, and until when the next poll waits (backoff: a failing apply restores everything). */
+  let hintEtag: string | undefined;
+  let listedAt = performance.now();
+  /** Consecutive failed applies, and until when the next poll waits (backoff). */
   let failures = 0;
   let retryAt = 0;
 
   const release = (snapshot: Snapshot) => {
     if (snapshot.readers > 0 || !snapshot.retired) return;
     snapshot.instance.closeSync();
-    rmSync(snapshot.path, { force: true });
-    rmSync(`${snapshot.path}.haduck-identity`, { force: true });
+    for (const suffix of ["", ".wal"]) rmSync(`${snapshot.path}${suffix}`, { force: true });
   };
 
-  /**
-   * Whether the store holds a commit newer than `position`: two small requests (the hint, and the
-   * next frame), no LIST; every LIST_EVERY polls the manifests are listed too, since the hint is
-   * only a hint (its writer does not fail a generation when the hint's PUT fails).
-   */
-  const newer = async (): Promise<boolean> => {
-    if (!position) return true;
-    let hint: { generation?: number } = {};
-    try {
-      hint = JSON.parse(new TextDecoder().decode(await store.get(latestKey(dbKey))));
-    } catch (error) {
-      if (!(error instanceof BlockNotFoundError) && !(error instanceof SyntaxError)) throw error;
+  /** Restores `generation` (the latest when undefined) as stored, without frames: the new base. */
+  const rebuildBase = async (generation?: number) => {
+    const latest = generation ?? (await listGenerations(store, dbKey)).at(-1);
+    if (latest === undefined) {
+      throw new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: nothing to follow ` +
+        "(check the store and the key)");
     }
-    if (typeof hint.generation === "number" && hint.generation > position.generation) return true;
-    if (await store.head(frameKey(dbKey, position.generation, position.frames + 1)) !== undefined) return true;
-    if (++polls % LIST_EVERY !== 0) return false;
-    return ((await listGenerations(store, dbKey)).at(-1) ?? -1) > position.generation;
+    const head = await loadManifestHead(store, dbKey, latest);
+    await restore({ store, dbKey, to: basePath, generation: latest, force: true, openCheck: false });
+    rmSync(`${basePath}.wal`, { force: true });
+    base = { generation: latest, identity: head.head.database.haduckIdentity, frames: 0,
+      previous: Buffer.from(head.sha256, "hex"), walEnd: 0, lastCommitUnixMs: undefined,
+      blockAllocSize: head.head.database.blockAllocSize };
+  };
+
+  /** Applies the frames after the base's last, in order, until the next is not there; returns how many. */
+  const applyNewFrames = async (): Promise<number> => {
+    const b = base!;
+    let applied = 0;
+    const file = await fs.open(basePath, "r+");
+    const wal = await fs.open(`${basePath}.wal`, "a");
+    try {
+      for (;;) {
+        const key = frameKey(dbKey, b.generation, b.frames + 1);
+        let bytes: Uint8Array;
+        try {
+          bytes = await store.get(key);
+        } catch (error) {
+          if (error instanceof BlockNotFoundError) break;
+          throw error;
+        }
+        const frame = decodeFrame(bytes, key);
+        if (frame.generation !== b.generation || frame.number !== b.frames + 1 ||
+          Buffer.compare(frame.previousSha256, b.previous) !== 0 || frame.walOffset !== b.walEnd) {
+          throw new ReplicationError("INTEGRITY", `WAL frame ${key} does not chain to frame ${b.frames} of generation ` +
+            `${b.generation}: the follower stays at frame ${b.frames} until the next generation`);
+        }
+        for (const [index, block] of frame.blockIds.entries()) {
+          const blockBytes = frame.blocks.subarray(index * frame.blockAllocSize, (index + 1) * frame.blockAllocSize);
+          await file.write(blockBytes, 0, blockBytes.byteLength, blockOffset(block, frame.blockAllocSize));
+        }
+        if (frame.wal.byteLength > 0) await wal.write(frame.wal, 0, frame.wal.byteLength);
+        b.frames = frame.number;
+        b.previous = frame.sha256;
+        b.walEnd = frame.walOffset + frame.wal.byteLength;
+        b.lastCommitUnixMs = frame.commits.at(-1)?.unixMs ?? b.lastCommitUnixMs;
+        applied++;
+      }
+    } finally {
+      await file.close();
+      await wal.close();
+    }
+    return applied;
+  };
+
+  /** The generation the store's hint names, when it changed since the last look (a HEAD, and a GET on change). */
+  const hintedGeneration = async (): Promise<number | undefined> => {
+    const info = await store.head(latestKey(dbKey));
+    if (!info || info.etag === hintEtag) return undefined;
+    try {
+      const hint = JSON.parse(new TextDecoder().decode(await store.get(latestKey(dbKey))));
+      hintEtag = info.etag;
+      return typeof hint.generation === "number" ? hint.generation : undefined;
+    } catch (error) {
+      if (error instanceof BlockNotFoundError || error instanceof SyntaxError) return undefined;
+      throw error;
+    }
+  };
+
+  /** A copy of the base, attached writable in an instance of its own (DuckDB replays the WAL there). */
+  const openSnapshot = async (): Promise<Snapshot> => {
+    const path = join(dir, `replica-${++serial}.duckdb`);
+    copyFileSync(basePath, path);
+    if ((statSync(`${basePath}.wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) copyFileSync(`${basePath}.wal`, `${path}.wal`);
+    const instance = await DuckDBInstance.create(":memory:");
+    try {
+      const connection = await instance.connect();
+      try {
+        await connection.run(`ATTACH '${path.replaceAll("'", "''")}' AS replica`);
+      } finally {
+        connection.closeSync();
+      }
+    } catch (error) {
+      instance.closeSync();
+      for (const suffix of ["", ".wal"]) rmSync(`${path}${suffix}`, { force: true });
+      throw error;
+    }
+    return { instance, path, readers: 0, retired: false };
   };
 
   const apply = async (): Promise<void> => {
-    if (!await newer()) {
+    let changed = false;
+    if (!base) {
+      await rebuildBase();
+      changed = true;
+    } else {
+      let generation = await hintedGeneration();
+      if (generation === undefined && performance.now() - listedAt >= LIST_EVERY_MS) {
+        listedAt = performance.now();
+        generation = (await listGenerations(store, dbKey)).at(-1);
+      }
+      if (generation !== undefined && generation > base.generation) {
+        behindSince ??= performance.now();
+        await rebuildBase(generation);
+        changed = true;
+      }
+    }
+    if (await applyNewFrames() > 0) changed = true;
+    if (!changed) {
       behindSince = undefined;
       return;
     }
     behindSince ??= performance.now();
-    const path = join(dir, `replica-${++serial}.duckdb`);
-    const discard = () => {
-      rmSync(path, { force: true });
-      rmSync(`${path}.haduck-identity`, { force: true });
-    };
-    let result;
-    let instance: DuckDBInstance;
-    try {
-      result = await restore({ store, dbKey, to: path, force: true });
-      if (result.warning) lastWarning = result.warning;
-      instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY", threads: "1" });
-    } catch (error) {
-      discard();
-      throw error;
-    }
-    if (closed) { // closed while we restored: nobody will read this one
-      instance.closeSync();
-      discard();
+    const snapshot = await openSnapshot();
+    if (closed) {
+      snapshot.retired = true;
+      release(snapshot);
       return;
     }
     const previous = current;
-    current = { instance, path, readers: 0, retired: false };
-    position = { generation: result.generation, frames: result.frames, lastCommit: result.lastCommit,
-      walBytes: result.walBytes };
+    current = snapshot;
+    const b = base!;
+    position = { generation: b.generation, frames: b.frames, walBytes: b.walEnd,
+      lastCommit: b.lastCommitUnixMs === undefined ? null : new Date(b.lastCommitUnixMs).toISOString() };
     if (previous) {
       previous.retired = true;
       release(previous);
     }
-    // Caught up with what the store held when we looked; a commit since then shows at the next poll.
-    behindSince = undefined;
+    behindSince = undefined; // caught up with what the store held when we looked
     options.onApply?.(position);
   };
 
@@ -180,12 +278,19 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       failures = 0;
     }, (error) => {
       lastError = `Cannot follow ${dbKey} in ${store.url}: ${(error as Error).message}`;
+      if (error instanceof ReplicationError && error.code === "INTEGRITY") base = undefined; // start again from a generation
       retryAt = performance.now() + Math.min(pollMs * 2 ** ++failures, 30_000);
     }).finally(() => applying = undefined);
     return applying;
   };
 
-  await apply(); // the first snapshot, or the store's error, before anyone reads
+  try {
+    await apply(); // the first snapshot, or the store's error, before anyone reads
+  } catch (error) {
+    rmSync(basePath, { force: true });
+    rmSync(`${basePath}.wal`, { force: true });
+    throw error;
+  }
   const timer = setInterval(() => {
     if (!closed && performance.now() >= retryAt) void refresh();
   }, pollMs);
@@ -198,6 +303,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     try {
       const connection = await snapshot.instance.connect();
       try {
+        await connection.run("USE replica");
         return await fn(connection);
       } finally {
         connection.closeSync();
@@ -206,6 +312,18 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       snapshot.readers--;
       release(snapshot);
     }
+  };
+
+  const close = async () => {
+    closed = true;
+    clearInterval(timer);
+    while (applying) await applying;
+    if (current) {
+      current.retired = true;
+      release(current);
+    }
+    rmSync(basePath, { force: true });
+    rmSync(`${basePath}.wal`, { force: true });
   };
 
   return {
@@ -218,17 +336,43 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       return behindSince === undefined ? 0 : performance.now() - behindSince;
     },
     get lastError() {
-      return lastError ?? lastWarning;
+      return lastError;
     },
     refresh,
-    async close() {
+    async materialize(to: string) {
       closed = true;
       clearInterval(timer);
       while (applying) await applying;
-      if (current) {
-        current.retired = true;
-        release(current);
+      try {
+        if (!base) await rebuildBase();
+        await applyNewFrames();
+        const b = base!;
+        const temp = `${to}.haduck-materialize`;
+        copyFileSync(basePath, temp);
+        const walBytes = statSync(`${basePath}.wal`, { throwIfNoEntry: false })?.size ?? 0;
+        if (walBytes > 0) copyFileSync(`${basePath}.wal`, `${temp}.wal`);
+        else rmSync(`${temp}.wal`, { force: true });
+        // Replayed and checkpointed here: the writer opens a file with no WAL, as a restore leaves it.
+        const instance = await DuckDBInstance.create(":memory:");
+        try {
+          const connection = await instance.connect();
+          await connection.run(`ATTACH '${temp.replaceAll("'", "''")}' AS promoted`);
+          await connection.run("CHECKPOINT promoted");
+          await connection.run("DETACH promoted");
+          connection.closeSync();
+        } finally {
+          instance.closeSync();
+        }
+        rmSync(`${temp}.wal`, { force: true });
+        if (b.identity) await writeIdentity(to, b.identity);
+        rmSync(`${to}.wal`, { force: true });
+        await fs.rename(temp, to);
+        return { generation: b.generation, frames: b.frames, walBytes: b.walEnd,
+          lastCommit: b.lastCommitUnixMs === undefined ? null : new Date(b.lastCommitUnixMs).toISOString() };
+      } finally {
+        await close();
       }
     },
+    close,
   };
 }
