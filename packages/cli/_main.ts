@@ -168,7 +168,13 @@ async function commandServe(args: string[]): Promise<number> {
   const node = new ClusterNode({
     dbPath, store, dbKey, ttlMs, token: settings.token,
     holder: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
-    attach: async (fence) => (attached = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, fence)).db),
+    attach: async (fence) => {
+      attached = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, fence)).db;
+      // Followers replay a generation's WAL from its start at every commit they show: a short WAL
+      // (a checkpoint every CLUSTER_CHECKPOINT_WAL) keeps that replay, and their lag, small.
+      await attached.connection.run(`SET checkpoint_threshold = '${CLUSTER_CHECKPOINT_WAL}'`);
+      return attached;
+    },
     log: (message) => console.error(`haduck: ${message}`),
   });
   const admin = serveAdmin(settings, [node.database()], { announce: false });
@@ -187,6 +193,9 @@ async function commandServe(args: string[]): Promise<number> {
   if (error) console.error(`haduck: ${error}`);
   return error ? EXIT.store : EXIT.ok;
 }
+
+/** How much WAL a cluster's leader lets grow before DuckDB checkpoints (its default is 16 MB). */
+const CLUSTER_CHECKPOINT_WAL = "256KB";
 
 /** `--lease-ttl`: `5s`, `2500ms`, or a number of seconds; at least 500 ms. */
 function parseLeaseTtl(value: string): number {

@@ -81,6 +81,8 @@ interface Snapshot {
   path: string;
   readers: number;
   retired: boolean;
+  /** Connections of finished reads, kept for the next (a connection costs about as much as a small query). */
+  idle: DuckDBConnection[];
 }
 
 /** The generation as stored plus the frames applied since, in `base.duckdb` and `base.duckdb.wal`. */
@@ -93,6 +95,9 @@ interface Base {
   walEnd: number;
   lastCommitUnixMs: number | undefined;
   blockAllocSize: number;
+  /** Each block's SHA-256 in the generation, and the blocks frames wrote since: what a newer generation can reuse. */
+  shas: Map<number, string>;
+  framed: Set<number>;
 }
 
 /**
@@ -135,6 +140,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
 
   const release = (snapshot: Snapshot) => {
     if (snapshot.readers > 0 || !snapshot.retired) return;
+    for (const connection of snapshot.idle.splice(0)) connection.closeSync();
     snapshot.instance.closeSync();
     for (const suffix of ["", ".wal"]) rmSync(`${snapshot.path}${suffix}`, { force: true });
   };
@@ -147,11 +153,18 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         "(check the store and the key)");
     }
     const head = await loadManifestHead(store, dbKey, latest);
-    await restore({ store, dbKey, to: basePath, generation: latest, force: true, openCheck: false });
+    // A newer generation of the same database reuses the base: only blocks that changed, or that
+    // frames wrote since, are fetched.
+    const old = base?.blockAllocSize === head.head.database.blockAllocSize ? base : undefined;
+    base = undefined; // the base file is replaced below; a failure leaves no base to build on
+    const shas = new Map<number, string>();
+    await restore({ store, dbKey, to: basePath, generation: latest, force: true, openCheck: false,
+      seed: old && { path: basePath, unchanged: (id, sha) => !old.framed.has(id) && old.shas.get(id) === sha },
+      onEntry: (id, sha) => shas.set(id, sha) });
     rmSync(`${basePath}.wal`, { force: true });
     base = { generation: latest, identity: head.head.database.haduckIdentity, frames: 0,
       previous: Buffer.from(head.sha256, "hex"), walEnd: 0, lastCommitUnixMs: undefined,
-      blockAllocSize: head.head.database.blockAllocSize };
+      blockAllocSize: head.head.database.blockAllocSize, shas, framed: new Set() };
   };
 
   /** Applies the frames after the base's last, in order, until the next is not there; returns how many. */
@@ -178,6 +191,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         }
         for (const [index, block] of frame.blockIds.entries()) {
           const blockBytes = frame.blocks.subarray(index * frame.blockAllocSize, (index + 1) * frame.blockAllocSize);
+          b.framed.add(block);
           await file.write(blockBytes, 0, blockBytes.byteLength, blockOffset(block, frame.blockAllocSize));
         }
         if (frame.wal.byteLength > 0) await wal.write(frame.wal, 0, frame.wal.byteLength);
@@ -226,7 +240,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       for (const suffix of ["", ".wal"]) rmSync(`${path}${suffix}`, { force: true });
       throw error;
     }
-    return { instance, path, readers: 0, retired: false };
+    return { instance, path, readers: 0, retired: false, idle: [] };
   };
 
   const apply = async (): Promise<void> => {
@@ -301,12 +315,20 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     if (!snapshot || closed) throw new Error(`The follower of ${dbKey} is closed`);
     snapshot.readers++;
     try {
-      const connection = await snapshot.instance.connect();
-      try {
+      let connection = snapshot.idle.pop();
+      if (!connection) {
+        connection = await snapshot.instance.connect();
         await connection.run("USE replica");
-        return await fn(connection);
+      }
+      let reusable = false;
+      try {
+        const result = await fn(connection);
+        reusable = !snapshot.retired;
+        return result;
       } finally {
-        connection.closeSync();
+        // A read that failed may have left its connection in any state: only clean ones are kept.
+        if (reusable && snapshot.idle.length < 8) snapshot.idle.push(connection);
+        else connection.closeSync();
       }
     } finally {
       snapshot.readers--;

@@ -52,6 +52,13 @@ export interface RestoreOptions {
    * into place. Default true; a file DuckDB refuses or dies on is never put at the target.
    */
   openCheck?: boolean;
+  /**
+   * Start from a copy of this file (a follower's base of an earlier generation) and fetch only the
+   * blocks for which `unchanged` says no: the rest are already there, byte for byte.
+   */
+  seed?: { path: string; unchanged: (blockId: number, sha256: string) => boolean };
+  /** Called with every block entry of the generation restored (fetched or seeded). */
+  onEntry?: (blockId: number, sha256: string) => void;
 }
 
 export interface RestoreResult {
@@ -165,7 +172,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const manifest = loaded.head;
   const total = blockTotal(manifest);
   const temp = `${to}.haduck-restore-${crypto.randomUUID().slice(0, 8)}`;
-  const handle = await fs.open(temp, "wx");
+  if (options.seed) await fs.copyFile(options.seed.path, temp, fs.constants.COPYFILE_EXCL);
+  const handle = await fs.open(temp, options.seed ? "r+" : "wx");
   let written = 0;
   let walk: FrameWalk | undefined;
   try {
@@ -176,12 +184,16 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await handle.truncate(manifest.fileSizeBytes);
     const where = manifestKey(dbKey, manifest.generation);
     // Workers take reads one at a time from here; the next page is fetched when a page's run out.
+    const { seed, onEntry } = options;
+    let done = 0;
     const reads = (async function* () {
       for await (const part of manifestParts(store, manifest, where)) {
-        for (const read of planRangeReads(part)) yield { read, key: part.segments[read.segment].key };
+        if (onEntry) for (const block of part.blocks) onEntry(block[0], block[7]);
+        const wanted = seed ? { ...part, blocks: part.blocks.filter((block) => !seed.unchanged(block[0], block[7])) } : part;
+        if (seed) done += part.blocks.length - wanted.blocks.length;
+        for (const read of planRangeReads(wanted)) yield { read, key: part.segments[read.segment].key };
       }
     })();
-    let done = 0;
     // The first failure stops every worker (their requests are aborted) before the file is removed.
     const abort = new AbortController();
     const worker = async () => {
