@@ -110,7 +110,7 @@ test("three nodes: kill -9 of the leader, a paused leader that wakes up, kill -9
   alive = alive.filter((node) => node !== leader);
   const first = await waitForLeader(alive, TTL_MS + 8000);
   const failoverMs = performance.now() - killedAt;
-  expect(failoverMs).toBeLessThan(TTL_MS * 1.5 + 2000 + 5000); // promoted within TTL + margin + a restore (generous here)
+  expect(failoverMs).toBeLessThan(TTL_MS + 2000); // the contract: another node leads within TTL + 2 s
   const restarted = await start(leader.name, dbKey);
   alive.push(restarted);
   leader = first.leader;
@@ -121,6 +121,7 @@ test("three nodes: kill -9 of the leader, a paused leader that wakes up, kill -9
   paused.process.kill("SIGSTOP");
   alive = alive.filter((node) => node !== paused);
   const second = await waitForLeader(alive, TTL_MS + 8000);
+  expect(second.ms).toBeLessThan(TTL_MS + 2000);
   await Bun.sleep(Math.max(0, TTL_MS * 3 - 0));
   paused.process.kill("SIGCONT");
   alive.push(paused);

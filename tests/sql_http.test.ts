@@ -84,7 +84,7 @@ test("POST /sql: reads and durable writes, JSON values, and errors by name", asy
     expect((await begin.json()).error).toContain("its own transaction");
 
     const status = await (await fetch(`${url}status`, { headers: { authorization: `Bearer ${token}` } })).json();
-    expect(status).toMatchObject({ role: "leader", epoch: 0, lagMs: 0 });
+    expect(status).toMatchObject({ role: "leader", epoch: 1, lagMs: 0, leader: url }); // a store makes it a cluster of one
     expect(status.databases[0].role).toBe("leader");
   } finally {
     child.kill("SIGTERM");

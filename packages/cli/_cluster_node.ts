@@ -74,6 +74,11 @@ export class ClusterNode {
   #promoting = false;
   /** How long until the lease record last seen expires by this node's clock (Infinity: unknown). */
   #expiresInMs = Infinity;
+  /** Set to end the renew loop; its sleep's wake-up. */
+  #renewStop = false;
+  #renewWake: (() => void) | undefined;
+  /** After stepping down (or a failed promotion) this node claims a free lease only after this (monotonic ms). */
+  #claimAfter = 0;
   /** Why this node may not write any more (set the moment it learns it), until it steps down. */
   #deposed: string | undefined;
   #stopped = false;
@@ -96,8 +101,9 @@ export class ClusterNode {
     this.#decided = { promise: new Promise<void>((r) => resolve = r), resolve };
   }
 
+  /** The role as others should see it: a leader whose hold ran out (a paused process) says candidate at once. */
   get role(): ClusterRole {
-    return this.#role;
+    return this.#role === "leader" && this.#notLeading() ? "candidate" : this.#role;
   }
 
   /** Checks the store can fence (refused by name when it ignores conditional writes) and starts; resolves at the first role. */
@@ -119,11 +125,11 @@ export class ClusterNode {
     if (this.#db) {
       const db = this.#db;
       this.#db = undefined;
-      await db.close();
+      await db.close(); // ships everything while the lease is still renewed
       this.#role = "candidate";
-      await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
     }
-    await this.#renewing;
+    await this.#stopRenewing();
+    await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
     await this.#followerStarting;
     await this.#follower?.close();
     this.#follower = undefined;
@@ -137,7 +143,7 @@ export class ClusterNode {
       dbKey,
       storeUrl: store.url,
       get role() {
-        return node.#role;
+        return node.role;
       },
       cluster: () => node.#view(),
       status: () => node.#status(),
@@ -152,8 +158,9 @@ export class ClusterNode {
   }
 
   #view(): ClusterView {
-    return { role: this.#role, leader: this.#role === "leader" ? this.#address : this.#leader, epoch: this.#epoch,
-      lagMs: this.#role === "leader" ? 0 : this.#follower?.lagMs ?? 0 };
+    const role = this.role;
+    return { role, leader: role === "leader" ? this.#address : this.#role === "leader" ? null : this.#leader,
+      epoch: this.#epoch, lagMs: role === "leader" ? 0 : this.#follower?.lagMs ?? 0 };
   }
 
   #status(): ReplicatorStatus {
@@ -175,16 +182,26 @@ export class ClusterNode {
 
   async #sql(request: SqlRequest): Promise<SqlAnswer | Response> {
     const db = this.#db;
-    if (this.#role === "leader" && db) return await runSql(db, this.#options.store, request, () => this.#notLeading());
+    if (this.#role === "leader" && db) {
+      // A leader that may not lead (a paused process woken after its hold ran out) runs nothing: its
+      // local state may hold commits no one acknowledged, past a history another leader fenced.
+      const deposed = this.#notLeading();
+      if (deposed) throw new NoLeaderError(`${this.#options.dbKey}: this node stopped leading (${deposed}); retry`);
+      const answer = await runSql(db, this.#options.store, request, () => this.#notLeading());
+      if (answer.write && !request.durable && this.#notLeading()) {
+        throw new NoLeaderError(`${this.#options.dbKey}: the statement ran, but this node stopped leading meanwhile ` +
+          "(its outcome is unknown): read before you run it again");
+      }
+      return answer;
+    }
     const follower = this.#follower;
     if (follower?.position) {
-      const ran = await follower.withConnection((connection) => executeStatement(connection, request, false));
-      if (!("notRun" in ran)) {
-        const { generation, walBytes } = follower.position!;
-        return { ...ran, position: `${this.#epoch}:${generation}:${walBytes}` };
-      }
+      const ran = await follower.withConnection(async (connection, shown) => {
+        const result = await executeStatement(connection, request, false);
+        return "notRun" in result ? result : { ...result, position: `${this.#epoch}:${shown.generation}:${shown.walBytes}` };
+      });
+      if (!("notRun" in ran)) return ran;
       // A write, or a statement the replica cannot prepare (a table it does not have yet): the leader's.
-      if (ran.notRun === "unprepared" && (request.forwarded || !this.#leader)) throw ran.error;
     }
     return await this.#forward(request);
   }
@@ -249,7 +266,9 @@ export class ClusterNode {
     const seen = await this.#lease.observe({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) });
     if (seen.record) this.#epoch = Math.max(this.#epoch, seen.record.epoch);
     this.#expiresInMs = seen.record ? seen.record.ttlMs + this.#marginMs - seen.unchangedForMs + 1 : Infinity;
-    if (!seen.claimable) {
+    // Our own record (a claim whose answer was lost, then found): adopt it rather than follow ourselves.
+    const ours = seen.record?.holder === this.#options.holder && !seen.record.released;
+    if (!seen.claimable && !ours) {
       this.#leader = seen.record?.address ?? null;
       this.#ensureFollower();
       if (this.#role === "candidate" && this.#leader !== this.#address) {
@@ -259,6 +278,7 @@ export class ClusterNode {
       return;
     }
     this.#leader = null;
+    if (!ours && performance.now() < this.#claimAfter && seen.record) return; // we just stepped down: others first
     if (await this.#lease.tryAcquire({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) })) {
       await this.#promote();
     }
@@ -293,9 +313,10 @@ export class ClusterNode {
       const follower = this.#follower;
       this.#follower = undefined;
       const mayWrite = () => this.#notLeading() === undefined;
+      const signal = () => AbortSignal.timeout(Math.max(0, this.#lease.validUntil - performance.now()));
       let fenced;
       try {
-        fenced = await fenceHistory({ store, dbKey, epoch, mayWrite });
+        fenced = await fenceHistory({ store, dbKey, epoch, mayWrite, signal });
       } catch (error) {
         await follower?.close();
         throw error;
@@ -310,13 +331,18 @@ export class ClusterNode {
           return undefined;
         });
         if (shown?.generation !== fenced.generation || shown.frames !== fenced.fence) {
-          await restore({ store, dbKey, to: restoring, force: true });
+          const restored = await restore({ store, dbKey, to: restoring, force: true });
+          // A manifest that landed after the fence (an old leader's write in flight): fence again from it.
+          if (restored.generation !== fenced.generation || restored.frames < fenced.fence) {
+            throw new Error(`the store moved past the fence (generation ${restored.generation}, frame ` +
+              `${restored.frames}; fenced ${fenced.generation} at ${fenced.fence}) while this node took over`);
+          }
         }
         this.#moveAside(epoch);
         renameSync(restoring, dbPath);
         if (existsSync(`${restoring}.haduck-identity`)) renameSync(`${restoring}.haduck-identity`, `${dbPath}.haduck-identity`);
       }
-      const db = await this.#options.attach({ epoch, mayWrite, fenced: (reason) => this.#deposed ??= reason });
+      const db = await this.#options.attach({ epoch, mayWrite, signal, fenced: (reason) => this.#deposed ??= reason });
       this.#db = db;
       const reason = this.#notLeading();
       if (reason) {
@@ -333,23 +359,39 @@ export class ClusterNode {
       this.#deposed ??= `promotion failed: ${(error as Error).message}`;
       const db = this.#db;
       this.#db = undefined;
-      await db?.close().catch(() => {});
+      db?.replicator.abandon("promotion failed");
+      await this.#stopRenewing();
       await this.#lease.release().catch(() => {});
+      this.#claimAfter = performance.now() + this.#ttlMs;
+      await db?.close().catch(() => {});
       throw new Error(`cannot lead at epoch ${epoch}: ${(error as Error).message}`);
     } finally {
       this.#promoting = false;
     }
   }
 
-  /** Renews every TTL/3 while this node holds the lease; a renew that finds another epoch deposes it at once. */
+  /**
+   * Renews TTL/3 after the start of the last successful renew while this node holds the lease; a
+   * failed renew is tried again soon, each attempt bounded by what is left of the hold. A renew that
+   * finds another epoch deposes this node at once.
+   */
   async #renew(): Promise<void> {
     const every = Math.floor(this.#ttlMs / 3);
+    let next = performance.now() + every;
     try {
-      while (this.#lease.epoch !== undefined) {
-        await new Promise((resolve) => setTimeout(resolve, every));
-        if (this.#lease.epoch === undefined) break;
+      while (this.#lease.epoch !== undefined && !this.#deposed && !this.#renewStop) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(0, next - performance.now()));
+          this.#renewWake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        if (this.#lease.epoch === undefined || this.#deposed || this.#renewStop) break;
+        const started = performance.now();
         try {
-          await this.#lease.renew({ signal: AbortSignal.timeout(every) });
+          await this.#lease.renew({ signal: AbortSignal.timeout(Math.max(50, this.#lease.validUntil - started)) });
+          next = started + every;
         } catch (error) {
           if (error instanceof LeaseLostError) {
             this.#deposed ??= error.message;
@@ -359,12 +401,22 @@ export class ClusterNode {
             this.#deposed ??= `its lease ran out: the store did not take a renew (${(error as Error).message})`;
             break;
           }
+          next = performance.now() + this.#pollMs; // try again soon: the hold is still good for a while
         }
       }
     } finally {
       this.#renewing = undefined;
+      this.#renewWake = undefined;
       this.#wake?.();
     }
+  }
+
+  /** Ends the renew loop (it may be sleeping) and waits for a renew in flight. */
+  async #stopRenewing(): Promise<void> {
+    this.#renewStop = true;
+    this.#renewWake?.();
+    await this.#renewing;
+    this.#renewStop = false;
   }
 
   /** Stops writing and acknowledging at once; the local state is moved aside, never merged; then follows. */
@@ -377,10 +429,12 @@ export class ClusterNode {
     this.#db = undefined;
     log(`${dbKey}: stepping down from epoch ${this.#epoch}: ${reason}`);
     db?.replicator.abandon(`stepped down: ${reason}`);
-    await db?.close().catch((error) => log(`${dbKey}: closing after stepping down: ${error.message}`));
-    this.#moveAside(this.#epoch);
+    await this.#stopRenewing();
     // A lease we still hold but may not use would keep everyone else from leading: let it go.
     await this.#lease.release({ signal: AbortSignal.timeout(this.#ttlMs) }).catch(() => {});
+    this.#claimAfter = performance.now() + this.#ttlMs; // and leave the next claim to the others
+    await db?.close().catch((error) => log(`${dbKey}: closing after stepping down: ${error.message}`));
+    this.#moveAside(this.#epoch);
   }
 
   /** Renames the local file (and its WAL and identity) out of the way, never deleting it; says where. */

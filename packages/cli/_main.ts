@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { StoreError } from "@haduck/s3-block-store";
+import { type BlockStore, StoreError } from "@haduck/s3-block-store";
 import {
   assertValidDbKey,
   attach,
@@ -111,8 +111,9 @@ async function commandAttach(args: string[]): Promise<number> {
 
 /** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
 async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
-  alias?: string }, fence?: WriterFence) {
-  const store = storeFromFlags(values, process.env);
+  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore }) {
+  const store = cluster?.store ?? storeFromFlags(values, process.env);
+  const fence = cluster?.fence;
   if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
   // A bar for generations large enough to take a while (the first upload of a big database).
   let bar: { generation: number; progress: Progress } | undefined;
@@ -169,7 +170,7 @@ async function commandServe(args: string[]): Promise<number> {
     dbPath, store, dbKey, ttlMs, token: settings.token,
     holder: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
     attach: async (fence) => {
-      attached = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, fence)).db;
+      attached = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store })).db;
       // Followers replay a generation's WAL from its start at every commit they show: a short WAL
       // (a checkpoint every CLUSTER_CHECKPOINT_WAL) keeps that replay, and their lag, small.
       await attached.connection.run(`SET checkpoint_threshold = '${CLUSTER_CHECKPOINT_WAL}'`);
@@ -195,7 +196,7 @@ async function commandServe(args: string[]): Promise<number> {
 }
 
 /** How much WAL a cluster's leader lets grow before DuckDB checkpoints (its default is 16 MB). */
-const CLUSTER_CHECKPOINT_WAL = "256KB";
+const CLUSTER_CHECKPOINT_WAL = "32KB";
 
 /** `--lease-ttl`: `5s`, `2500ms`, or a number of seconds; at least 500 ms. */
 function parseLeaseTtl(value: string): number {

@@ -29,7 +29,7 @@ export interface FencedHistory {
  * before every write (the caller's lease must still be trusted): a lease that ran out throws.
  */
 export async function fenceHistory(options: { store: BlockStore; dbKey: string; epoch: number;
-  mayWrite: () => boolean; signal?: AbortSignal }): Promise<FencedHistory> {
+  mayWrite: () => boolean; signal?: () => AbortSignal }): Promise<FencedHistory> {
   const { store, dbKey, epoch } = options;
   for (let round = 0; round < FENCE_ROUNDS_MAX; round++) {
     const latest = await latestManifest(store, dbKey);
@@ -42,7 +42,7 @@ export async function fenceHistory(options: { store: BlockStore; dbKey: string; 
       previousSha256: walk.last?.sha256 ?? Buffer.from(latest.sha256, "hex"), epoch });
     if (!options.mayWrite()) throw new Error(`Cannot fence ${dbKey}: the lease of epoch ${epoch} ran out first`);
     try {
-      await store.put(frameKey(dbKey, generation, number), frame.bytes, { ifNoneMatch: "*", signal: options.signal });
+      await store.put(frameKey(dbKey, generation, number), frame.bytes, { ifNoneMatch: "*", signal: options.signal?.() });
     } catch (error) {
       if (error instanceof PreconditionFailedError) continue; // a frame landed first: it may be acknowledged
       throw error; // unknown outcome: the caller tries again, and the walk finds our fence if it landed

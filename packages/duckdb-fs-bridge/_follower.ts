@@ -58,8 +58,8 @@ export interface FollowerPosition {
 export interface Follower {
   /** Runs a read on the newest snapshot; rows as plain values. */
   query(sql: string): Promise<Record<string, unknown>[]>;
-  /** Runs `fn` on a connection to the newest snapshot, which stays open until `fn` settles. */
-  withConnection<T>(fn: (connection: DuckDBConnection) => Promise<T>): Promise<T>;
+  /** Runs `fn` on a connection to the newest snapshot (and where it stands), which stays open until `fn` settles. */
+  withConnection<T>(fn: (connection: DuckDBConnection, shown: FollowerPosition) => Promise<T>): Promise<T>;
   readonly position: FollowerPosition | undefined;
   /** How long the store has held a commit this replica does not show yet (0: caught up). */
   readonly lagMs: number;
@@ -83,6 +83,8 @@ interface Snapshot {
   retired: boolean;
   /** Connections of finished reads, kept for the next (a connection costs about as much as a small query). */
   idle: DuckDBConnection[];
+  /** The commit it shows. */
+  position: FollowerPosition;
 }
 
 /** The generation as stored plus the frames applied since, in `base.duckdb` and `base.duckdb.wal`. */
@@ -223,7 +225,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   };
 
   /** A copy of the base, attached writable in an instance of its own (DuckDB replays the WAL there). */
-  const openSnapshot = async (): Promise<Snapshot> => {
+  const openSnapshot = async (shown: FollowerPosition): Promise<Snapshot> => {
     const path = join(dir, `replica-${++serial}.duckdb`);
     copyFileSync(basePath, path);
     if ((statSync(`${basePath}.wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) copyFileSync(`${basePath}.wal`, `${path}.wal`);
@@ -240,7 +242,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       for (const suffix of ["", ".wal"]) rmSync(`${path}${suffix}`, { force: true });
       throw error;
     }
-    return { instance, path, readers: 0, retired: false, idle: [] };
+    return { instance, path, readers: 0, retired: false, idle: [], position: shown };
   };
 
   const apply = async (): Promise<void> => {
@@ -266,7 +268,10 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       return;
     }
     behindSince ??= performance.now();
-    const snapshot = await openSnapshot();
+    const b = base!;
+    const shown = { generation: b.generation, frames: b.frames, walBytes: b.walEnd,
+      lastCommit: b.lastCommitUnixMs === undefined ? null : new Date(b.lastCommitUnixMs).toISOString() };
+    const snapshot = await openSnapshot(shown);
     if (closed) {
       snapshot.retired = true;
       release(snapshot);
@@ -274,9 +279,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     }
     const previous = current;
     current = snapshot;
-    const b = base!;
-    position = { generation: b.generation, frames: b.frames, walBytes: b.walEnd,
-      lastCommit: b.lastCommitUnixMs === undefined ? null : new Date(b.lastCommitUnixMs).toISOString() };
+    position = shown;
     if (previous) {
       previous.retired = true;
       release(previous);
@@ -310,7 +313,8 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   }, pollMs);
   (timer as { unref?: () => void }).unref?.(); // a follower nobody closed does not keep its process alive
 
-  const withConnection = async <T>(fn: (connection: DuckDBConnection) => Promise<T>): Promise<T> => {
+  const withConnection = async <T>(fn: (connection: DuckDBConnection, shown: FollowerPosition) => Promise<T>):
+    Promise<T> => {
     const snapshot = current;
     if (!snapshot || closed) throw new Error(`The follower of ${dbKey} is closed`);
     snapshot.readers++;
@@ -322,7 +326,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       }
       let reusable = false;
       try {
-        const result = await fn(connection);
+        const result = await fn(connection, snapshot.position);
         reusable = !snapshot.retired;
         return result;
       } finally {

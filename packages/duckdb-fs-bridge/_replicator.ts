@@ -794,7 +794,8 @@ export class Replicator {
       return false;
     }
     try {
-      await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*", signal: this.#abort.signal });
+      await store.put(manifestKey(this.options.dbKey, iteration), bytes, { ifNoneMatch: "*",
+        signal: fence ? AbortSignal.any([this.#abort.signal, fence.signal()]) : this.#abort.signal });
     } catch (error) {
       // Refused, or written with the answer lost: find out before the next pass (never guess).
       if (!(error instanceof PreconditionFailedError)) this.#position.uncertainGeneration = iteration;
@@ -811,7 +812,7 @@ export class Replicator {
       if (fence && !fence.mayWrite()) throw new Error("this node's lease ran out");
       await store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
         JSON.stringify({ generation: iteration, manifestSha256: digest }),
-      ));
+      ), { signal: fence?.signal() });
     } catch (error) {
       // A hint only (nothing reads it to restore): the generation is published all the same.
       this.#fail(`Cannot update ${latestKey(this.options.dbKey)}: ${(error as Error).message}`);

@@ -16,6 +16,11 @@ export interface WriterFence {
   readonly epoch: number;
   /** False once the lease ran out or was lost: nothing more is written (the commits stay local). */
   mayWrite(): boolean;
+  /**
+   * A signal that aborts when the hold runs out, given to every write: a write started just before
+   * (a process paused between the check and the send) is not sent after it.
+   */
+  signal(): AbortSignal;
   /** A create-only write found another writer's object (a newer epoch fenced us): stop writing at once. */
   fenced(reason: string): void;
 }

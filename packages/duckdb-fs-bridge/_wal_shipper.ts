@@ -407,7 +407,7 @@ export class WalShipper {
       previousSha256: this.#previous, epoch: fence?.epoch });
     if (fence && !fence.mayWrite()) throw new Error(`not writing ${key}: this node's lease (epoch ${fence.epoch}) ran out`);
     try {
-      await store.put(key, frame.bytes, { ifNoneMatch: "*", signal });
+      await store.put(key, frame.bytes, { ifNoneMatch: "*", signal: fence ? AbortSignal.any([signal, fence.signal()]) : signal });
     } catch (error) {
       if (this.#epoch !== epoch) return false;
       if (!(error instanceof PreconditionFailedError)) {

@@ -122,6 +122,8 @@ export class Lease {
   #held: { record: LeaseRecord; etag: string; startedAt: number } | undefined;
   /** A write of ours whose outcome is unknown (the store could not tell): adopted if we find it stored. */
   #pending: { record: LeaseRecord; startedAt: number } | undefined;
+  /** The writes (claim, renew, release) in order: each starts when the one before settled. */
+  #queue: Promise<unknown> = Promise.resolve();
   /** The record of the last full read and its ETag: an unchanged ETag needs no GET. */
   #last: { record: LeaseRecord; etag: string } | undefined;
 
@@ -222,7 +224,18 @@ export class Lease {
    * returns true; false when another node holds it. `minEpoch`: the lowest epoch to take (a history
    * that already carries epochs keeps them growing even if the lease object was removed).
    */
-  async tryAcquire(options: { minEpoch?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+  tryAcquire(options: { minEpoch?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+    return this.#serial(() => this.#tryAcquire(options));
+  }
+
+  /** One write at a time: a release never races a renew in flight (which would hold the lease again). */
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #tryAcquire(options: { minEpoch?: number; signal?: AbortSignal }): Promise<boolean> {
     const seen = await this.observe(options);
     // Ours already (a write of unknown outcome that landed, or the record we hold): only while the hold
     // is still trusted; past validUntil others may have judged it expired, and we must renew or retake.
@@ -262,7 +275,11 @@ export class Lease {
    * when another node has written since, or when our hold already ran out (a renew that comes too
    * late must not extend a lease others may have judged expired).
    */
-  async renew(options: { signal?: AbortSignal } = {}): Promise<void> {
+  renew(options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.#serial(() => this.#renew(options));
+  }
+
+  async #renew(options: { signal?: AbortSignal }): Promise<void> {
     const held = this.#held;
     if (!held) throw new LeaseLostError(`Cannot renew ${this.#key}: this node (${this.#holder}) does not hold it`);
     if (!this.valid) {
@@ -281,7 +298,7 @@ export class Lease {
       if (error instanceof PreconditionFailedError && this.#pending) {
         // An earlier renew of unknown outcome may have landed: then the ETag we compared is stale, not lost.
         const seen = await this.observe(options);
-        if (seen.record && this.#adoptPending(seen.record, seen.etag!)) return await this.renew(options);
+        if (seen.record && this.#adoptPending(seen.record, seen.etag!)) return await this.#renew(options);
       }
       if (error instanceof PreconditionFailedError) {
         this.#held = undefined;
@@ -294,7 +311,11 @@ export class Lease {
   }
 
   /** Lets go (a handoff or a clean stop): anyone may claim at once, without waiting for the TTL. */
-  async release(options: { signal?: AbortSignal } = {}): Promise<void> {
+  release(options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.#serial(() => this.#release(options));
+  }
+
+  async #release(options: { signal?: AbortSignal }): Promise<void> {
     const held = this.#held;
     this.#held = undefined;
     if (!held) return;

@@ -5,7 +5,8 @@
  * renamed (or hard-linked, for create-only, which fails atomically if the key exists), then the
  * directory is fsynced. No partial object is ever visible under its key.
  */
-import { constants } from "node:fs";
+import { constants, readFileSync } from "node:fs";
+import process from "node:process";
 import * as fs from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { ChecksumMismatchError, BlockNotFoundError, PreconditionFailedError, StoreConfigError } from "./_errors.ts";
@@ -24,7 +25,22 @@ import {
 
 const TEMP_MARK = ".haduck-tmp-";
 const LOCK_SUFFIX = ".haduck-lock";
-const LOCK_STALE_MS = 30_000;
+/** A lock whose holder never wrote its pid is stale after this long (a critical section takes milliseconds). */
+const LOCK_STALE_MS = 5_000;
+
+/** Whether a process with this pid runs (a stopped one does; a zombie counts as gone, it holds nothing). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return isCode(error, "EPERM");
+  }
+  try {
+    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true; // no /proc here: trust kill()
+  }
+}
 
 function isCode(error: unknown, code: string): boolean {
   return typeof error === "object" && error !== null && (error as { code?: string }).code === code;
@@ -104,18 +120,23 @@ export class FsBlockStore implements BlockStore {
     for (let delayMs = 1;; delayMs = Math.min(delayMs * 2, 50)) {
       try {
         await fs.mkdir(lock);
+        await fs.writeFile(join(lock, "pid"), String(process.pid));
         break;
       } catch (error) {
         if (!isCode(error, "EEXIST")) throw error;
+        // A holder killed inside its critical section leaves the lock: gone with its process (its pid
+        // no longer runs), or, if it died before writing its pid, once the lock is old.
+        const owner = Number(await fs.readFile(join(lock, "pid"), "utf8").catch(() => ""));
         const stat = await fs.stat(lock).catch(() => undefined);
-        if (stat && Date.now() - stat.mtimeMs > LOCK_STALE_MS) await fs.rmdir(lock).catch(() => {});
+        const dead = owner > 0 ? !processRuns(owner) : stat !== undefined && Date.now() - stat.mtimeMs > LOCK_STALE_MS;
+        if (dead) await fs.rm(lock, { recursive: true, force: true }).catch(() => {});
         await new Promise((wake) => setTimeout(wake, delayMs));
       }
     }
     try {
       return await task();
     } finally {
-      await fs.rmdir(lock).catch(() => {});
+      await fs.rm(lock, { recursive: true, force: true }).catch(() => {});
     }
   }
 
