@@ -10,7 +10,9 @@
  *  - a forwarded durable write (sent to a follower) against a direct one, p50;
  *  - requests while idle, per node and second: the leader's PUTs against one per TTL/3, the
  *    followers' GETs against one per poll, LISTs (goal 0).
- * Writes bench/results/cluster.json. Run: `bun bench/cluster.ts [trials] [ttl ms]` (default 20, 5000).
+ *  - acknowledged writes lost over every fault: kill -9 trials, then FAULTS more of the others in turn
+ *    (SIGSTOP of the leader for 3 TTLs, the leader's store blackholed for 3 TTLs, a follower killed).
+ * Writes bench/results/cluster.json (cluster_faults.json with faults). Run: `bun bench/cluster.ts [trials] [ttl ms] [faults]` (default 20, 5000, 0).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +28,8 @@ import { writeResult } from "./_report.ts";
 
 const TRIALS = Number(process.argv[2] ?? 20);
 const TTL_MS = Number(process.argv[3] ?? 5000);
+/** Faults after the kill -9 trials, in turn: SIGSTOP of the leader, its store cut off, a follower killed. */
+const FAULTS = Number(process.argv[4] ?? 0);
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-cluster-"));
 const s3 = await startRadosgw();
 const percentile = (values: number[], p: number) => {
@@ -181,6 +185,31 @@ try {
     alive.push(await launch(victim.name));
     console.error(`bench: trial ${trial + 1}/${TRIALS}: failover ${Math.round(failovers.at(-1)!)} ms`);
   }
+  // Mixed faults: a paused leader that wakes up, a leader cut off from the store, a follower killed.
+  const faultCounts: Record<string, number> = { "kill -9 leader": TRIALS };
+  for (let fault = 0; fault < FAULTS; fault++) {
+    await Bun.sleep(500 + Math.random() * TTL_MS / 3);
+    const kind = ["SIGSTOP leader", "store cut from leader", "kill -9 follower"][fault % 3];
+    faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
+    const victim = kind === "kill -9 follower" ? alive.find((node) => node !== leader)! : leader;
+    if (kind === "kill -9 follower") {
+      victim.process.kill(9);
+      await victim.process.exited;
+      alive = alive.filter((node) => node !== victim);
+      await Bun.sleep(500);
+      alive.push(await launch(victim.name));
+      continue;
+    }
+    if (kind === "SIGSTOP leader") victim.process.kill("SIGSTOP");
+    else proxies.get(victim.name)!.setRule(() => ({ kind: "blackhole" }));
+    const others = alive.filter((node) => node !== victim);
+    const next = await waitForLeader(others, TTL_MS * 4);
+    await Bun.sleep(Math.max(0, TTL_MS * 3 - next.ms));
+    if (kind === "SIGSTOP leader") victim.process.kill("SIGCONT");
+    else proxies.get(victim.name)!.setRule(() => ({ kind: "pass" }));
+    leader = next.leader;
+    console.error(`bench: fault ${fault + 1}/${FAULTS} (${kind}): another node led after ${Math.round(next.ms)} ms`);
+  }
   await load.stop();
   // Every node converges to every acknowledged write.
   let lost: string[] = [];
@@ -197,12 +226,13 @@ try {
   }
   const roles = await Promise.all(alive.map(async (node) => (await status(node.url))?.role));
 
-  writeResult("cluster", {
+  writeResult(FAULTS > 0 ? "cluster_faults" : "cluster", {
     ttlMs: TTL_MS,
     trials: TRIALS,
     failover: { p50Ms: percentile(failovers, 0.5), p99Ms: percentile(failovers, 0.99), goalP99Ms: TTL_MS + 1500,
       leaderElectedP50Ms: percentile(promotions, 0.5), leaderElectedP99Ms: percentile(promotions, 0.99) },
-    faults: TRIALS,
+    faults: faultCounts,
+    faultsTotal: TRIALS + FAULTS,
     acknowledgedWrites: [...load.acknowledged.values()].reduce((sum, set) => sum + set.size, 0),
     clientErrors: load.errors,
     acknowledgedLost: lost.length,

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ROOT } from "./build_extension.ts";
 
 /** Packages that must type-check under Deno (the CLI is Bun-only: it serves with Bun.serve). */
-const DENO_CHECKED = ["s3-block-store", "dirty-tracker", "lease", "duckdb-fs-bridge", "admin"];
+const DENO_CHECKED = ["s3-block-store", "dirty-tracker", "lease", "duckblock", "duckdb-fs-bridge", "admin"];
 /** The one version of every package (tools/version.ts sets it everywhere). */
 const ROOT_VERSION = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
 let passed = 0;

@@ -36,6 +36,7 @@ import {
   summarizeGenerations,
   type WriterFence,
 } from "@haduck/duckdb-fs-bridge";
+import { leaseKey } from "@haduck/duckblock";
 import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { executeStatement, runSql } from "./_admin_server.ts";
@@ -110,7 +111,7 @@ export class ClusterNode {
   async start(address: string): Promise<void> {
     await assertLeaseStore(this.#options.store);
     this.#address = address;
-    this.#lease = new Lease(this.#options.store, `${this.#options.dbKey}/lease.json`, {
+    this.#lease = new Lease(this.#options.store, leaseKey(this.#options.dbKey), {
       holder: this.#options.holder, address, ttlMs: this.#ttlMs, marginMs: this.#marginMs,
     });
     this.#loop = this.#run();

@@ -11,7 +11,7 @@ import { type FrameShipped, type GenerationShipped, Replicator, type UploadProgr
 import type { WriterFence } from "./_replicator_types.ts";
 import { checkpointWhenQuiet } from "./_checkpoint.ts";
 import { readFileInfo } from "./_block_source.ts";
-import { assertValidDbKey } from "./_format.ts";
+import { assertValidDbKey } from "@haduck/duckblock";
 
 export interface AttachOptions {
   /** Local path of the database file; created if missing. */

@@ -10,7 +10,7 @@
  * synchronous read needs nothing but the calling thread and the page cache.
  */
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
-import { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
+import { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "@haduck/duckblock";
 
 /** The local file moved on (or shrank) under a read: not the store's fault, and nothing is lost (carry). */
 export class ReadRaceError extends Error {

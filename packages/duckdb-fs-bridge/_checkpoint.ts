@@ -7,7 +7,7 @@
  * checkpoint that did not run.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ReplicationError } from "./_errors.ts";
+import { ReplicationError } from "@haduck/duckblock";
 
 export interface CheckpointOptions {
   /** How long to keep trying while other connections write. Default 30000 ms; 0 tries once. */

@@ -23,12 +23,12 @@ import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { decodeFrame, frameKey } from "./_frame_format.ts";
-import { latestKey } from "./_format.ts";
+import { decodeFrame, frameKey } from "@haduck/duckblock";
+import { latestKey } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
-import { listGenerations, loadManifestHead } from "./_catalog.ts";
-import { blockOffset } from "./_duckdb_file.ts";
-import { ReplicationError } from "./_errors.ts";
+import { listGenerations, loadManifestHead } from "@haduck/duckblock";
+import { blockOffset } from "@haduck/duckblock";
+import { ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "./_identity.ts";
 
 /** How often the manifests are listed as well (the hint is only a hint). */

@@ -10,7 +10,7 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { ReplicationError } from "./_errors.ts";
+import { ReplicationError } from "@haduck/duckblock";
 
 const CHILD = fileURLToPath(new URL("./_open_check_child.ts", import.meta.url));
 

@@ -9,7 +9,7 @@
  *   attempt now in flight (which takes them out of `carried` and gives them back unless it publishes).
  */
 import { DirtyBitmap } from "@haduck/dirty-tracker";
-import type { Manifest } from "./_format.ts";
+import type { Manifest } from "@haduck/duckblock";
 import { assert } from "./_assert.ts";
 
 export interface Published {

@@ -4,9 +4,9 @@
  * shipped: the file must exist, be the same database (haduck's identity beside it, DuckDB's
  * identifier), and not be older than the store's last generation. Each refusal names the way back.
  */
-import type { DuckDBFileInfo } from "./_duckdb_file.ts";
-import { ReplicationError } from "./_errors.ts";
-import type { Manifest } from "./_format.ts";
+import type { DuckDBFileInfo } from "@haduck/duckblock";
+import { ReplicationError } from "@haduck/duckblock";
+import type { Manifest } from "@haduck/duckblock";
 import { identityPath, newIdentity, writeIdentity } from "./_identity.ts";
 
 /** Returns the database's haduck identity (written beside the file when a store predates identities). */

@@ -14,9 +14,9 @@
  */
 import { PreconditionFailedError } from "@haduck/s3-block-store";
 import { statSync } from "node:fs";
-import { latestManifest, loadManifest } from "./_catalog.ts";
-import { ReplicationError } from "./_errors.ts";
-import { buildManifest, type Shipment } from "./_manifest_builder.ts";
+import { latestManifest, loadManifest } from "@haduck/duckblock";
+import { ReplicationError } from "@haduck/duckblock";
+import { buildManifest, type Shipment } from "@haduck/duckblock";
 import { READ_RUN_BLOCKS_MAX, readAndUpload } from "./_segment_uploader.ts";
 import {
   type BlockSource,
@@ -28,13 +28,13 @@ import {
 } from "./_block_source.ts";
 import { newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
 import { agreeWithStore } from "./_reconcile.ts";
-import { hex, latestKey, manifestKey, sha256 } from "./_format.ts";
-import { encodeManifest, writePages } from "./_manifest_pages.ts";
+import { hex, latestKey, manifestKey, sha256 } from "@haduck/duckblock";
+import { encodeManifest, writePages } from "@haduck/duckblock";
 import { Position, type Published } from "./_position.ts";
 import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
-import { walkFrames } from "./_frames.ts";
+import { walkFrames } from "@haduck/duckblock";
 import { leftoverWal, shipLeftoverWal, storedFramesMatchWal } from "./_wal_leftover.ts";
 import { acquireReplicatorLock, type ReplicatorLock } from "./_replicator_lock.ts";
 import {

@@ -12,7 +12,7 @@
  * kill -9), and refuses by name a replicator that is running: another process has the database.
  */
 import { closeSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { ReplicationError } from "./_errors.ts";
+import { ReplicationError } from "@haduck/duckblock";
 
 export const replicatorLockPath = (dbPath: string) => `${dbPath}.haduck-replicator`;
 

@@ -15,15 +15,15 @@ import {
   listGenerations,
   type LoadedHead,
   loadManifestHead,
-} from "./_catalog.ts";
-import { blockTotal, headerOf, manifestParts } from "./_manifest_pages.ts";
-import { applyFrames, type FrameWalk } from "./_frames.ts";
-import { blockOffset, HEADER_REGION_BYTES } from "./_duckdb_file.ts";
-import { ReplicationError } from "./_errors.ts";
+} from "@haduck/duckblock";
+import { blockTotal, headerOf, manifestParts } from "@haduck/duckblock";
+import { applyFrames, type FrameWalk } from "@haduck/duckblock";
+import { blockOffset, HEADER_REGION_BYTES } from "@haduck/duckblock";
+import { ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "./_identity.ts";
 import { checkOpensInDuckDB } from "./_open_check.ts";
-import { RuntimeCopies } from "./_runtime_copies.ts";
-import { COMPRESSION_NONE, type Manifest, type ManifestBlock, manifestKey } from "./_format.ts";
+import { RuntimeCopies } from "@haduck/duckblock";
+import { COMPRESSION_NONE, type Manifest, type ManifestBlock, manifestKey } from "@haduck/duckblock";
 
 export interface RestoreOptions {
   store: BlockStore;

@@ -20,8 +20,8 @@
  * once a newer generation was published without it, so everything here is dropped at each publish.
  */
 import { DirtyBitmap } from "@haduck/dirty-tracker";
-import type { ManifestBlock } from "./_format.ts";
-import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
+import type { ManifestBlock } from "@haduck/duckblock";
+import type { SegmentRef, Shipment } from "@haduck/duckblock";
 
 /** One block durably in the store: its entry (segment index 0 means `segment`) and the segment. */
 export interface UploadedBlock {

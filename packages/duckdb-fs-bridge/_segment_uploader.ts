@@ -8,9 +8,9 @@
 import type { BlockStore } from "@haduck/s3-block-store";
 import { constants as zlib, zstdCompressSync } from "node:zlib";
 import { type BlockSource, ReadRaceError } from "./_block_source.ts";
-import { RuntimeCopies } from "./_runtime_copies.ts";
-import { HEADER_REGION_BYTES } from "./_duckdb_file.ts";
-import type { SegmentRef, Shipment } from "./_manifest_builder.ts";
+import { RuntimeCopies } from "@haduck/duckblock";
+import { HEADER_REGION_BYTES } from "@haduck/duckblock";
+import type { SegmentRef, Shipment } from "@haduck/duckblock";
 import { type UploadedBlock, uploadedBlocks } from "./_reusable_uploads.ts";
 import {
   COMPRESSION_NONE,
@@ -25,7 +25,7 @@ import {
   segmentHeadBytes,
   segmentKey,
   sha256,
-} from "./_format.ts";
+} from "@haduck/duckblock";
 
 export interface UploadPassOptions {
   store: BlockStore;

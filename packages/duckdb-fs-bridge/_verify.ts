@@ -14,7 +14,7 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listGenerations, verifyObjects, type VerifyReport as ObjectsReport } from "./_catalog.ts";
+import { listGenerations, verifyObjects, type VerifyReport as ObjectsReport } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
 
 export interface VerifyOptions {

@@ -12,9 +12,9 @@
 import type { BlockStore } from "@haduck/s3-block-store";
 import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { readFileInfo } from "./_block_source.ts";
-import { blockOffset } from "./_duckdb_file.ts";
-import { hex, type Manifest, sha256 } from "./_format.ts";
-import { walkFrames } from "./_frames.ts";
+import { blockOffset } from "@haduck/duckblock";
+import { hex, type Manifest, sha256 } from "@haduck/duckblock";
+import { walkFrames } from "@haduck/duckblock";
 import type { Published } from "./_position.ts";
 import type { WalShipper } from "./_wal_shipper.ts";
 

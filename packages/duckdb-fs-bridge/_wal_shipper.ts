@@ -17,7 +17,7 @@
 import { type BlockStore, BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { openFileSource, readFileInfo } from "./_block_source.ts";
-import { decodeFrame, encodeFrame, type FrameCommit, frameKey } from "./_frame_format.ts";
+import { decodeFrame, encodeFrame, type FrameCommit, frameKey } from "@haduck/duckblock";
 import type { FrameShipped, WriterFence } from "./_replicator_types.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 

@@ -24,22 +24,27 @@ export {
   type UploadProgress,
 } from "./_replicator.ts";
 export { initialStatus, type WriterFence } from "./_replicator_types.ts";
-export { type FencedHistory, fenceHistory } from "./_fence.ts";
 export { type CheckpointOptions, checkpointWhenQuiet } from "./_checkpoint.ts";
-export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
 export { follow, type Follower, type FollowerPosition, type FollowOptions } from "./_follower.ts";
+// Moved to @haduck/duckblock (the store's formats and catalog, DuckDB-free); still exported here.
 export {
+  assertValidDbKey,
+  type FencedHistory,
+  fenceHistory,
+  gc,
+  type GcOptions,
+  type GcReport,
   type GenerationSummary,
   latestManifest,
   listGenerations,
   loadManifest,
+  parseHeaderRegion,
+  ReplicationError,
+  type ReplicationErrorCode,
   summarizeGenerations,
-} from "./_catalog.ts";
+} from "@haduck/duckblock";
 export { verify, type VerifyOptions, type VerifyReport } from "./_verify.ts";
-export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { extensionPath, Native, openDuckDB } from "./_native.ts";
 export type { Consumer, GenerationInfo } from "./_consumer.ts";
 export { PipeConsumer, type PipeConsumerOptions } from "./_pipe_consumer.ts";
-export { parseHeaderRegion } from "./_duckdb_file.ts";
-export { assertValidDbKey } from "./_format.ts";

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { Position } from "./_position.ts";
-import type { Manifest } from "./_format.ts";
+import type { Manifest } from "@haduck/duckblock";
 
 const published = (generation: number) => ({ manifest: { generation } as Manifest, sha256: `sha-${generation}` });
 

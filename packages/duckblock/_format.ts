@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { zstdDecompressSync } from "node:zlib";
 import type { PageRef, StoredManifest } from "./_manifest_pages.ts";
+import { latestKey, manifestKey, pad, segmentKey } from "./_keys.ts";
 
 export const SEGMENT_MAGIC = "HDUCKBLK";
 export const SEGMENT_VERSION = 2;
@@ -357,15 +358,8 @@ export function validateManifest(manifest: Manifest, where: string): void {
   }
 }
 
-export const pad = (n: number | bigint) => n.toString().padStart(20, "0");
-export const manifestKey = (dbKey: string, generation: number) => `${dbKey}/manifests/${pad(generation)}.json`;
-/**
- * A segment's key carries the upload attempt: a crash between segments and manifest leaves orphans
- * under the same generation, and the retry (after restart) must not collide with them.
- */
-export const segmentKey = (dbKey: string, generation: number, attempt: string, sequence: number) =>
-  `${dbKey}/segments/${pad(generation)}-${attempt}-${sequence.toString().padStart(4, "0")}.dblk`;
-export const latestKey = (dbKey: string) => `${dbKey}/latest.json`;
+// The keys live in _keys.ts; these names stay here for the modules that read them with the formats.
+export { latestKey, manifestKey, pad, segmentKey };
 
 /**
  * Checks a database key (the first part of every object key under the prefix): 1 to 200 of

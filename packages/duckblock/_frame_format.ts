@@ -8,14 +8,13 @@
  */
 import { ReplicationError } from "./_errors.ts";
 import { sha256 } from "./_format.ts";
+import { frameKey, framesPrefix, parseFrameKey } from "./_keys.ts";
 
 export const FRAME_MAGIC = "HDUCKWAL";
 export const FRAME_VERSION = 1;
 export const FRAME_HEADER_BYTES = 96;
 export const FRAME_COMMIT_BYTES = 16;
 export const FRAME_TRAILER_BYTES = 32;
-/** Frame numbers are zero-padded to this many digits in keys (so keys sort by number). */
-const FRAME_NUMBER_DIGITS = 8;
 
 /** One commit: the WAL is durable up to `walEnd` (an offset in the generation's WAL) since `unixMs`. */
 export interface FrameCommit {
@@ -45,21 +44,7 @@ export interface Frame {
   epoch?: number;
 }
 
-export function frameKey(dbKey: string, generation: number, number: number): string {
-  return `${dbKey}/frames/${String(generation).padStart(20, "0")}-${String(number).padStart(FRAME_NUMBER_DIGITS, "0")}.hwal`;
-}
-
-export function framesPrefix(dbKey: string, generation?: number): string {
-  return generation === undefined ? `${dbKey}/frames/` : `${dbKey}/frames/${String(generation).padStart(20, "0")}-`;
-}
-
-const FRAME_KEY = /\/frames\/(\d{20})-(\d{8})\.hwal$/;
-
-/** The generation and number a frame key names, or undefined for any other key. */
-export function parseFrameKey(key: string): { generation: number; number: number } | undefined {
-  const match = FRAME_KEY.exec(key);
-  return match ? { generation: Number(match[1]), number: Number(match[2]) } : undefined;
-}
+export { frameKey, framesPrefix, parseFrameKey };
 
 function frameBytes(frame: Pick<Frame, "wal" | "commits" | "blockIds" | "blocks">): number {
   return FRAME_HEADER_BYTES + frame.commits.length * FRAME_COMMIT_BYTES + frame.blockIds.length * 8 +

@@ -3,6 +3,7 @@
  * Reading what is in the store for one database: its generations (manifests, in order), one
  * manifest checked against the chain, and `verifyObjects()` that checks every object and checksum (`verify()`, in _verify.ts, adds the drill).
  */
+import { manifestsPrefix, parseManifestKey } from "./_keys.ts";
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import {
   decodeManifest,
@@ -46,9 +47,9 @@ export interface GenerationSummary {
 /** Manifest generations of `dbKey`, ascending. */
 export async function listGenerations(store: BlockStore, dbKey: string): Promise<number[]> {
   const generations: number[] = [];
-  for await (const object of store.list(`${dbKey}/manifests/`)) {
-    const match = /\/manifests\/(\d{20})\.json$/.exec(object.key);
-    if (match) generations.push(Number(match[1]));
+  for await (const object of store.list(manifestsPrefix(dbKey))) {
+    const generation = parseManifestKey(object.key);
+    if (generation !== undefined) generations.push(generation);
   }
   return generations;
 }

@@ -13,6 +13,7 @@
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import { ReplicationError } from "./_errors.ts";
 import { hex, type Manifest, type ManifestBlock, pad, sha256, validateManifest } from "./_format.ts";
+import { pageKey, pagesPrefix } from "./_keys.ts";
 
 /** Block ids per page: a one-row update rewrites one or two pages of about 60 KB. */
 export const PAGE_BLOCKS = 512;
@@ -51,8 +52,7 @@ export type StoredManifest = Omit<Manifest, "segments" | "blocks" | "pages" | "v
   pages: PageRef[];
 };
 
-export const pageKey = (dbKey: string, generation: number, attempt: string, page: number) =>
-  `${dbKey}/blockmaps/${pad(generation)}-${attempt}-${page.toString().padStart(6, "0")}.json`;
+export { pageKey };
 
 export interface EncodedManifest {
   bytes: Uint8Array;
@@ -171,7 +171,7 @@ export function checkStoredManifest(stored: StoredManifest, where: string): void
   let next = 0;
   let total = 0;
   for (const ref of stored.pages) {
-    if (typeof ref?.key !== "string" || !ref.key.startsWith(`${stored.dbKey}/blockmaps/`) ||
+    if (typeof ref?.key !== "string" || !ref.key.startsWith(pagesPrefix(stored.dbKey)) ||
       !whole(ref.sizeBytes, PAGE_BYTES_MAX) || !HEX_DIGEST.test(ref.sha256) || !whole(ref.blocks, PAGE_BLOCKS) ||
       !whole(ref.firstBlock) || ref.firstBlock % PAGE_BLOCKS !== 0 || ref.firstBlock < next) {
       fail(`page ${JSON.stringify(ref?.key)} has a malformed key, size, digest or range, or is out of order`);

@@ -87,7 +87,7 @@ test("decodeFrame() reads the frame vector back, and refuses it with any byte fl
   const frame = decodeFrame(bytes, "vector");
   const { wal, previousSha256, ...rest } = frameInputs();
   expect({ ...frame, wal: undefined, previousSha256: undefined, sha256: undefined, blocks: undefined })
-    .toEqual({ ...rest, wal: undefined, previousSha256: undefined, sha256: undefined, blocks: undefined });
+    .toEqual({ ...rest, epoch: 0, wal: undefined, previousSha256: undefined, sha256: undefined, blocks: undefined });
   expect(Buffer.from(frame.wal)).toEqual(Buffer.from(wal));
   expect(Buffer.from(frame.previousSha256)).toEqual(Buffer.from(previousSha256));
   for (let at = 0; at < bytes.length; at++) {

@@ -11,6 +11,7 @@
  * pages, so a crash halfway leaves only unreferenced objects behind, which the next run deletes;
  * never a manifest without what it names.
  */
+import { pagesPrefix, segmentsPrefix } from "./_keys.ts";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { listGenerations, loadManifestHead } from "./_catalog.ts";
 import { addReferences } from "./_manifest_pages.ts";
@@ -83,8 +84,8 @@ export async function gc(options: GcOptions): Promise<GcReport> {
       report.deletedGenerations.push(generation);
     }
   }
-  for (const [prefix, deleted] of [[`${dbKey}/segments/`, report.deletedSegments],
-    [`${dbKey}/blockmaps/`, report.deletedPages]] as const) {
+  for (const [prefix, deleted] of [[segmentsPrefix(dbKey), report.deletedSegments],
+    [pagesPrefix(dbKey), report.deletedPages]] as const) {
     for await (const object of store.list(prefix)) {
       const match = WRITTEN_FOR.exec(object.key);
       if (!match || Number(match[1]) > newest || referenced.has(object.key)) continue;

@@ -1,0 +1,67 @@
+/**
+ * @module
+ * `@haduck/duckblock`: what a haduck database is in the store, DuckDB-free and runtime-neutral:
+ * the object keys (one module), the segment, manifest and WAL frame codecs, the chain of frames,
+ * the catalog (listing, loading and checking generations), gc, and the fence a new leader writes.
+ * Capture (the extension, the replicator) and anything that opens DuckDB live in
+ * `@haduck/duckdb-fs-bridge`; leases in `@haduck/lease` (this package never imports it).
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@haduck/s3-block-store";
+ * import { listGenerations, manifestKey } from "@haduck/duckblock";
+ * const store = openStore("file:///tmp/haduck-store");
+ * console.log(manifestKey("demo.duckdb", 3), await listGenerations(store, "demo.duckdb"));
+ * ```
+ */
+export {
+  frameKey,
+  framesPrefix,
+  latestKey,
+  leaseKey,
+  manifestKey,
+  manifestsPrefix,
+  pageKey,
+  pagesPrefix,
+  parseFrameKey,
+  parseManifestKey,
+  segmentKey,
+  segmentsPrefix,
+} from "./_keys.ts";
+export {
+  assertValidDbKey,
+  COMPRESSION_NONE,
+  COMPRESSION_ZSTD,
+  HEADER_REGION_ID,
+  hex,
+  type Manifest,
+  type ManifestBlock,
+  SEGMENT_TRAILER_BYTES,
+  sealSegment,
+  type SealedEntryInput,
+  segmentHeadBytes,
+  sha256,
+} from "./_format.ts";
+export { blockTotal, encodeManifest, headerOf, manifestParts, writePages } from "./_manifest_pages.ts";
+export { decodeFrame, encodeFrame, type Frame, type FrameCommit } from "./_frame_format.ts";
+export { applyFrames, type FrameWalk, listFrames, walkFrames } from "./_frames.ts";
+export {
+  checkHeaderRegion,
+  decodeBlock,
+  type GenerationSummary,
+  latestHead,
+  latestManifest,
+  listGenerations,
+  type LoadedHead,
+  loadManifest,
+  loadManifestHead,
+  summarizeGenerations,
+  verifyObjects,
+  type VerifyReport,
+} from "./_catalog.ts";
+export { type FencedHistory, fenceHistory } from "./_fence.ts";
+export { gc, type GcOptions, type GcReport } from "./_gc.ts";
+export { buildManifest, type SegmentRef, type Shipment } from "./_manifest_builder.ts";
+export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
+export { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
+export { RuntimeCopies } from "./_runtime_copies.ts";
