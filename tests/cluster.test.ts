@@ -142,7 +142,6 @@ test("three nodes: kill -9 of the leader, a paused leader that wakes up, kill -9
   await load.stop();
   await reading;
   const acked = [...load.acknowledged.values()].reduce((sum, set) => sum + set.size, 0);
-  if (process.env.HADUCK_CLUSTER_DEBUG) { console.log({ acked, errors: load.errors, failoverMs, second: second.ms }); for (const node of [...nodes, ...alive]) console.log(`== ${node.name}\n${node.log()}`); }
   expect(acked).toBeGreaterThan(20);
   expect(prefixProblems).toEqual([]);
   expect(await converged(alive, load, 20_000)).toEqual([]);

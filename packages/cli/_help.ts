@@ -14,7 +14,7 @@ Commands:
   verify              check every object and checksum, and restore and open the latest commit (--drill: every generation)
   status              the latest generation and the store's state (--json)
   gc                  delete generations beyond the kept ones (dry run unless --apply)
-  serve <db-path>     attach a database with replication and serve the admin endpoint, no shell
+  serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
 
 Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL]
   or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY, HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX).
@@ -64,12 +64,17 @@ Keeps the newest N generations (default 10) and every generation younger than DU
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
 Without --apply it only prints what it would delete.
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
-  serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY]
-Attaches <db-path> with replication running and serves, until Ctrl-C or SIGTERM (then it ships what
-is pending): the admin endpoint (status, metrics, generations, POST /checkpoint, dashboard at /) and
-SQL over HTTP: POST /sql {"sql": "...", "params": [...]} answers {"columns", "rows", "role",
-"position"}; a write answers only once its commit is durable in the store (unless "durable": false).
-Every route but /healthz and / needs the token (Authorization: Bearer $HADUCK_ADMIN_TOKEN).
---admin HOST:PORT is the same as --listen.
+  serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
+Serves <db-path> until Ctrl-C or SIGTERM: the admin endpoint (status, metrics, generations, POST
+/checkpoint, dashboard at /) and SQL over HTTP: POST /sql {"sql": "...", "params": [...]} answers
+{"columns", "rows", "role", "position"}; a write answers only once its commit is durable in the store
+(unless "durable": false). Every route but /healthz and / needs the token (Authorization: Bearer
+$HADUCK_ADMIN_TOKEN; the same on every node).
+With a store, the node is one of a cluster: every node runs the same command with the same --store
+and --db-key. A lease in the store decides who writes (--lease-ttl, 500ms to 600s, default 5s):
+the leader runs writes; followers keep a replica, run reads, and forward writes to the leader; when
+the leader dies or is cut off, another takes over within about the TTL, and no write answered 200
+is lost. SIGTERM to the leader ships everything and hands the lease to the others at once.
+Without a store the node leads itself, local-only. --admin HOST:PORT is the same as --listen.
 Example: HADUCK_ADMIN_TOKEN=... haduck serve demo.duckdb --store file://$PWD/haduck-store --listen 127.0.0.1:8080`,
 };
