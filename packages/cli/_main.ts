@@ -299,8 +299,9 @@ async function commandVerify(args: string[]): Promise<number> {
   const said = parts.length > 0 ? `; drill: ${parts.join(" and ")} restored and opened in DuckDB`
     : values["no-drill"] ? "; no drill (--no-drill)" : "";
   for (const problem of report.problems) console.error(`haduck: ${problem}`);
+  const epochs = report.epochs.length > 1 ? `; one history over lease epochs ${report.epochs.join(", ")}` : "";
   console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks, ` +
-    `${report.frames} WAL frames: ${report.problems.length} problems${said}`);
+    `${report.frames} WAL frames: ${report.problems.length} problems${said}${epochs}`);
   return report.problems.length > 0 ? EXIT.integrity : EXIT.ok;
 }
 

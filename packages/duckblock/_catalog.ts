@@ -188,6 +188,8 @@ export interface VerifyReport {
   segments: number;
   blocks: number;
   problems: string[];
+  /** The lease epochs the history was written at, ascending (one writer outside a cluster: [0]). */
+  epochs: number[];
 }
 
 /** Segments read and dropped between two collections (see RuntimeCopies): bounds verify's peak. */
@@ -208,7 +210,11 @@ const segmentGeneration = (key: string) => Number(/\/segments\/(\d{20})-/.exec(k
  * predecessor had it is a manifest that lost a change.
  */
 export async function verifyObjects(store: BlockStore, dbKey: string): Promise<VerifyReport> {
-  const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, frames: 0, problems: [] };
+  const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, frames: 0, problems: [], epochs: [] };
+  const epochSeen = (epoch: number) => {
+    if (!report.epochs.includes(epoch)) report.epochs.push(epoch);
+  };
+  let lastEpoch = 0;
   const generations = await listGenerations(store, dbKey);
   if (generations.length === 0) {
     throw new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: nothing to verify`);
@@ -240,6 +246,12 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
     } else if (previous && manifest.previousManifestSha256 !== previous.sha256) {
       report.problems.push(`Manifest of generation ${generation} does not chain to generation ${previous.generation}`);
     }
+    if ((manifest.writerEpoch ?? 0) < lastEpoch) {
+      report.problems.push(`Manifest of generation ${generation} was written at epoch ${manifest.writerEpoch}, after ` +
+        `epoch ${lastEpoch} had taken over: a deposed writer's generation, not part of the one history`);
+    }
+    lastEpoch = Math.max(lastEpoch, manifest.writerEpoch ?? 0);
+    epochSeen(manifest.writerEpoch ?? 0);
     // The block map a page at a time: what verify holds does not grow with a manifest's size.
     const entries = new Map<number, string>();
     function checkEntry(part: Manifest, block: ManifestBlock): void {
@@ -289,11 +301,14 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
     try {
       const walk = await walkFrames({ store, dbKey, generation, manifestSha256: loaded.sha256 });
       report.frames += walk.frames;
+      for (const epoch of walk.epochs) epochSeen(epoch);
+      lastEpoch = Math.max(lastEpoch, ...walk.epochs);
       if (walk.gap) report.problems.push(`Generation ${generation}: WAL ${walk.gap}`);
     } catch (error) {
       report.problems.push(`Generation ${generation}: ${(error as Error).message}`);
     }
   }
+  report.epochs.sort((a, b) => a - b);
   return report;
 }
 

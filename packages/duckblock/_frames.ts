@@ -37,6 +37,8 @@ export interface FrameWalk {
   gap: string | undefined;
   /** Where the chain stands after the last frame walked: its number, checksum, and WAL end. */
   last: { number: number; sha256: Uint8Array; walEnd: number } | undefined;
+  /** The lease epochs of the frames walked, in order, each once (a takeover's fence starts a new one). */
+  epochs: number[];
 }
 
 /**
@@ -54,7 +56,7 @@ export async function walkFrames(options: {
 }): Promise<FrameWalk> {
   const { store, dbKey, generation } = options;
   const walk: FrameWalk = { frames: 0, commits: 0, walBytes: 0, lastCommitUnixMs: undefined, gap: undefined,
-    last: undefined };
+    last: undefined, epochs: [] };
   let previous = Buffer.from(options.manifestSha256, "hex");
   let walEnd = 0;
   const listed = await listFrames(store, dbKey, generation);
@@ -93,6 +95,13 @@ export async function walkFrames(options: {
         `${index === 0 ? `the manifest of generation ${generation}` : `frame ${index}`} (another writer, or a frame ` +
         "replaced): restore stops before it; `--generation N` gives the checkpoint without frames");
     }
+    // One linear history: after a new leader's fence, no frame of an older epoch can chain on.
+    const epoch = frame.epoch ?? 0;
+    if (epoch < (walk.epochs.at(-1) ?? 0)) {
+      throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} was written at epoch ${epoch}, after a frame ` +
+        `of epoch ${walk.epochs.at(-1)}: a deposed writer's frame; restore stops before it`);
+    }
+    if (epoch !== walk.epochs.at(-1)) walk.epochs.push(epoch);
     const taken = options.untilMs === undefined ? frame.commits.length
       : frame.commits.filter((commit) => commit.unixMs <= options.untilMs!).length;
     await options.visit?.(frame, taken);
