@@ -104,3 +104,25 @@ test("serve with a too-short token refuses before it opens the database or touch
   const listed = await haduck(["generations", "--store", store, "--db-key", "served.duckdb", "--json"]);
   expect(JSON.parse(listed.stdout)).toEqual([]);
 });
+
+test("restore --if-missing: keeps an existing file, restores a missing one, and fails by name on an empty key", async () => {
+  expect((await haduck(["attach", "kept.duckdb", "--store", store, "-c", "CREATE TABLE t AS SELECT 7 AS x"])).code)
+    .toBe(0);
+  const target = join(dir, "container.duckdb");
+  const first = await haduck(["restore", "--store", store, "--db-key", "kept.duckdb", "--to", target, "--if-missing"]);
+  expect(first.code).toBe(0);
+  expect(first.stdout).toContain("restored generation");
+  expect((await queryFile(target, "SELECT x FROM t")).map((row) => Number(row.x))).toEqual([7]);
+  const before = statSync(target).mtimeMs;
+  const second = await haduck(["restore", "--store", store, "--db-key", "kept.duckdb", "--to", target, "--if-missing"]);
+  expect(second.code).toBe(0);
+  expect(second.stdout).toContain("kept as it is");
+  expect(statSync(target).mtimeMs).toBe(before);
+  const empty = await haduck(["restore", "--store", store, "--db-key", "nothing-here.duckdb", "--to",
+    join(dir, "none.duckdb"), "--if-missing"]);
+  expect(empty.code).toBe(1);
+  expect(empty.stderr).toContain("No generations of nothing-here.duckdb");
+  const both = await haduck(["restore", "--store", store, "--db-key", "kept.duckdb", "--to", target, "--if-missing",
+    "--force"]);
+  expect(both.code).toBe(2);
+}, 120_000);

@@ -92,3 +92,44 @@ test("POST /sql: reads and durable writes, JSON values, and errors by name", asy
     await reading;
   }
 }, 120_000);
+
+test("HADUCK_READ_TOKEN runs reads on POST /sql and nothing else: a write, or any other route, is 403", async () => {
+  const token = "sql-http-admin-token-0123456789";
+  const readToken = "sql-http-read-token-0123456789";
+  const storeUrl = `file://${join(dir, "store-read")}`;
+  const child = Bun.spawn([process.execPath, BIN, "serve", "read.duckdb", "--store", storeUrl, "--listen", "127.0.0.1:0"],
+    { cwd: dir, env: { ...process.env, HADUCK_ADMIN_TOKEN: token, HADUCK_READ_TOKEN: readToken }, stdout: "pipe",
+      stderr: "pipe" });
+  let stderr = "";
+  const reading = (async () => {
+    for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
+  })();
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
+    const url = /admin on (\S+)/.exec(stderr)![1];
+    const as = (bearer: string, body: unknown) => fetch(`${url}sql`, { method: "POST",
+      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect((await as(token, { sql: "CREATE TABLE t AS SELECT 1 AS x" })).status).toBe(200);
+    const read = await as(readToken, { sql: "SELECT x FROM t" });
+    expect(read.status).toBe(200);
+    expect((await read.json()).rows).toEqual([[1]]);
+    const write = await as(readToken, { sql: "INSERT INTO t VALUES (2)" });
+    expect(write.status).toBe(403);
+    expect((await write.json()).error).toContain("HADUCK_READ_TOKEN");
+    // What writes under a reader's type is refused too, and nothing changed.
+    expect((await as(token, { sql: "CREATE SEQUENCE s" })).status).toBe(200);
+    expect((await as(readToken, { sql: "SELECT nextval('s')" })).status).toBe(403);
+    expect((await (await as(token, { sql: "SELECT count(*) FROM t" })).json()).rows).toEqual([[1]]);
+    for (const route of ["status", "metrics", "generations"]) {
+      expect((await fetch(`${url}${route}`, { headers: { authorization: `Bearer ${readToken}` } })).status).toBe(403);
+    }
+    expect((await fetch(`${url}checkpoint`, { method: "POST", headers: { authorization: `Bearer ${readToken}` } }))
+      .status).toBe(403);
+    expect((await as("not-a-token-of-this-node", { sql: "SELECT 1" })).status).toBe(401);
+  } finally {
+    child.kill("SIGTERM");
+    await child.exited;
+    await reading;
+  }
+}, 120_000);

@@ -18,13 +18,15 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { DASHBOARD_HTML } from "./_dashboard.ts";
-import { requireToken } from "./_auth.ts";
+import { accessOf, requireToken } from "./_auth.ts";
 import { renderMetrics } from "./_metrics.ts";
 import type { AdminDatabase, SqlRequest } from "./_types.ts";
 
 export interface AdminAppOptions {
   /** The bearer token every route but `/healthz` and `/` needs (at least 16 characters). */
   token: string;
+  /** A second token that may run reads on `POST /sql` and nothing else (a write or another route: 403). */
+  readToken?: string;
   databases: AdminDatabase[];
   /** Request bodies larger than this are refused with 413. Default 16 KiB. */
   bodyBytesMax?: number;
@@ -58,6 +60,7 @@ const STATUS_OF_CODE: Record<string, number> = {
   SQL_ERROR: 400,
   NOT_DURABLE: 503,
   NO_LEADER: 503,
+  READ_ONLY: 403,
   NOT_FOUND: 404,
   GENERATION_NOT_FOUND: 404,
   NO_GENERATIONS: 404,
@@ -92,7 +95,7 @@ const STATUS_OF_CODE: Record<string, number> = {
 export function createAdminApp(options: AdminAppOptions): Hono {
   const { databases } = options;
   const app = new Hono();
-  const auth = requireToken(options.token);
+  const auth = requireToken(options.token, options.readToken);
   const find = (dbKey: string | undefined) => {
     if (dbKey === undefined && databases.length === 1) return databases[0];
     const found = databases.find((database) => database.dbKey === dbKey);
@@ -109,7 +112,7 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   app.use("/metrics", auth);
   app.use("/generations", auth);
   app.use("/checkpoint", auth);
-  app.use("/sql", auth);
+
   // The node's role is its first database's (a single node leads itself: no leader address, epoch 0).
   app.get("/status", (c) => {
     const described = databases.map(describe);
@@ -120,7 +123,9 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   app.post("/sql", bodyLimit({ maxSize: options.sqlBodyBytesMax ?? 1024 * 1024, onError: () => {
     throw new HTTPException(413, { message: "request body too large" });
   } }), async (c) => {
-    const request = { ...parseSqlRequest(await c.req.text()), forwarded: c.req.header("x-haduck-forwarded") === "1" };
+    const access = await accessOf(c.req.header("authorization"), options.token, options.readToken);
+    const request = { ...parseSqlRequest(await c.req.text()), forwarded: c.req.header("x-haduck-forwarded") === "1",
+      readOnly: access === "read", authorization: c.req.header("authorization") };
     const database = find(request.db);
     if (!database.sql) throw new HTTPException(501, { message: `${database.dbKey} does not serve SQL here` });
     const answer = await database.sql(request);

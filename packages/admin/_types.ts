@@ -10,6 +10,10 @@ export interface SqlRequest {
   sql: string;
   /** Set by a node that forwarded the request: the receiver runs it or refuses, never forwards again. */
   forwarded?: boolean;
+  /** The caller's token may only read (`HADUCK_READ_TOKEN`): a write is refused with 403 (`ReadOnlyError`). */
+  readOnly?: boolean;
+  /** The caller's Authorization header, carried by a forwarded request. */
+  authorization?: string;
   params: unknown[];
   /** A write answers only once its commit is durable in the store (default true). */
   durable: boolean;
@@ -54,6 +58,15 @@ export interface ClusterView {
   epoch: number;
   /** How long the store has held a commit this node's reads do not show yet (0: caught up, or the leader). */
   lagMs: number;
+}
+
+/** A write sent with the read-only token: HTTP 403. */
+export class ReadOnlyError extends Error {
+  readonly code = "READ_ONLY";
+  constructor(message = "this token (HADUCK_READ_TOKEN) may only run reads: the statement writes") {
+    super(message);
+    this.name = "ReadOnlyError";
+  }
 }
 
 /** Thrown by `sql` when no leader can take a write (none elected, or unreachable): HTTP 503. */

@@ -21,6 +21,7 @@ export {
   type ClusterRole,
   type ClusterView,
   NoLeaderError,
+  ReadOnlyError,
   NotDurableError,
   type SqlAnswer,
   SqlError,

@@ -9,6 +9,7 @@ import {
   createAdminApp,
   generateToken,
   NotDurableError,
+  ReadOnlyError,
   type SqlAnswer,
   SqlError,
   type SqlRequest,
@@ -130,8 +131,8 @@ export async function runSql(db: AttachedDatabase, store: BlockStore | undefined
   const own = await db.instance.connect();
   try {
     await own.run(`USE ${db.alias}`);
-    const ran = await executeStatement(own, request, true);
-    if ("notRun" in ran) throw ran.notRun === "unprepared" ? ran.error : new Error("unreachable: writable");
+    const ran = await executeStatement(own, request, !request.readOnly);
+    if ("notRun" in ran) throw ran.notRun === "unprepared" ? ran.error : new ReadOnlyError();
     if (ran.write && request.durable) {
       let durable = false;
       let why = store ? db.replicator.status.lastError ?? "frames and the checkpoint failed" : "local-only: no store";
@@ -182,6 +183,8 @@ export interface AdminSettings {
   port: number;
   token: string;
   configured: boolean;
+  /** `HADUCK_READ_TOKEN`: may run reads on POST /sql and nothing else. */
+  readToken?: string;
 }
 
 /** Checks `--admin` and the token; TypeError names the bad setting and the fix. */
@@ -192,7 +195,14 @@ export function adminSettings(listen: string, env = process.env): AdminSettings 
     throw new TypeError(`HADUCK_ADMIN_TOKEN is ${configured.length} characters; the admin token must be at least 16 ` +
       "(e.g. `openssl rand -hex 16`), or unset it and haduck makes one");
   }
-  return { hostname, port, token: configured || generateToken(), configured: configured !== undefined };
+  const readToken = env.HADUCK_READ_TOKEN;
+  if (readToken !== undefined && (readToken.length < 16 || readToken === configured)) {
+    throw new TypeError(readToken.length < 16
+      ? `HADUCK_READ_TOKEN is ${readToken.length} characters; a token must be at least 16 (e.g. \`openssl rand -hex 16\`)`
+      : "HADUCK_READ_TOKEN equals HADUCK_ADMIN_TOKEN: a read token must differ from the admin token");
+  }
+  return { hostname, port, token: configured || generateToken(), configured: configured !== undefined,
+    readToken: readToken || undefined };
 }
 
 /**
@@ -202,7 +212,7 @@ export function adminSettings(listen: string, env = process.env): AdminSettings 
 export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], options: { announce?: boolean } = {}):
   AdminServer & { announce(): void } {
   const { hostname, port, token } = settings;
-  const app = createAdminApp({ token, databases });
+  const app = createAdminApp({ token, readToken: settings.readToken, databases });
   const server = listen({ hostname, port, fetch: app.fetch });
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
   const announce = () => console.error(`haduck: admin on ${url}` + (settings.configured

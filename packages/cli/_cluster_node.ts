@@ -22,6 +22,7 @@ import {
   type ClusterRole,
   type ClusterView,
   NoLeaderError,
+  ReadOnlyError,
   type SqlAnswer,
   type SqlRequest,
 } from "@haduck/admin";
@@ -202,6 +203,7 @@ export class ClusterNode {
         return "notRun" in result ? result : { ...result, position: `${this.#epoch}:${shown.generation}:${shown.walBytes}` };
       });
       if (!("notRun" in ran)) return ran;
+      if (ran.notRun === "write" && request.readOnly) throw new ReadOnlyError();
       // A write, or a statement the replica cannot prepare (a table it does not have yet): the leader's.
     }
     return await this.#forward(request);
@@ -222,7 +224,9 @@ export class ClusterNode {
     try {
       answer = await fetch(`${leader}sql`, {
         method: "POST",
-        headers: { authorization: `Bearer ${this.#options.token}`, "content-type": "application/json",
+        // The caller's token goes on: the leader allows what the caller may do, no more.
+        headers: { authorization: request.authorization ?? `Bearer ${this.#options.token}`,
+          "content-type": "application/json",
           "x-haduck-forwarded": "1" },
         body: JSON.stringify({ sql: request.sql, params: request.params, durable: request.durable,
           db: this.#options.dbKey }),

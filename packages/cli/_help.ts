@@ -36,7 +36,7 @@ share one frame); a statement whose commit the store did not take fails.
 --admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or
 one is generated and printed).
 Example: haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 1 AS x"`,
-  restore: `Usage: haduck restore --to <path> [--generation N | --time ISO-8601] [--force] --store URL --db-key KEY
+  restore: `Usage: haduck restore --to <path> [--generation N | --time ISO-8601] [--force | --if-missing] --store URL --db-key KEY
 Restores the latest durable commit (the latest generation plus its WAL frames, replayed by DuckDB and
 checkpointed into one file); --generation N gives that checkpoint alone, --time the last commit at or
 before that time. A missing WAL frame stops at the last one before it (a warning says what was not
@@ -44,6 +44,8 @@ applied); a damaged one is refused by name. Refuses to overwrite unless --force,
 and refuses targets that are not regular files (devices, directories, sockets, FIFOs). A symbolic
 link is followed: the file it points to is replaced, the link stays. The result is opened in DuckDB
 (in a child process) before it is renamed into place; a leftover of a killed restore is removed.
+--if-missing (a container's start): exits 0 and keeps the file when <path> exists, restores when it
+does not, and fails by name (exit 1) when the store holds nothing for the key.
 Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
   generations: `Usage: haduck generations --store URL --db-key KEY [--json]
 Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { type BlockStore, StoreError } from "@haduck/s3-block-store";
 import {
@@ -239,9 +239,12 @@ async function commandGc(args: string[]): Promise<number> {
 
 async function commandRestore(args: string[]): Promise<number> {
   const { values } = parse(args, { to: { type: "string" }, generation: { type: "string" }, force: { type: "boolean" },
-    time: { type: "string" } });
+    time: { type: "string" }, "if-missing": { type: "boolean" } });
   if (values.help) return (console.log(HELP.restore), EXIT.ok);
   if (!values.to) throw new UsageError("restore needs --to <path>; see --help");
+  if (values["if-missing"] && values.force) {
+    throw new UsageError("--if-missing keeps an existing file and --force replaces it: give one");
+  }
   if (values.time !== undefined && values.generation !== undefined) {
     throw new UsageError("give --generation (a checkpoint) or --time (the last commit at or before it), not both");
   }
@@ -253,6 +256,11 @@ async function commandRestore(args: string[]): Promise<number> {
     throw new UsageError(`--generation must be a whole number, not ${values.generation}`);
   }
   const { store, dbKey } = needStore(values);
+  // A container's start: the file from an earlier run stays (it may hold commits the store lacks).
+  if (values["if-missing"] && existsSync(resolve(values.to))) {
+    console.log(`${values.to} exists: kept as it is (--if-missing)`);
+    return EXIT.ok;
+  }
   const started = performance.now();
   const bar = progress("restore");
   const result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
