@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   BIN,
+  TOKEN,
   type ClusterNodeProcess,
   type NodeOptions,
   sql,
@@ -171,4 +172,35 @@ test("two nodes started at once on an empty key: exactly one leads; the other ta
   expect(read.body.rows).toEqual([[42]]);
   other.process.kill("SIGTERM");
   await other.process.exited;
+}, 120_000);
+
+test("read-your-writes: a follower given a write's position answers only once it shows it, or forwards", async () => {
+  const dbKey = "ryw.duckdb";
+  const [a, b] = [await start("a", dbKey), await start("b", dbKey)];
+  const { leader } = await waitForLeader([a, b], 10_000);
+  const follower = leader === a ? b : a;
+  expect((await sql(leader.url, { sql: "CREATE TABLE w(n INTEGER)" })).status).toBe(200);
+  let forwarded = 0;
+  for (let n = 1; n <= 60; n++) {
+    const written = await sql(leader.url, { sql: "INSERT INTO w VALUES ($1)", params: [n] });
+    expect(written.status).toBe(200);
+    const position = written.body.position!;
+    // Half in the body, half in the header a proxy would carry in a cookie.
+    const read = n % 2 === 0
+      ? await sql(follower.url, { sql: "SELECT max(n) FROM w", after: position })
+      : await fetch(`${follower.url}sql`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}`,
+        "content-type": "application/json", "x-haduck-position": position },
+        body: JSON.stringify({ sql: "SELECT max(n) FROM w" }) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    expect(read.status).toBe(200);
+    expect(read.body.rows![0][0]).toBe(n);
+    if (read.body.role === "leader") forwarded++;
+  }
+  expect(forwarded).toBeLessThan(60); // the follower answered most itself
+  // Bounded staleness and linearizable reads go to the leader when the follower cannot promise them.
+  const leaderRead = await sql(follower.url, { sql: "SELECT count(*) FROM w", consistency: "leader" });
+  expect(leaderRead.body).toMatchObject({ role: "leader", rows: [[60]] });
+  const bad = await sql(follower.url, { sql: "SELECT 1", after: "not a position" });
+  expect(bad.status).toBe(400);
+  for (const node of [a, b]) node.process.kill("SIGTERM");
+  await Promise.all([a.process.exited, b.process.exited]);
 }, 120_000);

@@ -34,9 +34,13 @@ export interface AdminAppOptions {
   sqlBodyBytesMax?: number;
 }
 
+/** A position token: `epoch:generation:walBytes`. */
+const POSITION = /^\d{1,15}:-?\d{1,20}:\d{1,20}$/;
+
 /** The body of `POST /sql`, checked; a bad one is a 400 naming the expected shape. */
-function parseSqlRequest(text: string): SqlRequest & { db?: string } {
-  let body: { sql?: unknown; params?: unknown; durable?: unknown; db?: unknown };
+function parseSqlRequest(text: string, positionHeader: string | undefined): SqlRequest & { db?: string } {
+  let body: { sql?: unknown; params?: unknown; durable?: unknown; db?: unknown; after?: unknown; waitMs?: unknown;
+    maxLagMs?: unknown; consistency?: unknown };
   try {
     body = JSON.parse(text);
   } catch {
@@ -52,7 +56,22 @@ function parseSqlRequest(text: string): SqlRequest & { db?: string } {
     throw new HTTPException(400, { message: '"durable" must be true or false' });
   }
   if (body.db !== undefined && typeof body.db !== "string") throw new HTTPException(400, { message: '"db" must be a key' });
-  return { sql: body.sql, params: body.params ?? [], durable: body.durable ?? true, db: body.db };
+  const after = body.after ?? positionHeader;
+  if (after !== undefined && (typeof after !== "string" || !POSITION.test(after))) {
+    throw new HTTPException(400, { message: '"after" (or X-Haduck-Position) must be a position from an answer, ' +
+      'such as "2:14:4096"' });
+  }
+  for (const [name, value] of [["waitMs", body.waitMs], ["maxLagMs", body.maxLagMs]] as const) {
+    if (value !== undefined && (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 600_000)) {
+      throw new HTTPException(400, { message: `"${name}" must be a number of milliseconds from 0 to 600000` });
+    }
+  }
+  if (body.consistency !== undefined && body.consistency !== "leader") {
+    throw new HTTPException(400, { message: '"consistency" is "leader" (a linearizable read on the leader) or absent' });
+  }
+  return { sql: body.sql, params: body.params ?? [], durable: body.durable ?? true, db: body.db,
+    after: after as string | undefined, waitMs: body.waitMs as number | undefined,
+    maxLagMs: body.maxLagMs as number | undefined, consistency: body.consistency as "leader" | undefined };
 }
 
 /** Error codes of the store and of replication, as HTTP statuses. Anything else is a 500. */
@@ -124,13 +143,15 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     throw new HTTPException(413, { message: "request body too large" });
   } }), async (c) => {
     const access = await accessOf(c.req.header("authorization"), options.token, options.readToken);
-    const request = { ...parseSqlRequest(await c.req.text()), forwarded: c.req.header("x-haduck-forwarded") === "1",
+    const request = { ...parseSqlRequest(await c.req.text(), c.req.header("x-haduck-position")),
+      forwarded: c.req.header("x-haduck-forwarded") === "1",
       readOnly: access === "read", authorization: c.req.header("authorization") };
     const database = find(request.db);
     if (!database.sql) throw new HTTPException(501, { message: `${database.dbKey} does not serve SQL here` });
     const answer = await database.sql(request);
     if (answer instanceof Response) return answer;
-    return c.json({ columns: answer.columns, rows: answer.rows, role: database.role, position: answer.position });
+    return c.json({ columns: answer.columns, rows: answer.rows, role: database.role, position: answer.position }, 200,
+      { "x-haduck-position": answer.position });
   });
   app.get("/metrics", (c) => c.body(renderMetrics(databases), 200,
     { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));

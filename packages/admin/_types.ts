@@ -14,6 +14,14 @@ export interface SqlRequest {
   readOnly?: boolean;
   /** The caller's Authorization header, carried by a forwarded request. */
   authorization?: string;
+  /** Read-your-writes: a `position` from an earlier answer; a follower waits (`waitMs`) until it shows it. */
+  after?: string;
+  /** How long a follower waits for `after` before it forwards the read to the leader. Default 1000 ms. */
+  waitMs?: number;
+  /** Bounded staleness: a follower further behind than this forwards the read to the leader. */
+  maxLagMs?: number;
+  /** `"leader"`: read on the leader once it has confirmed its lease (linearizable). */
+  consistency?: "leader";
   params: unknown[];
   /** A write answers only once its commit is durable in the store (default true). */
   durable: boolean;

@@ -42,6 +42,17 @@ import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { executeStatement, runSql } from "./_admin_server.ts";
 
+/**
+ * Orders two positions (`epoch:generation:walBytes`) by the commit they name: generation, then WAL
+ * bytes. The epoch says who wrote it and does not order: a new leader's first generation is newer
+ * than every generation before it, whatever epoch a follower saw it under.
+ */
+export function comparePositions(a: string, b: string): number {
+  const [, ga, wa] = a.split(":").map(Number);
+  const [, gb, wb] = b.split(":").map(Number);
+  return ga !== gb ? ga - gb : wa - wb;
+}
+
 export interface ClusterNodeOptions {
   dbPath: string;
   store: BlockStore;
@@ -189,6 +200,15 @@ export class ClusterNode {
       // local state may hold commits no one acknowledged, past a history another leader fenced.
       const deposed = this.#notLeading();
       if (deposed) throw new NoLeaderError(`${this.#options.dbKey}: this node stopped leading (${deposed}); retry`);
+      if (request.consistency === "leader") {
+        // Linearizable: this node still leads *now* (a renew lands), so no newer leader has a commit it lacks.
+        try {
+          await this.#lease.renew({ signal: AbortSignal.timeout(Math.max(50, this.#lease.validUntil - performance.now())) });
+        } catch (error) {
+          throw new NoLeaderError(`${this.#options.dbKey}: this node cannot confirm its lease (${(error as Error).message}); ` +
+            "retry");
+        }
+      }
       const answer = await runSql(db, this.#options.store, request, () => this.#notLeading());
       if (answer.write && !request.durable && this.#notLeading()) {
         throw new NoLeaderError(`${this.#options.dbKey}: the statement ran, but this node stopped leading meanwhile ` +
@@ -197,7 +217,12 @@ export class ClusterNode {
       return answer;
     }
     const follower = this.#follower;
-    if (follower?.position) {
+    // Linearizable reads are the leader's; a follower behind `after` (after waiting) or further behind
+    // than `maxLagMs` sends the read there too, rather than answer stale or fail.
+    const stale = follower?.position === undefined || request.consistency === "leader" ||
+      (request.after !== undefined && !await this.#caughtUp(follower, request.after, request.waitMs ?? 1000)) ||
+      (request.maxLagMs !== undefined && follower.lagMs > request.maxLagMs);
+    if (follower && !stale) {
       const ran = await follower.withConnection(async (connection, shown) => {
         const result = await executeStatement(connection, request, false);
         return "notRun" in result ? result : { ...result, position: `${this.#epoch}:${shown.generation}:${shown.walBytes}` };
@@ -207,6 +232,20 @@ export class ClusterNode {
       // A write, or a statement the replica cannot prepare (a table it does not have yet): the leader's.
     }
     return await this.#forward(request);
+  }
+
+  /** Whether the replica shows `after` (waiting for it at most `waitMs`, looking again every 20 ms). */
+  async #caughtUp(follower: Follower, after: string, waitMs: number): Promise<boolean> {
+    const deadline = performance.now() + waitMs;
+    for (;;) {
+      const shown = follower.position;
+      if (shown && comparePositions(`0:${shown.generation}:${shown.walBytes}`, after) >= 0) return true;
+      if (performance.now() >= deadline) return false;
+      await Promise.race([follower.refresh(), new Promise((resolve) => setTimeout(resolve, deadline - performance.now()))]);
+      if (comparePositions(`0:${follower.position?.generation ?? -1}:${follower.position?.walBytes ?? 0}`, after) < 0) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(20, Math.max(0, deadline - performance.now()))));
+      }
+    }
   }
 
   /** Sends the statement to the leader and passes its answer on; 503 when there is none to reach. */
@@ -229,7 +268,7 @@ export class ClusterNode {
           "content-type": "application/json",
           "x-haduck-forwarded": "1" },
         body: JSON.stringify({ sql: request.sql, params: request.params, durable: request.durable,
-          db: this.#options.dbKey }),
+          db: this.#options.dbKey, consistency: request.consistency }),
         signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
       });
     } catch (error) {
