@@ -204,3 +204,42 @@ test("read-your-writes: a follower given a write's position answers only once it
   for (const node of [a, b]) node.process.kill("SIGTERM");
   await Promise.all([a.process.exited, b.process.exited]);
 }, 120_000);
+
+test("handoff: SIGTERM to the leader under writes through the other nodes: no client error, nothing lost, a short pause", async () => {
+  const dbKey = "handoff.duckdb";
+  const nodes = [await start("a", dbKey), await start("b", dbKey), await start("c", dbKey)];
+  let { leader } = await waitForLeader(nodes, 10_000);
+  expect((await sql(leader.url, { sql: "CREATE TABLE acks(client INTEGER, n INTEGER)" })).status).toBe(200);
+  let targets = nodes.filter((node) => node !== leader);
+  const load = new WriteLoad(3, () => targets.map((node) => node.url));
+  const ackTimes: number[] = [];
+  const count = () => [...load.acknowledged.values()].reduce((sum, set) => sum + set.size, 0);
+  load.start();
+  const sampler = setInterval(() => ackTimes.push(count()), 20);
+  let all = nodes;
+  const pauses: number[] = [];
+  for (let round = 0; round < 4; round++) {
+    await Bun.sleep(1000);
+    const before = count();
+    const stoppedAt = performance.now();
+    leader.process.kill("SIGTERM");
+    // Writes go on through the others; the first acknowledged after the stop ends the pause.
+    while (count() === before && performance.now() - stoppedAt < 10_000) await Bun.sleep(5);
+    pauses.push(performance.now() - stoppedAt);
+    expect(await leader.process.exited).toBe(0);
+    const others = all.filter((node) => node !== leader);
+    const next = await waitForLeader(others, TTL_MS + 5000);
+    const restarted = await start(leader.name, dbKey);
+    all = [...others, restarted];
+    leader = next.leader;
+    targets = all.filter((node) => node !== leader);
+  }
+  await load.stop();
+  clearInterval(sampler);
+  expect(load.errorSamples).toEqual([]);
+  expect(await converged(all, load, 20_000)).toEqual([]);
+  console.log(`handoff write pauses (ms): ${pauses.map(Math.round).join(", ")}`);
+  expect(Math.max(...pauses)).toBeLessThan(TTL_MS); // no TTL waited: the lease was handed over
+  for (const node of all) node.process.kill("SIGTERM");
+  await Promise.all(all.map((node) => node.process.exited));
+}, 180_000);

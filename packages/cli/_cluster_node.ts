@@ -70,6 +70,8 @@ export interface ClusterNodeOptions {
 
 /** A forwarded statement may wait this long for the leader's answer (a durable write waits for the store). */
 const FORWARD_TIMEOUT_MS = 15_000;
+/** How many leaders in turn a statement refused unrun is sent to. */
+const FORWARD_RETRIES = 3;
 
 export class ClusterNode {
   readonly #options: ClusterNodeOptions;
@@ -92,6 +94,13 @@ export class ClusterNode {
   #renewWake: (() => void) | undefined;
   /** After stepping down (or a failed promotion) this node claims a free lease only after this (monotonic ms). */
   #claimAfter = 0;
+  /** Set while this node takes over: statements wait for it. */
+  #promotion: Promise<void> | undefined;
+  /** Set while a leader hands off: statements wait for it. */
+  #handoff: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Statements running on this node as the leader; requests this node is answering (any role). */
+  #running = 0;
+  #requests = 0;
   /** Why this node may not write any more (set the moment it learns it), until it steps down. */
   #deposed: string | undefined;
   #stopped = false;
@@ -136,16 +145,50 @@ export class ClusterNode {
     this.#wake?.();
     await this.#loop;
     if (this.#db) {
+      // A handoff: new statements wait; those running finish; everything ships while the lease is
+      // still renewed; the lease is released (a follower claims it at its next look, no TTL); the
+      // statements that waited go to the new leader.
+      let resolve!: () => void;
+      this.#handoff = { promise: new Promise<void>((r) => resolve = r), resolve };
+      const started = performance.now();
+      while (this.#running > 0 && performance.now() - started < 30_000) await new Promise((r) => setTimeout(r, 10));
       const db = this.#db;
       this.#db = undefined;
-      await db.close(); // ships everything while the lease is still renewed
       this.#role = "candidate";
+      this.#leader = null;
+      try {
+        await db.close();
+      } finally {
+        await this.#stopRenewing();
+        await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
+        this.#handoff = undefined;
+        resolve();
+      }
+      // Someone else leads within a poll or two; the statements that waited are forwarded meanwhile.
+      const deadline = performance.now() + this.#ttlMs + 2000;
+      while (performance.now() < deadline) {
+        const seen = await this.#lease.observe().catch(() => undefined);
+        if (seen?.record && !seen.record.released && seen.record.holder !== this.#options.holder) {
+          this.#leader = seen.record.address;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      this.#options.log(`${this.#options.dbKey}: handed off in ${(performance.now() - started).toFixed(0)} ms` +
+        (this.#leader ? ` to ${this.#leader}` : " (no other node took the lease)"));
+    } else {
+      await this.#stopRenewing();
+      await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
     }
-    await this.#stopRenewing();
-    await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
     await this.#followerStarting;
     await this.#follower?.close();
     this.#follower = undefined;
+  }
+
+  /** Resolves once no request is being answered (at most `timeoutMs`): the server may close then. */
+  async quiet(timeoutMs = 20_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.#requests > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   }
 
   /** The database as the admin app serves it: role, status and SQL follow this node's role. */
@@ -166,7 +209,14 @@ export class ClusterNode {
         if (!db || node.#role !== "leader") throw new NoLeaderError(`${dbKey}: checkpoints run on the leader (${node.#leader ?? "none now"})`);
         await db.checkpoint();
       },
-      sql: (request) => node.#sql(request),
+      async sql(request) {
+        node.#requests++;
+        try {
+          return await node.#sql(request);
+        } finally {
+          node.#requests--;
+        }
+      },
     };
   }
 
@@ -193,7 +243,9 @@ export class ClusterNode {
     return undefined;
   }
 
-  async #sql(request: SqlRequest): Promise<SqlAnswer | Response> {
+  async #sql(request: SqlRequest, attempt = 0): Promise<SqlAnswer | Response> {
+    await this.#handoff?.promise; // a leader handing off holds new statements, then sends them to the next
+    await this.#promotion; // a node taking over runs them once it leads (forwarders sent them here already)
     const db = this.#db;
     if (this.#role === "leader" && db) {
       // A leader that may not lead (a paused process woken after its hold ran out) runs nothing: its
@@ -209,12 +261,17 @@ export class ClusterNode {
             "retry");
         }
       }
-      const answer = await runSql(db, this.#options.store, request, () => this.#notLeading());
-      if (answer.write && !request.durable && this.#notLeading()) {
-        throw new NoLeaderError(`${this.#options.dbKey}: the statement ran, but this node stopped leading meanwhile ` +
-          "(its outcome is unknown): read before you run it again");
+      this.#running++;
+      try {
+        const answer = await runSql(db, this.#options.store, request, () => this.#notLeading());
+        if (answer.write && !request.durable && this.#notLeading()) {
+          throw Object.assign(new Error(`${this.#options.dbKey}: the statement ran, but this node stopped leading ` +
+            "meanwhile (its outcome is unknown): read before you run it again"), { code: "UNKNOWN_OUTCOME" });
+        }
+        return answer;
+      } finally {
+        this.#running--;
       }
-      return answer;
     }
     const follower = this.#follower;
     // Linearizable reads are the leader's; a follower behind `after` (after waiting) or further behind
@@ -231,7 +288,7 @@ export class ClusterNode {
       if (ran.notRun === "write" && request.readOnly) throw new ReadOnlyError();
       // A write, or a statement the replica cannot prepare (a table it does not have yet): the leader's.
     }
-    return await this.#forward(request);
+    return await this.#forward(request, attempt);
   }
 
   /** Whether the replica shows `after` (waiting for it at most `waitMs`, looking again every 20 ms). */
@@ -248,35 +305,66 @@ export class ClusterNode {
     }
   }
 
-  /** Sends the statement to the leader and passes its answer on; 503 when there is none to reach. */
-  async #forward(request: SqlRequest): Promise<Response> {
+  /**
+   * Sends the statement to the leader and passes its answer on; 503 when there is none to reach.
+   * When the leader refused it unrun (it is stepping down, or handing off) or could not be reached
+   * at all, the statement waits for the next leader (at most TTL + 2 s) and goes there: a client
+   * writing through a follower sees a handoff or a failover as a pause, not an error.
+   */
+  async #forward(request: SqlRequest, attempt = 0): Promise<SqlAnswer | Response> {
     const leader = this.#leader;
     if (request.forwarded) {
       throw new NoLeaderError(`${this.#options.dbKey}: this node (${this.#address}) does not lead any more; ` +
         "retry: the cluster is electing or has a new leader");
     }
-    if (!leader || leader === this.#address) {
-      throw new NoLeaderError(`${this.#options.dbKey}: no leader to take the write now (this node is a ` +
-        `${this.#role}); retry in a few seconds`);
-    }
+    const retry = async (why: string) => {
+      if (attempt < FORWARD_RETRIES && await this.#nextLeader(leader)) return await this.#sql(request, attempt + 1);
+      throw new NoLeaderError(`${this.#options.dbKey}: no leader took the statement (${why}); retry in a few seconds`);
+    };
+    if (!leader || leader === this.#address) return await retry(`this node is a ${this.#role} and knows no leader`);
     let answer: Response;
     try {
       answer = await fetch(`${leader}sql`, {
         method: "POST",
         // The caller's token goes on: the leader allows what the caller may do, no more.
         headers: { authorization: request.authorization ?? `Bearer ${this.#options.token}`,
-          "content-type": "application/json",
-          "x-haduck-forwarded": "1" },
+          "content-type": "application/json", "x-haduck-forwarded": "1" },
         body: JSON.stringify({ sql: request.sql, params: request.params, durable: request.durable,
           db: this.#options.dbKey, consistency: request.consistency }),
         signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
       });
     } catch (error) {
-      throw new NoLeaderError(`${this.#options.dbKey}: the leader ${leader} did not answer (${(error as Error).message}); ` +
-        "the statement's outcome is unknown: read before you run it again");
+      // Refused before it connected: the statement never reached the leader, so it may go to the next.
+      if ((error as { code?: string }).code === "ECONNREFUSED") return await retry(`${leader} refused the connection`);
+      throw Object.assign(new Error(`${this.#options.dbKey}: the leader ${leader} did not answer ` +
+        `(${(error as Error).message}); the statement's outcome is unknown: read before you run it again`),
+        { code: "UNKNOWN_OUTCOME" });
     }
-    return new Response(await answer.arrayBuffer(), { status: answer.status,
-      headers: { "content-type": answer.headers.get("content-type") ?? "application/json" } });
+    const body = await answer.arrayBuffer();
+    if (answer.status === 503) {
+      let code: unknown;
+      try {
+        code = JSON.parse(new TextDecoder().decode(body)).code;
+      } catch {
+        // not ours: passed on as it came
+      }
+      if (code === "NO_LEADER") return await retry(`${leader} does not lead now`); // refused unrun
+    }
+    return new Response(body, { status: answer.status,
+      headers: { "content-type": answer.headers.get("content-type") ?? "application/json",
+        ...(answer.headers.get("x-haduck-position") ? { "x-haduck-position": answer.headers.get("x-haduck-position")! }
+          : {}) } });
+  }
+
+  /** Waits (at most TTL + 2 s) until the lease names a leader other than `than`, or this node leads. */
+  async #nextLeader(than: string | null): Promise<boolean> {
+    const deadline = performance.now() + this.#ttlMs + 2000;
+    while (performance.now() < deadline) {
+      if (this.#role === "leader" && this.#db && !this.#notLeading()) return true;
+      if (this.#leader && this.#leader !== than && this.#leader !== this.#address) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
   }
 
   async #run(): Promise<void> {
@@ -324,7 +412,13 @@ export class ClusterNode {
     this.#leader = null;
     if (!ours && performance.now() < this.#claimAfter && seen.record) return; // we just stepped down: others first
     if (await this.#lease.tryAcquire({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) })) {
-      await this.#promote();
+      const promotion = this.#promote();
+      this.#promotion = promotion.catch(() => {});
+      try {
+        await promotion;
+      } finally {
+        this.#promotion = undefined;
+      }
     }
   }
 

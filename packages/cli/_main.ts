@@ -188,8 +188,9 @@ async function commandServe(args: string[]): Promise<number> {
   admin.announce();
   console.error(`haduck: ${dbKey}: ${node.role} (lease TTL ${ttlMs} ms)`);
   await signalled;
+  await node.stop(); // a leader hands off first: statements meanwhile wait and go to the next leader
+  await node.quiet();
   await admin.stop();
-  await node.stop();
   const error = attached?.replicator.status.lastError;
   if (error) console.error(`haduck: ${error}`);
   return error ? EXIT.store : EXIT.ok;

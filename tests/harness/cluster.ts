@@ -111,6 +111,8 @@ export class WriteLoad {
   readonly acknowledged = new Map<number, Set<number>>();
   readonly attempted = new Map<number, number>();
   errors = 0;
+  /** The first few errors: status and message. */
+  readonly errorSamples: string[] = [];
   #stopped = false;
   #running: Promise<void>[] = [];
 
@@ -134,6 +136,7 @@ export class WriteLoad {
       if (result.status === 200) this.acknowledged.get(client)!.add(n);
       else {
         this.errors++;
+        if (this.errorSamples.length < 10) this.errorSamples.push(`${url} ${result.status} ${result.body.error}`);
         await Bun.sleep(100);
       }
     }
