@@ -22,6 +22,7 @@ import {
   waitForLeader,
   WriteLoad,
 } from "./harness/cluster.ts";
+import { launchChromium } from "./harness/browser.ts";
 
 const TTL_MS = 2000;
 const dir = mkdtempSync(join(tmpdir(), "haduck-cluster-"));
@@ -163,6 +164,23 @@ test("two nodes started at once on an empty key: exactly one leads; the other ta
   const other = leader === a ? b : a;
   expect((await status(other.url))?.role).toBe("follower");
   expect((await sql(other.url, { sql: "CREATE TABLE t AS SELECT 42 AS x" })).status).toBe(200);
+  // The dashboard shows the cluster: this node follows, who leads, the epoch, what it forwarded.
+  const chromium = await launchChromium();
+  try {
+    const page = await chromium.browser.newPage();
+    await page.goto(`${other.url}#token=${TOKEN}`);
+    await page.waitForFunction(() => document.querySelector('[data-field="role"]')?.textContent === "follower");
+    expect(await page.locator('[data-field="leader"]').textContent()).toBe(leader.url);
+    expect(Number(await page.locator('[data-field="epoch"]').textContent())).toBeGreaterThanOrEqual(1);
+    expect(Number(await page.locator('[data-field="forwarded"]').textContent())).toBeGreaterThanOrEqual(1);
+    const shot = await page.screenshot({ path: process.env.HADUCK_SCREENSHOT ?? join(dir, "cluster-dashboard.png"), fullPage: true });
+    expect(shot.byteLength).toBeGreaterThan(1000);
+    const metrics = await (await fetch(`${other.url}metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    expect(metrics).toMatch(/haduck_leader\{db="pair.duckdb"\} 0/);
+    expect(metrics).toMatch(/haduck_forwarded_statements_total\{db="pair.duckdb"\} [1-9]/);
+  } finally {
+    await chromium.close();
+  }
   // A clean stop releases the lease: the other leads at once, without waiting for the TTL.
   leader.process.kill("SIGTERM");
   await leader.process.exited;

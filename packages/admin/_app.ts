@@ -200,6 +200,8 @@ function describe(database: AdminDatabase) {
     leader: cluster.leader,
     epoch: cluster.epoch,
     clusterLagMs: Math.round(cluster.lagMs),
+    lastTakeover: cluster.lastTakeover ?? null,
+    forwarded: cluster.forwarded ?? 0,
     store: database.storeUrl,
     mode: status.mode,
     lastGeneration: status.lastGeneration,

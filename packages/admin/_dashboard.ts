@@ -13,7 +13,8 @@ export const DASHBOARD_HTML = `<!doctype html>
  .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:8px}
  .k{color:#66727f;font-size:12px} .v{font-size:18px;font-variant-numeric:tabular-nums}
  .error{color:#b3261e} #state{margin:8px 0} svg{width:100%;height:90px;background:#fafbfc;border:1px solid #eef0f3}
- form{display:flex;gap:8px} input{flex:1;padding:6px}
+ form{display:flex;gap:8px} form[hidden]{display:none} input{flex:1;padding:6px} .v{overflow-wrap:anywhere}
+ .v[data-field="leader"],.v[data-field="lastTakeover"]{font-size:13px}
 </style></head>
 <body>
 <h1>haduck</h1>
@@ -45,11 +46,17 @@ function render(databases) {
     const lags = (lagHistory[d.db] = (lagHistory[d.db] || []).concat([d.lagMs]).slice(-60));
     return '<div class="card" data-db="' + text(d.db) + '"><h2>' + text(d.db) + ' <span class="k">' + text(d.role) +
       ', ' + text(d.store || "local-only") + '</span></h2><div class="grid">' +
+      field("role", "role", d.role) +
+      field("leader", "leader", d.leader || "-") +
+      field("epoch", "lease epoch", d.epoch) +
+      field("replicaLag", "replica lag", ((d.lagMs || 0) / 1000).toFixed(1) + " s") +
+      field("lastTakeover", "last takeover", d.lastTakeover ? d.lastTakeover.at + " (" + d.lastTakeover.tookMs + " ms)" : "none") +
+      field("forwarded", "forwarded statements", d.forwarded) +
       field("lastGeneration", "last generation", d.lastGeneration) +
       field("lastGenerationTime", "committed at", d.lastGenerationTime) +
       field("generationsCommitted", "generations committed", d.generationsCommitted) +
       field("generationsPending", "pending", d.generationsPending) +
-      field("lagMs", "lag", (d.lagMs / 1000).toFixed(1) + " s") +
+      field("lagMs", "checkpoint lag", ((d.checkpointLagMs ?? d.lagMs) / 1000).toFixed(1) + " s") +
       field("uploadRate", "upload rate (last)", mib(d.uploadBytesPerSecond) + "/s") +
       field("bytesShipped", "shipped", mib(d.bytesShipped)) +
       field("lastError", "last error", d.lastError || "none", d.lastError ? "error" : "") +

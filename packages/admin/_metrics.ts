@@ -13,6 +13,17 @@ interface Family {
 }
 
 const FAMILIES: Family[] = [
+  { name: "haduck_leader", type: "gauge", help: "1 while this node leads the database (writes it), else 0.",
+    value: (d) => (d.cluster?.().role ?? d.role) === "leader" ? 1 : 0 },
+  { name: "haduck_lease_epoch", type: "gauge", help: "The newest lease epoch this node has seen.",
+    value: (d) => d.cluster?.().epoch },
+  { name: "haduck_replica_lag_seconds", type: "gauge",
+    help: "How long the store has held a commit this node's reads do not show yet.",
+    value: (d) => d.cluster ? d.cluster().lagMs / 1000 : undefined },
+  { name: "haduck_forwarded_statements_total", type: "counter", help: "Statements this node sent to the leader.",
+    value: (d) => d.cluster?.().forwarded },
+  { name: "haduck_last_takeover_seconds", type: "gauge", help: "How long this node's last takeover took.",
+    value: (d) => d.cluster?.().lastTakeover ? d.cluster!().lastTakeover!.tookMs / 1000 : undefined },
   { name: "haduck_generations_committed_total", type: "counter", help: "Generations committed to the store.",
     value: (d) => d.status().generationsCommitted },
   { name: "haduck_generations_abandoned_total", type: "counter",

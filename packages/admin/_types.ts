@@ -66,6 +66,10 @@ export interface ClusterView {
   epoch: number;
   /** How long the store has held a commit this node's reads do not show yet (0: caught up, or the leader). */
   lagMs: number;
+  /** The last time this node took over: when (ISO 8601), at which epoch, and how long promotion took. */
+  lastTakeover?: { at: string; epoch: number; tookMs: number } | null;
+  /** Statements this node sent to the leader. */
+  forwarded?: number;
 }
 
 /** A write sent with the read-only token: HTTP 403. */

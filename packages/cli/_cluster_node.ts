@@ -94,6 +94,8 @@ export class ClusterNode {
   #renewWake: (() => void) | undefined;
   /** After stepping down (or a failed promotion) this node claims a free lease only after this (monotonic ms). */
   #claimAfter = 0;
+  #lastTakeover: { at: string; epoch: number; tookMs: number } | null = null;
+  #forwarded = 0;
   /** Set while this node takes over: statements wait for it. */
   #promotion: Promise<void> | undefined;
   /** Set while a leader hands off: statements wait for it. */
@@ -223,7 +225,8 @@ export class ClusterNode {
   #view(): ClusterView {
     const role = this.role;
     return { role, leader: role === "leader" ? this.#address : this.#role === "leader" ? null : this.#leader,
-      epoch: this.#epoch, lagMs: role === "leader" ? 0 : this.#follower?.lagMs ?? 0 };
+      epoch: this.#epoch, lagMs: role === "leader" ? 0 : this.#follower?.lagMs ?? 0, lastTakeover: this.#lastTakeover,
+      forwarded: this.#forwarded };
   }
 
   #status(): ReplicatorStatus {
@@ -323,6 +326,7 @@ export class ClusterNode {
     };
     if (!leader || leader === this.#address) return await retry(`this node is a ${this.#role} and knows no leader`);
     let answer: Response;
+    this.#forwarded++;
     try {
       answer = await fetch(`${leader}sql`, {
         method: "POST",
@@ -489,6 +493,7 @@ export class ClusterNode {
       }
       this.#role = "leader";
       this.#leader = this.#address;
+      this.#lastTakeover = { at: new Date().toISOString(), epoch, tookMs: Math.round(performance.now() - started) };
       this.#decided.resolve();
       log(`${dbKey}: leading at epoch ${epoch} (fenced generation ${fenced.generation ?? "none"} at frame ` +
         `${fenced.fence}; promoted in ${(performance.now() - started).toFixed(0)} ms)`);
