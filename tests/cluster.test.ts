@@ -261,3 +261,48 @@ test("handoff: SIGTERM to the leader under writes through the other nodes: no cl
   for (const node of all) node.process.kill("SIGTERM");
   await Promise.all(all.map((node) => node.process.exited));
 }, 180_000);
+
+test("TLS between nodes: a self-signed certificate, forwarding over HTTPS, and a node with the wrong CA refused", async () => {
+  const tlsDir = join(dir, "tls");
+  const certificate = (name: string) => {
+    const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+      "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(tlsDir, `${name}.key`), "-out",
+      join(tlsDir, `${name}.pem`)], { stdout: "pipe", stderr: "pipe" });
+    if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+    return { cert: join(tlsDir, `${name}.pem`), key: join(tlsDir, `${name}.key`) };
+  };
+  Bun.spawnSync(["mkdir", "-p", tlsDir]);
+  const good = certificate("cluster");
+  const other = certificate("stranger");
+  const flags = (ca: string) => ["--tls-cert", good.cert, "--tls-key", good.key, "--tls-ca", ca];
+  const dbKey = "tls.duckdb";
+  const a = await start("a", dbKey, { extraArgs: flags(good.cert) });
+  expect(a.url.startsWith("https://")).toBe(true);
+  const b = await start("b", dbKey, { extraArgs: flags(good.cert) });
+  const c = await start("c", dbKey, { extraArgs: flags(other.cert) }); // trusts another CA only
+  const ca = await Bun.file(good.cert).text();
+  const https = async (url: string, path: string, body?: unknown) => {
+    const response = await fetch(`${url}${path}`, { method: body ? "POST" : "GET",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: body ? JSON.stringify(body) : undefined, tls: { ca } } as RequestInit);
+    return { status: response.status, body: await response.json() };
+  };
+  const roles = await Promise.all([a, b, c].map(async (node) => (await https(node.url, "status")).body.role));
+  expect(roles.filter((role) => role === "leader").length).toBe(1);
+  const leader = [a, b, c][roles.indexOf("leader")];
+  const trusting = [a, b].find((node) => node !== leader)!;
+  // A follower forwards the write over HTTPS, checking the leader's certificate against its CA.
+  const created = await https(trusting.url, "sql", { sql: "CREATE TABLE t AS SELECT 1 AS x" });
+  expect(created.status).toBe(200);
+  expect(created.body.role).toBe("leader");
+  expect(leader).not.toBe(c); // a leads: it started first, and says where it listens only once it leads
+  const refused = await https(c.url, "sql", { sql: "INSERT INTO t VALUES (2)" });
+  expect(refused.status).toBe(503);
+  expect(refused.body.error).toContain("--tls-ca");
+  expect((await https(leader.url, "sql", { sql: "SELECT count(*) FROM t" })).body.rows).toEqual([[1]]);
+  // Plain HTTP to an HTTPS node gets no answer.
+  expect(await fetch(leader.url.replace("https://", "http://") + "healthz").then(() => "answered", () => "refused"))
+    .toBe("refused");
+  for (const node of [a, b, c]) node.process.kill("SIGTERM");
+  await Promise.all([a, b, c].map((node) => node.process.exited));
+}, 120_000);

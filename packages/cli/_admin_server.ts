@@ -17,6 +17,7 @@ import {
 import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
 import { type DuckDBConnection, type DuckDBResultReader, type DuckDBValue, StatementType } from "@duckdb/node-api";
+import { readFileSync } from "node:fs";
 
 export interface AdminServer {
   url: string;
@@ -185,6 +186,30 @@ export interface AdminSettings {
   configured: boolean;
   /** `HADUCK_READ_TOKEN`: may run reads on POST /sql and nothing else. */
   readToken?: string;
+  /** `--tls-cert` and `--tls-key` (PEM): serve HTTPS. */
+  tls?: { cert: string; key: string };
+}
+
+/** Hosts that only this machine reaches: serving them without TLS needs no warning. */
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** Reads `--tls-cert` and `--tls-key` (both or neither); TypeError names a missing or unreadable file. */
+export function tlsSettings(cert: string | undefined, key: string | undefined): { cert: string; key: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new TypeError("--tls-cert and --tls-key go together: give both PEM files (the certificate and its key)");
+  }
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (error) {
+      throw new TypeError(`${flag} ${path}: ${(error as Error).message}; give a readable PEM file`);
+    }
+  };
+  const pem = { cert: read("--tls-cert", cert), key: read("--tls-key", key) };
+  if (!pem.cert.includes("-----BEGIN")) throw new TypeError(`--tls-cert ${cert} is not a PEM certificate`);
+  if (!pem.key.includes("-----BEGIN")) throw new TypeError(`--tls-key ${key} is not a PEM key`);
+  return pem;
 }
 
 /** Checks `--admin` and the token; TypeError names the bad setting and the fix. */
@@ -213,8 +238,12 @@ export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], 
   AdminServer & { announce(): void } {
   const { hostname, port, token } = settings;
   const app = createAdminApp({ token, readToken: settings.readToken, databases });
-  const server = listen({ hostname, port, fetch: app.fetch });
-  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
+  const server = listen({ hostname, port, fetch: app.fetch, tls: settings.tls });
+  const url = `${settings.tls ? "https" : "http"}://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
+  if (!settings.tls && !LOOPBACK.test(hostname)) {
+    console.error(`haduck: warning: serving ${hostname} without TLS: tokens and data cross the network in the clear; ` +
+      "give --tls-cert and --tls-key");
+  }
   const announce = () => console.error(`haduck: admin on ${url}` + (settings.configured
     ? " (token from HADUCK_ADMIN_TOKEN)"
     : ` (token ${token}; dashboard ${url}#token=${token})`));
@@ -226,16 +255,19 @@ type Fetch = (request: Request) => Response | Promise<Response>;
 type Listener = { port: number; stop(): Promise<void> };
 
 /** The runtime's HTTP server: Bun.serve under Bun, Deno.serve under Deno. */
-function listen(options: { hostname: string; port: number; fetch: Fetch }): Listener {
+function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: { cert: string; key: string } }):
+  Listener {
   const runtime = globalThis as unknown as {
     Bun?: { serve(o: unknown): { port: number; stop(force: boolean): Promise<void> | void } };
     Deno?: { serve(o: unknown, handler: Fetch): { addr: { port: number }; shutdown(): Promise<void> } };
   };
   if (runtime.Bun) {
     // No idle cutoff: a durable write may wait for the store longer than Bun's default 10 s.
-    const server = runtime.Bun.serve({ ...options, idleTimeout: 0 });
+    const { tls, ...rest } = options;
+    const server = runtime.Bun.serve({ ...rest, ...(tls ? { tls } : {}), idleTimeout: 0 });
     return { port: server.port, stop: async () => await server.stop(true) };
   }
-  const server = runtime.Deno!.serve({ hostname: options.hostname, port: options.port, onListen() {} }, options.fetch);
+  const server = runtime.Deno!.serve({ hostname: options.hostname, port: options.port, onListen() {}, ...options.tls },
+    options.fetch);
   return { port: server.addr.port, stop: () => server.shutdown() };
 }

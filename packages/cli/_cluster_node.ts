@@ -63,6 +63,8 @@ export interface ClusterNodeOptions {
   ttlMs: number;
   /** The bearer token of every node (forwarded writes carry it). */
   token: string;
+  /** PEM of the CA the other nodes' certificates are checked against when they serve HTTPS (`--tls-ca`). */
+  ca?: string;
   /** Opens the database as the writer, under `fence`. */
   attach(fence: WriterFence): Promise<AttachedDatabase>;
   log(message: string): void;
@@ -336,10 +338,18 @@ export class ClusterNode {
         body: JSON.stringify({ sql: request.sql, params: request.params, durable: request.durable,
           db: this.#options.dbKey, consistency: request.consistency }),
         signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
-      });
+        // Bun's fetch: the nodes' certificates are checked against --tls-ca (else the system's CAs).
+        ...(this.#options.ca ? { tls: { ca: this.#options.ca } } : {}),
+      } as RequestInit);
     } catch (error) {
       // Refused before it connected: the statement never reached the leader, so it may go to the next.
-      if ((error as { code?: string }).code === "ECONNREFUSED") return await retry(`${leader} refused the connection`);
+      const code = (error as { code?: string }).code ?? "";
+      if (code === "ECONNREFUSED") return await retry(`${leader} refused the connection`);
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(code)) {
+        // The handshake failed: nothing was sent. Retrying would fail the same way.
+        throw new NoLeaderError(`${this.#options.dbKey}: the leader ${leader} is not trusted (${code}: ` +
+          `${(error as Error).message}); give --tls-ca the PEM of the CA that signed the nodes' certificates`);
+      }
       throw Object.assign(new Error(`${this.#options.dbKey}: the leader ${leader} did not answer ` +
         `(${(error as Error).message}); the statement's outcome is unknown: read before you run it again`),
         { code: "UNKNOWN_OUTCOME" });

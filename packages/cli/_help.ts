@@ -67,6 +67,7 @@ Keeps the newest N generations (default 10) and every generation younger than DU
 Without --apply it only prints what it would delete.
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
+       [--tls-cert PEM --tls-key PEM] [--tls-ca PEM]
 Serves <db-path> until Ctrl-C or SIGTERM: the admin endpoint (status, metrics, generations, POST
 /checkpoint, dashboard at /) and SQL over HTTP: POST /sql {"sql": "...", "params": [...]} answers
 {"columns", "rows", "role", "position"}; a write answers only once its commit is durable in the store
@@ -78,5 +79,11 @@ the leader runs writes; followers keep a replica, run reads, and forward writes 
 the leader dies or is cut off, another takes over within about the TTL, and no write answered 200
 is lost. SIGTERM to the leader ships everything and hands the lease to the others at once.
 Without a store the node leads itself, local-only. --admin HOST:PORT is the same as --listen.
+--tls-cert and --tls-key serve HTTPS (a node listening beyond loopback without them warns at start);
+--tls-ca is the CA the other nodes' certificates are checked against when a follower forwards.
+HADUCK_READ_TOKEN, if set, is a second token that may only run reads on POST /sql (anything else: 403).
+POST /sql also takes "after" (or the X-Haduck-Position header: a position from an earlier answer; a
+follower waits "waitMs", default 1000, until it shows it, then asks the leader), "maxLagMs" (a
+follower further behind asks the leader) and "consistency": "leader" (a linearizable read).
 Example: HADUCK_ADMIN_TOKEN=... haduck serve demo.duckdb --store file://$PWD/haduck-store --listen 127.0.0.1:8080`,
 };

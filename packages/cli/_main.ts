@@ -31,7 +31,7 @@ import { type Progress, progress } from "./_progress.ts";
 
 /** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
 const PROGRESS_BLOCKS_MIN = 64;
-import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
+import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
 import { ClusterNode } from "./_cluster_node.ts";
 
 /** Exit codes, documented in `haduck --help`. */
@@ -139,7 +139,8 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
 
 async function commandServe(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { admin: { type: "string" }, listen: { type: "string" },
-    alias: { type: "string" }, "lease-ttl": { type: "string" } });
+    alias: { type: "string" }, "lease-ttl": { type: "string" }, "tls-cert": { type: "string" },
+    "tls-key": { type: "string" }, "tls-ca": { type: "string" } });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
   if (positionals.length !== 1) throw new UsageError("serve needs exactly one <db-path>; see --help");
   if (values.admin !== undefined && values.listen !== undefined) {
@@ -147,7 +148,17 @@ async function commandServe(args: string[]): Promise<number> {
   }
   const listen = values.listen ?? values.admin;
   if (listen === undefined) throw new UsageError("serve needs --listen HOST:PORT (e.g. 127.0.0.1:8080)");
-  const settings = adminSettings(listen); // bad settings fail before the database opens
+  // Bad settings fail before the database opens.
+  const settings = { ...adminSettings(listen), tls: tlsSettings(values["tls-cert"], values["tls-key"]) };
+  let ca: string | undefined;
+  if (values["tls-ca"] !== undefined) {
+    try {
+      ca = readFileSync(values["tls-ca"], "utf8");
+    } catch (error) {
+      throw new UsageError(`--tls-ca ${values["tls-ca"]}: ${(error as Error).message}; give the PEM file of the CA ` +
+        "that signed the other nodes' certificates");
+    }
+  }
   const ttlMs = values["lease-ttl"] === undefined ? 5000 : parseLeaseTtl(values["lease-ttl"]);
   // A node cut off from the store must notice within its lease, not after the default 30 s per request.
   const store = storeFromFlags(values, process.env, { retry: { attemptTimeoutMs: Math.max(2 * ttlMs, 5000) } });
@@ -167,7 +178,7 @@ async function commandServe(args: string[]): Promise<number> {
   assertValidDbKey(dbKey);
   let attached: AttachedDatabase | undefined;
   const node = new ClusterNode({
-    dbPath, store, dbKey, ttlMs, token: settings.token,
+    dbPath, store, dbKey, ttlMs, token: settings.token, ca,
     holder: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
     attach: async (fence) => {
       attached = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store })).db;

@@ -22,6 +22,8 @@ export interface NodeOptions {
   env?: Record<string, string>;
   /** A fixed port: a node started again comes back at the same address. Default: a free one. */
   port?: number;
+  /** More flags for `haduck serve` (TLS). */
+  extraArgs?: string[];
 }
 
 export interface ClusterNodeProcess {
@@ -38,7 +40,7 @@ export async function startNode(options: NodeOptions): Promise<ClusterNodeProces
   const home = join(options.dir, options.name);
   mkdirSync(home, { recursive: true });
   const child = Bun.spawn([process.execPath, BIN, "serve", "db.duckdb", ...options.storeArgs, "--db-key", options.dbKey,
-    "--listen", `127.0.0.1:${options.port ?? 0}`, "--lease-ttl", `${options.ttlMs}ms`], {
+    "--listen", `127.0.0.1:${options.port ?? 0}`, "--lease-ttl", `${options.ttlMs}ms`, ...options.extraArgs ?? []], {
     cwd: home, env: { ...process.env, ...options.env, HADUCK_ADMIN_TOKEN: TOKEN }, stdin: "ignore", stdout: "ignore",
     stderr: "pipe",
   });
