@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { AwsClient } from "aws4fetch";
-import { follow } from "@haduck/duckdb-fs-bridge";
+import { follow, restore } from "@haduck/duckdb-fs-bridge";
 import { S3BlockStore } from "@haduck/s3-block-store";
 import { type ClusterNodeProcess, sql, startNode, status, waitForLeader, WriteLoad } from "../tests/harness/cluster.ts";
 import { type FaultProxy, startFaultProxy } from "../tests/harness/fault_proxy.ts";
@@ -187,11 +187,14 @@ try {
   }
   // Mixed faults: a paused leader that wakes up, a leader cut off from the store, a follower killed.
   const faultCounts: Record<string, number> = { "kill -9 leader": TRIALS };
+  const timeline: string[] = [];
+  const t0 = performance.now();
   for (let fault = 0; fault < FAULTS; fault++) {
     await Bun.sleep(500 + Math.random() * TTL_MS / 3);
     const kind = ["SIGSTOP leader", "store cut from leader", "kill -9 follower"][fault % 3];
     faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
     const victim = kind === "kill -9 follower" ? alive.find((node) => node !== leader)! : leader;
+    timeline.push(`${Math.round(performance.now() - t0)} ms: ${kind} ${victim.name} (${victim.url})`);
     if (kind === "kill -9 follower") {
       victim.process.kill(9);
       await victim.process.exited;
@@ -208,6 +211,7 @@ try {
     if (kind === "SIGSTOP leader") victim.process.kill("SIGCONT");
     else proxies.get(victim.name)!.setRule(() => ({ kind: "pass" }));
     leader = next.leader;
+    timeline.push(`${Math.round(performance.now() - t0)} ms: healed; ${next.leader.name} leads`);
     console.error(`bench: fault ${fault + 1}/${FAULTS} (${kind}): another node led after ${Math.round(next.ms)} ms`);
   }
   await load.stop();
@@ -225,6 +229,31 @@ try {
     await Bun.sleep(500);
   }
   const roles = await Promise.all(alive.map(async (node) => (await status(node.url))?.role));
+  // What each node says, and what the store itself holds (a restore of the latest commit).
+  const nodesAfter = await Promise.all(alive.map(async (node) => {
+    const seen = await status(node.url);
+    const read = await sql(node.url, { sql: "SELECT count(*) FROM acks WHERE client >= 0" });
+    return { name: node.name, role: seen?.role, epoch: seen?.epoch, rows: read.body.rows?.[0]?.[0] ?? read.body.error,
+      lastError: (seen?.databases[0] as { lastError?: string } | undefined)?.lastError ?? null,
+      problems: lost.filter((problem) => problem.startsWith(`${node.name}:`)).length };
+  }));
+  const restoredPath = join(dir, "restored-check.duckdb");
+  await restore({ store, dbKey, to: restoredPath, force: true });
+  const restoredDb = await DuckDBInstance.create(restoredPath, { access_mode: "READ_ONLY" });
+  const restoredConnection = await restoredDb.connect();
+  const restoredRows = (await restoredConnection.runAndReadAll("SELECT client, n FROM acks WHERE client >= 0"))
+    .getRowsJS().map(([client, n]) => [Number(client), Number(n)] as [number, number]);
+  restoredConnection.closeSync();
+  restoredDb.closeSync();
+  const lostInStore = load.check(restoredRows, "store");
+  const firstLost = lostInStore.slice(0, 3).map((problem) => {
+    const match = /\((\d+), (\d+)\)/.exec(problem)!;
+    const answered = load.answeredAt.get(`${match[1]},${match[2]}`)!;
+    return `${problem}: answered at ${Math.round(answered.at - t0)} ms by ${answered.url} as ${answered.role} (${answered.position})`;
+  });
+  if (lost.length > 0) {
+    for (const node of alive) console.error(`== ${node.name}\n${node.log().split("\n").filter((line) => !/generation \d+: /.test(line)).slice(-40).join("\n")}`);
+  }
 
   writeResult(FAULTS > 0 ? "cluster_faults" : "cluster", {
     ttlMs: TTL_MS,
@@ -235,7 +264,11 @@ try {
     faultsTotal: TRIALS + FAULTS,
     acknowledgedWrites: [...load.acknowledged.values()].reduce((sum, set) => sum + set.size, 0),
     clientErrors: load.errors,
-    acknowledgedLost: lost.length,
+    acknowledgedLost: lostInStore.length,
+    lostInStoreSample: firstLost,
+    timeline: lostInStore.length > 0 ? timeline : undefined,
+    nodesNotConverged: lost.length,
+    nodesAfter,
     lostSample: lost.slice(0, 5),
     rolesAfter: roles,
     followerLagAt100PerSecond: { samples: lags.length, p50Ms: percentile(lags, 0.5), p99Ms: percentile(lags, 0.99),

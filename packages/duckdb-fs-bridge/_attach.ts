@@ -11,6 +11,7 @@ import { type FrameShipped, type GenerationShipped, Replicator, type UploadProgr
 import type { WriterFence } from "./_replicator_types.ts";
 import { checkpointWhenQuiet } from "./_checkpoint.ts";
 import { readFileInfo } from "./_block_source.ts";
+import { statSync } from "node:fs";
 import { assertValidDbKey } from "@haduck/duckblock";
 
 export interface AttachOptions {
@@ -123,7 +124,22 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
     },
     async flush() {
       if (!options.store) return false;
-      if (await replicator.flushWal()) return true;
+      // What the file held when we were called: the caller's commit is in it (DuckDB synced the WAL
+      // before the statement returned). The shipper's word is checked against it, never trusted alone.
+      const before = { iteration: readFileInfo(dbPath)?.iteration ?? -1,
+        wal: statSync(`${dbPath}.wal`, { throwIfNoEntry: false })?.size ?? 0 };
+      const holds = () => {
+        const published = replicator.status.lastGeneration ?? -1;
+        const chain = replicator.walChain;
+        return published > before.iteration || (before.wal === 0 && published >= before.iteration) ||
+          (chain !== undefined && chain.iteration === before.iteration && chain.walShipped >= before.wal);
+      };
+      // Bytes past the last announcement (another commit between its write and its sync) ship in the
+      // next frame: a second round takes them; a third failing means frames did not carry it.
+      for (let round = 0; round < 3; round++) {
+        if (!await replicator.flushWal()) break;
+        if (holds()) return true;
+      }
       await checkpointWhenQuiet(connection, alias);
       const checkpointed = readFileInfo(dbPath)?.iteration ?? 0;
       await replicator.flush();

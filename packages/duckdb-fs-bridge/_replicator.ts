@@ -142,6 +142,11 @@ export class Replicator {
     return `${this.options.fence?.epoch ?? 0}:${generation}:${chain?.iteration === generation ? chain.walShipped : 0}`;
   }
 
+  /** The generation WAL frames chain to and the WAL bytes they hold (undefined: no frames). */
+  get walChain(): { iteration: number; walShipped: number } | undefined {
+    return this.#wal?.chain;
+  }
+
   /** The iteration whose lost WAL marks reconcile rebuilt while DuckDB wrote, if it did (see `reconcile`). */
   get marksRebuilt(): number | undefined {
     return this.#marksRebuilt;

@@ -111,6 +111,8 @@ export async function waitForLeader(nodes: ClusterNodeProcess[], timeoutMs: numb
  */
 export class WriteLoad {
   readonly acknowledged = new Map<number, Set<number>>();
+  /** When each acknowledged write was answered (performance.now()) and by which node: for a timeline. */
+  readonly answeredAt = new Map<string, { at: number; url: string; role?: string; position?: string }>();
   readonly attempted = new Map<number, number>();
   errors = 0;
   /** The first few errors: status and message. */
@@ -135,7 +137,11 @@ export class WriteLoad {
       const urls = this.urls();
       const url = urls[(client + n) % urls.length];
       const result = await sql(url, { sql: "INSERT INTO acks VALUES ($1, $2)", params: [client, n] }, 20_000);
-      if (result.status === 200) this.acknowledged.get(client)!.add(n);
+      if (result.status === 200) {
+        this.acknowledged.get(client)!.add(n);
+        this.answeredAt.set(`${client},${n}`, { at: performance.now(), url, role: result.body.role,
+          position: result.body.position });
+      }
       else {
         this.errors++;
         if (this.errorSamples.length < 10) this.errorSamples.push(`${url} ${result.status} ${result.body.error}`);
