@@ -337,3 +337,30 @@ test("a node that led, was paused and stepped down, and leads again: every write
   const rows = (await queryFile(to, "SELECT n FROM acks")).map((row) => Number(row.n));
   for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, ...acked]) expect(rows).toContain(n);
 }, 120_000);
+
+test("haduck handoff: the leader hands its lease to the node named, without stopping, and follows", async () => {
+  const dbKey = "named.duckdb";
+  const nodes = [await start("a", dbKey), await start("b", dbKey), await start("c", dbKey)];
+  const { leader } = await waitForLeader(nodes, 10_000);
+  expect((await sql(leader.url, { sql: "CREATE TABLE acks(client INTEGER, n INTEGER)" })).status).toBe(200);
+  const [first, second] = nodes.filter((node) => node !== leader);
+  const load = new WriteLoad(2, () => [first.url, second.url]);
+  load.start();
+  await Bun.sleep(500);
+  // Asked through a follower: the command finds the leader; the lease goes to `second`, not `first`.
+  const child = Bun.spawn([process.execPath, BIN, "handoff", "--node", first.url, "--to", second.url],
+    { env: { ...process.env, HADUCK_ADMIN_TOKEN: TOKEN }, stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(),
+    child.exited]);
+  expect(err).toBe("");
+  expect(code).toBe(0);
+  expect(out).toContain(`handed off to ${second.url}`);
+  expect((await status(second.url))?.role).toBe("leader"); // it leads when the command returns
+  await Bun.sleep(1000);
+  expect((await status(leader.url))?.role).toBe("follower"); // still running, following now
+  await load.stop();
+  expect(load.errorSamples).toEqual([]);
+  expect(await converged(nodes, load, 20_000)).toEqual([]);
+  for (const node of nodes) node.process.kill("SIGTERM");
+  await Promise.all(nodes.map((node) => node.process.exited));
+}, 120_000);

@@ -10,6 +10,7 @@
  * | `GET /metrics` | bearer | Prometheus text |
  * | `GET /generations?db=KEY` | bearer | the generations in the store |
  * | `POST /checkpoint` | bearer | checkpoints (`{"db": KEY}` optional with one database) and waits until it is shipped |
+ * | `POST /handoff` | bearer | a leader hands the lease to `{"to": ADDRESS}` (or the first follower to look) and follows |
  * | `POST /sql` | bearer | one statement `{"sql", "params"?, "durable"?, "db"?}`: `{"columns", "rows", "role", "position"}`; a write answers once durable |
  *
  * Every error goes through one `onError` that maps error codes to statuses; bodies are bounded.
@@ -131,6 +132,7 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   app.use("/metrics", auth);
   app.use("/generations", auth);
   app.use("/checkpoint", auth);
+  app.use("/handoff", auth);
 
   // The node's role is its first database's (a single node leads itself: no leader address, epoch 0).
   app.get("/status", (c) => {
@@ -172,6 +174,28 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     await database.checkpoint();
     const status = database.status();
     return c.json({ db: database.dbKey, lastGeneration: status.lastGeneration, lastError: status.lastError });
+  });
+  app.post("/handoff", bodyLimit({ maxSize: options.bodyBytesMax ?? 16 * 1024, onError: () => {
+    throw new HTTPException(413, { message: "request body too large" });
+  } }), async (c) => {
+    const text = await c.req.text();
+    let body: { db?: unknown; to?: unknown } = {};
+    if (text.trim() !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new HTTPException(400, { message: 'the body must be JSON, e.g. {"to": "http://10.0.0.2:8080/"}, or empty' });
+      }
+    }
+    if (body.to !== undefined && typeof body.to !== "string") {
+      throw new HTTPException(400, { message: '"to" must be the address of a node, e.g. "http://10.0.0.2:8080/"' });
+    }
+    const database = find(typeof body.db === "string" ? body.db : undefined);
+    if (!database.handoff) {
+      throw new HTTPException(409, { message: `${database.dbKey} is not served by a cluster node here` });
+    }
+    const to = body.to === undefined ? undefined : body.to.endsWith("/") ? body.to : `${body.to}/`;
+    return c.json({ db: database.dbKey, ...await database.handoff(to) });
   });
   app.notFound((c) => c.json({ error: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {

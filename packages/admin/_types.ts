@@ -105,6 +105,8 @@ export interface AdminDatabase {
   generations(): Promise<GenerationSummary[]>;
   /** Checkpoints and waits until the generation is shipped. */
   checkpoint(): Promise<void>;
+  /** A leader hands its lease to another node (`to`, or the first follower to look) and follows. */
+  handoff?(to?: string): Promise<{ leader: string | null; tookMs: number }>;
   /**
    * Runs one statement (`POST /sql`); throws SqlError for what DuckDB refuses, NotDurableError (see
    * there). A `Response` is a forwarded request's answer, passed on as it came.

@@ -149,37 +149,7 @@ export class ClusterNode {
     this.#wake?.();
     await this.#loop;
     if (this.#db) {
-      // A handoff: new statements wait; those running finish; everything ships while the lease is
-      // still renewed; the lease is released (a follower claims it at its next look, no TTL); the
-      // statements that waited go to the new leader.
-      let resolve!: () => void;
-      this.#handoff = { promise: new Promise<void>((r) => resolve = r), resolve };
-      const started = performance.now();
-      while (this.#running > 0 && performance.now() - started < 30_000) await new Promise((r) => setTimeout(r, 10));
-      const db = this.#db;
-      this.#db = undefined;
-      this.#role = "candidate";
-      this.#leader = null;
-      try {
-        await db.close();
-      } finally {
-        await this.#stopRenewing();
-        await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
-        this.#handoff = undefined;
-        resolve();
-      }
-      // Someone else leads within a poll or two; the statements that waited are forwarded meanwhile.
-      const deadline = performance.now() + this.#ttlMs + 2000;
-      while (performance.now() < deadline) {
-        const seen = await this.#lease.observe().catch(() => undefined);
-        if (seen?.record && !seen.record.released && seen.record.holder !== this.#options.holder) {
-          this.#leader = seen.record.address;
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      this.#options.log(`${this.#options.dbKey}: handed off in ${(performance.now() - started).toFixed(0)} ms` +
-        (this.#leader ? ` to ${this.#leader}` : " (no other node took the lease)"));
+      await this.#handOff();
     } else {
       await this.#stopRenewing();
       await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
@@ -187,6 +157,69 @@ export class ClusterNode {
     await this.#followerStarting;
     await this.#follower?.close();
     this.#follower = undefined;
+  }
+
+  /**
+   * Hands the lease to another node without stopping (`haduck handoff`): as at SIGTERM, then this
+   * node follows. `to`: the address of the node that takes over (it may claim at once; the others
+   * wait for the TTL); without it, whichever follower looks first. Resolves with the new leader.
+   */
+  async handoff(to?: string): Promise<{ leader: string | null; tookMs: number }> {
+    if (this.#role !== "leader" || !this.#db) {
+      throw new NoLeaderError(`${this.#options.dbKey}: this node does not lead (${this.#leader ?? "nobody does"} ` +
+        "does): send the handoff there");
+    }
+    const started = performance.now();
+    this.#claimAfter = performance.now() + this.#ttlMs; // the lease goes to another: no claim back meanwhile
+    await this.#handOff(to);
+    this.#wake?.();
+    return { leader: this.#leader, tookMs: Math.round(performance.now() - started) };
+  }
+
+  /**
+   * A handoff: new statements wait; those running finish; everything ships while the lease is still
+   * renewed; the lease is released (a follower claims it at its next look, no TTL); the statements
+   * that waited go to the new leader.
+   */
+  async #handOff(successor?: string): Promise<void> {
+    let resolve!: () => void;
+    this.#handoff = { promise: new Promise<void>((r) => resolve = r), resolve };
+    const started = performance.now();
+    while (this.#running > 0 && performance.now() - started < 30_000) await new Promise((r) => setTimeout(r, 10));
+    const db = this.#db!;
+    this.#db = undefined;
+    this.#role = "candidate";
+    this.#leader = null;
+    try {
+      await db.close();
+      this.#moveAside(this.#epoch); // shipped; the next time this node leads it starts from the store
+    } finally {
+      await this.#stopRenewing();
+      await this.#lease.release({ successor }).catch((error) =>
+        this.#options.log(`cannot release the lease: ${error.message}`));
+      this.#handoff = undefined;
+      resolve();
+    }
+    // Someone else leads within a poll or two; the statements that waited are forwarded meanwhile.
+    const deadline = performance.now() + this.#ttlMs + 2000;
+    while (performance.now() < deadline) {
+      const seen = await this.#lease.observe().catch(() => undefined);
+      if (seen?.record && !seen.record.released && seen.record.holder !== this.#options.holder) {
+        this.#leader = seen.record.address;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    // Claimed is not yet leading (it fences and opens its file first): done once it says it leads.
+    while (this.#leader && performance.now() < deadline) {
+      const role = await fetch(`${this.#leader}status`, { headers: { authorization: `Bearer ${this.#options.token}` },
+        signal: AbortSignal.timeout(1000), ...(this.#options.ca ? { tls: { ca: this.#options.ca } } : {}) } as RequestInit)
+        .then(async (response) => (await response.json()).role, () => undefined);
+      if (role === "leader") break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    this.#options.log(`${this.#options.dbKey}: handed off in ${(performance.now() - started).toFixed(0)} ms` +
+      (this.#leader ? ` to ${this.#leader}` : " (no other node took the lease)"));
   }
 
   /** Resolves once no request is being answered (at most `timeoutMs`): the server may close then. */
@@ -213,6 +246,7 @@ export class ClusterNode {
         if (!db || node.#role !== "leader") throw new NoLeaderError(`${dbKey}: checkpoints run on the leader (${node.#leader ?? "none now"})`);
         await db.checkpoint();
       },
+      handoff: (to) => node.handoff(to),
       async sql(request) {
         node.#requests++;
         try {

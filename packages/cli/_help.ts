@@ -15,6 +15,7 @@ Commands:
   status              the latest generation and the store's state (--json)
   gc                  delete generations beyond the kept ones (dry run unless --apply)
   serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
+  handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
 
 Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL]
   or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY, HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX).
@@ -66,6 +67,12 @@ Keeps the newest N generations (default 10) and every generation younger than DU
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
 Without --apply it only prints what it would delete.
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
+  handoff: `Usage: haduck handoff --node URL [--to URL] [--db KEY] [--tls-ca PEM]
+Asks the leader of the cluster --node belongs to (any node: the handoff goes to the leader it names)
+to hand its lease over without stopping: new statements wait, everything ships, the lease goes to
+--to (that node takes over at once; the others wait) or to the first follower that looks, and the
+statements that waited go there. The old leader then follows. Token: HADUCK_ADMIN_TOKEN.
+Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to http://127.0.0.1:8082`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
        [--tls-cert PEM --tls-key PEM] [--tls-ca PEM]
 Serves <db-path> until Ctrl-C or SIGTERM: the admin endpoint (status, metrics, generations, POST

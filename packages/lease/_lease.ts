@@ -31,6 +31,8 @@ export interface LeaseRecord {
   ttlMs: number;
   released: boolean;
   nonce: string;
+  /** A released lease handed to this address: only it may claim at once, the others after the TTL. */
+  successor?: string | null;
 }
 
 /** What an observation found: the record and how long this node has seen it unchanged. */
@@ -215,7 +217,8 @@ export class Lease {
     if (!record) this.#seen = undefined;
     else if (this.#seen?.nonce !== record.nonce) this.#seen = { nonce: record.nonce, since: now };
     const unchangedForMs = this.#seen ? now - this.#seen.since : 0;
-    const claimable = !record || record.released || unchangedForMs >= record.ttlMs + this.marginMs;
+    const handedToOther = record?.released && record.successor && record.successor !== this.#address;
+    const claimable = !record || (record.released && !handedToOther) || unchangedForMs >= record.ttlMs + this.marginMs;
     return { record, etag, unchangedForMs, claimable };
   }
 
@@ -310,16 +313,19 @@ export class Lease {
     }
   }
 
-  /** Lets go (a handoff or a clean stop): anyone may claim at once, without waiting for the TTL. */
-  release(options: { signal?: AbortSignal } = {}): Promise<void> {
+  /**
+   * Lets go (a handoff or a clean stop): anyone may claim at once, without waiting for the TTL; with
+   * `successor` (an address), that node at once and the others only once the record expired.
+   */
+  release(options: { signal?: AbortSignal; successor?: string } = {}): Promise<void> {
     return this.#serial(() => this.#release(options));
   }
 
-  async #release(options: { signal?: AbortSignal }): Promise<void> {
+  async #release(options: { signal?: AbortSignal; successor?: string }): Promise<void> {
     const held = this.#held;
     this.#held = undefined;
     if (!held) return;
-    const record = { ...this.#record(held.record.epoch), released: true };
+    const record = { ...this.#record(held.record.epoch), released: true, successor: options.successor ?? null };
     try {
       await this.#store.put(this.#key, this.#encode(record), { ifMatch: held.etag, signal: options.signal });
     } catch (error) {
