@@ -364,3 +364,18 @@ test("haduck handoff: the leader hands its lease to the node named, without stop
   for (const node of nodes) node.process.kill("SIGTERM");
   await Promise.all(nodes.map((node) => node.process.exited));
 }, 120_000);
+
+test("one node stopped cleanly and started again keeps its own file (nothing restored, nothing moved aside)", async () => {
+  const dbKey = "single.duckdb";
+  let node = await start("solo", dbKey);
+  expect((await sql(node.url, { sql: "CREATE TABLE t AS SELECT range AS i FROM range(1000)" })).status).toBe(200);
+  node.process.kill("SIGTERM");
+  expect(await node.process.exited).toBe(0);
+  node = await start("solo", dbKey);
+  expect(node.log()).toContain("leading at epoch 2");
+  expect(node.log()).not.toContain("kept aside");
+  expect((await sql(node.url, { sql: "INSERT INTO t VALUES (1000)" })).status).toBe(200);
+  expect((await sql(node.url, { sql: "SELECT count(*) FROM t" })).body.rows).toEqual([[1001]]);
+  node.process.kill("SIGTERM");
+  expect(await node.process.exited).toBe(0);
+}, 60_000);

@@ -83,12 +83,11 @@ test("attach, close, another file renamed into place, attach again: every flushe
   }
 }, 120_000);
 
-test("a writer fenced and abandoned, then the same process leads again on a restored file: every flushed commit is in the store", async () => {
-  const store = openStore(`file://${join(dir, "store-fenced")}`);
-  const path = join(dir, "fenced.duckdb");
+/** A cluster's writer at epoch 1 that commits 1..5 durably, is deposed (its later commits stay local), and closes. */
+async function deposedWriter(store: ReturnType<typeof openStore>, path: string, dbKey: string): Promise<void> {
   let allowed = true;
   const fence = { epoch: 1, mayWrite: () => allowed, signal: () => new AbortController().signal, fenced: () => {} };
-  const db = await attach({ dbPath: path, store, dbKey: "fenced.duckdb", fence });
+  const db = await attach({ dbPath: path, store, dbKey, fence });
   await db.connection.run("CREATE TABLE db.t(i INTEGER)");
   for (let i = 1; i <= 5; i++) {
     await db.connection.run(`INSERT INTO db.t VALUES (${i})`);
@@ -100,6 +99,12 @@ test("a writer fenced and abandoned, then the same process leads again on a rest
   await db.connection.run("CHECKPOINT db");
   db.replicator.abandon("fenced");
   await db.close();
+}
+
+test("a writer fenced and abandoned, then the same process leads again on a restored file: every flushed commit is in the store", async () => {
+  const store = openStore(`file://${join(dir, "store-fenced")}`);
+  const path = join(dir, "fenced.duckdb");
+  await deposedWriter(store, path, "fenced.duckdb");
   await restore({ store, dbKey: "fenced.duckdb", to: join(dir, "fenced-restored.duckdb") });
   renameSync(path, `${path}.aside`);
   renameSync(join(dir, "fenced-restored.duckdb"), path);
@@ -110,17 +115,7 @@ test("a writer fenced and abandoned, then the same process leads again on a rest
 test("a writer deposed, then the same process leads again on its follower's materialized replica: every flushed commit is in the store", async () => {
   const store = openStore(`file://${join(dir, "store-promoted")}`);
   const path = join(dir, "promoted.duckdb");
-  let allowed = true;
-  const fence = { epoch: 1, mayWrite: () => allowed, signal: () => new AbortController().signal, fenced: () => {} };
-  const db = await attach({ dbPath: path, store, dbKey: "promoted.duckdb", fence });
-  await db.connection.run("CREATE TABLE db.t(i INTEGER)");
-  for (let i = 1; i <= 5; i++) {
-    await db.connection.run(`INSERT INTO db.t VALUES (${i})`);
-    expect(await db.flush()).toBe(true);
-  }
-  allowed = false;
-  db.replicator.abandon("fenced");
-  await db.close();
+  await deposedWriter(store, path, "promoted.duckdb");
   renameSync(path, `${path}.aside`);
   // As a cluster node: it follows for a while, then takes over and turns its replica into the file.
   const replica = await follow({ store, dbKey: "promoted.duckdb", dir: join(dir, "promoted-replica"), pollMs: 50 });

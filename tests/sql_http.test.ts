@@ -16,20 +16,34 @@ const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
 const dir = mkdtempSync(join(tmpdir(), "haduck-sql-http-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-test("POST /sql: reads and durable writes, JSON values, and errors by name", async () => {
-  const token = "sql-http-test-token-0123456789";
-  const storeUrl = `file://${join(dir, "store")}`;
-  const child = Bun.spawn([process.execPath, BIN, "serve", "node.duckdb", "--store", storeUrl, "--listen", "127.0.0.1:0"],
-    { cwd: dir, env: { ...process.env, HADUCK_ADMIN_TOKEN: token }, stdout: "pipe", stderr: "pipe" });
+/** `haduck serve <db> --store ... --listen 127.0.0.1:0` with `env`; resolves with its URL once it says it. */
+async function serve(db: string, storeUrl: string, env: Record<string, string>) {
+  const child = Bun.spawn([process.execPath, BIN, "serve", db, "--store", storeUrl, "--listen", "127.0.0.1:0"],
+    { cwd: dir, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
   let stderr = "";
   const reading = (async () => {
     for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
   })();
+  const deadline = Date.now() + 60_000;
+  while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
+  const url = /admin on (\S+)/.exec(stderr)?.[1];
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await child.exited;
+    await reading;
+  };
+  if (!url) {
+    await stop();
+    throw new Error(`serve did not start: ${stderr}`);
+  }
+  return { url, stop };
+}
+
+test("POST /sql: reads and durable writes, JSON values, and errors by name", async () => {
+  const token = "sql-http-test-token-0123456789";
+  const storeUrl = `file://${join(dir, "store")}`;
+  const { url, stop } = await serve("node.duckdb", storeUrl, { HADUCK_ADMIN_TOKEN: token });
   try {
-    const deadline = Date.now() + 60_000;
-    while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
-    const url = /admin on (\S+)/.exec(stderr)?.[1];
-    expect(url).toBeDefined();
     const sql = (body: unknown, headers: Record<string, string> = { authorization: `Bearer ${token}` }) =>
       fetch(`${url}sql`, { method: "POST", headers: { ...headers, "content-type": "application/json" },
         body: typeof body === "string" ? body : JSON.stringify(body) });
@@ -87,9 +101,7 @@ test("POST /sql: reads and durable writes, JSON values, and errors by name", asy
     expect(status).toMatchObject({ role: "leader", epoch: 1, lagMs: 0, leader: url }); // a store makes it a cluster of one
     expect(status.databases[0].role).toBe("leader");
   } finally {
-    child.kill("SIGTERM");
-    await child.exited;
-    await reading;
+    await stop();
   }
 }, 120_000);
 
@@ -97,17 +109,8 @@ test("HADUCK_READ_TOKEN runs reads on POST /sql and nothing else: a write, or an
   const token = "sql-http-admin-token-0123456789";
   const readToken = "sql-http-read-token-0123456789";
   const storeUrl = `file://${join(dir, "store-read")}`;
-  const child = Bun.spawn([process.execPath, BIN, "serve", "read.duckdb", "--store", storeUrl, "--listen", "127.0.0.1:0"],
-    { cwd: dir, env: { ...process.env, HADUCK_ADMIN_TOKEN: token, HADUCK_READ_TOKEN: readToken }, stdout: "pipe",
-      stderr: "pipe" });
-  let stderr = "";
-  const reading = (async () => {
-    for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
-  })();
+  const { url, stop } = await serve("read.duckdb", storeUrl, { HADUCK_ADMIN_TOKEN: token, HADUCK_READ_TOKEN: readToken });
   try {
-    const deadline = Date.now() + 60_000;
-    while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
-    const url = /admin on (\S+)/.exec(stderr)![1];
     const as = (bearer: string, body: unknown) => fetch(`${url}sql`, { method: "POST",
       headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body: JSON.stringify(body) });
     expect((await as(token, { sql: "CREATE TABLE t AS SELECT 1 AS x" })).status).toBe(200);
@@ -128,8 +131,6 @@ test("HADUCK_READ_TOKEN runs reads on POST /sql and nothing else: a write, or an
       .status).toBe(403);
     expect((await as("not-a-token-of-this-node", { sql: "SELECT 1" })).status).toBe(401);
   } finally {
-    child.kill("SIGTERM");
-    await child.exited;
-    await reading;
+    await stop();
   }
 }, 120_000);

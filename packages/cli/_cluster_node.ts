@@ -16,7 +16,7 @@
  *   (moving its local state aside) when a renew finds another epoch, when its hold runs out, or when
  *   a create-only write finds another writer's object at its key.
  */
-import { existsSync, renameSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, renameSync, statSync } from "node:fs";
 import {
   type AdminDatabase,
   type ClusterRole,
@@ -37,7 +37,7 @@ import {
   summarizeGenerations,
   type WriterFence,
 } from "@haduck/duckdb-fs-bridge";
-import { leaseKey } from "@haduck/duckblock";
+import { HEADER_REGION_BYTES, headerOf, hex, leaseKey, loadManifestHead, sha256 } from "@haduck/duckblock";
 import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { executeStatement, runSql } from "./_admin_server.ts";
@@ -51,6 +51,23 @@ export function comparePositions(a: string, b: string): number {
   const [, ga, wa] = a.split(":").map(Number);
   const [, gb, wb] = b.split(":").map(Number);
   return ga !== gb ? ga - gb : wa - wb;
+}
+
+/**
+ * Whether the file at `path` is exactly the store's `generation` with nothing after it: no WAL beside
+ * it, and its header region is the one the manifest holds (its SHA-256, taken by the writer).
+ */
+async function isStoredGeneration(path: string, store: BlockStore, dbKey: string, generation: number): Promise<boolean> {
+  if (!existsSync(path) || (statSync(`${path}.wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) return false;
+  const head = await loadManifestHead(store, dbKey, generation);
+  const bytes = new Uint8Array(HEADER_REGION_BYTES);
+  const fd = openSync(path, "r");
+  try {
+    if (readSync(fd, bytes, 0, bytes.byteLength, 0) !== bytes.byteLength) return false;
+  } finally {
+    closeSync(fd);
+  }
+  return hex(sha256(bytes)) === headerOf(head.head).header[7];
 }
 
 export interface ClusterNodeOptions {
@@ -192,7 +209,6 @@ export class ClusterNode {
     this.#leader = null;
     try {
       await db.close();
-      this.#moveAside(this.#epoch); // shipped; the next time this node leads it starts from the store
     } finally {
       await this.#stopRenewing();
       await this.#lease.release({ successor }).catch((error) =>
@@ -508,7 +524,10 @@ export class ClusterNode {
         throw error;
       }
       if (fenced.generation === null) await follower?.close();
-      else {
+      else if (fenced.walBytes === 0 && await isStoredGeneration(dbPath, store, dbKey, fenced.generation)) {
+        // This node's own file is the store's newest state already (a clean stop, then a restart): kept.
+        await follower?.close();
+      } else {
         // The store's history wins: what this node holds locally was never acknowledged past the fence.
         // The replica already holds most of it: its base, brought up to the fence, is the new file.
         const restoring = `${dbPath}.haduck-promoting`;

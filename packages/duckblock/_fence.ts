@@ -22,6 +22,8 @@ export interface FencedHistory {
   generation: number | null;
   /** The fence frame's number (frames 1 .. fence - 1 are the old leaders' commits). */
   fence: number;
+  /** The WAL bytes those frames hold after the generation's checkpoint (0: no commit after it). */
+  walBytes: number;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function fenceHistory(options: { store: BlockStore; dbKey: string; 
   const { store, dbKey, epoch } = options;
   for (let round = 0; round < FENCE_ROUNDS_MAX; round++) {
     const latest = await latestManifest(store, dbKey);
-    if (!latest) return { generation: null, fence: 0 };
+    if (!latest) return { generation: null, fence: 0, walBytes: 0 };
     const generation = latest.manifest.generation;
     const walk = await walkFrames({ store, dbKey, generation, manifestSha256: latest.sha256 });
     const number = (walk.last?.number ?? 0) + 1;
@@ -49,7 +51,7 @@ export async function fenceHistory(options: { store: BlockStore; dbKey: string; 
     }
     // A checkpoint of the old leader may have landed meanwhile: its generation is newer, fence it too.
     const after = await latestManifest(store, dbKey);
-    if (after?.manifest.generation === generation) return { generation, fence: number };
+    if (after?.manifest.generation === generation) return { generation, fence: number, walBytes: walk.last?.walEnd ?? 0 };
   }
   throw new Error(`Cannot fence ${dbKey}: the old leader kept writing through ${FENCE_ROUNDS_MAX} fences`);
 }
