@@ -89,12 +89,6 @@ unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFl
 	}
 	auto &tracker = haduck::Tracker::Get();
 	auto tracked = tracker.Open(local_path);
-	// No handle has it open: the path may hold another file than the one tracked (renamed into place
-	// while closed, as a restore or a promotion does). A database is identified from its header anew.
-	bool first = tracked->open_handles.load() == 0;
-	if (first && tracked->kind.load() == HADUCK_FILE_KIND_DATABASE) {
-		tracker.ForgetContents(*tracked);
-	}
 	if (tracked->kind.load() == HADUCK_FILE_KIND_OTHER && inner->GetType() == FileType::FILE_TYPE_REGULAR &&
 	    inner->GetFileSize() >= idx_t(haduck::HEADER_REGION_SIZE)) {
 		// An existing DuckDB file: learn its block size and iteration before the first write.
@@ -113,7 +107,7 @@ unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFl
 			throw IOException("%s", error.what());
 		}
 	}
-	tracker.AfterOpen(*tracked, kind == HADUCK_FILE_KIND_WAL ? uint64_t(inner->GetFileSize()) : 0, first);
+	tracker.AfterOpen(*tracked, kind == HADUCK_FILE_KIND_WAL ? uint64_t(inner->GetFileSize()) : 0);
 	return make_uniq<HaduckFileHandle>(*this, path, flags, std::move(inner), std::move(tracked));
 }
 

@@ -383,25 +383,9 @@ void Tracker::AfterMove(const std::string &source, const std::string &target) {
 	Push(event);
 }
 
-void Tracker::ForgetContents(TrackedFile &file) {
-	Reset(file);
-	file.wal_bitmap.Drain();
-	file.wal_marks_lost.store(false);
-	file.wal_leftover.store(false);
-}
-
-void Tracker::AfterOpen(TrackedFile &file, uint64_t size, bool first) {
+void Tracker::AfterOpen(TrackedFile &file, uint64_t size) {
 	file.open_handles.fetch_add(1);
-	if (file.kind.load() == HADUCK_FILE_KIND_WAL && first) {
-		// Nobody had it open: the file on disk is the truth, not what an earlier session left here.
-		file.wal_end.store(size);
-		file.wal_synced.store(size);
-		if (size > 0) {
-			if (auto db = DatabaseOfWal(file)) {
-				db->wal_leftover.store(true); // existing commits whose block marks nobody holds (see below)
-			}
-		}
-	} else if (file.kind.load() == HADUCK_FILE_KIND_WAL && size > file.wal_end.load()) {
+	if (file.kind.load() == HADUCK_FILE_KIND_WAL && size > file.wal_end.load()) {
 		file.wal_end.store(size); // an existing WAL: its commits are durable already
 		file.wal_synced.store(size);
 		// ...and they reference blocks written before anyone tracked them: frames may go on only if the

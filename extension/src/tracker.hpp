@@ -85,13 +85,8 @@ public:
 	void AfterTruncate(TrackedFile &file, uint64_t new_size);
 	void AfterRemove(const std::string &local_path);
 	void AfterMove(const std::string &source, const std::string &target);
-	//! `size`: the file's size when opened (a WAL's existing commits). `first`: no handle had it open,
-	//! so what is tracked for the path may describe a file that was replaced meanwhile (a restore, a
-	//! promotion renaming a file into place): a WAL's state is taken from the file as it is now.
-	void AfterOpen(TrackedFile &file, uint64_t size = 0, bool first = false);
-	//! A database file opened again after every handle closed: forget what was tracked for the path
-	//! (it may be another file now) before its header is read again.
-	void ForgetContents(TrackedFile &file);
+	//! `size`: the file's size when opened (a WAL's existing commits).
+	void AfterOpen(TrackedFile &file, uint64_t size = 0);
 	//! The consumer of `file` went away: block marks it was given for the WAL were not shipped.
 	void WalMarksLost(TrackedFile &file) {
 		file.wal_marks_lost.store(true);

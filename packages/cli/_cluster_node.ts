@@ -531,7 +531,7 @@ export class ClusterNode {
         // The store's history wins: what this node holds locally was never acknowledged past the fence.
         // The replica already holds most of it: its base, brought up to the fence, is the new file.
         const restoring = `${dbPath}.haduck-promoting`;
-        const shown = await follower?.materialize(restoring).catch((error) => {
+        const shown = await follower?.materialize(restoring, { generation: fenced.generation }).catch((error) => {
           log(`${dbKey}: the replica could not become the writer's file (${error.message}): restoring instead`);
           return undefined;
         });

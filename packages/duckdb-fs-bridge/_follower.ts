@@ -70,9 +70,11 @@ export interface Follower {
   /**
    * Stops following and turns the base into a database file for a writer at `to` (a promotion):
    * every frame in the store applied first, its WAL replayed and checkpointed, the identity file
-   * written. Returns where it stands; the follower is closed after it.
+   * written. `generation`: the one to end at (a new leader's fenced generation): a base of an older
+   * one is brought to it first, fetching only the blocks that changed. Returns where it stands; the
+   * follower is closed after it.
    */
-  materialize(to: string): Promise<FollowerPosition>;
+  materialize(to: string, options?: { generation?: number }): Promise<FollowerPosition>;
   close(): Promise<void>;
 }
 
@@ -365,12 +367,14 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       return lastError;
     },
     refresh,
-    async materialize(to: string) {
+    async materialize(to: string, options: { generation?: number } = {}) {
       closed = true;
       clearInterval(timer);
       while (applying) await applying;
       try {
-        if (!base) await rebuildBase();
+        if (!base || (options.generation !== undefined && base.generation < options.generation)) {
+          await rebuildBase(options.generation);
+        }
         await applyNewFrames();
         const b = base!;
         const temp = `${to}.haduck-materialize`;

@@ -155,6 +155,9 @@ export class WalShipper {
   /** The WAL was removed or cut to `size`: syncs beyond it never happened as far as restore goes. */
   onReset(iteration: number, size: number): void {
     this.#syncs = this.#syncs.filter((sync) => sync.iteration !== iteration || sync.size <= size);
+    // A WAL removed after a newer header (a checkpoint) is not cut: that header's generation holds it.
+    const header = readFileInfo(this.#options.dbPath)?.iteration;
+    if (header !== undefined && header > iteration) return;
     if (iteration === this.#iteration && size < this.#shipped) this.#stop("the WAL was cut below what was shipped");
   }
 
