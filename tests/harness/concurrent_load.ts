@@ -24,6 +24,11 @@ export interface LoadOptions {
   /** Called every `sampleMs` while the load runs (a status poll, say). */
   onSample?: () => void;
   sampleMs?: number;
+  /** Go on past `durationMs` until this answers true (checked between statements), for at most
+   * `maxDurationMs` in all: a test that needs something to have happened under load waits for it
+   * instead of counting on the machine's speed. */
+  until?: () => boolean;
+  maxDurationMs?: number;
 }
 
 export interface LoadFigures {
@@ -50,6 +55,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadFigures> {
   let conflicts = 0;
   const started = performance.now();
   const end = started + options.durationMs;
+  const hardEnd = started + Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
+  const goOn = () => {
+    const now = performance.now();
+    return now < end || (options.until !== undefined && !options.until() && now < hardEnd);
+  };
   const rowsMax = options.insertRowsMax ?? 20000;
   const sampler = options.onSample && setInterval(options.onSample, options.sampleMs ?? 100);
   await Promise.all(Array.from({ length: options.connections }, async (_, writer) => {
@@ -57,7 +67,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadFigures> {
     const connection = await options.instance.connect();
     let next = 0;
     try {
-      while (performance.now() < end) {
+      while (goOn()) {
         const roll = random(100);
         let sql: string;
         if (roll < (options.checkpointPercent ?? 3) && options.checkpointAlias) sql = `CHECKPOINT ${options.checkpointAlias}`;
