@@ -319,9 +319,11 @@ async function commandVerify(args: string[]): Promise<number> {
   const said = parts.length > 0 ? `; drill: ${parts.join(" and ")} restored and opened in DuckDB`
     : values["no-drill"] ? "; no drill (--no-drill)" : "";
   for (const problem of report.problems) console.error(`haduck: ${problem}`);
+  for (const skipped of report.skipped) console.error(`haduck: skipped (not a problem): ${skipped}`);
   const epochs = report.epochs.length > 1 ? `; one history over lease epochs ${report.epochs.join(", ")}` : "";
   console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks, ` +
-    `${report.frames} WAL frames: ${report.problems.length} problems${said}${epochs}`);
+    `${report.frames} WAL frames: ${report.problems.length} problems` +
+    `${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ""}${said}${epochs}`);
   return report.problems.length > 0 ? EXIT.integrity : EXIT.ok;
 }
 

@@ -188,6 +188,11 @@ export interface VerifyReport {
   segments: number;
   blocks: number;
   problems: string[];
+  /**
+   * What the history does not include and why, none of it a problem: frames past the end of a chain
+   * (a writer stopped with frames in flight, or a deposed writer's after a fence), never acknowledged.
+   */
+  skipped: string[];
   /** The lease epochs the history was written at, ascending (one writer outside a cluster: [0]). */
   epochs: number[];
 }
@@ -210,7 +215,7 @@ const segmentGeneration = (key: string) => Number(/\/segments\/(\d{20})-/.exec(k
  * predecessor had it is a manifest that lost a change.
  */
 export async function verifyObjects(store: BlockStore, dbKey: string): Promise<VerifyReport> {
-  const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, frames: 0, problems: [], epochs: [] };
+  const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, frames: 0, problems: [], skipped: [], epochs: [] };
   const epochSeen = (epoch: number) => {
     if (!report.epochs.includes(epoch)) report.epochs.push(epoch);
   };
@@ -303,7 +308,7 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
       report.frames += walk.frames;
       for (const epoch of walk.epochs) epochSeen(epoch);
       lastEpoch = Math.max(lastEpoch, ...walk.epochs);
-      if (walk.gap) report.problems.push(`Generation ${generation}: WAL ${walk.gap}`);
+      if (walk.gap) report.skipped.push(`Generation ${generation}: WAL ${walk.gap}`);
     } catch (error) {
       report.problems.push(`Generation ${generation}: ${(error as Error).message}`);
     }

@@ -3,7 +3,9 @@
  * Reading a generation's WAL frames back: listing them, walking their chain one frame at a time
  * (memory stays at one frame), and applying them to a restored file (blocks into the file, WAL bytes
  * into `<file>.wal`, cut at a commit). A missing frame ends the walk at the last contiguous one,
- * said out loud; a damaged one, or one that does not chain, is refused by name.
+ * said out loud (the frames after it are orphans: a pipelined writer stopped with them in flight), and
+ * so does a deposed writer's frame after a fence; a damaged one, or one that does not chain, is
+ * refused by name.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import type { FileHandle } from "node:fs/promises";
@@ -35,6 +37,13 @@ export interface FrameWalk {
   lastCommitUnixMs: number | undefined;
   /** Why the walk stopped before the last listed frame (a gap), or undefined. */
   gap: string | undefined;
+  /**
+   * Listed frames past where the chain ends that are no part of the history: written past a frame
+   * that never landed (a writer stopped with frames in flight) or by a deposed writer after the
+   * fence. None was ever acknowledged: a commit is acknowledged only once every frame up to its own
+   * is stored, in its writer's chain.
+   */
+  orphans: { number: number; key: string; why: "gap" | "epoch" }[];
   /** Where the chain stands after the last frame walked: its number, checksum, and WAL end. */
   last: { number: number; sha256: Uint8Array; walEnd: number } | undefined;
   /** The lease epochs of the frames walked, in order, each once (a takeover's fence starts a new one). */
@@ -56,7 +65,10 @@ export async function walkFrames(options: {
 }): Promise<FrameWalk> {
   const { store, dbKey, generation } = options;
   const walk: FrameWalk = { frames: 0, commits: 0, walBytes: 0, lastCommitUnixMs: undefined, gap: undefined,
-    last: undefined, epochs: [] };
+    last: undefined, epochs: [], orphans: [] };
+  const orphansFrom = (index: number, why: "gap" | "epoch") => {
+    walk.orphans = listed.slice(index).map((listing) => ({ number: listing.number, key: listing.key, why }));
+  };
   let previous = Buffer.from(options.manifestSha256, "hex");
   let walEnd = 0;
   const listed = await listFrames(store, dbKey, generation);
@@ -79,7 +91,9 @@ export async function walkFrames(options: {
     if (listing.number !== index + 1) {
       walk.gap = `frame ${index + 1} of generation ${generation} is missing: restored up to frame ${index}` +
         (walk.lastCommitUnixMs === undefined ? "" : ` (last commit ${new Date(walk.lastCommitUnixMs).toISOString()})`) +
-        `; frames ${listing.number}..${listed.at(-1)!.number} were not applied`;
+        `; frames ${listing.number}..${listed.at(-1)!.number} were written past it and not applied (a writer that ` +
+        "stopped with frames in flight: none of their commits was acknowledged)";
+      orphansFrom(index, "gap");
       break;
     }
     const bytes = await fetches.get(listing.number)!;
@@ -90,16 +104,20 @@ export async function walkFrames(options: {
       throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} says it is frame ${frame.number} of generation ` +
         `${frame.generation}: it was written for another place`);
     }
+    // One linear history: after a new leader's fence, a frame of an older epoch is a deposed writer's,
+    // sent before it learned of the fence (its own frame at the fence's key failed: never acknowledged).
+    const epoch = frame.epoch ?? 0;
+    if (epoch < (walk.epochs.at(-1) ?? 0)) {
+      walk.gap = `frame ${listing.number} of generation ${generation} was written at epoch ${epoch}, after a frame of ` +
+        `epoch ${walk.epochs.at(-1)}: a deposed writer's, never acknowledged; frames ${listing.number}..` +
+        `${listed.at(-1)!.number} were not applied`;
+      orphansFrom(index, "epoch");
+      break;
+    }
     if (Buffer.compare(frame.previousSha256, previous) !== 0 || frame.walOffset !== walEnd) {
       throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} does not chain to ` +
         `${index === 0 ? `the manifest of generation ${generation}` : `frame ${index}`} (another writer, or a frame ` +
         "replaced): restore stops before it; `--generation N` gives the checkpoint without frames");
-    }
-    // One linear history: after a new leader's fence, no frame of an older epoch can chain on.
-    const epoch = frame.epoch ?? 0;
-    if (epoch < (walk.epochs.at(-1) ?? 0)) {
-      throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} was written at epoch ${epoch}, after a frame ` +
-        `of epoch ${walk.epochs.at(-1)}: a deposed writer's frame; restore stops before it`);
     }
     if (epoch !== walk.epochs.at(-1)) walk.epochs.push(epoch);
     const taken = options.untilMs === undefined ? frame.commits.length

@@ -76,7 +76,7 @@ const frameInputs = () => ({
 });
 
 test("encodeFrame() reproduces the frame test vector of docs/FORMAT.md byte for byte", () => {
-  const { bytes, sha256: digest } = encodeFrame(frameInputs());
+  const { bytes, sha256: digest } = encodeFrame(frameInputs(), { version: 1 });
   expect(hex(bytes)).toBe(vector("frame"));
   expect(hex(digest)).toBe(vector("frame").slice(-64));
   expect(hex(sha256(bytes.subarray(0, bytes.byteLength - 32)))).toBe(hex(digest));
@@ -87,7 +87,8 @@ test("decodeFrame() reads the frame vector back, and refuses it with any byte fl
   const frame = decodeFrame(bytes, "vector");
   const { wal, previousSha256, ...rest } = frameInputs();
   expect({ ...frame, wal: undefined, previousSha256: undefined, sha256: undefined, blocks: undefined })
-    .toEqual({ ...rest, epoch: 0, wal: undefined, previousSha256: undefined, sha256: undefined, blocks: undefined });
+    .toEqual({ ...rest, epoch: 0, version: 1, wal: undefined, previousSha256: undefined, sha256: undefined,
+      blocks: undefined });
   expect(Buffer.from(frame.wal)).toEqual(Buffer.from(wal));
   expect(Buffer.from(frame.previousSha256)).toEqual(Buffer.from(previousSha256));
   for (let at = 0; at < bytes.length; at++) {
@@ -100,7 +101,7 @@ test("decodeFrame() reads the frame vector back, and refuses it with any byte fl
 test("a frame with blocks round-trips, and a resealed frame whose fields do not add up is refused", () => {
   const block = Uint8Array.from({ length: 16384 }, (_, i) => i % 251);
   const { bytes } = encodeFrame({ ...frameInputs(), blockAllocSize: 16384, blockIds: [3, 9],
-    blocks: new Uint8Array([...block, ...block.reverse()]) });
+    blocks: new Uint8Array([...block, ...block.reverse()]) }, { version: 1 });
   const frame = decodeFrame(bytes, "k");
   expect(frame.blockIds).toEqual([3, 9]);
   expect(frame.blocks.byteLength).toBe(32768);
@@ -113,4 +114,56 @@ test("a frame with blocks round-trips, and a resealed frame whose fields do not 
   expect(() => decodeFrame(reseal((view) => view.setUint32(52, 3, true)), "k")).toThrow("add up");
   expect(() => decodeFrame(reseal((view) => view.setBigUint64(96, 4200n, true)), "k")).toThrow("commit 0");
   expect(() => decodeFrame(reseal((view) => view.setBigUint64(128, 10n, true)), "k")).toThrow("not ascending");
+});
+
+/** The version 2 vector: one block that zstd shrinks, and a WAL run it does not (stored raw). */
+const frameV2Inputs = () => {
+  const block = new Uint8Array(16384);
+  block.set(new TextEncoder().encode("haduck block v2!"));
+  return { ...frameInputs(), blockAllocSize: 16384, number: 3, epoch: 2, blockIds: [4], blocks: block };
+};
+
+test("encodeFrame() reproduces the version 2 frame vector of docs/FORMAT.md (zstd where it pays) byte for byte", () => {
+  const { bytes, sha256: digest } = encodeFrame(frameV2Inputs());
+  expect(hex(bytes)).toBe(vector("frame-v2"));
+  expect(hex(digest)).toBe(vector("frame-v2").slice(-64));
+  expect(bytes.byteLength).toBeLessThan(16384 / 50); // the block went in compressed
+  const view = new DataView(bytes.buffer);
+  expect([view.getUint16(8, true), view.getUint8(96 + 32 + 12), view.getUint8(96 + 32 + 16 + 12)]).toEqual([2, 1, 0]);
+});
+
+test("decodeFrame() reads version 2 back to the raw pieces, and refuses it with any byte flipped", () => {
+  const bytes = new Uint8Array(Buffer.from(vector("frame-v2"), "hex"));
+  const frame = decodeFrame(bytes, "vector");
+  const inputs = frameV2Inputs();
+  expect({ version: frame.version, number: frame.number, epoch: frame.epoch, blockIds: frame.blockIds,
+    commits: frame.commits }).toEqual({ version: 2, number: 3, epoch: 2, blockIds: [4], commits: inputs.commits });
+  expect(Buffer.compare(frame.blocks, inputs.blocks)).toBe(0);
+  expect(Buffer.compare(frame.wal, inputs.wal)).toBe(0);
+  for (let at = 0; at < bytes.length; at++) {
+    const flipped = new Uint8Array(bytes);
+    flipped[at] ^= 0x10;
+    expect(() => decodeFrame(flipped, "frames/x.hwal")).toThrow("WAL frame frames/x.hwal is damaged");
+  }
+});
+
+test("a version 2 frame whose resealed piece table lies is refused by name, never decoded wrong", () => {
+  const bytes = encodeFrame(frameV2Inputs()).bytes;
+  const reseal = (edit: (view: DataView) => void) => {
+    const copy = new Uint8Array(bytes);
+    edit(new DataView(copy.buffer));
+    copy.set(sha256(copy.subarray(0, copy.byteLength - 32)), copy.byteLength - 32);
+    return copy;
+  };
+  const blockEntry = 96 + 32;
+  expect(() => decodeFrame(reseal((view) => view.setUint8(blockEntry + 12, 0)), "k")).toThrow("a raw piece");
+  expect(() => decodeFrame(reseal((view) => view.setUint8(blockEntry + 12, 9)), "k")).toThrow("unknown compression 9");
+  expect(() => decodeFrame(reseal((view) => view.setUint32(blockEntry + 8, 1, true)), "k")).toThrow("add up");
+  expect(() => decodeFrame(reseal((view) => view.setBigUint64(blockEntry + 16, 5n, true)), "k")).toThrow("names a block");
+  // Random blocks stay raw: a frame is never larger than version 1's plus its piece table (8 more
+  // bytes per block, 16 for the WAL's entry).
+  const random = crypto.getRandomValues(new Uint8Array(16384));
+  const raw = encodeFrame({ ...frameV2Inputs(), blocks: random });
+  expect(raw.bytes.byteLength).toBe(encodeFrame({ ...frameV2Inputs(), blocks: random }, { version: 1 }).bytes.byteLength + 8 + 16);
+  expect(Buffer.compare(decodeFrame(raw.bytes, "k").blocks, random)).toBe(0);
 });

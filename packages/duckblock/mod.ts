@@ -42,6 +42,7 @@ export {
   segmentHeadBytes,
   sha256,
 } from "./_format.ts";
+export { AdaptiveCompressor } from "./_compress.ts";
 export { blockTotal, encodeManifest, headerOf, manifestParts, writePages } from "./_manifest_pages.ts";
 export { decodeFrame, encodeFrame, type Frame, type FrameCommit } from "./_frame_format.ts";
 export { applyFrames, type FrameWalk, listFrames, walkFrames } from "./_frames.ts";

@@ -98,6 +98,8 @@ interface Base {
   previous: Uint8Array;
   walEnd: number;
   lastCommitUnixMs: number | undefined;
+  /** The lease epoch of the last frame applied (a frame of an older one after it is a deposed writer's). */
+  epoch: number;
   blockAllocSize: number;
   /** Each block's SHA-256 in the generation, and the blocks frames wrote since: what a newer generation can reuse. */
   shas: Map<number, string>;
@@ -168,7 +170,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     rmSync(`${basePath}.wal`, { force: true });
     base = { generation: latest, identity: head.head.database.haduckIdentity, frames: 0,
       previous: Buffer.from(head.sha256, "hex"), walEnd: 0, lastCommitUnixMs: undefined,
-      blockAllocSize: head.head.database.blockAllocSize, shas, framed: new Set() };
+      blockAllocSize: head.head.database.blockAllocSize, shas, framed: new Set(), epoch: 0 };
   };
 
   /** Applies the frames after the base's last, in order, until the next is not there; returns how many. */
@@ -188,6 +190,9 @@ export async function follow(options: FollowOptions): Promise<Follower> {
           throw error;
         }
         const frame = decodeFrame(bytes, key);
+        // After a new leader's fence: the deposed writer's frame sent before it learned of it (never
+        // acknowledged, no part of the history). This generation's chain ends at the fence.
+        if ((frame.epoch ?? 0) < b.epoch) break;
         if (frame.generation !== b.generation || frame.number !== b.frames + 1 ||
           Buffer.compare(frame.previousSha256, b.previous) !== 0 || frame.walOffset !== b.walEnd) {
           throw new ReplicationError("INTEGRITY", `WAL frame ${key} does not chain to frame ${b.frames} of generation ` +
@@ -203,6 +208,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         b.previous = frame.sha256;
         b.walEnd = frame.walOffset + frame.wal.byteLength;
         b.lastCommitUnixMs = frame.commits.at(-1)?.unixMs ?? b.lastCommitUnixMs;
+        b.epoch = frame.epoch ?? 0;
         applied++;
       }
     } finally {

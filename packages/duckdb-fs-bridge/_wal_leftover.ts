@@ -41,7 +41,8 @@ export function leftoverWal(dbPath: string, published: Published): LeftoverWal |
 /**
  * Walks the stored frames of `published` and compares their WAL bytes with the local WAL: frames may
  * continue only from a chain whose every byte the local WAL still holds (DuckDB cuts a torn last
- * commit at replay, below what a frame may hold). Returns the chain's end, or why it cannot go on.
+ * commit at replay, below what a frame may hold). Orphans past a missing frame are removed. Returns
+ * the chain's end, or why it cannot go on.
  */
 export async function storedFramesMatchWal(options: { dbPath: string; store: BlockStore; dbKey: string;
   published: Published }): Promise<{ last: Awaited<ReturnType<typeof walkFrames>>["last"] } | { problem: string }> {
@@ -58,6 +59,13 @@ export async function storedFramesMatchWal(options: { dbPath: string; store: Blo
       } });
   } finally {
     closeSync(fd);
+  }
+  // Frames past a missing one (a writer killed with frames in flight) were never acknowledged and
+  // can never be read: they go, so that the frames written from here on chain without an orphan
+  // after them.
+  if (walk.gap && matches && walk.orphans.every((orphan) => orphan.why === "gap")) {
+    await store.deleteMany(walk.orphans.map((orphan) => orphan.key));
+    return { last: walk.last };
   }
   if (walk.gap || !matches) {
     return { problem: `The WAL beside ${dbPath} does not continue the frames in the store ` +

@@ -9,6 +9,14 @@
  * checked before and after the reads: once DuckDB wrote a newer header, that generation supersedes
  * the frames, and the blocks read could already belong to it.
  *
+ * Frames are pipelined: up to `PIPELINE_FRAMES` are in flight, each chained to the one built before
+ * it (its checksum is known once it is encoded, long before its PUT returns). A commit is durable,
+ * and its waiters resolve, only when every frame up to its own is stored, in order. A PUT that fails
+ * or whose answer is lost goes again with the same bytes at the same key, so a key never holds other
+ * bytes than the one frame built for it; a 412 is read back: our own bytes (a lost answer), a newer
+ * epoch's frame (fenced), or an orphan that does not chain to the stored frame before it (a frame
+ * written past one that never landed: never acknowledged, so it is removed and ours goes in).
+ *
  * What stops frames for an iteration until the next generation is published (the commits are then
  * durable only at that checkpoint, and `status.walLagMs` shows it): block marks lost (a consumer that
  * died, events dropped), the WAL cut below what was shipped, a frame key that holds another writer's
@@ -17,7 +25,7 @@
 import { type BlockStore, BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { openFileSource, readFileInfo } from "./_block_source.ts";
-import { decodeFrame, encodeFrame, type FrameCommit, frameKey } from "@haduck/duckblock";
+import { AdaptiveCompressor, decodeFrame, encodeFrame, type FrameCommit, frameKey } from "@haduck/duckblock";
 import type { FrameShipped, WriterFence } from "./_replicator_types.ts";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 
@@ -65,6 +73,44 @@ const LEFTOVER_WAIT_MS = 30_000;
 /** Blocks carried by one frame at most: a larger set ships as frames of blocks only, then the commits. */
 const FRAME_BLOCK_BYTES_MAX = 16 * 1024 * 1024;
 
+/**
+ * Frames in flight at most, and their bytes: no frame is built while this many bytes are out (bench/wal.ts:
+ * 16 committers each waiting reach DuckDB's own rate with 4; one frame at a time reached 0.4x).
+ */
+const PIPELINE_FRAMES = 4;
+const PIPELINE_BYTES = 32 * 1024 * 1024;
+
+/** A frame built and not yet known to be stored: its bytes go again, unchanged, until they are. */
+interface Outgoing {
+  number: number;
+  key: string;
+  bytes: Uint8Array;
+  sha256: Uint8Array;
+  /** The checksum it chains to (the frame built before it, or the manifest) and where its WAL starts. */
+  previous: Uint8Array;
+  walOffset: number;
+  /** The WAL end once it is stored (its walOffset for a frame of blocks only). */
+  walEnd: number;
+  commits: FrameCommit[];
+  blocks: number;
+  sending: boolean;
+  stored: boolean;
+  attempts: number;
+  retryAt: number;
+}
+
+/** Commits being built into frames: blocks beyond FRAME_BLOCK_BYTES_MAX go in frames before the last. */
+interface Group {
+  iteration: number;
+  blocks: number[];
+  marks: Map<number, { announcement: number; iteration: number }>;
+  /** Index in `blocks` of the next block to build into a frame. */
+  next: number;
+  wal: Uint8Array;
+  commits: FrameCommit[];
+  target: number;
+}
+
 interface Waiter {
   iteration: number;
   size: number;
@@ -73,11 +119,17 @@ interface Waiter {
 
 export class WalShipper {
   readonly #options: WalShipperOptions;
-  /** The published generation frames chain to, and where its chain stands. */
+  /** The published generation frames chain to, and where its chain stands in the store (durable). */
   #iteration: number | undefined;
   #previous: Uint8Array = new Uint8Array(32);
   #frame = 0;
   #shipped = 0;
+  /** Where the chain stands counting the frames built and in flight. */
+  #tip: { frame: number; sha256: Uint8Array; walEnd: number } = { frame: 0, sha256: new Uint8Array(32), walEnd: 0 };
+  #outgoing: Outgoing[] = [];
+  #outgoingBytes = 0;
+  #group: Group | undefined;
+  readonly #compressor = new AdaptiveCompressor(true);
   #stopped: string | undefined;
   /** Syncs announced and not shipped (any iteration, ascending), and blocks written since the last frame. */
   #syncs: (WalSync & { receivedAt: number; announcement: number })[] = [];
@@ -96,12 +148,9 @@ export class WalShipper {
   /** The iteration whose leftover WAL reconcile shipped, its blocks compared with the store: its marks are whole. */
   #rebuilt: number | undefined;
   #waiters: Waiter[] = [];
-  #busy = false;
-  #lastShipAt = 0;
-  #retryAt = 0;
-  #failures = 0;
-  /** A PUT of this frame number ended without an answer: look before writing it again. */
-  #uncertain = false;
+  #lastBuildAt = 0;
+  #buildRetryAt = 0;
+  #buildFailures = 0;
   #status: WalStatus = { walLagMs: 0, lastDurableCommit: null, framesShipped: 0, framesStopped: null };
 
   constructor(options: WalShipperOptions) {
@@ -182,18 +231,26 @@ export class WalShipper {
   /** Generation `generation` is published with manifest digest `sha256`: frames chain to it from now on. */
   onPublished(generation: number, sha256: Uint8Array): void {
     if (this.#iteration !== undefined && generation <= this.#iteration) return;
-    this.#epoch++;
-    this.#iteration = generation;
-    this.#previous = sha256;
-    this.#frame = 0;
-    this.#shipped = 0;
-    this.#uncertain = false;
+    this.#resetChain(generation, 0, sha256, 0);
     this.#stopped = generation <= this.#lostThrough ? "block marks of this iteration were lost" : undefined;
     // Every commit synced under an older header is inside this generation, and so is every block
     // written before that header: the generation read them after its header was committed.
     this.#syncs = this.#syncs.filter((sync) => sync.iteration >= generation);
     for (const [block, mark] of this.#blocks) if (mark.iteration < generation) this.#blocks.delete(block);
     this.#settleWaiters();
+  }
+
+  /** The chain now extends `generation` at this frame: what was built or in flight for another is dropped. */
+  #resetChain(generation: number, frame: number, sha256: Uint8Array, walEnd: number): void {
+    this.#epoch++;
+    this.#iteration = generation;
+    this.#frame = frame;
+    this.#previous = sha256;
+    this.#shipped = walEnd;
+    this.#tip = { frame, sha256, walEnd };
+    this.#outgoing = [];
+    this.#outgoingBytes = 0;
+    this.#group = undefined;
   }
 
   /**
@@ -208,11 +265,7 @@ export class WalShipper {
     const from = chain?.walEnd ?? 0;
     // The chain stands where the stored frames end, shipped or not now: the next frame follows the last
     // one (never a create-only collision per stored frame), and the marks of `generation` are whole.
-    this.#epoch++;
-    this.#iteration = generation;
-    this.#frame = chain?.number ?? 0;
-    this.#previous = chain?.sha256 ?? manifestSha256;
-    this.#shipped = from;
+    this.#resetChain(generation, chain?.number ?? 0, chain?.sha256 ?? manifestSha256, from);
     this.#stopped = undefined;
     this.#lostThrough = Math.min(this.#lostThrough, generation - 1);
     this.#rebuilt = generation;
@@ -241,11 +294,7 @@ export class WalShipper {
    */
   resumeChain(generation: number, chain: { number: number; sha256: Uint8Array; walEnd: number } | undefined,
     manifestSha256: Uint8Array, blocks: number[]): void {
-    this.#epoch++;
-    this.#iteration = generation;
-    this.#frame = chain?.number ?? 0;
-    this.#previous = chain?.sha256 ?? manifestSha256;
-    this.#shipped = chain?.walEnd ?? 0;
+    this.#resetChain(generation, chain?.number ?? 0, chain?.sha256 ?? manifestSha256, chain?.walEnd ?? 0);
     this.#stopped = undefined;
     this.#lostThrough = Math.min(this.#lostThrough, generation - 1);
     this.#rebuilt = generation;
@@ -290,34 +339,44 @@ export class WalShipper {
     for (const waiter of this.#waiters.splice(0)) waiter.resolve(this.#durable(waiter));
   }
 
-  /** Ships a frame when one is due: commits pending, and `walFlushMs` passed or someone waits. */
-  async tick(): Promise<void> {
-    if (this.#busy || this.#iteration === undefined || this.#stopped) return;
-    const pending = this.#shippable(this.#syncs.filter((sync) => sync.iteration === this.#iteration &&
-      sync.size > this.#shipped));
-    if (pending.length === 0) return;
+  /**
+   * Builds frames while there are commits to ship and room in the pipeline (at once when someone
+   * waits, else at most once per `walFlushMs`), and sends what is due. Commits that arrive while
+   * frames are in flight go in the next frame at once (group commit), not after those PUTs return.
+   */
+  tick(): void {
+    if (this.#iteration === undefined || this.#stopped) return;
     const now = performance.now();
-    if (now < this.#retryAt) return;
-    if (this.#waiters.length === 0 && now - this.#lastShipAt < this.#options.walFlushMs) return;
-    this.#busy = true;
-    let shipped = false;
-    try {
-      shipped = await this.#ship(this.#iteration, pending);
-      this.#failures = 0;
-    } catch (error) {
-      this.#failures++;
-      // Short: a `--sync` commit waits for this, and a frame is one small request.
-      this.#retryAt = performance.now() + Math.min(this.#options.walFlushMs * 2 ** this.#failures, 1_000);
-      this.#options.onError(`Cannot ship a WAL frame of ${this.#options.dbKey}: ${(error as Error).message}`);
-    } finally {
-      this.#busy = false;
-      this.#lastShipAt = performance.now();
-      this.#settleWaiters();
+    if (now >= this.#buildRetryAt) {
+      try {
+        this.#build(this.#iteration);
+        this.#buildFailures = 0;
+      } catch (error) {
+        this.#group = undefined; // its marks are still there: built again from the start
+        this.#buildFailures++;
+        this.#buildRetryAt = now + Math.min(this.#options.walFlushMs * 2 ** this.#buildFailures, 1_000);
+        this.#options.onError(`Cannot build a WAL frame of ${this.#options.dbKey}: ${(error as Error).message}`);
+      }
     }
-    // Commits that waited while this frame was in flight go in the next one at once (group commit):
-    // their callers are all waiting, so no new flush() would come to start it. Only after a frame was
-    // written: a pass that found the header moved on waits for that generation (never a busy loop).
-    if (shipped && this.#waiters.length > 0) setTimeout(() => void this.tick(), 0);
+    for (const frame of this.#outgoing) {
+      if (!frame.sending && !frame.stored && now >= frame.retryAt) void this.#send(frame);
+    }
+  }
+
+  #build(iteration: number): void {
+    while (this.#outgoing.length < PIPELINE_FRAMES && this.#outgoingBytes < PIPELINE_BYTES && !this.#stopped) {
+      if (!this.#group) {
+        const pending = this.#shippable(this.#syncs.filter((sync) => sync.iteration === iteration &&
+          sync.size > this.#tip.walEnd));
+        if (pending.length === 0) return;
+        const now = performance.now();
+        if (this.#waiters.length === 0 && now - this.#lastBuildAt < this.#options.walFlushMs) return;
+        this.#lastBuildAt = now;
+        this.#group = this.#startGroup(iteration, pending);
+        if (!this.#group) return;
+      }
+      if (!this.#buildFrame(this.#group)) return;
+    }
   }
 
   /**
@@ -328,154 +387,195 @@ export class WalShipper {
   #shippable(pending: (WalSync & { announcement: number })[]): (WalSync & { announcement: number })[] {
     if (pending.length === 0) return pending;
     const last = pending[pending.length - 1];
-    const from = pending.length > 1 ? pending[pending.length - 2].size : this.#shipped;
+    const from = pending.length > 1 ? pending[pending.length - 2].size : this.#tip.walEnd;
     const bytes = from > 0 ? readWal(`${this.#options.dbPath}.wal`, from, last.size) : undefined;
     return bytes && onlyCheckpoint(bytes) ? pending.slice(0, -1) : pending;
   }
 
-  /** Builds and writes the frames of `pending`; true when the chain moved on. */
-  async #ship(iteration: number, pending: (WalSync & { announcement: number })[]): Promise<boolean> {
+  /** The WAL bytes and blocks of `pending`, to build into frames; undefined when a newer header supersedes them. */
+  #startGroup(iteration: number, pending: (WalSync & { announcement: number })[]): Group | undefined {
     const { dbPath } = this.#options;
-    const epoch = this.#epoch;
-    const superseded = () => readFileInfo(dbPath)?.iteration !== iteration || this.#epoch !== epoch;
-    if (superseded()) return false; // a newer header: its generation supersedes
+    if (readFileInfo(dbPath)?.iteration !== iteration) return undefined; // a newer header: its generation supersedes
     const target = pending[pending.length - 1].size;
-    const commits: FrameCommit[] = pending.map((sync) => ({ walEnd: sync.size, unixMs: sync.unixMs }));
-    const wal = readWal(`${dbPath}.wal`, this.#shipped, target);
+    const wal = readWal(`${dbPath}.wal`, this.#tip.walEnd, target);
     if (!wal) {
       // DuckDB removes the WAL right after a new header: then that generation holds these commits.
-      if (!superseded()) this.#stop(`${dbPath}.wal is shorter than its synced size ${target}`);
-      return false;
+      if (readFileInfo(dbPath)?.iteration === iteration) this.#stop(`${dbPath}.wal is shorter than its synced size ${target}`);
+      return undefined;
     }
     // The blocks announced up to the last commit taken (later ones belong to later commits).
     const upTo = pending[pending.length - 1].announcement;
     const marks = new Map([...this.#blocks].filter(([, mark]) => mark.announcement <= upTo));
-    const blocks = [...marks.keys()].sort((a, b) => a - b);
+    return { iteration, blocks: [...marks.keys()].sort((a, b) => a - b), marks, next: 0, wal,
+      commits: pending.map((sync) => ({ walEnd: sync.size, unixMs: sync.unixMs })), target };
+  }
+
+  /** Reads and encodes the group's next frame onto the pipeline; false when a newer header superseded it. */
+  #buildFrame(group: Group): boolean {
+    const { dbPath } = this.#options;
+    const superseded = () => readFileInfo(dbPath)?.iteration !== group.iteration;
     let source;
     try {
-      source = openFileSource(dbPath, iteration, blocks, this.#options.blockChecksumOk);
+      source = openFileSource(dbPath, group.iteration, group.blocks, this.#options.blockChecksumOk);
     } catch (error) {
-      if (superseded()) return false;
-      throw error;
+      if (!superseded()) throw error;
+      this.#group = undefined;
+      return false;
     }
-    const blockSize = source.fileInfo.blockAllocSize;
-    const perFrame = Math.max(1, Math.floor(FRAME_BLOCK_BYTES_MAX / blockSize));
+    let frame: Outgoing;
     try {
-      for (let start = 0; start === 0 || start < blocks.length; start += perFrame) {
-        const ids = blocks.slice(start, start + perFrame);
-        const bytes = new Uint8Array(ids.length * blockSize);
-        try {
-          for (let i = 0; i < ids.length; i++) {
-            source.read(bytes.subarray(i * blockSize, (i + 1) * blockSize), start + i, 1);
-          }
-        } catch (error) {
-          if (superseded()) return false;
-          throw error;
-        }
-        const last = start + perFrame >= blocks.length;
-        // After the reads: the header still says `iteration`, so no block read belongs to a newer one.
-        if (superseded()) return false;
-        const written = await this.#put(iteration, { wal: last ? wal : new Uint8Array(0), commits: last ? commits : [],
-          blockIds: ids, blocks: bytes, blockSize });
-        if (this.#epoch !== epoch) return false; // a generation was published meanwhile: its chain, not ours
-        if (!written) return true; // an earlier attempt's frame was there after all: start again from it
-        // A block announced again while we uploaded was rewritten: it ships again in the next frame.
-        for (const id of ids) if (this.#blocks.get(id)?.announcement === marks.get(id)?.announcement) this.#blocks.delete(id);
-        if (!last) continue;
-        this.#shipped = target;
-        this.#status.lastDurableCommit = new Date(commits[commits.length - 1].unixMs).toISOString();
-        this.#syncs = this.#syncs.filter((sync) => sync.iteration > iteration || sync.size > target);
+      const blockSize = source.fileInfo.blockAllocSize;
+      const count = Math.min(Math.max(1, Math.floor(FRAME_BLOCK_BYTES_MAX / blockSize)), group.blocks.length - group.next);
+      const ids = group.blocks.slice(group.next, group.next + count);
+      const blocks = new Uint8Array(ids.length * blockSize);
+      try {
+        for (let i = 0; i < ids.length; i++) source.read(blocks.subarray(i * blockSize, (i + 1) * blockSize), group.next + i, 1);
+      } catch (error) {
+        if (!superseded()) throw error;
       }
+      // After the reads: the header still says `iteration`, so no block read belongs to a newer one.
+      if (superseded()) {
+        this.#group = undefined;
+        return false;
+      }
+      const last = group.next + count >= group.blocks.length;
+      const number = this.#tip.frame + 1;
+      const wal = last ? group.wal : new Uint8Array(0);
+      const commits = last ? group.commits : [];
+      const encoded = encodeFrame({ blockAllocSize: blockSize, generation: group.iteration, number,
+        walOffset: this.#tip.walEnd, wal, commits, blockIds: ids, blocks, previousSha256: this.#tip.sha256,
+        epoch: this.#options.fence?.epoch }, { compress: (raw) => this.#compressor.compress(raw) });
+      frame = { number, key: frameKey(this.#options.dbKey, group.iteration, number), bytes: encoded.bytes,
+        sha256: encoded.sha256, previous: this.#tip.sha256, walOffset: this.#tip.walEnd,
+        walEnd: last ? group.target : this.#tip.walEnd, commits, blocks: ids.length, sending: false, stored: false,
+        attempts: 0, retryAt: 0 };
+      // A block announced again after these reads was rewritten: it ships again in a later frame.
+      for (const id of ids) if (this.#blocks.get(id)?.announcement === group.marks.get(id)?.announcement) this.#blocks.delete(id);
+      group.next += count;
+      if (last) this.#group = undefined;
     } finally {
       source.close();
     }
+    this.#outgoing.push(frame);
+    this.#outgoingBytes += frame.bytes.byteLength;
+    this.#tip = { frame: frame.number, sha256: frame.sha256, walEnd: frame.walEnd };
     return true;
   }
 
-  /**
-   * Writes the next frame create-only. Returns false when that frame was found written already (our
-   * own earlier PUT whose answer was lost) and adopted: the caller starts again from it.
-   */
-  async #put(iteration: number, body: { wal: Uint8Array; commits: FrameCommit[]; blockIds: number[];
-    blocks: Uint8Array; blockSize: number }): Promise<boolean> {
-    const { store, dbKey, signal } = this.#options;
-    const number = this.#frame + 1;
-    const key = frameKey(dbKey, iteration, number);
+  /** Writes one frame create-only; on failure it goes again, the same bytes, after a short backoff. */
+  async #send(frame: Outgoing): Promise<void> {
+    const { store, signal } = this.#options;
     const epoch = this.#epoch;
-    if (this.#uncertain && await this.#adoptExisting(key, iteration)) return false;
-    if (this.#epoch !== epoch) return false;
     const fence = this.#options.fence;
-    const frame = encodeFrame({ blockAllocSize: body.blockSize, generation: iteration, number,
-      walOffset: this.#shipped, wal: body.wal, commits: body.commits, blockIds: body.blockIds, blocks: body.blocks,
-      previousSha256: this.#previous, epoch: fence?.epoch });
-    if (fence && !fence.mayWrite()) throw new Error(`not writing ${key}: this node's lease (epoch ${fence.epoch}) ran out`);
+    frame.sending = true;
+    let stored = false;
     try {
-      await store.put(key, frame.bytes, { ifNoneMatch: "*", signal: fence ? AbortSignal.any([signal, fence.signal()]) : signal });
-    } catch (error) {
-      if (this.#epoch !== epoch) return false;
-      if (!(error instanceof PreconditionFailedError)) {
-        this.#uncertain = true;
-        throw error;
-      }
-      if (await this.#adoptExisting(key, iteration)) return false;
-      const reason = `${key} exists and does not follow this writer's chain: another writer is shipping this ` +
-        "database; stop it, then run `haduck verify`";
-      this.#stop(reason);
-      fence?.fenced(reason);
-      return false;
-    }
-    if (this.#epoch !== epoch) return false;
-    this.#uncertain = false;
-    this.#frame = number;
-    this.#previous = frame.sha256;
-    this.#status.framesShipped++;
-    if (body.commits.length > 0 && this.#options.onFrame) {
+      if (fence && !fence.mayWrite()) throw new Error(`not writing ${frame.key}: this node's lease (epoch ${fence.epoch}) ran out`);
       try {
-        this.#options.onFrame({ generation: iteration, frame: number, commitUnixMs: body.commits.map((c) => c.unixMs),
-          durableUnixMs: Date.now(), bytes: frame.bytes.byteLength, blocks: body.blockIds.length });
+        await store.put(frame.key, frame.bytes, { ifNoneMatch: "*",
+          signal: fence ? AbortSignal.any([signal, fence.signal()]) : signal });
+        stored = true;
       } catch (error) {
-        this.#options.onError(`onFrame threw for frame ${number} of generation ${iteration}: ${(error as Error).message}`);
+        if (!(error instanceof PreconditionFailedError) || this.#epoch !== epoch) throw error;
+        stored = await this.#collided(frame, epoch);
       }
+    } catch (error) {
+      if (this.#epoch !== epoch) return;
+      frame.attempts++;
+      // Short: a `--sync` commit waits for this, and a frame is one small request.
+      frame.retryAt = error instanceof OrphanRemoved ? 0
+        : performance.now() + Math.min(this.#options.walFlushMs * 2 ** frame.attempts, 1_000);
+      if (!(error instanceof OrphanRemoved)) this.#options.onError(`Cannot ship WAL frame ${frame.number} of generation ${this.#iteration} of ` +
+        `${this.#options.dbKey} (attempt ${frame.attempts}; the same bytes go again): ${(error as Error).message}`);
+    } finally {
+      frame.sending = false;
     }
-    return true;
+    if (this.#epoch !== epoch) return; // a generation was published meanwhile: its chain, not ours
+    if (stored) {
+      frame.stored = true;
+      this.#advance();
+    }
+    this.#settleWaiters();
+    this.tick();
   }
 
   /**
-   * Whether a frame at `key` (our own PUT whose answer was lost) chains to where we stand; if so it
-   * is adopted: the chain moves past it. Its blocks were read earlier than any attempt now, so the
-   * marks stay and ship again in the next frame (bytes, never a wrong block).
+   * The frame's key holds a frame already. Ours (a PUT whose answer was lost): stored. A newer epoch's
+   * (a new leader's fence): this writer is fenced. One that does not chain to the stored frame before
+   * ours was written past a frame that never landed, so none of its commits was ever acknowledged: it
+   * is removed and ours goes again (once ours before it is stored; until then it is looked at again).
+   * Anything else is another writer on this chain: frames stop.
    */
-  async #adoptExisting(key: string, iteration: number): Promise<boolean> {
+  async #collided(frame: Outgoing, epoch: number): Promise<boolean> {
+    const { store, signal } = this.#options;
     let bytes: Uint8Array;
     try {
-      bytes = await this.#options.store.get(key, { signal: this.#options.signal });
+      bytes = await store.get(frame.key, { signal });
     } catch (error) {
-      if (!(error instanceof BlockNotFoundError)) throw error;
-      this.#uncertain = false;
-      return false;
+      if (error instanceof BlockNotFoundError) throw new Error(`${frame.key} was there and is gone`);
+      throw error;
     }
-    let frame;
+    if (this.#epoch !== epoch) return false;
+    if (Buffer.compare(bytes, frame.bytes) === 0) return true;
+    const fence = this.#options.fence;
+    let found;
     try {
-      frame = decodeFrame(bytes, key);
-    } catch {
-      return false; // damaged: not our frame (the caller stops, naming the key)
-    }
-    // Another epoch's frame (a new leader's fence) is never ours, even where it chains.
-    if (frame.generation !== iteration || frame.walOffset !== this.#shipped ||
-      Buffer.compare(frame.previousSha256, this.#previous) !== 0 || (frame.epoch ?? 0) !== (this.#options.fence?.epoch ?? 0)) {
+      found = decodeFrame(bytes, frame.key);
+    } catch (error) {
+      this.#fenced(`${frame.key} holds a damaged frame (${(error as Error).message}); run \`haduck verify\``);
       return false;
     }
-    this.#uncertain = false;
-    this.#frame = frame.number;
-    this.#previous = frame.sha256;
-    this.#shipped = frame.walOffset + frame.wal.byteLength;
-    const last = frame.commits.at(-1);
-    if (last) {
+    if ((found.epoch ?? 0) > (fence?.epoch ?? 0)) {
+      this.#fenced(`${frame.key} holds a frame of lease epoch ${found.epoch}: a newer writer took over`);
+      return false;
+    }
+    if (Buffer.compare(found.previousSha256, frame.previous) !== 0 || found.walOffset !== frame.walOffset) {
+      if (frame.number !== this.#frame + 1) throw new Error(`${frame.key} holds an orphan; looked at again once frame ` +
+        `${frame.number - 1} is stored`);
+      await store.delete(frame.key);
+      this.#options.onError(`Removed ${frame.key}: a frame written past one that never landed (never acknowledged); ` +
+        "this writer's frame goes in its place");
+      throw new OrphanRemoved(frame.key);
+    }
+    this.#fenced(`${frame.key} exists and does not follow this writer's chain: another writer is shipping this ` +
+      "database; stop it, then run `haduck verify`");
+    return false;
+  }
+
+  #fenced(reason: string): void {
+    this.#stop(reason);
+    this.#options.fence?.fenced(reason);
+  }
+
+  /** Moves the durable position over the frames stored in order from the front of the pipeline. */
+  #advance(): void {
+    const iteration = this.#iteration!;
+    while (this.#outgoing[0]?.stored) {
+      const frame = this.#outgoing.shift()!;
+      this.#outgoingBytes -= frame.bytes.byteLength;
+      this.#frame = frame.number;
+      this.#previous = frame.sha256;
+      this.#status.framesShipped++;
+      if (frame.commits.length === 0) continue;
+      this.#shipped = frame.walEnd;
+      const last = frame.commits[frame.commits.length - 1];
       this.#status.lastDurableCommit = new Date(last.unixMs).toISOString();
       this.#syncs = this.#syncs.filter((sync) => sync.iteration > iteration || sync.size > this.#shipped);
+      if (!this.#options.onFrame) continue;
+      try {
+        this.#options.onFrame({ generation: iteration, frame: frame.number, commitUnixMs: frame.commits.map((c) => c.unixMs),
+          durableUnixMs: Date.now(), bytes: frame.bytes.byteLength, blocks: frame.blocks });
+      } catch (error) {
+        this.#options.onError(`onFrame threw for frame ${frame.number} of generation ${iteration}: ${(error as Error).message}`);
+      }
     }
-    this.#status.framesShipped++;
-    return true;
+  }
+}
+
+/** The orphan at a frame's key was removed: the frame goes again at once. */
+class OrphanRemoved extends Error {
+  constructor(key: string) {
+    super(`${key} held an orphan, removed`);
   }
 }
 
