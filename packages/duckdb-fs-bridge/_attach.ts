@@ -26,6 +26,8 @@ export interface AttachOptions {
   holdMs?: number;
   /** See `ReplicatorOptions.walFlushMs`. Default 250 ms; 0: no WAL frames (commits ship at checkpoints). */
   walFlushMs?: number;
+  /** See `ReplicatorOptions.walFramesInFlight`. Default 4. */
+  walFramesInFlight?: number;
   /** See `ReplicatorOptions.catchUpDelayMs`. Default 1000 ms. */
   catchUpDelayMs?: number;
   onGeneration?: (event: GenerationShipped) => void;
@@ -85,7 +87,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
   const instance = await openDuckDB();
   const native = new Native();
   const replicator = new Replicator({ native, dbPath, store: options.store, dbKey, holdMs: options.holdMs,
-    catchUpDelayMs: options.catchUpDelayMs, walFlushMs: options.walFlushMs, onFrame: options.onFrame,
+    catchUpDelayMs: options.catchUpDelayMs, walFlushMs: options.walFlushMs, walFramesInFlight: options.walFramesInFlight, onFrame: options.onFrame,
     onGeneration: options.onGeneration, onUploadProgress: options.onUploadProgress, fence: options.fence });
   try {
     await replicator.start(); // a store that cannot be trusted, or cannot be read, stops here
@@ -126,8 +128,14 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
       if (!options.store) return false;
       // What the file held when we were called: the caller's commit is in it (DuckDB synced the WAL
       // before the statement returned). The shipper's word is checked against it, never trusted alone.
-      const before = { iteration: readFileInfo(dbPath)?.iteration ?? -1,
-        wal: statSync(`${dbPath}.wal`, { throwIfNoEntry: false })?.size ?? 0 };
+      const iteration = readFileInfo(dbPath)?.iteration ?? -1;
+      const walSize = statSync(`${dbPath}.wal`, { throwIfNoEntry: false })?.size ?? 0;
+      // The caller's commit ends at or before the newest commit announced for the file's own
+      // iteration (another connection may be writing past it, not yet synced). Announcements under
+      // another iteration (a path tracked before: see tests/reattach.test.ts) prove nothing: then the
+      // whole WAL must be shipped.
+      const synced = replicator.walSynced(iteration);
+      const before = { iteration, wal: synced === undefined ? walSize : Math.min(walSize, synced) };
       const holds = () => {
         const published = replicator.status.lastGeneration ?? -1;
         const chain = replicator.walChain;

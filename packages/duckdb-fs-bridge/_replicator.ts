@@ -108,13 +108,17 @@ export class Replicator {
       catchUpDelayMaxMs: options.catchUpDelayMaxMs ?? 30_000,
       stagingMemoryBytesMax: options.stagingMemoryBytesMax ?? 8 * 1024 * 1024,
       walFlushMs: options.walFlushMs ?? 250,
+      walFramesInFlight: options.walFramesInFlight ?? 4,
     };
+    if (!Number.isSafeInteger(this.options.walFramesInFlight) || this.options.walFramesInFlight < 1) {
+      throw new RangeError(`Invalid walFramesInFlight ${this.options.walFramesInFlight}: expected a whole number, at least 1`);
+    }
     if (!Number.isSafeInteger(this.options.walFlushMs) || this.options.walFlushMs < 0) {
       throw new RangeError(`Invalid walFlushMs ${this.options.walFlushMs}: expected a whole number of ms, 0 for no frames`);
     }
     if (options.store && this.options.walFlushMs > 0) {
       this.#wal = new WalShipper({ store: options.store, dbKey: options.dbKey, dbPath: options.dbPath,
-        walFlushMs: this.options.walFlushMs, blockChecksumOk: (block) => options.native.blockChecksumOk(block),
+        walFlushMs: this.options.walFlushMs, framesInFlight: this.options.walFramesInFlight, blockChecksumOk: (block) => options.native.blockChecksumOk(block),
         signal: this.#abort.signal, onError: (message) => this.#fail(message), onFrame: options.onFrame,
         fence: options.fence });
     }
@@ -145,6 +149,16 @@ export class Replicator {
   /** The generation WAL frames chain to and the WAL bytes they hold (undefined: no frames). */
   get walChain(): { iteration: number; walShipped: number } | undefined {
     return this.#wal?.chain;
+  }
+
+  /**
+   * The WAL size of the newest commit of `iteration` announced so far (the extension's events are
+   * drained first), or undefined when no commit of that iteration was announced: what a `flush()`
+   * called now must see shipped.
+   */
+  walSynced(iteration: number): number | undefined {
+    this.#tick();
+    return this.#wal?.syncedSize(iteration);
   }
 
   /** The iteration whose lost WAL marks reconcile rebuilt while DuckDB wrote, if it did (see `reconcile`). */

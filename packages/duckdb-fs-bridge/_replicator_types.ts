@@ -66,6 +66,11 @@ export interface ReplicatorOptions {
    * checkpoints only.
    */
   walFlushMs?: number;
+  /**
+   * WAL frames in flight at most (pipelined: each chained to the one before while that one's PUT is
+   * out; commits become durable in order). Default 4; 1 ships one frame at a time.
+   */
+  walFramesInFlight?: number;
   onGeneration?: (event: GenerationShipped) => void;
   /** A WAL frame holding commits is in the store (frames of blocks only are not reported). */
   onFrame?: (event: FrameShipped) => void;

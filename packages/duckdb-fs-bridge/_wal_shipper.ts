@@ -49,6 +49,8 @@ export interface WalShipperOptions {
   dbPath: string;
   /** At most one frame per this many ms while commits happen (a `flush()` ships at once). */
   walFlushMs: number;
+  /** Frames in flight at most (default PIPELINE_FRAMES). */
+  framesInFlight?: number;
   blockChecksumOk: (block: Uint8Array) => boolean;
   signal: AbortSignal;
   onError: (message: string) => void;
@@ -73,10 +75,7 @@ const LEFTOVER_WAIT_MS = 30_000;
 /** Blocks carried by one frame at most: a larger set ships as frames of blocks only, then the commits. */
 const FRAME_BLOCK_BYTES_MAX = 16 * 1024 * 1024;
 
-/**
- * Frames in flight at most, and their bytes: no frame is built while this many bytes are out (bench/wal.ts:
- * 16 committers each waiting reach DuckDB's own rate with 4; one frame at a time reached 0.4x).
- */
+/** Frames in flight at most by default, and their bytes: no frame is built while this many are out. */
 const PIPELINE_FRAMES = 4;
 const PIPELINE_BYTES = 32 * 1024 * 1024;
 
@@ -172,6 +171,12 @@ export class WalShipper {
   get newestSync(): { iteration: number; size: number } | undefined {
     return this.#syncs.at(-1) ?? (this.#iteration === undefined ? undefined
       : { iteration: this.#iteration, size: this.#shipped });
+  }
+
+  /** The newest synced WAL size announced for `iteration` (shipped or not), or undefined when none was. */
+  syncedSize(iteration: number): number | undefined {
+    const newest = this.#syncs.findLast((sync) => sync.iteration === iteration)?.size;
+    return newest ?? (iteration === this.#iteration && this.#shipped > 0 ? this.#shipped : undefined);
   }
 
   /** One of the extension's WAL events (WAL_BLOCKS come before the WAL_SYNCED they belong to). */
@@ -364,7 +369,7 @@ export class WalShipper {
   }
 
   #build(iteration: number): void {
-    while (this.#outgoing.length < PIPELINE_FRAMES && this.#outgoingBytes < PIPELINE_BYTES && !this.#stopped) {
+    while (this.#outgoing.length < (this.#options.framesInFlight ?? PIPELINE_FRAMES) && this.#outgoingBytes < PIPELINE_BYTES && !this.#stopped) {
       if (!this.#group) {
         const pending = this.#shippable(this.#syncs.filter((sync) => sync.iteration === iteration &&
           sync.size > this.#tip.walEnd));
@@ -532,9 +537,7 @@ export class WalShipper {
     if (Buffer.compare(found.previousSha256, frame.previous) !== 0 || found.walOffset !== frame.walOffset) {
       if (frame.number !== this.#frame + 1) throw new Error(`${frame.key} holds an orphan; looked at again once frame ` +
         `${frame.number - 1} is stored`);
-      await store.delete(frame.key);
-      this.#options.onError(`Removed ${frame.key}: a frame written past one that never landed (never acknowledged); ` +
-        "this writer's frame goes in its place");
+      await store.delete(frame.key); // written past a frame that never landed: never acknowledged
       throw new OrphanRemoved(frame.key);
     }
     this.#fenced(`${frame.key} exists and does not follow this writer's chain: another writer is shipping this ` +
