@@ -92,7 +92,9 @@ export interface FrameShipped {
   commitUnixMs: number[];
   /** When the store acknowledged the frame, Unix ms. */
   durableUnixMs: number;
+  /** The frame as stored (compressed where that paid), and the WAL and block bytes it carries raw. */
   bytes: number;
+  rawBytes: number;
   blocks: number;
 }
 

@@ -92,6 +92,8 @@ interface Outgoing {
   walEnd: number;
   commits: FrameCommit[];
   blocks: number;
+  /** The WAL and block bytes it carries, before compression. */
+  rawBytes: number;
   sending: boolean;
   stored: boolean;
   attempts: number;
@@ -148,6 +150,9 @@ export class WalShipper {
   #rebuilt: number | undefined;
   #waiters: Waiter[] = [];
   #lastBuildAt = 0;
+  /** Frame PUT round trip, smoothed: how long commits may gather while frames are in flight. */
+  #putMs = 10;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #buildRetryAt = 0;
   #buildFailures = 0;
   #status: WalStatus = { walLagMs: 0, lastDurableCommit: null, framesShipped: 0, framesStopped: null };
@@ -376,6 +381,17 @@ export class WalShipper {
         if (pending.length === 0) return;
         const now = performance.now();
         if (this.#waiters.length === 0 && now - this.#lastBuildAt < this.#options.walFlushMs) return;
+        // With frames in flight, commits gather for half a round trip before the next frame goes: where
+        // the store's CPU bounds the rate (a local one), fewer, fuller frames; where the round trip does
+        // (a far one), frames still overlap.
+        const gather = this.#outgoing.length > 0 ? this.#putMs / 2 - (now - pending[0].receivedAt) : 0;
+        if (gather > 1) {
+          this.#timer ??= setTimeout(() => {
+            this.#timer = undefined;
+            this.tick();
+          }, gather);
+          return;
+        }
         this.#lastBuildAt = now;
         this.#group = this.#startGroup(iteration, pending);
         if (!this.#group) return;
@@ -389,7 +405,7 @@ export class WalShipper {
    * syncs the WAL's CHECKPOINT entry just before it writes the new header; the blocks announced with
    * it are the checkpoint's own, which the next generation ships: never twice).
    */
-  #shippable(pending: (WalSync & { announcement: number })[]): (WalSync & { announcement: number })[] {
+  #shippable<T extends WalSync & { announcement: number }>(pending: T[]): T[] {
     if (pending.length === 0) return pending;
     const last = pending[pending.length - 1];
     const from = pending.length > 1 ? pending[pending.length - 2].size : this.#tip.walEnd;
@@ -452,7 +468,8 @@ export class WalShipper {
         epoch: this.#options.fence?.epoch }, { compress: (raw) => this.#compressor.compress(raw) });
       frame = { number, key: frameKey(this.#options.dbKey, group.iteration, number), bytes: encoded.bytes,
         sha256: encoded.sha256, previous: this.#tip.sha256, walOffset: this.#tip.walEnd,
-        walEnd: last ? group.target : this.#tip.walEnd, commits, blocks: ids.length, sending: false, stored: false,
+        walEnd: last ? group.target : this.#tip.walEnd, commits, blocks: ids.length,
+        rawBytes: wal.byteLength + blocks.byteLength, sending: false, stored: false,
         attempts: 0, retryAt: 0 };
       // A block announced again after these reads was rewritten: it ships again in a later frame.
       for (const id of ids) if (this.#blocks.get(id)?.announcement === group.marks.get(id)?.announcement) this.#blocks.delete(id);
@@ -477,8 +494,10 @@ export class WalShipper {
     try {
       if (fence && !fence.mayWrite()) throw new Error(`not writing ${frame.key}: this node's lease (epoch ${fence.epoch}) ran out`);
       try {
+        const started = performance.now();
         await store.put(frame.key, frame.bytes, { ifNoneMatch: "*",
           signal: fence ? AbortSignal.any([signal, fence.signal()]) : signal });
+        this.#putMs = this.#putMs * 0.8 + (performance.now() - started) * 0.2;
         stored = true;
       } catch (error) {
         if (!(error instanceof PreconditionFailedError) || this.#epoch !== epoch) throw error;
@@ -567,7 +586,7 @@ export class WalShipper {
       if (!this.#options.onFrame) continue;
       try {
         this.#options.onFrame({ generation: iteration, frame: frame.number, commitUnixMs: frame.commits.map((c) => c.unixMs),
-          durableUnixMs: Date.now(), bytes: frame.bytes.byteLength, blocks: frame.blocks });
+          durableUnixMs: Date.now(), bytes: frame.bytes.byteLength, rawBytes: frame.rawBytes, blocks: frame.blocks });
       } catch (error) {
         this.#options.onError(`onFrame threw for frame ${frame.number} of generation ${iteration}: ${(error as Error).message}`);
       }
