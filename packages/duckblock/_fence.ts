@@ -39,14 +39,14 @@ export async function fenceHistory(options: { store: BlockStore; dbKey: string; 
     const generation = latest.manifest.generation;
     const walk = await walkFrames({ store, dbKey, generation, manifestSha256: latest.sha256 });
     const number = (walk.last?.number ?? 0) + 1;
-    // A deposed writer's frames after an earlier fence (sent before it learned of it, never
-    // acknowledged, never read) would hold the key: they go.
-    const stale = walk.orphans.filter((orphan) => orphan.why === "epoch");
-    if (stale.length > 0) await store.deleteMany(stale.map((orphan) => orphan.key));
     const frame = encodeFrame({ blockAllocSize: latest.manifest.database.blockAllocSize, generation, number,
       walOffset: walk.last?.walEnd ?? 0, wal: new Uint8Array(0), commits: [], blockIds: [], blocks: new Uint8Array(0),
       previousSha256: walk.last?.sha256 ?? Buffer.from(latest.sha256, "hex"), epoch });
     if (!options.mayWrite()) throw new Error(`Cannot fence ${dbKey}: the lease of epoch ${epoch} ran out first`);
+    // A deposed writer's frames after an earlier fence (sent before it learned of it, never
+    // acknowledged, never read) would hold the key: they go.
+    const stale = walk.orphans.filter((orphan) => orphan.why === "epoch");
+    if (stale.length > 0) await store.deleteMany(stale.map((orphan) => orphan.key), { signal: options.signal?.() });
     try {
       await store.put(frameKey(dbKey, generation, number), frame.bytes, { ifNoneMatch: "*", signal: options.signal?.() });
     } catch (error) {

@@ -21,6 +21,8 @@ export const FRAME_COMMIT_BYTES = 16;
 export const FRAME_TRAILER_BYTES = 32;
 /** Version 2: per block its id, stored length and compression; then one such entry for the WAL run. */
 export const FRAME_PIECE_BYTES = 16;
+/** The raw WAL or block bytes one frame may claim, at most (a reader allocates them). */
+const FRAME_RAW_BYTES_MAX = 1024 * 1024 * 1024;
 
 /** One commit: the WAL is durable up to `walEnd` (an offset in the generation's WAL) since `unixMs`. */
 export interface FrameCommit {
@@ -155,6 +157,11 @@ export function decodeFrame(bytes: Uint8Array, what: string): Frame & { sha256: 
   const tables = FRAME_HEADER_BYTES + commitCount * FRAME_COMMIT_BYTES +
     (version === 1 ? blockCount * 8 : (blockCount + 1) * FRAME_PIECE_BYTES);
   if (tables + FRAME_TRAILER_BYTES > bytes.byteLength) throw bad(`its tables run past its ${bytes.byteLength} bytes`);
+  // What it expands to is bounded (a frame carries at most 16 MiB of blocks; a crafted size must be
+  // refused by name, not allocated).
+  if (walLength > FRAME_RAW_BYTES_MAX || blockCount * blockAllocSize > FRAME_RAW_BYTES_MAX) {
+    throw bad(`it claims ${walLength + blockCount * blockAllocSize} raw bytes`);
+  }
   const rawBytes = tables + walLength + blockCount * blockAllocSize + FRAME_TRAILER_BYTES;
   if (version === 1 && rawBytes !== bytes.byteLength) throw bad(`its fields add up to ${rawBytes} bytes, not ${bytes.byteLength}`);
   let at = FRAME_HEADER_BYTES;
@@ -178,6 +185,7 @@ export function decodeFrame(bytes: Uint8Array, what: string): Frame & { sha256: 
       pieces.push({ id, stored: blockAllocSize, compression: COMPRESSION_NONE, raw: blockAllocSize });
       at += 8;
     } else {
+      if (view.getUint8(at + 13) | view.getUint16(at + 14, true)) throw bad("a piece entry's reserved bytes are not zero");
       pieces.push({ id, stored: view.getUint32(at + 8, true), compression: view.getUint8(at + 12), raw: blockAllocSize });
       at += FRAME_PIECE_BYTES;
     }

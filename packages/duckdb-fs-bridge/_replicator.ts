@@ -35,7 +35,7 @@ import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_upl
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import { WalShipper } from "./_wal_shipper.ts";
 import { walkFrames } from "@haduck/duckblock";
-import { leftoverWal, shipLeftoverWal, storedFramesMatchWal } from "./_wal_leftover.ts";
+import { leftoverWal, type OrphanPolicy, shipLeftoverWal, storedFramesMatchWal } from "./_wal_leftover.ts";
 import { acquireReplicatorLock, type ReplicatorLock } from "./_replicator_lock.ts";
 import {
   type GenerationShipped,
@@ -668,8 +668,14 @@ export class Replicator {
     this.#position.frame(leftover.differing);
     if (!this.#wal) return;
     const problem = await shipLeftoverWal({ dbPath: this.options.dbPath, store: this.options.store!,
-      dbKey: this.options.dbKey, published, shipper: this.#wal, leftover });
+      dbKey: this.options.dbKey, published, shipper: this.#wal, leftover, orphans: this.#orphanPolicy() });
     if (problem) this.#fail(problem);
+  }
+
+  /** At a start: orphans past the stored chain may go while this writer may write (see OrphanPolicy). */
+  #orphanPolicy(): OrphanPolicy {
+    const fence = this.options.fence;
+    return { epoch: fence?.epoch ?? 0, mayWrite: () => !fence || fence.mayWrite() };
   }
 
   /**
@@ -699,7 +705,7 @@ export class Replicator {
     if (!this.#wal) return;
     try {
       const walk = await storedFramesMatchWal({ dbPath: this.options.dbPath, store: this.options.store!,
-        dbKey: this.options.dbKey, published });
+        dbKey: this.options.dbKey, published, orphans: this.#orphanPolicy() });
       if ("problem" in walk) throw new Error(walk.problem);
       this.#wal.resumeChain(generation, walk.last, manifestSha256, leftover.differing);
       this.#marksRebuilt = generation;
@@ -736,8 +742,10 @@ export class Replicator {
     if (!wal || wal.size <= chain.walShipped) return;
     const leftover = leftoverWal(this.options.dbPath, published);
     if (!leftover) return;
+    // Frames of ours may still be in flight: nothing is removed here.
     const problem = await shipLeftoverWal({ dbPath: this.options.dbPath, store: this.options.store!,
-      dbKey: this.options.dbKey, published, shipper: this.#wal!, leftover });
+      dbKey: this.options.dbKey, published, shipper: this.#wal!, leftover,
+      orphans: { ...this.#orphanPolicy(), mayWrite: () => false } });
     if (problem) this.#fail(problem);
   }
 

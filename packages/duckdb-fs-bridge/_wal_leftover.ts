@@ -45,7 +45,8 @@ export function leftoverWal(dbPath: string, published: Published): LeftoverWal |
  * the chain's end, or why it cannot go on.
  */
 export async function storedFramesMatchWal(options: { dbPath: string; store: BlockStore; dbKey: string;
-  published: Published }): Promise<{ last: Awaited<ReturnType<typeof walkFrames>>["last"] } | { problem: string }> {
+  published: Published; orphans?: OrphanPolicy }):
+  Promise<{ last: Awaited<ReturnType<typeof walkFrames>>["last"] } | { problem: string }> {
   const { dbPath, store, dbKey, published } = options;
   const fd = openSync(`${dbPath}.wal`, "r");
   let matches = true;
@@ -60,10 +61,17 @@ export async function storedFramesMatchWal(options: { dbPath: string; store: Blo
   } finally {
     closeSync(fd);
   }
-  // Frames past a missing one (a writer killed with frames in flight) were never acknowledged and
-  // can never be read: they go, so that the frames written from here on chain without an orphan
-  // after them.
-  if (walk.gap && matches && walk.orphans.every((orphan) => orphan.why === "gap")) {
+  // A newer writer's frames: not ours to continue.
+  const newest = walk.epochs.at(-1) ?? 0;
+  if (newest > (options.orphans?.epoch ?? 0)) {
+    return { problem: `The frames of generation ${published.manifest.generation} were written at lease epoch ` +
+      `${newest}, after this writer's: its commits reach the store with the next checkpoint` };
+  }
+  // Frames past a missing one (a writer killed with frames in flight), or a deposed writer's past a
+  // fence, were never acknowledged and can never be read: at a start (nothing of ours in flight),
+  // while this writer may write, they go, so that the frames written from here on chain without an
+  // orphan after them.
+  if (walk.gap && matches && options.orphans && options.orphans.mayWrite()) {
     await store.deleteMany(walk.orphans.map((orphan) => orphan.key));
     return { last: walk.last };
   }
@@ -74,9 +82,18 @@ export async function storedFramesMatchWal(options: { dbPath: string; store: Blo
   return { last: walk.last };
 }
 
+/**
+ * Orphans past the end of the stored chain are removed only by a writer that starts (nothing of its
+ * own in flight) and holds `epoch` (0 outside a cluster) while `mayWrite` says so.
+ */
+export interface OrphanPolicy {
+  epoch: number;
+  mayWrite: () => boolean;
+}
+
 /** Returns what went wrong (for status), or undefined when there was nothing to ship or it shipped. */
 export async function shipLeftoverWal(options: { dbPath: string; store: BlockStore; dbKey: string;
-  published: Published; shipper: WalShipper; leftover: LeftoverWal }): Promise<string | undefined> {
+  published: Published; shipper: WalShipper; leftover: LeftoverWal; orphans?: OrphanPolicy }): Promise<string | undefined> {
   const { dbPath, published, leftover } = options;
   if (!leftover.differing) return `Cannot compare ${dbPath} with the store: ${leftover.readError}`;
   try {

@@ -92,6 +92,7 @@ interface Outgoing {
   walEnd: number;
   commits: FrameCommit[];
   blocks: number;
+  blockIds: number[];
   /** The WAL and block bytes it carries, before compression. */
   rawBytes: number;
   sending: boolean;
@@ -153,6 +154,7 @@ export class WalShipper {
   /** Frame PUT round trip, smoothed: how long commits may gather while frames are in flight. */
   #putMs = 10;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
   #buildRetryAt = 0;
   #buildFailures = 0;
   #status: WalStatus = { walLagMs: 0, lastDurableCommit: null, framesShipped: 0, framesStopped: null };
@@ -217,7 +219,8 @@ export class WalShipper {
     // A WAL removed after a newer header (a checkpoint) is not cut: that header's generation holds it.
     const header = readFileInfo(this.#options.dbPath)?.iteration;
     if (header !== undefined && header > iteration) return;
-    if (iteration === this.#iteration && size < this.#shipped) this.#stop("the WAL was cut below what was shipped");
+    // Below what frames were built from (in flight or stored): those frames hold bytes DuckDB cut.
+    if (iteration === this.#iteration && size < this.#tip.walEnd) this.#stop("the WAL was cut below what was shipped");
   }
 
   /** Events were dropped: which blocks were written is unknown until the next header. */
@@ -344,8 +347,10 @@ export class WalShipper {
     });
   }
 
-  /** Gives up every waiter (the replicator stops). */
+  /** Gives up every waiter (the replicator stops); nothing is built or sent from now on. */
   release(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
     for (const waiter of this.#waiters.splice(0)) waiter.resolve(this.#durable(waiter));
   }
 
@@ -355,7 +360,7 @@ export class WalShipper {
    * frames are in flight go in the next frame at once (group commit), not after those PUTs return.
    */
   tick(): void {
-    if (this.#iteration === undefined || this.#stopped) return;
+    if (this.#iteration === undefined || this.#stopped || this.#closed) return;
     const now = performance.now();
     if (now >= this.#buildRetryAt) {
       try {
@@ -466,13 +471,11 @@ export class WalShipper {
       const encoded = encodeFrame({ blockAllocSize: blockSize, generation: group.iteration, number,
         walOffset: this.#tip.walEnd, wal, commits, blockIds: ids, blocks, previousSha256: this.#tip.sha256,
         epoch: this.#options.fence?.epoch }, { compress: (raw) => this.#compressor.compress(raw) });
-      frame = { number, key: frameKey(this.#options.dbKey, group.iteration, number), bytes: encoded.bytes,
+      frame = { number, key: frameKey(this.#options.dbKey, group.iteration, number), bytes: encoded.bytes, blockIds: ids,
         sha256: encoded.sha256, previous: this.#tip.sha256, walOffset: this.#tip.walEnd,
         walEnd: last ? group.target : this.#tip.walEnd, commits, blocks: ids.length,
         rawBytes: wal.byteLength + blocks.byteLength, sending: false, stored: false,
         attempts: 0, retryAt: 0 };
-      // A block announced again after these reads was rewritten: it ships again in a later frame.
-      for (const id of ids) if (this.#blocks.get(id)?.announcement === group.marks.get(id)?.announcement) this.#blocks.delete(id);
       group.next += count;
       if (last) this.#group = undefined;
     } finally {
@@ -481,6 +484,10 @@ export class WalShipper {
     this.#outgoing.push(frame);
     this.#outgoingBytes += frame.bytes.byteLength;
     this.#tip = { frame: frame.number, sha256: frame.sha256, walEnd: frame.walEnd };
+    // A block announced again after these reads was rewritten: it ships again in a later frame.
+    for (const id of frame.blockIds) {
+      if (this.#blocks.get(id)?.announcement === group.marks.get(id)?.announcement) this.#blocks.delete(id);
+    }
     return true;
   }
 
@@ -556,12 +563,46 @@ export class WalShipper {
     if (Buffer.compare(found.previousSha256, frame.previous) !== 0 || found.walOffset !== frame.walOffset) {
       if (frame.number !== this.#frame + 1) throw new Error(`${frame.key} holds an orphan; looked at again once frame ` +
         `${frame.number - 1} is stored`);
-      await store.delete(frame.key); // written past a frame that never landed: never acknowledged
+      // Written past a frame that never landed: never acknowledged. Only while this writer may write.
+      if (fence && !fence.mayWrite()) throw new Error(`not removing ${frame.key}: this node's lease ran out`);
+      await store.delete(frame.key, { signal: fence ? AbortSignal.any([signal, fence.signal()]) : signal });
       throw new OrphanRemoved(frame.key);
+    }
+    // Our own epoch's frame where ours goes, chained the same way, holding the WAL bytes ours would
+    // (an earlier attempt of this writer, built before its chain was set again; a new leader's own
+    // fence): the chain goes on after it, and what was built after ours is built again.
+    const local = found.wal.byteLength === 0 ? found.wal
+      : readWal(`${this.#options.dbPath}.wal`, found.walOffset, found.walOffset + found.wal.byteLength);
+    if ((found.epoch ?? 0) === (fence?.epoch ?? 0) && frame.number === this.#frame + 1 && local &&
+      Buffer.compare(local, found.wal) === 0) {
+      this.#adopt(found);
+      return false;
     }
     this.#fenced(`${frame.key} exists and does not follow this writer's chain: another writer is shipping this ` +
       "database; stop it, then run `haduck verify`");
     return false;
+  }
+
+  /**
+   * Takes `found` (stored at our next key) as the chain's next frame: what was built after it is
+   * dropped, its blocks marked again, and the commits it does not hold are built again after it.
+   */
+  #adopt(found: { number: number; sha256: Uint8Array; walOffset: number; wal: Uint8Array; commits: FrameCommit[] }): void {
+    const iteration = this.#iteration!;
+    const dropped = this.#outgoing;
+    this.#resetChain(iteration, found.number, found.sha256, found.walOffset + found.wal.byteLength);
+    const announcement = ++this.#announcements;
+    for (const frame of dropped) {
+      for (const id of frame.blockIds) if (!this.#blocks.has(id)) this.#blocks.set(id, { announcement, iteration });
+    }
+    this.#status.framesShipped++;
+    const last = found.commits.at(-1);
+    if (last) {
+      this.#status.lastDurableCommit = new Date(last.unixMs).toISOString();
+      this.#syncs = this.#syncs.filter((sync) => sync.iteration > iteration || sync.size > this.#shipped);
+    }
+    this.#settleWaiters();
+    queueMicrotask(() => this.tick());
   }
 
   #fenced(reason: string): void {
