@@ -144,6 +144,10 @@ export class ClusterNode {
     this.#decided = { promise: new Promise<void>((r) => resolve = r), resolve };
   }
 
+  get dbKey(): string {
+    return this.#options.dbKey;
+  }
+
   /** The role as others should see it: a leader whose hold ran out (a paused process) says candidate at once. */
   get role(): ClusterRole {
     return this.#role === "leader" && this.#notLeading() ? "candidate" : this.#role;
@@ -230,7 +234,11 @@ export class ClusterNode {
     while (this.#leader && performance.now() < deadline) {
       const role = await fetch(`${this.#leader}status`, { headers: { authorization: `Bearer ${this.#options.token}` },
         signal: AbortSignal.timeout(1000), ...(this.#options.ca ? { tls: { ca: this.#options.ca } } : {}) } as RequestInit)
-        .then(async (response) => (await response.json()).role, () => undefined);
+        .then(async (response) => {
+          // A node serving several databases: this one's entry (the top-level role is its first's).
+          const body = await response.json();
+          return body.databases?.find((entry: { db?: string }) => entry.db === this.#options.dbKey)?.role ?? body.role;
+        }, () => undefined);
       if (role === "leader") break;
       await new Promise((r) => setTimeout(r, 25));
     }

@@ -140,9 +140,9 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
 async function commandServe(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { admin: { type: "string" }, listen: { type: "string" },
     alias: { type: "string" }, "lease-ttl": { type: "string" }, "tls-cert": { type: "string" },
-    "tls-key": { type: "string" }, "tls-ca": { type: "string" } });
+    "tls-key": { type: "string" }, "tls-ca": { type: "string" }, db: { type: "string", multiple: true } });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
-  if (positionals.length !== 1) throw new UsageError("serve needs exactly one <db-path>; see --help");
+  const databases = servedDatabases(positionals, values.db ?? [], values["db-key"]);
   if (values.admin !== undefined && values.listen !== undefined) {
     throw new UsageError("serve takes --listen or --admin (the same server), not both");
   }
@@ -164,47 +164,89 @@ async function commandServe(args: string[]): Promise<number> {
   const store = storeFromFlags(values, process.env, { retry: { attemptTimeoutMs: Math.max(2 * ttlMs, 5000) } });
   const signalled = new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
   if (!store) {
-    // One node without a store: it leads itself, local-only.
-    const { db } = await attachFromFlags(positionals[0], values);
-    const admin = serveAdmin(settings, [adminDatabase(db, undefined)]);
+    // A node without a store: it leads itself, local-only.
+    const attachedLocal = [];
+    for (const { dbPath, dbKey } of databases) {
+      attachedLocal.push((await attachFromFlags(dbPath, { ...values, "db-key": dbKey })).db);
+    }
+    const admin = serveAdmin(settings, attachedLocal.map((db) => adminDatabase(db, undefined)));
     await signalled;
     await admin.stop();
-    await db.close();
+    for (const db of attachedLocal) await db.close();
     return EXIT.ok;
   }
-  // With a store every node is a cluster node: the lease in the store decides who writes.
-  const dbPath = resolve(positionals[0]);
-  const dbKey = values["db-key"] ?? defaultDbKey(dbPath);
-  assertValidDbKey(dbKey);
-  let attached: AttachedDatabase | undefined;
-  const node = new ClusterNode({
-    dbPath, store, dbKey, ttlMs, token: settings.token, ca,
-    holder: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
+  // With a store every node is a cluster node: the lease in the store decides who writes, one
+  // lease per database (each its own role, replica and leader).
+  const attached = new Map<string, AttachedDatabase>();
+  const holder = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  const nodes = databases.map(({ dbPath, dbKey }) => new ClusterNode({
+    dbPath, store, dbKey, ttlMs, token: settings.token, ca, holder,
     attach: async (fence) => {
-      attached = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store })).db;
+      const db = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store })).db;
+      attached.set(dbKey, db);
       // Followers replay a generation's WAL from its start at every commit they show: a short WAL
       // (a checkpoint every CLUSTER_CHECKPOINT_WAL) keeps that replay, and their lag, small.
-      await attached.connection.run(`SET checkpoint_threshold = '${CLUSTER_CHECKPOINT_WAL}'`);
-      return attached;
+      await db.connection.run(`SET checkpoint_threshold = '${CLUSTER_CHECKPOINT_WAL}'`);
+      return db;
     },
     log: (message) => console.error(`haduck: ${message}`),
-  });
-  const admin = serveAdmin(settings, [node.database()], { announce: false });
+  }));
+  const admin = serveAdmin(settings, nodes.map((node) => node.database()), { announce: false });
   try {
-    await Promise.race([node.start(admin.url), signalled]);
+    await Promise.race([Promise.all(nodes.map((node) => node.start(admin.url))), signalled]);
   } catch (error) {
     await admin.stop();
     throw error;
   }
   admin.announce();
-  console.error(`haduck: ${dbKey}: ${node.role} (lease TTL ${ttlMs} ms)`);
+  for (const node of nodes) console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms)`);
   await signalled;
-  await node.stop(); // a leader hands off first: statements meanwhile wait and go to the next leader
-  await node.quiet();
+  // A leader hands off first: statements meanwhile wait and go to the next leader.
+  await Promise.all(nodes.map((node) => node.stop()));
+  await Promise.all(nodes.map((node) => node.quiet()));
   await admin.stop();
-  const error = attached?.replicator.status.lastError;
-  if (error) console.error(`haduck: ${error}`);
-  return error ? EXIT.store : EXIT.ok;
+  const errors = [...attached.values()].map((db) => db.replicator.status.lastError).filter(Boolean);
+  for (const error of errors) console.error(`haduck: ${error}`);
+  return errors.length > 0 ? EXIT.store : EXIT.ok;
+}
+
+/**
+ * The databases `serve` runs: one `<db-path>` (with `--db-key`), or `--db PATH=KEY` repeated (the
+ * key defaults to the file's name), never both. Paths and keys must be distinct.
+ */
+function servedDatabases(positionals: string[], entries: string[], dbKeyFlag: string | undefined):
+  { dbPath: string; dbKey: string }[] {
+  if (positionals.length > 1) throw new UsageError("serve takes one <db-path>, or --db PATH=KEY repeated; see --help");
+  if (positionals.length === 1 && entries.length > 0) {
+    throw new UsageError("serve takes a <db-path> or --db PATH=KEY, not both: give every database as --db");
+  }
+  if (positionals.length === 0 && entries.length === 0) {
+    throw new UsageError("serve needs a <db-path>, or --db PATH=KEY for each database; see --help");
+  }
+  if (entries.length > 0 && dbKeyFlag !== undefined) {
+    throw new UsageError("--db-key names the key of a single <db-path>; with --db give each key as PATH=KEY");
+  }
+  const databases = positionals.length === 1
+    ? [{ dbPath: resolve(positionals[0]), dbKey: dbKeyFlag ?? defaultDbKey(resolve(positionals[0])) }]
+    : entries.map((entry) => {
+      const at = entry.lastIndexOf("=");
+      const path = at < 0 ? entry : entry.slice(0, at);
+      if (path === "") throw new UsageError(`--db ${JSON.stringify(entry)}: expected PATH=KEY, e.g. --db data/a.duckdb=a.duckdb`);
+      const dbPath = resolve(path);
+      return { dbPath, dbKey: at < 0 || entry.slice(at + 1) === "" ? defaultDbKey(dbPath) : entry.slice(at + 1) };
+    });
+  for (const { dbKey } of databases) assertValidDbKey(dbKey);
+  for (const field of ["dbPath", "dbKey"] as const) {
+    const seen = new Set<string>();
+    for (const database of databases) {
+      if (seen.has(database[field])) {
+        throw new UsageError(`serve was given ${database[field]} twice: every --db needs its own ` +
+          (field === "dbPath" ? "file" : "key"));
+      }
+      seen.add(database[field]);
+    }
+  }
+  return databases;
 }
 
 /** How much WAL a cluster's leader lets grow before DuckDB checkpoints (its default is 16 MB). */

@@ -69,6 +69,9 @@ const { openExtension }: { openExtension: OpenExtension } = "Deno" in globalThis
 
 let library: ExtensionSymbols | undefined;
 
+/** The process's consumers of the ring, each with the events drained for it and not yet taken. */
+const ROUTER = { consumers: new Map<object, { events: RingEvent[]; overflow: boolean }>() };
+
 /** The extension's C API. Call after a DuckDB instance loaded the extension (libduckdb.so must be loaded). */
 export class Native implements Consumer {
   readonly #symbols: ExtensionSymbols;
@@ -87,17 +90,46 @@ export class Native implements Consumer {
     }
   }
 
+  /**
+   * Becomes a consumer. The ring is the process's, and so is the extension's consumer state: every
+   * attached `Native` (one per replicator: several databases in one process) gets every event from
+   * the moment it attached, and the extension has a consumer while at least one is attached.
+   */
   attach(holdMs: number): void {
     this.#symbols.setHoldMs(BigInt(holdMs));
-    this.#symbols.consumerAttach();
+    if (ROUTER.consumers.has(this)) return;
+    ROUTER.consumers.set(this, { events: [], overflow: false });
+    if (ROUTER.consumers.size === 1) this.#symbols.consumerAttach();
   }
 
   detach(): void {
-    this.#symbols.consumerDetach();
+    if (!ROUTER.consumers.delete(this)) return;
+    if (ROUTER.consumers.size === 0) this.#symbols.consumerDetach();
   }
 
-  /** Pops up to `max` events (single consumer). */
+  /** Up to `max` events for this consumer, oldest first (the ring is drained into every attached one). */
   drain(max = 1024): RingEvent[] {
+    this.#pull();
+    const mine = ROUTER.consumers.get(this);
+    if (!mine) return this.#pop(max); // not attached: the ring's own events, as a single consumer
+    return mine.events.splice(0, max);
+  }
+
+  /** Moves what the ring holds into every attached consumer's queue. */
+  #pull(): void {
+    if (ROUTER.consumers.size === 0) return;
+    for (;;) {
+      const events = this.#pop(1024);
+      for (const queue of ROUTER.consumers.values()) queue.events.push(...events); // read-only, shared
+      if (events.length < 1024) break;
+    }
+    if (Atomics.exchange(this.#u32, L.HADUCK_RING_OFFSET_OVERFLOW / 4, 0) !== 0) {
+      for (const queue of ROUTER.consumers.values()) queue.overflow = true;
+    }
+  }
+
+  /** Pops up to `max` events off the ring. */
+  #pop(max: number): RingEvent[] {
     const events: RingEvent[] = [];
     const headIndex = L.HADUCK_RING_OFFSET_HEAD / 8;
     while (events.length < max) {
@@ -121,9 +153,14 @@ export class Native implements Consumer {
     return events;
   }
 
-  /** Reads and clears the sticky overflow flag. */
+  /** Reads and clears the sticky overflow flag (this consumer's copy of it). */
   takeOverflow(): boolean {
-    return Atomics.exchange(this.#u32, L.HADUCK_RING_OFFSET_OVERFLOW / 4, 0) !== 0;
+    const mine = ROUTER.consumers.get(this);
+    if (!mine) return Atomics.exchange(this.#u32, L.HADUCK_RING_OFFSET_OVERFLOW / 4, 0) !== 0;
+    this.#pull();
+    const overflow = mine.overflow;
+    mine.overflow = false;
+    return overflow;
   }
 
   generationInfo(seq: bigint): GenerationInfo | undefined {

@@ -24,6 +24,8 @@ export interface NodeOptions {
   port?: number;
   /** More flags for `haduck serve` (TLS). */
   extraArgs?: string[];
+  /** Several databases (`--db PATH=KEY` each) instead of db.duckdb with `dbKey`. */
+  databases?: string[];
 }
 
 export interface ClusterNodeProcess {
@@ -39,7 +41,9 @@ export interface ClusterNodeProcess {
 export async function startNode(options: NodeOptions): Promise<ClusterNodeProcess> {
   const home = join(options.dir, options.name);
   mkdirSync(home, { recursive: true });
-  const child = Bun.spawn([process.execPath, BIN, "serve", "db.duckdb", ...options.storeArgs, "--db-key", options.dbKey,
+  const served = options.databases ? options.databases.flatMap((entry) => ["--db", entry])
+    : ["db.duckdb", "--db-key", options.dbKey];
+  const child = Bun.spawn([process.execPath, BIN, "serve", ...served, ...options.storeArgs,
     "--listen", `127.0.0.1:${options.port ?? 0}`, "--lease-ttl", `${options.ttlMs}ms`, ...options.extraArgs ?? []], {
     cwd: home, env: { ...process.env, ...options.env, HADUCK_ADMIN_TOKEN: TOKEN }, stdin: "ignore", stdout: "ignore",
     stderr: "pipe",
