@@ -42,6 +42,9 @@ import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { executeStatement, runSql } from "./_admin_server.ts";
 
+/** How long a follower behind a released lease's last commit lets a caught-up one claim first. */
+const HANDOFF_GRACE_MS = 500;
+
 /**
  * Orders two positions (`epoch:generation:walBytes`) by the commit they name: generation, then WAL
  * bytes. The epoch says who wrote it and does not order: a new leader's first generation is newer
@@ -211,11 +214,13 @@ export class ClusterNode {
     this.#db = undefined;
     this.#role = "candidate";
     this.#leader = null;
+    let position: string | undefined;
     try {
       await db.close();
+      position = db.replicator.position; // everything it committed is in the store by now
     } finally {
       await this.#stopRenewing();
-      await this.#lease.release({ successor }).catch((error) =>
+      await this.#lease.release({ successor, position }).catch((error) =>
         this.#options.log(`cannot release the lease: ${error.message}`));
       this.#handoff = undefined;
       resolve();
@@ -483,6 +488,15 @@ export class ClusterNode {
     }
     this.#leader = null;
     if (!ours && performance.now() < this.#claimAfter && seen.record) return; // we just stepped down: others first
+    // A lease handed to whoever comes (a handoff without --to) goes to the most caught-up follower:
+    // one whose replica shows the old leader's last commit claims at once; one behind first waits
+    // (at most HANDOFF_GRACE_MS) to show it, so that a follower that already does gets there first.
+    const handedOver = seen.record?.released && !seen.record.successor ? seen.record.position : undefined;
+    if (handedOver && this.#follower &&
+      !await this.#caughtUp(this.#follower, handedOver, Math.min(HANDOFF_GRACE_MS, this.#ttlMs / 2))) {
+      this.#options.log(`${this.#options.dbKey}: the lease was handed over at ${handedOver}; this replica is behind ` +
+        "it, so it claims only after the others had their chance");
+    }
     if (await this.#lease.tryAcquire({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) })) {
       const promotion = this.#promote();
       this.#promotion = promotion.catch(() => {});

@@ -33,6 +33,11 @@ export interface LeaseRecord {
   nonce: string;
   /** A released lease handed to this address: only it may claim at once, the others after the TTL. */
   successor?: string | null;
+  /**
+   * A released lease's last state, as the holder's application orders it (haduck: the position of
+   * its last durable commit): a node that already has it may claim first, one behind may wait.
+   */
+  position?: string | null;
 }
 
 /** What an observation found: the record and how long this node has seen it unchanged. */
@@ -317,15 +322,16 @@ export class Lease {
    * Lets go (a handoff or a clean stop): anyone may claim at once, without waiting for the TTL; with
    * `successor` (an address), that node at once and the others only once the record expired.
    */
-  release(options: { signal?: AbortSignal; successor?: string } = {}): Promise<void> {
+  release(options: { signal?: AbortSignal; successor?: string; position?: string } = {}): Promise<void> {
     return this.#serial(() => this.#release(options));
   }
 
-  async #release(options: { signal?: AbortSignal; successor?: string }): Promise<void> {
+  async #release(options: { signal?: AbortSignal; successor?: string; position?: string }): Promise<void> {
     const held = this.#held;
     this.#held = undefined;
     if (!held) return;
-    const record = { ...this.#record(held.record.epoch), released: true, successor: options.successor ?? null };
+    const record = { ...this.#record(held.record.epoch), released: true, successor: options.successor ?? null,
+      position: options.position ?? null };
     try {
       await this.#store.put(this.#key, this.#encode(record), { ifMatch: held.etag, signal: options.signal });
     } catch (error) {
