@@ -120,8 +120,10 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     if (dbKey === undefined && databases.length === 1) return databases[0];
     const found = databases.find((database) => database.dbKey === dbKey);
     if (!found) {
-      throw new HTTPException(404, { message: `no database ${JSON.stringify(dbKey ?? "")} is served here; ` +
-        `known: ${databases.map((database) => database.dbKey).join(", ") || "none"}` });
+      const known = databases.map((database) => database.dbKey).join(", ") || "none";
+      throw new HTTPException(404, { message: dbKey === undefined
+        ? `this node serves several databases: name one with "db" (one of ${known})`
+        : `no database ${JSON.stringify(dbKey)} is served here; known: ${known}` });
     }
     return found;
   };
