@@ -1,10 +1,12 @@
 /**
  * Many databases per node (issue 26): two `haduck serve` nodes on radosgw, each through a proxy of
- * its own that counts its requests, serving 1, 10 and 100 databases (`--db PATH=KEY` each). For
- * every count: the time until one node leads every database and the other follows every one, the
+ * its own that counts its requests, serving 1, 10 and 100 databases (`--db PATH=KEY` each), each
+ * database with a lease of its own ("own") and all sharing one (`--group`, "group"). For every
+ * count: the time until one node leads every database and the other follows every one, the
  * requests per second each node makes while idle (10 s, by method) and per database, and each
- * node's memory (Pss of its process tree) against the same node with one database, in the same run.
- * Writes bench/results/cluster_many.json. Run: `bun bench/cluster_many.ts [counts]` (default 1,10,100).
+ * node's memory (Pss of its process tree), against the same configuration with one database in the
+ * same run (goal: idle requests flat in the count). Writes bench/results/cluster_many.json.
+ * Run: `bun bench/cluster_many.ts [counts] [modes]` (default 1,10,100 and own,group).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +19,7 @@ import { treeMemoryMiB } from "../tests/harness/tree_memory.ts";
 import { writeResult } from "./_report.ts";
 
 const COUNTS = (process.argv[2] ?? "1,10,100").split(",").map(Number);
+const MODES = (process.argv[3] ?? "own,group").split(",") as ("own" | "group")[];
 const TTL_MS = 5000;
 const IDLE_SECONDS = 10;
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-many-"));
@@ -44,7 +47,7 @@ async function allAre(node: ClusterNodeProcess, role: string, count: number, tim
   throw new Error(`${node.name} is not ${role} of ${count} databases after ${timeoutMs} ms`);
 }
 
-async function measure(count: number) {
+async function measure(count: number, mode: "own" | "group") {
   const name = await bucket();
   const databases = Array.from({ length: count }, (_, i) => `d${i}.db=d${i}.duckdb`);
   const proxies: FaultProxy[] = [];
@@ -53,8 +56,9 @@ async function measure(count: number) {
     for (const role of ["leader", "follower"]) {
       const proxy = await startFaultProxy(s3.endpoint);
       proxies.push(proxy);
-      const node = await startNode({ dir: join(dir, `n${count}`), name: role, dbKey: "unused.duckdb", ttlMs: TTL_MS,
-        env, databases, storeArgs: ["--store", `s3://${name}/haduck`, "--endpoint", proxy.endpoint] });
+      const node = await startNode({ dir: join(dir, `${mode}-${count}`), name: role, dbKey: "unused.duckdb", ttlMs: TTL_MS,
+        env, databases, storeArgs: ["--store", `s3://${name}/haduck`, "--endpoint", proxy.endpoint],
+        extraArgs: mode === "group" ? ["--group", "bench-group"] : [] });
       nodes.push(node);
       await allAre(node, role, count, 60_000 + count * 2_000);
     }
@@ -69,7 +73,7 @@ async function measure(count: number) {
         byMethod: Object.fromEntries(Object.entries(byMethod).map(([m, n]) => [m, Number((n / IDLE_SECONDS).toFixed(2))])) };
     });
     const memory = nodes.map((node) => treeMemoryMiB(node.process.pid));
-    return { databases: count, leader: { idle: idle[0], pssMiB: Math.round(memory[0].pss) },
+    return { mode, databases: count, leader: { idle: idle[0], pssMiB: Math.round(memory[0].pss) },
       follower: { idle: idle[1], pssMiB: Math.round(memory[1].pss) } };
   } finally {
     for (const node of nodes) node.process.kill(9);
@@ -80,19 +84,23 @@ async function measure(count: number) {
 
 try {
   const rows = [];
-  for (const count of COUNTS) {
-    rows.push(await measure(count));
-    console.log(JSON.stringify(rows.at(-1)));
+  for (const mode of MODES) {
+    for (const count of COUNTS) {
+      rows.push(await measure(count, mode));
+      console.log(JSON.stringify(rows.at(-1)));
+    }
   }
-  const one = rows.find((row) => row.databases === 1) ?? rows[0];
-  const ratios = rows.map((row) => ({ databases: row.databases,
-    leaderRequestsVsOne: Number((row.leader.idle.perSecond / Math.max(0.01, one.leader.idle.perSecond)).toFixed(1)),
-    followerRequestsVsOne: Number((row.follower.idle.perSecond / Math.max(0.01, one.follower.idle.perSecond)).toFixed(1)),
-    followerPssMiBPerDatabase: Number(((row.follower.pssMiB - one.follower.pssMiB) / Math.max(1, row.databases - one.databases))
-      .toFixed(1)) }));
+  const ratios = rows.map((row) => {
+    const one = rows.find((other) => other.mode === row.mode && other.databases === Math.min(...COUNTS))!;
+    return { mode: row.mode, databases: row.databases,
+      leaderRequestsVsFewest: Number((row.leader.idle.perSecond / Math.max(0.01, one.leader.idle.perSecond)).toFixed(1)),
+      followerRequestsVsFewest: Number((row.follower.idle.perSecond / Math.max(0.01, one.follower.idle.perSecond)).toFixed(1)),
+      followerPssMiBPerDatabase: Number(((row.follower.pssMiB - one.follower.pssMiB) /
+        Math.max(1, row.databases - one.databases)).toFixed(1)) };
+  });
   console.log(JSON.stringify(ratios));
   writeResult("cluster_many", { ttlMs: TTL_MS, idleSeconds: IDLE_SECONDS, rows, ratios,
-    goal: "idle requests per second flat in the number of databases" });
+    goal: "idle requests per second flat in the number of databases (a group)" });
 } finally {
   await s3.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -3,10 +3,11 @@
  * lease, role, replica and leader; `POST /sql` picks one with "db"; `/status` lists every one. Two
  * nodes serve three databases; writes through the follower are forwarded to each database's
  * leader; kill -9 of the leader: the other node leads every database, and every acknowledged write
- * of each is there. Bad --db lists fail by name before anything opens.
+ * of each is there. With --group, one lease stands for every database (one epoch), and followers
+ * are told of changes by the group's change object. Bad --db lists fail by name before anything opens.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, type ClusterNodeProcess, sql, startNode, status, TOKEN } from "./harness/cluster.ts";
@@ -20,9 +21,11 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(name: string) {
-  const node = await startNode({ dir, name, storeArgs: ["--store", `file://${join(dir, "store")}`], dbKey: KEYS[0],
-    ttlMs: TTL_MS, databases: KEYS.map((key) => `${key.replace(".duckdb", "")}.db=${key}`) });
+async function start(name: string, group?: string) {
+  const store = join(dir, group ? `store-${group}` : "store");
+  const node = await startNode({ dir: join(dir, group ?? "own"), name, storeArgs: ["--store", `file://${store}`],
+    dbKey: KEYS[0], ttlMs: TTL_MS, databases: KEYS.map((key) => `${key.replace(".duckdb", "")}.db=${key}`),
+    extraArgs: group ? ["--group", group] : [] });
   running.push(node);
   return node;
 }
@@ -73,6 +76,53 @@ test("two nodes, three databases each: per-database leases, forwarding by databa
     expect((await sql(second.url, { db, sql: `INSERT INTO t${index} VALUES (100)` })).status).toBe(200);
   }
   console.log(`three databases failed over to the second node in ${tookMs.toFixed(0)} ms`);
+}, 180_000);
+
+test("a group: one lease for every database, followers told of changes; reads follow writes, kill -9 fails over all", async () => {
+  const first = await start("first", "grp");
+  await rolesAre(first, "leader", 30_000);
+  const second = await start("second", "grp");
+  await rolesAre(second, "follower", 30_000);
+  // One lease object for the group, none per database.
+  const store = join(dir, "store-grp");
+  expect(existsSync(join(store, "grp", "lease.json"))).toBe(true);
+  for (const key of KEYS) expect(existsSync(join(store, key, "lease.json"))).toBe(false);
+  const epochs = new Set((await status(second.url))!.databases.map((entry) => entry.epoch));
+  expect(epochs.size).toBe(1); // one epoch fences every database's history
+  const acked = new Map<string, number>();
+  for (const [index, db] of KEYS.entries()) {
+    expect((await sql(second.url, { db, sql: `CREATE TABLE t${index} (i INT)` })).status).toBe(200);
+    let position = "";
+    for (let i = 0; i < 4; i++) {
+      const answer = await sql(first.url, { db, sql: `INSERT INTO t${index} VALUES (?)`, params: [i] });
+      expect(answer.status).toBe(200);
+      position = answer.body.position!;
+    }
+    acked.set(db, 4);
+    // The follower's replica (polling on its own only every 30 s) is told of the change and shows it.
+    const started = performance.now();
+    let shown = 0;
+    while (performance.now() - started < 5_000) {
+      const read = await sql(second.url, { db, sql: `SELECT count(*)::INT FROM t${index}`, maxLagMs: 60_000 });
+      if (read.status === 200 && read.body.role === "follower") shown = (read.body.rows as number[][])[0][0];
+      if (shown === 4) break;
+      await Bun.sleep(50);
+    }
+    expect(shown).toBe(4);
+    // And a read with the write's position waits for it on the follower, never stale.
+    const after = await sql(second.url, { db, sql: `SELECT count(*)::INT FROM t${index}`, after: position });
+    expect(after.body.rows).toEqual([[4]]);
+  }
+  first.process.kill(9);
+  await rolesAre(second, "leader", 6 * TTL_MS + 10_000);
+  for (const [index, db] of KEYS.entries()) {
+    const count = await sql(second.url, { db, sql: `SELECT count(*)::INT FROM t${index}` });
+    expect(count.body.rows).toEqual([[acked.get(db)]]);
+    expect((await sql(second.url, { db, sql: `INSERT INTO t${index} VALUES (100)` })).status).toBe(200);
+  }
+  const after = (await status(second.url))!.databases;
+  expect(new Set(after.map((entry) => entry.epoch)).size).toBe(1);
+  expect(after[0].epoch).toBeGreaterThan([...epochs][0]);
 }, 180_000);
 
 test("serve with a bad list of databases fails by name before anything opens", async () => {

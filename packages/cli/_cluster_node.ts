@@ -41,6 +41,7 @@ import { HEADER_REGION_BYTES, headerOf, hex, leaseKey, loadManifestHead, sha256 
 import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { executeStatement, runSql } from "./_admin_server.ts";
+import type { LeaseLike } from "./_group.ts";
 
 /** How long a follower behind a released lease's last commit lets a caught-up one claim first. */
 const HANDOFF_GRACE_MS = 500;
@@ -88,6 +89,13 @@ export interface ClusterNodeOptions {
   /** Opens the database as the writer, under `fence`. */
   attach(fence: WriterFence): Promise<AttachedDatabase>;
   log(message: string): void;
+  /**
+   * The lease to use instead of this database's own (`<key>/lease.json`): a group's share (see
+   * _group.ts), made once this node knows its address.
+   */
+  lease?: (settings: { address: string; marginMs: number }) => LeaseLike;
+  /** How often the replica polls the store on its own. Default: the lease's poll (a group: slowly, told of changes). */
+  followerPollMs?: number;
 }
 
 /** A forwarded statement may wait this long for the leader's answer (a durable write waits for the store). */
@@ -97,7 +105,7 @@ const FORWARD_RETRIES = 3;
 
 export class ClusterNode {
   readonly #options: ClusterNodeOptions;
-  #lease!: Lease;
+  #lease!: LeaseLike;
   readonly #ttlMs: number;
   readonly #marginMs: number;
   readonly #pollMs: number;
@@ -151,6 +159,11 @@ export class ClusterNode {
     return this.#options.dbKey;
   }
 
+  /** The store changed for this database (a group's change object said so): the replica looks now. */
+  refreshReplica(): void {
+    void this.#follower?.refresh();
+  }
+
   /** The role as others should see it: a leader whose hold ran out (a paused process) says candidate at once. */
   get role(): ClusterRole {
     return this.#role === "leader" && this.#notLeading() ? "candidate" : this.#role;
@@ -160,9 +173,10 @@ export class ClusterNode {
   async start(address: string): Promise<void> {
     await assertLeaseStore(this.#options.store);
     this.#address = address;
-    this.#lease = new Lease(this.#options.store, leaseKey(this.#options.dbKey), {
-      holder: this.#options.holder, address, ttlMs: this.#ttlMs, marginMs: this.#marginMs,
-    });
+    this.#lease = this.#options.lease?.({ address, marginMs: this.#marginMs }) ??
+      new Lease(this.#options.store, leaseKey(this.#options.dbKey), {
+        holder: this.#options.holder, address, ttlMs: this.#ttlMs, marginMs: this.#marginMs,
+      });
     this.#loop = this.#run();
     await this.#decided.promise;
   }
@@ -512,7 +526,8 @@ export class ClusterNode {
   #ensureFollower(): void {
     if (this.#follower || this.#followerStarting) return;
     const { store, dbKey, dbPath } = this.#options;
-    this.#followerStarting = follow({ store, dbKey, dir: `${dbPath}.haduck-follower`, pollMs: this.#pollMs })
+    this.#followerStarting = follow({ store, dbKey, dir: `${dbPath}.haduck-follower`,
+      pollMs: this.#options.followerPollMs ?? this.#pollMs })
       .then(async (follower) => {
         // Promoted meanwhile (or stopping): this replica is nobody's.
         if (this.#role === "leader" || this.#promoting || this.#stopped) await follower.close();

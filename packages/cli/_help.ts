@@ -75,7 +75,7 @@ statements that waited go there. The old leader then follows. Token: HADUCK_ADMI
 Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to http://127.0.0.1:8082`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
        [--tls-cert PEM --tls-key PEM] [--tls-ca PEM]
-       haduck serve --db PATH=KEY [--db PATH=KEY ...] --listen HOST:PORT [--store URL] ...
+       haduck serve --db PATH=KEY [--db PATH=KEY ...] [--group NAME] --listen HOST:PORT [--store URL] ...
 Serves <db-path> until Ctrl-C or SIGTERM: the admin endpoint (status, metrics, generations, POST
 /checkpoint, dashboard at /) and SQL over HTTP: POST /sql {"sql": "...", "params": [...]} answers
 {"columns", "rows", "role", "position"}; a write answers only once its commit is durable in the store
@@ -88,7 +88,9 @@ the leader dies or is cut off, another takes over within about the TTL, and no w
 is lost. SIGTERM to the leader ships everything and hands the lease to the others at once.
 Without a store the node leads itself, local-only. --admin HOST:PORT is the same as --listen.
 --db PATH=KEY (repeated) serves several databases, each with its own lease, role and leader; POST
-/sql names one with "db": KEY, and /status lists each under "databases".
+/sql names one with "db": KEY, and /status lists each under "databases". --group NAME (the same on
+every node) gives them one lease and one change object: one leader for all, idle requests flat in
+their number.
 --tls-cert and --tls-key serve HTTPS (a node listening beyond loopback without them warns at start);
 --tls-ca is the CA the other nodes' certificates are checked against when a follower forwards.
 HADUCK_READ_TOKEN, if set, is a second token that may only run reads on POST /sql (anything else: 403).

@@ -33,6 +33,9 @@ import { type Progress, progress } from "./_progress.ts";
 const PROGRESS_BLOCKS_MIN = 64;
 import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
 import { ClusterNode } from "./_cluster_node.ts";
+import { GroupChanges, SharedLease } from "./_group.ts";
+import { leaseKey } from "@haduck/duckblock";
+import { Lease } from "@haduck/lease";
 
 /** Exit codes, documented in `haduck --help`. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6 } as const;
@@ -111,7 +114,7 @@ async function commandAttach(args: string[]): Promise<number> {
 
 /** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
 async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
-  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore }) {
+  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore; onShipped?: () => void }) {
   const store = cluster?.store ?? storeFromFlags(values, process.env);
   const fence = cluster?.fence;
   if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
@@ -128,7 +131,9 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
     dbKey: values["db-key"],
     alias: values.alias,
     fence,
+    onFrame: cluster?.onShipped && (() => cluster.onShipped!()),
     onGeneration: (event) => {
+      cluster?.onShipped?.();
       if (bar?.generation === event.generation) bar.progress.finish();
       console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
         `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`);
@@ -140,7 +145,8 @@ async function attachFromFlags(dbPath: string, values: { store?: string; endpoin
 async function commandServe(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { admin: { type: "string" }, listen: { type: "string" },
     alias: { type: "string" }, "lease-ttl": { type: "string" }, "tls-cert": { type: "string" },
-    "tls-key": { type: "string" }, "tls-ca": { type: "string" }, db: { type: "string", multiple: true } });
+    "tls-key": { type: "string" }, "tls-ca": { type: "string" }, db: { type: "string", multiple: true },
+    group: { type: "string" } });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
   const databases = servedDatabases(positionals, values.db ?? [], values["db-key"]);
   if (values.admin !== undefined && values.listen !== undefined) {
@@ -176,13 +182,16 @@ async function commandServe(args: string[]): Promise<number> {
     return EXIT.ok;
   }
   // With a store every node is a cluster node: the lease in the store decides who writes, one
-  // lease per database (each its own role, replica and leader).
+  // lease per database (each its own role, replica and leader), or one for a --group of them.
   const attached = new Map<string, AttachedDatabase>();
   const holder = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
-  const nodes = databases.map(({ dbPath, dbKey }) => new ClusterNode({
+  const group = values.group === undefined ? undefined : groupOf(values.group, store, ttlMs, holder);
+  const nodes: ClusterNode[] = databases.map(({ dbPath, dbKey }) => new ClusterNode({
     dbPath, store, dbKey, ttlMs, token: settings.token, ca, holder,
+    ...(group ? { lease: group.lease, followerPollMs: GROUP_REPLICA_POLL_MS } : {}),
     attach: async (fence) => {
-      const db = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store })).db;
+      const db = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store,
+        onShipped: group && (() => group.changes.changed(dbKey)) })).db;
       attached.set(dbKey, db);
       // Followers replay a generation's WAL from its start at every commit they show: a short WAL
       // (a checkpoint every CLUSTER_CHECKPOINT_WAL) keeps that replay, and their lag, small.
@@ -199,15 +208,43 @@ async function commandServe(args: string[]): Promise<number> {
     throw error;
   }
   admin.announce();
-  for (const node of nodes) console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms)`);
+  // Followers of a group are told which databases changed instead of polling each one.
+  group?.changes.watch(Math.max(50, Math.min(250, Math.floor(ttlMs / 20))), (changed) => {
+    for (const node of nodes) if (changed === "all" || changed.includes(node.dbKey)) node.refreshReplica();
+  });
+  for (const node of nodes) {
+    console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms${group ? `, group ${values.group}` : ""})`);
+  }
   await signalled;
   // A leader hands off first: statements meanwhile wait and go to the next leader.
   await Promise.all(nodes.map((node) => node.stop()));
   await Promise.all(nodes.map((node) => node.quiet()));
+  await group?.changes.close();
   await admin.stop();
   const errors = [...attached.values()].map((db) => db.replicator.status.lastError).filter(Boolean);
   for (const error of errors) console.error(`haduck: ${error}`);
   return errors.length > 0 ? EXIT.store : EXIT.ok;
+}
+
+/** A group's replicas poll the store on their own this seldom: the change object tells them sooner. */
+const GROUP_REPLICA_POLL_MS = 30_000;
+
+/** `--group NAME`: one lease (`NAME/lease.json`) and one change object for every database served. */
+function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string) {
+  try {
+    assertValidDbKey(name);
+  } catch (error) {
+    throw new UsageError(`--group ${JSON.stringify(name)}: ${(error as Error).message}`);
+  }
+  let shared: SharedLease | undefined;
+  return {
+    changes: new GroupChanges(store, name),
+    lease: ({ address, marginMs }: { address: string; marginMs: number }) => {
+      shared ??= new SharedLease(new Lease(store, leaseKey(name), { holder, address, ttlMs, marginMs }),
+        { freshMs: Math.max(25, Math.min(125, Math.floor(ttlMs / 40))), ttlMs });
+      return shared.share();
+    },
+  };
 }
 
 /**
