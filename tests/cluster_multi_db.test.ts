@@ -21,21 +21,21 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(name: string, group?: string) {
+async function start(name: string, group?: string, keys = KEYS) {
   const store = join(dir, group ? `store-${group}` : "store");
   const node = await startNode({ dir: join(dir, group ?? "own"), name, storeArgs: ["--store", `file://${store}`],
-    dbKey: KEYS[0], ttlMs: TTL_MS, databases: KEYS.map((key) => `${key.replace(".duckdb", "")}.db=${key}`),
+    dbKey: keys[0], ttlMs: TTL_MS, databases: keys.map((key) => `${key.replace(".duckdb", "")}.db=${key}`),
     extraArgs: group ? ["--group", group] : [] });
   running.push(node);
   return node;
 }
 
 /** Waits until `node` says `role` for every database. */
-async function rolesAre(node: ClusterNodeProcess, role: string, timeoutMs: number): Promise<number> {
+async function rolesAre(node: ClusterNodeProcess, role: string, timeoutMs: number, count = KEYS.length): Promise<number> {
   const started = performance.now();
   while (performance.now() - started < timeoutMs) {
     const said = await status(node.url);
-    if (said && said.databases.length === KEYS.length && said.databases.every((entry) => entry.role === role)) {
+    if (said && said.databases.length === count && said.databases.every((entry) => entry.role === role)) {
       return performance.now() - started;
     }
     await Bun.sleep(50);
@@ -78,19 +78,21 @@ test("two nodes, three databases each: per-database leases, forwarding by databa
   console.log(`three databases failed over to the second node in ${tookMs.toFixed(0)} ms`);
 }, 180_000);
 
-test("a group: one lease for every database, followers told of changes; reads follow writes, kill -9 fails over all", async () => {
-  const first = await start("first", "grp");
-  await rolesAre(first, "leader", 30_000);
-  const second = await start("second", "grp");
-  await rolesAre(second, "follower", 30_000);
+const GROUP_KEYS = Array.from({ length: 20 }, (_, i) => `g${i}.duckdb`);
+
+test("a group of 20 databases: one lease, followers told of changes; reads follow writes, kill -9 fails over all", async () => {
+  const first = await start("first", "grp", GROUP_KEYS);
+  await rolesAre(first, "leader", 60_000, GROUP_KEYS.length);
+  const second = await start("second", "grp", GROUP_KEYS);
+  await rolesAre(second, "follower", 60_000, GROUP_KEYS.length);
   // One lease object for the group, none per database.
   const store = join(dir, "store-grp");
   expect(existsSync(join(store, "grp", "lease.json"))).toBe(true);
-  for (const key of KEYS) expect(existsSync(join(store, key, "lease.json"))).toBe(false);
+  for (const key of GROUP_KEYS) expect(existsSync(join(store, key, "lease.json"))).toBe(false);
   const epochs = new Set((await status(second.url))!.databases.map((entry) => entry.epoch));
   expect(epochs.size).toBe(1); // one epoch fences every database's history
   const acked = new Map<string, number>();
-  for (const [index, db] of KEYS.entries()) {
+  for (const [index, db] of GROUP_KEYS.entries()) {
     expect((await sql(second.url, { db, sql: `CREATE TABLE t${index} (i INT)` })).status).toBe(200);
     let position = "";
     for (let i = 0; i < 4; i++) {
@@ -114,8 +116,9 @@ test("a group: one lease for every database, followers told of changes; reads fo
     expect(after.body.rows).toEqual([[4]]);
   }
   first.process.kill(9);
-  await rolesAre(second, "leader", 6 * TTL_MS + 10_000);
-  for (const [index, db] of KEYS.entries()) {
+  const tookMs = await rolesAre(second, "leader", 6 * TTL_MS + 30_000, GROUP_KEYS.length);
+  console.log(`a group of ${GROUP_KEYS.length} databases failed over in ${tookMs.toFixed(0)} ms`);
+  for (const [index, db] of GROUP_KEYS.entries()) {
     const count = await sql(second.url, { db, sql: `SELECT count(*)::INT FROM t${index}` });
     expect(count.body.rows).toEqual([[acked.get(db)]]);
     expect((await sql(second.url, { db, sql: `INSERT INTO t${index} VALUES (100)` })).status).toBe(200);

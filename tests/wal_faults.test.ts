@@ -10,53 +10,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attach, restore, verify } from "@haduck/duckdb-fs-bridge";
-import {
-  type BlockStore,
-  type GetOptions,
-  type ListOptions,
-  openStore,
-  type PutOptions,
-  StoreUnavailableError,
-} from "@haduck/s3-block-store";
+import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
+import { FrameFaults } from "./harness/frame_faults.ts";
 import { freshBucket } from "./harness/s3.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-wal-faults-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A store whose frame PUTs can be refused (nothing stored) or lose their answer (stored, error seen). */
-class FrameFaults implements BlockStore {
-  mode: "ok" | "refuse" | "lose-answer" = "ok";
-  faults = 0;
-  constructor(readonly inner: BlockStore) {}
-  get url() {
-    return this.inner.url;
-  }
-  async put(key: string, body: Uint8Array, options?: PutOptions) {
-    if (!key.includes("/frames/") || this.mode === "ok") return await this.inner.put(key, body, options);
-    this.faults++;
-    if (this.mode === "lose-answer") await this.inner.put(key, body, options);
-    throw new StoreUnavailableError(`injected: frame PUT ${this.mode === "refuse" ? "refused" : "answer lost"}`);
-  }
-  get(key: string, options?: GetOptions) {
-    return this.inner.get(key, options);
-  }
-  head(key: string, options?: { signal?: AbortSignal }) {
-    return this.inner.head(key, options);
-  }
-  list(prefix: string, options?: ListOptions) {
-    return this.inner.list(prefix, options);
-  }
-  delete(key: string, options?: { signal?: AbortSignal }) {
-    return this.inner.delete(key, options);
-  }
-  deleteMany(keys: string[], options?: { signal?: AbortSignal }) {
-    return this.inner.deleteMany(keys, options);
-  }
-  probeCapabilities() {
-    return this.inner.probeCapabilities();
-  }
-}
 
 async function outage(inner: BlockStore, label: string) {
   const store = new FrameFaults(inner);

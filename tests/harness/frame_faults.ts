@@ -3,7 +3,8 @@
  * `FrameFaults`: a `BlockStore` around a real one that fails the PUTs of chosen WAL frames by
  * number, the others untouched, to test a pipelined shipper with frames in flight: refuse frame k
  * (nothing stored) a few times or for good, perform it and lose the answer, or delay it, while k+1
- * and k+2 go out. It records the order frames landed in and every body sent per key.
+ * and k+2 go out; or every frame at once (`mode`). It records the order frames landed in and every
+ * body sent per key.
  */
 import { parseFrameKey } from "@haduck/duckblock";
 import {
@@ -24,6 +25,8 @@ export interface FrameFault {
 export class FrameFaults implements BlockStore {
   /** Frame number -> its fault (any generation). */
   readonly rules = new Map<number, FrameFault>();
+  /** Every frame PUT at once, whatever its number: refused, or performed with its answer lost. */
+  mode: "ok" | "refuse" | "lose-answer" = "ok";
   /** Delays the first PUT of every `every`-th frame by `ms` (frames then land out of order). */
   delayEvery: { every: number; ms: number } | undefined;
   faults = 0;
@@ -59,7 +62,7 @@ export class FrameFaults implements BlockStore {
     this.#bodies.set(key, digest);
     const attempt = (this.#attempts.get(key) ?? 0) + 1;
     this.#attempts.set(key, attempt);
-    const rule = this.rules.get(frame.number);
+    const rule = this.mode === "ok" ? this.rules.get(frame.number) : { kind: this.mode, times: Infinity };
     const faulty = rule && attempt <= rule.times;
     if (faulty) this.faults++;
     if (faulty && rule.kind === "refuse") throw new StoreUnavailableError(`injected: PUT of frame ${frame.number} refused`);
