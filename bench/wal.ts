@@ -47,15 +47,11 @@ async function bucket(label: string): Promise<S3BlockStore> {
     bucket: name });
 }
 
-/** Counts the frame PUTs that reach the store. */
-function counting(store: BlockStore): BlockStore & { framePuts: number } {
-  const counted = {
-    framePuts: 0,
+/** `store` with its PUTs going through `put` (everything else as it is). */
+function withPut(store: BlockStore, put: BlockStore["put"]): BlockStore {
+  return {
     url: store.url,
-    put: (key: string, body: Uint8Array, options?: PutOptions) => {
-      if (key.includes("/frames/")) counted.framePuts++;
-      return store.put(key, body, options);
-    },
+    put,
     get: store.get.bind(store),
     head: store.head.bind(store),
     list: store.list.bind(store),
@@ -63,24 +59,23 @@ function counting(store: BlockStore): BlockStore & { framePuts: number } {
     deleteMany: store.deleteMany.bind(store),
     probeCapabilities: store.probeCapabilities.bind(store),
   };
+}
+
+/** Counts the frame PUTs that reach the store. */
+function counting(store: BlockStore): BlockStore & { framePuts: number } {
+  const counted = Object.assign(withPut(store, (key: string, body: Uint8Array, options?: PutOptions) => {
+    if (key.includes("/frames/")) counted.framePuts++;
+    return store.put(key, body, options);
+  }), { framePuts: 0 });
   return counted;
 }
 
 /** `store` with `ms` more on every PUT (a store far away). */
 function delayed(store: BlockStore, ms: number): BlockStore {
-  return {
-    url: store.url,
-    put: async (key: string, body: Uint8Array, options?: PutOptions) => {
-      await Bun.sleep(ms);
-      return await store.put(key, body, options);
-    },
-    get: store.get.bind(store),
-    head: store.head.bind(store),
-    list: store.list.bind(store),
-    delete: store.delete.bind(store),
-    deleteMany: store.deleteMany.bind(store),
-    probeCapabilities: store.probeCapabilities.bind(store),
-  };
+  return withPut(store, async (key: string, body: Uint8Array, options?: PutOptions) => {
+    await Bun.sleep(ms);
+    return await store.put(key, body, options);
+  });
 }
 
 async function rpo(rate: number) {

@@ -142,13 +142,16 @@ export class GroupChanges {
     }, CHANGES_COALESCE_MS);
   }
 
-  /** Follower: calls `onChange(changed)` when the object changed (every database the first time). */
-  watch(pollMs: number, onChange: (databases: string[] | "all") => void): void {
+  /**
+   * Follower: calls `onChange(changed)` when the object changed (every database the first time).
+   * `looking()` false (this node leads the group) skips the look.
+   */
+  watch(pollMs: number, onChange: (databases: string[] | "all") => void, looking: () => boolean = () => true): void {
     let etag: string | undefined;
     let seen: Record<string, number> | undefined;
     let busy = false;
     this.#watching = setInterval(async () => {
-      if (busy) return;
+      if (busy || !looking()) return;
       busy = true;
       try {
         const info = await this.#store.head(this.#key);

@@ -211,7 +211,7 @@ async function commandServe(args: string[]): Promise<number> {
   // Followers of a group are told which databases changed instead of polling each one.
   group?.changes.watch(Math.max(50, Math.min(250, Math.floor(ttlMs / 20))), (changed) => {
     for (const node of nodes) if (changed === "all" || changed.includes(node.dbKey)) node.refreshReplica();
-  });
+  }, () => nodes.some((node) => node.role !== "leader"));
   for (const node of nodes) {
     console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms${group ? `, group ${values.group}` : ""})`);
   }
