@@ -76,6 +76,30 @@ test("two nodes, three databases each: per-database leases, forwarding by databa
     expect((await sql(second.url, { db, sql: `INSERT INTO t${index} VALUES (100)` })).status).toBe(200);
   }
   console.log(`three databases failed over to the second node in ${tookMs.toFixed(0)} ms`);
+  ownLeases = { node: second, acked };
+}, 180_000);
+
+let ownLeases: { node: ClusterNodeProcess; acked: Map<string, number> } | undefined;
+
+test("databases that had leases of their own join a group: its epoch goes on above theirs, nothing is lost", async () => {
+  const { node, acked } = ownLeases!;
+  const before = Math.max(...(await status(node.url))!.databases.map((entry) => entry.epoch));
+  expect(before).toBeGreaterThanOrEqual(2); // the failover above took every database to a new epoch
+  node.process.kill(9);
+  await Bun.sleep(TTL_MS + 500); // its own leases run out: nobody writes while the group starts
+  const grouped = await startNode({ dir: join(dir, "joined"), name: "joined", dbKey: KEYS[0], ttlMs: TTL_MS,
+    storeArgs: ["--store", `file://${join(dir, "store")}`], extraArgs: ["--group", "joined"],
+    databases: KEYS.map((key) => `${key.replace(".duckdb", "")}.db=${key}`) });
+  running.push(grouped);
+  await rolesAre(grouped, "leader", 60_000);
+  const epochs = (await status(grouped.url))!.databases.map((entry) => entry.epoch);
+  expect(new Set(epochs).size).toBe(1);
+  expect(epochs[0]).toBeGreaterThan(before);
+  for (const [index, db] of KEYS.entries()) {
+    const count = await sql(grouped.url, { db, sql: `SELECT count(*)::INT FROM t${index}` });
+    expect(count.body.rows).toEqual([[acked.get(db)! + 1]]); // and the write made after the failover
+    expect((await sql(grouped.url, { db, sql: `INSERT INTO t${index} VALUES (200)` })).status).toBe(200);
+  }
 }, 180_000);
 
 const GROUP_KEYS = Array.from({ length: 20 }, (_, i) => `g${i}.duckdb`);

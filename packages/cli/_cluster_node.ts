@@ -161,7 +161,9 @@ export class ClusterNode {
 
   /** The store changed for this database (a group's change object said so): the replica looks now. */
   refreshReplica(): void {
-    void this.#follower?.refresh();
+    const follower = this.#follower;
+    // A refresh already in flight may have looked before this change landed: one more after it.
+    void follower?.refresh().then(() => follower.refresh());
   }
 
   /** The role as others should see it: a leader whose hold ran out (a paused process) says candidate at once. */
@@ -228,10 +230,11 @@ export class ClusterNode {
     this.#db = undefined;
     this.#role = "candidate";
     this.#leader = null;
-    let position: string | undefined;
+    // Its last durable commit (nothing runs now): a follower that shows it has everything; the closing
+    // checkpoint's generation holds the same commits.
+    const position = db.replicator.position;
     try {
       await db.close();
-      position = db.replicator.position; // everything it committed is in the store by now
     } finally {
       await this.#stopRenewing();
       await this.#lease.release({ successor, position }).catch((error) =>
@@ -464,7 +467,8 @@ export class ClusterNode {
         if (this.#role === "leader") {
           const reason = this.#notLeading();
           if (reason) await this.#stepDown(reason);
-        } else {
+        } else if (!this.#handoff) {
+          // (Not while handing off: the lease is still ours until the close has shipped everything.)
           await this.#candidateStep();
         }
         this.#lastError = null;
@@ -501,13 +505,16 @@ export class ClusterNode {
       return;
     }
     this.#leader = null;
-    if (!ours && performance.now() < this.#claimAfter && seen.record) return; // we just stepped down: others first
+    // We just stepped down: others first. In a group the record stays ours while the group's other
+    // databases lead, so this database waits out its own pause too.
+    if ((!ours || this.#options.lease) && performance.now() < this.#claimAfter && seen.record) return;
     // A lease handed to whoever comes (a handoff without --to) goes to the most caught-up follower:
     // one whose replica shows the old leader's last commit claims at once; one behind first waits
     // (at most HANDOFF_GRACE_MS) to show it, so that a follower that already does gets there first.
     const handedOver = seen.record?.released && !seen.record.successor ? seen.record.position : undefined;
-    if (handedOver && this.#follower &&
-      !await this.#caughtUp(this.#follower, handedOver, Math.min(HANDOFF_GRACE_MS, this.#ttlMs / 2))) {
+    const grace = Math.min(HANDOFF_GRACE_MS, this.#ttlMs / 2);
+    if (handedOver && !this.#follower) await new Promise((resolve) => setTimeout(resolve, grace)); // no replica: last
+    else if (handedOver && this.#follower && !await this.#caughtUp(this.#follower, handedOver, grace)) {
       this.#options.log(`${this.#options.dbKey}: the lease was handed over at ${handedOver}; this replica is behind ` +
         "it, so it claims only after the others had their chance");
     }

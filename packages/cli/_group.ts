@@ -41,10 +41,17 @@ export class SharedLease {
   #renewing: Promise<void> | undefined;
   #renewedAt = -Infinity;
 
-  constructor(lease: Lease, options: { freshMs: number; ttlMs: number }) {
+  readonly #minEpoch: (() => Promise<number>) | undefined;
+
+  /**
+   * `minEpoch`: the lowest epoch a claim may take (the databases' histories may carry higher ones,
+   * from leases of their own, and the group's must go on above them).
+   */
+  constructor(lease: Lease, options: { freshMs: number; ttlMs: number; minEpoch?: () => Promise<number> }) {
     this.#lease = lease;
     this.#freshMs = options.freshMs;
     this.#renewEveryMs = options.ttlMs / 3;
+    this.#minEpoch = options.minEpoch;
   }
 
   share(): LeaseLike {
@@ -93,7 +100,8 @@ export class SharedLease {
 
   #acquire(options?: { signal?: AbortSignal }): Promise<boolean> {
     if (this.#lease.epoch !== undefined && this.#lease.valid) return Promise.resolve(true);
-    this.#acquiring ??= this.#lease.tryAcquire(options).then((won) => {
+    this.#acquiring ??= (async () => this.#lease.tryAcquire({ ...options, minEpoch: await this.#minEpoch?.() }))()
+      .then((won) => {
       if (won) this.#renewedAt = performance.now();
       this.#observed = undefined;
       return won;
@@ -121,8 +129,11 @@ export class GroupChanges {
   readonly #store: BlockStore;
   readonly #key: string;
   readonly #counters = new Map<string, number>();
+  /** This process as the object's writer: counters start again with each leader, and a new writer means "all". */
+  readonly #writer = crypto.randomUUID();
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #writing: Promise<void> = Promise.resolve();
+  #writing: Promise<void> | undefined;
+  #dirty = false;
   #watching: ReturnType<typeof setInterval> | undefined;
 
   constructor(store: BlockStore, group: string) {
@@ -133,13 +144,24 @@ export class GroupChanges {
   /** Leader: `dbKey` shipped a frame or a generation. */
   changed(dbKey: string): void {
     this.#counters.set(dbKey, (this.#counters.get(dbKey) ?? 0) + 1);
+    this.#dirty = true;
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
-      const body = new TextEncoder().encode(JSON.stringify({ format: "haduck-group-changes", version: 1,
-        at: Date.now(), nonce: crypto.randomUUID(), databases: Object.fromEntries(this.#counters) }));
-      // A hint only (a follower also polls on its own): a lost write costs a little lag, nothing else.
-      this.#writing = this.#writing.then(() => this.#store.put(this.#key, body).then(() => {}, () => {}));
+      this.#write();
     }, CHANGES_COALESCE_MS);
+  }
+
+  /** One write at a time; changes made meanwhile go in the next (a slow store never queues more). */
+  #write(): void {
+    if (this.#writing || !this.#dirty) return;
+    this.#dirty = false;
+    const body = new TextEncoder().encode(JSON.stringify({ format: "haduck-group-changes", version: 1,
+      at: Date.now(), writer: this.#writer, databases: Object.fromEntries(this.#counters) }));
+    // A hint only (a follower also polls on its own): a lost write costs a little lag, nothing else.
+    this.#writing = this.#store.put(this.#key, body).then(() => {}, () => {}).finally(() => {
+      this.#writing = undefined;
+      this.#write();
+    });
   }
 
   /**
@@ -149,6 +171,7 @@ export class GroupChanges {
   watch(pollMs: number, onChange: (databases: string[] | "all") => void, looking: () => boolean = () => true): void {
     let etag: string | undefined;
     let seen: Record<string, number> | undefined;
+    let writer: unknown;
     let busy = false;
     this.#watching = setInterval(async () => {
       if (busy || !looking()) return;
@@ -159,8 +182,11 @@ export class GroupChanges {
         const body = JSON.parse(new TextDecoder().decode(await this.#store.get(this.#key)));
         etag = info.etag;
         const databases: Record<string, number> = typeof body?.databases === "object" && body.databases ? body.databases : {};
-        const moved = seen === undefined ? "all" : Object.keys(databases).filter((key) => databases[key] !== seen![key]);
+        // Another writer (a new leader) counts from 1 again: everything may have moved.
+        const moved = seen === undefined || body?.writer !== writer ? "all"
+          : Object.keys(databases).filter((key) => databases[key] !== seen![key]);
         seen = databases;
+        writer = body?.writer;
         if (moved === "all" || moved.length > 0) onChange(moved);
       } catch (error) {
         if (!(error instanceof BlockNotFoundError || error instanceof SyntaxError)) etag = undefined;
@@ -174,6 +200,8 @@ export class GroupChanges {
   async close(): Promise<void> {
     clearInterval(this.#watching);
     clearTimeout(this.#timer);
-    await this.#writing;
+    this.#timer = undefined;
+    this.#write(); // a change still waiting for its timer
+    while (this.#writing) await this.#writing;
   }
 }

@@ -34,7 +34,7 @@ const PROGRESS_BLOCKS_MIN = 64;
 import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
 import { ClusterNode } from "./_cluster_node.ts";
 import { GroupChanges, SharedLease } from "./_group.ts";
-import { leaseKey } from "@haduck/duckblock";
+import { decodeFrame, leaseKey, listFrames } from "@haduck/duckblock";
 import { Lease } from "@haduck/lease";
 
 /** Exit codes, documented in `haduck --help`. */
@@ -185,7 +185,8 @@ async function commandServe(args: string[]): Promise<number> {
   // lease per database (each its own role, replica and leader), or one for a --group of them.
   const attached = new Map<string, AttachedDatabase>();
   const holder = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
-  const group = values.group === undefined ? undefined : groupOf(values.group, store, ttlMs, holder);
+  const group = values.group === undefined ? undefined
+    : groupOf(values.group, store, ttlMs, holder, databases.map((database) => database.dbKey));
   const nodes: ClusterNode[] = databases.map(({ dbPath, dbKey }) => new ClusterNode({
     dbPath, store, dbKey, ttlMs, token: settings.token, ca, holder,
     ...(group ? { lease: group.lease, followerPollMs: GROUP_REPLICA_POLL_MS } : {}),
@@ -230,7 +231,7 @@ async function commandServe(args: string[]): Promise<number> {
 const GROUP_REPLICA_POLL_MS = 30_000;
 
 /** `--group NAME`: one lease (`NAME/lease.json`) and one change object for every database served. */
-function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string) {
+function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string, dbKeys: string[]) {
   try {
     assertValidDbKey(name);
   } catch (error) {
@@ -241,10 +242,39 @@ function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string)
     changes: new GroupChanges(store, name),
     lease: ({ address, marginMs }: { address: string; marginMs: number }) => {
       shared ??= new SharedLease(new Lease(store, leaseKey(name), { holder, address, ttlMs, marginMs }),
-        { freshMs: Math.max(25, Math.min(125, Math.floor(ttlMs / 40))), ttlMs });
+        { freshMs: Math.max(25, Math.min(125, Math.floor(ttlMs / 40))), ttlMs,
+          minEpoch: async () => 1 + Math.max(0, ...await Promise.all(dbKeys.map((dbKey) => highestEpoch(store, dbKey)))) });
       return shared.share();
     },
   };
+}
+
+/**
+ * The highest lease epoch `dbKey`'s history carries (its own lease record, its newest manifest, and
+ * the last frame of that generation): a group's claim goes on above it, so that its fence and
+ * frames are never taken for a deposed writer's.
+ */
+async function highestEpoch(store: BlockStore, dbKey: string): Promise<number> {
+  let highest = 0;
+  try {
+    const record = JSON.parse(new TextDecoder().decode(await store.get(leaseKey(dbKey))));
+    if (typeof record?.epoch === "number") highest = record.epoch;
+  } catch {
+    // no lease of its own
+  }
+  const latest = await latestManifest(store, dbKey);
+  if (!latest) return highest;
+  highest = Math.max(highest, latest.manifest.writerEpoch ?? 0);
+  const frames = await listFrames(store, dbKey, latest.manifest.generation);
+  const last = frames.at(-1);
+  if (last) {
+    try {
+      highest = Math.max(highest, decodeFrame(await store.get(last.key), last.key).epoch ?? 0);
+    } catch (error) {
+      if (!(error instanceof ReplicationError)) throw error; // a damaged frame is no writer's epoch
+    }
+  }
+  return highest;
 }
 
 /**

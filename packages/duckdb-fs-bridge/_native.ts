@@ -111,7 +111,8 @@ export class Native implements Consumer {
   drain(max = 1024): RingEvent[] {
     this.#pull();
     const mine = ROUTER.consumers.get(this);
-    if (!mine) return this.#pop(max); // not attached: the ring's own events, as a single consumer
+    // Not attached: the ring's own events only while nobody is (others' events are theirs).
+    if (!mine) return ROUTER.consumers.size === 0 ? this.#pop(max) : [];
     return mine.events.splice(0, max);
   }
 
@@ -156,7 +157,7 @@ export class Native implements Consumer {
   /** Reads and clears the sticky overflow flag (this consumer's copy of it). */
   takeOverflow(): boolean {
     const mine = ROUTER.consumers.get(this);
-    if (!mine) return Atomics.exchange(this.#u32, L.HADUCK_RING_OFFSET_OVERFLOW / 4, 0) !== 0;
+    if (!mine) return ROUTER.consumers.size === 0 && Atomics.exchange(this.#u32, L.HADUCK_RING_OFFSET_OVERFLOW / 4, 0) !== 0;
     this.#pull();
     const overflow = mine.overflow;
     mine.overflow = false;
