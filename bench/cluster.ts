@@ -18,13 +18,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { AwsClient } from "aws4fetch";
 import { follow, restore } from "@haduck/duckdb-fs-bridge";
 import { S3BlockStore } from "@haduck/s3-block-store";
 import { type ClusterNodeProcess, sql, startNode, status, waitForLeader, WriteLoad } from "../tests/harness/cluster.ts";
 import { type FaultProxy, startFaultProxy } from "../tests/harness/fault_proxy.ts";
 import { startRadosgw } from "../tests/harness/radosgw.ts";
-import { writeResult } from "./_report.ts";
+import { createBucket, percentile as quantile, writeResult } from "./_report.ts";
 
 const TRIALS = Number(process.argv[2] ?? 20);
 const TTL_MS = Number(process.argv[3] ?? 5000);
@@ -32,15 +31,9 @@ const TTL_MS = Number(process.argv[3] ?? 5000);
 const FAULTS = Number(process.argv[4] ?? 0);
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-cluster-"));
 const s3 = await startRadosgw();
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]) : NaN;
-};
+const percentile = (values: number[], p: number) => Math.round(quantile(values, p));
 
-const bucket = `cluster-bench-${crypto.randomUUID().slice(0, 8)}`;
-const client = new AwsClient({ accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey, service: "s3",
-  region: "us-east-1", retries: 0 });
-if ((await client.fetch(`${s3.endpoint}/${bucket}`, { method: "PUT" })).status !== 200) throw new Error("no bucket");
+const bucket = await createBucket(s3, "cluster-bench");
 const env = { HADUCK_S3_ACCESS_KEY: s3.accessKey, HADUCK_S3_SECRET_KEY: s3.secretKey };
 const dbKey = "bench.duckdb";
 const proxies = new Map<string, FaultProxy>();

@@ -11,12 +11,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AwsClient } from "aws4fetch";
 import { type ClusterNodeProcess, startNode, status } from "../tests/harness/cluster.ts";
 import { type FaultProxy, startFaultProxy } from "../tests/harness/fault_proxy.ts";
 import { startRadosgw } from "../tests/harness/radosgw.ts";
 import { treeMemoryMiB } from "../tests/harness/tree_memory.ts";
-import { writeResult } from "./_report.ts";
+import { createBucket, writeResult } from "./_report.ts";
 
 const COUNTS = (process.argv[2] ?? "1,10,100").split(",").map(Number);
 const MODES = (process.argv[3] ?? "own,group").split(",") as ("own" | "group")[];
@@ -26,14 +25,6 @@ const IDLE_SECONDS = 32;
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-many-"));
 const s3 = await startRadosgw();
 const env = { HADUCK_S3_ACCESS_KEY: s3.accessKey, HADUCK_S3_SECRET_KEY: s3.secretKey };
-
-async function bucket(): Promise<string> {
-  const name = `many-${crypto.randomUUID().slice(0, 8)}`;
-  const client = new AwsClient({ accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey, service: "s3",
-    region: "us-east-1", retries: 0 });
-  if ((await client.fetch(`${s3.endpoint}/${name}`, { method: "PUT" })).status !== 200) throw new Error("no bucket");
-  return name;
-}
 
 /** Waits until `node` says `role` for `count` databases; returns how long that took. */
 async function allAre(node: ClusterNodeProcess, role: string, count: number, timeoutMs: number): Promise<number> {
@@ -49,7 +40,7 @@ async function allAre(node: ClusterNodeProcess, role: string, count: number, tim
 }
 
 async function measure(count: number, mode: "own" | "group") {
-  const name = await bucket();
+  const name = await createBucket(s3, "many");
   const databases = Array.from({ length: count }, (_, i) => `d${i}.db=d${i}.duckdb`);
   const proxies: FaultProxy[] = [];
   const nodes: ClusterNodeProcess[] = [];

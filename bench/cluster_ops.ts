@@ -12,24 +12,17 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AwsClient } from "aws4fetch";
 import { type ClusterNodeProcess, sql, startNode, waitForLeader, WriteLoad } from "../tests/harness/cluster.ts";
 import { startRadosgw } from "../tests/harness/radosgw.ts";
-import { writeResult } from "./_report.ts";
+import { createBucket, percentile as quantile, writeResult } from "./_report.ts";
 
 const HANDOFFS = Number(process.argv[2] ?? 20);
 const READS = Number(process.argv[3] ?? 1000);
 const TTL_MS = Number(process.argv[4] ?? 5000);
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-cluster-ops-"));
 const s3 = await startRadosgw();
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]) : NaN;
-};
-const bucket = `cluster-ops-${crypto.randomUUID().slice(0, 8)}`;
-const client = new AwsClient({ accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey, service: "s3",
-  region: "us-east-1", retries: 0 });
-if ((await client.fetch(`${s3.endpoint}/${bucket}`, { method: "PUT" })).status !== 200) throw new Error("no bucket");
+const percentile = (values: number[], p: number) => Math.round(quantile(values, p));
+const bucket = await createBucket(s3, "cluster-ops");
 const env = { HADUCK_S3_ACCESS_KEY: s3.accessKey, HADUCK_S3_SECRET_KEY: s3.secretKey };
 const running = new Map<string, ClusterNodeProcess>();
 const launch = async (name: string) => {

@@ -20,31 +20,21 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { AwsClient } from "aws4fetch";
 import { attach, type FrameShipped } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, type PutOptions, S3BlockStore } from "@haduck/s3-block-store";
 import { startRadosgw } from "../tests/harness/radosgw.ts";
-import { writeResult } from "./_report.ts";
+import { createBucket, percentile, writeResult } from "./_report.ts";
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const WAL_FLUSH_MS = 250;
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-wal-"));
 const cluster = await startRadosgw();
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
-};
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
 async function bucket(label: string): Promise<S3BlockStore> {
-  const name = `${label}-${crypto.randomUUID().slice(0, 8)}`;
-  const client = new AwsClient({ accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey, service: "s3",
-    region: "us-east-1", retries: 0 });
-  const response = await client.fetch(`${cluster.endpoint}/${name}`, { method: "PUT" });
-  if (response.status !== 200) throw new Error(`Cannot create bucket ${name}: ${response.status}`);
   return new S3BlockStore({ endpoint: cluster.endpoint, accessKey: cluster.accessKey, secretKey: cluster.secretKey,
-    bucket: name });
+    bucket: await createBucket(cluster, label) });
 }
 
 /** `store` with its PUTs going through `put` (everything else as it is). */

@@ -123,7 +123,6 @@ export class WalShipper {
   readonly #options: WalShipperOptions;
   /** The published generation frames chain to, and where its chain stands in the store (durable). */
   #iteration: number | undefined;
-  #previous: Uint8Array = new Uint8Array(32);
   #frame = 0;
   #shipped = 0;
   /** Where the chain stands counting the frames built and in flight. */
@@ -258,7 +257,6 @@ export class WalShipper {
     this.#epoch++;
     this.#iteration = generation;
     this.#frame = frame;
-    this.#previous = sha256;
     this.#shipped = walEnd;
     this.#tip = { frame, sha256, walEnd };
     this.#outgoing = [];
@@ -617,7 +615,6 @@ export class WalShipper {
       const frame = this.#outgoing.shift()!;
       this.#outgoingBytes -= frame.bytes.byteLength;
       this.#frame = frame.number;
-      this.#previous = frame.sha256;
       this.#status.framesShipped++;
       if (frame.commits.length === 0) continue;
       this.#shipped = frame.walEnd;
