@@ -22,7 +22,8 @@ Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--e
   --db-key KEY names the database in the store (default: the file name). Flags win over variables.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store unreachable or access denied,
-  5 integrity failure, 6 conflict (target exists, diverged).
+  5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
+  memory or disk: give it more with HADUCK_CHECK_MEMORY_MB; nothing is wrong with the store).
 
 Examples:
   haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 42 AS x"

@@ -13,6 +13,7 @@ import {
   attach,
   type AttachedDatabase,
   type WriterFence,
+  checkMemoryMaxMb,
   defaultDbKey,
   gc,
   extensionPath,
@@ -38,7 +39,7 @@ import { decodeFrame, leaseKey, listFrames } from "@haduck/duckblock";
 import { Lease } from "@haduck/lease";
 
 /** Exit codes, documented in `haduck --help`. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6, unchecked: 7 } as const;
 
 class UsageError extends Error {}
 
@@ -52,6 +53,15 @@ function parse<const T extends Record<string, OptionSpec>>(args: string[], optio
     return parseArgs({ args, options: all, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; see --help`);
+  }
+}
+
+/** The open check's memory ceiling (`HADUCK_CHECK_MEMORY_MB`), checked before anything is downloaded. */
+function checkMemory(): number {
+  try {
+    return checkMemoryMaxMb(process.env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
 }
 
@@ -384,15 +394,18 @@ async function commandRestore(args: string[]): Promise<number> {
   }
   const started = performance.now();
   const bar = progress("restore");
+  const checkMemoryMaxMb = checkMemory();
   const result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
-    force: values.force, onProgress: bar.update });
+    force: values.force, onProgress: bar.update, checkMemoryMaxMb });
   bar.finish();
   const seconds = (performance.now() - started) / 1000;
   const frames = result.commits > 0
     ? ` + ${result.commits} commits from ${result.frames} WAL frames (last commit ${result.lastCommit})`
     : "";
   console.log(`restored generation ${result.generation}${frames} of ${dbKey} to ${result.path}: ${result.blocks} ` +
-    `blocks, ${mib(result.bytes)} in ${seconds.toFixed(2)} s`);
+    `blocks, ${mib(result.bytes)} in ${seconds.toFixed(2)} s` + (result.openCheck
+      ? ` (opened in DuckDB: memory limit ${result.openCheck.memoryLimitMb} MiB, peak ${result.openCheck.peakRssMb} MiB)`
+      : ""));
   if (result.warning) console.error(`haduck: warning: ${result.warning}`);
   return EXIT.ok;
 }
@@ -419,7 +432,8 @@ async function commandVerify(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.verify), EXIT.ok);
   if (values.drill && values["no-drill"]) throw new UsageError("--drill and --no-drill contradict each other: give one");
   const { store, dbKey } = needStore(values);
-  const report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest" });
+  const report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest",
+    checkMemoryMaxMb: checkMemory() });
   const { drilled } = report;
   const parts = [
     drilled.generations > 0 ? `${drilled.generations} generations` : "",
@@ -512,6 +526,7 @@ export function exitCodeOf(error: unknown): number {
   }
   if (error instanceof ReplicationError) {
     if (error.code === "INTEGRITY") return EXIT.integrity;
+    if (error.code === "CHECK_UNAVAILABLE") return EXIT.unchecked;
     if (["TARGET_EXISTS", "DIVERGED", "FOREIGN_DATABASE", "NO_LOCAL_FILE"].includes(error.code)) return EXIT.conflict;
     if (error.code === "UNSAFE_STORE") return EXIT.config;
     if (error.code === "BAD_TARGET" || error.code === "BAD_ARGUMENT") return EXIT.usage;

@@ -14,7 +14,9 @@ export type ReplicationErrorCode =
   | "UNSAFE_STORE"
   | "BUSY"
   | "BAD_TARGET"
-  | "BAD_ARGUMENT";
+  | "BAD_ARGUMENT"
+  /** The open check could not run here (memory, temp space, a full disk, a killed child): not the store's fault. */
+  | "CHECK_UNAVAILABLE";
 
 export class ReplicationError extends Error {
   readonly code: ReplicationErrorCode;

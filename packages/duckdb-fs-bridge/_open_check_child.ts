@@ -7,64 +7,109 @@
  *
  * Memory is bounded: DuckDB's default limit is 80% of RAM, and a check that reads every row cached
  * the whole file in it (issue 23: 1084 MiB for a 987 MiB file). Columns are read one at a time, so
- * what a scan pins does not grow with a table's width; a step that runs out of memory all the same
- * (a WAL replay that builds a large index, a very wide struct) is tried again with four times the
- * limit, up to `MEMORY_LIMITS_MB`'s last, before it counts as a refusal.
+ * what a scan pins does not grow with a table's width. A step that runs out of resources all the
+ * same (a WAL replay of hundreds of commits, a large index, a very wide struct) is tried again with
+ * four times the memory limit, up to the ceiling argv gives (`--memory-max-mb`). A resource failure
+ * is never a refusal: when the ceiling is reached, or the disk is full, the child prints
+ * `{"unavailable": why}` and exits `CHECK_EXIT_UNAVAILABLE`, and the parent says the check could not run.
  */
 import { DuckDBInstance } from "@duckdb/node-api";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { CHECK_EXIT_UNAVAILABLE, isResourceFailure } from "./_resource_failure.ts";
 
 const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 const path = args[0];
-/** The memory limits a step is tried with, in order, while DuckDB says it is out of memory. */
-const MEMORY_LIMITS_MB = [16, 64, 256, 1024];
+const replay = args.includes("--replay");
+const memoryMaxMb = Number(args[args.indexOf("--memory-max-mb") + 1]) || 1024;
+/** The memory limits a step is tried with, in order, while DuckDB says it ran out: 16 MiB, x4, ..., the ceiling. */
+const MEMORY_LIMITS_MB: number[] = [];
+for (let mb = 16; mb < memoryMaxMb; mb *= 4) MEMORY_LIMITS_MB.push(mb);
+MEMORY_LIMITS_MB.push(memoryMaxMb);
 const TEMP_DIRECTORY = `${path}.haduck-tmp`;
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+class Unavailable extends Error {}
 
 const instance = await DuckDBInstance.create(":memory:", { memory_limit: `${MEMORY_LIMITS_MB[0]}MB`, threads: "1",
   temp_directory: TEMP_DIRECTORY });
 const connection = await instance.connect();
 let limit = 0;
 
-/** Runs `sql`; on DuckDB's out-of-memory error raises the limit (up to the last) and runs it again. */
-async function run(sql: string): Promise<unknown[][]> {
+/**
+ * Runs `step`; when DuckDB runs out of memory or temp space, undoes what it attached
+ * (`cleanUp`), raises the limit and runs it again. At the ceiling, or on a full disk: Unavailable.
+ */
+async function withLimits<T>(step: () => Promise<T>, cleanUp = async () => {}): Promise<T> {
   for (;;) {
     try {
-      return (await connection.runAndReadAll(sql)).getRowsJS();
+      return await step();
     } catch (error) {
-      if (limit === MEMORY_LIMITS_MB.length - 1 || !/Out of Memory/i.test((error as Error).message)) throw error;
+      const resource = isResourceFailure((error as Error).message);
+      if (!resource) throw error;
+      await cleanUp().catch(() => {});
+      if (resource === "disk" || limit === MEMORY_LIMITS_MB.length - 1) {
+        throw new Unavailable(`${firstLine(error)} (memory limit ${MEMORY_LIMITS_MB[limit]} MiB` +
+          `${resource === "disk" ? "; the disk is full" : ", the ceiling"})`);
+      }
       await connection.run(`SET memory_limit = '${MEMORY_LIMITS_MB[++limit]}MB'`);
     }
   }
 }
 
+/**
+ * This process's peak resident memory, MiB: Linux's VmHWM, which starts again at exec (getrusage's
+ * maxRSS keeps the forking parent's peak across exec, so it would report the restoring process's).
+ */
+function peakRssMb(): number {
+  try {
+    const kib = /VmHWM:\s*(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+    if (kib) return Math.round(Number(kib[1]) / 1024);
+  } catch {
+    // not Linux: the portable figure below
+  }
+  return Math.round(process.resourceUsage().maxRSS / 1024);
+}
+
+const rows = async (sql: string) => (await connection.runAndReadAll(sql)).getRowsJS();
+const run = (sql: string) => withLimits(() => rows(sql));
+const firstLine = (error: unknown) => (error as Error).message.split("\n")[0];
+
 try {
   // ATTACHed from an in-memory database, never opened as the main one: DuckDB 1.4.4 replays some WAL
   // entries (ALTER ... TYPE USING, ADD COLUMN with a DEFAULT, struct field changes) only through
   // ATTACH; as the main database it fails with "GetDefaultDatabase with no default database set".
-  if (args[1] === "--replay") {
-    // Attaching for writing replays `<path>.wal`; the checkpoint folds it into the file and removes it.
-    await run(`ATTACH ${literal(path)} AS restored`);
-    await run("CHECKPOINT restored");
-    await run("DETACH restored");
+  if (replay) {
+    // Attaching for writing replays `<path>.wal`; the checkpoint folds it into the file and removes
+    // it. A replay that ran out of memory committed nothing: detach and replay again with more.
+    await withLimits(async () => {
+      await rows(`ATTACH ${literal(path)} AS restored`);
+      await rows("CHECKPOINT restored");
+      await rows("DETACH restored");
+    }, async () => void await rows("DETACH DATABASE IF EXISTS restored"));
   }
   await run(`ATTACH ${literal(path)} AS restored (READ_ONLY)`);
   const tables = await run("SELECT schema_name, table_name FROM duckdb_tables() " +
     "WHERE database_name = 'restored' AND NOT internal AND NOT temporary") as [string, string][];
-  let rows = 0;
+  let rowCount = 0;
   for (const [schema, table] of tables) {
     const name = `restored.${quote(schema)}.${quote(table)}`;
     const columns = (await run(`SELECT column_name FROM duckdb_columns() WHERE database_name = 'restored' ` +
       `AND schema_name = ${literal(schema)} AND table_name = ${literal(table)}`)).map((row) => String(row[0]));
     const [[count]] = await run(`SELECT count(*)::BIGINT FROM ${name}`);
     for (const column of columns) await run(`SELECT sum(hash(${quote(column)})) FROM ${name}`);
-    rows += Number(count);
+    rowCount += Number(count);
   }
-  console.log(JSON.stringify({ tables: tables.length, rows }));
+  console.log(JSON.stringify({ tables: tables.length, rows: rowCount, memoryLimitMb: MEMORY_LIMITS_MB[limit],
+    peakRssMb: peakRssMb() }));
 } catch (error) {
-  console.log((error as Error).message.split("\n")[0]);
-  process.exitCode = 1;
+  if (error instanceof Unavailable) {
+    console.log(JSON.stringify({ unavailable: error.message }));
+    process.exitCode = CHECK_EXIT_UNAVAILABLE;
+  } else {
+    console.log(firstLine(error));
+    process.exitCode = 1;
+  }
 } finally {
   connection.closeSync();
   instance.closeSync();

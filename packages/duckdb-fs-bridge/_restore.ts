@@ -21,7 +21,7 @@ import { applyFrames, type FrameWalk } from "@haduck/duckblock";
 import { blockOffset, HEADER_REGION_BYTES } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "./_identity.ts";
-import { checkOpensInDuckDB } from "./_open_check.ts";
+import { checkOpensInDuckDB, type OpenCheckResult } from "./_open_check.ts";
 import { RuntimeCopies } from "@haduck/duckblock";
 import { COMPRESSION_NONE, type Manifest, type ManifestBlock, manifestKey } from "@haduck/duckblock";
 
@@ -52,6 +52,8 @@ export interface RestoreOptions {
    * into place. Default true; a file DuckDB refuses or dies on is never put at the target.
    */
   openCheck?: boolean;
+  /** The ceiling of the open check's DuckDB memory, MiB (see `OpenCheckOptions.memoryMaxMb`). */
+  checkMemoryMaxMb?: number;
   /**
    * Start from a copy of this file (a follower's base of an earlier generation) and fetch only the
    * blocks for which `unchanged` says no: the rest are already there, byte for byte.
@@ -75,6 +77,8 @@ export interface RestoreResult {
   lastCommit: string | null;
   /** Set when frames stopped before the last one listed (a missing frame): what was not applied. */
   warning: string | null;
+  /** The open check's memory: the limit DuckDB needed in the end and the child's peak, MiB (null: not checked). */
+  openCheck: { memoryLimitMb: number; peakRssMb: number } | null;
 }
 
 async function fsyncPath(path: string, flags = constants.O_RDONLY): Promise<void> {
@@ -176,6 +180,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const handle = await fs.open(temp, options.seed ? "r+" : "wx");
   let written = 0;
   let walk: FrameWalk | undefined;
+  let checked: OpenCheckResult | undefined;
   try {
     const { segment: headerSegment, header: headerEntry } = headerOf(manifest);
     const header = decodeBlock(await store.get(headerSegment.key, { range: { offsetBytes: headerEntry[2],
@@ -239,7 +244,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       `from ${walk.frames} WAL frames` : "");
     if (options.openCheck !== false || walk?.commits) {
       responseCopies.collect(); // the response bodies are garbage now; the child's memory comes on top of ours
-      await checkOpensInDuckDB(temp, what, { replay: (walk?.commits ?? 0) > 0 });
+      checked = await checkOpensInDuckDB(temp, what, { replay: (walk?.commits ?? 0) > 0,
+        memoryMaxMb: options.checkMemoryMaxMb });
     }
     await fs.rm(`${temp}.wal`, { force: true });
     // The identity first: a crash between the two leaves an identity without a file, which attach
@@ -259,7 +265,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   return { generation: manifest.generation, blocks: total, bytes: written + HEADER_REGION_BYTES, path: to,
     frames: walk?.frames ?? 0, commits: walk?.commits ?? 0, walBytes: walk?.walBytes ?? 0,
     lastCommit: walk?.lastCommitUnixMs === undefined ? null : new Date(walk.lastCommitUnixMs).toISOString(),
-    warning: walk?.gap ?? null };
+    warning: walk?.gap ?? null,
+    openCheck: checked ? { memoryLimitMb: checked.memoryLimitMb, peakRssMb: checked.peakRssMb } : null };
 }
 
 function parseTime(time: string | Date): number {

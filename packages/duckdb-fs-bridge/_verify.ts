@@ -14,7 +14,7 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listGenerations, verifyObjects, type VerifyReport as ObjectsReport } from "@haduck/duckblock";
+import { listGenerations, ReplicationError, verifyObjects, type VerifyReport as ObjectsReport } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
 
 export interface VerifyOptions {
@@ -24,6 +24,8 @@ export interface VerifyOptions {
    * generation and the latest commit, `"none"` nothing (objects and checksums only).
    */
   drill?: "latest" | "all" | "none";
+  /** The ceiling of the drill's open check memory, MiB (see `OpenCheckOptions.memoryMaxMb`). */
+  checkMemoryMaxMb?: number;
 }
 
 export interface VerifyReport extends ObjectsReport {
@@ -56,9 +58,10 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
       for (const generation of await listGenerations(store, dbKey)) {
         const to = join(dir, `drill-${generation}.duckdb`);
         try {
-          await restore({ store, dbKey, to, generation });
+          await restore({ store, dbKey, to, generation, checkMemoryMaxMb: options.checkMemoryMaxMb });
           report.drilled.generations++;
         } catch (error) {
+          if (isCheckUnavailable(error)) throw error; // the machine's condition, not the store's
           report.problems.push(`Generation ${generation} does not restore: ${(error as Error).message}`);
         }
         rmSync(to, { force: true });
@@ -66,7 +69,8 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
       }
     }
     try {
-      const result = await restore({ store, dbKey, to: join(dir, "drill-latest.duckdb") });
+      const result = await restore({ store, dbKey, to: join(dir, "drill-latest.duckdb"),
+        checkMemoryMaxMb: options.checkMemoryMaxMb });
       report.drilled.latestCommit = true;
       report.drilled.latestFrames = result.frames;
       // The frames the restore did not apply, unless the walk of the objects named them already.
@@ -74,10 +78,16 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
         report.skipped.push(`The latest commit: ${result.warning}`);
       }
     } catch (error) {
+      if (isCheckUnavailable(error)) throw error;
       report.problems.push(`The latest commit does not restore: ${(error as Error).message}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   return report;
+}
+
+/** The drill's open check could not run here (memory, disk, a killed child): no verdict on the store. */
+function isCheckUnavailable(error: unknown): boolean {
+  return error instanceof ReplicationError && error.code === "CHECK_UNAVAILABLE";
 }
