@@ -27,7 +27,7 @@ beforeAll(async () => {
   db = await attach({ dbPath: join(dir, "admin.duckdb"), store });
   await db.connection.run("CREATE TABLE t AS SELECT * FROM range(10000) r(i)");
   await db.checkpoint();
-  server = serveAdmin(adminSettings("127.0.0.1:0", { HADUCK_ADMIN_TOKEN: TOKEN }), [adminDatabase(db, store)]);
+  server = serveAdmin(adminSettings("127.0.0.1:0", { HADUCK_ADMIN_TOKEN: TOKEN }), [adminDatabase(db, store, undefined)]);
 });
 
 afterAll(async () => {

@@ -78,6 +78,11 @@ function parseSqlRequest(text: string, positionHeader: string | undefined): SqlR
 /** Error codes of the store and of replication, as HTTP statuses. Anything else is a 500. */
 const STATUS_OF_CODE: Record<string, number> = {
   SQL_ERROR: 400,
+  FORBIDDEN: 403,
+  RESULT_TOO_LARGE: 413,
+  STATEMENT_TIMEOUT: 504,
+  OVERLOADED: 503,
+  CLIENT_GONE: 400,
   NOT_DURABLE: 503,
   NO_LEADER: 503,
   READ_ONLY: 403,
@@ -149,7 +154,7 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     const access = await accessOf(c.req.header("authorization"), options.token, options.readToken);
     const request = { ...parseSqlRequest(await c.req.text(), c.req.header("x-haduck-position")),
       forwarded: c.req.header("x-haduck-forwarded") === "1",
-      readOnly: access === "read", authorization: c.req.header("authorization") };
+      readOnly: access === "read", authorization: c.req.header("authorization"), signal: c.req.raw.signal };
     const database = find(request.db);
     if (!database.sql) throw new HTTPException(501, { message: `${database.dbKey} does not serve SQL here` });
     const answer = await database.sql(request);
@@ -211,7 +216,9 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     const raw = (error as unknown as { code?: unknown }).code;
     const code = typeof raw === "string" ? raw : "INTERNAL";
     const status = (STATUS_OF_CODE[code] ?? 500) as 500;
-    return c.json(sqlRoute ? { error: error.message, code } : { error: code, message: error.message }, status);
+    // A node at its bound of statements says when to come back.
+    const headers: Record<string, string> = code === "OVERLOADED" ? { "retry-after": "1" } : {};
+    return c.json(sqlRoute ? { error: error.message, code } : { error: code, message: error.message }, status, headers);
   });
   return app;
 }

@@ -25,6 +25,8 @@ export interface SqlRequest {
   params: unknown[];
   /** A write answers only once its commit is durable in the store (default true). */
   durable: boolean;
+  /** Aborted when the client goes away: its statement is interrupted. */
+  signal?: AbortSignal;
 }
 
 /** What a statement returned, values already JSON-safe (integers beyond 2^53 as strings). */

@@ -4,19 +4,11 @@
  * or a port; 127.0.0.1 unless a host is given), takes the token from `HADUCK_ADMIN_TOKEN` or makes
  * one and prints it once.
  */
-import {
-  type AdminDatabase,
-  createAdminApp,
-  generateToken,
-  NotDurableError,
-  ReadOnlyError,
-  type SqlAnswer,
-  SqlError,
-  type SqlRequest,
-} from "@haduck/admin";
+import { type AdminDatabase, createAdminApp, generateToken } from "@haduck/admin";
 import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
-import { type DuckDBConnection, type DuckDBResultReader, type DuckDBValue, StatementType } from "@duckdb/node-api";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { runSql, type SqlLimits } from "./_sql_run.ts";
 import { readFileSync } from "node:fs";
 
 export interface AdminServer {
@@ -36,7 +28,8 @@ export function parseListen(value: string): { hostname: string; port: number } {
 }
 
 /** Adapts an attached database for the admin app; checkpoints go through a connection of their own. */
-export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefined): AdminDatabase {
+export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefined, limits: SqlLimits | undefined):
+  AdminDatabase {
   let connection: Promise<DuckDBConnection> | undefined;
   return {
     dbKey: db.dbKey,
@@ -50,132 +43,8 @@ export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefine
       await checkpointWhenQuiet(await connection, db.alias);
       await db.replicator.flush();
     },
-    sql: (request) => runSql(db, store, request),
+    sql: limits && ((request) => runSql(db, store, request, limits)),
   };
-}
-
-/** Statement types a request may not run: they outlive it, or change the whole instance under replication. */
-const REFUSED: Partial<Record<StatementType, string>> = {
-  [StatementType.TRANSACTION]: "each request is its own transaction: send one statement that does the whole change",
-  [StatementType.ATTACH]: "the served database is attached already; other databases are not replicated",
-  [StatementType.DETACH]: "the served database stays attached while it is served",
-  [StatementType.LOAD]: "extensions are not loaded over HTTP",
-  [StatementType.EXTENSION]: "extensions are not installed over HTTP",
-  [StatementType.VARIABLE_SET]: "settings would change every connection of the serving process",
-  [StatementType.SET]: "settings would change every connection of the serving process",
-};
-
-/** DuckDB errors that say the server, not the statement, is at fault: 500 or 503, never 400. */
-const SERVER_SIDE = /^(FATAL|INTERNAL|Out of Memory|IO) Error/i;
-const CONFLICT = /^TransactionContext Error/i;
-
-/** A DuckDB failure as the status it deserves: the statement's fault 400, a conflict 409, the server's 500. */
-export function statementError(error: unknown): Error {
-  const message = (error as Error).message;
-  if (SERVER_SIDE.test(message)) return Object.assign(new Error(message), { code: "INTERNAL" });
-  if (CONFLICT.test(message)) return Object.assign(new Error(`${message}; retry`), { code: "BUSY" });
-  return new SqlError(message);
-}
-
-/** What DuckDB could not prepare (`error`), or a statement that writes and may not here (`write`). */
-export type NotRun = { notRun: "write" } | { notRun: "unprepared"; error: Error };
-
-/**
- * Runs one statement of `POST /sql` on `connection`. A read (DuckDB says SELECT or EXPLAIN) runs in
- * a READ ONLY transaction, so DuckDB itself refuses what writes under a reader's type (`SELECT
- * nextval(...)`, `EXPLAIN ANALYZE INSERT ...`): that one runs again as a write, where `writable`
- * (a follower's replica is not: it answers `notRun` and the caller forwards the statement).
- */
-export async function executeStatement(connection: DuckDBConnection, request: SqlRequest, writable: boolean):
-  Promise<Omit<SqlAnswer, "position"> | NotRun> {
-  let prepared;
-  try {
-    prepared = await connection.prepare(request.sql);
-    if (request.params.length > 0) prepared.bind(request.params as DuckDBValue[]);
-  } catch (error) {
-    return { notRun: "unprepared", error: statementError(error) };
-  }
-  const refused = REFUSED[prepared.statementType];
-  if (refused) throw new SqlError(`This statement is not served over HTTP: ${refused}`);
-  let write = prepared.statementType !== StatementType.SELECT && prepared.statementType !== StatementType.EXPLAIN;
-  let reader;
-  if (!write) {
-    await connection.run("BEGIN TRANSACTION READ ONLY");
-    try {
-      reader = await prepared.runAndReadAll();
-      await connection.run("COMMIT");
-    } catch (error) {
-      await connection.run("ROLLBACK").catch(() => {});
-      if (!/read-only/i.test((error as Error).message)) throw statementError(error);
-      write = true; // it writes after all: run it as what it is
-    }
-  }
-  if (write) {
-    if (!writable) return { notRun: "write" };
-    try {
-      reader = await prepared.runAndReadAll();
-    } catch (error) {
-      throw statementError(error);
-    }
-  }
-  // Converted before any durability wait: nothing may fail between the answer and a commit the client could repeat.
-  return { columns: reader!.columnNames(), rows: jsonRows(reader!), write };
-}
-
-/**
- * One statement on the attached database, on a connection of its own. A write answers once its
- * commit is durable (and, in a cluster, while this node's lease still holds: `stillLeads`); a
- * failure after the commit never invites a blind retry.
- */
-export async function runSql(db: AttachedDatabase, store: BlockStore | undefined, request: SqlRequest,
-  stillLeads: () => string | undefined = () => undefined): Promise<SqlAnswer> {
-  const own = await db.instance.connect();
-  try {
-    await own.run(`USE ${db.alias}`);
-    const ran = await executeStatement(own, request, !request.readOnly);
-    if ("notRun" in ran) throw ran.notRun === "unprepared" ? ran.error : new ReadOnlyError();
-    if (ran.write && request.durable) {
-      let durable = false;
-      let why = store ? db.replicator.status.lastError ?? "frames and the checkpoint failed" : "local-only: no store";
-      try {
-        durable = await db.flush();
-        if (!durable) why = store ? db.replicator.status.lastError ?? why : why;
-      } catch (error) {
-        why = (error as Error).message;
-      }
-      // Durable in the store, but from a node that may no longer lead: its commit may be on a history
-      // another leader fenced, so it is not acknowledged (the new leader has it if it landed first).
-      const deposed = durable ? stillLeads() : undefined;
-      if (deposed) {
-        throw new NotDurableError(`The statement committed here, but this node stopped leading (${deposed}): ` +
-          "whether the new leader has it is unknown; read it back there before you run it again");
-      }
-      if (!durable) {
-        throw new NotDurableError(`The statement committed, but its commit is not durable in the store (${why}): ` +
-          "do not run it again; it reaches the store once the store answers (GET /status), or send \"durable\": false");
-      }
-    }
-    return { ...ran, position: db.replicator.position };
-  } finally {
-    own.closeSync();
-  }
-}
-
-/** Integer types whose values getRowsJson() gives as strings; within 2^53 they answer as numbers. */
-const INTEGER_TYPES = new Set(["BIGINT", "UBIGINT", "HUGEINT", "UHUGEINT", "INTEGER", "UINTEGER", "SMALLINT",
-  "USMALLINT", "TINYINT", "UTINYINT", "VARINT"]);
-
-/**
- * Rows as JSON: DuckDB's own JSON rendering (full precision: DECIMAL, timestamps to the microsecond,
- * infinity, TIME, BIT as text), with top-level integers within 2^53 as numbers and beyond as strings.
- */
-export function jsonRows(reader: DuckDBResultReader): unknown[][] {
-  const integer = reader.columnTypes().map((type) => INTEGER_TYPES.has(type.toString()));
-  return reader.getRowsJson().map((row) => row.map((value, index) => {
-    if (!integer[index] || typeof value !== "string") return value;
-    const number = Number(value);
-    return Number.isSafeInteger(number) ? number : value;
-  }));
 }
 
 /** What `--admin` and `HADUCK_ADMIN_TOKEN` ask for, checked before anything opens a database or a store. */
@@ -252,6 +121,62 @@ export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], 
 }
 
 type Fetch = (request: Request) => Response | Promise<Response>;
+
+/** Seconds a connection may sit idle between requests. */
+const IDLE_SECONDS = 30;
+/** A request body must arrive in full within this; a slow or stalled one is answered 408 and closed. */
+export const BODY_DEADLINE_MS = 5_000;
+/** No route takes a body larger than this (POST /sql's own bound is 1 MiB). */
+const BODY_BYTES_MAX = 2 * 1024 * 1024;
+
+/**
+ * Reads the request's body within `BODY_DEADLINE_MS` (a client that sends headers and part of a
+ * body, then nothing, or trickles it, is answered 408 and its connection closed), then lifts the
+ * connection's idle cutoff (`setTimeout(0)`) and passes the request on with its body whole.
+ */
+async function bodyInTime(request: Request, fetch: Fetch, setTimeout: (seconds: number) => void): Promise<Response> {
+  const refuse = (status: number, message: string) =>
+    new Response(JSON.stringify({ error: message }), { status, headers: { "content-type": "application/json",
+      connection: "close" } });
+  let body: Uint8Array | undefined;
+  if (request.body) {
+    if (Number(request.headers.get("content-length") ?? 0) > BODY_BYTES_MAX) return refuse(413, "request body too large");
+    const reader = request.body.getReader();
+    const parts: Uint8Array[] = [];
+    let bytes = 0;
+    let timer: ReturnType<typeof globalThis.setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = globalThis.setTimeout(() => resolve("late"), BODY_DEADLINE_MS));
+    try {
+      for (;;) {
+        const next = await Promise.race([reader.read(), late]);
+        if (next === "late") {
+          reader.cancel().catch(() => {});
+          return refuse(408, `the request body did not arrive within ${BODY_DEADLINE_MS} ms`);
+        }
+        if (next.done) break;
+        bytes += next.value.byteLength;
+        if (bytes > BODY_BYTES_MAX) {
+          reader.cancel().catch(() => {});
+          return refuse(413, "request body too large");
+        }
+        parts.push(next.value);
+      }
+    } catch {
+      return refuse(400, "the request body could not be read");
+    } finally {
+      clearTimeout(timer);
+    }
+    body = new Uint8Array(bytes);
+    let at = 0;
+    for (const part of parts) {
+      body.set(part, at);
+      at += part.byteLength;
+    }
+  }
+  setTimeout(0);
+  return await fetch(new Request(request.url, { method: request.method, headers: request.headers, body,
+    signal: request.signal }));
+}
 type Listener = { port: number; stop(): Promise<void> };
 
 /** The runtime's HTTP server: Bun.serve under Bun, Deno.serve under Deno. */
@@ -262,9 +187,12 @@ function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: {
     Deno?: { serve(o: unknown, handler: Fetch): { addr: { port: number }; shutdown(): Promise<void> } };
   };
   if (runtime.Bun) {
-    // No idle cutoff: a durable write may wait for the store longer than Bun's default 10 s.
-    const { tls, ...rest } = options;
-    const server = runtime.Bun.serve({ ...rest, ...(tls ? { tls } : {}), idleTimeout: 0 });
+    const { tls, fetch, ...rest } = options;
+    // An idle connection (between requests) closes after IDLE_SECONDS; a request whose body has
+    // arrived has no cutoff (a durable write may wait for the store longer), see `bodyInTime`.
+    const server = runtime.Bun.serve({ ...rest, ...(tls ? { tls } : {}), idleTimeout: IDLE_SECONDS,
+      fetch: (request: Request, bun: { timeout(request: Request, seconds: number): void }) =>
+        bodyInTime(request, fetch, (seconds) => bun.timeout(request, seconds)) });
     return { port: server.port, stop: async () => await server.stop(true) };
   }
   const server = runtime.Deno!.serve({ hostname: options.hostname, port: options.port, onListen() {}, ...options.tls },

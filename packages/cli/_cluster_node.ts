@@ -33,6 +33,7 @@ import {
   follow,
   initialStatus,
   type ReplicatorStatus,
+  type SandboxOptions,
   restore,
   summarizeGenerations,
   type WriterFence,
@@ -40,7 +41,7 @@ import {
 import { HEADER_REGION_BYTES, headerOf, hex, leaseKey, loadManifestHead, sha256 } from "@haduck/duckblock";
 import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
 import type { BlockStore } from "@haduck/s3-block-store";
-import { executeStatement, runSql } from "./_admin_server.ts";
+import { executeStatement, runSql, type SqlLimits } from "./_sql_run.ts";
 import type { LeaseLike } from "./_group.ts";
 
 /** How long a follower behind a released lease's last commit lets a caught-up one claim first. */
@@ -96,6 +97,10 @@ export interface ClusterNodeOptions {
   lease?: (settings: { address: string; marginMs: number }) => LeaseLike;
   /** How often the replica polls the store on its own. Default: the lease's poll (a group: slowly, told of changes). */
   followerPollMs?: number;
+  /** The bounds of SQL over HTTP (timeout, answer size, the gate) on this node. */
+  sqlLimits: SqlLimits;
+  /** The sandbox of the replica's snapshots (the leader's instance is sandboxed by `attach`). */
+  sandbox?: SandboxOptions;
 }
 
 /** A forwarded statement may wait this long for the leader's answer (a durable write waits for the store). */
@@ -348,7 +353,7 @@ export class ClusterNode {
       }
       this.#running++;
       try {
-        const answer = await runSql(db, this.#options.store, request, () => this.#notLeading());
+        const answer = await runSql(db, this.#options.store, request, this.#options.sqlLimits, () => this.#notLeading());
         if (answer.write && !request.durable && this.#notLeading()) {
           throw Object.assign(new Error(`${this.#options.dbKey}: the statement ran, but this node stopped leading ` +
             "meanwhile (its outcome is unknown): read before you run it again"), { code: "UNKNOWN_OUTCOME" });
@@ -366,7 +371,7 @@ export class ClusterNode {
       (request.maxLagMs !== undefined && follower.lagMs > request.maxLagMs);
     if (follower && !stale) {
       const ran = await follower.withConnection(async (connection, shown) => {
-        const result = await executeStatement(connection, request, false);
+        const result = await executeStatement(connection, request, false, this.#options.sqlLimits);
         return "notRun" in result ? result : { ...result, position: `${this.#epoch}:${shown.generation}:${shown.walBytes}` };
       });
       if (!("notRun" in ran)) return ran;
@@ -417,7 +422,9 @@ export class ClusterNode {
           "content-type": "application/json", "x-haduck-forwarded": "1" },
         body: JSON.stringify({ sql: request.sql, params: request.params, durable: request.durable,
           db: this.#options.dbKey, consistency: request.consistency }),
-        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+        // A client that leaves takes its statement with it: the leader sees the disconnect and interrupts it.
+        signal: request.signal ? AbortSignal.any([AbortSignal.timeout(FORWARD_TIMEOUT_MS), request.signal])
+          : AbortSignal.timeout(FORWARD_TIMEOUT_MS),
         // Bun's fetch: the nodes' certificates are checked against --tls-ca (else the system's CAs).
         ...(this.#options.ca ? { tls: { ca: this.#options.ca } } : {}),
       } as RequestInit);
@@ -534,7 +541,7 @@ export class ClusterNode {
     if (this.#follower || this.#followerStarting) return;
     const { store, dbKey, dbPath } = this.#options;
     this.#followerStarting = follow({ store, dbKey, dir: `${dbPath}.haduck-follower`,
-      pollMs: this.#options.followerPollMs ?? this.#pollMs })
+      pollMs: this.#options.followerPollMs ?? this.#pollMs, sandbox: this.#options.sandbox })
       .then(async (follower) => {
         // Promoted meanwhile (or stopping): this replica is nobody's.
         if (this.#role === "leader" || this.#promoting || this.#stopped) await follower.close();

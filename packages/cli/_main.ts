@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { type BlockStore, StoreError } from "@haduck/s3-block-store";
 import {
@@ -14,6 +14,8 @@ import {
   type AttachedDatabase,
   type WriterFence,
   checkMemoryMaxMb,
+  sandbox,
+  type SandboxOptions,
   defaultDbKey,
   gc,
   extensionPath,
@@ -34,6 +36,12 @@ import { type Progress, progress } from "./_progress.ts";
 const PROGRESS_BLOCKS_MIN = 64;
 import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
 import { ClusterNode } from "./_cluster_node.ts";
+import {
+  RESULT_BYTES_MAX_DEFAULT,
+  STATEMENT_TIMEOUT_MS_DEFAULT,
+  StatementGate,
+  sqlLimits,
+} from "./_sql_run.ts";
 import { GroupChanges, SharedLease } from "./_group.ts";
 import { decodeFrame, leaseKey, listFrames } from "@haduck/duckblock";
 import { Lease } from "@haduck/lease";
@@ -88,7 +96,8 @@ async function commandAttach(args: string[]): Promise<number> {
   // Every setting is checked before the database or the store is touched.
   const settings = values.admin === undefined ? undefined : adminSettings(values.admin);
   const { db, store } = await attachFromFlags(positionals[0], values);
-  const admin = settings && serveAdmin(settings, [adminDatabase(db, store)]);
+  // No SQL over HTTP here: this instance is the local user's shell, with the user's own reach.
+  const admin = settings && serveAdmin(settings, [adminDatabase(db, store, undefined)]);
   let statementFailed = false;
   try {
     const statements = [...(values.command ?? [])];
@@ -156,8 +165,12 @@ async function commandServe(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { admin: { type: "string" }, listen: { type: "string" },
     alias: { type: "string" }, "lease-ttl": { type: "string" }, "tls-cert": { type: "string" },
     "tls-key": { type: "string" }, "tls-ca": { type: "string" }, db: { type: "string", multiple: true },
-    group: { type: "string" } });
+    group: { type: "string" }, "allow-files": { type: "string", multiple: true },
+    "statement-timeout": { type: "string" }, "max-result-bytes": { type: "string" },
+    "max-statements": { type: "string" }, "max-queued-statements": { type: "string" },
+    "memory-limit": { type: "string" }, "max-temp-size": { type: "string" } });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
+  const { limits, sandboxOptions } = sqlSettings(values);
   const databases = servedDatabases(positionals, values.db ?? [], values["db-key"]);
   if (values.admin !== undefined && values.listen !== undefined) {
     throw new UsageError("serve takes --listen or --admin (the same server), not both");
@@ -183,10 +196,13 @@ async function commandServe(args: string[]): Promise<number> {
     // A node without a store: it leads itself, local-only.
     const attachedLocal = [];
     for (const { dbPath, dbKey } of databases) {
-      attachedLocal.push((await attachFromFlags(dbPath, { ...values, "db-key": dbKey })).db);
+      const { db } = await attachFromFlags(dbPath, { ...values, "db-key": dbKey });
+      await sandbox(db.connection, { ...sandboxOptions, tempDirectory: `${resolve(dbPath)}.haduck-tmp` });
+      attachedLocal.push(db);
     }
-    const admin = serveAdmin(settings, attachedLocal.map((db) => adminDatabase(db, undefined)));
+    const admin = serveAdmin(settings, attachedLocal.map((db) => adminDatabase(db, undefined, limits)));
     await signalled;
+    limits.gate.interruptReads("the node is stopping");
     await admin.stop();
     for (const db of attachedLocal) await db.close();
     return EXIT.ok;
@@ -200,6 +216,8 @@ async function commandServe(args: string[]): Promise<number> {
   const nodes: ClusterNode[] = databases.map(({ dbPath, dbKey }) => new ClusterNode({
     dbPath, store, dbKey, ttlMs, token: settings.token, ca, holder,
     ...(group ? { lease: group.lease, followerPollMs: GROUP_REPLICA_POLL_MS } : {}),
+    sqlLimits: limits,
+    sandbox: sandboxOptions,
     attach: async (fence) => {
       const db = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store,
         onShipped: group && (() => group.changes.changed(dbKey)) })).db;
@@ -207,6 +225,8 @@ async function commandServe(args: string[]): Promise<number> {
       // Followers replay a generation's WAL from its start at every commit they show: a short WAL
       // (a checkpoint every CLUSTER_CHECKPOINT_WAL) keeps that replay, and their lag, small.
       await db.connection.run(`SET checkpoint_threshold = '${CLUSTER_CHECKPOINT_WAL}'`);
+      // Last: the instance serves SQL to others (see docs/SECURITY.md); no setting changes after this.
+      await sandbox(db.connection, { ...sandboxOptions, tempDirectory: `${resolve(dbPath)}.haduck-tmp` });
       return db;
     },
     log: (message) => console.error(`haduck: ${message}`),
@@ -227,6 +247,8 @@ async function commandServe(args: string[]): Promise<number> {
     console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms${group ? `, group ${values.group}` : ""})`);
   }
   await signalled;
+  // Long reads do not hold the stop up: they are interrupted (writes finish within --statement-timeout).
+  limits.gate.interruptReads("the node is stopping");
   // A leader hands off first: statements meanwhile wait and go to the next leader.
   await Promise.all(nodes.map((node) => node.stop()));
   await Promise.all(nodes.map((node) => node.quiet()));
@@ -235,6 +257,62 @@ async function commandServe(args: string[]): Promise<number> {
   const errors = [...attached.values()].map((db) => db.replicator.status.lastError).filter(Boolean);
   for (const error of errors) console.error(`haduck: ${error}`);
   return errors.length > 0 ? EXIT.store : EXIT.ok;
+}
+
+/** `64MiB`, `1GB`, `512KB`, `1048576` to bytes (binary and decimal units, as DuckDB reads them). */
+function parseBytes(flag: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/i.exec(value.trim());
+  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20,
+    gib: 2 ** 30, tib: 2 ** 40 };
+  const bytes = match ? Math.floor(Number(match[1]) * units[(match[2] ?? "b").toLowerCase()]) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new UsageError(`Invalid ${flag} ${JSON.stringify(value)}: expected a size such as 64MiB, 2GB or 1048576`);
+  }
+  return bytes;
+}
+
+/** A count flag: a whole number from `min` up. */
+function parseCount(flag: string, value: string | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const count = Number(value);
+  if (!Number.isSafeInteger(count) || count < min) {
+    throw new UsageError(`Invalid ${flag} ${JSON.stringify(value)}: expected a whole number of at least ${min}`);
+  }
+  return count;
+}
+
+/** The bounds and the sandbox of SQL over HTTP from serve's flags (see docs/SECURITY.md). */
+function sqlSettings(values: { "allow-files"?: string[]; "statement-timeout"?: string; "max-result-bytes"?: string;
+  "max-statements"?: string; "max-queued-statements"?: string; "memory-limit"?: string; "max-temp-size"?: string }) {
+  let statementTimeoutMs = STATEMENT_TIMEOUT_MS_DEFAULT;
+  if (values["statement-timeout"] !== undefined) {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(values["statement-timeout"].trim());
+    statementTimeoutMs = match ? Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as "s" ?? "s"] : NaN;
+    if (!Number.isFinite(statementTimeoutMs) || statementTimeoutMs < 10 || statementTimeoutMs > 86_400_000) {
+      throw new UsageError(`Invalid --statement-timeout ${JSON.stringify(values["statement-timeout"])}: expected ` +
+        "10ms to 24h as 30s, 500ms or 5m");
+    }
+  }
+  const allowed = values["allow-files"] ?? [];
+  for (const dir of allowed) {
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new UsageError(`--allow-files ${dir}: not a directory; create it, or name the directory statements may use`);
+    }
+  }
+  for (const flag of ["memory-limit", "max-temp-size"] as const) {
+    if (values[flag] !== undefined) parseBytes(`--${flag}`, values[flag]!);
+  }
+  const limits = sqlLimits({
+    statementTimeoutMs: Math.round(statementTimeoutMs),
+    resultBytesMax: values["max-result-bytes"] === undefined ? RESULT_BYTES_MAX_DEFAULT
+      : parseBytes("--max-result-bytes", values["max-result-bytes"]),
+    filesAllowed: allowed.length > 0,
+    gate: new StatementGate(parseCount("--max-statements", values["max-statements"], 4, 1),
+      parseCount("--max-queued-statements", values["max-queued-statements"], 64, 0)),
+  });
+  const sandboxOptions: SandboxOptions = { allowedDirectories: allowed.map((dir) => resolve(dir)),
+    memoryLimit: values["memory-limit"], maxTempDirectorySize: values["max-temp-size"] };
+  return { limits, sandboxOptions };
 }
 
 /** A group's replicas poll the store on their own this seldom: the change object tells them sooner. */

@@ -18,6 +18,7 @@
  * once a minute catches a hint that was never written. A failing apply backs off, doubling to 30 s.
  */
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { sandbox, type SandboxOptions } from "./_sandbox.ts";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -43,6 +44,11 @@ export interface FollowOptions {
   pollMs?: number;
   /** Called after each switch to a newer commit. */
   onApply?: (position: FollowerPosition) => void;
+  /**
+   * Sandbox every snapshot's instance (see `sandbox()`) once its replica is attached: for a follower
+   * that serves SQL to others. Its spill goes to a directory beside the snapshot, removed with it.
+   */
+  sandbox?: SandboxOptions;
 }
 
 /** What the replica shows: a generation and the WAL frames applied after it. */
@@ -127,7 +133,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   mkdirSync(dir, { recursive: true });
   // Files of an earlier process (it crashed before close()) are nobody's now.
   for (const name of readdirSync(dir)) {
-    if (name.startsWith("replica-") || name.startsWith("base.")) rmSync(join(dir, name), { force: true });
+    if (name.startsWith("replica-") || name.startsWith("base.")) rmSync(join(dir, name), { recursive: true, force: true });
   }
   const basePath = join(dir, "base.duckdb");
   let base: Base | undefined;
@@ -148,7 +154,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     if (snapshot.readers > 0 || !snapshot.retired) return;
     for (const connection of snapshot.idle.splice(0)) connection.closeSync();
     snapshot.instance.closeSync();
-    for (const suffix of ["", ".wal"]) rmSync(`${snapshot.path}${suffix}`, { force: true });
+    for (const suffix of ["", ".wal", ".tmp"]) rmSync(`${snapshot.path}${suffix}`, { recursive: true, force: true });
   };
 
   /** Restores `generation` (the latest when undefined) as stored, without frames: the new base. */
@@ -242,12 +248,13 @@ export async function follow(options: FollowOptions): Promise<Follower> {
       const connection = await instance.connect();
       try {
         await connection.run(`ATTACH '${path.replaceAll("'", "''")}' AS replica`);
+        if (options.sandbox) await sandbox(connection, { tempDirectory: `${path}.tmp`, ...options.sandbox });
       } finally {
         connection.closeSync();
       }
     } catch (error) {
       instance.closeSync();
-      for (const suffix of ["", ".wal"]) rmSync(`${path}${suffix}`, { force: true });
+      for (const suffix of ["", ".wal", ".tmp"]) rmSync(`${path}${suffix}`, { recursive: true, force: true });
       throw error;
     }
     return { instance, path, readers: 0, retired: false, idle: [], position: shown };

@@ -27,6 +27,7 @@ export { initialStatus, type WriterFence } from "./_replicator_types.ts";
 export { type CheckpointOptions, checkpointWhenQuiet } from "./_checkpoint.ts";
 export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
 export { checkMemoryMaxMb, type OpenCheckOptions, type OpenCheckResult } from "./_open_check.ts";
+export { sandbox, type SandboxOptions, sandboxStatements } from "./_sandbox.ts";
 export { follow, type Follower, type FollowerPosition, type FollowOptions } from "./_follower.ts";
 // Moved to @haduck/duckblock (the store's formats and catalog, DuckDB-free); still exported here.
 export {

@@ -1,0 +1,320 @@
+/**
+ * @module
+ * Runs one statement of `POST /sql`, bounded: judged first (`_sql_judge.ts`), then run through a
+ * gate that lets `runningMax` statements run at once and queues `queuedMax` more (beyond: 503 with
+ * Retry-After), interrupted at `--statement-timeout` or when the client leaves, and read as a
+ * stream of chunks whose JSON may not pass `--max-result-bytes` (the statement is interrupted, the
+ * answer is an error naming the flag): no answer grows the process without bound, and the event
+ * loop that renews the lease converts one chunk at a time.
+ */
+import { type AttachedDatabase } from "@haduck/duckdb-fs-bridge";
+import { NotDurableError, ReadOnlyError, type SqlAnswer, SqlError, type SqlRequest } from "@haduck/admin";
+import type { BlockStore } from "@haduck/s3-block-store";
+import {
+  type DuckDBConnection,
+  type DuckDBPreparedStatement,
+  type DuckDBResult,
+  type DuckDBValue,
+  StatementType,
+} from "@duckdb/node-api";
+import {
+  CLASS_OF_TYPE,
+  explainedStatement,
+  judgeAnyStatement,
+  judgeReaderStatement,
+  StatementRefused,
+} from "./_sql_judge.ts";
+
+/** The bounds of SQL over HTTP on a node (the `serve` flags), and the gate its statements pass. */
+export interface SqlLimits {
+  /** `--statement-timeout`: a statement running longer is interrupted. Default 30 s. */
+  statementTimeoutMs: number;
+  /** `--max-result-bytes`: the JSON of an answer's rows may not exceed it. Default 64 MiB. */
+  resultBytesMax: number;
+  /** `--allow-files` was given: the sandbox lets statements reach those directories. */
+  filesAllowed: boolean;
+  gate: StatementGate;
+}
+
+export const STATEMENT_TIMEOUT_MS_DEFAULT = 30_000;
+export const RESULT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
+/** Limits with the defaults, or with what is given. */
+export function sqlLimits(options: Partial<SqlLimits> = {}): SqlLimits {
+  return { statementTimeoutMs: STATEMENT_TIMEOUT_MS_DEFAULT, resultBytesMax: RESULT_BYTES_MAX_DEFAULT,
+    filesAllowed: false, gate: new StatementGate(), ...options };
+}
+
+/** An error with a stable code the admin app maps to a status (see `STATUS_OF_CODE`). */
+function coded(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+interface Running {
+  connection: DuckDBConnection;
+  write: boolean;
+  interrupted?: string;
+}
+
+/**
+ * At most `runningMax` statements at once per node, `queuedMax` more waiting (in order); beyond
+ * that a request is refused at once (`OVERLOADED`: 503 with Retry-After). Two cores run DuckDB's
+ * threads; more statements at once only share them, and each holds memory.
+ */
+export class StatementGate {
+  readonly runningMax: number;
+  readonly queuedMax: number;
+  #running = new Set<Running>();
+  #waiting: (() => void)[] = [];
+  #slots: number;
+
+  constructor(runningMax = 4, queuedMax = 64) {
+    if (!Number.isSafeInteger(runningMax) || runningMax < 1) throw new RangeError(`Invalid runningMax ${runningMax}`);
+    if (!Number.isSafeInteger(queuedMax) || queuedMax < 0) throw new RangeError(`Invalid queuedMax ${queuedMax}`);
+    this.runningMax = runningMax;
+    this.queuedMax = queuedMax;
+    this.#slots = runningMax;
+  }
+
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Waits for a slot (or throws OVERLOADED, or the signal's reason), runs `fn`, frees the slot. */
+  async run<T>(signal: AbortSignal | undefined, entry: Running, fn: () => Promise<T>): Promise<T> {
+    if (this.#slots === 0) {
+      if (this.#waiting.length >= this.queuedMax) {
+        throw coded(`This node runs ${this.runningMax} statements at once and ${this.queuedMax} more are ` +
+          "waiting: retry shortly (Retry-After), or send fewer at once", "OVERLOADED");
+      }
+      await new Promise<void>((resolve, reject) => {
+        const go = () => {
+          signal?.removeEventListener("abort", leave);
+          resolve();
+        };
+        const leave = () => {
+          this.#waiting.splice(this.#waiting.indexOf(go), 1);
+          reject(coded("The client left before its statement ran", "CLIENT_GONE"));
+        };
+        this.#waiting.push(go);
+        signal?.addEventListener("abort", leave, { once: true });
+      });
+    } else this.#slots--;
+    this.#running.add(entry);
+    try {
+      return await fn();
+    } finally {
+      this.#running.delete(entry);
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#slots++;
+    }
+  }
+
+  /** Interrupts every running read (a node that stops): they answer an error, and nothing they did is lost. */
+  interruptReads(why: string): void {
+    for (const entry of this.#running) {
+      if (entry.write) continue;
+      entry.interrupted = why;
+      entry.connection.interrupt();
+    }
+  }
+}
+
+/** DuckDB errors that say the server, not the statement, is at fault: 500 or 503, never 400. */
+const SERVER_SIDE = /^(FATAL|INTERNAL|Out of Memory|IO) Error/i;
+const CONFLICT = /^TransactionContext Error/i;
+/** Absolute paths in a message that the statement did not name are the host's business. */
+const PATH = /(^|[\s"'(=])(\/[^\s"'),]+)/g;
+
+/** `message` without the host paths `sql` did not give. */
+export function scrubPaths(message: string, sql: string): string {
+  return message.replace(PATH, (whole, before: string, path: string) => sql.includes(path) ? whole : `${before}<path>`);
+}
+
+/** A DuckDB failure as the status it deserves: the statement's fault 400, a conflict 409, the server's 500. */
+export function statementError(error: unknown, sql = ""): Error {
+  if (error instanceof StatementRefused || (error as { code?: unknown }).code !== undefined) return error as Error;
+  const message = scrubPaths((error as Error).message, sql);
+  if (/^Permission Error/i.test(message)) {
+    return new StatementRefused("This statement reaches files, the network or extensions, which this node does not " +
+      "allow over HTTP (only the database's own rows are served); its owner may allow directories of files with " +
+      "`haduck serve --allow-files DIR`", 403);
+  }
+  if (/configuration has been locked/i.test(message)) {
+    return new StatementRefused("This statement changes a setting of the node, which no request may: settings are " +
+      "given where the node starts", 403);
+  }
+  if (SERVER_SIDE.test(message)) return coded(message, "INTERNAL");
+  if (CONFLICT.test(message)) return coded(`${message}; retry`, "BUSY");
+  return new SqlError(message);
+}
+
+/** What DuckDB could not prepare (`error`), or a statement that writes and may not here (`write`). */
+export type NotRun = { notRun: "write" } | { notRun: "unprepared"; error: Error };
+
+/** Integer types whose JSON DuckDB gives as strings; within 2^53 they answer as numbers. */
+const INTEGER_TYPES = new Set(["BIGINT", "UBIGINT", "HUGEINT", "UHUGEINT", "INTEGER", "UINTEGER", "SMALLINT",
+  "USMALLINT", "TINYINT", "UTINYINT", "VARINT"]);
+
+/**
+ * Whether the prepared statement writes (or is refused): by its type, and an EXPLAIN by what it
+ * wraps (EXPLAIN ANALYZE runs it). Throws StatementRefused for what is never served.
+ */
+async function writes(connection: DuckDBConnection, type: StatementType, sql: string, depth = 0): Promise<boolean> {
+  const judged = CLASS_OF_TYPE[type] ?? CLASS_OF_TYPE[StatementType.INVALID];
+  if (judged.kind === "refused") throw new StatementRefused(`This statement is not served over HTTP: ${judged.why}`, judged.status);
+  if (judged.kind !== "explain") return judged.kind === "write";
+  const explained = explainedStatement(sql);
+  if (!explained || depth > 2) {
+    throw new StatementRefused("This EXPLAIN is not served over HTTP: write EXPLAIN [ANALYZE] <statement>", 403);
+  }
+  const inner = await connection.prepare(explained.inner);
+  return await writes(connection, inner.statementType, explained.inner, depth + 1) && explained.analyze;
+}
+
+/**
+ * Runs one statement of `POST /sql` on `connection`. A read runs in a READ ONLY transaction, so
+ * DuckDB itself refuses what writes under a reader's type (`SELECT nextval(...)`): that one runs
+ * again as a write, where `writable` (a follower's replica is not: it answers `notRun` and the
+ * caller forwards the statement).
+ */
+export async function executeStatement(connection: DuckDBConnection, request: SqlRequest, writable: boolean,
+  limits: SqlLimits): Promise<Omit<SqlAnswer, "position"> | NotRun> {
+  judgeAnyStatement(request.sql);
+  const entry: Running = { connection, write: false };
+  return await limits.gate.run(request.signal, entry, async () => {
+    if (request.readOnly) {
+      await judgeReaderStatement(connection, request.sql).catch((error) => {
+        throw statementError(error, request.sql);
+      });
+    }
+    let prepared: DuckDBPreparedStatement;
+    try {
+      prepared = await connection.prepare(request.sql);
+      if (request.params.length > 0) prepared.bind(request.params as DuckDBValue[]);
+    } catch (error) {
+      const mapped = statementError(error, request.sql);
+      if (mapped instanceof StatementRefused) throw mapped; // refused here, refused by the leader too
+      return { notRun: "unprepared", error: mapped };
+    }
+    let write: boolean;
+    try {
+      write = await writes(connection, prepared.statementType, request.sql);
+    } catch (error) {
+      throw statementError(error, request.sql);
+    }
+    if (write && request.readOnly) throw new ReadOnlyError();
+    let answer: { columns: string[]; rows: unknown[][] } | undefined;
+    if (!write) {
+      await connection.run("BEGIN TRANSACTION READ ONLY");
+      try {
+        answer = await collect(prepared, entry, request, limits);
+        await connection.run("COMMIT");
+      } catch (error) {
+        await connection.run("ROLLBACK").catch(() => {});
+        if (!/read-only/i.test((error as Error).message)) throw error;
+        if (request.readOnly) throw new ReadOnlyError();
+        write = true; // it writes after all: run it as what it is
+      }
+    }
+    if (write) {
+      if (!writable) return { notRun: "write" };
+      entry.write = true;
+      answer = await collect(prepared, entry, request, limits);
+    }
+    // Converted before any durability wait: nothing may fail between the answer and a commit the client could repeat.
+    return { ...answer!, write };
+  });
+}
+
+/**
+ * Streams the statement's result chunk by chunk into JSON rows, interrupting it at the timeout,
+ * when the client leaves, or when the rows pass the byte bound.
+ */
+async function collect(prepared: DuckDBPreparedStatement, entry: Running, request: SqlRequest, limits: SqlLimits):
+  Promise<{ columns: string[]; rows: unknown[][] }> {
+  const interrupt = (why: string) => {
+    entry.interrupted ??= why;
+    entry.connection.interrupt();
+  };
+  const timer = setTimeout(() => interrupt("timeout"), limits.statementTimeoutMs);
+  const left = () => interrupt("client");
+  request.signal?.addEventListener("abort", left, { once: true });
+  try {
+    if (request.signal?.aborted) throw coded("The client left before its statement ran", "CLIENT_GONE");
+    const result: DuckDBResult = await prepared.stream();
+    const integer = result.columnTypes().map((type) => INTEGER_TYPES.has(type.toString()));
+    const rows: unknown[][] = [];
+    let bytes = 0;
+    for await (const chunkRows of result.yieldRowsJson()) {
+      for (const row of chunkRows) {
+        const converted = row.map((value, index) => {
+          if (!integer[index] || typeof value !== "string") return value;
+          const number = Number(value);
+          return Number.isSafeInteger(number) ? number : value;
+        });
+        bytes += JSON.stringify(converted).length + 1;
+        if (bytes > limits.resultBytesMax) {
+          interrupt("size");
+          throw coded(`The answer is larger than this node's --max-result-bytes (${limits.resultBytesMax} bytes ` +
+            "of JSON rows): add a LIMIT, aggregate, or page with WHERE ... ORDER BY ... LIMIT", "RESULT_TOO_LARGE");
+        }
+        rows.push(converted);
+      }
+    }
+    return { columns: result.columnNames(), rows };
+  } catch (error) {
+    if (entry.interrupted === "timeout") {
+      throw coded(`The statement ran longer than this node's --statement-timeout (${limits.statementTimeoutMs} ms) ` +
+        "and was interrupted; nothing it did was kept", "STATEMENT_TIMEOUT");
+    }
+    if (entry.interrupted === "client") throw coded("The client left; its statement was interrupted", "CLIENT_GONE");
+    if (entry.interrupted && entry.interrupted !== "size") {
+      throw coded(`The statement was interrupted: ${entry.interrupted}; retry`, "NO_LEADER");
+    }
+    throw statementError(error, request.sql);
+  } finally {
+    clearTimeout(timer);
+    request.signal?.removeEventListener("abort", left);
+  }
+}
+
+/**
+ * One statement on the attached database, on a connection of its own. A write answers once its
+ * commit is durable (and, in a cluster, while this node's lease still holds: `stillLeads`); a
+ * failure after the commit never invites a blind retry.
+ */
+export async function runSql(db: AttachedDatabase, store: BlockStore | undefined, request: SqlRequest,
+  limits: SqlLimits, stillLeads: () => string | undefined = () => undefined): Promise<SqlAnswer> {
+  const own = await db.instance.connect();
+  try {
+    await own.run(`USE ${db.alias}`);
+    const ran = await executeStatement(own, request, !request.readOnly, limits);
+    if ("notRun" in ran) throw ran.notRun === "unprepared" ? ran.error : new ReadOnlyError();
+    if (ran.write && request.durable) {
+      let durable = false;
+      let why = store ? db.replicator.status.lastError ?? "frames and the checkpoint failed" : "local-only: no store";
+      try {
+        durable = await db.flush();
+        if (!durable) why = store ? db.replicator.status.lastError ?? why : why;
+      } catch (error) {
+        why = (error as Error).message;
+      }
+      // Durable in the store, but from a node that may no longer lead: its commit may be on a history
+      // another leader fenced, so it is not acknowledged (the new leader has it if it landed first).
+      const deposed = durable ? stillLeads() : undefined;
+      if (deposed) {
+        throw new NotDurableError(`The statement committed here, but this node stopped leading (${deposed}): ` +
+          "whether the new leader has it is unknown; read it back there before you run it again");
+      }
+      if (!durable) {
+        throw new NotDurableError(`The statement committed, but its commit is not durable in the store (${why}): ` +
+          "do not run it again; it reaches the store once the store answers (GET /status), or send \"durable\": false");
+      }
+    }
+    return { ...ran, position: db.replicator.position };
+  } finally {
+    own.closeSync();
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * SQL over HTTP attacked as a hostile client would (issue 31), against real `haduck serve` nodes (a
+ * leader and a follower, filesystem store) with both tokens: statements wrapped to change their
+ * type, DuckDB's file, network and extension functions, settings, checkpoint and logging functions,
+ * EXPORT, ATTACH, prepared statements. Each answer's status is asserted, and afterwards the host is
+ * unchanged: no file or directory where the attacks pointed, no setting changed, no secret (the
+ * tokens, a file's content) in any answer. With `--allow-files DIR` the admin token reaches DIR and
+ * nothing else, and the read token still reaches no file.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ClusterNodeProcess, startNode, TOKEN, waitForLeader } from "./harness/cluster.ts";
+
+const READ_TOKEN = "attack-read-token-0123456789abcdef";
+const dir = mkdtempSync(join(tmpdir(), "haduck-sql-attack-"));
+const canary = join(dir, "canary"); // where attacks try to write: must stay empty
+const allowed = join(dir, "allowed"); // --allow-files of the second cluster
+const SECRET = `secret-${crypto.randomUUID()}`;
+const secretFile = join(dir, "secret.txt");
+let nodes: ClusterNodeProcess[] = [];
+let leader: ClusterNodeProcess;
+let follower: ClusterNodeProcess;
+
+/** Every answer body seen: none may hold a secret. */
+const answers: string[] = [];
+
+async function post(url: string, bearer: string, body: Record<string, unknown>) {
+  const response = await fetch(`${url}sql`, { method: "POST", signal: AbortSignal.timeout(30_000),
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  const text = await response.text();
+  answers.push(text);
+  return { status: response.status, body: JSON.parse(text) as { rows?: unknown[][]; error?: string } };
+}
+
+async function startCluster(name: string, extraArgs: string[] = []) {
+  const started: ClusterNodeProcess[] = [];
+  for (const node of ["a", "b"]) {
+    started.push(await startNode({ dir: join(dir, name), name: node, storeArgs: ["--store", `file://${dir}/${name}-store`],
+      dbKey: "attack.duckdb", ttlMs: 2000, env: { HADUCK_READ_TOKEN: READ_TOKEN }, extraArgs }));
+  }
+  const elected = (await waitForLeader(started, 30_000)).leader;
+  return { started, elected, other: started.find((node) => node !== elected)! };
+}
+
+beforeAll(async () => {
+  mkdirSync(canary);
+  mkdirSync(allowed);
+  writeFileSync(secretFile, SECRET);
+  const cluster = await startCluster("c1");
+  nodes = cluster.started;
+  leader = cluster.elected;
+  follower = cluster.other;
+  expect((await post(leader.url, TOKEN, { sql: "CREATE TABLE t AS SELECT 1 AS x" })).status).toBe(200);
+  // The follower shows the table before the attacks (reads of it run there).
+  const deadline = Date.now() + 20_000;
+  while ((await post(follower.url, TOKEN, { sql: "SELECT count(*) FROM t" })).status !== 200) {
+    if (Date.now() > deadline) throw new Error("the follower never showed t");
+    await Bun.sleep(100);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const node of nodes) node.process.kill("SIGTERM");
+  await Promise.all(nodes.map((node) => node.process.exited));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const q = (text: string) => text.replaceAll("'", "''");
+
+/** Statements no token may run: 403 (or 400 where DuckDB has no such thing), and nothing happens. */
+function forbiddenToAll(): string[] {
+  return [
+    `EXPLAIN ANALYZE COPY (SELECT 'pwned') TO '${canary}/explained.csv'`,
+    `/* hidden */ explain /* really */ analyse COPY (SELECT 'pwned') TO '${canary}/commented.csv'`,
+    `EXPLAIN (ANALYZE, FORMAT JSON) COPY (SELECT 'pwned') TO '${canary}/options.csv'`,
+    `COPY (SELECT 'pwned') TO '${canary}/plain.csv'`,
+    `COPY t TO '${canary}/table.parquet' (FORMAT parquet)`,
+    `EXPORT DATABASE '${canary}/exported'`,
+    `EXPLAIN ANALYZE EXPORT DATABASE '${canary}/exported2'`,
+    `IMPORT DATABASE '${canary}'`,
+    `SELECT content FROM read_text('${secretFile}')`,
+    "SELECT content FROM read_text('/etc/shadow')",
+    "SELECT * FROM glob('/root/**')",
+    `SELECT * FROM read_blob('${secretFile}')`,
+    `SELECT * FROM read_csv('${secretFile}')`,
+    `FROM '${secretFile}'`,
+    `WITH x AS (SELECT * FROM read_text('${secretFile}')) SELECT content FROM x`,
+    `SELECT 1 WHERE EXISTS (SELECT * FROM glob('${dir}/*'))`,
+    "SELECT * FROM read_text('http://127.0.0.1:9/x')",
+    `SELECT * FROM query('COPY (SELECT 1) TO ''${q(canary)}/query.csv''')`,
+    "SET threads = 1",
+    "RESET threads",
+    "EXPLAIN ANALYZE SET threads = 1",
+    "EXPLAIN ANALYZE SET memory_limit = '1GB'",
+    `SET extension_directory = '${canary}'`,
+    `EXPLAIN ANALYZE SET extension_directory = '${canary}'`,
+    "PRAGMA threads = 1",
+    "SET enable_external_access = true",
+    "SET lock_configuration = false",
+    "INSTALL 'http://127.0.0.1:9/evil.duckdb_extension'",
+    "EXPLAIN ANALYZE INSTALL 'http://127.0.0.1:9/evil.duckdb_extension'",
+    "FORCE INSTALL httpfs",
+    "LOAD httpfs",
+    `EXPLAIN ANALYZE LOAD '${canary}/evil.duckdb_extension'`,
+    `ATTACH '${canary}/other.duckdb' AS other`,
+    `EXPLAIN ANALYZE ATTACH '${canary}/other2.duckdb' AS other`,
+    "ATTACH ':memory:' AS scratch",
+    "DETACH db",
+    "SELECT * FROM enable_logging()",
+    "CALL enable_logging()",
+    "CALL disable_logging()",
+    "SET VARIABLE x = 1",
+  ];
+}
+
+/** Reads only a reader may not run (they change state or are not plain reads): 403 for it, fine for the admin. */
+const forbiddenToReader = [
+  "SELECT * FROM force_checkpoint()",
+  "CALL force_checkpoint()",
+  "CHECKPOINT",
+  "EXPLAIN ANALYZE INSERT INTO t VALUES (99)",
+  "EXPLAIN ANALYZE DELETE FROM t WHERE x = 99",
+  "SELECT * FROM duckdb_settings()",
+  "PRAGMA version",
+];
+
+async function settings(url: string) {
+  return (await post(url, TOKEN, { sql: "SELECT current_setting('threads') AS threads, " +
+    "current_setting('memory_limit') AS memory, current_setting('enable_external_access') AS external, " +
+    "current_setting('lock_configuration') AS locked, current_setting('autoload_known_extensions') AS autoload" })).body.rows;
+}
+
+test("every attack of either token on leader and follower is refused, and leaves the host as it was", async () => {
+  const before = { leader: await settings(leader.url), follower: await settings(follower.url) };
+  expect(before.leader![0]).toEqual([expect.anything(), expect.anything(), false, true, false]);
+  expect(before.follower![0]).toEqual([expect.anything(), expect.anything(), false, true, false]);
+  const failures: string[] = [];
+  for (const node of [leader, follower]) {
+    for (const [bearer, who] of [[TOKEN, "admin"], [READ_TOKEN, "reader"]] as const) {
+      for (const sql of forbiddenToAll()) {
+        const { status, body } = await post(node.url, bearer, { sql });
+        // 403 for what reaches beyond the database; 400 only where DuckDB refuses the statement itself.
+        if (status !== 403 && status !== 400) failures.push(`${who} on ${node.name}: ${status} for ${sql}: ${body.error}`);
+        if (who === "reader" && sql.includes("FROM '") && status !== 403) failures.push(`a file as a table is ${status}`);
+      }
+      const parameterized = await post(node.url, bearer, { sql: "SELECT * FROM read_text($1)", params: [secretFile] });
+      if (parameterized.status !== 403) failures.push(`${who}: read_text($1) is ${parameterized.status}`);
+    }
+    for (const sql of forbiddenToReader) {
+      const { status, body } = await post(node.url, READ_TOKEN, { sql });
+      if (status !== 403) failures.push(`reader on ${node.name}: ${status} for ${sql}: ${body.error}`);
+    }
+  }
+  expect(failures).toEqual([]);
+  // The file errors name the flag that opens them.
+  const copied = await post(leader.url, TOKEN, { sql: `COPY (SELECT 1) TO '${canary}/x.csv'` });
+  expect(copied.body.error).toContain("--allow-files");
+  // Nothing on the host changed: no file, no directory, no setting; the reader's write never landed.
+  expect(readdirSync(canary)).toEqual([]);
+  expect(await settings(leader.url)).toEqual(before.leader);
+  expect(await settings(follower.url)).toEqual(before.follower);
+  expect((await post(leader.url, TOKEN, { sql: "SELECT count(*) FROM t" })).body.rows).toEqual([[1]]);
+  // What the admin may do still works: a checkpoint, reads, writes.
+  expect((await post(leader.url, TOKEN, { sql: "CHECKPOINT" })).status).toBe(200);
+  expect((await post(leader.url, READ_TOKEN, { sql: "SELECT x, (SELECT count(*) FROM range(3)) FROM t" })).status)
+    .toBe(200);
+  expect((await post(follower.url, READ_TOKEN, { sql: "EXPLAIN ANALYZE SELECT * FROM t" })).status).toBe(200);
+  expect((await post(follower.url, READ_TOKEN, { sql: "SELECT table_name FROM duckdb_tables()" })).body.rows)
+    .toEqual([["t"]]);
+  // No answer carried a secret: the tokens, or the content of a file the attacks named.
+  for (const answer of answers) {
+    expect(answer).not.toContain(SECRET);
+    expect(answer).not.toContain(TOKEN);
+    expect(answer).not.toContain(READ_TOKEN);
+  }
+}, 300_000);
+
+test("every statement type DuckDB 1.4.4 has is classified", async () => {
+  const { StatementType } = await import("@duckdb/node-api");
+  const { CLASS_OF_TYPE } = await import("../packages/cli/_sql_judge.ts");
+  const types = Object.values(StatementType).filter((value) => typeof value === "number") as number[];
+  expect(types.length).toBeGreaterThanOrEqual(28);
+  for (const type of types) expect(CLASS_OF_TYPE[type as keyof typeof CLASS_OF_TYPE]).toBeDefined();
+  expect(Object.keys(CLASS_OF_TYPE).length).toBe(types.length);
+});
+
+test("--allow-files DIR lets the admin token use DIR and nothing else; the read token still reaches no file", async () => {
+  const cluster = await startCluster("c2", ["--allow-files", allowed]);
+  nodes.push(...cluster.started);
+  const admin = cluster.elected;
+  expect((await post(admin.url, TOKEN, { sql: `COPY (SELECT 42 AS answer) TO '${allowed}/out.csv'` })).status).toBe(200);
+  expect(existsSync(join(allowed, "out.csv"))).toBe(true);
+  const read = await post(admin.url, TOKEN, { sql: `SELECT answer FROM read_csv('${allowed}/out.csv')` });
+  expect(read.body.rows).toEqual([[42]]);
+  for (const sql of [`COPY (SELECT 1) TO '${canary}/outside.csv'`, `COPY (SELECT 1) TO '${allowed}/../escaped.csv'`,
+    `SELECT * FROM read_text('${secretFile}')`]) {
+    expect((await post(admin.url, TOKEN, { sql })).status).toBe(403);
+  }
+  for (const sql of [`SELECT * FROM read_csv('${allowed}/out.csv')`, `FROM '${allowed}/out.csv'`,
+    `COPY (SELECT 1) TO '${allowed}/reader.csv'`]) {
+    expect((await post(admin.url, READ_TOKEN, { sql })).status).toBe(403);
+  }
+  expect(existsSync(join(dir, "escaped.csv"))).toBe(false);
+  expect(existsSync(join(allowed, "reader.csv"))).toBe(false);
+  expect(readdirSync(canary)).toEqual([]);
+}, 300_000);
