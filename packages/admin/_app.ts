@@ -21,7 +21,7 @@ import { HTTPException } from "hono/http-exception";
 import { DASHBOARD_HTML } from "./_dashboard.ts";
 import { accessOf, requireToken } from "./_auth.ts";
 import { renderMetrics } from "./_metrics.ts";
-import type { AdminDatabase, SqlRequest } from "./_types.ts";
+import type { AdminDatabase, SqlAnswer, SqlRequest } from "./_types.ts";
 
 export interface AdminAppOptions {
   /** The bearer token every route but `/healthz` and `/` needs (at least 16 characters). */
@@ -159,8 +159,8 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     if (!database.sql) throw new HTTPException(501, { message: `${database.dbKey} does not serve SQL here` });
     const answer = await database.sql(request);
     if (answer instanceof Response) return answer;
-    return c.json({ columns: answer.columns, rows: answer.rows, role: database.role, position: answer.position }, 200,
-      { "x-haduck-position": answer.position });
+    return new Response(answerBody(answer, database.role), { status: 200, headers: {
+      "content-type": "application/json", "x-haduck-position": answer.position } });
   });
   app.get("/metrics", (c) => c.body(renderMetrics(databases), 200,
     { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
@@ -221,6 +221,27 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     return c.json(sqlRoute ? { error: error.message, code } : { error: code, message: error.message }, status, headers);
   });
   return app;
+}
+
+/**
+ * The body of a `POST /sql` answer, `{"columns", "rows", "role", "position"}`, as a stream: its
+ * rows were serialized in pieces as they came from DuckDB, and go out a piece per pull, so a large
+ * answer is never one more copy, nor one long turn of the event loop.
+ */
+function answerBody(answer: SqlAnswer, role: string): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  let next = -1;
+  return new ReadableStream({
+    pull(controller) {
+      if (next === -1) controller.enqueue(encoder.encode(`{"columns":${JSON.stringify(answer.columns)},"rows":[`));
+      else controller.enqueue(encoder.encode((next > 0 ? "," : "") + answer.rowsJson[next]));
+      next++;
+      if (next >= answer.rowsJson.length) {
+        controller.enqueue(encoder.encode(`],"role":${JSON.stringify(role)},"position":${JSON.stringify(answer.position)}}`));
+        controller.close();
+      }
+    },
+  });
 }
 
 function describe(database: AdminDatabase) {

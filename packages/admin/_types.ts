@@ -32,7 +32,11 @@ export interface SqlRequest {
 /** What a statement returned, values already JSON-safe (integers beyond 2^53 as strings). */
 export interface SqlAnswer {
   columns: string[];
-  rows: unknown[][];
+  /**
+   * The rows as JSON text, in pieces: each piece one or more rows (JSON arrays) joined by commas,
+   * serialized as they streamed from DuckDB and sent as they are.
+   */
+  rowsJson: string[];
   /** DuckDB's own statement type said it writes (anything but SELECT and EXPLAIN). */
   write: boolean;
   /** Where the store stood after it (see `position` in docs/ARCHITECTURE.md): orders commits. */

@@ -36,6 +36,7 @@ import { type Progress, progress } from "./_progress.ts";
 const PROGRESS_BLOCKS_MIN = 64;
 import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
 import { ClusterNode } from "./_cluster_node.ts";
+import { ensureThreadPool } from "./_thread_pool.ts";
 import {
   RESULT_BYTES_MAX_DEFAULT,
   STATEMENT_TIMEOUT_MS_DEFAULT,
@@ -171,6 +172,8 @@ async function commandServe(args: string[]): Promise<number> {
     "memory-limit": { type: "string" }, "max-temp-size": { type: "string" } });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
   const { limits, sandboxOptions } = sqlSettings(values);
+  // Statements may not hold every thread the lease, shipping and followers need (see _thread_pool.ts).
+  await ensureThreadPool(Math.max(16, 2 * limits.gate.runningMax + 4));
   const databases = servedDatabases(positionals, values.db ?? [], values["db-key"]);
   if (values.admin !== undefined && values.listen !== undefined) {
     throw new UsageError("serve takes --listen or --admin (the same server), not both");

@@ -162,6 +162,18 @@ const FILE_LIKE = /[/\\]|:\/\/|\.(csv|tsv|txt|json|jsonl|ndjson|parquet|duckdb|d
  * allowed table functions and no file; StatementRefused (403) says what is not.
  */
 export async function judgeReaderStatement(connection: DuckDBConnection, sql: string): Promise<void> {
+  // The verdict depends on the text alone (a parse, nothing bound): a text seen allowed is allowed.
+  if (READER_ALLOWED.has(sql)) return;
+  await judgeReaderText(connection, sql);
+  if (READER_ALLOWED.size >= READER_ALLOWED_MAX) READER_ALLOWED.delete(READER_ALLOWED.values().next().value!);
+  READER_ALLOWED.add(sql);
+}
+
+/** Texts a reader was allowed to run, oldest first: the judge parses each text once. */
+const READER_ALLOWED = new Set<string>();
+const READER_ALLOWED_MAX = 1024;
+
+async function judgeReaderText(connection: DuckDBConnection, sql: string): Promise<void> {
   const refuse = (why: string) => new StatementRefused(`This token (HADUCK_READ_TOKEN) may only run reads: ${why}`, 403);
   const explained = explainedStatement(sql);
   const statement = explained ? explained.inner : sql;

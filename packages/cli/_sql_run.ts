@@ -205,7 +205,7 @@ export async function executeStatement(connection: DuckDBConnection, request: Sq
       throw statementError(error, request.sql);
     }
     if (write && request.readOnly) throw new ReadOnlyError();
-    let answer: { columns: string[]; rows: unknown[][] } | undefined;
+    let answer: { columns: string[]; rowsJson: string[] } | undefined;
     if (!write) {
       await connection.run("BEGIN TRANSACTION READ ONLY");
       try {
@@ -233,7 +233,7 @@ export async function executeStatement(connection: DuckDBConnection, request: Sq
  * when the client leaves, or when the rows pass the byte bound.
  */
 async function collect(prepared: DuckDBPreparedStatement, entry: Running, request: SqlRequest, limits: SqlLimits):
-  Promise<{ columns: string[]; rows: unknown[][] }> {
+  Promise<{ columns: string[]; rowsJson: string[] }> {
   const interrupt = (why: string) => {
     entry.interrupted ??= why;
     entry.connection.interrupt();
@@ -245,25 +245,30 @@ async function collect(prepared: DuckDBPreparedStatement, entry: Running, reques
     if (request.signal?.aborted) throw coded("The client left before its statement ran", "CLIENT_GONE");
     const result: DuckDBResult = await prepared.stream();
     const integer = result.columnTypes().map((type) => INTEGER_TYPES.has(type.toString()));
-    const rows: unknown[][] = [];
+    const rowsJson: string[] = [];
     let bytes = 0;
     for await (const chunkRows of result.yieldRowsJson()) {
+      // One string per chunk, not per row: what the answer keeps is a few large strings, which the
+      // garbage collector moves cheaply, rather than millions of small ones.
+      const piece: string[] = [];
       for (const row of chunkRows) {
         const converted = row.map((value, index) => {
           if (!integer[index] || typeof value !== "string") return value;
           const number = Number(value);
           return Number.isSafeInteger(number) ? number : value;
         });
-        bytes += JSON.stringify(converted).length + 1;
+        const json = JSON.stringify(converted);
+        bytes += json.length + 1;
         if (bytes > limits.resultBytesMax) {
           interrupt("size");
           throw coded(`The answer is larger than this node's --max-result-bytes (${limits.resultBytesMax} bytes ` +
             "of JSON rows): add a LIMIT, aggregate, or page with WHERE ... ORDER BY ... LIMIT", "RESULT_TOO_LARGE");
         }
-        rows.push(converted);
+        piece.push(json);
       }
+      if (piece.length > 0) rowsJson.push(piece.join(","));
     }
-    return { columns: result.columnNames(), rows };
+    return { columns: result.columnNames(), rowsJson };
   } catch (error) {
     if (entry.interrupted === "timeout") {
       throw coded(`The statement ran longer than this node's --statement-timeout (${limits.statementTimeoutMs} ms) ` +
