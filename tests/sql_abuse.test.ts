@@ -93,11 +93,12 @@ test("a leader under abuse keeps its lease, its writes and its pace; every abuse
     }
   })();
 
-  const huge = await Promise.all([1, 2, 3].map(() => post(leader.url, { sql: "SELECT * FROM range(1000000000)" })));
-  for (const answer of huge) {
-    expect(answer.status).toBe(413);
-    expect(answer.body.error).toContain("--max-result-bytes");
-  }
+  const huge = await post(leader.url, { sql: "SELECT * FROM range(1000000000)" });
+  expect(huge.status).toBe(413);
+  expect(huge.body.error).toContain("--max-result-bytes");
+  // Several at once: each is bounded by size or by time, and none answers a part of its rows.
+  const hugeCrowd = await Promise.all([1, 2, 3].map(() => post(leader.url, { sql: "SELECT * FROM range(1000000000)" })));
+  for (const answer of hugeCrowd) expect([413, 504]).toContain(answer.status);
   const startedEndless = performance.now();
   const endless = await post(leader.url, { sql: ENDLESS });
   expect(endless.status).toBe(504);

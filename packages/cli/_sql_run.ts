@@ -268,21 +268,27 @@ async function collect(prepared: DuckDBPreparedStatement, entry: Running, reques
       }
       if (piece.length > 0) rowsJson.push(piece.join(","));
     }
+    // An interrupted stream may simply end: its rows are not the answer.
+    if (entry.interrupted) throw interruptedError(entry, limits);
     return { columns: result.columnNames(), rowsJson };
   } catch (error) {
-    if (entry.interrupted === "timeout") {
-      throw coded(`The statement ran longer than this node's --statement-timeout (${limits.statementTimeoutMs} ms) ` +
-        "and was interrupted; nothing it did was kept", "STATEMENT_TIMEOUT");
-    }
-    if (entry.interrupted === "client") throw coded("The client left; its statement was interrupted", "CLIENT_GONE");
-    if (entry.interrupted && entry.interrupted !== "size") {
-      throw coded(`The statement was interrupted: ${entry.interrupted}; retry`, "NO_LEADER");
-    }
+    if (entry.interrupted && entry.interrupted !== "size") throw interruptedError(entry, limits);
     throw statementError(error, request.sql);
   } finally {
     clearTimeout(timer);
     request.signal?.removeEventListener("abort", left);
   }
+}
+
+/** Why an interrupted statement stopped, as the error its client gets. */
+function interruptedError(entry: Running, limits: SqlLimits): Error {
+  if (entry.interrupted === "timeout") {
+    return coded(`The statement ran longer than this node's --statement-timeout (${limits.statementTimeoutMs} ms) ` +
+      "and was interrupted; nothing it did was kept", "STATEMENT_TIMEOUT");
+  }
+  if (entry.interrupted === "client") return coded("The client left; its statement was interrupted", "CLIENT_GONE");
+  if (entry.interrupted === "size") return coded("The answer passed --max-result-bytes", "RESULT_TOO_LARGE");
+  return coded(`The statement was interrupted: ${entry.interrupted}; retry`, "NO_LEADER");
 }
 
 /**
