@@ -75,7 +75,9 @@ to hand its lease over without stopping: new statements wait, everything ships, 
 statements that waited go there. The old leader then follows. Token: HADUCK_ADMIN_TOKEN.
 Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to http://127.0.0.1:8082`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
-       [--tls-cert PEM --tls-key PEM] [--tls-ca PEM]
+       [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--allow-files DIR ...] [--statement-timeout 30s]
+       [--max-result-bytes 64MiB] [--max-statements 4] [--max-queued-statements 64] [--memory-limit 2GB]
+       [--max-temp-size 16GB]
        haduck serve --db PATH=KEY [--db PATH=KEY ...] [--group NAME] --listen HOST:PORT [--store URL] ...
 Serves <db-path> until Ctrl-C or SIGTERM: the admin endpoint (status, metrics, generations, POST
 /checkpoint, dashboard at /) and SQL over HTTP: POST /sql {"sql": "...", "params": [...]} answers
@@ -95,6 +97,11 @@ their number.
 --tls-cert and --tls-key serve HTTPS (a node listening beyond loopback without them warns at start);
 --tls-ca is the CA the other nodes' certificates are checked against when a follower forwards.
 HADUCK_READ_TOKEN, if set, is a second token that may only run reads on POST /sql (anything else: 403).
+Every statement reaches the database and nothing else (docs/SECURITY.md): no file, setting or
+extension, for either token; --allow-files DIR (repeatable) lets the admin token read and write files
+in DIR. A statement is interrupted after --statement-timeout (504), an answer larger than
+--max-result-bytes is refused (413), --max-statements run at once and --max-queued-statements wait
+(beyond: 503 with Retry-After); --memory-limit and --max-temp-size bound DuckDB (spill: <db>.haduck-tmp).
 POST /sql also takes "after" (or the X-Haduck-Position header: a position from an earlier answer; a
 follower waits "waitMs", default 1000, until it shows it, then asks the leader), "maxLagMs" (a
 follower further behind asks the leader) and "consistency": "leader" (a linearizable read).
