@@ -6,8 +6,11 @@
  *  - read-your-writes: a write through the leader, then a read through a follower with the write's
  *    position, READS times: the read always shows the write, and the wait it adds (p50/p99) against
  *    the follower's lag (the time until a follower shows a write without asking, p99), same run.
- * Writes bench/results/cluster_ops.json. Run: `bun bench/cluster_ops.ts [handoffs] [reads] [ttl ms]`
- * (default 20, 1000, 5000).
+ *  - rolling restarts (issue 32): a fresh cluster of three, clients writing through every node that
+ *    answers /healthz, each leader in turn stopped (SIGTERM) and started again, `rounds` times round
+ *    (default 2): the write pause per step (goal: every one under 1 s), client errors, lost writes.
+ * Writes bench/results/cluster_ops.json. Run: `bun bench/cluster_ops.ts [handoffs] [reads] [ttl ms]
+ * [rounds]` (default 20, 1000, 5000, 2).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,10 +18,12 @@ import { join } from "node:path";
 import { type ClusterNodeProcess, sql, startNode, waitForLeader, WriteLoad } from "../tests/harness/cluster.ts";
 import { startRadosgw } from "../tests/harness/radosgw.ts";
 import { createBucket, percentile as quantile, writeResult } from "./_report.ts";
+import { rollingRestart } from "../tests/harness/rolling.ts";
 
 const HANDOFFS = Number(process.argv[2] ?? 20);
 const READS = Number(process.argv[3] ?? 1000);
 const TTL_MS = Number(process.argv[4] ?? 5000);
+const ROLLING_ROUNDS = Number(process.argv[5] ?? 2);
 const dir = mkdtempSync(join(tmpdir(), "haduck-bench-cluster-ops-"));
 const s3 = await startRadosgw();
 const percentile = (values: number[], p: number) => Math.round(quantile(values, p));
@@ -114,7 +119,29 @@ try {
     if (lost.length === 0) break;
     await Bun.sleep(500);
   }
+  // Rolling restarts (issue 32): a fresh cluster of three, writes through every node answering /healthz.
+  for (const node of running.values()) node.process.kill("SIGTERM");
+  await Promise.all([...running.values()].map((node) => node.process.exited));
+  running.clear();
+  const rolling = await rollingRestart({ rounds: ROLLING_ROUNDS, clients: 3, base: { dir: join(dir, "rolling"),
+    dbKey: "rolling.duckdb", ttlMs: TTL_MS, env, storeArgs: ["--store", `s3://${bucket}/haduck`, "--endpoint", s3.endpoint] } });
+  for (const node of rolling.nodes) running.set(`rolling-${node.name}`, node);
+  const { leader: rollingLeader } = await waitForLeader(rolling.nodes, 30_000);
+  const rollingRows = (await sql(rollingLeader.url, { sql: "SELECT client, n FROM acks" })).body.rows as [number, number][];
+  const rollingSeen = new Set(rollingRows.map(([client, n]) => `${client},${n}`));
+  let rollingLost = 0;
+  let rollingAcknowledged = 0;
+  for (const [client, ns] of rolling.acknowledged) {
+    for (const n of ns) {
+      rollingAcknowledged++;
+      if (!rollingSeen.has(`${client},${n}`)) rollingLost++;
+    }
+  }
+  const rollingPauses = rolling.steps.map((step) => step.pauseMs);
   writeResult("cluster_ops", {
+    rollingRestart: { rounds: ROLLING_ROUNDS, steps: rolling.steps, pauseMaxMs: Math.max(...rollingPauses),
+      pauseP50Ms: percentile(rollingPauses, 0.5), goalEveryPauseMs: 1000, clientErrors: rolling.errors.length,
+      errorSample: rolling.errors.slice(0, 3), acknowledgedWrites: rollingAcknowledged, lost: rollingLost },
     ttlMs: TTL_MS,
     handoff: { handoffs: HANDOFFS, pauseP50Ms: percentile(pauses, 0.5), pauseP99Ms: percentile(pauses, 0.99),
       goalP99Ms: 1000, clientErrors: load.errors, errorSample: load.errorSamples.slice(0, 3),

@@ -4,7 +4,7 @@
  *
  * | route | auth | what |
  * |---|---|---|
- * | `GET /healthz` | none | `ok` while the process serves |
+ * | `GET /healthz` | none | `ok` while the process serves; 503 `stopping` once it stops (it still answers the rest) |
  * | `GET /` | none | the dashboard: a static page without data; it reads everything below with the token |
  * | `GET /status` | bearer | JSON per database: role, last generation and its time, pending, carried, lag, rate, last error |
  * | `GET /metrics` | bearer | Prometheus text |
@@ -33,6 +33,8 @@ export interface AdminAppOptions {
   bodyBytesMax?: number;
   /** The same for `POST /sql`. Default 1 MiB. */
   sqlBodyBytesMax?: number;
+  /** True while the node stops: `/healthz` answers 503, so clients and balancers move away. */
+  draining?: () => boolean;
 }
 
 /** A position token: `epoch:generation:walBytes`. */
@@ -133,7 +135,7 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     return found;
   };
 
-  app.get("/healthz", (c) => c.text("ok"));
+  app.get("/healthz", (c) => options.draining?.() ? c.text("stopping", 503) : c.text("ok"));
   app.get("/", (c) => c.html(DASHBOARD_HTML));
   app.use("/status", auth);
   app.use("/metrics", auth);

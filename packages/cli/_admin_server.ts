@@ -13,7 +13,15 @@ import { readFileSync } from "node:fs";
 
 export interface AdminServer {
   url: string;
-  stop(): Promise<void>;
+  /**
+   * Stops gracefully: `/healthz` says 503 (clients and balancers move away), no new connection is
+   * taken, every answer closes its connection, and the requests in flight are answered (at most
+   * `drainMs`, default 20 s) before the last connections close. No connection is reset with a
+   * request on it that is being answered.
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
+  /** Says `/healthz` 503 from now on, and closes each connection after its answer; serves on. */
+  drain(): void;
 }
 
 /** `HOST:PORT`, `:PORT` or `PORT` to a hostname and port; TypeError names the expected form. */
@@ -106,8 +114,9 @@ export function adminSettings(listen: string, env = process.env): AdminSettings 
 export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], options: { announce?: boolean } = {}):
   AdminServer & { announce(): void } {
   const { hostname, port, token } = settings;
-  const app = createAdminApp({ token, readToken: settings.readToken, databases });
-  const server = listen({ hostname, port, fetch: app.fetch, tls: settings.tls });
+  let draining = false;
+  const app = createAdminApp({ token, readToken: settings.readToken, databases, draining: () => draining });
+  const server = listen({ hostname, port, fetch: app.fetch, tls: settings.tls, draining: () => draining });
   const url = `${settings.tls ? "https" : "http"}://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
   if (!settings.tls && !LOOPBACK.test(hostname)) {
     console.error(`haduck: warning: serving ${hostname} without TLS: tokens and data cross the network in the clear; ` +
@@ -117,7 +126,15 @@ export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], 
     ? " (token from HADUCK_ADMIN_TOKEN)"
     : ` (token ${token}; dashboard ${url}#token=${token})`));
   if (options.announce !== false) announce();
-  return { url, stop: server.stop, announce };
+  return {
+    url,
+    announce,
+    drain: () => draining = true,
+    stop: async (options = {}) => {
+      draining = true;
+      await server.stop(options.drainMs ?? 20_000);
+    },
+  };
 }
 
 type Fetch = (request: Request) => Response | Promise<Response>;
@@ -177,25 +194,46 @@ async function bodyInTime(request: Request, fetch: Fetch, setTimeout: (seconds: 
   return await fetch(new Request(request.url, { method: request.method, headers: request.headers, body,
     signal: request.signal }));
 }
-type Listener = { port: number; stop(): Promise<void> };
+type Listener = { port: number; stop(drainMs: number): Promise<void> };
 
 /** The runtime's HTTP server: Bun.serve under Bun, Deno.serve under Deno. */
-function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: { cert: string; key: string } }):
-  Listener {
+function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: { cert: string; key: string };
+  draining: () => boolean }): Listener {
   const runtime = globalThis as unknown as {
     Bun?: { serve(o: unknown): { port: number; stop(force: boolean): Promise<void> | void } };
     Deno?: { serve(o: unknown, handler: Fetch): { addr: { port: number }; shutdown(): Promise<void> } };
   };
   if (runtime.Bun) {
-    const { tls, fetch, ...rest } = options;
+    const { tls, fetch, draining, hostname, port } = options;
+    let inFlight = 0;
     // An idle connection (between requests) closes after IDLE_SECONDS; a request whose body has
     // arrived has no cutoff (a durable write may wait for the store longer), see `bodyInTime`.
-    const server = runtime.Bun.serve({ ...rest, ...(tls ? { tls } : {}), idleTimeout: IDLE_SECONDS,
-      fetch: (request: Request, bun: { timeout(request: Request, seconds: number): void }) =>
-        bodyInTime(request, fetch, (seconds) => bun.timeout(request, seconds)) });
-    return { port: server.port, stop: async () => await server.stop(true) };
+    const server = runtime.Bun.serve({ hostname, port, ...(tls ? { tls } : {}), idleTimeout: IDLE_SECONDS,
+      fetch: async (request: Request, bun: { timeout(request: Request, seconds: number): void }) => {
+        inFlight++;
+        try {
+          const response = await bodyInTime(request, fetch, (seconds) => bun.timeout(request, seconds));
+          // A draining server closes each connection after its answer: the next request goes elsewhere.
+          if (!draining()) return response;
+          const headers = new Headers(response.headers);
+          headers.set("connection", "close");
+          return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+        } finally {
+          inFlight--;
+        }
+      } });
+    return {
+      port: server.port,
+      stop: async (drainMs) => {
+        // No new connections; the requests in flight are answered, then the rest close.
+        void server.stop(false);
+        const deadline = performance.now() + drainMs;
+        while (inFlight > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+        await server.stop(true);
+      },
+    };
   }
   const server = runtime.Deno!.serve({ hostname: options.hostname, port: options.port, onListen() {}, ...options.tls },
     options.fetch);
-  return { port: server.addr.port, stop: () => server.shutdown() };
+  return { port: server.addr.port, stop: () => server.shutdown() }; // Deno's shutdown answers what is in flight
 }

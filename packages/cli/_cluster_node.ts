@@ -248,8 +248,19 @@ export class ClusterNode {
       resolve();
     }
     // Someone else leads within a poll or two; the statements that waited are forwarded meanwhile.
+    // A node that stops and has no statement waiting has nothing to forward: it is done (a lone
+    // leader does not wait out a TTL for a successor that may not exist).
     const deadline = performance.now() + this.#ttlMs + 2000;
-    while (performance.now() < deadline) {
+    const nothingWaits = () => this.#stopped && this.#requests === 0;
+    if (nothingWaits()) {
+      this.#options.log(`${this.#options.dbKey}: released the lease after shipping everything in ` +
+        `${(performance.now() - started).toFixed(0)} ms; no statement waits, so this node stops now (a follower ` +
+        "claims the lease at its next look, without waiting for the TTL)");
+      return;
+    }
+    this.#options.log(`${this.#options.dbKey}: released the lease; waiting (at most ${deadline - performance.now() > 0
+      ? ((deadline - performance.now()) / 1000).toFixed(1) : 0} s) for the next leader to forward the statements that waited`);
+    while (performance.now() < deadline && !nothingWaits()) {
       const seen = await this.#lease.observe().catch(() => undefined);
       if (seen?.record && !seen.record.released && seen.record.holder !== this.#options.holder) {
         this.#leader = seen.record.address;
@@ -377,8 +388,10 @@ export class ClusterNode {
       if (!("notRun" in ran)) return ran;
       if (ran.notRun === "write" && request.readOnly) throw new ReadOnlyError();
       // A write, or a statement the replica cannot prepare (a table it does not have yet): the leader's.
+      return await this.#forward(request, attempt, false);
     }
-    return await this.#forward(request, attempt);
+    // A read sent to the leader (stale here, or linearizable) may go again to the next leader.
+    return await this.#forward(request, attempt, Boolean(follower));
   }
 
   /** Whether the replica shows `after` (waiting for it at most `waitMs`, looking again every 20 ms). */
@@ -401,7 +414,7 @@ export class ClusterNode {
    * at all, the statement waits for the next leader (at most TTL + 2 s) and goes there: a client
    * writing through a follower sees a handoff or a failover as a pause, not an error.
    */
-  async #forward(request: SqlRequest, attempt = 0): Promise<SqlAnswer | Response> {
+  async #forward(request: SqlRequest, attempt = 0, read = false): Promise<SqlAnswer | Response> {
     const leader = this.#leader;
     if (request.forwarded) {
       throw new NoLeaderError(`${this.#options.dbKey}: this node (${this.#address}) does not lead any more; ` +
@@ -432,6 +445,8 @@ export class ClusterNode {
       // Refused before it connected: the statement never reached the leader, so it may go to the next.
       const code = (error as { code?: string }).code ?? "";
       if (code === "ECONNREFUSED") return await retry(`${leader} refused the connection`);
+      // A read changes nothing: whatever became of it, it may be asked of the next leader.
+      if (read && !request.signal?.aborted) return await retry(`${leader} did not answer the read (${code})`);
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(code)) {
         // The handshake failed: nothing was sent. Retrying would fail the same way.
         throw new NoLeaderError(`${this.#options.dbKey}: the leader ${leader} is not trusted (${code}: ` +
@@ -462,6 +477,13 @@ export class ClusterNode {
     const deadline = performance.now() + this.#ttlMs + 2000;
     while (performance.now() < deadline) {
       if (this.#role === "leader" && this.#db && !this.#notLeading()) return true;
+      // A stopping node no longer watches the lease in its loop: it looks itself.
+      if (this.#stopped && !this.#handoff) {
+        const seen = await this.#lease.observe().catch(() => undefined);
+        if (seen?.record && !seen.record.released && seen.record.holder !== this.#options.holder) {
+          this.#leader = seen.record.address;
+        }
+      }
       if (this.#leader && this.#leader !== than && this.#leader !== this.#address) return true;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

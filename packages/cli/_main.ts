@@ -250,6 +250,8 @@ async function commandServe(args: string[]): Promise<number> {
     console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms${group ? `, group ${values.group}` : ""})`);
   }
   await signalled;
+  // Clients and balancers move away first (/healthz 503, connections closed after their answer).
+  admin.drain();
   // Long reads do not hold the stop up: they are interrupted (writes finish within --statement-timeout).
   limits.gate.interruptReads("the node is stopping");
   // A leader hands off first: statements meanwhile wait and go to the next leader.

@@ -52,7 +52,12 @@ function coded(message: string, code: string): Error {
 
 interface Running {
   connection: DuckDBConnection;
-  write: boolean;
+  /**
+   * Where the statement is: `reading` only inside the READ ONLY transaction of a read, the one
+   * place where interrupting it can never lose or half-apply a write (a stopping node interrupts
+   * those, and says they did not run).
+   */
+  phase: "judging" | "reading" | "writing";
   interrupted?: string;
 }
 
@@ -114,7 +119,7 @@ export class StatementGate {
   /** Interrupts every running read (a node that stops): they answer an error, and nothing they did is lost. */
   interruptReads(why: string): void {
     for (const entry of this.#running) {
-      if (entry.write) continue;
+      if (entry.phase !== "reading") continue;
       entry.interrupted = why;
       entry.connection.interrupt();
     }
@@ -182,7 +187,7 @@ async function writes(connection: DuckDBConnection, type: StatementType, sql: st
 export async function executeStatement(connection: DuckDBConnection, request: SqlRequest, writable: boolean,
   limits: SqlLimits): Promise<Omit<SqlAnswer, "position"> | NotRun> {
   judgeAnyStatement(request.sql);
-  const entry: Running = { connection, write: false };
+  const entry: Running = { connection, phase: "judging" };
   return await limits.gate.run(request.signal, entry, async () => {
     if (request.readOnly) {
       await judgeReaderStatement(connection, request.sql).catch((error) => {
@@ -209,9 +214,12 @@ export async function executeStatement(connection: DuckDBConnection, request: Sq
     if (!write) {
       await connection.run("BEGIN TRANSACTION READ ONLY");
       try {
+        entry.phase = "reading";
         answer = await collect(prepared, entry, request, limits);
+        entry.phase = "judging";
         await connection.run("COMMIT");
       } catch (error) {
+        entry.phase = "judging";
         await connection.run("ROLLBACK").catch(() => {});
         if (!/read-only/i.test((error as Error).message)) throw error;
         if (request.readOnly) throw new ReadOnlyError();
@@ -220,7 +228,7 @@ export async function executeStatement(connection: DuckDBConnection, request: Sq
     }
     if (write) {
       if (!writable) return { notRun: "write" };
-      entry.write = true;
+      entry.phase = "writing";
       answer = await collect(prepared, entry, request, limits);
     }
     // Converted before any durability wait: nothing may fail between the answer and a commit the client could repeat.
@@ -268,8 +276,9 @@ async function collect(prepared: DuckDBPreparedStatement, entry: Running, reques
       }
       if (piece.length > 0) rowsJson.push(piece.join(","));
     }
-    // An interrupted stream may simply end: its rows are not the answer.
-    if (entry.interrupted) throw interruptedError(entry, limits);
+    // An interrupted read's stream may simply end: its rows are not the answer. A write whose
+    // stream ended without an error committed (auto-commit ends with the stream): that is its answer.
+    if (entry.interrupted && entry.phase === "reading") throw interruptedError(entry, limits);
     return { columns: result.columnNames(), rowsJson };
   } catch (error) {
     if (entry.interrupted && entry.interrupted !== "size") throw interruptedError(entry, limits);
