@@ -5,18 +5,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { rowCount } from "./harness/duckdb.ts";
 import { freshBucket } from "./harness/s3.ts";
+import { runHaduck } from "./harness/cli.ts";
 
 const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
 const dir = mkdtempSync(join(tmpdir(), "haduck-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function haduck(args: string[], env: Record<string, string> = {}) {
-  const child = Bun.spawn([process.execPath, BIN, ...args], { cwd: dir, env: { ...process.env, ...env },
-    stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(),
-    new Response(child.stderr).text(), child.exited]);
-  return { stdout, stderr, code };
-}
+const haduck = (args: string[], env: Record<string, string> = {}) => runHaduck(dir, args, env);
 
 
 for (const kind of ["file", "s3"] as const) {

@@ -9,26 +9,20 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { type AttachedDatabase, attach } from "@haduck/duckdb-fs-bridge";
 import { openStore } from "@haduck/s3-block-store";
 import { isResourceFailure } from "../packages/duckdb-fs-bridge/_resource_failure.ts";
+import { runHaduck } from "./harness/cli.ts";
 import { queryFile } from "./harness/duckdb.ts";
 
-const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
 const dir = mkdtempSync(join(tmpdir(), "haduck-open-check-"));
 const storeUrl = `file://${dir}/store`;
 const COMMITS = 250;
 let db: AttachedDatabase;
 let expected: unknown;
 
-async function haduck(args: string[], env: Record<string, string> = {}) {
-  const child = Bun.spawn([process.execPath, BIN, ...args], { cwd: dir, env: { ...process.env, ...env },
-    stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(),
-    new Response(child.stderr).text(), child.exited]);
-  return { stdout, stderr, code };
-}
+const haduck = (args: string[], env: Record<string, string> = {}) => runHaduck(dir, args, env);
 
 const CONTENT = "SELECT count(*)::BIGINT AS n, sum(hash(id, g, v))::VARCHAR AS h FROM t";
 
