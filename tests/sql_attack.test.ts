@@ -22,6 +22,8 @@ const secretFile = join(dir, "secret.txt");
 let nodes: ClusterNodeProcess[] = [];
 let leader: ClusterNodeProcess;
 let follower: ClusterNodeProcess;
+/** The leader's database file (its haduck:// path is DuckDB's own: the sandbox lets DuckDB reach it). */
+let dbFile = "";
 
 /** Every answer body seen: none may hold a secret. */
 const answers: string[] = [];
@@ -52,6 +54,7 @@ beforeAll(async () => {
   nodes = cluster.started;
   leader = cluster.elected;
   follower = cluster.other;
+  dbFile = join(dir, "c1", leader.name, "db.duckdb");
   expect((await post(leader.url, TOKEN, { sql: "CREATE TABLE t AS SELECT 1 AS x" })).status).toBe(200);
   // The follower shows the table before the attacks (reads of it run there).
   const deadline = Date.now() + 20_000;
@@ -112,6 +115,22 @@ function forbiddenToAll(): string[] {
     "CALL enable_logging()",
     "CALL disable_logging()",
     "SET VARIABLE x = 1",
+    // From a review's attack (helper report, 2026-12-06): SQL built from strings, the extension's
+    // controls, the node's own files through its haduck:// paths, PRAGMA switches.
+    "SELECT * FROM query('SELECT * FROM enable_' || 'logging()')",
+    "SELECT * FROM \"query\"('SELECT 1')",
+    "SELECT * FROM query_table('t')",
+    "SELECT haduck_consumer_detach()",
+    "SELECT \"haduck_consumer_attach\"(0)",
+    "SELECT * FROM haduck_drain_events()",
+    `COPY (SELECT 'garbage') TO 'haduck://${dbFile}' (FORMAT csv, USE_TMP_FILE false)`,
+    `COPY (SELECT 'garbage') TO 'haduck://${dbFile}.wal' (FORMAT csv, USE_TMP_FILE false)`,
+    `COPY (SELECT 'x') TO '${dbFile}.haduck-tmp/admin.csv'`,
+    `SELECT * FROM read_blob('haduck://${dbFile}')`,
+    "PRAGMA disable_optimizer",
+    "PRAGMA force_checkpoint",
+    "PRAGMA enable_profile",
+    "SELECT * FROM U&\"\\0071uery\"('SELECT 1')",
   ];
 }
 
@@ -124,6 +143,13 @@ const forbiddenToReader = [
   "EXPLAIN ANALYZE DELETE FROM t WHERE x = 99",
   "SELECT * FROM duckdb_settings()",
   "PRAGMA version",
+  "SELECT * FROM pg_catalog.pg_settings",
+  "SELECT * FROM pragma_database_list",
+  "SELECT current_setting('temp_directory')",
+  // The judge reads a statement's prefix as DuckDB does: nested comments, a line comment ended by \r.
+  "/* /* */ EXPLAIN SELECT $$ */ SELECT * FROM duckdb_settings() LIMIT 2 --$$",
+  "-- c\rSELECT name, value FROM duckdb_settings() /*\nEXPLAIN SELECT 1 --*/",
+  "/* /* */ EXPLAIN ANALYZE SELECT $$ */ EXPLAIN ANALYZE SELECT * FROM duckdb_settings() --$$",
 ];
 
 async function settings(url: string) {

@@ -4,7 +4,7 @@
  * or a port; 127.0.0.1 unless a host is given), takes the token from `HADUCK_ADMIN_TOKEN` or makes
  * one and prints it once.
  */
-import { type AdminDatabase, createAdminApp, generateToken } from "@haduck/admin";
+import { type AdminDatabase, createAdminApp, generateToken, tokensEqual } from "@haduck/admin";
 import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
 import type { DuckDBConnection } from "@duckdb/node-api";
@@ -116,7 +116,15 @@ export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], 
   const { hostname, port, token } = settings;
   let draining = false;
   const app = createAdminApp({ token, readToken: settings.readToken, databases, draining: () => draining });
-  const server = listen({ hostname, port, fetch: app.fetch, tls: settings.tls, draining: () => draining });
+  // A request that needs a token and has none of ours is refused before its body is read.
+  const authorized = async (request: Request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/healthz" || path === "/") return true;
+    const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+    if (bearer === undefined) return false;
+    return await tokensEqual(bearer, token) || (settings.readToken !== undefined && await tokensEqual(bearer, settings.readToken));
+  };
+  const server = listen({ hostname, port, fetch: app.fetch, tls: settings.tls, draining: () => draining, authorized });
   const url = `${settings.tls ? "https" : "http"}://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}/`;
   if (!settings.tls && !LOOPBACK.test(hostname)) {
     console.error(`haduck: warning: serving ${hostname} without TLS: tokens and data cross the network in the clear; ` +
@@ -155,7 +163,7 @@ async function bodyInTime(request: Request, fetch: Fetch, setTimeout: (seconds: 
   const refuse = (status: number, message: string) =>
     new Response(JSON.stringify({ error: message }), { status, headers: { "content-type": "application/json",
       connection: "close" } });
-  let body: Uint8Array | undefined;
+  let body: Uint8Array<ArrayBuffer> | undefined;
   if (request.body) {
     if (Number(request.headers.get("content-length") ?? 0) > BODY_BYTES_MAX) return refuse(413, "request body too large");
     const reader = request.body.getReader();
@@ -198,13 +206,13 @@ type Listener = { port: number; stop(drainMs: number): Promise<void> };
 
 /** The runtime's HTTP server: Bun.serve under Bun, Deno.serve under Deno. */
 function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: { cert: string; key: string };
-  draining: () => boolean }): Listener {
+  draining: () => boolean; authorized: (request: Request) => Promise<boolean> }): Listener {
   const runtime = globalThis as unknown as {
     Bun?: { serve(o: unknown): { port: number; stop(force: boolean): Promise<void> | void } };
     Deno?: { serve(o: unknown, handler: Fetch): { addr: { port: number }; shutdown(): Promise<void> } };
   };
   if (runtime.Bun) {
-    const { tls, fetch, draining, hostname, port } = options;
+    const { tls, fetch, draining, hostname, port, authorized } = options;
     let inFlight = 0;
     // An idle connection (between requests) closes after IDLE_SECONDS; a request whose body has
     // arrived has no cutoff (a durable write may wait for the store longer), see `bodyInTime`.
@@ -212,6 +220,11 @@ function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: {
       fetch: async (request: Request, bun: { timeout(request: Request, seconds: number): void }) => {
         inFlight++;
         try {
+          if (!await authorized(request)) {
+            return new Response(JSON.stringify({ error: "a bearer token is required: send Authorization: Bearer " +
+              "<HADUCK_ADMIN_TOKEN>" }), { status: 401, headers: { "content-type": "application/json", connection: "close",
+              "www-authenticate": 'Bearer realm="haduck"' } });
+          }
           const response = await bodyInTime(request, fetch, (seconds) => bun.timeout(request, seconds));
           // A draining server closes each connection after its answer: the next request goes elsewhere.
           if (!draining()) return response;

@@ -4,7 +4,7 @@
  * Errors are one line (what failed, what to do) with documented exit codes; `--debug` adds stacks.
  */
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { type BlockStore, StoreError } from "@haduck/s3-block-store";
@@ -175,6 +175,9 @@ async function commandServe(args: string[]): Promise<number> {
   // Statements may not hold every thread the lease, shipping and followers need (see _thread_pool.ts).
   await ensureThreadPool(Math.max(16, 2 * limits.gate.runningMax + 4));
   const databases = servedDatabases(positionals, values.db ?? [], values["db-key"]);
+  // The node's own files: DuckDB's sandbox lets DuckDB reach them, so statements may not name them.
+  limits.ownPaths = databases.flatMap(({ dbPath }) => [resolve(dbPath), `${basename(dbPath)}.wal`,
+    `${basename(dbPath)}.haduck-tmp`, `${basename(dbPath)}.haduck-follower`]);
   if (values.admin !== undefined && values.listen !== undefined) {
     throw new UsageError("serve takes --listen or --admin (the same server), not both");
   }

@@ -93,52 +93,47 @@ export class StatementRefused extends Error {
  * wrapper in a form this reads (then it is refused, never guessed).
  */
 export function explainedStatement(sql: string): { inner: string; analyze: boolean } | undefined {
-  let at = 0;
-  const skip = () => {
-    for (;;) {
-      const rest = sql.slice(at);
-      const space = /^\s+/.exec(rest);
-      if (space) at += space[0].length;
-      else if (rest.startsWith("--")) at = rest.includes("\n") ? at + rest.indexOf("\n") + 1 : sql.length;
-      else if (rest.startsWith("/*")) {
-        const end = rest.indexOf("*/");
-        if (end < 0) return false;
-        at += end + 2;
-      } else return true;
-    }
-  };
-  const word = () => {
-    if (!skip()) return undefined;
-    const match = /^[A-Za-z_]+/.exec(sql.slice(at));
-    return match ? match[0].toUpperCase() : undefined;
-  };
+  let rest = stripLeadingComments(sql);
   const take = (expected: string[]) => {
-    const next = word();
-    if (next === undefined || !expected.includes(next)) return undefined;
-    at += next.length;
-    return next;
+    const word = /^[A-Za-z_]+/.exec(rest)?.[0];
+    if (word === undefined || !expected.includes(word.toUpperCase())) return false;
+    rest = stripLeadingComments(rest.slice(word.length));
+    return true;
   };
   if (!take(["EXPLAIN"])) return undefined;
   let analyze = false;
   if (take(["ANALYZE", "ANALYSE"])) {
     analyze = true;
     take(["VERBOSE"]);
-  } else if (!take(["VERBOSE"])) {
-    if (!skip()) return undefined;
-    if (sql[at] === "(") {
-      // Options: words and quoted values up to the closing parenthesis; ANALYZE among them runs it.
-      const close = /^\(([A-Za-z_,\s'"]*)\)/.exec(sql.slice(at));
-      if (!close) return undefined;
-      analyze = /\bANALY[SZ]E\b/i.test(close[1]);
-      at += close[0].length;
-    }
+  } else if (!take(["VERBOSE"]) && rest.startsWith("(")) {
+    // Options: words and quoted values up to the closing parenthesis; ANALYZE among them runs it.
+    const close = /^\(([A-Za-z_,\s'"]*)\)/.exec(rest);
+    if (!close) return undefined;
+    analyze = /\bANALY[SZ]E\b/i.test(close[1]);
+    rest = stripLeadingComments(rest.slice(close[0].length));
   }
-  const inner = sql.slice(at).trim();
+  const inner = rest.trim();
   return inner ? { inner, analyze } : undefined;
 }
 
-/** Every table function and every table a parsed SELECT names (DuckDB's own parse, as JSON). */
-function namedSources(node: unknown, found: { functions: string[]; tables: string[] }) {
+/**
+ * The text that runs for `sql`: an EXPLAIN is rebuilt from the statement it was judged to wrap
+ * (`EXPLAIN [ANALYZE] <inner>`), so that what DuckDB runs is exactly what was judged, whatever a
+ * comment or a quote makes of the prefix; anything else runs as sent.
+ */
+export function statementToRun(sql: string): string {
+  const explained = explainedStatement(sql);
+  return explained ? `EXPLAIN ${explained.analyze ? "ANALYZE " : ""}${explained.inner}` : sql;
+}
+
+/** Every function, table function and table a parsed SELECT names (DuckDB's own parse, as JSON). */
+interface Named {
+  functions: string[];
+  tableFunctions: string[];
+  tables: { schema: string; name: string }[];
+}
+
+function namedSources(node: unknown, found: Named): Named {
   if (Array.isArray(node)) {
     for (const child of node) namedSources(child, found);
     return found;
@@ -147,12 +142,21 @@ function namedSources(node: unknown, found: { functions: string[]; tables: strin
   const record = node as Record<string, unknown>;
   if (record.type === "TABLE_FUNCTION") {
     const fn = record.function as { function_name?: unknown } | undefined;
-    found.functions.push(String(fn?.function_name ?? "").toLowerCase());
+    found.tableFunctions.push(String(fn?.function_name ?? "").toLowerCase());
+  } else if (record.class === "FUNCTION" && typeof record.function_name === "string") {
+    found.functions.push(record.function_name.toLowerCase());
   }
-  if (record.type === "BASE_TABLE") found.tables.push(String(record.table_name ?? ""));
+  if (record.type === "BASE_TABLE") {
+    found.tables.push({ schema: String(record.schema_name ?? ""), name: String(record.table_name ?? "") });
+  }
   for (const value of Object.values(record)) namedSources(value, found);
   return found;
 }
+
+/** Scalar functions a reader may not call: they tell of the node (settings, paths), not of the rows. */
+const READER_DENIED_FUNCTIONS = /^(current_setting|getenv|haduck_\w*)$/;
+/** System views; a reader reads only those also on `READER_TABLE_FUNCTIONS`. */
+const SYSTEM_VIEW = /^(pg_|pragma_|duckdb_|sqlite_)/i;
 
 /** A table name that is a file or an address (DuckDB would read it as one). */
 const FILE_LIKE = /[/\\]|:\/\/|\.(csv|tsv|txt|json|jsonl|ndjson|parquet|duckdb|db|sqlite|xlsx|arrow|gz|zst)$/i;
@@ -193,23 +197,87 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string): Promi
     throw new StatementRefused(message || "the statement does not parse", 400);
   }
   if ((parsed.statements ?? []).length !== 1) throw new StatementRefused("one statement per request", 400);
-  const { functions, tables } = namedSources(parsed.statements, { functions: [], tables: [] });
-  for (const name of functions) {
+  const { functions, tableFunctions, tables } = namedSources(parsed.statements,
+    { functions: [], tableFunctions: [], tables: [] });
+  for (const name of tableFunctions) {
     if (!READER_TABLE_FUNCTIONS.has(name)) {
       throw refuse(`the table function ${name}() is not among those a reader may call (files, settings and ` +
         "state are the admin's)");
     }
   }
-  for (const name of tables) {
+  for (const name of functions) {
+    if (READER_DENIED_FUNCTIONS.test(name)) throw refuse(`${name}() tells of the node, not of the database`);
+  }
+  for (const { schema, name } of tables) {
     if (FILE_LIKE.test(name)) throw refuse(`${JSON.stringify(name)} names a file, not a table`);
+    // The system's views of settings, files and state (pg_settings, pragma_database_list, ...).
+    if (/^pg_catalog$/i.test(schema) || (SYSTEM_VIEW.test(name) && !READER_TABLE_FUNCTIONS.has(name.toLowerCase()))) {
+      throw refuse(`${name} is a view of the node's settings or state, not of the database`);
+    }
   }
 }
 
-/** Refuses, for every token, a statement that changes the instance from inside (a logging or profiling switch). */
-export function judgeAnyStatement(sql: string): void {
-  const instance = INSTANCE_FUNCTIONS.exec(sql);
-  if (instance) {
-    throw new StatementRefused(`This statement is not served over HTTP: ${instance[1]}() changes the whole ` +
-      "instance; set it where the node starts", 403);
+/**
+ * Text no token may send: functions that change the instance from inside a statement, SQL built
+ * from strings (`query()`, `query_table()`: the judge cannot see what they run), the extension's
+ * own controls (`haduck_*()`, which steer replication), and the node's own files (`haduck:` paths,
+ * the database file, its WAL and temp directory, which DuckDB's sandbox lets DuckDB itself reach).
+ */
+const FORBIDDEN_TEXT: [RegExp, string][] = [
+  [/\b(enable_logging|disable_logging|truncate_duckdb_logs|enable_profiling|disable_profiling|enable_profile|disable_profile|enable_checkpoint_on_shutdown|disable_checkpoint_on_shutdown|enable_object_cache|disable_object_cache|install_extension|load_extension|create_secret|drop_secret)\b/i,
+    "changes the whole instance; set it where the node starts"],
+  [/\bquery(_table)?"?\s*\(/i, "runs SQL built from strings, which cannot be judged: send the statement itself"],
+  [/haduck_\w*/i, "steers haduck's replication, which is the node's own business"],
+  [/haduck:/i, "names one of the node's own files"],
+  // Escaped identifiers and strings (U&"\0071uery") could spell any name past the checks above.
+  [/\bU&['"]/i, "spells a name in escapes; write it plainly"],
+];
+
+/** PRAGMAs the admin may run: they read. Any other PRAGMA (settings, switches) is refused. */
+const READ_PRAGMAS = /^\s*PRAGMA\s+(table_info|storage_info|database_size|version|show_tables|show_tables_expanded|show|platform|metadata_info|functions|collations|user_agent)\b/i;
+
+/** Refuses, for every token, what no statement may do (see `FORBIDDEN_TEXT`), and the node's own paths. */
+export function judgeAnyStatement(sql: string, ownPaths: string[] = []): void {
+  for (const [pattern, why] of FORBIDDEN_TEXT) {
+    const found = pattern.exec(sql);
+    if (found) {
+      throw new StatementRefused(`This statement is not served over HTTP: ${found[0].replace(/"?\s*\($/, "()")} ${why}`,
+        403);
+    }
+  }
+  for (const path of ownPaths) {
+    if (path && sql.includes(path)) {
+      throw new StatementRefused("This statement is not served over HTTP: it names one of the node's own files", 403);
+    }
+  }
+  if (/^\s*PRAGMA\b/i.test(stripLeadingComments(sql)) && !READ_PRAGMAS.test(stripLeadingComments(sql))) {
+    throw new StatementRefused("This PRAGMA is not served over HTTP: settings are the node's; read with the " +
+      "pragma_* table functions (e.g. SELECT * FROM pragma_table_info('t'))", 403);
+  }
+}
+
+/**
+ * `sql` without the comments and blanks before its first word, read as DuckDB's scanner
+ * (postgres' scan.l) reads them: block comments nest, a line comment ends at \n or \r. An
+ * unterminated comment leaves nothing.
+ */
+function stripLeadingComments(sql: string): string {
+  let rest = sql;
+  for (;;) {
+    const trimmed = rest.replace(/^[ \t\n\r\f\v]+/, "");
+    if (trimmed.startsWith("--")) {
+      const end = trimmed.search(/[\n\r]/);
+      rest = end < 0 ? "" : trimmed.slice(end + 1);
+    } else if (trimmed.startsWith("/*")) {
+      let depth = 0;
+      let i = 0;
+      do {
+        if (trimmed.startsWith("/*", i)) (depth++, i += 2);
+        else if (trimmed.startsWith("*/", i)) (depth--, i += 2);
+        else if (i >= trimmed.length) return "";
+        else i++;
+      } while (depth > 0);
+      rest = trimmed.slice(i);
+    } else return trimmed;
   }
 }

@@ -333,6 +333,14 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     const snapshot = current;
     if (!snapshot || closed) throw new Error(`The follower of ${dbKey} is closed`);
     snapshot.readers++;
+    // A statement abandoned by its caller (its error carries `settled`) still holds the connection:
+    // it is closed, and the snapshot let go, only once DuckDB is done with it (closing a busy
+    // connection waits for it, on the event loop).
+    let busyUntil: Promise<void> | undefined;
+    const letGo = () => {
+      snapshot.readers--;
+      release(snapshot);
+    };
     try {
       let connection = snapshot.idle.pop();
       if (!connection) {
@@ -344,14 +352,18 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         const result = await fn(connection, snapshot.position);
         reusable = !snapshot.retired;
         return result;
+      } catch (error) {
+        busyUntil = (error as { settled?: Promise<void> }).settled;
+        throw error;
       } finally {
         // A read that failed may have left its connection in any state: only clean ones are kept.
         if (reusable && snapshot.idle.length < 8) snapshot.idle.push(connection);
+        else if (busyUntil) void busyUntil.then(() => connection.closeSync());
         else connection.closeSync();
       }
     } finally {
-      snapshot.readers--;
-      release(snapshot);
+      if (busyUntil) void busyUntil.then(letGo);
+      else letGo();
     }
   };
 
