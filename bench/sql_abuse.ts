@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { sandbox } from "@haduck/duckdb-fs-bridge";
-import { executeStatement, sqlLimits } from "../packages/cli/_sql_run.ts";
+import { executeStatement, sqlLimits } from "@haduck/cluster";
 import { type ClusterNodeProcess, startNode, TOKEN, waitForLeader } from "../tests/harness/cluster.ts";
 import { percentile, writeResult } from "./_report.ts";
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { extensionPath } from "@haduck/duckdb-fs-bridge";
-import { readFileInfo } from "../packages/duckdb-fs-bridge/_block_source.ts";
+import { readFileInfo } from "../packages/duckdb-fs-bridge/local/_block_source.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-node-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AttachedDatabase, attach } from "@haduck/duckdb-fs-bridge";
 import { openStore } from "@haduck/s3-block-store";
-import { isResourceFailure } from "../packages/duckdb-fs-bridge/_resource_failure.ts";
+import { isResourceFailure } from "../packages/duckdb-fs-bridge/reader/_resource_failure.ts";
 import { runHaduck } from "./harness/cli.ts";
 import { queryFile } from "./harness/duckdb.ts";
 

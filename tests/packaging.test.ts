@@ -51,7 +51,7 @@ beforeAll(() => {
 test("npx haduck works with only Node and npm: --help, attach ships a generation, restore opens in DuckDB", () => {
   const dir = join(work, "cli");
   install(dir, ["haduck", "@haduck/duckdb-fs-bridge", "@haduck/duckblock", "@haduck/s3-block-store",
-    "@haduck/dirty-tracker", "@haduck/lease", "@haduck/admin", "@haduck/extension-linux-x64"]);
+    "@haduck/dirty-tracker", "@haduck/lease", "@haduck/admin", "@haduck/cluster", "@haduck/extension-linux-x64"]);
   expect(Bun.which("bun", { PATH })).toBeNull();
   const help = run(["npx", "--no-install", "haduck", "--help"], dir);
   expect({ code: help.code, stderr: help.stderr }).toEqual({ code: 0, stderr: "" });

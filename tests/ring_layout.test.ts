@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { RING_LAYOUT } from "../packages/duckdb-fs-bridge/_ring_layout.ts";
+import { RING_LAYOUT } from "../packages/duckdb-fs-bridge/native/_ring_layout.ts";
 
 test("_ring_layout.ts matches every #define of haduck_ring.h", () => {
   const header = readFileSync(resolve(import.meta.dir, "../extension/src/haduck_ring.h"), "utf8");

@@ -205,7 +205,7 @@ test("every attack of either token on leader and follower is refused, and leaves
 
 test("every statement type DuckDB 1.4.4 has is classified", async () => {
   const { StatementType } = await import("@duckdb/node-api");
-  const { CLASS_OF_TYPE } = await import("../packages/cli/_sql_judge.ts");
+  const { CLASS_OF_TYPE } = await import("@haduck/cluster");
   const types = Object.values(StatementType).filter((value) => typeof value === "number") as number[];
   expect(types.length).toBeGreaterThanOrEqual(28);
   for (const type of types) expect(CLASS_OF_TYPE[type as keyof typeof CLASS_OF_TYPE]).toBeDefined();

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
-import { readFileInfo } from "../packages/duckdb-fs-bridge/_block_source.ts";
+import { readFileInfo } from "../packages/duckdb-fs-bridge/local/_block_source.ts";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
 import { freshBucket } from "./harness/s3.ts";

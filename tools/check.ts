@@ -3,12 +3,14 @@
  * Static checks of the tree, run as a suite by `npm test`:
  *  - every package declares its public surface once: package.json `exports["."]` is `./mod.ts`,
  *    and mod.ts only re-exports (no logic hides in it);
- *  - the packages that run under Deno type-check there (`deno check` of their mod.ts).
+ *  - the packages that run under Deno type-check there (`deno check` of their mod.ts);
+ *  - the dependency rule (tools/_dependency_rule.ts).
  * Prints `(pass)`/`(fail)` lines and a totals line like the other suites.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./build_extension.ts";
+import { dependencyProblems } from "./_dependency_rule.ts";
 
 /** Packages that must type-check under Deno (the CLI is Bun-only: it serves with Bun.serve). */
 const DENO_CHECKED = ["s3-block-store", "dirty-tracker", "lease", "duckblock", "duckdb-fs-bridge", "admin"];
@@ -56,5 +58,8 @@ for (const name of readdirSync(join(ROOT, "packages")).sort()) {
       child.stderr.toString().replace(/\x1b\[[0-9;]*m/g, "").split("\n").slice(0, 12).join("\n"));
   }
 }
+const problems = dependencyProblems(ROOT);
+report(problems.length === 0, "the dependency rule holds (tools/_dependency_rule.ts: public faces, declared " +
+  "dependencies, no tests/ in package code, the bridge's rooms one way)", problems.join("\n"));
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -3,7 +3,7 @@
  * What the admin app needs from a database it serves. The CLI adapts an attached database to it;
  * tests can hand it anything that keeps the same promises.
  */
-import type { GenerationSummary, ReplicatorStatus } from "@haduck/duckdb-fs-bridge";
+import type { GenerationSummary, ReplicatorStatus } from "@haduck/duckblock";
 
 /** A `POST /sql` request, checked: one statement, its parameters, and whether a write waits for the store. */
 export interface SqlRequest {

@@ -1,7 +1,7 @@
 /** The admin app on its own, with a fake database: auth, error mapping, bounded bodies, metrics text. */
 import { expect, test } from "bun:test";
 import { StoreUnavailableError } from "@haduck/s3-block-store";
-import type { ReplicatorStatus } from "@haduck/duckdb-fs-bridge";
+import type { ReplicatorStatus } from "@haduck/duckblock";
 import { type AdminDatabase, createAdminApp, tokensEqual } from "./mod.ts";
 import { parsePrometheusText } from "./_prometheus_parse.ts";
 

@@ -8,7 +8,7 @@ import { type AdminDatabase, createAdminApp, generateToken, tokensEqual } from "
 import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { runSql, type SqlLimits } from "./_sql_run.ts";
+import { runSql, type SqlLimits } from "@haduck/cluster";
 import { readFileSync } from "node:fs";
 
 export interface AdminServer {

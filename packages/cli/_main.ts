@@ -35,15 +35,16 @@ import { type Progress, progress } from "./_progress.ts";
 /** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
 const PROGRESS_BLOCKS_MIN = 64;
 import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
-import { ClusterNode } from "./_cluster_node.ts";
-import { ensureThreadPool } from "./_thread_pool.ts";
 import {
+  ClusterNode,
+  GroupChanges,
   RESULT_BYTES_MAX_DEFAULT,
+  SharedLease,
   STATEMENT_TIMEOUT_MS_DEFAULT,
   StatementGate,
   sqlLimits,
-} from "./_sql_run.ts";
-import { GroupChanges, SharedLease } from "./_group.ts";
+} from "@haduck/cluster";
+import { ensureThreadPool } from "./_thread_pool.ts";
 import { decodeFrame, leaseKey, listFrames } from "@haduck/duckblock";
 import { Lease } from "@haduck/lease";
 

@@ -66,3 +66,4 @@ export { buildManifest, type SegmentRef, type Shipment } from "./_manifest_build
 export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
 export { RuntimeCopies } from "./_runtime_copies.ts";
+export { type GenerationShipped, initialStatus, RECENT_GENERATIONS_MAX, type ReplicatorStatus } from "./_status.ts";

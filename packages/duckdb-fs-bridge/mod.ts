@@ -13,7 +13,7 @@
  * await restore({ store, dbKey: db.dbKey, to: "/tmp/restored.duckdb", force: true });
  * ```
  */
-export { attach, type AttachedDatabase, type AttachOptions, defaultDbKey } from "./_attach.ts";
+export { attach, type AttachedDatabase, type AttachOptions, defaultDbKey } from "./writer/_attach.ts";
 export {
   type FrameShipped,
   type GenerationShipped,
@@ -22,13 +22,13 @@ export {
   type ReplicatorOptions,
   type ReplicatorStatus,
   type UploadProgress,
-} from "./_replicator.ts";
-export { initialStatus, type WriterFence } from "./_replicator_types.ts";
-export { type CheckpointOptions, checkpointWhenQuiet } from "./_checkpoint.ts";
-export { restore, type RestoreOptions, type RestoreResult } from "./_restore.ts";
-export { checkMemoryMaxMb, type OpenCheckOptions, type OpenCheckResult } from "./_open_check.ts";
-export { sandbox, type SandboxOptions, sandboxStatements } from "./_sandbox.ts";
-export { follow, type Follower, type FollowerPosition, type FollowOptions } from "./_follower.ts";
+} from "./writer/_replicator.ts";
+export { initialStatus, type WriterFence } from "./writer/_replicator_types.ts";
+export { type CheckpointOptions, checkpointWhenQuiet } from "./local/_checkpoint.ts";
+export { restore, type RestoreOptions, type RestoreResult } from "./reader/_restore.ts";
+export { checkMemoryMaxMb, type OpenCheckOptions, type OpenCheckResult } from "./reader/_open_check.ts";
+export { sandbox, type SandboxOptions, sandboxStatements } from "./local/_sandbox.ts";
+export { follow, type Follower, type FollowerPosition, type FollowOptions } from "./reader/_follower.ts";
 // Moved to @haduck/duckblock (the store's formats and catalog, DuckDB-free); still exported here.
 export {
   assertValidDbKey,
@@ -46,7 +46,7 @@ export {
   type ReplicationErrorCode,
   summarizeGenerations,
 } from "@haduck/duckblock";
-export { verify, type VerifyOptions, type VerifyReport } from "./_verify.ts";
-export { extensionPath, Native, openDuckDB } from "./_native.ts";
-export type { Consumer, GenerationInfo } from "./_consumer.ts";
-export { PipeConsumer, type PipeConsumerOptions } from "./_pipe_consumer.ts";
+export { verify, type VerifyOptions, type VerifyReport } from "./reader/_verify.ts";
+export { extensionPath, Native, openDuckDB } from "./native/_native.ts";
+export type { Consumer, GenerationInfo } from "./native/_consumer.ts";
+export { PipeConsumer, type PipeConsumerOptions } from "./native/_pipe_consumer.ts";

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { attach, Native, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
-import { readFileInfo } from "../../packages/duckdb-fs-bridge/_block_source.ts";
+import { readFileInfo } from "../../packages/duckdb-fs-bridge/local/_block_source.ts";
 import { queryFile, rowCount } from "./duckdb.ts";
 import { digest } from "./workload.ts";
 import type { FaultProxy, FaultRule } from "./fault_proxy.ts";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-bridge";
 import type { BlockStore } from "@haduck/s3-block-store";
-import { readFileInfo } from "../../packages/duckdb-fs-bridge/_block_source.ts";
+import { readFileInfo } from "../../packages/duckdb-fs-bridge/local/_block_source.ts";
 import { queryFile } from "./duckdb.ts";
 import { FaultyStore, randomSchedule } from "./faulty_store.ts";
 import { digest, workload } from "./workload.ts";

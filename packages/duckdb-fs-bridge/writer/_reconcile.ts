@@ -7,7 +7,7 @@
 import type { DuckDBFileInfo } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
 import type { Manifest } from "@haduck/duckblock";
-import { identityPath, newIdentity, writeIdentity } from "./_identity.ts";
+import { identityPath, newIdentity, writeIdentity } from "../local/_identity.ts";
 
 /** Returns the database's haduck identity (written beside the file when a store predates identities). */
 export async function agreeWithStore(options: { dbPath: string; dbKey: string; storeUrl: string; previous: Manifest;

@@ -6,11 +6,11 @@
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { basename, resolve } from "node:path";
-import { Native, openDuckDB } from "./_native.ts";
+import { Native, openDuckDB } from "../native/_native.ts";
 import { type FrameShipped, type GenerationShipped, Replicator, type UploadProgress } from "./_replicator.ts";
 import type { WriterFence } from "./_replicator_types.ts";
-import { checkpointWhenQuiet } from "./_checkpoint.ts";
-import { readFileInfo } from "./_block_source.ts";
+import { checkpointWhenQuiet } from "../local/_checkpoint.ts";
+import { readFileInfo } from "../local/_block_source.ts";
 import { statSync } from "node:fs";
 import { assertValidDbKey } from "@haduck/duckblock";
 

@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Native, openDuckDB } from "./_native.ts";
+import { Native, openDuckDB } from "../native/_native.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-checksum-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -20,7 +20,7 @@ import { blockTotal, headerOf, manifestParts } from "@haduck/duckblock";
 import { applyFrames, type FrameWalk } from "@haduck/duckblock";
 import { blockOffset, HEADER_REGION_BYTES } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
-import { writeIdentity } from "./_identity.ts";
+import { writeIdentity } from "../local/_identity.ts";
 import { checkOpensInDuckDB, type OpenCheckResult } from "./_open_check.ts";
 import { RuntimeCopies } from "@haduck/duckblock";
 import { COMPRESSION_NONE, type Manifest, type ManifestBlock, manifestKey } from "@haduck/duckblock";

@@ -11,12 +11,12 @@
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { readFileInfo } from "./_block_source.ts";
+import { readFileInfo } from "../local/_block_source.ts";
 import { blockOffset } from "@haduck/duckblock";
 import { hex, type Manifest, sha256 } from "@haduck/duckblock";
 import { walkFrames } from "@haduck/duckblock";
 import type { Published } from "./_position.ts";
-import type { WalShipper } from "./_wal_shipper.ts";
+import type { WalShipper } from "../wal/_wal_shipper.ts";
 
 /** A WAL beside the quiescent file at the published generation's own iteration. */
 export interface LeftoverWal {

@@ -24,10 +24,10 @@
  */
 import { type BlockStore, BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { openFileSource, readFileInfo } from "./_block_source.ts";
+import { openFileSource, readFileInfo } from "../local/_block_source.ts";
 import { AdaptiveCompressor, decodeFrame, encodeFrame, type FrameCommit, frameKey } from "@haduck/duckblock";
-import type { FrameShipped, WriterFence } from "./_replicator_types.ts";
-import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
+import type { FrameShipped, WriterFence } from "./_wal_types.ts";
+import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
 
 export interface WalSync {
   iteration: number;

@@ -10,7 +10,7 @@
  */
 import { DirtyBitmap } from "@haduck/dirty-tracker";
 import type { Manifest } from "@haduck/duckblock";
-import { assert } from "./_assert.ts";
+import { assert } from "../_assert.ts";
 
 export interface Published {
   manifest: Manifest;

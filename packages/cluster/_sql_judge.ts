@@ -66,7 +66,7 @@ export const CLASS_OF_TYPE: Record<StatementType, StatementClass> = {
 };
 
 /** Table functions a reader may name: pure generators and the catalog's own views. Anything else: 403. */
-export const READER_TABLE_FUNCTIONS = new Set([
+export const READER_TABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree", "test_all_types",
   "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies", "duckdb_functions",
   "duckdb_indexes", "duckdb_keywords", "duckdb_schemas", "duckdb_sequences", "duckdb_tables", "duckdb_types",

@@ -25,18 +25,18 @@ import {
   readFileInfo,
   stageBlocks,
   type StagedSource,
-} from "./_block_source.ts";
-import { newIdentity, readIdentity, writeIdentity } from "./_identity.ts";
+} from "../local/_block_source.ts";
+import { newIdentity, readIdentity, writeIdentity } from "../local/_identity.ts";
 import { agreeWithStore } from "./_reconcile.ts";
 import { hex, latestKey, manifestKey, sha256 } from "@haduck/duckblock";
 import { encodeManifest, writePages } from "@haduck/duckblock";
 import { Position, type Published } from "./_position.ts";
 import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
-import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
-import { WalShipper } from "./_wal_shipper.ts";
+import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
+import { WalShipper } from "../wal/_wal_shipper.ts";
 import { walkFrames } from "@haduck/duckblock";
 import { leftoverWal, type OrphanPolicy, shipLeftoverWal, storedFramesMatchWal } from "./_wal_leftover.ts";
-import { acquireReplicatorLock, type ReplicatorLock } from "./_replicator_lock.ts";
+import { acquireReplicatorLock, type ReplicatorLock } from "../local/_replicator_lock.ts";
 import {
   type GenerationShipped,
   initialStatus,

@@ -18,7 +18,7 @@
  * once a minute catches a hint that was never written. A failing apply backs off, doubling to 30 s.
  */
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { sandbox, type SandboxOptions } from "./_sandbox.ts";
+import { sandbox, type SandboxOptions } from "../local/_sandbox.ts";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -30,7 +30,7 @@ import { restore } from "./_restore.ts";
 import { listGenerations, loadManifestHead } from "@haduck/duckblock";
 import { blockOffset } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
-import { writeIdentity } from "./_identity.ts";
+import { writeIdentity } from "../local/_identity.ts";
 
 /** How often the manifests are listed as well (the hint is only a hint). */
 const LIST_EVERY_MS = 60_000;

@@ -6,7 +6,7 @@
  * It publishes nothing: the caller decides whether the pass is consistent and writes the manifest.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
-import { type BlockSource, ReadRaceError } from "./_block_source.ts";
+import { type BlockSource, ReadRaceError } from "../local/_block_source.ts";
 import { AdaptiveCompressor, RuntimeCopies } from "@haduck/duckblock";
 import { HEADER_REGION_BYTES } from "@haduck/duckblock";
 import type { SegmentRef, Shipment } from "@haduck/duckblock";
