@@ -11,7 +11,7 @@ import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import type { ExtensionSymbols, OpenExtension } from "./ffi/_symbols.ts";
 import type { Consumer, GenerationInfo } from "./_consumer.ts";
 
-const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../..");
+const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../../..");
 /** The platform package that carries the built extension, per `${process.platform}-${process.arch}`. */
 const PLATFORM_PACKAGES: Record<string, string> = { "linux-x64": "@haduck/extension-linux-x64" };
 
