@@ -54,11 +54,12 @@ function partialBody(url: string): Promise<{ answer: string; closedAfterMs: numb
 }
 
 const ENDLESS = "SELECT sum(a.range * 2) FROM range(1000000000000) a";
+const READ_TOKEN = "abuse-read-token-0123456789abcdef";
 
 test("a leader under abuse keeps its lease, its writes and its pace; every abuse gets a bounded answer", async () => {
   for (const name of ["a", "b"]) {
     nodes.push(await startNode({ dir, name, storeArgs: ["--store", `file://${dir}/store`], dbKey: "abuse.duckdb",
-      ttlMs: 2000, extraArgs: LIMIT_FLAGS }));
+      ttlMs: 2000, extraArgs: LIMIT_FLAGS, env: { HADUCK_READ_TOKEN: READ_TOKEN } }));
   }
   const { leader } = await waitForLeader(nodes, 30_000);
   const follower = nodes.find((node) => node !== leader)!;
@@ -110,6 +111,18 @@ test("a leader under abuse keeps its lease, its writes and its pace; every abuse
   const bound = await post(leader.url, { sql: "SELECT list_reduce(range(10000000), (a, b) -> a + b)" });
   expect(bound.status).toBe(504);
   expect(performance.now() - startedBind).toBeLessThan(6000);
+  // One row holding a list of 25 million values: weighed before it is converted (converting it would
+  // hold the event loop for seconds), refused by size.
+  const oneHugeRow = await post(leader.url, { sql: "SELECT range(x) AS x FROM range(25000000, 25000001) r(x)" });
+  expect(oneHugeRow.status).toBe(413);
+  // Readers never take the last slot (packages/cluster/sql_gate.test.ts shows the order): with
+  // endless reads running and more waiting, the admin's statement runs.
+  const readers = Array.from({ length: 5 }, () => fetch(`${leader.url}sql`, { method: "POST",
+    headers: { authorization: `Bearer ${READ_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ sql: ENDLESS }) }).then((response) => response.status));
+  await Bun.sleep(300);
+  expect((await post(leader.url, { sql: "SELECT 42" })).status).toBe(200);
+  for (const status of await Promise.all(readers)) expect([503, 504]).toContain(status);
   // A request without a token is refused before its body is read (no memory held for it).
   const unauthorized = await fetch(`${leader.url}sql`, { method: "POST", body: "x".repeat(1024 * 1024) });
   expect(unauthorized.status).toBe(401);

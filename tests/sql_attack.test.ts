@@ -131,6 +131,12 @@ function forbiddenToAll(): string[] {
     "PRAGMA force_checkpoint",
     "PRAGMA enable_profile",
     "SELECT * FROM U&\"\\0071uery\"('SELECT 1')",
+    // From a second attack (2026-12-06): another executor of SQL built from strings, a path split
+    // into adjacent string constants (DuckDB joins them across a newline), IMPORT.
+    "SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))",
+    "PRAGMA json_execute_serialized_sql('x')",
+    `SELECT size FROM read_blob('hadu'\n'ck://${dbFile}')`,
+    `SELECT * FROM glob('${dbFile.slice(0, 5)}'\n-- a comment between\n'${dbFile.slice(5)}.haduck-tmp/*')`,
   ];
 }
 
@@ -150,6 +156,12 @@ const forbiddenToReader = [
   "/* /* */ EXPLAIN SELECT $$ */ SELECT * FROM duckdb_settings() LIMIT 2 --$$",
   "-- c\rSELECT name, value FROM duckdb_settings() /*\nEXPLAIN SELECT 1 --*/",
   "/* /* */ EXPLAIN ANALYZE SELECT $$ */ EXPLAIN ANALYZE SELECT * FROM duckdb_settings() --$$",
+  "SELECT path FROM duckdb_databases()",
+  // Values DuckDB builds outside its memory limit, or folds while it binds (no interrupt there).
+  "SELECT list_reduce(range(10000000), (a, b) -> a + b)",
+  "SELECT len(range(x)) FROM range(600000000, 600000001) r(x)",
+  "SELECT repeat('x', 300000000)",
+  "SELECT lpad('x', 100000000, 'y')",
 ];
 
 async function settings(url: string) {
@@ -195,6 +207,9 @@ test("every attack of either token on leader and follower is refused, and leaves
   expect((await post(follower.url, READ_TOKEN, { sql: "EXPLAIN ANALYZE SELECT * FROM t" })).status).toBe(200);
   expect((await post(follower.url, READ_TOKEN, { sql: "SELECT table_name FROM duckdb_tables()" })).body.rows)
     .toEqual([["t"]]);
+  // Small sizes stay a reader's: a short list, padding, a repeated string.
+  expect((await post(leader.url, READ_TOKEN, { sql: "SELECT range(3), lpad('7', 3, '0'), repeat('ab', 2)" })).body.rows)
+    .toEqual([[["0", "1", "2"], "007", "abab"]]);
   // No answer carried a secret: the tokens, or the content of a file the attacks named.
   for (const answer of answers) {
     expect(answer).not.toContain(SECRET);

@@ -68,10 +68,10 @@ export const CLASS_OF_TYPE: Record<StatementType, StatementClass> = {
 /** Table functions a reader may name: pure generators and the catalog's own views. Anything else: 403. */
 export const READER_TABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree", "test_all_types",
-  "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies", "duckdb_functions",
+  "duckdb_columns", "duckdb_constraints", "duckdb_dependencies", "duckdb_functions",
   "duckdb_indexes", "duckdb_keywords", "duckdb_schemas", "duckdb_sequences", "duckdb_tables", "duckdb_types",
   "duckdb_views", "duckdb_approx_database_count", "pragma_table_info", "pragma_show", "pragma_storage_info",
-  "pragma_database_size", "pragma_version", "pragma_metadata_info", "information_schema_columns",
+  "pragma_version", "pragma_metadata_info", "information_schema_columns",
 ]);
 
 /** Functions that change the instance from inside a statement: refused for every token. */
@@ -158,6 +158,54 @@ const READER_DENIED_FUNCTIONS = /^(current_setting|getenv|haduck_\w*)$/;
 /** System views; a reader reads only those also on `READER_TABLE_FUNCTIONS`. */
 const SYSTEM_VIEW = /^(pg_|pragma_|duckdb_|sqlite_)/i;
 
+/**
+ * Scalar functions that build a value whose size an argument gives (a list of n elements, a string
+ * of n characters), and which of their arguments are sizes (undefined: all). DuckDB builds these
+ * values outside its memory limit, and while it binds (constant folding) it does not look at an
+ * interrupt: a reader gives them constant sizes of at most `SIZE_ARGUMENT_MAX`.
+ */
+const SIZE_FUNCTIONS: Record<string, number[] | undefined> = {
+  range: undefined, generate_series: undefined, repeat: [1], list_resize: [1], array_resize: [1], lpad: [1],
+  rpad: [1],
+};
+const SIZE_ARGUMENT_MAX = 1_000_000;
+
+/** The first call of a `SIZE_FUNCTIONS` function whose size is not a small constant, or undefined. */
+function oversizedCall(node: unknown): string | undefined {
+  if (Array.isArray(node)) {
+    for (const child of node) {
+      const found = oversizedCall(child);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (node === null || typeof node !== "object") return undefined;
+  const record = node as Record<string, unknown>;
+  const name = typeof record.function_name === "string" ? record.function_name.toLowerCase() : undefined;
+  // A table function's call (FROM range(n)) streams: only scalar calls are weighed.
+  if (record.type === "TABLE_FUNCTION") {
+    const fn = record.function as { children?: unknown } | undefined;
+    return oversizedCall(fn?.children);
+  }
+  if (record.class === "FUNCTION" && name !== undefined && name in SIZE_FUNCTIONS) {
+    const children = Array.isArray(record.children) ? record.children : [];
+    const positions = SIZE_FUNCTIONS[name] ?? children.map((_, index) => index);
+    for (const position of positions) {
+      const child = children[position] as { class?: string; value?: { value?: unknown } } | undefined;
+      if (child === undefined) continue;
+      const value = child.class === "CONSTANT" ? child.value?.value : undefined;
+      const number = typeof value === "number" ? value : typeof value === "string" && /^-?\d+$/.test(value)
+        ? Number(value) : NaN;
+      if (!(Math.abs(number) <= SIZE_ARGUMENT_MAX)) return name;
+    }
+  }
+  for (const value of Object.values(record)) {
+    const found = oversizedCall(value);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** A table name that is a file or an address (DuckDB would read it as one). */
 const FILE_LIKE = /[/\\]|:\/\/|\.(csv|tsv|txt|json|jsonl|ndjson|parquet|duckdb|db|sqlite|xlsx|arrow|gz|zst)$/i;
 
@@ -169,6 +217,8 @@ export async function judgeReaderStatement(connection: DuckDBConnection, sql: st
   // The verdict depends on the text alone (a parse, nothing bound): a text seen allowed is allowed.
   if (READER_ALLOWED.has(sql)) return;
   await judgeReaderText(connection, sql);
+  // Short texts only: the cache may not keep megabytes of a client's text alive.
+  if (sql.length > READER_ALLOWED_TEXT_MAX) return;
   if (READER_ALLOWED.size >= READER_ALLOWED_MAX) READER_ALLOWED.delete(READER_ALLOWED.values().next().value!);
   READER_ALLOWED.add(sql);
 }
@@ -176,6 +226,7 @@ export async function judgeReaderStatement(connection: DuckDBConnection, sql: st
 /** Texts a reader was allowed to run, oldest first: the judge parses each text once. */
 const READER_ALLOWED = new Set<string>();
 const READER_ALLOWED_MAX = 1024;
+const READER_ALLOWED_TEXT_MAX = 4096;
 
 async function judgeReaderText(connection: DuckDBConnection, sql: string): Promise<void> {
   const refuse = (why: string) => new StatementRefused(`This token (HADUCK_READ_TOKEN) may only run reads: ${why}`, 403);
@@ -208,6 +259,11 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string): Promi
   for (const name of functions) {
     if (READER_DENIED_FUNCTIONS.test(name)) throw refuse(`${name}() tells of the node, not of the database`);
   }
+  const oversized = oversizedCall(parsed.statements);
+  if (oversized) {
+    throw refuse(`${oversized}() builds its value in memory outside DuckDB's limit: give it a constant size of at ` +
+      `most ${SIZE_ARGUMENT_MAX} (or use the table function, FROM range(n), which streams)`);
+  }
   for (const { schema, name } of tables) {
     if (FILE_LIKE.test(name)) throw refuse(`${JSON.stringify(name)} names a file, not a table`);
     // The system's views of settings, files and state (pg_settings, pragma_database_list, ...).
@@ -226,7 +282,9 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string): Promi
 const FORBIDDEN_TEXT: [RegExp, string][] = [
   [/\b(enable_logging|disable_logging|truncate_duckdb_logs|enable_profiling|disable_profiling|enable_profile|disable_profile|enable_checkpoint_on_shutdown|disable_checkpoint_on_shutdown|enable_object_cache|disable_object_cache|install_extension|load_extension|create_secret|drop_secret)\b/i,
     "changes the whole instance; set it where the node starts"],
-  [/\bquery(_table)?"?\s*\(/i, "runs SQL built from strings, which cannot be judged: send the statement itself"],
+  [/\b(query|query_table|json_execute_serialized_sql)"?\s*\(/i,
+    "runs SQL built from strings, which cannot be judged: send the statement itself"],
+  [/\bjson_execute_serialized_sql\b/i, "runs SQL built from strings, which cannot be judged: send the statement itself"],
   [/haduck_\w*/i, "steers haduck's replication, which is the node's own business"],
   [/haduck:/i, "names one of the node's own files"],
   // Escaped identifiers and strings (U&"\0071uery") could spell any name past the checks above.
@@ -237,16 +295,23 @@ const FORBIDDEN_TEXT: [RegExp, string][] = [
 const READ_PRAGMAS = /^\s*PRAGMA\s+(table_info|storage_info|database_size|version|show_tables|show_tables_expanded|show|platform|metadata_info|functions|collations|user_agent)\b/i;
 
 /** Refuses, for every token, what no statement may do (see `FORBIDDEN_TEXT`), and the node's own paths. */
-export function judgeAnyStatement(sql: string, ownPaths: string[] = []): void {
+export function judgeAnyStatement(sql: string, ownPaths: string[] = [], filesAllowed = false): void {
+  // What DuckDB reads as one string may be written as several ('hadu'<newline>'ck:...'): the checks
+  // see the text, and every string and quoted name as DuckDB joins it.
+  const seen = [sql, ...quotedTexts(sql)];
   for (const [pattern, why] of FORBIDDEN_TEXT) {
-    const found = pattern.exec(sql);
+    const found = seen.map((text) => pattern.exec(text)).find(Boolean);
     if (found) {
       throw new StatementRefused(`This statement is not served over HTTP: ${found[0].replace(/"?\s*\($/, "()")} ${why}`,
         403);
     }
   }
+  if (!filesAllowed && /^IMPORT\b/i.test(stripLeadingComments(sql))) {
+    throw new StatementRefused("This statement reaches files, which this node does not allow over HTTP; its owner " +
+      "may allow directories of files with `haduck serve --allow-files DIR`", 403);
+  }
   for (const path of ownPaths) {
-    if (path && sql.includes(path)) {
+    if (path && seen.some((text) => text.includes(path))) {
       throw new StatementRefused("This statement is not served over HTTP: it names one of the node's own files", 403);
     }
   }
@@ -254,6 +319,72 @@ export function judgeAnyStatement(sql: string, ownPaths: string[] = []): void {
     throw new StatementRefused("This PRAGMA is not served over HTTP: settings are the node's; read with the " +
       "pragma_* table functions (e.g. SELECT * FROM pragma_table_info('t'))", 403);
   }
+}
+
+/**
+ * The strings and quoted names of `sql` as DuckDB reads them: '' and "" escapes, E'' strings,
+ * dollar quotes, and adjacent string constants separated by a newline (and comments) joined into one.
+ */
+export function quotedTexts(sql: string): string[] {
+  const out: string[] = [];
+  let joinable = false; // the last token was a string, and only blanks and comments followed it
+  let sawNewline = false;
+  for (let i = 0; i < sql.length;) {
+    const rest = sql.slice(i);
+    const blank = /^[ \t\n\r\f\v]+/.exec(rest);
+    if (blank) {
+      if (/[\n\r]/.test(blank[0])) sawNewline = true;
+      i += blank[0].length;
+      continue;
+    }
+    if (rest.startsWith("--")) {
+      const end = rest.search(/[\n\r]/);
+      i = end < 0 ? sql.length : i + end;
+      continue;
+    }
+    if (rest.startsWith("/*")) {
+      const stripped = stripLeadingComments(rest);
+      i = sql.length - stripped.length;
+      continue;
+    }
+    const dollar = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(rest);
+    const quote = rest[0] === "'" || ((rest[0] === "E" || rest[0] === "e") && rest[1] === "'") ? "'" : rest[0] === '"' ? '"' : "";
+    if (dollar) {
+      const end = rest.indexOf(dollar[0], dollar[0].length);
+      const text = end < 0 ? rest.slice(dollar[0].length) : rest.slice(dollar[0].length, end);
+      out.push(text);
+      i += end < 0 ? rest.length : end + dollar[0].length;
+      joinable = false;
+      continue;
+    }
+    if (quote) {
+      const escapes = rest[0] !== quote; // E'...'
+      let j = escapes ? 2 : 1;
+      let text = "";
+      while (j < rest.length) {
+        if (escapes && rest[j] === "\\") {
+          text += rest[j + 1] ?? "";
+          j += 2;
+        } else if (rest[j] === quote && rest[j + 1] === quote) {
+          text += quote;
+          j += 2;
+        } else if (rest[j] === quote) {
+          j++;
+          break;
+        } else text += rest[j++];
+      }
+      if (quote === "'" && joinable && sawNewline) out[out.length - 1] += text;
+      else out.push(text);
+      joinable = quote === "'";
+      sawNewline = false;
+      i += j;
+      continue;
+    }
+    joinable = false;
+    sawNewline = false;
+    i++;
+  }
+  return out;
 }
 
 /**

@@ -12,9 +12,12 @@ import { NotDurableError, ReadOnlyError, type SqlAnswer, SqlError, type SqlReque
 import type { BlockStore } from "@haduck/s3-block-store";
 import {
   type DuckDBConnection,
+  type DuckDBDataChunk,
   type DuckDBPreparedStatement,
   type DuckDBResult,
+  DuckDBTypeId,
   type DuckDBValue,
+  JsonDuckDBValueConverter,
   StatementType,
 } from "@duckdb/node-api";
 import {
@@ -47,8 +50,11 @@ export const RESULT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
 /** Limits with the defaults, or with what is given. */
 export function sqlLimits(options: Partial<SqlLimits> = {}): SqlLimits {
-  return { statementTimeoutMs: STATEMENT_TIMEOUT_MS_DEFAULT, resultBytesMax: RESULT_BYTES_MAX_DEFAULT,
+  const limits = { statementTimeoutMs: STATEMENT_TIMEOUT_MS_DEFAULT, resultBytesMax: RESULT_BYTES_MAX_DEFAULT,
     filesAllowed: false, ownPaths: [], gate: new StatementGate(), ...options };
+  // A statement waits for a slot no longer than it may run.
+  limits.gate.queueWaitMaxMs = limits.statementTimeoutMs;
+  return limits;
 }
 
 /** An error with a stable code the admin app maps to a status (see `STATUS_OF_CODE`). */
@@ -78,8 +84,12 @@ export class StatementGate {
   readonly runningMax: number;
   readonly queuedMax: number;
   #running = new Set<Running>();
-  #waiting: (() => void)[] = [];
+  #waiting: { reader: boolean; go: () => void }[] = [];
   #slots: number;
+
+  /** How long a statement may wait for a slot before it is refused (OVERLOADED). */
+  queueWaitMaxMs = 30_000;
+  #readers = 0;
 
   constructor(runningMax = 4, queuedMax = 64) {
     if (!Number.isSafeInteger(runningMax) || runningMax < 1) throw new RangeError(`Invalid runningMax ${runningMax}`);
@@ -93,35 +103,63 @@ export class StatementGate {
     return this.#running.size;
   }
 
-  /** Waits for a slot (or throws OVERLOADED, or the signal's reason), runs `fn`, frees the slot. */
-  async run<T>(signal: AbortSignal | undefined, entry: Running, fn: () => Promise<T>): Promise<T> {
-    if (this.#slots === 0) {
+  /**
+   * Waits for a slot (or throws OVERLOADED: the queue is full, or the wait passed `queueWaitMaxMs`;
+   * or CLIENT_GONE), runs `fn`, frees the slot. A `reader` (the read token) never takes the last
+   * slot: readers cannot hold every slot, so the admin's statements always get one.
+   */
+  async run<T>(signal: AbortSignal | undefined, entry: Running, fn: () => Promise<T>, reader = false): Promise<T> {
+    if (!this.#mayStart(reader)) {
       if (this.#waiting.length >= this.queuedMax) {
         throw coded(`This node runs ${this.runningMax} statements at once and ${this.queuedMax} more are ` +
           "waiting: retry shortly (Retry-After), or send fewer at once", "OVERLOADED");
       }
       await new Promise<void>((resolve, reject) => {
-        const go = () => {
+        const waiter = { reader, go: () => {
+          clearTimeout(timer);
           signal?.removeEventListener("abort", leave);
           resolve();
-        };
+        } };
+        const remove = () => this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
         const leave = () => {
-          this.#waiting.splice(this.#waiting.indexOf(go), 1);
+          remove();
+          clearTimeout(timer);
           reject(coded("The client left before its statement ran", "CLIENT_GONE"));
         };
-        this.#waiting.push(go);
+        const timer = setTimeout(() => {
+          remove();
+          signal?.removeEventListener("abort", leave);
+          reject(coded(`This node's ${this.runningMax} statement slots stayed busy for ${this.queueWaitMaxMs} ms: ` +
+            "retry shortly (Retry-After)", "OVERLOADED"));
+        }, this.queueWaitMaxMs);
+        this.#waiting.push(waiter);
         signal?.addEventListener("abort", leave, { once: true });
       });
-    } else this.#slots--;
+    }
+    this.#slots--;
+    if (reader) this.#readers++;
     this.#running.add(entry);
     try {
       return await fn();
     } finally {
       this.#running.delete(entry);
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#slots++;
+      this.#slots++;
+      if (reader) this.#readers--;
+      this.#wakeNext();
     }
+  }
+
+  #mayStart(reader: boolean): boolean {
+    if (this.#slots === 0) return false;
+    return !reader || this.runningMax === 1 || this.#readers < this.runningMax - 1;
+  }
+
+  /** Starts the first waiter that may start now (an admin's statement may pass readers that may not). */
+  #wakeNext(): void {
+    const next = this.#waiting.find((waiter) => this.#mayStart(waiter.reader));
+    if (!next) return;
+    this.#waiting.splice(this.#waiting.indexOf(next), 1);
+    next.go();
   }
 
   /** Interrupts every running read (a node that stops): they answer an error, and nothing they did is lost. */
@@ -201,7 +239,7 @@ async function writes(connection: DuckDBConnection, type: StatementType, sql: st
  */
 export async function executeStatement(connection: DuckDBConnection, request: SqlRequest, writable: boolean,
   limits: SqlLimits): Promise<Omit<SqlAnswer, "position"> | NotRun> {
-  judgeAnyStatement(request.sql, limits.ownPaths);
+  judgeAnyStatement(request.sql, limits.ownPaths, limits.filesAllowed);
   // What runs is what was judged: an EXPLAIN is rebuilt from the statement it wraps.
   const sql = statementToRun(request.sql);
   const entry: Running = { connection, phase: "judging" };
@@ -240,8 +278,13 @@ export async function executeStatement(connection: DuckDBConnection, request: Sq
       clearTimeout(hardTimer);
       request.signal?.removeEventListener("abort", left);
     }
-  });
+  }, readerOf(request));
   return await Promise.race([work, givenUp]);
+}
+
+/** The gate's wait is as long as a statement may run. */
+function readerOf(request: SqlRequest): boolean {
+  return request.readOnly === true;
 }
 
 async function judgeAndRun(connection: DuckDBConnection, request: SqlRequest, writable: boolean, limits: SqlLimits,
@@ -306,7 +349,18 @@ async function collect(prepared: DuckDBPreparedStatement, entry: Running, reques
     const integer = result.columnTypes().map((type) => INTEGER_TYPES.has(type.toString()));
     const rowsJson: string[] = [];
     let bytes = 0;
-    for await (const chunkRows of result.yieldRowsJson()) {
+    const tooLarge = () => {
+      interrupt(entry, "size");
+      return coded(`The answer is larger than this node's --max-result-bytes (${limits.resultBytesMax} bytes ` +
+        "of JSON rows): add a LIMIT, aggregate, or page with WHERE ... ORDER BY ... LIMIT", "RESULT_TOO_LARGE");
+    };
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      // Weighed before it is converted: converting runs on the event loop and cannot be interrupted,
+      // and one row may hold a list of millions of values (a lease renew waited 5 s behind one).
+      if (bytes + chunkWeight(chunk) > limits.resultBytesMax) throw tooLarge();
+      const chunkRows = chunk.convertRows(JsonDuckDBValueConverter);
       // One string per chunk, not per row: what the answer keeps is a few large strings, which the
       // garbage collector moves cheaply, rather than millions of small ones.
       const piece: string[] = [];
@@ -318,11 +372,7 @@ async function collect(prepared: DuckDBPreparedStatement, entry: Running, reques
         });
         const json = JSON.stringify(converted);
         bytes += json.length + 1;
-        if (bytes > limits.resultBytesMax) {
-          interrupt(entry, "size");
-          throw coded(`The answer is larger than this node's --max-result-bytes (${limits.resultBytesMax} bytes ` +
-            "of JSON rows): add a LIMIT, aggregate, or page with WHERE ... ORDER BY ... LIMIT", "RESULT_TOO_LARGE");
-        }
+        if (bytes > limits.resultBytesMax) throw tooLarge();
         piece.push(json);
       }
       if (piece.length > 0) rowsJson.push(piece.join(","));
@@ -346,6 +396,48 @@ async function collect(prepared: DuckDBPreparedStatement, entry: Running, reques
 function interrupt(entry: Running, why: string): void {
   entry.interrupted ??= why;
   if (entry.phase === "reading" || entry.phase === "writing") entry.connection.interrupt();
+}
+
+/**
+ * At least how many bytes of JSON a chunk becomes, read off DuckDB's vectors without converting a
+ * value: one per value, every element of a list, array or map, every byte of a string. (The vector
+ * classes of @duckdb/node-api 1.4.4-r.4, pinned exactly, keep their children and string headers in
+ * the fields read here; tests/sql_abuse.test.ts fails if that changes.)
+ */
+export function chunkWeight(chunk: DuckDBDataChunk): number {
+  let weight = 0;
+  for (let column = 0; column < chunk.columnCount; column++) {
+    weight += vectorWeight(chunk.getColumnVector(column), chunk.rowCount);
+  }
+  return weight;
+}
+
+type VectorInside = {
+  childData?: { itemCount: number };
+  entryVectors?: readonly unknown[];
+  listVector?: unknown;
+  structVector?: unknown;
+  dataView?: DataView;
+  itemCount?: number;
+  type?: { typeId?: number };
+};
+
+function vectorWeight(vector: unknown, count: number): number {
+  const inside = vector as VectorInside;
+  if (inside.childData) return inside.childData.itemCount + vectorWeight(inside.childData, inside.childData.itemCount);
+  if (inside.listVector) return vectorWeight(inside.listVector, count);
+  if (inside.structVector) return vectorWeight(inside.structVector, count);
+  if (inside.entryVectors) return inside.entryVectors.reduce((sum: number, entry) => sum + vectorWeight(entry, count), 0);
+  const typeId = inside.type?.typeId;
+  if (inside.dataView && (typeId === DuckDBTypeId.VARCHAR || typeId === DuckDBTypeId.BLOB)) {
+    // DuckDB's string_t: 16 bytes per value, its length in the first four.
+    let bytes = 0;
+    for (let i = 0; i < count && (i + 1) * 16 <= inside.dataView.byteLength; i++) {
+      bytes += inside.dataView.getUint32(i * 16, true);
+    }
+    return count + bytes;
+  }
+  return count;
 }
 
 /** Why an interrupted statement stopped, as the error its client gets. */

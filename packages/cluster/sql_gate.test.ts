@@ -1,0 +1,58 @@
+import { expect, test } from "bun:test";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { StatementGate } from "./_sql_run.ts";
+
+/** A statement that runs until `finish()`: what the gate sees of DuckDB. */
+function statement() {
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => finish = resolve);
+  const entry = { connection: { interrupt() {} } as unknown as DuckDBConnection, phase: "judging" as const };
+  return { entry, finish, started: false, run: undefined as Promise<unknown> | undefined, done };
+}
+
+const start = (gate: StatementGate, reader: boolean, signal?: AbortSignal) => {
+  const s = statement();
+  s.run = gate.run(signal, s.entry, async () => {
+    s.started = true;
+    await s.done;
+  }, reader);
+  s.run.catch(() => {});
+  return s;
+};
+
+test("StatementGate: readers never take the last slot; the admin's statement starts while readers wait", async () => {
+  const gate = new StatementGate(4, 8);
+  const readers = [start(gate, true), start(gate, true), start(gate, true), start(gate, true)];
+  await Bun.sleep(1);
+  expect(readers.map((s) => s.started)).toEqual([true, true, true, false]);
+  const admin = start(gate, false);
+  await Bun.sleep(1);
+  expect(admin.started).toBe(true);
+  expect(gate.running).toBe(4);
+  // A slot that frees goes to the first waiter that may take it: the waiting reader.
+  readers[0].finish();
+  await Bun.sleep(1);
+  expect(readers[3].started).toBe(true);
+  for (const s of [...readers, admin]) s.finish();
+  await Promise.all([...readers, admin].map((s) => s.run));
+  expect(gate.running).toBe(0);
+});
+
+test("StatementGate: a full queue and a wait past the deadline are OVERLOADED; a client that leaves is let go", async () => {
+  const gate = new StatementGate(1, 1);
+  gate.queueWaitMaxMs = 50;
+  const first = start(gate, false);
+  const waiting = start(gate, false);
+  const refused = gate.run(undefined, statement().entry, async () => {});
+  await expect(refused).rejects.toMatchObject({ code: "OVERLOADED" }); // the queue (1) is full
+  await expect(waiting.run).rejects.toMatchObject({ code: "OVERLOADED" }); // waited 50 ms with the slot taken
+  expect(waiting.started).toBe(false);
+  const leaving = new AbortController();
+  const left = start(gate, false, leaving.signal);
+  leaving.abort();
+  await expect(left.run).rejects.toMatchObject({ code: "CLIENT_GONE" });
+  first.finish();
+  await first.run;
+  expect(gate.running).toBe(0);
+  expect(left.started).toBe(false);
+});
