@@ -18,6 +18,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { COMMIT_POSITION_PATTERN } from "@haduck/duckblock";
 import { DASHBOARD_HTML } from "./_dashboard.ts";
 import { accessOf, requireToken } from "./_auth.ts";
 import { renderMetrics } from "./_metrics.ts";
@@ -37,8 +38,6 @@ export interface AdminAppOptions {
   draining?: () => boolean;
 }
 
-/** A position token: `epoch:generation:walBytes`. */
-const POSITION = /^\d{1,15}:-?\d{1,20}:\d{1,20}$/;
 
 /** The body of `POST /sql`, checked; a bad one is a 400 naming the expected shape. */
 function parseSqlRequest(text: string, positionHeader: string | undefined): SqlRequest & { db?: string } {
@@ -60,7 +59,7 @@ function parseSqlRequest(text: string, positionHeader: string | undefined): SqlR
   }
   if (body.db !== undefined && typeof body.db !== "string") throw new HTTPException(400, { message: '"db" must be a key' });
   const after = body.after ?? positionHeader;
-  if (after !== undefined && (typeof after !== "string" || !POSITION.test(after))) {
+  if (after !== undefined && (typeof after !== "string" || !COMMIT_POSITION_PATTERN.test(after))) {
     throw new HTTPException(400, { message: '"after" (or X-Haduck-Position) must be a position from an answer, ' +
       'such as "2:14:4096"' });
   }

@@ -38,7 +38,16 @@ import {
   summarizeGenerations,
   type WriterFence,
 } from "@haduck/duckdb-fs-bridge";
-import { HEADER_REGION_BYTES, headerOf, hex, leaseKey, loadManifestHead, sha256 } from "@haduck/duckblock";
+import {
+  compareCommitPositions,
+  formatCommitPosition,
+  HEADER_REGION_BYTES,
+  headerOf,
+  hex,
+  leaseKey,
+  loadManifestHead,
+  sha256,
+} from "@haduck/duckblock";
 import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { executeStatement, runSql, type SqlLimits } from "./_sql_run.ts";
@@ -47,15 +56,9 @@ import type { LeaseLike } from "./_group.ts";
 /** How long a follower behind a released lease's last commit lets a caught-up one claim first. */
 const HANDOFF_GRACE_MS = 500;
 
-/**
- * Orders two positions (`epoch:generation:walBytes`) by the commit they name: generation, then WAL
- * bytes. The epoch says who wrote it and does not order: a new leader's first generation is newer
- * than every generation before it, whatever epoch a follower saw it under.
- */
+/** Orders two position tokens by the commit they name (see `compareCommitPositions` in duckblock). */
 export function comparePositions(a: string, b: string): number {
-  const [, ga, wa] = a.split(":").map(Number);
-  const [, gb, wb] = b.split(":").map(Number);
-  return ga !== gb ? ga - gb : wa - wb;
+  return compareCommitPositions(a, b);
 }
 
 /**
@@ -383,7 +386,8 @@ export class ClusterNode {
     if (follower && !stale) {
       const ran = await follower.withConnection(async (connection, shown) => {
         const result = await executeStatement(connection, request, false, this.#options.sqlLimits);
-        return "notRun" in result ? result : { ...result, position: `${this.#epoch}:${shown.generation}:${shown.walBytes}` };
+        return "notRun" in result ? result
+          : { ...result, position: formatCommitPosition({ epoch: this.#epoch, ...shown }) };
       });
       if (!("notRun" in ran)) return ran;
       if (ran.notRun === "write" && request.readOnly) throw new ReadOnlyError();
@@ -399,10 +403,11 @@ export class ClusterNode {
     const deadline = performance.now() + waitMs;
     for (;;) {
       const shown = follower.position;
-      if (shown && comparePositions(`0:${shown.generation}:${shown.walBytes}`, after) >= 0) return true;
+      if (shown && compareCommitPositions({ epoch: 0, ...shown }, after) >= 0) return true;
       if (performance.now() >= deadline) return false;
       await Promise.race([follower.refresh(), new Promise((resolve) => setTimeout(resolve, deadline - performance.now()))]);
-      if (comparePositions(`0:${follower.position?.generation ?? -1}:${follower.position?.walBytes ?? 0}`, after) < 0) {
+      const now = follower.position;
+      if (compareCommitPositions({ epoch: 0, generation: now?.generation ?? -1, walBytes: now?.walBytes ?? 0 }, after) < 0) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(20, Math.max(0, deadline - performance.now()))));
       }
     }

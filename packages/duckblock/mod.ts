@@ -67,3 +67,10 @@ export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
 export { RuntimeCopies } from "./_runtime_copies.ts";
 export { type GenerationShipped, initialStatus, RECENT_GENERATIONS_MAX, type ReplicatorStatus } from "./_status.ts";
+export {
+  type CommitPosition,
+  COMMIT_POSITION_PATTERN,
+  compareCommitPositions,
+  formatCommitPosition,
+  parseCommitPosition,
+} from "./_commit_position.ts";

@@ -14,7 +14,7 @@
  */
 import { PreconditionFailedError } from "@haduck/s3-block-store";
 import { statSync } from "node:fs";
-import { latestManifest, loadManifest } from "@haduck/duckblock";
+import { formatCommitPosition, latestManifest, loadManifest } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
 import { buildManifest, type Shipment } from "@haduck/duckblock";
 import { READ_RUN_BLOCKS_MAX, readAndUpload } from "./_segment_uploader.ts";
@@ -143,7 +143,8 @@ export class Replicator {
   get position(): string {
     const generation = this.#position.published?.manifest.generation ?? -1;
     const chain = this.#wal?.chain;
-    return `${this.options.fence?.epoch ?? 0}:${generation}:${chain?.iteration === generation ? chain.walShipped : 0}`;
+    return formatCommitPosition({ epoch: this.options.fence?.epoch ?? 0, generation,
+      walBytes: chain?.iteration === generation ? chain.walShipped : 0 });
   }
 
   /** The generation WAL frames chain to and the WAL bytes they hold (undefined: no frames). */
