@@ -1,24 +1,18 @@
 /**
  * @module
- * The `haduck` command line: attach, restore, generations, verify, status.
+ * The `haduck` command line: attach, restore, generations, verify, status, gc, handoff (serve is
+ * in `_serve.ts`, what they share in `_command.ts`).
  * Errors are one line (what failed, what to do) with documented exit codes; `--debug` adds stacks.
  */
-import { parseArgs } from "node:util";
-import { basename, resolve } from "node:path";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { hostname } from "node:os";
-import { type BlockStore, StoreError } from "@haduck/s3-block-store";
+import { resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { StoreError } from "@haduck/s3-block-store";
 import {
   assertValidDbKey,
-  attach,
-  type AttachedDatabase,
-  type WriterFence,
   checkMemoryMaxMb,
-  sandbox,
-  type SandboxOptions,
   defaultDbKey,
-  gc,
   extensionPath,
+  gc,
   latestManifest,
   listGenerations,
   ReplicationError,
@@ -26,45 +20,16 @@ import {
   summarizeGenerations,
   verify,
 } from "@haduck/duckdb-fs-bridge";
-import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
+import { NO_STORE_HINT, storeFromFlags } from "./_store_flags.ts";
 import { printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
-import { type Progress, progress } from "./_progress.ts";
+import { progress } from "./_progress.ts";
+import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
+import { attachFromFlags, EXIT, mib, parse, UsageError } from "./_command.ts";
+import { commandServe } from "./_serve.ts";
 
-/** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
-const PROGRESS_BLOCKS_MIN = 64;
-import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
-import {
-  ClusterNode,
-  GroupChanges,
-  RESULT_BYTES_MAX_DEFAULT,
-  SharedLease,
-  STATEMENT_TIMEOUT_MS_DEFAULT,
-  StatementGate,
-  sqlLimits,
-} from "@haduck/cluster";
-import { ensureThreadPool } from "./_thread_pool.ts";
-import { decodeFrame, leaseKey, listFrames } from "@haduck/duckblock";
-import { Lease } from "@haduck/lease";
-
-/** Exit codes, documented in `haduck --help`. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6, unchecked: 7 } as const;
-
-class UsageError extends Error {}
-
-
-type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
-
-function parse<const T extends Record<string, OptionSpec>>(args: string[], options: T) {
-  try {
-    const all = { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" }, debug: { type: "boolean" } } as
-      const;
-    return parseArgs({ args, options: all, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}; see --help`);
-  }
-}
+export { EXIT } from "./_command.ts";
 
 /** The open check's memory ceiling (`HADUCK_CHECK_MEMORY_MB`), checked before anything is downloaded. */
 function checkMemory(): number {
@@ -84,7 +49,6 @@ function needStore(values: Record<string, unknown>) {
   return { store, dbKey };
 }
 
-const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
 
 async function commandAttach(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { command: { type: "string", short: "c", multiple: true },
@@ -131,299 +95,6 @@ async function commandAttach(args: string[]): Promise<number> {
     return EXIT.store;
   }
   return statementFailed ? EXIT.failure : EXIT.ok;
-}
-
-/** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
-async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
-  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore; onShipped?: () => void }) {
-  const store = cluster?.store ?? storeFromFlags(values, process.env);
-  const fence = cluster?.fence;
-  if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
-  // A bar for generations large enough to take a while (the first upload of a big database).
-  let bar: { generation: number; progress: Progress } | undefined;
-  const db = await attach({
-    onUploadProgress: (event) => {
-      if (event.blocksTotal < PROGRESS_BLOCKS_MIN) return;
-      if (bar?.generation !== event.generation) bar = { generation: event.generation, progress: progress("upload") };
-      bar.progress.update(event.blocksDone, event.blocksTotal, event.bytesSent);
-    },
-    dbPath,
-    store,
-    dbKey: values["db-key"],
-    alias: values.alias,
-    fence,
-    onFrame: cluster?.onShipped && (() => cluster.onShipped!()),
-    onGeneration: (event) => {
-      cluster?.onShipped?.();
-      if (bar?.generation === event.generation) bar.progress.finish();
-      console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
-        `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`);
-    },
-  });
-  return { db, store };
-}
-
-async function commandServe(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { admin: { type: "string" }, listen: { type: "string" },
-    alias: { type: "string" }, "lease-ttl": { type: "string" }, "tls-cert": { type: "string" },
-    "tls-key": { type: "string" }, "tls-ca": { type: "string" }, db: { type: "string", multiple: true },
-    group: { type: "string" }, "allow-files": { type: "string", multiple: true },
-    "statement-timeout": { type: "string" }, "max-result-bytes": { type: "string" },
-    "max-statements": { type: "string" }, "max-queued-statements": { type: "string" },
-    "memory-limit": { type: "string" }, "max-temp-size": { type: "string" } });
-  if (values.help) return (console.log(HELP.serve), EXIT.ok);
-  const { limits, sandboxOptions } = sqlSettings(values);
-  // Statements may not hold every thread the lease, shipping and followers need (see _thread_pool.ts).
-  await ensureThreadPool(Math.max(16, 2 * limits.gate.runningMax + 4));
-  const databases = servedDatabases(positionals, values.db ?? [], values["db-key"]);
-  // The node's own files: DuckDB's sandbox lets DuckDB reach them, so statements may not name them.
-  limits.ownPaths = databases.flatMap(({ dbPath }) => [resolve(dbPath), `${basename(dbPath)}.wal`,
-    `${basename(dbPath)}.haduck-tmp`, `${basename(dbPath)}.haduck-follower`]);
-  if (values.admin !== undefined && values.listen !== undefined) {
-    throw new UsageError("serve takes --listen or --admin (the same server), not both");
-  }
-  const listen = values.listen ?? values.admin;
-  if (listen === undefined) throw new UsageError("serve needs --listen HOST:PORT (e.g. 127.0.0.1:8080)");
-  // Bad settings fail before the database opens.
-  const settings = { ...adminSettings(listen), tls: tlsSettings(values["tls-cert"], values["tls-key"]) };
-  let ca: string | undefined;
-  if (values["tls-ca"] !== undefined) {
-    try {
-      ca = readFileSync(values["tls-ca"], "utf8");
-    } catch (error) {
-      throw new UsageError(`--tls-ca ${values["tls-ca"]}: ${(error as Error).message}; give the PEM file of the CA ` +
-        "that signed the other nodes' certificates");
-    }
-  }
-  const ttlMs = values["lease-ttl"] === undefined ? 5000 : parseLeaseTtl(values["lease-ttl"]);
-  // A node cut off from the store must notice within its lease, not after the default 30 s per request.
-  const store = storeFromFlags(values, process.env, { retry: { attemptTimeoutMs: Math.max(2 * ttlMs, 5000) } });
-  const signalled = new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
-  if (!store) {
-    // A node without a store: it leads itself, local-only.
-    const attachedLocal = [];
-    for (const { dbPath, dbKey } of databases) {
-      const { db } = await attachFromFlags(dbPath, { ...values, "db-key": dbKey });
-      await sandbox(db.connection, { ...sandboxOptions, tempDirectory: `${resolve(dbPath)}.haduck-tmp` });
-      attachedLocal.push(db);
-    }
-    const admin = serveAdmin(settings, attachedLocal.map((db) => adminDatabase(db, undefined, limits)));
-    await signalled;
-    limits.gate.interruptReads("the node is stopping");
-    await admin.stop();
-    for (const db of attachedLocal) await db.close();
-    return EXIT.ok;
-  }
-  // With a store every node is a cluster node: the lease in the store decides who writes, one
-  // lease per database (each its own role, replica and leader), or one for a --group of them.
-  const attached = new Map<string, AttachedDatabase>();
-  const holder = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
-  const group = values.group === undefined ? undefined
-    : groupOf(values.group, store, ttlMs, holder, databases.map((database) => database.dbKey));
-  const nodes: ClusterNode[] = databases.map(({ dbPath, dbKey }) => new ClusterNode({
-    dbPath, store, dbKey, ttlMs, token: settings.token, ca, holder,
-    ...(group ? { lease: group.lease, followerPollMs: GROUP_REPLICA_POLL_MS } : {}),
-    sqlLimits: limits,
-    sandbox: sandboxOptions,
-    attach: async (fence) => {
-      const db = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store,
-        onShipped: group && (() => group.changes.changed(dbKey)) })).db;
-      attached.set(dbKey, db);
-      // Followers replay a generation's WAL from its start at every commit they show: a short WAL
-      // (a checkpoint every CLUSTER_CHECKPOINT_WAL) keeps that replay, and their lag, small.
-      await db.connection.run(`SET checkpoint_threshold = '${CLUSTER_CHECKPOINT_WAL}'`);
-      // Last: the instance serves SQL to others (see docs/SECURITY.md); no setting changes after this.
-      await sandbox(db.connection, { ...sandboxOptions, tempDirectory: `${resolve(dbPath)}.haduck-tmp` });
-      return db;
-    },
-    log: (message) => console.error(`haduck: ${message}`),
-  }));
-  const admin = serveAdmin(settings, nodes.map((node) => node.database()), { announce: false });
-  try {
-    await Promise.race([Promise.all(nodes.map((node) => node.start(admin.url))), signalled]);
-  } catch (error) {
-    await admin.stop();
-    throw error;
-  }
-  admin.announce();
-  // Followers of a group are told which databases changed instead of polling each one.
-  group?.changes.watch(Math.max(50, Math.min(250, Math.floor(ttlMs / 20))), (changed) => {
-    for (const node of nodes) if (changed === "all" || changed.includes(node.dbKey)) node.refreshReplica();
-  }, () => nodes.some((node) => node.role !== "leader"));
-  for (const node of nodes) {
-    console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms${group ? `, group ${values.group}` : ""})`);
-  }
-  await signalled;
-  // Clients and balancers move away first (/healthz 503, connections closed after their answer).
-  admin.drain();
-  // Long reads do not hold the stop up: they are interrupted (writes finish within --statement-timeout).
-  limits.gate.interruptReads("the node is stopping");
-  // A leader hands off first: statements meanwhile wait and go to the next leader.
-  await Promise.all(nodes.map((node) => node.stop()));
-  await Promise.all(nodes.map((node) => node.quiet()));
-  await group?.changes.close();
-  await admin.stop();
-  const errors = [...attached.values()].map((db) => db.replicator.status.lastError).filter(Boolean);
-  for (const error of errors) console.error(`haduck: ${error}`);
-  return errors.length > 0 ? EXIT.store : EXIT.ok;
-}
-
-/** `64MiB`, `1GB`, `512KB`, `1048576` to bytes (binary and decimal units, as DuckDB reads them). */
-function parseBytes(flag: string, value: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/i.exec(value.trim());
-  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20,
-    gib: 2 ** 30, tib: 2 ** 40 };
-  const bytes = match ? Math.floor(Number(match[1]) * units[(match[2] ?? "b").toLowerCase()]) : NaN;
-  if (!Number.isSafeInteger(bytes) || bytes < 1) {
-    throw new UsageError(`Invalid ${flag} ${JSON.stringify(value)}: expected a size such as 64MiB, 2GB or 1048576`);
-  }
-  return bytes;
-}
-
-/** A count flag: a whole number from `min` up. */
-function parseCount(flag: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  const count = Number(value);
-  if (!Number.isSafeInteger(count) || count < min) {
-    throw new UsageError(`Invalid ${flag} ${JSON.stringify(value)}: expected a whole number of at least ${min}`);
-  }
-  return count;
-}
-
-/** The bounds and the sandbox of SQL over HTTP from serve's flags (see docs/SECURITY.md). */
-function sqlSettings(values: { "allow-files"?: string[]; "statement-timeout"?: string; "max-result-bytes"?: string;
-  "max-statements"?: string; "max-queued-statements"?: string; "memory-limit"?: string; "max-temp-size"?: string }) {
-  let statementTimeoutMs = STATEMENT_TIMEOUT_MS_DEFAULT;
-  if (values["statement-timeout"] !== undefined) {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(values["statement-timeout"].trim());
-    statementTimeoutMs = match ? Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as "s" ?? "s"] : NaN;
-    if (!Number.isFinite(statementTimeoutMs) || statementTimeoutMs < 10 || statementTimeoutMs > 86_400_000) {
-      throw new UsageError(`Invalid --statement-timeout ${JSON.stringify(values["statement-timeout"])}: expected ` +
-        "10ms to 24h as 30s, 500ms or 5m");
-    }
-  }
-  const allowed = values["allow-files"] ?? [];
-  for (const dir of allowed) {
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new UsageError(`--allow-files ${dir}: not a directory; create it, or name the directory statements may use`);
-    }
-  }
-  for (const flag of ["memory-limit", "max-temp-size"] as const) {
-    if (values[flag] !== undefined) parseBytes(`--${flag}`, values[flag]!);
-  }
-  const limits = sqlLimits({
-    statementTimeoutMs: Math.round(statementTimeoutMs),
-    resultBytesMax: values["max-result-bytes"] === undefined ? RESULT_BYTES_MAX_DEFAULT
-      : parseBytes("--max-result-bytes", values["max-result-bytes"]),
-    filesAllowed: allowed.length > 0,
-    gate: new StatementGate(parseCount("--max-statements", values["max-statements"], 4, 1),
-      parseCount("--max-queued-statements", values["max-queued-statements"], 64, 0)),
-  });
-  const sandboxOptions: SandboxOptions = { allowedDirectories: allowed.map((dir) => resolve(dir)),
-    memoryLimit: values["memory-limit"], maxTempDirectorySize: values["max-temp-size"] };
-  return { limits, sandboxOptions };
-}
-
-/** A group's replicas poll the store on their own this seldom: the change object tells them sooner. */
-const GROUP_REPLICA_POLL_MS = 30_000;
-
-/** `--group NAME`: one lease (`NAME/lease.json`) and one change object for every database served. */
-function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string, dbKeys: string[]) {
-  try {
-    assertValidDbKey(name);
-  } catch (error) {
-    throw new UsageError(`--group ${JSON.stringify(name)}: ${(error as Error).message}`);
-  }
-  let shared: SharedLease | undefined;
-  return {
-    changes: new GroupChanges(store, name),
-    lease: ({ address, marginMs }: { address: string; marginMs: number }) => {
-      shared ??= new SharedLease(new Lease(store, leaseKey(name), { holder, address, ttlMs, marginMs }),
-        { freshMs: Math.max(25, Math.min(125, Math.floor(ttlMs / 40))), ttlMs,
-          minEpoch: async () => 1 + Math.max(0, ...await Promise.all(dbKeys.map((dbKey) => highestEpoch(store, dbKey)))) });
-      return shared.share();
-    },
-  };
-}
-
-/**
- * The highest lease epoch `dbKey`'s history carries (its own lease record, its newest manifest, and
- * the last frame of that generation): a group's claim goes on above it, so that its fence and
- * frames are never taken for a deposed writer's.
- */
-async function highestEpoch(store: BlockStore, dbKey: string): Promise<number> {
-  let highest = 0;
-  try {
-    const record = JSON.parse(new TextDecoder().decode(await store.get(leaseKey(dbKey))));
-    if (typeof record?.epoch === "number") highest = record.epoch;
-  } catch {
-    // no lease of its own
-  }
-  const latest = await latestManifest(store, dbKey);
-  if (!latest) return highest;
-  highest = Math.max(highest, latest.manifest.writerEpoch ?? 0);
-  const frames = await listFrames(store, dbKey, latest.manifest.generation);
-  const last = frames.at(-1);
-  if (last) {
-    try {
-      highest = Math.max(highest, decodeFrame(await store.get(last.key), last.key).epoch ?? 0);
-    } catch (error) {
-      if (!(error instanceof ReplicationError)) throw error; // a damaged frame is no writer's epoch
-    }
-  }
-  return highest;
-}
-
-/**
- * The databases `serve` runs: one `<db-path>` (with `--db-key`), or `--db PATH=KEY` repeated (the
- * key defaults to the file's name), never both. Paths and keys must be distinct.
- */
-function servedDatabases(positionals: string[], entries: string[], dbKeyFlag: string | undefined):
-  { dbPath: string; dbKey: string }[] {
-  if (positionals.length > 1) throw new UsageError("serve takes one <db-path>, or --db PATH=KEY repeated; see --help");
-  if (positionals.length === 1 && entries.length > 0) {
-    throw new UsageError("serve takes a <db-path> or --db PATH=KEY, not both: give every database as --db");
-  }
-  if (positionals.length === 0 && entries.length === 0) {
-    throw new UsageError("serve needs a <db-path>, or --db PATH=KEY for each database; see --help");
-  }
-  if (entries.length > 0 && dbKeyFlag !== undefined) {
-    throw new UsageError("--db-key names the key of a single <db-path>; with --db give each key as PATH=KEY");
-  }
-  const databases = positionals.length === 1
-    ? [{ dbPath: resolve(positionals[0]), dbKey: dbKeyFlag ?? defaultDbKey(resolve(positionals[0])) }]
-    : entries.map((entry) => {
-      const at = entry.lastIndexOf("=");
-      const path = at < 0 ? entry : entry.slice(0, at);
-      if (path === "") throw new UsageError(`--db ${JSON.stringify(entry)}: expected PATH=KEY, e.g. --db data/a.duckdb=a.duckdb`);
-      const dbPath = resolve(path);
-      return { dbPath, dbKey: at < 0 || entry.slice(at + 1) === "" ? defaultDbKey(dbPath) : entry.slice(at + 1) };
-    });
-  for (const { dbKey } of databases) assertValidDbKey(dbKey);
-  for (const field of ["dbPath", "dbKey"] as const) {
-    const seen = new Set<string>();
-    for (const database of databases) {
-      if (seen.has(database[field])) {
-        throw new UsageError(`serve was given ${database[field]} twice: every --db needs its own ` +
-          (field === "dbPath" ? "file" : "key"));
-      }
-      seen.add(database[field]);
-    }
-  }
-  return databases;
-}
-
-/** How much WAL a cluster's leader lets grow before DuckDB checkpoints (its default is 16 MB). */
-const CLUSTER_CHECKPOINT_WAL = "32KB";
-
-/** `--lease-ttl`: `5s`, `2500ms`, or a number of seconds; at least 500 ms. */
-function parseLeaseTtl(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim());
-  const ms = match ? Number(match[1]) * (match[2] === "ms" ? 1 : 1000) : NaN;
-  if (!Number.isFinite(ms) || ms < 500 || ms > 600_000) {
-    throw new UsageError(`Invalid --lease-ttl ${JSON.stringify(value)}: expected 500ms to 600s, e.g. 5s or 2500ms`);
-  }
-  return Math.round(ms);
 }
 
 /** `90m`, `36h`, `7d`, `45s` to milliseconds. */

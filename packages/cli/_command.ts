@@ -1,0 +1,64 @@
+/**
+ * @module
+ * What every command shares: exit codes, the usage error, flag parsing (with the store flags, --help
+ * and --debug), and opening a database from the flags for `attach` and `serve`.
+ */
+import { parseArgs } from "node:util";
+import { attach, type WriterFence } from "@haduck/duckdb-fs-bridge";
+import type { BlockStore } from "@haduck/s3-block-store";
+import { STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
+import { type Progress, progress } from "./_progress.ts";
+
+/** Exit codes, documented in `haduck --help`. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrity: 5, conflict: 6, unchecked: 7 } as const;
+
+/** A bad command line: exit 2, the message says what to give instead. */
+export class UsageError extends Error {}
+
+
+export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
+
+export function parse<const T extends Record<string, OptionSpec>>(args: string[], options: T) {
+  try {
+    const all = { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" }, debug: { type: "boolean" } } as
+      const;
+    return parseArgs({ args, options: all, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; see --help`);
+  }
+}
+
+export const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(2)} MiB`;
+
+/** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
+const PROGRESS_BLOCKS_MIN = 64;
+
+/** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
+export async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
+  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore; onShipped?: () => void }) {
+  const store = cluster?.store ?? storeFromFlags(values, process.env);
+  const fence = cluster?.fence;
+  if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
+  // A bar for generations large enough to take a while (the first upload of a big database).
+  let bar: { generation: number; progress: Progress } | undefined;
+  const db = await attach({
+    onUploadProgress: (event) => {
+      if (event.blocksTotal < PROGRESS_BLOCKS_MIN) return;
+      if (bar?.generation !== event.generation) bar = { generation: event.generation, progress: progress("upload") };
+      bar.progress.update(event.blocksDone, event.blocksTotal, event.bytesSent);
+    },
+    dbPath,
+    store,
+    dbKey: values["db-key"],
+    alias: values.alias,
+    fence,
+    onFrame: cluster?.onShipped && (() => cluster.onShipped!()),
+    onGeneration: (event) => {
+      cluster?.onShipped?.();
+      if (bar?.generation === event.generation) bar.progress.finish();
+      console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
+        `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`);
+    },
+  });
+  return { db, store };
+}
