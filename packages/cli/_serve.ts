@@ -26,7 +26,7 @@ import {
   sqlLimits,
 } from "@haduck/cluster";
 import { assertValidDbKey, decodeFrame, leaseKey, listFrames } from "@haduck/duckblock";
-import { Lease } from "@haduck/lease";
+import { decodeLeaseRecord, Lease } from "@haduck/lease";
 import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
 import { attachFromFlags, EXIT, parse, UsageError } from "./_command.ts";
 import { HELP } from "./_help.ts";
@@ -224,8 +224,8 @@ function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string,
 async function highestEpoch(store: BlockStore, dbKey: string): Promise<number> {
   let highest = 0;
   try {
-    const record = JSON.parse(new TextDecoder().decode(await store.get(leaseKey(dbKey))));
-    if (typeof record?.epoch === "number") highest = record.epoch;
+    const record = decodeLeaseRecord(await store.get(leaseKey(dbKey)));
+    if (record) highest = record.epoch;
   } catch {
     // no lease of its own
   }

@@ -8,6 +8,7 @@
  * of its own, for safety), so a node's idle requests stay flat in the number of its databases.
  */
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
+import { groupChangesKey } from "@haduck/duckblock";
 import type { Lease, LeaseObservation } from "@haduck/lease";
 
 /** What a cluster node needs of its lease: a `Lease`, or one database's share of a group's. */
@@ -138,7 +139,7 @@ export class GroupChanges {
 
   constructor(store: BlockStore, group: string) {
     this.#store = store;
-    this.#key = `${group}/changes.json`;
+    this.#key = groupChangesKey(group);
   }
 
   /** Leader: `dbKey` shipped a frame or a generation. */

@@ -56,3 +56,27 @@ export function parseFrameKey(key: string): { generation: number; number: number
 
 export const latestKey = (dbKey: string): string => `${dbKey}/latest.json`;
 export const leaseKey = (dbKey: string): string => `${dbKey}/lease.json`;
+/** A group's change object: which of its databases shipped, rewritten by the group's leader. */
+export const groupChangesKey = (group: string): string => `${group}/changes.json`;
+
+/** The body of `latest.json`, a hint to the newest generation (never read to restore). */
+export interface LatestHint {
+  generation: number;
+  manifestSha256: string;
+}
+
+export function encodeLatestHint(hint: LatestHint): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ generation: hint.generation, manifestSha256: hint.manifestSha256 }));
+}
+
+/** The generation a `latest.json` body names, or undefined for anything else (a hint is only a hint). */
+export function decodeLatestHint(bytes: Uint8Array): LatestHint | undefined {
+  try {
+    const hint = JSON.parse(new TextDecoder().decode(bytes));
+    return Number.isSafeInteger(hint?.generation)
+      ? { generation: hint.generation, manifestSha256: typeof hint.manifestSha256 === "string" ? hint.manifestSha256 : "" }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -15,8 +15,12 @@
  * ```
  */
 export {
+  decodeLatestHint,
+  encodeLatestHint,
   frameKey,
   framesPrefix,
+  groupChangesKey,
+  type LatestHint,
   latestKey,
   leaseKey,
   manifestKey,

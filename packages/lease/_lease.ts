@@ -202,12 +202,7 @@ export class Lease {
     }
     let record: LeaseRecord | undefined;
     if (bytes) {
-      try {
-        const parsed = JSON.parse(new TextDecoder().decode(bytes));
-        if (isRecord(parsed)) record = parsed;
-      } catch {
-        // not a lease record: claimable only by an operator, never by us (see below)
-      }
+      record = decodeLeaseRecord(bytes);
       if (!record) {
         throw new UnsafeLeaseStoreError(`${this.#key} in ${this.#store.url} is not a haduck lease record: ` +
           "remove it by hand if nothing else uses that key");
@@ -346,5 +341,15 @@ export class Lease {
 
   #encode(record: LeaseRecord): Uint8Array {
     return new TextEncoder().encode(JSON.stringify(record));
+  }
+}
+
+/** A stored lease record, or undefined when the bytes are not one (a foreign object under the key). */
+export function decodeLeaseRecord(bytes: Uint8Array): LeaseRecord | undefined {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(bytes));
+    return isRecord(parsed) ? parsed : undefined;
+  } catch {
+    return undefined; // not a lease record: claimable only by an operator, never by a node
   }
 }

@@ -17,6 +17,7 @@
  */
 export {
   assertLeaseStore,
+  decodeLeaseRecord,
   Lease,
   LeaseLostError,
   type LeaseObservation,

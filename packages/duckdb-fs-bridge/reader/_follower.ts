@@ -24,7 +24,7 @@ import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { decodeFrame, frameKey } from "@haduck/duckblock";
+import { decodeLatestHint, decodeFrame, frameKey } from "@haduck/duckblock";
 import { latestKey } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
 import { listGenerations, loadManifestHead } from "@haduck/duckblock";
@@ -229,9 +229,9 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     const info = await store.head(latestKey(dbKey));
     if (!info || info.etag === hintEtag) return undefined;
     try {
-      const hint = JSON.parse(new TextDecoder().decode(await store.get(latestKey(dbKey))));
+      const hint = decodeLatestHint(await store.get(latestKey(dbKey)));
       hintEtag = info.etag;
-      return typeof hint.generation === "number" ? hint.generation : undefined;
+      return hint?.generation;
     } catch (error) {
       if (error instanceof BlockNotFoundError || error instanceof SyntaxError) return undefined;
       throw error;

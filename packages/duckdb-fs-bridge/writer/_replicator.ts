@@ -14,9 +14,22 @@
  */
 import { PreconditionFailedError } from "@haduck/s3-block-store";
 import { statSync } from "node:fs";
-import { formatCommitPosition, latestManifest, loadManifest } from "@haduck/duckblock";
-import { ReplicationError } from "@haduck/duckblock";
-import { buildManifest, type Shipment } from "@haduck/duckblock";
+import {
+  buildManifest,
+  encodeLatestHint,
+  encodeManifest,
+  formatCommitPosition,
+  hex,
+  latestKey,
+  latestManifest,
+  loadManifest,
+  manifestKey,
+  ReplicationError,
+  sha256,
+  type Shipment,
+  walkFrames,
+  writePages,
+} from "@haduck/duckblock";
 import { READ_RUN_BLOCKS_MAX, readAndUpload } from "./_segment_uploader.ts";
 import {
   type BlockSource,
@@ -28,13 +41,10 @@ import {
 } from "../local/_block_source.ts";
 import { newIdentity, readIdentity, writeIdentity } from "../local/_identity.ts";
 import { agreeWithStore } from "./_reconcile.ts";
-import { hex, latestKey, manifestKey, sha256 } from "@haduck/duckblock";
-import { encodeManifest, writePages } from "@haduck/duckblock";
 import { Position, type Published } from "./_position.ts";
 import { ReusableUploads, type UploadedBlock, withReused } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
 import { WalShipper } from "../wal/_wal_shipper.ts";
-import { walkFrames } from "@haduck/duckblock";
 import { leftoverWal, type OrphanPolicy, shipLeftoverWal, storedFramesMatchWal } from "./_wal_leftover.ts";
 import { acquireReplicatorLock, type ReplicatorLock } from "../local/_replicator_lock.ts";
 import {
@@ -838,9 +848,8 @@ export class Replicator {
       bytes.byteLength + newPages.reduce((sum, page) => sum + page.bytes.byteLength, 0));
     try {
       if (fence && !fence.mayWrite()) throw new Error("this node's lease ran out");
-      await store.put(latestKey(this.options.dbKey), new TextEncoder().encode(
-        JSON.stringify({ generation: iteration, manifestSha256: digest }),
-      ), { signal: fence?.signal() });
+      await store.put(latestKey(this.options.dbKey), encodeLatestHint({ generation: iteration, manifestSha256: digest }),
+        { signal: fence?.signal() });
     } catch (error) {
       // A hint only (nothing reads it to restore): the generation is published all the same.
       this.#fail(`Cannot update ${latestKey(this.options.dbKey)}: ${(error as Error).message}`);
