@@ -137,6 +137,9 @@ function forbiddenToAll(): string[] {
     "PRAGMA json_execute_serialized_sql('x')",
     `SELECT size FROM read_blob('hadu'\n'ck://${dbFile}')`,
     `SELECT * FROM glob('${dbFile.slice(0, 5)}'\n-- a comment between\n'${dbFile.slice(5)}.haduck-tmp/*')`,
+    // Paths built from pieces, or passed as parameters, reach what DuckDB's sandbox lets through.
+    `SELECT filename, size FROM read_blob('hadu' || 'ck://${dbFile}')`,
+    `SELECT size FROM read_blob(concat('hadu', 'ck://', '${dbFile}', '.wal'))`,
   ];
 }
 
@@ -162,6 +165,11 @@ const forbiddenToReader = [
   "SELECT len(range(x)) FROM range(600000000, 600000001) r(x)",
   "SELECT repeat('x', 300000000)",
   "SELECT lpad('x', 100000000, 'y')",
+  // A third attack (2026-12-06): sizes that multiply (a lambda runs its body once per element; a
+  // size function inside another) and sizes that add up.
+  "SELECT len(flatten(list_transform(range(100), x -> range(1000000))))",
+  "SELECT length(repeat(repeat('x', 1000000), 500))",
+  "SELECT len(range(600000)) + len(range(600000))",
 ];
 
 async function settings(url: string) {
@@ -185,6 +193,8 @@ test("every attack of either token on leader and follower is refused, and leaves
       }
       const parameterized = await post(node.url, bearer, { sql: "SELECT * FROM read_text($1)", params: [secretFile] });
       if (parameterized.status !== 403) failures.push(`${who}: read_text($1) is ${parameterized.status}`);
+      const ownFile = await post(node.url, bearer, { sql: "SELECT size FROM read_blob($1)", params: [`haduck://${dbFile}`] });
+      if (ownFile.status !== 403) failures.push(`${who}: read_blob($1) of the live file is ${ownFile.status}`);
     }
     for (const sql of forbiddenToReader) {
       const { status, body } = await post(node.url, READ_TOKEN, { sql });

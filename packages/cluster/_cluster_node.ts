@@ -141,6 +141,10 @@ export class ClusterNode {
   /** Statements running on this node as the leader; requests this node is answering (any role). */
   #running = 0;
   #requests = 0;
+  /** Reads waiting on this replica for a position (`after`): bounded like the statement queue. */
+  #waiters = 0;
+  /** The lease renew that confirms linearizable reads, and when it started (see `#confirmLease`). */
+  #confirming: { startedAt: number; promise: Promise<void> } | undefined;
   /** Why this node may not write any more (set the moment it learns it), until it steps down. */
   #deposed: string | undefined;
   #stopped = false;
@@ -348,6 +352,7 @@ export class ClusterNode {
   }
 
   async #sql(request: SqlRequest, attempt = 0): Promise<SqlAnswer | Response> {
+    const arrivedAt = performance.now();
     await this.#handoff?.promise; // a leader handing off holds new statements, then sends them to the next
     await this.#promotion; // a node taking over runs them once it leads (forwarders sent them here already)
     const db = this.#db;
@@ -359,7 +364,7 @@ export class ClusterNode {
       if (request.consistency === "leader") {
         // Linearizable: this node still leads *now* (a renew lands), so no newer leader has a commit it lacks.
         try {
-          await this.#lease.renew({ signal: AbortSignal.timeout(Math.max(50, this.#lease.validUntil - performance.now())) });
+          await this.#confirmLease(arrivedAt);
         } catch (error) {
           throw new NoLeaderError(`${this.#options.dbKey}: this node cannot confirm its lease (${(error as Error).message}); ` +
             "retry");
@@ -381,7 +386,8 @@ export class ClusterNode {
     // Linearizable reads are the leader's; a follower behind `after` (after waiting) or further behind
     // than `maxLagMs` sends the read there too, rather than answer stale or fail.
     const stale = follower?.position === undefined || request.consistency === "leader" ||
-      (request.after !== undefined && !await this.#caughtUp(follower, request.after, request.waitMs ?? 1000)) ||
+      (request.after !== undefined && !await this.#caughtUpForRead(follower, request.after, request.waitMs ?? 1000,
+        request.signal)) ||
       (request.maxLagMs !== undefined && follower.lagMs > request.maxLagMs);
     if (follower && !stale) {
       const ran = await follower.withConnection(async (connection, shown) => {
@@ -398,19 +404,70 @@ export class ClusterNode {
     return await this.#forward(request, attempt, Boolean(follower));
   }
 
-  /** Whether the replica shows `after` (waiting for it at most `waitMs`, looking again every 20 ms). */
-  async #caughtUp(follower: Follower, after: string, waitMs: number): Promise<boolean> {
-    const deadline = performance.now() + waitMs;
-    for (;;) {
-      const shown = follower.position;
-      if (shown && compareCommitPositions({ epoch: 0, ...shown }, after) >= 0) return true;
-      if (performance.now() >= deadline) return false;
-      await Promise.race([follower.refresh(), new Promise((resolve) => setTimeout(resolve, deadline - performance.now()))]);
-      const now = follower.position;
-      if (compareCommitPositions({ epoch: 0, generation: now?.generation ?? -1, walBytes: now?.walBytes ?? 0 }, after) < 0) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(20, Math.max(0, deadline - performance.now()))));
+  /**
+   * Confirms this node still leads *now*: a lease renew that started after `arrivedAt` lands. One
+   * renew in flight confirms every request that arrived before it started, so a crowd of
+   * linearizable reads costs a renew per round trip, not one each.
+   */
+  #confirmLease(arrivedAt: number): Promise<void> {
+    const current = this.#confirming;
+    if (current && current.startedAt >= arrivedAt) return current.promise;
+    const entry: { startedAt: number; promise: Promise<void> } = { startedAt: Infinity, promise: Promise.resolve() };
+    const next: Promise<void> = (current?.promise.catch(() => {}) ?? Promise.resolve()).then(() => {
+      if (this.#confirming && this.#confirming !== entry && this.#confirming.startedAt >= arrivedAt) {
+        return this.#confirming.promise;
       }
+      entry.startedAt = performance.now();
+      return this.#lease.renew({ signal: AbortSignal.timeout(Math.max(50, this.#lease.validUntil - performance.now())) });
+    });
+    entry.promise = next;
+    this.#confirming = entry;
+    void next.finally(() => {
+      if (this.#confirming === entry) this.#confirming = undefined;
+    }).catch(() => {});
+    return next;
+  }
+
+  /**
+   * For a read with `after`: whether the replica shows it, waiting at most `waitMs` capped at the
+   * statement timeout, while the client is there. Waiters beyond the statement queue's bound are
+   * refused (OVERLOADED).
+   */
+  async #caughtUpForRead(follower: Follower, after: string, waitMs: number, signal: AbortSignal | undefined):
+    Promise<boolean> {
+    const limits = this.#options.sqlLimits;
+    if (this.#waiters >= limits.gate.queuedMax && !this.#shows(follower, after)) {
+      throw Object.assign(new Error(`${this.#options.dbKey}: ${this.#waiters} reads already wait here for a position; ` +
+        "retry shortly (Retry-After)"), { code: "OVERLOADED" });
     }
+    this.#waiters++;
+    try {
+      return await this.#caughtUp(follower, after, Math.min(waitMs, limits.statementTimeoutMs), signal);
+    } finally {
+      this.#waiters--;
+    }
+  }
+
+  #shows(follower: Follower, after: string): boolean {
+    const shown = follower.position;
+    return shown !== undefined && compareCommitPositions({ epoch: 0, ...shown }, after) >= 0;
+  }
+
+  /**
+   * Whether the replica shows `after`, waiting at most `waitMs` (until `signal` aborts): it looks
+   * again as the replica refreshes, at most every 20 ms.
+   */
+  async #caughtUp(follower: Follower, after: string, waitMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = performance.now() + waitMs;
+    while (!this.#shows(follower, after) && performance.now() < deadline && !signal?.aborted) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([follower.refresh(), new Promise((resolve) => timer = setTimeout(resolve, Math.min(250,
+        Math.max(0, deadline - performance.now()))))]);
+      clearTimeout(timer);
+      if (this.#shows(follower, after)) return true;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(20, Math.max(0, deadline - performance.now()))));
+    }
+    return this.#shows(follower, after);
   }
 
   /**

@@ -168,42 +168,55 @@ const SIZE_FUNCTIONS: Record<string, number[] | undefined> = {
   range: undefined, generate_series: undefined, repeat: [1], list_resize: [1], array_resize: [1], lpad: [1],
   rpad: [1],
 };
+/** The sizes a reader's statement may give all its `SIZE_FUNCTIONS` calls together. */
 const SIZE_ARGUMENT_MAX = 1_000_000;
 
-/** The first call of a `SIZE_FUNCTIONS` function whose size is not a small constant, or undefined. */
+/**
+ * The first call of a `SIZE_FUNCTIONS` function that may build too much, or undefined: its size is
+ * not a constant, or it sits inside a lambda (run once per element) or inside another such call's
+ * arguments (sizes multiply), or the sizes of all such calls add up past `SIZE_ARGUMENT_MAX`.
+ */
 function oversizedCall(node: unknown): string | undefined {
-  if (Array.isArray(node)) {
-    for (const child of node) {
-      const found = oversizedCall(child);
+  let total = 0;
+  const visit = (value: unknown, nested: boolean): string | undefined => {
+    if (Array.isArray(value)) {
+      for (const child of value) {
+        const found = visit(child, nested);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    if (value === null || typeof value !== "object") return undefined;
+    const record = value as Record<string, unknown>;
+    const name = typeof record.function_name === "string" ? record.function_name.toLowerCase() : undefined;
+    // A table function's call (FROM range(n)) streams: only its arguments are weighed.
+    if (record.type === "TABLE_FUNCTION") {
+      const fn = record.function as { children?: unknown } | undefined;
+      return visit(fn?.children, nested);
+    }
+    if (record.class === "LAMBDA") return visit(Object.values(record), true);
+    if (record.class === "FUNCTION" && name !== undefined && name in SIZE_FUNCTIONS) {
+      if (nested) return name;
+      const children = Array.isArray(record.children) ? record.children : [];
+      const positions = SIZE_FUNCTIONS[name] ?? children.map((_, index) => index);
+      for (const position of positions) {
+        const child = children[position] as { class?: string; value?: { value?: unknown } } | undefined;
+        if (child === undefined) continue;
+        const constant = child.class === "CONSTANT" ? child.value?.value : undefined;
+        const number = typeof constant === "number" ? constant
+          : typeof constant === "string" && /^-?\d+$/.test(constant) ? Number(constant) : NaN;
+        total += Math.abs(number);
+        if (!(total <= SIZE_ARGUMENT_MAX)) return name;
+      }
+      return visit(children, true);
+    }
+    for (const child of Object.values(record)) {
+      const found = visit(child, nested);
       if (found) return found;
     }
     return undefined;
-  }
-  if (node === null || typeof node !== "object") return undefined;
-  const record = node as Record<string, unknown>;
-  const name = typeof record.function_name === "string" ? record.function_name.toLowerCase() : undefined;
-  // A table function's call (FROM range(n)) streams: only scalar calls are weighed.
-  if (record.type === "TABLE_FUNCTION") {
-    const fn = record.function as { children?: unknown } | undefined;
-    return oversizedCall(fn?.children);
-  }
-  if (record.class === "FUNCTION" && name !== undefined && name in SIZE_FUNCTIONS) {
-    const children = Array.isArray(record.children) ? record.children : [];
-    const positions = SIZE_FUNCTIONS[name] ?? children.map((_, index) => index);
-    for (const position of positions) {
-      const child = children[position] as { class?: string; value?: { value?: unknown } } | undefined;
-      if (child === undefined) continue;
-      const value = child.class === "CONSTANT" ? child.value?.value : undefined;
-      const number = typeof value === "number" ? value : typeof value === "string" && /^-?\d+$/.test(value)
-        ? Number(value) : NaN;
-      if (!(Math.abs(number) <= SIZE_ARGUMENT_MAX)) return name;
-    }
-  }
-  for (const value of Object.values(record)) {
-    const found = oversizedCall(value);
-    if (found) return found;
-  }
-  return undefined;
+  };
+  return visit(node, false);
 }
 
 /** A table name that is a file or an address (DuckDB would read it as one). */
@@ -262,7 +275,8 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string): Promi
   const oversized = oversizedCall(parsed.statements);
   if (oversized) {
     throw refuse(`${oversized}() builds its value in memory outside DuckDB's limit: give it a constant size of at ` +
-      `most ${SIZE_ARGUMENT_MAX} (or use the table function, FROM range(n), which streams)`);
+      `most ${SIZE_ARGUMENT_MAX} in all, outside lambdas and other such calls (or use the table function, FROM ` +
+      "range(n), which streams)");
   }
   for (const { schema, name } of tables) {
     if (FILE_LIKE.test(name)) throw refuse(`${JSON.stringify(name)} names a file, not a table`);
@@ -291,6 +305,13 @@ const FORBIDDEN_TEXT: [RegExp, string][] = [
   [/\bU&['"]/i, "spells a name in escapes; write it plainly"],
 ];
 
+/**
+ * DuckDB's functions that read files or the network, refused for every token unless the owner gave
+ * `--allow-files`: DuckDB's sandbox lets the node's own files through (the database is attached
+ * from them), and a path built from pieces or passed as a parameter would reach them.
+ */
+const FILE_FUNCTIONS = /\b(read_\w+|glob|parquet_\w+|sniff_csv|csv_scan|parquet_scan|json_scan|sqlite_scan|sqlite_attach|iceberg_\w+|delta_scan|duckdb_temporary_files)"?\s*\(/i;
+
 /** PRAGMAs the admin may run: they read. Any other PRAGMA (settings, switches) is refused. */
 const READ_PRAGMAS = /^\s*PRAGMA\s+(table_info|storage_info|database_size|version|show_tables|show_tables_expanded|show|platform|metadata_info|functions|collations|user_agent)\b/i;
 
@@ -306,7 +327,7 @@ export function judgeAnyStatement(sql: string, ownPaths: string[] = [], filesAll
         403);
     }
   }
-  if (!filesAllowed && /^IMPORT\b/i.test(stripLeadingComments(sql))) {
+  if (!filesAllowed && (/^IMPORT\b/i.test(stripLeadingComments(sql)) || FILE_FUNCTIONS.test(sql))) {
     throw new StatementRefused("This statement reaches files, which this node does not allow over HTTP; its owner " +
       "may allow directories of files with `haduck serve --allow-files DIR`", 403);
   }

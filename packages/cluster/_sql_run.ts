@@ -185,7 +185,7 @@ function filesRefused(): StatementRefused {
 const SERVER_SIDE = /^(FATAL|INTERNAL|Out of Memory|IO) Error/i;
 const CONFLICT = /^TransactionContext Error/i;
 /** Absolute paths in a message that the statement did not name are the host's business. */
-const PATH = /(^|[\s"'(=])(\/[^\s"'),]+)/g;
+const PATH = /(^|[\s"'(=])((?:haduck:\/\/)?\/[^\s"'),]+)/g;
 
 /** `message` without the host paths `sql` did not give. */
 export function scrubPaths(message: string, sql: string): string {
@@ -240,6 +240,13 @@ async function writes(connection: DuckDBConnection, type: StatementType, sql: st
 export async function executeStatement(connection: DuckDBConnection, request: SqlRequest, writable: boolean,
   limits: SqlLimits): Promise<Omit<SqlAnswer, "position"> | NotRun> {
   judgeAnyStatement(request.sql, limits.ownPaths, limits.filesAllowed);
+  // A parameter is text DuckDB may use as a path (read_blob($1)): never one of the node's own files.
+  for (const param of request.params) {
+    if (typeof param === "string" && (/haduck:/i.test(param) || limits.ownPaths.some((path) => path && param.includes(path)))) {
+      throw new StatementRefused("This statement is not served over HTTP: a parameter names one of the node's own files",
+        403);
+    }
+  }
   // What runs is what was judged: an EXPLAIN is rebuilt from the statement it wraps.
   const sql = statementToRun(request.sql);
   const entry: Running = { connection, phase: "judging" };
