@@ -145,6 +145,14 @@ test("a leader under abuse keeps its lease, its writes and its pace; every abuse
   expect(partial.answer).toContain("408");
   expect(partial.closedAfterMs).toBeLessThan(8000);
 
+  // A read waiting on the follower for a position its replica never reaches waits at most the
+  // statement timeout (not the 600 s it asked for), then goes to the leader.
+  const startedWait = performance.now();
+  const waited = await post(follower.url, { sql: "SELECT 1 AS one", after: "1:999999999:0", waitMs: 600_000 });
+  expect(waited.status).toBe(200);
+  expect(waited.body.rows).toEqual([[1]]);
+  expect(performance.now() - startedWait).toBeLessThan(10_000);
+
   watching = false;
   await Promise.all([watcher, reader]);
   await load.stop();
