@@ -2,7 +2,10 @@
 // c_api.cpp: the plain C functions the TypeScript bridge calls through FFI (bun:ffi / Deno.dlopen)
 // on the already-loaded extension image. They never throw and never block on DuckDB.
 //===----------------------------------------------------------------------===//
+#include "snapshot.hpp"
 #include "tracker.hpp"
+
+#include <algorithm>
 
 #include <cstring>
 
@@ -139,4 +142,56 @@ HADUCK_C_API uint64_t haduck_debug_push_events(uint64_t count) {
 		}
 	}
 	return pushed;
+}
+
+// Snapshots (snapshot.hpp): a follower's copy-on-write views of its base. Only over FFI, never as SQL
+// functions: an overlay creates a file, which no SQL caller (an admin token included) may do.
+
+static int32_t SnapshotError(const std::exception &error, char *out, uint64_t capacity) {
+	auto length = std::min<uint64_t>(capacity, std::strlen(error.what()));
+	std::memcpy(out, error.what(), length);
+	return -int32_t(length) - 1;
+}
+
+//! 0, or -(message length + 1) with the message in `error`.
+HADUCK_C_API int32_t haduck_snapshot_open(const char *base_path, const char *overlay_path, char *error,
+                                          uint64_t capacity) {
+	try {
+		haduck::Snapshots::Get().Open(base_path, overlay_path);
+		return 0;
+	} catch (std::exception &e) {
+		return SnapshotError(e, error, capacity);
+	}
+}
+
+//! 1 when the overlay was open (the file stays: the caller removes it).
+HADUCK_C_API int32_t haduck_snapshot_close(const char *overlay_path) {
+	return haduck::Snapshots::Get().Close(overlay_path) ? 1 : 0;
+}
+
+//! Lets haduck-snapshot:// open `path` (and the files beside it) in place, or no longer.
+HADUCK_C_API void haduck_snapshot_allow_base(const char *path, int32_t allow) {
+	haduck::Snapshots::Get().AllowBase(path, allow != 0);
+}
+
+//! Call before writing [offset, offset + length) of `base_path` (length UINT64_MAX: before cutting it
+//! at offset). 0, or -(message length + 1) with the message in `error`.
+HADUCK_C_API int32_t haduck_snapshot_before_write(const char *base_path, uint64_t offset, uint64_t length,
+                                                  char *error, uint64_t capacity) {
+	try {
+		haduck::Snapshots::Get().BeforeBaseWritePath(base_path, offset, length);
+		return 0;
+	} catch (std::exception &e) {
+		return SnapshotError(e, error, capacity);
+	}
+}
+
+//! out[0..5): overlays open, bytes preserved, bytes read from bases, from overlays, written to overlays.
+HADUCK_C_API void haduck_snapshot_stats(uint64_t *out) {
+	auto &stats = haduck::Snapshots::Get().stats;
+	out[0] = stats.overlays_open.load();
+	out[1] = stats.bytes_preserved.load();
+	out[2] = stats.bytes_read_base.load();
+	out[3] = stats.bytes_read_overlay.load();
+	out[4] = stats.bytes_written_overlay.load();
 }

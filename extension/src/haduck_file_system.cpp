@@ -40,6 +40,15 @@ static FileHandle &Inner(FileHandle &handle) {
 	return *wrapped.inner;
 }
 
+//! A promoted follower's file may still be read by its last snapshots (see snapshot.hpp).
+static void BeforeBaseWrite(const haduck::FileKey &key, uint64_t offset, uint64_t length) {
+	try {
+		haduck::Snapshots::Get().BeforeBaseWrite(key, offset, length);
+	} catch (std::exception &error) {
+		throw IOException("%s", error.what());
+	}
+}
+
 HaduckFileSystem::HaduckFileSystem() : local(FileSystem::CreateLocal()) {
 }
 
@@ -108,7 +117,9 @@ unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFl
 		}
 	}
 	tracker.AfterOpen(*tracked, kind == HADUCK_FILE_KIND_WAL ? uint64_t(inner->GetFileSize()) : 0);
-	return make_uniq<HaduckFileHandle>(*this, path, flags, std::move(inner), std::move(tracked));
+	auto handle = make_uniq<HaduckFileHandle>(*this, path, flags, std::move(inner), std::move(tracked));
+	haduck::StatFileKey(local_path, handle->key);
+	return std::move(handle);
 }
 
 void HaduckFileSystem::Read(FileHandle &handle, void *buffer, int64_t nr_bytes, idx_t location) {
@@ -122,6 +133,7 @@ int64_t HaduckFileSystem::Read(FileHandle &handle, void *buffer, int64_t nr_byte
 void HaduckFileSystem::WriteTracked(HaduckFileHandle &handle, void *buffer, int64_t nr_bytes, idx_t location) {
 	auto &tracker = haduck::Tracker::Get();
 	tracker.BeforeWrite(*handle.tracked, location, uint64_t(nr_bytes));
+	BeforeBaseWrite(handle.key, location, uint64_t(nr_bytes));
 	local->Write(Inner(handle), buffer, nr_bytes, location);
 	tracker.AfterWrite(*handle.tracked, static_cast<const uint8_t *>(buffer), location, uint64_t(nr_bytes));
 }
@@ -164,6 +176,7 @@ FileType HaduckFileSystem::GetFileType(FileHandle &handle) {
 }
 
 void HaduckFileSystem::Truncate(FileHandle &handle, int64_t new_size) {
+	BeforeBaseWrite(Wrapped(handle).key, uint64_t(new_size), UINT64_MAX);
 	local->Truncate(Inner(handle), new_size);
 	haduck::Tracker::Get().AfterTruncate(*Wrapped(handle).tracked, uint64_t(new_size));
 }

@@ -8,6 +8,7 @@
 #pragma once
 #include "duckdb.hpp"
 #include "duckdb/common/file_system.hpp"
+#include "snapshot.hpp"
 #include "tracker.hpp"
 
 namespace duckdb {
@@ -21,6 +22,8 @@ public:
 
 	unique_ptr<FileHandle> inner;
 	std::shared_ptr<haduck::TrackedFile> tracked;
+	//! The file's identity: a follower's snapshots of it copy what they still read before it is overwritten.
+	haduck::FileKey key;
 };
 
 class HaduckFileSystem : public FileSystem {

@@ -79,10 +79,9 @@ export class Native implements Consumer {
   readonly #u64: BigUint64Array;
 
   constructor() {
-    library ??= openExtension(extensionPath(), L.HADUCK_RING_SIZE);
-    this.#symbols = library;
-    this.#u32 = new Uint32Array(library.ring);
-    this.#u64 = new BigUint64Array(library.ring);
+    this.#symbols = symbols();
+    this.#u32 = new Uint32Array(this.#symbols.ring);
+    this.#u64 = new BigUint64Array(this.#symbols.ring);
     if (this.#u32[L.HADUCK_RING_OFFSET_MAGIC / 4] !== L.HADUCK_RING_MAGIC ||
       this.#u32[L.HADUCK_RING_OFFSET_VERSION / 4] !== L.HADUCK_RING_VERSION) {
       throw new Error("The haduck extension's event ring has an unexpected magic or version: rebuild the extension " +
@@ -217,4 +216,57 @@ export class Native implements Consumer {
   blockChecksumOk(block: Uint8Array): boolean {
     return this.#symbols.blockChecksumOk(block, BigInt(block.byteLength)) === 1;
   }
+}
+
+const cString = (text: string) => new TextEncoder().encode(`${text}\0`);
+
+/** The C API's answer: 0, or -(length + 1) of the message it wrote into `error`. */
+function snapshotCall(call: (error: Uint8Array, capacity: bigint) => number): void {
+  const error = new Uint8Array(1024);
+  const answer = call(error, BigInt(error.byteLength));
+  if (answer < 0) throw new Error(new TextDecoder().decode(error.subarray(0, -answer - 1)));
+}
+
+/**
+ * Copy-on-write views of a file, kept by the extension (extension/src/snapshot.hpp): a follower's
+ * snapshots of its base. `open()` makes `overlay` show `base` as it is now, at no cost that grows
+ * with the file; DuckDB attaches it as `haduck-snapshot://<overlay>`. Whoever writes the base calls
+ * `beforeWrite()` first (the extension's own file systems do it for DuckDB's writes). Needs the
+ * extension loaded in this process (`openDuckDB()`), and FFI: Bun or Deno.
+ */
+export const Snapshots = {
+  open(base: string, overlay: string): void {
+    const s = symbols();
+    snapshotCall((error, capacity) => s.snapshotOpen(cString(base), cString(overlay), error, capacity));
+  },
+  /** Forgets `overlay` (after DuckDB closed it); the file stays. */
+  close(overlay: string): boolean {
+    return symbols().snapshotClose(cString(overlay)) === 1;
+  },
+  /** Lets `haduck-snapshot://<path>` open `path` itself (an in-place replay of the base), or no longer. */
+  allowBase(path: string, allow: boolean): void {
+    symbols().snapshotAllowBase(cString(path), allow ? 1 : 0);
+  },
+  /** Before `base`'s bytes [offset, offset + length) are overwritten (length undefined: before it is cut at offset). */
+  beforeWrite(base: string, offset: number, length?: number): void {
+    const s = symbols();
+    snapshotCall((error, capacity) => s.snapshotBeforeWrite(cString(base), BigInt(offset),
+      length === undefined ? 0xffff_ffff_ffff_ffffn : BigInt(length), error, capacity));
+  },
+  stats(): { overlaysOpen: number; bytesPreserved: number; bytesReadBase: number; bytesReadOverlay: number;
+    bytesWrittenOverlay: number } {
+    const out = new BigUint64Array(5);
+    symbols().snapshotStats(out);
+    return { overlaysOpen: Number(out[0]), bytesPreserved: Number(out[1]), bytesReadBase: Number(out[2]),
+      bytesReadOverlay: Number(out[3]), bytesWrittenOverlay: Number(out[4]) };
+  },
+};
+
+/** What the extension's snapshots cost this process so far (bytes copied into overlays, read, written). */
+export function snapshotStats(): ReturnType<typeof Snapshots.stats> {
+  return Snapshots.stats();
+}
+
+function symbols(): ExtensionSymbols {
+  return library ??= openExtension(extensionPath(), L.HADUCK_RING_SIZE);
 }

@@ -6,12 +6,19 @@
  * the writer stored it (never opened by DuckDB) plus the WAL frames applied since: each frame's
  * blocks written into the base file (they lie on blocks free under the generation's header) and
  * its WAL bytes appended to the base's WAL, each frame checked and chained to the one before. A
- * **snapshot** is a copy of the base and its WAL, ATTACHed writable in an in-memory DuckDB
+ * newer generation is brought into the base in place: only its changed blocks are fetched and written.
+ *
+ * A **snapshot** is a copy-on-write view of the base (the extension's overlay, snapshot.hpp) with a
+ * copy of the base's WAL, ATTACHed writable as `haduck-snapshot://...` in an in-memory DuckDB
  * instance of its own: DuckDB replays the WAL there (writable, and through ATTACH: 1.4.4 replays
  * optimistic writes, CREATE INDEX and some ALTERs wrongly read-only or as the main database), and
- * whatever DuckDB then writes into the copy never reaches the base. New reads go to the newest
- * snapshot; a read that runs meanwhile finishes on the snapshot it started on, which is closed and
- * removed when its last read ends. Every read sees one committed state of the writer.
+ * whatever DuckDB then writes goes to the overlay, never to the base. Every write to the base (a
+ * frame's block, a generation's, a promotion's replay, the new leader's DuckDB) first copies what an
+ * open snapshot still reads from that range into the snapshot's overlay. So opening a snapshot costs
+ * the WAL since the generation, never the database's size. (Without FFI, under Node, a snapshot is a
+ * whole copy of the base, as it used to be.) New reads go to the newest snapshot; a read that runs
+ * meanwhile finishes on the snapshot it started on, which is closed and removed when its last read
+ * ends. Every read sees one committed state of the writer.
  *
  * An idle follower makes two small requests per poll, both HEADs: the next frame, and the
  * `latest.json` hint (a GET only when its ETag changed: a new generation). A LIST of the manifests
@@ -23,7 +30,7 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import * as fs from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { decodeLatestHint, decodeFrame, frameKey } from "@haduck/duckblock";
 import { latestKey } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
@@ -31,6 +38,15 @@ import { listGenerations, loadManifestHead } from "@haduck/duckblock";
 import { blockOffset } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "../local/_identity.ts";
+import { openDuckDB, Snapshots } from "../native/_native.ts";
+
+/** Snapshots as views of the base need the extension's C API over FFI (Bun, Deno); Node copies. */
+const VIEWS = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" || "Deno" in globalThis;
+
+/** Whether `a`'s directory and `b`'s are on one file system (a rename between them works). */
+function sameFileSystem(a: string, b: string): boolean {
+  return statSync(dirname(resolve(a))).dev === statSync(dirname(resolve(b))).dev;
+}
 
 /** How often the manifests are listed as well (the hint is only a hint). */
 const LIST_EVERY_MS = 60_000;
@@ -93,6 +109,8 @@ interface Snapshot {
   idle: DuckDBConnection[];
   /** The commit it shows. */
   position: FollowerPosition;
+  /** A view of the base (an overlay the extension keeps), rather than a copy. */
+  view: boolean;
 }
 
 /** The generation as stored plus the frames applied since, in `base.duckdb` and `base.duckdb.wal`. */
@@ -154,6 +172,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     if (snapshot.readers > 0 || !snapshot.retired) return;
     for (const connection of snapshot.idle.splice(0)) connection.closeSync();
     snapshot.instance.closeSync();
+    if (snapshot.view) Snapshots.close(snapshot.path);
     for (const suffix of ["", ".wal", ".tmp"]) rmSync(`${snapshot.path}${suffix}`, { recursive: true, force: true });
   };
 
@@ -168,10 +187,14 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     // A newer generation of the same database reuses the base: only blocks that changed, or that
     // frames wrote since, are fetched.
     const old = base?.blockAllocSize === head.head.database.blockAllocSize ? base : undefined;
-    base = undefined; // the base file is replaced below; a failure leaves no base to build on
+    base = undefined; // the base file changes below; a failure leaves no base to build on
     const shas = new Map<number, string>();
+    const unchanged = (id: number, sha: string) => !old!.framed.has(id) && old!.shas.get(id) === sha;
+    // In place where snapshots are views (they keep what they read); else into a copy, renamed over.
     await restore({ store, dbKey, to: basePath, generation: latest, force: true, openCheck: false,
-      seed: old && { path: basePath, unchanged: (id, sha) => !old.framed.has(id) && old.shas.get(id) === sha },
+      into: old && VIEWS ? { unchanged, beforeWrite: (offset, length) => Snapshots.beforeWrite(basePath, offset, length) }
+        : undefined,
+      seed: old && !VIEWS ? { path: basePath, unchanged } : undefined,
       onEntry: (id, sha) => shas.set(id, sha) });
     rmSync(`${basePath}.wal`, { force: true });
     base = { generation: latest, identity: head.head.database.haduckIdentity, frames: 0,
@@ -207,6 +230,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         for (const [index, block] of frame.blockIds.entries()) {
           const blockBytes = frame.blocks.subarray(index * frame.blockAllocSize, (index + 1) * frame.blockAllocSize);
           b.framed.add(block);
+          if (VIEWS) Snapshots.beforeWrite(basePath, blockOffset(block, frame.blockAllocSize), blockBytes.byteLength);
           await file.write(blockBytes, 0, blockBytes.byteLength, blockOffset(block, frame.blockAllocSize));
         }
         if (frame.wal.byteLength > 0) await wal.write(frame.wal, 0, frame.wal.byteLength);
@@ -238,26 +262,29 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     }
   };
 
-  /** A copy of the base, attached writable in an instance of its own (DuckDB replays the WAL there). */
+  /** A view (or copy) of the base, attached writable in an instance of its own (DuckDB replays the WAL there). */
   const openSnapshot = async (shown: FollowerPosition): Promise<Snapshot> => {
     const path = join(dir, `replica-${++serial}.duckdb`);
-    copyFileSync(basePath, path);
+    const instance = VIEWS ? await openDuckDB(":memory:") : await DuckDBInstance.create(":memory:");
+    if (VIEWS) Snapshots.open(basePath, path);
+    else copyFileSync(basePath, path);
     if ((statSync(`${basePath}.wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) copyFileSync(`${basePath}.wal`, `${path}.wal`);
-    const instance = await DuckDBInstance.create(":memory:");
     try {
       const connection = await instance.connect();
       try {
-        await connection.run(`ATTACH '${path.replaceAll("'", "''")}' AS replica`);
+        const attached = VIEWS ? `haduck-snapshot://${path}` : path;
+        await connection.run(`ATTACH '${attached.replaceAll("'", "''")}' AS replica`);
         if (options.sandbox) await sandbox(connection, { tempDirectory: `${path}.tmp`, ...options.sandbox });
       } finally {
         connection.closeSync();
       }
     } catch (error) {
       instance.closeSync();
+      if (VIEWS) Snapshots.close(path);
       for (const suffix of ["", ".wal", ".tmp"]) rmSync(`${path}${suffix}`, { recursive: true, force: true });
       throw error;
     }
-    return { instance, path, readers: 0, retired: false, idle: [], position: shown };
+    return { instance, path, readers: 0, retired: false, idle: [], position: shown, view: VIEWS };
   };
 
   const apply = async (): Promise<void> => {
@@ -402,21 +429,30 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         }
         await applyNewFrames();
         const b = base!;
-        const temp = `${to}.haduck-materialize`;
-        copyFileSync(basePath, temp);
-        const walBytes = statSync(`${basePath}.wal`, { throwIfNoEntry: false })?.size ?? 0;
-        if (walBytes > 0) copyFileSync(`${basePath}.wal`, `${temp}.wal`);
-        else rmSync(`${temp}.wal`, { force: true });
+        // The base itself becomes the writer's file, where it can be renamed (the same file system)
+        // and snapshots are views (they keep what they still read); else a copy of it does.
+        const inPlace = VIEWS && sameFileSystem(basePath, to);
+        const temp = inPlace ? basePath : `${to}.haduck-materialize`;
+        if (!inPlace) {
+          copyFileSync(basePath, temp);
+          const walBytes = statSync(`${basePath}.wal`, { throwIfNoEntry: false })?.size ?? 0;
+          if (walBytes > 0) copyFileSync(`${basePath}.wal`, `${temp}.wal`);
+          else rmSync(`${temp}.wal`, { force: true });
+        }
         // Replayed and checkpointed here: the writer opens a file with no WAL, as a restore leaves it.
-        const instance = await DuckDBInstance.create(":memory:");
+        // In place through haduck-snapshot://, whose writes keep what open snapshots read.
+        if (inPlace) Snapshots.allowBase(temp, true);
+        const instance = inPlace ? await openDuckDB(":memory:") : await DuckDBInstance.create(":memory:");
         try {
           const connection = await instance.connect();
-          await connection.run(`ATTACH '${temp.replaceAll("'", "''")}' AS promoted`);
+          const attached = inPlace ? `haduck-snapshot://${temp}` : temp;
+          await connection.run(`ATTACH '${attached.replaceAll("'", "''")}' AS promoted`);
           await connection.run("CHECKPOINT promoted");
           await connection.run("DETACH promoted");
           connection.closeSync();
         } finally {
           instance.closeSync();
+          if (inPlace) Snapshots.allowBase(temp, false);
         }
         rmSync(`${temp}.wal`, { force: true });
         if (b.identity) await writeIdentity(to, b.identity);

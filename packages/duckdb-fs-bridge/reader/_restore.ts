@@ -7,7 +7,7 @@
 import type { BlockStore } from "@haduck/s3-block-store";
 import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import {
   checkHeaderRegion,
   decodeBlock,
@@ -59,6 +59,14 @@ export interface RestoreOptions {
    * blocks for which `unchanged` says no: the rest are already there, byte for byte.
    */
   seed?: { path: string; unchanged: (blockId: number, sha256: string) => boolean };
+  /**
+   * Bring the file at `to` (a follower's base of an earlier generation) to this generation in place:
+   * only the blocks for which `unchanged` says no, and the header, are written, each after
+   * `beforeWrite` for its range (`length` undefined: before the file is cut at `offset`), so that
+   * snapshots of the file copy what they still read first. No temporary file, no open check, no
+   * frames (give `generation`); a failure leaves the file unusable, for a full restore.
+   */
+  into?: { unchanged: (blockId: number, sha256: string) => boolean; beforeWrite: (offset: number, length?: number) => void };
   /** Called with every block entry of the generation restored (fetched or seeded). */
   onEntry?: (blockId: number, sha256: string) => void;
 }
@@ -158,9 +166,10 @@ export function planRangeReads(manifest: Manifest): RangeRead[] {
  * ```
  */
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
-  const { store, dbKey } = options;
-  const to = await restoreTarget(options.to, options.force ?? false);
-  await removeInterruptedRestores(to);
+  const { store, dbKey, into } = options;
+  if (into && options.generation === undefined) throw new RangeError("restore({ into }) needs a generation");
+  const to = into ? resolve(options.to) : await restoreTarget(options.to, options.force ?? false);
+  if (!into) await removeInterruptedRestores(to);
   const untilMs = options.time === undefined ? undefined : parseTime(options.time);
   // The manifest's own object now; its block map a page at a time below (memory does not grow with
   // the database: a page is 512 blocks).
@@ -175,9 +184,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   }
   const manifest = loaded.head;
   const total = blockTotal(manifest);
-  const temp = `${to}.haduck-restore-${crypto.randomUUID().slice(0, 8)}`;
+  const temp = into ? to : `${to}.haduck-restore-${crypto.randomUUID().slice(0, 8)}`;
   if (options.seed) await fs.copyFile(options.seed.path, temp, fs.constants.COPYFILE_EXCL);
-  const handle = await fs.open(temp, options.seed ? "r+" : "wx");
+  const handle = await fs.open(temp, options.seed || into ? "r+" : "wx");
   let written = 0;
   let walk: FrameWalk | undefined;
   let checked: OpenCheckResult | undefined;
@@ -186,16 +195,18 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const header = decodeBlock(await store.get(headerSegment.key, { range: { offsetBytes: headerEntry[2],
       lengthBytes: headerEntry[3] } }), headerEntry, headerSegment.key);
     checkHeaderRegion(manifest, header);
+    into?.beforeWrite(manifest.fileSizeBytes);
     await handle.truncate(manifest.fileSizeBytes);
     const where = manifestKey(dbKey, manifest.generation);
     // Workers take reads one at a time from here; the next page is fetched when a page's run out.
-    const { seed, onEntry } = options;
+    const { onEntry } = options;
+    const unchanged = options.seed?.unchanged ?? into?.unchanged;
     let done = 0;
     const reads = (async function* () {
       for await (const part of manifestParts(store, manifest, where)) {
         if (onEntry) for (const block of part.blocks) onEntry(block[0], block[7]);
-        const wanted = seed ? { ...part, blocks: part.blocks.filter((block) => !seed.unchanged(block[0], block[7])) } : part;
-        if (seed) done += part.blocks.length - wanted.blocks.length;
+        const wanted = unchanged ? { ...part, blocks: part.blocks.filter((block) => !unchanged(block[0], block[7])) } : part;
+        if (unchanged) done += part.blocks.length - wanted.blocks.length;
         for (const read of planRangeReads(wanted)) yield { read, key: part.segments[read.segment].key };
       }
     })();
@@ -220,7 +231,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
           }
           const bytes = last === first ? raw : range.subarray(read.blocks[first][2] - read.offsetBytes,
             read.blocks[last][2] + read.blocks[last][3] - read.offsetBytes);
-          await handle.write(bytes, 0, bytes.byteLength, blockOffset(read.blocks[first][0], manifest.database.blockAllocSize));
+          const offset = blockOffset(read.blocks[first][0], manifest.database.blockAllocSize);
+          into?.beforeWrite(offset, bytes.byteLength);
+          await handle.write(bytes, 0, bytes.byteLength, offset);
           written += bytes.byteLength;
           done += last - first + 1;
           options.onProgress?.(done, total, written);
@@ -236,8 +249,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (abort.signal.aborted) throw abort.signal.reason;
     for (const result of settled) if (result.status === "rejected") throw result.reason;
     await handle.sync(); // blocks durable before the headers that reference them
+    into?.beforeWrite(0, HEADER_REGION_BYTES);
     await handle.write(header, 0, HEADER_REGION_BYTES, 0);
     await handle.sync();
+    if (into) {
+      await handle.close();
+      return { generation: manifest.generation, blocks: total, bytes: written + HEADER_REGION_BYTES, path: to,
+        frames: 0, commits: 0, walBytes: 0, lastCommit: null, warning: null, openCheck: null };
+    }
     if (options.generation === undefined) walk = await applyWalFrames(options, loaded, handle, temp, untilMs);
     await handle.close();
     const what = `Generation ${manifest.generation} of ${dbKey}` + (walk?.commits ? ` with ${walk.commits} commits ` +
@@ -258,6 +277,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await fsyncPath(dirname(to));
   } catch (error) {
     await handle.close().catch(() => {});
+    if (into) throw error; // the file is the caller's, unusable now: it restores in full next
     await fs.rm(temp, { force: true });
     await fs.rm(`${temp}.wal`, { force: true });
     throw error;

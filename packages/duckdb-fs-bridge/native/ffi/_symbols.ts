@@ -17,6 +17,13 @@ export interface ExtensionSymbols {
   filePath(fileId: number, out: Uint8Array, capacity: bigint): bigint;
   holdStats(out: BigUint64Array): void;
   blockChecksumOk(block: Uint8Array, length: bigint): number;
+  /** Snapshots (extension/src/snapshot.hpp); paths are NUL-terminated UTF-8. 0, or -(length + 1) of the message in `error`. */
+  snapshotOpen(base: Uint8Array, overlay: Uint8Array, error: Uint8Array, capacity: bigint): number;
+  snapshotClose(overlay: Uint8Array): number;
+  snapshotAllowBase(path: Uint8Array, allow: number): void;
+  snapshotBeforeWrite(base: Uint8Array, offset: bigint, length: bigint, error: Uint8Array, capacity: bigint): number;
+  /** Fills `out` (5 x u64). */
+  snapshotStats(out: BigUint64Array): void;
   /** Benchmarks only: pushes synthetic events (type 0) until `count` or a full ring. */
   debugPushEvents(count: bigint): bigint;
 }

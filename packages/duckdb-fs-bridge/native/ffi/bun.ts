@@ -19,6 +19,12 @@ const SYMBOLS = {
   haduck_hold_stats: { args: [FFIType.ptr], returns: FFIType.void },
   haduck_block_checksum_ok: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   haduck_debug_push_events: { args: [FFIType.u64], returns: FFIType.u64 },
+  haduck_snapshot_open: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  haduck_snapshot_close: { args: [FFIType.ptr], returns: FFIType.i32 },
+  haduck_snapshot_allow_base: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.void },
+  haduck_snapshot_before_write: { args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.ptr, FFIType.u64],
+    returns: FFIType.i32 },
+  haduck_snapshot_stats: { args: [FFIType.ptr], returns: FFIType.void },
 } as const;
 
 export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols => {
@@ -36,5 +42,11 @@ export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols 
     holdStats: (out) => s.haduck_hold_stats(ptr(out)),
     blockChecksumOk: (block, length) => s.haduck_block_checksum_ok(ptr(block), length),
     debugPushEvents: (count) => BigInt(s.haduck_debug_push_events(count)),
+    snapshotOpen: (base, overlay, error, capacity) => s.haduck_snapshot_open(ptr(base), ptr(overlay), ptr(error), capacity),
+    snapshotClose: (overlay) => s.haduck_snapshot_close(ptr(overlay)),
+    snapshotAllowBase: (path, allow) => s.haduck_snapshot_allow_base(ptr(path), allow),
+    snapshotBeforeWrite: (base, offset, length, error, capacity) =>
+      s.haduck_snapshot_before_write(ptr(base), offset, length, ptr(error), capacity),
+    snapshotStats: (out) => s.haduck_snapshot_stats(ptr(out)),
   };
 };

@@ -22,6 +22,11 @@ const SYMBOLS = {
   haduck_hold_stats: { parameters: ["buffer"], result: "void" },
   haduck_block_checksum_ok: { parameters: ["buffer", "u64"], result: "i32" },
   haduck_debug_push_events: { parameters: ["u64"], result: "u64" },
+  haduck_snapshot_open: { parameters: ["buffer", "buffer", "buffer", "u64"], result: "i32" },
+  haduck_snapshot_close: { parameters: ["buffer"], result: "i32" },
+  haduck_snapshot_allow_base: { parameters: ["buffer", "i32"], result: "void" },
+  haduck_snapshot_before_write: { parameters: ["buffer", "u64", "u64", "buffer", "u64"], result: "i32" },
+  haduck_snapshot_stats: { parameters: ["buffer"], result: "void" },
 } as const;
 
 export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols => {
@@ -40,5 +45,11 @@ export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols 
     holdStats: (out) => s.haduck_hold_stats(out),
     blockChecksumOk: (block, length) => s.haduck_block_checksum_ok(block, length),
     debugPushEvents: (count) => BigInt(s.haduck_debug_push_events(count)),
+    snapshotOpen: (base, overlay, error, capacity) => s.haduck_snapshot_open(base, overlay, error, capacity),
+    snapshotClose: (overlay) => s.haduck_snapshot_close(overlay),
+    snapshotAllowBase: (path, allow) => s.haduck_snapshot_allow_base(path, allow),
+    snapshotBeforeWrite: (base, offset, length, error, capacity) =>
+      s.haduck_snapshot_before_write(base, offset, length, error, capacity),
+    snapshotStats: (out) => s.haduck_snapshot_stats(out),
   };
 };
