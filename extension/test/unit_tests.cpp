@@ -1,14 +1,19 @@
 //===----------------------------------------------------------------------===//
-// unit_tests.cpp: the dirty bitmap and the event ring, without DuckDB. Prints one line of totals
+// unit_tests.cpp: the dirty bitmap, the event ring, the generation queue and snapshot overlays, without DuckDB. Prints one line of totals
 // ("N passed, N failed") that tools/test.ts adds to the run's totals.
 //===----------------------------------------------------------------------===//
 #include "dirty_bitmap.hpp"
 #include "generation_queue.hpp"
 #include "ring.hpp"
+#include "snapshot.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -257,6 +262,97 @@ int main() {
 		Check(queue->Release(seq) == 0, t, "release after forget is not 0");
 		Check(queue->Hold(1, 60000, [](uint64_t) {}), t, "a forgotten file still holds");
 		Check(queue->Release(other) == 1, t, "another file's generation was touched");
+	});
+	// Snapshot overlays over a real file in /tmp: pages are filled with one byte, the page's "version".
+	auto temp_path = [](const std::string &name) {
+		return std::string("/tmp/haduck-unit-") + std::to_string(getpid()) + "-" + name;
+	};
+	auto write_pages = [](const std::string &path, uint64_t first, uint64_t count, uint8_t value) {
+		int fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);
+		std::vector<uint8_t> bytes(count * haduck::Overlay::PAGE, value);
+		if (pwrite(fd, bytes.data(), bytes.size(), off_t(first * haduck::Overlay::PAGE)) != ssize_t(bytes.size())) {
+			throw std::runtime_error("pwrite failed");
+		}
+		close(fd);
+	};
+	Run("snapshot: an overlay keeps the base as it was, through overwrites, its own writes and cuts",
+	    [&](const std::string &t) {
+		    auto base = temp_path("base"), view = temp_path("view");
+		    write_pages(base, 0, 16, 1);
+		    auto &snapshots = haduck::Snapshots::Get();
+		    snapshots.Open(base, view);
+		    auto overlay = snapshots.Find(view);
+		    Check(overlay && overlay->Size() == 16 * haduck::Overlay::PAGE, t, "wrong size");
+		    // The base moves on: pages 2..5 to version 2, after the overlay kept them.
+		    snapshots.BeforeBaseWritePath(base, 2 * haduck::Overlay::PAGE, 4 * haduck::Overlay::PAGE);
+		    write_pages(base, 2, 4, 2);
+		    // The overlay's own write, in part of page 8: the rest of the page stays the base's.
+		    uint8_t three[100];
+		    std::memset(three, 3, sizeof(three));
+		    overlay->Write(three, sizeof(three), 8 * haduck::Overlay::PAGE + 50);
+		    std::vector<uint8_t> all(16 * haduck::Overlay::PAGE);
+		    overlay->Read(all.data(), all.size(), 0);
+		    for (uint64_t i = 0; i < all.size(); i++) {
+			    bool written = i >= 8 * haduck::Overlay::PAGE + 50 && i < 8 * haduck::Overlay::PAGE + 150;
+			    Check(all[i] == (written ? 3 : 1), t, "byte " + std::to_string(i) + " is " + std::to_string(all[i]));
+		    }
+		    // The base is cut to 4 pages: the overlay still shows pages 4..15 (kept before the cut).
+		    snapshots.BeforeBaseWritePath(base, 4 * haduck::Overlay::PAGE, UINT64_MAX);
+		    if (truncate(base.c_str(), 4 * haduck::Overlay::PAGE) != 0) {
+			    throw std::runtime_error("truncate failed");
+		    }
+		    overlay->Read(all.data(), all.size(), 0);
+		    Check(all[12 * haduck::Overlay::PAGE] == 1 && all[3 * haduck::Overlay::PAGE] == 1, t, "cut base leaked");
+		    // The overlay's own cut: beyond it reads zeros once the file grows again.
+		    overlay->Truncate(10 * haduck::Overlay::PAGE);
+		    overlay->Write(three, 1, 12 * haduck::Overlay::PAGE);
+		    uint8_t byte = 9;
+		    overlay->Read(&byte, 1, 11 * haduck::Overlay::PAGE);
+		    Check(byte == 0, t, "a page past the overlay's cut showed the base");
+		    Check(snapshots.Close(view) && !snapshots.Close(view), t, "close twice");
+		    unlink(base.c_str());
+		    unlink(view.c_str());
+	    });
+	Run("snapshot: readers racing a base that is rewritten see every page at its old version", [&](const std::string &t) {
+		auto base = temp_path("race"), view = temp_path("race-view");
+		write_pages(base, 0, 64, 1);
+		auto &snapshots = haduck::Snapshots::Get();
+		snapshots.Open(base, view);
+		auto overlay = snapshots.Find(view);
+		std::atomic<bool> done {false};
+		std::atomic<int> wrong {0};
+		std::vector<std::thread> readers;
+		for (int r = 0; r < 3; r++) {
+			readers.emplace_back([&, r] {
+				std::vector<uint8_t> page(3 * haduck::Overlay::PAGE);
+				uint64_t i = r;
+				while (!done.load()) {
+					uint64_t first = (i++ * 7) % 62;
+					overlay->Read(page.data(), page.size(), first * haduck::Overlay::PAGE);
+					for (auto b : page) {
+						if (b != 1) {
+							wrong++;
+							break;
+						}
+					}
+				}
+			});
+		}
+		for (uint8_t version = 2; version < 40; version++) {
+			for (uint64_t first = 0; first < 64; first += 8) {
+				snapshots.BeforeBaseWritePath(base, first * haduck::Overlay::PAGE, 8 * haduck::Overlay::PAGE);
+				write_pages(base, first, 8, version);
+			}
+		}
+		done = true;
+		for (auto &reader : readers) {
+			reader.join();
+		}
+		Check(wrong.load() == 0, t, std::to_string(wrong.load()) + " reads saw a newer version");
+		Check(snapshots.stats.bytes_preserved.load() >= 64 * haduck::Overlay::PAGE, t, "nothing was kept");
+		snapshots.Close(view);
+		unlink(base.c_str());
+		unlink(view.c_str());
 	});
 	std::printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
