@@ -14,6 +14,7 @@ Commands:
   verify              check every object and checksum, and restore and open the latest commit (--drill: every generation)
   status              the latest generation and the store's state (--json)
   gc                  delete generations beyond the kept ones (dry run unless --apply)
+  fork --to-key KEY   a new database in the store at a commit of this one, without copying a block
   serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
   handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
 
@@ -68,6 +69,14 @@ Keeps the newest N generations (default 10) and every generation younger than DU
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
 Without --apply it only prints what it would delete.
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
+  fork: `Usage: haduck fork --store URL --db-key SRC --to-key DST [--generation N | --time ISO-8601] [--json]
+Creates the database DST in the store at the latest commit of SRC (--generation N: that checkpoint
+alone; --time: the last commit at or before it), without copying a block: DST's first generation
+names SRC's segments and block map pages, and the WAL frames after the checkpoint are written again
+under DST. DST can then be restored, attached and written, followed and verified like any database.
+SRC's gc keeps every object a fork still references (it says which fork holds how many); DST must
+be a new key.
+Example: haduck fork --store file://$PWD/haduck-store --db-key demo.duckdb --to-key demo-test.duckdb`,
   handoff: `Usage: haduck handoff --node URL [--to URL] [--db KEY] [--tls-ca PEM]
 Asks the leader of the cluster --node belongs to (any node: the handoff goes to the leader it names)
 to hand its lease over without stopping: new statements wait, everything ships, the lease goes to

@@ -1,6 +1,6 @@
 /**
  * @module
- * The `haduck` command line: attach, restore, generations, verify, status, gc, handoff (serve is
+ * The `haduck` command line: attach, restore, generations, verify, status, gc, fork, handoff (serve is
  * in `_serve.ts`, what they share in `_command.ts`).
  * Errors are one line (what failed, what to do) with documented exit codes; `--debug` adds stacks.
  */
@@ -12,6 +12,7 @@ import {
   checkMemoryMaxMb,
   defaultDbKey,
   extensionPath,
+  fork,
   gc,
   latestManifest,
   listGenerations,
@@ -122,6 +123,44 @@ async function commandGc(args: string[]): Promise<number> {
     console.log(`${verb}: ${report.deletedGenerations.length} generations, ${report.deletedSegments.length} ` +
       `segments, ${report.deletedPages.length} block map pages, ${report.deletedFrames.length} WAL frames, ` +
       mib(report.bytesFreed));
+    for (const [forkKey, held] of Object.entries(report.heldByForks)) {
+      console.log(`kept ${held} segments and pages that the fork ${forkKey} references`);
+    }
+  }
+  return EXIT.ok;
+}
+
+async function commandFork(args: string[]): Promise<number> {
+  const { values } = parse(args, { "to-key": { type: "string" }, generation: { type: "string" },
+    time: { type: "string" }, json: { type: "boolean" } });
+  if (values.help) return (console.log(HELP.fork), EXIT.ok);
+  if (!values["to-key"]) throw new UsageError("fork needs --to-key KEY, the new database's key; see --help");
+  if (values.time !== undefined && values.generation !== undefined) {
+    throw new UsageError("give --generation (a checkpoint) or --time (the last commit at or before it), not both");
+  }
+  const untilMs = values.time === undefined ? undefined : Date.parse(values.time);
+  if (untilMs !== undefined && Number.isNaN(untilMs)) {
+    throw new UsageError(`--time must be an ISO 8601 time such as 2026-11-28T09:30:00Z, not ${values.time}`);
+  }
+  const generation = values.generation === undefined ? undefined : Number(values.generation);
+  if (generation !== undefined && !Number.isSafeInteger(generation)) {
+    throw new UsageError(`--generation must be a whole number, not ${values.generation}`);
+  }
+  try {
+    assertValidDbKey(values["to-key"]);
+  } catch (error) {
+    throw new UsageError(`--to-key: ${(error as Error).message}`);
+  }
+  const { store, dbKey } = needStore(values);
+  const started = performance.now();
+  const report = await fork({ store, dbKey, toKey: values["to-key"], generation, untilMs });
+  const tookMs = Math.round(performance.now() - started);
+  if (values.json) console.log(JSON.stringify({ ...report, tookMs }, null, 2));
+  else {
+    const commits = report.commits > 0 ? ` + ${report.commits} commits from ${report.frames} WAL frames (last commit ` +
+      `${report.lastCommit})` : "";
+    console.log(`forked ${dbKey} at generation ${report.generation}${commits} into ${report.toKey}: no block copied, ` +
+      `${report.objectsWritten} objects (${report.bytesWritten} bytes) written in ${tookMs} ms`);
   }
   return EXIT.ok;
 }
@@ -270,6 +309,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   verify: commandVerify,
   status: commandStatus,
   gc: commandGc,
+  fork: commandFork,
   serve: commandServe,
   sidecar: (args) => runSidecar(args, exitCodeOf),
 };

@@ -95,6 +95,17 @@ export async function loadManifestHead(store: BlockStore, dbKey: string, generat
   return { head, bytes, sha256: hex(sha256(bytes)) };
 }
 
+/** The newest generation checkpointed (else, written) at or before `untilMs`. */
+export async function headAtTime(store: BlockStore, dbKey: string, untilMs: number): Promise<LoadedHead> {
+  const generations = await listGenerations(store, dbKey);
+  for (const generation of generations.reverse()) {
+    const loaded = await loadManifestHead(store, dbKey, generation);
+    if (Date.parse(loaded.head.checkpointedAt ?? loaded.head.createdAt) <= untilMs) return loaded;
+  }
+  throw new ReplicationError(generations.length ? "GENERATION_NOT_FOUND" : "NO_GENERATIONS", `No generation of ` +
+    `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: \`haduck generations\` lists their times`);
+}
+
 /** Reads a generation's manifest whole: its object and (version 2) its pages, each checked. */
 export async function loadManifest(store: BlockStore, dbKey: string, generation: number):
   Promise<LoadedManifest> {

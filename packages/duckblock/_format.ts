@@ -271,6 +271,13 @@ export interface Manifest {
   stats: { blocksShipped: number; bytesShipped: number; blocksSkippedUnchanged: number };
   /** The stored pages that hold `blocks` (version 2; see _manifest_pages.ts). */
   pages?: PageRef[];
+  /**
+   * A fork's: the databases whose segments and pages this one may reference (its source, and the
+   * source's own sources), carried into every later generation. Absent for a database never forked.
+   */
+  sources?: string[];
+  /** A fork's first generation: where it was forked from. */
+  forkedFrom?: { dbKey: string; generation: number; manifestSha256: string; frames: number };
 }
 
 /** A manifest stored whole (version 1, before block map pages). */
@@ -326,6 +333,10 @@ export function validateManifest(manifest: Manifest, where: string): void {
   if (typeof manifest.dbKey !== "string" || typeof manifest.database.dbIdentifier !== "string" ||
     !["undefined", "string"].includes(typeof manifest.database.haduckIdentity)) {
     fail("the database key or identifier is missing or malformed");
+  }
+  if (manifest.sources !== undefined &&
+    (!Array.isArray(manifest.sources) || !manifest.sources.every((source) => typeof source === "string"))) {
+    fail("its sources are not a list of database keys");
   }
   if (manifest.blocks.length > manifest.blockCount) fail(`${manifest.blocks.length} blocks for ${manifest.blockCount}`);
   for (const segment of manifest.segments) {

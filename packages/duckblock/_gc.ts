@@ -10,8 +10,13 @@
  * generations name it again only while it is their predecessor's). Manifests go before segments and
  * pages, so a crash halfway leaves only unreferenced objects behind, which the next run deletes;
  * never a manifest without what it names.
+ *
+ * Forks (_fork.ts) reference their source's segments and pages: every generation of every fork
+ * that left a marker under this database keeps what it names, and the report says which fork holds
+ * how many objects. (A fork of an old generation made while gc runs can lose the race: fork the
+ * newest generation, which gc always keeps, or run gc when no fork is being made.)
  */
-import { pagesPrefix, segmentsPrefix } from "./_keys.ts";
+import { forksPrefix, pagesPrefix, parseForkMarkerKey, segmentsPrefix } from "./_keys.ts";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { listGenerations, loadManifestHead } from "./_catalog.ts";
 import { addReferences } from "./_manifest_pages.ts";
@@ -42,6 +47,8 @@ export interface GcReport {
   /** Segments found in the store and not referenced by a kept generation, newer ones excluded. */
   bytesFreed: number;
   applied: boolean;
+  /** Forks that reference this database's objects, and how many objects each kept from deletion. */
+  heldByForks: Record<string, number>;
 }
 
 const WRITTEN_FOR = /\/(?:segments|blockmaps)\/(\d{20})-/;
@@ -69,7 +76,7 @@ export async function gc(options: GcOptions): Promise<GcReport> {
   const now = (options.now ?? Date.now)();
   const generations = await listGenerations(store, dbKey);
   const report: GcReport = { kept: [], deletedGenerations: [], deletedSegments: [], deletedPages: [], deletedFrames: [], bytesFreed: 0,
-    applied: options.apply === true };
+    applied: options.apply === true, heldByForks: {} };
   if (generations.length === 0) return report;
   const newest = generations[generations.length - 1];
   // Every segment and page a kept generation names (a page shared by several is read once).
@@ -84,11 +91,28 @@ export async function gc(options: GcOptions): Promise<GcReport> {
       report.deletedGenerations.push(generation);
     }
   }
+  // What forks reference, by the first fork found naming each object.
+  const forkHolds = new Map<string, string>();
+  for await (const object of store.list(forksPrefix(dbKey))) {
+    const forkKey = parseForkMarkerKey(object.key);
+    if (forkKey === undefined) continue;
+    report.heldByForks[forkKey] = 0;
+    for (const generation of await listGenerations(store, forkKey)) {
+      const names = new Set<string>();
+      await addReferences(store, (await loadManifestHead(store, forkKey, generation)).head, names);
+      for (const key of names) if (!forkHolds.has(key)) forkHolds.set(key, forkKey);
+    }
+  }
   for (const [prefix, deleted] of [[segmentsPrefix(dbKey), report.deletedSegments],
     [pagesPrefix(dbKey), report.deletedPages]] as const) {
     for await (const object of store.list(prefix)) {
       const match = WRITTEN_FOR.exec(object.key);
       if (!match || Number(match[1]) > newest || referenced.has(object.key)) continue;
+      const fork = forkHolds.get(object.key);
+      if (fork !== undefined) {
+        report.heldByForks[fork]++;
+        continue;
+      }
       deleted.push(object.key);
       report.bytesFreed += object.sizeBytes;
     }

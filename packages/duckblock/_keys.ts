@@ -11,6 +11,7 @@
  * | `{db}/frames/{generation:20}-{number:8}.hwal` | a WAL frame after a generation, create-only |
  * | `{db}/latest.json` | a hint: the newest generation (overwritten) |
  * | `{db}/lease.json` | the cluster's lease (who writes, at which epoch) |
+ * | `{db}/forks/{fork key, URI-encoded}.json` | a fork that may reference this database's objects (gc keeps them) |
  */
 
 export const pad = (n: number | bigint): string => n.toString().padStart(20, "0");
@@ -55,6 +56,19 @@ export function parseFrameKey(key: string): { generation: number; number: number
 }
 
 export const latestKey = (dbKey: string): string => `${dbKey}/latest.json`;
+export const forksPrefix = (dbKey: string): string => `${dbKey}/forks/`;
+/** The marker of `fork` under a database whose segments and pages it references. */
+export const forkMarkerKey = (dbKey: string, fork: string): string => `${forksPrefix(dbKey)}${encodeURIComponent(fork)}.json`;
+/** The fork a marker key names, or undefined for any other key. */
+export function parseForkMarkerKey(key: string): string | undefined {
+  const match = /\/forks\/([^/]+)\.json$/.exec(key);
+  if (!match) return undefined;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return undefined;
+  }
+}
 export const leaseKey = (dbKey: string): string => `${dbKey}/lease.json`;
 /** A group's change object: which of its databases shipped, rewritten by the group's leader. */
 export const groupChangesKey = (group: string): string => `${group}/changes.json`;

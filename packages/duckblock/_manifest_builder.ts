@@ -72,6 +72,8 @@ export function buildManifest(options: {
     },
     fileSizeBytes: fileInfo.fileSizeBytes,
     blockCount: fileInfo.blockCount,
+    // A fork's later generations name its source's segments and pages as long as they inherit them.
+    ...(previous?.sources ? { sources: previous.sources } : {}),
     segments,
     header: entry(header, -1, newSegments),
     blocks,

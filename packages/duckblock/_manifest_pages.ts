@@ -153,6 +153,9 @@ export async function writePages(store: BlockStore, pages: EncodedManifest["newP
 }
 
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
+/** The databases whose pages a manifest may name: its own, and a fork's sources. */
+const owners = (stored: StoredManifest): string[] =>
+  Array.isArray(stored.sources) ? [stored.dbKey, ...stored.sources] : [stored.dbKey];
 const whole = (value: unknown, max = Number.MAX_SAFE_INTEGER): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= max;
 
@@ -171,7 +174,7 @@ export function checkStoredManifest(stored: StoredManifest, where: string): void
   let next = 0;
   let total = 0;
   for (const ref of stored.pages) {
-    if (typeof ref?.key !== "string" || !ref.key.startsWith(pagesPrefix(stored.dbKey)) ||
+    if (typeof ref?.key !== "string" || !owners(stored).some((owner) => ref.key.startsWith(pagesPrefix(owner))) ||
       !whole(ref.sizeBytes, PAGE_BYTES_MAX) || !HEX_DIGEST.test(ref.sha256) || !whole(ref.blocks, PAGE_BLOCKS) ||
       !whole(ref.firstBlock) || ref.firstBlock % PAGE_BLOCKS !== 0 || ref.firstBlock < next) {
       fail(`page ${JSON.stringify(ref?.key)} has a malformed key, size, digest or range, or is out of order`);
@@ -211,7 +214,7 @@ async function fetchPage(store: BlockStore, ref: PageRef, stored: StoredManifest
   } catch {
     return corrupt("not JSON");
   }
-  if (page?.format !== "haduck-blockmap" || page.version !== 1 || page.dbKey !== stored.dbKey ||
+  if (page?.format !== "haduck-blockmap" || page.version !== 1 || !owners(stored).includes(page.dbKey) ||
     page.firstBlock !== ref.firstBlock || !Array.isArray(page.segments) || !Array.isArray(page.blocks) ||
     page.blocks.length !== ref.blocks) {
     corrupt("its format, database, range or entry count is not what the manifest names");

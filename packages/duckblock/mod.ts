@@ -17,6 +17,8 @@
 export {
   decodeLatestHint,
   encodeLatestHint,
+  forkMarkerKey,
+  forksPrefix,
   frameKey,
   framesPrefix,
   groupChangesKey,
@@ -54,6 +56,7 @@ export {
   checkHeaderRegion,
   decodeBlock,
   type GenerationSummary,
+  headAtTime,
   latestHead,
   latestManifest,
   listGenerations,
@@ -66,6 +69,7 @@ export {
 } from "./_catalog.ts";
 export { type FencedHistory, fenceHistory } from "./_fence.ts";
 export { gc, type GcOptions, type GcReport } from "./_gc.ts";
+export { fork, type ForkOptions, type ForkReport } from "./_fork.ts";
 export { buildManifest, type SegmentRef, type Shipment } from "./_manifest_builder.ts";
 export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";

@@ -19,7 +19,7 @@ import {
 import { blockTotal, headerOf, manifestParts } from "@haduck/duckblock";
 import { applyFrames, type FrameWalk } from "@haduck/duckblock";
 import { blockOffset, HEADER_REGION_BYTES } from "@haduck/duckblock";
-import { ReplicationError } from "@haduck/duckblock";
+import { headAtTime, ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "../local/_identity.ts";
 import { checkOpensInDuckDB, type OpenCheckResult } from "./_open_check.ts";
 import { RuntimeCopies } from "@haduck/duckblock";
@@ -296,17 +296,6 @@ function parseTime(time: string | Date): number {
       "such as 2026-11-28T09:30:00Z");
   }
   return ms;
-}
-
-/** The newest generation checkpointed (else, written) at or before `untilMs`. */
-async function headAtTime(store: BlockStore, dbKey: string, untilMs: number): Promise<LoadedHead> {
-  const generations = await listGenerations(store, dbKey);
-  for (const generation of generations.reverse()) {
-    const loaded = await loadManifestHead(store, dbKey, generation);
-    if (Date.parse(loaded.head.checkpointedAt ?? loaded.head.createdAt) <= untilMs) return loaded;
-  }
-  throw new ReplicationError(generations.length ? "GENERATION_NOT_FOUND" : "NO_GENERATIONS", `No generation of ` +
-    `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: \`haduck generations\` lists their times`);
 }
 
 /**
