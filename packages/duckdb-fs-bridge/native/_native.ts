@@ -234,7 +234,21 @@ function snapshotCall(call: (error: Uint8Array, capacity: bigint) => number): vo
  * `beforeWrite()` first (the extension's own file systems do it for DuckDB's writes). Needs the
  * extension loaded in this process (`openDuckDB()`), and FFI: Bun or Deno.
  */
-export const Snapshots = {
+export interface SnapshotStats {
+  overlaysOpen: number;
+  bytesPreserved: number;
+  bytesReadBase: number;
+  bytesReadOverlay: number;
+  bytesWrittenOverlay: number;
+}
+
+export const Snapshots: {
+  open(base: string, overlay: string): void;
+  close(overlay: string): boolean;
+  allowBase(path: string, allow: boolean): void;
+  beforeWrite(base: string, offset: number, length?: number): void;
+  stats(): SnapshotStats;
+} = {
   open(base: string, overlay: string): void {
     const s = symbols();
     snapshotCall((error, capacity) => s.snapshotOpen(cString(base), cString(overlay), error, capacity));
@@ -253,8 +267,7 @@ export const Snapshots = {
     snapshotCall((error, capacity) => s.snapshotBeforeWrite(cString(base), BigInt(offset),
       length === undefined ? 0xffff_ffff_ffff_ffffn : BigInt(length), error, capacity));
   },
-  stats(): { overlaysOpen: number; bytesPreserved: number; bytesReadBase: number; bytesReadOverlay: number;
-    bytesWrittenOverlay: number } {
+  stats(): SnapshotStats {
     const out = new BigUint64Array(5);
     symbols().snapshotStats(out);
     return { overlaysOpen: Number(out[0]), bytesPreserved: Number(out[1]), bytesReadBase: Number(out[2]),
@@ -263,7 +276,7 @@ export const Snapshots = {
 };
 
 /** What the extension's snapshots cost this process so far (bytes copied into overlays, read, written). */
-export function snapshotStats(): ReturnType<typeof Snapshots.stats> {
+export function snapshotStats(): SnapshotStats {
   return Snapshots.stats();
 }
 
