@@ -186,7 +186,46 @@ HADUCK_C_API int32_t haduck_snapshot_before_write(const char *base_path, uint64_
 	}
 }
 
-//! out[0..5): overlays open, bytes preserved, bytes read from bases, from overlays, written to overlays.
+//! Opens `base_path` lazily: missing[i] != 0 for each block i of `blocks` not local yet. 0, or -(length + 1).
+HADUCK_C_API int32_t haduck_lazy_open(const char *base_path, uint64_t block_alloc_size, const uint8_t *missing,
+                                      uint64_t blocks, char *error, uint64_t capacity) {
+	try {
+		haduck::Snapshots::Get().LazyOpen(base_path, block_alloc_size, missing, blocks);
+		return 0;
+	} catch (std::exception &e) {
+		return SnapshotError(e, error, capacity);
+	}
+}
+
+//! Blocks reads of `base_path` wait for, up to `capacity`; how many were written to `out`.
+HADUCK_C_API uint64_t haduck_lazy_wanted(const char *base_path, uint64_t *out, uint64_t capacity) {
+	auto base = haduck::Snapshots::Get().LazyByPath(base_path);
+	return base ? base->Wanted(out, capacity) : 0;
+}
+
+//! Blocks [first, first + count) of `base_path` are local now.
+HADUCK_C_API void haduck_lazy_filled(const char *base_path, uint64_t first, uint64_t count) {
+	auto base = haduck::Snapshots::Get().LazyByPath(base_path);
+	if (base) {
+		base->Filled(first, count);
+	}
+}
+
+//! A read of `block` fails with `message` (NUL-terminated).
+HADUCK_C_API void haduck_lazy_failed(const char *base_path, uint64_t block, const char *message) {
+	auto base = haduck::Snapshots::Get().LazyByPath(base_path);
+	if (base) {
+		base->Failed(block, message);
+	}
+}
+
+//! Forgets the lazy base (every block local, or closed); waiting reads fail with `message`.
+HADUCK_C_API void haduck_lazy_close(const char *base_path, const char *message) {
+	haduck::Snapshots::Get().LazyClose(base_path, message);
+}
+
+//! out[0..5): overlays open, bytes preserved, bytes read from bases, from overlays, written to overlays;
+//! out[5]: reads that waited for a lazy base's block.
 HADUCK_C_API void haduck_snapshot_stats(uint64_t *out) {
 	auto &stats = haduck::Snapshots::Get().stats;
 	out[0] = stats.overlays_open.load();
@@ -194,4 +233,5 @@ HADUCK_C_API void haduck_snapshot_stats(uint64_t *out) {
 	out[2] = stats.bytes_read_base.load();
 	out[3] = stats.bytes_read_overlay.load();
 	out[4] = stats.bytes_written_overlay.load();
+	out[5] = stats.lazy_waits.load();
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <stdexcept>
@@ -65,6 +66,121 @@ bool FdFileKey(int fd, FileKey &key) {
 	return true;
 }
 
+LazyBase::LazyBase(FileKey key_p, std::string path_p, uint64_t block_alloc_size_p, const uint8_t *missing_p,
+                   uint64_t blocks)
+    : key(key_p), path(std::move(path_p)), block_alloc_size(block_alloc_size_p), missing(missing_p, missing_p + blocks) {
+	for (auto flag : missing) {
+		missing_count += flag != 0 ? 1 : 0;
+	}
+}
+
+bool LazyBase::Missing(uint64_t block) const {
+	return block < missing.size() && missing[block] != 0;
+}
+
+bool LazyBase::AnyMissing(uint64_t offset, uint64_t length) {
+	if (length == 0 || offset + length <= HEADER_BYTES) {
+		return false;
+	}
+	std::lock_guard<std::mutex> lock(mutex);
+	uint64_t first = (std::max(offset, HEADER_BYTES) - HEADER_BYTES) / block_alloc_size;
+	uint64_t end = length > UINT64_MAX - offset ? missing.size()
+	                                            : std::min<uint64_t>(missing.size(), (offset + length - 1 - HEADER_BYTES) / block_alloc_size + 1);
+	for (uint64_t block = first; block < end; block++) {
+		if (Missing(block)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+void LazyBase::Ensure(uint64_t offset, uint64_t length) {
+	if (length == 0 || offset + length <= HEADER_BYTES) {
+		return;
+	}
+	std::unique_lock<std::mutex> lock(mutex);
+	uint64_t first = (std::max(offset, HEADER_BYTES) - HEADER_BYTES) / block_alloc_size;
+	uint64_t end = std::min<uint64_t>(missing.size(), (offset + length - 1 - HEADER_BYTES) / block_alloc_size + 1);
+	bool waited = false;
+	for (uint64_t block = first; block < end; block++) {
+		if (Missing(block) && asked.insert(block).second) {
+			wanted.push_back(block);
+		}
+	}
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(WAIT_SECONDS);
+	for (;;) {
+		if (!abandoned.empty()) {
+			throw std::runtime_error(abandoned);
+		}
+		bool all = true;
+		for (uint64_t block = first; block < end; block++) {
+			auto failure = failed.find(block);
+			if (failure != failed.end()) {
+				auto message = failure->second;
+				failed.erase(failure); // the next read asks again
+				throw std::runtime_error(message);
+			}
+			all = all && !Missing(block);
+		}
+		if (all) {
+			return;
+		}
+		if (!waited) {
+			waited = true;
+			Snapshots::Get().stats.lazy_waits++;
+		}
+		if (changed.wait_until(lock, deadline) == std::cv_status::timeout) {
+			throw std::runtime_error("Block " + std::to_string(first) + " of " + path + " (a replica opened lazily) was " +
+			                         "not fetched from the store within " + std::to_string(WAIT_SECONDS) +
+			                         " s: is the store reachable?");
+		}
+	}
+}
+
+void LazyBase::Filled(uint64_t first, uint64_t count) {
+	std::lock_guard<std::mutex> lock(mutex);
+	for (uint64_t block = first; block < first + count && block < missing.size(); block++) {
+		if (missing[block] != 0) {
+			missing[block] = 0;
+			missing_count--;
+		}
+		asked.erase(block);
+		failed.erase(block);
+	}
+	changed.notify_all();
+}
+
+void LazyBase::Failed(uint64_t block, const std::string &message) {
+	std::lock_guard<std::mutex> lock(mutex);
+	failed[block] = message;
+	asked.erase(block);
+	changed.notify_all();
+}
+
+uint64_t LazyBase::Wanted(uint64_t *out, uint64_t capacity) {
+	std::lock_guard<std::mutex> lock(mutex);
+	uint64_t count = 0;
+	while (count < capacity && !wanted.empty()) {
+		auto block = wanted.front();
+		wanted.pop_front();
+		if (Missing(block)) {
+			out[count++] = block;
+		}
+	}
+	return count;
+}
+
+uint64_t LazyBase::MissingCount() {
+	std::lock_guard<std::mutex> lock(mutex);
+	return missing_count;
+}
+
+void LazyBase::Abandon(const std::string &message) {
+	std::lock_guard<std::mutex> lock(mutex);
+	abandoned = message.empty() ? "The replica opened lazily was closed" : message;
+	changed.notify_all();
+}
+
 Overlay::Overlay(std::string path_p, FileKey base_key_p, int base_fd_p, int overlay_fd_p, uint64_t base_size)
     : path(std::move(path_p)), base_key(base_key_p), base_fd(base_fd_p), overlay_fd(overlay_fd_p),
       base_limit(base_size), size(base_size) {
@@ -94,6 +210,28 @@ void Overlay::MarkPresent(uint64_t first, uint64_t end) {
 }
 
 void Overlay::Read(void *buffer, uint64_t length, uint64_t offset) {
+	// A lazily opened base: the pages this read takes from it are made local first, without the
+	// overlay's lock (the bridge that fetches them may need it to keep pages of other reads).
+	auto lazy = Snapshots::Get().Lazy(base_key);
+	if (lazy) {
+		std::vector<std::pair<uint64_t, uint64_t>> from_base;
+		{
+			std::shared_lock<std::shared_mutex> lock(mutex);
+			for (uint64_t page = offset / PAGE; page * PAGE < offset + length && page * PAGE < base_limit; page++) {
+				if (Present(page)) {
+					continue;
+				}
+				if (!from_base.empty() && from_base.back().first + from_base.back().second == page * PAGE) {
+					from_base.back().second += PAGE;
+				} else {
+					from_base.emplace_back(page * PAGE, PAGE);
+				}
+			}
+		}
+		for (auto &range : from_base) {
+			lazy->Ensure(range.first, range.second);
+		}
+	}
 	std::shared_lock<std::shared_mutex> lock(mutex);
 	auto *out = static_cast<uint8_t *>(buffer);
 	uint64_t end = offset + length;
@@ -132,6 +270,12 @@ void Overlay::PreserveLocked(uint64_t offset, uint64_t length) {
 	uint64_t end = length > base_limit ? base_limit : std::min(base_limit, offset + length);
 	if (offset >= end) {
 		return;
+	}
+	auto lazy = Snapshots::Get().Lazy(base_key);
+	if (lazy && lazy->AnyMissing(offset, end - offset)) {
+		// The bridge makes a block local before it overwrites it; copying a hole would show zeros.
+		throw std::runtime_error("Cannot overwrite a block of " + path + "'s base that is not local yet (a replica "
+		                         "opened lazily): fetch it first");
 	}
 	std::vector<uint8_t> buffer;
 	uint64_t page = offset / PAGE;
@@ -287,6 +431,58 @@ void Snapshots::AllowBase(const std::string &path, bool allow) {
 		bases.insert(path);
 	} else {
 		bases.erase(path);
+	}
+}
+
+void Snapshots::LazyOpen(const std::string &base_path, uint64_t block_alloc_size, const uint8_t *missing,
+                         uint64_t blocks) {
+	FileKey key;
+	if (!StatFileKey(base_path, key)) {
+		throw SystemError("Cannot open the lazy base", base_path);
+	}
+	if (block_alloc_size == 0) {
+		throw std::runtime_error("A lazy base needs a block size");
+	}
+	auto base = std::make_shared<LazyBase>(key, base_path, block_alloc_size, missing, blocks);
+	std::lock_guard<std::mutex> lock(mutex);
+	auto old = lazy.find(key);
+	if (old != lazy.end()) {
+		old->second->Abandon("The replica's base was opened again");
+		lazy.erase(old);
+		lazy_open--;
+	}
+	lazy[key] = base;
+	lazy_open++;
+}
+
+std::shared_ptr<LazyBase> Snapshots::Lazy(const FileKey &key) {
+	if (lazy_open.load() == 0) {
+		return nullptr;
+	}
+	std::lock_guard<std::mutex> lock(mutex);
+	auto found = lazy.find(key);
+	return found == lazy.end() ? nullptr : found->second;
+}
+
+std::shared_ptr<LazyBase> Snapshots::LazyByPath(const std::string &base_path) {
+	std::lock_guard<std::mutex> lock(mutex);
+	for (auto &entry : lazy) {
+		if (entry.second->path == base_path) {
+			return entry.second;
+		}
+	}
+	return nullptr;
+}
+
+void Snapshots::LazyClose(const std::string &base_path, const std::string &message) {
+	std::lock_guard<std::mutex> lock(mutex);
+	for (auto it = lazy.begin(); it != lazy.end(); ++it) {
+		if (it->second->path == base_path) {
+			it->second->Abandon(message);
+			lazy.erase(it);
+			lazy_open--;
+			return;
+		}
 	}
 }
 

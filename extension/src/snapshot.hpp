@@ -15,7 +15,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +35,45 @@ struct FileKey {
 	bool operator<(const FileKey &other) const {
 		return dev != other.dev ? dev < other.dev : ino < other.ino;
 	}
+};
+
+//! A base opened lazily (issue 34): DuckDB blocks the manifest lists that are not local yet. A read
+//! of one asks the bridge for it (`Wanted`) and waits until the bridge wrote it (`Filled`) or could
+//! not (`Failed`, whose message the read throws). The header region is always local.
+class LazyBase {
+public:
+	static constexpr uint64_t HEADER_BYTES = 12288;
+	//! How long a read waits for a block before it fails.
+	static constexpr int WAIT_SECONDS = 120;
+
+	LazyBase(FileKey key, std::string path, uint64_t block_alloc_size, const uint8_t *missing, uint64_t blocks);
+	//! Returns once every block of [offset, offset + length) is local; throws std::runtime_error when
+	//! the bridge could not fetch one, or did not within WAIT_SECONDS.
+	void Ensure(uint64_t offset, uint64_t length);
+	//! Whether a block of [offset, offset + length) is not local.
+	bool AnyMissing(uint64_t offset, uint64_t length);
+	void Filled(uint64_t first, uint64_t count);
+	void Failed(uint64_t block, const std::string &message);
+	//! Up to `capacity` blocks reads wait for, oldest first (each handed out once until it fails).
+	uint64_t Wanted(uint64_t *out, uint64_t capacity);
+	uint64_t MissingCount();
+	//! Wakes every waiter with `message` (the base is closed).
+	void Abandon(const std::string &message);
+
+	const FileKey key;
+	const std::string path;
+
+private:
+	bool Missing(uint64_t block) const;
+	std::mutex mutex;
+	std::condition_variable changed;
+	uint64_t block_alloc_size;
+	std::vector<uint8_t> missing;
+	uint64_t missing_count = 0;
+	std::deque<uint64_t> wanted;
+	std::set<uint64_t> asked;
+	std::map<uint64_t, std::string> failed;
+	std::string abandoned;
 };
 
 class Overlay {
@@ -76,6 +117,7 @@ struct SnapshotStats {
 	std::atomic<uint64_t> bytes_read_base {0};
 	std::atomic<uint64_t> bytes_read_overlay {0};
 	std::atomic<uint64_t> bytes_written_overlay {0};
+	std::atomic<uint64_t> lazy_waits {0};
 };
 
 //! The process's overlays, by their own path and by their base's identity.
@@ -94,6 +136,14 @@ public:
 	bool Allowed(const std::string &path);
 	void AllowBase(const std::string &path, bool allow);
 
+	//! Opens `base_path` lazily: `missing[i]` != 0 for each block i of `blocks` that is not local.
+	void LazyOpen(const std::string &base_path, uint64_t block_alloc_size, const uint8_t *missing, uint64_t blocks);
+	//! The lazy base of this file, or null (a base fully local, or not lazy).
+	std::shared_ptr<LazyBase> Lazy(const FileKey &key);
+	std::shared_ptr<LazyBase> LazyByPath(const std::string &base_path);
+	//! Forgets the lazy base; its waiters fail with `message`.
+	void LazyClose(const std::string &base_path, const std::string &message);
+
 	//! Call before writing [offset, offset + length) of the file `key`, or cutting it at `offset`
 	//! (length UINT64_MAX). Costs one atomic load while no overlay is open.
 	void BeforeBaseWrite(const FileKey &key, uint64_t offset, uint64_t length);
@@ -107,6 +157,8 @@ private:
 	std::map<std::string, std::shared_ptr<Overlay>> by_path;
 	std::multimap<FileKey, std::shared_ptr<Overlay>> by_base;
 	std::set<std::string> bases;
+	std::map<FileKey, std::shared_ptr<LazyBase>> lazy;
+	std::atomic<uint64_t> lazy_open {0};
 };
 
 //! The identity of the file at `path`, or false.

@@ -240,6 +240,8 @@ export interface SnapshotStats {
   bytesReadBase: number;
   bytesReadOverlay: number;
   bytesWrittenOverlay: number;
+  /** Reads that waited for a block of a lazily opened base. */
+  lazyWaits: number;
 }
 
 export const Snapshots: {
@@ -248,6 +250,11 @@ export const Snapshots: {
   allowBase(path: string, allow: boolean): void;
   beforeWrite(base: string, offset: number, length?: number): void;
   stats(): SnapshotStats;
+  lazyOpen(base: string, blockAllocSize: number, missing: Uint8Array): void;
+  lazyWanted(base: string): number[];
+  lazyFilled(base: string, first: number, count: number): void;
+  lazyFailed(base: string, block: number, message: string): void;
+  lazyClose(base: string, message: string): void;
 } = {
   open(base: string, overlay: string): void {
     const s = symbols();
@@ -268,10 +275,29 @@ export const Snapshots: {
       length === undefined ? 0xffff_ffff_ffff_ffffn : BigInt(length), error, capacity));
   },
   stats(): SnapshotStats {
-    const out = new BigUint64Array(5);
+    const out = new BigUint64Array(6);
     symbols().snapshotStats(out);
     return { overlaysOpen: Number(out[0]), bytesPreserved: Number(out[1]), bytesReadBase: Number(out[2]),
-      bytesReadOverlay: Number(out[3]), bytesWrittenOverlay: Number(out[4]) };
+      bytesReadOverlay: Number(out[3]), bytesWrittenOverlay: Number(out[4]), lazyWaits: Number(out[5]) };
+  },
+  lazyOpen(base: string, blockAllocSize: number, missing: Uint8Array): void {
+    const s = symbols();
+    snapshotCall((error, capacity) =>
+      s.lazyOpen(cString(base), BigInt(blockAllocSize), missing, BigInt(missing.byteLength), error, capacity));
+  },
+  lazyWanted(base: string): number[] {
+    const out = new BigUint64Array(256);
+    const count = Number(symbols().lazyWanted(cString(base), out, 256n));
+    return Array.from(out.subarray(0, count), Number);
+  },
+  lazyFilled(base: string, first: number, count: number): void {
+    symbols().lazyFilled(cString(base), BigInt(first), BigInt(count));
+  },
+  lazyFailed(base: string, block: number, message: string): void {
+    symbols().lazyFailed(cString(base), BigInt(block), cString(message));
+  },
+  lazyClose(base: string, message: string): void {
+    symbols().lazyClose(cString(base), cString(message));
   },
 };
 

@@ -39,6 +39,7 @@ import { blockOffset } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "../local/_identity.ts";
 import { openDuckDB, Snapshots } from "../native/_native.ts";
+import { type Hydration, LazyBase } from "./_lazy_base.ts";
 
 /** Snapshots as views of the base need the extension's C API over FFI (Bun, Deno); Node copies. */
 const VIEWS = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" || "Deno" in globalThis;
@@ -65,6 +66,13 @@ export interface FollowOptions {
    * that serves SQL to others. Its spill goes to a directory beside the snapshot, removed with it.
    */
   sandbox?: SandboxOptions;
+  /**
+   * Open the first generation lazily (default true where snapshots are views: Bun, Deno): the
+   * follower answers as soon as the header is local, DuckDB's reads fetch the blocks they need, and
+   * the rest is fetched in the background. A base left by an earlier process (kill -9) is kept: its
+   * blocks with the manifest's digests are not fetched again. False: restore it whole first.
+   */
+  lazy?: boolean;
 }
 
 /** What the replica shows: a generation and the WAL frames applied after it. */
@@ -87,6 +95,8 @@ export interface Follower {
   readonly lagMs: number;
   /** Why the last poll or apply failed, or null. */
   readonly lastError: string | null;
+  /** How far a lazily opened base is local (undefined: restored whole, or hydrated and let go). */
+  readonly hydration: Hydration | undefined;
   /** Looks for newer commits now and applies them; resolves when done. */
   refresh(): Promise<void>;
   /**
@@ -148,12 +158,23 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   const dir = resolve(options.dir);
   const pollMs = options.pollMs ?? 500;
   if (!Number.isSafeInteger(pollMs) || pollMs < 10) throw new RangeError(`Invalid pollMs ${pollMs}: expected >= 10 ms`);
+  const lazyOpen = VIEWS && options.lazy !== false;
   mkdirSync(dir, { recursive: true });
-  // Files of an earlier process (it crashed before close()) are nobody's now.
+  // Files of an earlier process (it crashed before close()) are nobody's now; a lazy base keeps what
+  // it fetched (checked block by block against the manifest before it is used).
   for (const name of readdirSync(dir)) {
+    if (lazyOpen && name === "base.duckdb") continue;
     if (name.startsWith("replica-") || name.startsWith("base.")) rmSync(join(dir, name), { recursive: true, force: true });
   }
   const basePath = join(dir, "base.duckdb");
+  let lazy: LazyBase | undefined;
+  let hydration: Hydration | undefined;
+  /** Before the follower overwrites [offset, offset + length) of the base: what open snapshots read stays theirs. */
+  const beforeBaseWrite = async (offset: number, length?: number) => {
+    if (lazy) await lazy.fetchNow(lazy.blocksIn(offset, length).filter((id) => lazy!.isMissing(id)));
+    Snapshots.beforeWrite(basePath, offset, length);
+  };
+  const afterBaseWrite = (offset: number, length: number) => lazy?.markLocal(lazy.blocksIn(offset, length));
   let base: Base | undefined;
   let current: Snapshot | undefined;
   let position: FollowerPosition | undefined;
@@ -188,14 +209,28 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     // frames wrote since, are fetched.
     const old = base?.blockAllocSize === head.head.database.blockAllocSize ? base : undefined;
     base = undefined; // the base file changes below; a failure leaves no base to build on
-    const shas = new Map<number, string>();
+    let shas = new Map<number, string>();
     const unchanged = (id: number, sha: string) => !old!.framed.has(id) && old!.shas.get(id) === sha;
-    // In place where snapshots are views (they keep what they read); else into a copy, renamed over.
-    await restore({ store, dbKey, to: basePath, generation: latest, force: true, openCheck: false,
-      into: old && VIEWS ? { unchanged, beforeWrite: (offset, length) => Snapshots.beforeWrite(basePath, offset, length) }
-        : undefined,
-      seed: old && !VIEWS ? { path: basePath, unchanged } : undefined,
-      onEntry: (id, sha) => shas.set(id, sha) });
+    if (!old && lazyOpen) {
+      // The first base, lazily: its header now, its blocks when read (and in the background).
+      lazy?.close("The replica's base was replaced");
+      // Snapshots still read the old file (a base started again after a broken chain): a new one.
+      if (current) rmSync(basePath, { force: true });
+      lazy = await LazyBase.open(store, dbKey, basePath, head);
+      hydration = lazy.hydration;
+      shas = lazy.shas();
+    } else {
+      if (!old) {
+        lazy?.close("The replica's base was replaced");
+        lazy = undefined;
+      }
+      // In place where snapshots are views (they keep what they read); else into a copy, renamed over.
+      await restore({ store, dbKey, to: basePath, generation: latest, force: true, openCheck: false,
+        into: old && VIEWS ? { unchanged, beforeWrite: beforeBaseWrite, afterWrite: afterBaseWrite } : undefined,
+        seed: old && !VIEWS ? { path: basePath, unchanged } : undefined,
+        onEntry: (id, sha) => shas.set(id, sha) });
+      await lazy?.adopt(store, dbKey, head);
+    }
     rmSync(`${basePath}.wal`, { force: true });
     base = { generation: latest, identity: head.head.database.haduckIdentity, frames: 0,
       previous: Buffer.from(head.sha256, "hex"), walEnd: 0, lastCommitUnixMs: undefined,
@@ -230,8 +265,10 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         for (const [index, block] of frame.blockIds.entries()) {
           const blockBytes = frame.blocks.subarray(index * frame.blockAllocSize, (index + 1) * frame.blockAllocSize);
           b.framed.add(block);
-          if (VIEWS) Snapshots.beforeWrite(basePath, blockOffset(block, frame.blockAllocSize), blockBytes.byteLength);
-          await file.write(blockBytes, 0, blockBytes.byteLength, blockOffset(block, frame.blockAllocSize));
+          const offset = blockOffset(block, frame.blockAllocSize);
+          if (VIEWS) await beforeBaseWrite(offset, blockBytes.byteLength);
+          await file.write(blockBytes, 0, blockBytes.byteLength, offset);
+          afterBaseWrite(offset, blockBytes.byteLength);
         }
         if (frame.wal.byteLength > 0) await wal.write(frame.wal, 0, frame.wal.byteLength);
         b.frames = frame.number;
@@ -288,6 +325,11 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   };
 
   const apply = async (): Promise<void> => {
+    if (lazy?.done) {
+      // Every block is local: the base is an ordinary one from now on.
+      lazy.close("");
+      lazy = undefined;
+    }
     let changed = false;
     if (!base) {
       await rebuildBase();
@@ -314,6 +356,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     const shown = { generation: b.generation, frames: b.frames, walBytes: b.walEnd,
       lastCommit: b.lastCommitUnixMs === undefined ? null : new Date(b.lastCommitUnixMs).toISOString() };
     const snapshot = await openSnapshot(shown);
+    lazy?.startHydration();
     if (closed) {
       snapshot.retired = true;
       release(snapshot);
@@ -346,6 +389,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   try {
     await apply(); // the first snapshot, or the store's error, before anyone reads
   } catch (error) {
+    lazy?.close();
     rmSync(basePath, { force: true });
     rmSync(`${basePath}.wal`, { force: true });
     throw error;
@@ -398,6 +442,8 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     closed = true;
     clearInterval(timer);
     while (applying) await applying;
+    lazy?.close();
+    lazy = undefined;
     if (current) {
       current.retired = true;
       release(current);
@@ -418,6 +464,9 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     get lastError() {
       return lastError;
     },
+    get hydration() {
+      return hydration;
+    },
     refresh,
     async materialize(to: string, options: { generation?: number } = {}) {
       closed = true;
@@ -428,6 +477,12 @@ export async function follow(options: FollowOptions): Promise<Follower> {
           await rebuildBase(options.generation);
         }
         await applyNewFrames();
+        // The writer's file must be whole: what is not local yet is fetched now.
+        if (lazy) {
+          await lazy.whenHydrated();
+          lazy.close("");
+          lazy = undefined;
+        }
         const b = base!;
         // The base itself becomes the writer's file, where it can be renamed (the same file system)
         // and snapshots are views (they keep what they still read); else a copy of it does.

@@ -66,7 +66,11 @@ export interface RestoreOptions {
    * snapshots of the file copy what they still read first. No temporary file, no open check, no
    * frames (give `generation`); a failure leaves the file unusable, for a full restore.
    */
-  into?: { unchanged: (blockId: number, sha256: string) => boolean; beforeWrite: (offset: number, length?: number) => void };
+  into?: {
+    unchanged: (blockId: number, sha256: string) => boolean;
+    beforeWrite: (offset: number, length?: number) => void | Promise<void>;
+    afterWrite?: (offset: number, length: number) => void;
+  };
   /** Called with every block entry of the generation restored (fetched or seeded). */
   onEntry?: (blockId: number, sha256: string) => void;
 }
@@ -195,7 +199,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const header = decodeBlock(await store.get(headerSegment.key, { range: { offsetBytes: headerEntry[2],
       lengthBytes: headerEntry[3] } }), headerEntry, headerSegment.key);
     checkHeaderRegion(manifest, header);
-    into?.beforeWrite(manifest.fileSizeBytes);
+    await into?.beforeWrite(manifest.fileSizeBytes);
     await handle.truncate(manifest.fileSizeBytes);
     const where = manifestKey(dbKey, manifest.generation);
     // Workers take reads one at a time from here; the next page is fetched when a page's run out.
@@ -232,8 +236,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
           const bytes = last === first ? raw : range.subarray(read.blocks[first][2] - read.offsetBytes,
             read.blocks[last][2] + read.blocks[last][3] - read.offsetBytes);
           const offset = blockOffset(read.blocks[first][0], manifest.database.blockAllocSize);
-          into?.beforeWrite(offset, bytes.byteLength);
+          await into?.beforeWrite(offset, bytes.byteLength);
           await handle.write(bytes, 0, bytes.byteLength, offset);
+          into?.afterWrite?.(offset, bytes.byteLength);
           written += bytes.byteLength;
           done += last - first + 1;
           options.onProgress?.(done, total, written);
@@ -249,7 +254,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (abort.signal.aborted) throw abort.signal.reason;
     for (const result of settled) if (result.status === "rejected") throw result.reason;
     await handle.sync(); // blocks durable before the headers that reference them
-    into?.beforeWrite(0, HEADER_REGION_BYTES);
+    await into?.beforeWrite(0, HEADER_REGION_BYTES);
     await handle.write(header, 0, HEADER_REGION_BYTES, 0);
     await handle.sync();
     if (into) {

@@ -22,8 +22,14 @@ export interface ExtensionSymbols {
   snapshotClose(overlay: Uint8Array): number;
   snapshotAllowBase(path: Uint8Array, allow: number): void;
   snapshotBeforeWrite(base: Uint8Array, offset: bigint, length: bigint, error: Uint8Array, capacity: bigint): number;
-  /** Fills `out` (5 x u64). */
+  /** Fills `out` (6 x u64). */
   snapshotStats(out: BigUint64Array): void;
+  lazyOpen(base: Uint8Array, blockAllocSize: bigint, missing: Uint8Array, blocks: bigint, error: Uint8Array,
+    capacity: bigint): number;
+  lazyWanted(base: Uint8Array, out: BigUint64Array, capacity: bigint): bigint;
+  lazyFilled(base: Uint8Array, first: bigint, count: bigint): void;
+  lazyFailed(base: Uint8Array, block: bigint, message: Uint8Array): void;
+  lazyClose(base: Uint8Array, message: Uint8Array): void;
   /** Benchmarks only: pushes synthetic events (type 0) until `count` or a full ring. */
   debugPushEvents(count: bigint): bigint;
 }

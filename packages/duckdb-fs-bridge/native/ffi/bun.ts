@@ -25,6 +25,12 @@ const SYMBOLS = {
   haduck_snapshot_before_write: { args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.ptr, FFIType.u64],
     returns: FFIType.i32 },
   haduck_snapshot_stats: { args: [FFIType.ptr], returns: FFIType.void },
+  haduck_lazy_open: { args: [FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.u64],
+    returns: FFIType.i32 },
+  haduck_lazy_wanted: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.u64 },
+  haduck_lazy_filled: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.void },
+  haduck_lazy_failed: { args: [FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.void },
+  haduck_lazy_close: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.void },
 } as const;
 
 export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols => {
@@ -48,5 +54,11 @@ export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols 
     snapshotBeforeWrite: (base, offset, length, error, capacity) =>
       s.haduck_snapshot_before_write(ptr(base), offset, length, ptr(error), capacity),
     snapshotStats: (out) => s.haduck_snapshot_stats(ptr(out)),
+    lazyOpen: (base, size, missing, blocks, error, capacity) =>
+      s.haduck_lazy_open(ptr(base), size, ptr(missing), blocks, ptr(error), capacity),
+    lazyWanted: (base, out, capacity) => BigInt(s.haduck_lazy_wanted(ptr(base), ptr(out), capacity)),
+    lazyFilled: (base, first, count) => s.haduck_lazy_filled(ptr(base), first, count),
+    lazyFailed: (base, block, message) => s.haduck_lazy_failed(ptr(base), block, ptr(message)),
+    lazyClose: (base, message) => s.haduck_lazy_close(ptr(base), ptr(message)),
   };
 };

@@ -27,6 +27,11 @@ const SYMBOLS = {
   haduck_snapshot_allow_base: { parameters: ["buffer", "i32"], result: "void" },
   haduck_snapshot_before_write: { parameters: ["buffer", "u64", "u64", "buffer", "u64"], result: "i32" },
   haduck_snapshot_stats: { parameters: ["buffer"], result: "void" },
+  haduck_lazy_open: { parameters: ["buffer", "u64", "buffer", "u64", "buffer", "u64"], result: "i32" },
+  haduck_lazy_wanted: { parameters: ["buffer", "buffer", "u64"], result: "u64" },
+  haduck_lazy_filled: { parameters: ["buffer", "u64", "u64"], result: "void" },
+  haduck_lazy_failed: { parameters: ["buffer", "u64", "buffer"], result: "void" },
+  haduck_lazy_close: { parameters: ["buffer", "buffer"], result: "void" },
 } as const;
 
 export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols => {
@@ -51,5 +56,11 @@ export const openExtension: OpenExtension = (path, ringBytes): ExtensionSymbols 
     snapshotBeforeWrite: (base, offset, length, error, capacity) =>
       s.haduck_snapshot_before_write(base, offset, length, error, capacity),
     snapshotStats: (out) => s.haduck_snapshot_stats(out),
+    lazyOpen: (base, size, missing, blocks, error, capacity) =>
+      s.haduck_lazy_open(base, size, missing, blocks, error, capacity),
+    lazyWanted: (base, out, capacity) => BigInt(s.haduck_lazy_wanted(base, out, capacity)),
+    lazyFilled: (base, first, count) => s.haduck_lazy_filled(base, first, count),
+    lazyFailed: (base, block, message) => s.haduck_lazy_failed(base, block, message),
+    lazyClose: (base, message) => s.haduck_lazy_close(base, message),
   };
 };
