@@ -257,6 +257,7 @@ function describe(database: AdminDatabase) {
     clusterLagMs: Math.round(cluster.lagMs),
     lastTakeover: cluster.lastTakeover ?? null,
     forwarded: cluster.forwarded ?? 0,
+    hydration: cluster.hydration ?? null,
     store: database.storeUrl,
     mode: status.mode,
     lastGeneration: status.lastGeneration,

@@ -20,6 +20,12 @@ const FAMILIES: Family[] = [
   { name: "haduck_replica_lag_seconds", type: "gauge",
     help: "How long the store has held a commit this node's reads do not show yet.",
     value: (d) => d.cluster ? d.cluster().lagMs / 1000 : undefined },
+  { name: "haduck_replica_blocks_missing", type: "gauge",
+    help: "Blocks of a lazily opened replica not local yet (0 once it is whole).",
+    value: (d) => {
+      const hydration = d.cluster?.().hydration;
+      return d.cluster ? (hydration ? hydration.blocksTotal - hydration.blocksLocal : 0) : undefined;
+    } },
   { name: "haduck_forwarded_statements_total", type: "counter", help: "Statements this node sent to the leader.",
     value: (d) => d.cluster?.().forwarded },
   { name: "haduck_last_takeover_seconds", type: "gauge", help: "How long this node's last takeover took.",

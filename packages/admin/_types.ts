@@ -76,6 +76,8 @@ export interface ClusterView {
   lastTakeover?: { at: string; epoch: number; tookMs: number } | null;
   /** Statements this node sent to the leader. */
   forwarded?: number;
+  /** A follower whose replica opened lazily: how much of it is local (null: all of it). */
+  hydration?: { blocksLocal: number; blocksTotal: number; bytesFetched: number; done: boolean } | null;
 }
 
 /** A write sent with the read-only token: HTTP 403. */

@@ -111,6 +111,14 @@ const FORWARD_TIMEOUT_MS = 15_000;
 /** How many leaders in turn a statement refused unrun is sent to. */
 const FORWARD_RETRIES = 3;
 
+/** What `/status` says of a follower's lazily opened replica (null: all of it is local). */
+function hydrationOf(follower: Follower | undefined): ClusterView["hydration"] {
+  const hydration = follower?.hydration;
+  if (!hydration || hydration.done) return null;
+  return { blocksLocal: hydration.blocksLocal, blocksTotal: hydration.blocksTotal, bytesFetched: hydration.bytesFetched,
+    done: hydration.done };
+}
+
 export class ClusterNode {
   readonly #options: ClusterNodeOptions;
   #lease!: LeaseLike;
@@ -331,7 +339,7 @@ export class ClusterNode {
     const role = this.role;
     return { role, leader: role === "leader" ? this.#address : this.#role === "leader" ? null : this.#leader,
       epoch: this.#epoch, lagMs: role === "leader" ? 0 : this.#follower?.lagMs ?? 0, lastTakeover: this.#lastTakeover,
-      forwarded: this.#forwarded };
+      forwarded: this.#forwarded, hydration: hydrationOf(role === "leader" ? undefined : this.#follower) };
   }
 
   #status(): ReplicatorStatus {

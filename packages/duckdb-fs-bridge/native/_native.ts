@@ -282,8 +282,10 @@ export const Snapshots: {
   },
   lazyOpen(base: string, blockAllocSize: number, missing: Uint8Array): void {
     const s = symbols();
+    // bun:ffi takes no pointer to an empty buffer: a database without blocks passes one unused byte.
+    const flags = missing.byteLength > 0 ? missing : new Uint8Array(1);
     snapshotCall((error, capacity) =>
-      s.lazyOpen(cString(base), BigInt(blockAllocSize), missing, BigInt(missing.byteLength), error, capacity));
+      s.lazyOpen(cString(base), BigInt(blockAllocSize), flags, BigInt(missing.byteLength), error, capacity));
   },
   lazyWanted(base: string): number[] {
     const out = new BigUint64Array(256);

@@ -105,6 +105,10 @@ export class LazyBase {
     const missing = new Uint8Array(head.blockCount);
     for (const id of entries.keys()) missing[id] = 1;
     Snapshots.lazyOpen(path, head.database.blockAllocSize, missing);
+    if (entries.size === 0) {
+      base.hydration.done = true; // nothing listed: every block is free
+      return base;
+    }
     base.#pump = setInterval(() => base.#serveWanted(), 2);
     (base.#pump as { unref?: () => void }).unref?.();
     return base;
