@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, openSync, readSync, renameSync, statSync } from "node:fs";
 import { type FencedHistory, fenceHistory, type Follower, restore } from "@haduck/duckdb-fs-bridge";
-import { HEADER_REGION_BYTES, headerOf, hex, loadManifestHead, sha256 } from "@haduck/duckblock";
+import { entryOf, HEADER_REGION_BYTES, headerOf, hex, loadManifestHead, sha256 } from "@haduck/duckblock";
 import type { BlockStore } from "@haduck/s3-block-store";
 
 /** What a takeover's file work needs. */
@@ -94,5 +94,5 @@ async function isStoredGeneration(path: string, store: BlockStore, dbKey: string
   } finally {
     closeSync(fd);
   }
-  return hex(sha256(bytes)) === headerOf(head.head).header[7];
+  return hex(sha256(bytes)) === entryOf(headerOf(head.head).header).sha256;
 }
