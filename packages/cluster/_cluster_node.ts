@@ -16,98 +16,42 @@
  *   (moving its local state aside) when a renew finds another epoch, when its hold runs out, or when
  *   a create-only write finds another writer's object at its key.
  */
-import { closeSync, existsSync, openSync, readSync, renameSync, statSync } from "node:fs";
 import {
   type AdminDatabase,
   type ClusterRole,
   type ClusterView,
   NoLeaderError,
-  ReadOnlyError,
   type SqlAnswer,
   type SqlRequest,
 } from "@haduck/admin";
 import {
   type AttachedDatabase,
-  fenceHistory,
   type Follower,
   follow,
-  initialStatus,
   type ReplicatorStatus,
-  type SandboxOptions,
-  restore,
   summarizeGenerations,
-  type WriterFence,
 } from "@haduck/duckdb-fs-bridge";
-import {
-  compareCommitPositions,
-  formatCommitPosition,
-  HEADER_REGION_BYTES,
-  headerOf,
-  hex,
-  leaseKey,
-  loadManifestHead,
-  sha256,
-} from "@haduck/duckblock";
-import { assertLeaseStore, Lease, LeaseLostError } from "@haduck/lease";
-import type { BlockStore } from "@haduck/s3-block-store";
-import { executeStatement, runSql, type SqlLimits } from "./_sql_run.ts";
+import { compareCommitPositions, leaseKey } from "@haduck/duckblock";
+import { assertLeaseStore, Lease } from "@haduck/lease";
+import { runSql } from "./_sql_run.ts";
+import type { ClusterNodeOptions } from "./_cluster_node_options.ts";
 import type { LeaseLike } from "./_group.ts";
+import { forwardStatement } from "./_forward.ts";
+import { LeaseKeeper } from "./_lease_keeper.ts";
+import { caughtUp, ReplicaReads, replicaStatus } from "./_replica_reads.ts";
+import { fileAtTheFence, moveAside } from "./_takeover.ts";
+import { awaitSuccessor } from "./_handoff.ts";
 
 /** How long a follower behind a released lease's last commit lets a caught-up one claim first. */
 const HANDOFF_GRACE_MS = 500;
+
+export type { ClusterNodeOptions } from "./_cluster_node_options.ts";
 
 /** Orders two position tokens by the commit they name (see `compareCommitPositions` in duckblock). */
 export function comparePositions(a: string, b: string): number {
   return compareCommitPositions(a, b);
 }
 
-/**
- * Whether the file at `path` is exactly the store's `generation` with nothing after it: no WAL beside
- * it, and its header region is the one the manifest holds (its SHA-256, taken by the writer).
- */
-async function isStoredGeneration(path: string, store: BlockStore, dbKey: string, generation: number): Promise<boolean> {
-  if (!existsSync(path) || (statSync(`${path}.wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) return false;
-  const head = await loadManifestHead(store, dbKey, generation);
-  const bytes = new Uint8Array(HEADER_REGION_BYTES);
-  const fd = openSync(path, "r");
-  try {
-    if (readSync(fd, bytes, 0, bytes.byteLength, 0) !== bytes.byteLength) return false;
-  } finally {
-    closeSync(fd);
-  }
-  return hex(sha256(bytes)) === headerOf(head.head).header[7];
-}
-
-export interface ClusterNodeOptions {
-  dbPath: string;
-  store: BlockStore;
-  dbKey: string;
-  /** This node's name in the lease (unique in the cluster). */
-  holder: string;
-  /** The lease's time to live. Default 5000 ms. */
-  ttlMs: number;
-  /** The bearer token of every node (forwarded writes carry it). */
-  token: string;
-  /** PEM of the CA the other nodes' certificates are checked against when they serve HTTPS (`--tls-ca`). */
-  ca?: string;
-  /** Opens the database as the writer, under `fence`. */
-  attach(fence: WriterFence): Promise<AttachedDatabase>;
-  log(message: string): void;
-  /**
-   * The lease to use instead of this database's own (`<key>/lease.json`): a group's share (see
-   * _group.ts), made once this node knows its address.
-   */
-  lease?: (settings: { address: string; marginMs: number }) => LeaseLike;
-  /** How often the replica polls the store on its own. Default: the lease's poll (a group: slowly, told of changes). */
-  followerPollMs?: number;
-  /** The bounds of SQL over HTTP (timeout, answer size, the gate) on this node. */
-  sqlLimits: SqlLimits;
-  /** The sandbox of the replica's snapshots (the leader's instance is sandboxed by `attach`). */
-  sandbox?: SandboxOptions;
-}
-
-/** A forwarded statement may wait this long for the leader's answer (a durable write waits for the store). */
-const FORWARD_TIMEOUT_MS = 15_000;
 /** How many leaders in turn a statement refused unrun is sent to. */
 const FORWARD_RETRIES = 3;
 
@@ -135,9 +79,8 @@ export class ClusterNode {
   #promoting = false;
   /** How long until the lease record last seen expires by this node's clock (Infinity: unknown). */
   #expiresInMs = Infinity;
-  /** Set to end the renew loop; its sleep's wake-up. */
-  #renewStop = false;
-  #renewWake: (() => void) | undefined;
+  /** Renews the lease while this node leads, and confirms it for linearizable reads. */
+  readonly #keeper: LeaseKeeper;
   /** After stepping down (or a failed promotion) this node claims a free lease only after this (monotonic ms). */
   #claimAfter = 0;
   #lastTakeover: { at: string; epoch: number; tookMs: number } | null = null;
@@ -149,15 +92,12 @@ export class ClusterNode {
   /** Statements running on this node as the leader; requests this node is answering (any role). */
   #running = 0;
   #requests = 0;
-  /** Reads waiting on this replica for a position (`after`): bounded like the statement queue. */
-  #waiters = 0;
-  /** The lease renew that confirms linearizable reads, and when it started (see `#confirmLease`). */
-  #confirming: { startedAt: number; promise: Promise<void> } | undefined;
+  /** Reads on the replica, and their read-your-writes waits. */
+  readonly #replicaReads: ReplicaReads;
   /** Why this node may not write any more (set the moment it learns it), until it steps down. */
   #deposed: string | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
-  #renewing: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #lastError: string | null = null;
   /** Settles once this node knows its first role (leader, or follower of another). */
@@ -173,6 +113,9 @@ export class ClusterNode {
     this.#pollMs = Math.max(50, Math.min(250, Math.floor(ttlMs / 20)));
     let resolve!: () => void;
     this.#decided = { promise: new Promise<void>((r) => resolve = r), resolve };
+    this.#replicaReads = new ReplicaReads(options);
+    this.#keeper = new LeaseKeeper({ lease: () => this.#lease, ttlMs, retryMs: this.#pollMs,
+      deposed: () => this.#deposed, depose: (reason) => this.#deposed ??= reason, ended: () => this.#wake?.() });
   }
 
   get dbKey(): string {
@@ -211,7 +154,7 @@ export class ClusterNode {
     if (this.#db) {
       await this.#handOff();
     } else {
-      await this.#stopRenewing();
+      await this.#keeper.stop();
       await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
     }
     await this.#followerStarting;
@@ -256,47 +199,16 @@ export class ClusterNode {
     try {
       await db.close();
     } finally {
-      await this.#stopRenewing();
+      await this.#keeper.stop();
       await this.#lease.release({ successor, position }).catch((error) =>
         this.#options.log(`cannot release the lease: ${error.message}`));
       this.#handoff = undefined;
       resolve();
     }
-    // Someone else leads within a poll or two; the statements that waited are forwarded meanwhile.
-    // A node that stops and has no statement waiting has nothing to forward: it is done (a lone
-    // leader does not wait out a TTL for a successor that may not exist).
-    const deadline = performance.now() + this.#ttlMs + 2000;
-    const nothingWaits = () => this.#stopped && this.#requests === 0;
-    if (nothingWaits()) {
-      this.#options.log(`${this.#options.dbKey}: released the lease after shipping everything in ` +
-        `${(performance.now() - started).toFixed(0)} ms; no statement waits, so this node stops now (a follower ` +
-        "claims the lease at its next look, without waiting for the TTL)");
-      return;
-    }
-    this.#options.log(`${this.#options.dbKey}: released the lease; waiting (at most ${deadline - performance.now() > 0
-      ? ((deadline - performance.now()) / 1000).toFixed(1) : 0} s) for the next leader to forward the statements that waited`);
-    while (performance.now() < deadline && !nothingWaits()) {
-      const seen = await this.#lease.observe().catch(() => undefined);
-      if (seen?.record && !seen.record.released && seen.record.holder !== this.#options.holder) {
-        this.#leader = seen.record.address;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    // Claimed is not yet leading (it fences and opens its file first): done once it says it leads.
-    while (this.#leader && performance.now() < deadline) {
-      const role = await fetch(`${this.#leader}status`, { headers: { authorization: `Bearer ${this.#options.token}` },
-        signal: AbortSignal.timeout(1000), ...(this.#options.ca ? { tls: { ca: this.#options.ca } } : {}) } as RequestInit)
-        .then(async (response) => {
-          // A node serving several databases: this one's entry (the top-level role is its first's).
-          const body = await response.json();
-          return body.databases?.find((entry: { db?: string }) => entry.db === this.#options.dbKey)?.role ?? body.role;
-        }, () => undefined);
-      if (role === "leader") break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    this.#options.log(`${this.#options.dbKey}: handed off in ${(performance.now() - started).toFixed(0)} ms` +
-      (this.#leader ? ` to ${this.#leader}` : " (no other node took the lease)"));
+    const { holder, dbKey, token, ca, log } = this.#options;
+    await awaitSuccessor({ lease: this.#lease, holder, dbKey, token, ca, ttlMs: this.#ttlMs, started, log,
+      nothingWaits: () => this.#stopped && this.#requests === 0, leader: () => this.#leader,
+      setLeader: (address) => this.#leader = address });
   }
 
   /** Resolves once no request is being answered (at most `timeoutMs`): the server may close then. */
@@ -344,12 +256,7 @@ export class ClusterNode {
 
   #status(): ReplicatorStatus {
     if (this.#db) return this.#db.replicator.status;
-    const status = initialStatus("replicating");
-    const position = this.#follower?.position;
-    status.lastGeneration = position?.generation ?? null;
-    status.lastDurableCommit = position?.lastCommit ?? null;
-    status.lastError = this.#follower?.lastError ?? this.#lastError;
-    return status;
+    return replicaStatus(this.#follower, this.#lastError);
   }
 
   /** Why a leader may not acknowledge now, or undefined while it may. */
@@ -372,7 +279,7 @@ export class ClusterNode {
       if (request.consistency === "leader") {
         // Linearizable: this node still leads *now* (a renew lands), so no newer leader has a commit it lacks.
         try {
-          await this.#confirmLease(arrivedAt);
+          await this.#keeper.confirm(arrivedAt);
         } catch (error) {
           throw new NoLeaderError(`${this.#options.dbKey}: this node cannot confirm its lease (${(error as Error).message}); ` +
             "retry");
@@ -390,92 +297,9 @@ export class ClusterNode {
         this.#running--;
       }
     }
-    const follower = this.#follower;
-    // Linearizable reads are the leader's; a follower behind `after` (after waiting) or further behind
-    // than `maxLagMs` sends the read there too, rather than answer stale or fail.
-    const stale = follower?.position === undefined || request.consistency === "leader" ||
-      (request.after !== undefined && !await this.#caughtUpForRead(follower, request.after, request.waitMs ?? 1000,
-        request.signal)) ||
-      (request.maxLagMs !== undefined && follower.lagMs > request.maxLagMs);
-    if (follower && !stale) {
-      const ran = await follower.withConnection(async (connection, shown) => {
-        const result = await executeStatement(connection, request, false, this.#options.sqlLimits);
-        return "notRun" in result ? result
-          : { ...result, position: formatCommitPosition({ epoch: this.#epoch, ...shown }) };
-      });
-      if (!("notRun" in ran)) return ran;
-      if (ran.notRun === "write" && request.readOnly) throw new ReadOnlyError();
-      // A write, or a statement the replica cannot prepare (a table it does not have yet): the leader's.
-      return await this.#forward(request, attempt, false);
-    }
-    // A read sent to the leader (stale here, or linearizable) may go again to the next leader.
-    return await this.#forward(request, attempt, Boolean(follower));
-  }
-
-  /**
-   * Confirms this node still leads *now*: a lease renew that started after `arrivedAt` lands. One
-   * renew in flight confirms every request that arrived before it started, so a crowd of
-   * linearizable reads costs a renew per round trip, not one each.
-   */
-  #confirmLease(arrivedAt: number): Promise<void> {
-    const current = this.#confirming;
-    if (current && current.startedAt >= arrivedAt) return current.promise;
-    const entry: { startedAt: number; promise: Promise<void> } = { startedAt: Infinity, promise: Promise.resolve() };
-    const next: Promise<void> = (current?.promise.catch(() => {}) ?? Promise.resolve()).then(() => {
-      if (this.#confirming && this.#confirming !== entry && this.#confirming.startedAt >= arrivedAt) {
-        return this.#confirming.promise;
-      }
-      entry.startedAt = performance.now();
-      return this.#lease.renew({ signal: AbortSignal.timeout(Math.max(50, this.#lease.validUntil - performance.now())) });
-    });
-    entry.promise = next;
-    this.#confirming = entry;
-    void next.finally(() => {
-      if (this.#confirming === entry) this.#confirming = undefined;
-    }).catch(() => {});
-    return next;
-  }
-
-  /**
-   * For a read with `after`: whether the replica shows it, waiting at most `waitMs` capped at the
-   * statement timeout, while the client is there. Waiters beyond the statement queue's bound are
-   * refused (OVERLOADED).
-   */
-  async #caughtUpForRead(follower: Follower, after: string, waitMs: number, signal: AbortSignal | undefined):
-    Promise<boolean> {
-    const limits = this.#options.sqlLimits;
-    if (this.#waiters >= limits.gate.queuedMax && !this.#shows(follower, after)) {
-      throw Object.assign(new Error(`${this.#options.dbKey}: ${this.#waiters} reads already wait here for a position; ` +
-        "retry shortly (Retry-After)"), { code: "OVERLOADED" });
-    }
-    this.#waiters++;
-    try {
-      return await this.#caughtUp(follower, after, Math.min(waitMs, limits.statementTimeoutMs), signal);
-    } finally {
-      this.#waiters--;
-    }
-  }
-
-  #shows(follower: Follower, after: string): boolean {
-    const shown = follower.position;
-    return shown !== undefined && compareCommitPositions({ epoch: 0, ...shown }, after) >= 0;
-  }
-
-  /**
-   * Whether the replica shows `after`, waiting at most `waitMs` (until `signal` aborts): it looks
-   * again as the replica refreshes, at most every 20 ms.
-   */
-  async #caughtUp(follower: Follower, after: string, waitMs: number, signal?: AbortSignal): Promise<boolean> {
-    const deadline = performance.now() + waitMs;
-    while (!this.#shows(follower, after) && performance.now() < deadline && !signal?.aborted) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([follower.refresh(), new Promise((resolve) => timer = setTimeout(resolve, Math.min(250,
-        Math.max(0, deadline - performance.now()))))]);
-      clearTimeout(timer);
-      if (this.#shows(follower, after)) return true;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(20, Math.max(0, deadline - performance.now()))));
-    }
-    return this.#shows(follower, after);
+    const read = await this.#replicaReads.run(this.#follower, request, () => this.#epoch);
+    if ("answer" in read) return read.answer;
+    return await this.#forward(request, attempt, read.toLeader.read);
   }
 
   /**
@@ -495,51 +319,10 @@ export class ClusterNode {
       throw new NoLeaderError(`${this.#options.dbKey}: no leader took the statement (${why}); retry in a few seconds`);
     };
     if (!leader || leader === this.#address) return await retry(`this node is a ${this.#role} and knows no leader`);
-    let answer: Response;
     this.#forwarded++;
-    try {
-      answer = await fetch(`${leader}sql`, {
-        method: "POST",
-        // The caller's token goes on: the leader allows what the caller may do, no more.
-        headers: { authorization: request.authorization ?? `Bearer ${this.#options.token}`,
-          "content-type": "application/json", "x-haduck-forwarded": "1" },
-        body: JSON.stringify({ sql: request.sql, params: request.params, durable: request.durable,
-          db: this.#options.dbKey, consistency: request.consistency }),
-        // A client that leaves takes its statement with it: the leader sees the disconnect and interrupts it.
-        signal: request.signal ? AbortSignal.any([AbortSignal.timeout(FORWARD_TIMEOUT_MS), request.signal])
-          : AbortSignal.timeout(FORWARD_TIMEOUT_MS),
-        // Bun's fetch: the nodes' certificates are checked against --tls-ca (else the system's CAs).
-        ...(this.#options.ca ? { tls: { ca: this.#options.ca } } : {}),
-      } as RequestInit);
-    } catch (error) {
-      // Refused before it connected: the statement never reached the leader, so it may go to the next.
-      const code = (error as { code?: string }).code ?? "";
-      if (code === "ECONNREFUSED") return await retry(`${leader} refused the connection`);
-      // A read changes nothing: whatever became of it, it may be asked of the next leader.
-      if (read && !request.signal?.aborted) return await retry(`${leader} did not answer the read (${code})`);
-      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(code)) {
-        // The handshake failed: nothing was sent. Retrying would fail the same way.
-        throw new NoLeaderError(`${this.#options.dbKey}: the leader ${leader} is not trusted (${code}: ` +
-          `${(error as Error).message}); give --tls-ca the PEM of the CA that signed the nodes' certificates`);
-      }
-      throw Object.assign(new Error(`${this.#options.dbKey}: the leader ${leader} did not answer ` +
-        `(${(error as Error).message}); the statement's outcome is unknown: read before you run it again`),
-        { code: "UNKNOWN_OUTCOME" });
-    }
-    const body = await answer.arrayBuffer();
-    if (answer.status === 503) {
-      let code: unknown;
-      try {
-        code = JSON.parse(new TextDecoder().decode(body)).code;
-      } catch {
-        // not ours: passed on as it came
-      }
-      if (code === "NO_LEADER") return await retry(`${leader} does not lead now`); // refused unrun
-    }
-    return new Response(body, { status: answer.status,
-      headers: { "content-type": answer.headers.get("content-type") ?? "application/json",
-        ...(answer.headers.get("x-haduck-position") ? { "x-haduck-position": answer.headers.get("x-haduck-position")! }
-          : {}) } });
+    const sent = await forwardStatement(leader, request, { dbKey: this.#options.dbKey, token: this.#options.token,
+      ca: this.#options.ca, read });
+    return sent instanceof Response ? sent : await retry(sent.retry);
   }
 
   /** Waits (at most TTL + 2 s) until the lease names a leader other than `than`, or this node leads. */
@@ -613,7 +396,7 @@ export class ClusterNode {
     const handedOver = seen.record?.released && !seen.record.successor ? seen.record.position : undefined;
     const grace = Math.min(HANDOFF_GRACE_MS, this.#ttlMs / 2);
     if (handedOver && !this.#follower) await new Promise((resolve) => setTimeout(resolve, grace)); // no replica: last
-    else if (handedOver && this.#follower && !await this.#caughtUp(this.#follower, handedOver, grace)) {
+    else if (handedOver && this.#follower && !await caughtUp(this.#follower, handedOver, grace)) {
       this.#options.log(`${this.#options.dbKey}: the lease was handed over at ${handedOver}; this replica is behind ` +
         "it, so it claims only after the others had their chance");
     }
@@ -650,7 +433,7 @@ export class ClusterNode {
     this.#epoch = Math.max(this.#epoch, epoch);
     this.#deposed = undefined;
     this.#role = "candidate";
-    this.#renewing ??= this.#renew();
+    this.#keeper.start();
     const started = performance.now();
     this.#promoting = true;
     try {
@@ -659,37 +442,7 @@ export class ClusterNode {
       this.#follower = undefined;
       const mayWrite = () => this.#notLeading() === undefined;
       const signal = () => AbortSignal.timeout(Math.max(0, this.#lease.validUntil - performance.now()));
-      let fenced;
-      try {
-        fenced = await fenceHistory({ store, dbKey, epoch, mayWrite, signal });
-      } catch (error) {
-        await follower?.close();
-        throw error;
-      }
-      if (fenced.generation === null) await follower?.close();
-      else if (fenced.walBytes === 0 && await isStoredGeneration(dbPath, store, dbKey, fenced.generation)) {
-        // This node's own file is the store's newest state already (a clean stop, then a restart): kept.
-        await follower?.close();
-      } else {
-        // The store's history wins: what this node holds locally was never acknowledged past the fence.
-        // The replica already holds most of it: its base, brought up to the fence, is the new file.
-        const restoring = `${dbPath}.haduck-promoting`;
-        const shown = await follower?.materialize(restoring, { generation: fenced.generation }).catch((error) => {
-          log(`${dbKey}: the replica could not become the writer's file (${error.message}): restoring instead`);
-          return undefined;
-        });
-        if (shown?.generation !== fenced.generation || shown.frames !== fenced.fence) {
-          const restored = await restore({ store, dbKey, to: restoring, force: true });
-          // A manifest that landed after the fence (an old leader's write in flight): fence again from it.
-          if (restored.generation !== fenced.generation || restored.frames < fenced.fence) {
-            throw new Error(`the store moved past the fence (generation ${restored.generation}, frame ` +
-              `${restored.frames}; fenced ${fenced.generation} at ${fenced.fence}) while this node took over`);
-          }
-        }
-        this.#moveAside(epoch);
-        renameSync(restoring, dbPath);
-        if (existsSync(`${restoring}.haduck-identity`)) renameSync(`${restoring}.haduck-identity`, `${dbPath}.haduck-identity`);
-      }
+      const fenced = await fileAtTheFence({ store, dbKey, dbPath, epoch, mayWrite, signal, follower, log });
       const db = await this.#options.attach({ epoch, mayWrite, signal, fenced: (reason) => this.#deposed ??= reason });
       this.#db = db;
       const reason = this.#notLeading();
@@ -709,7 +462,7 @@ export class ClusterNode {
       const db = this.#db;
       this.#db = undefined;
       db?.replicator.abandon("promotion failed");
-      await this.#stopRenewing();
+      await this.#keeper.stop();
       await this.#lease.release().catch(() => {});
       this.#claimAfter = performance.now() + this.#ttlMs;
       await db?.close().catch(() => {});
@@ -717,55 +470,6 @@ export class ClusterNode {
     } finally {
       this.#promoting = false;
     }
-  }
-
-  /**
-   * Renews TTL/3 after the start of the last successful renew while this node holds the lease; a
-   * failed renew is tried again soon, each attempt bounded by what is left of the hold. A renew that
-   * finds another epoch deposes this node at once.
-   */
-  async #renew(): Promise<void> {
-    const every = Math.floor(this.#ttlMs / 3);
-    let next = performance.now() + every;
-    try {
-      while (this.#lease.epoch !== undefined && !this.#deposed && !this.#renewStop) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(0, next - performance.now()));
-          this.#renewWake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        if (this.#lease.epoch === undefined || this.#deposed || this.#renewStop) break;
-        const started = performance.now();
-        try {
-          await this.#lease.renew({ signal: AbortSignal.timeout(Math.max(50, this.#lease.validUntil - started)) });
-          next = started + every;
-        } catch (error) {
-          if (error instanceof LeaseLostError) {
-            this.#deposed ??= error.message;
-            break;
-          }
-          if (!this.#lease.valid) {
-            this.#deposed ??= `its lease ran out: the store did not take a renew (${(error as Error).message})`;
-            break;
-          }
-          next = performance.now() + this.#pollMs; // try again soon: the hold is still good for a while
-        }
-      }
-    } finally {
-      this.#renewing = undefined;
-      this.#renewWake = undefined;
-      this.#wake?.();
-    }
-  }
-
-  /** Ends the renew loop (it may be sleeping) and waits for a renew in flight. */
-  async #stopRenewing(): Promise<void> {
-    this.#renewStop = true;
-    this.#renewWake?.();
-    await this.#renewing;
-    this.#renewStop = false;
   }
 
   /** Stops writing and acknowledging at once; the local state is moved aside, never merged; then follows. */
@@ -778,24 +482,11 @@ export class ClusterNode {
     this.#db = undefined;
     log(`${dbKey}: stepping down from epoch ${this.#epoch}: ${reason}`);
     db?.replicator.abandon(`stepped down: ${reason}`);
-    await this.#stopRenewing();
+    await this.#keeper.stop();
     // A lease we still hold but may not use would keep everyone else from leading: let it go.
     await this.#lease.release({ signal: AbortSignal.timeout(this.#ttlMs) }).catch(() => {});
     this.#claimAfter = performance.now() + this.#ttlMs; // and leave the next claim to the others
     await db?.close().catch((error) => log(`${dbKey}: closing after stepping down: ${error.message}`));
-    this.#moveAside(this.#epoch);
-  }
-
-  /** Renames the local file (and its WAL and identity) out of the way, never deleting it; says where. */
-  #moveAside(epoch: number): void {
-    const { dbPath, dbKey, log } = this.#options;
-    if (!existsSync(dbPath)) return;
-    const aside = `${dbPath}.haduck-aside-epoch${epoch}-${new Date().toISOString().replace(/[:.]/g, "")}`;
-    renameSync(dbPath, aside);
-    for (const suffix of [".wal", ".haduck-identity"]) {
-      if (existsSync(`${dbPath}${suffix}`)) renameSync(`${dbPath}${suffix}`, `${aside}${suffix}`);
-    }
-    log(`${dbKey}: the local database is kept aside as ${aside} (not part of the store's history; nothing was ` +
-      "deleted)");
+    moveAside(this.#options, this.#epoch);
   }
 }

@@ -27,6 +27,7 @@ import {
   type StoredManifest,
 } from "./_manifest_pages.ts";
 import { parseHeaderRegion } from "./_duckdb_file.ts";
+import { blockOf, entryOf } from "./_manifest_entry.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
 import { listFrames, walkFrames } from "./_frames.ts";
 import { FRAME_COMMIT_BYTES, FRAME_HEADER_BYTES } from "./_frame_format.ts";
@@ -271,29 +272,30 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
     // The block map a page at a time: what verify holds does not grow with a manifest's size.
     const entries = new Map<number, string>();
     function checkEntry(part: Manifest, block: ManifestBlock): void {
-      const key = part.segments[block[1]].key;
+      const { blockId, segmentIndex, offsetBytes, sha256: digest } = entryOf(block);
+      const key = part.segments[segmentIndex].key;
       const checked = segments.get(key)!;
-      const label = block[0] === -1 ? "the header region" : `block ${block[0]}`;
+      const label = blockId === -1 ? "the header region" : `block ${blockId}`;
       if ("problem" in checked) {
         report.problems.push(`Generation ${generation}: ${label} is in ${key}, which ${checked.problem}`);
         return;
       }
-      const entry = checked.entries.get(block[2]);
-      if (!entry || entry.blockId !== block[0] || entry.sha256 !== block[7]) {
-        report.problems.push(`Generation ${generation}: ${label} is not at offset ${block[2]} of ${key} (no segment ` +
+      const entry = checked.entries.get(offsetBytes);
+      if (!entry || entry.blockId !== blockId || entry.sha256 !== digest) {
+        report.problems.push(`Generation ${generation}: ${label} is not at offset ${offsetBytes} of ${key} (no segment ` +
           "holds the entry its manifest names)");
         return;
       }
-      if (block[0] === -1) return;
-      const place = placeOf(key, block[2]);
-      entries.set(block[0], place);
+      if (blockId === -1) return;
+      const place = placeOf(key, offsetBytes);
+      entries.set(blockId, place);
       // A generation's own blocks are in segments uploaded after the previous generation: its own
       // pass, or earlier passes that could not publish and whose uploads it reused (_reusable_uploads.ts).
       const uploadedAt = segmentGeneration(key);
       const inherited = !(uploadedAt <= generation && uploadedAt > (manifest.previousGeneration ?? -1));
       if (inherited && previous && previous.generation === manifest.previousGeneration &&
-        previous.blocks.get(block[0]) !== place) {
-        report.problems.push(`Generation ${generation}: block ${block[0]} comes from ${key}, which generation ` +
+        previous.blocks.get(blockId) !== place) {
+        report.problems.push(`Generation ${generation}: block ${blockId} comes from ${key}, which generation ` +
           `${previous.generation} did not have for it (a change was lost between them)`);
       }
     }
@@ -341,8 +343,9 @@ async function checkSegment(store: BlockStore, manifest: Manifest, index: number
     const entries = new Map<number, { blockId: number; sha256: string }>();
     for (const entry of decoded.entries) {
       const blockId = entry.blockId === HEADER_REGION_ID ? -1 : Number(entry.blockId);
-      const block: ManifestBlock = [blockId, index, entry.offsetBytes, entry.storedBytes, entry.rawBytes,
-        entry.compression, entry.duckdbChecksumValid ? 1 : 0, entry.sha256];
+      const block = blockOf({ blockId, segmentIndex: index, offsetBytes: entry.offsetBytes, storedBytes: entry.storedBytes,
+        rawBytes: entry.rawBytes, compression: entry.compression, duckdbChecksumValid: entry.duckdbChecksumValid ? 1 : 0,
+        sha256: entry.sha256 });
       const raw = decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block, ref.key);
       if (blockId === -1 && segmentGeneration(ref.key) === manifest.generation) checkHeaderRegion(manifest, raw);
       entries.set(entry.offsetBytes, { blockId, sha256: entry.sha256 });

@@ -359,13 +359,14 @@ export function validateManifest(manifest: Manifest, where: string): void {
       fail(`block ${blockId} has unknown compression ${compression}`);
     }
     if (!HEX_DIGEST.test(digest)) fail(`block ${blockId} has a malformed digest`);
+    return blockId;
   };
   check(manifest.header, true);
   let previousId = -1;
   for (const block of manifest.blocks) {
-    check(block, false);
-    if (block[0] <= previousId) fail(`block ${block[0]} is listed out of order or twice`);
-    previousId = block[0];
+    const blockId = check(block, false);
+    if (blockId <= previousId) fail(`block ${blockId} is listed out of order or twice`);
+    previousId = blockId;
   }
 }
 

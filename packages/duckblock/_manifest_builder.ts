@@ -5,6 +5,7 @@
  */
 import type { DuckDBFileInfo } from "./_duckdb_file.ts";
 import type { Manifest, ManifestBlock } from "./_format.ts";
+import { entryOf, inSegment } from "./_manifest_entry.ts";
 
 export type SegmentRef = Manifest["segments"][number];
 
@@ -31,7 +32,7 @@ export function buildManifest(options: {
 }): Manifest {
   const { fileInfo, segments: newSegments, shipped, header } = options.shipment;
   const previous = options.previous?.manifest;
-  const previousBlocks = new Map((previous?.blocks ?? []).map((block) => [block[0], block]));
+  const previousBlocks = new Map((previous?.blocks ?? []).map((block) => [entryOf(block).blockId, block]));
   // Inherited blocks keep pointing at their old segments; segment indexes are renumbered.
   const segments: SegmentRef[] = [];
   const indexOf = new Map<string, number>();
@@ -45,7 +46,7 @@ export function buildManifest(options: {
     return index;
   };
   const entry = (block: ManifestBlock, blockId: number, from: SegmentRef[]) =>
-    [blockId, segmentIndex(from[block[1]]), ...block.slice(2)] as ManifestBlock;
+    inSegment(block, segmentIndex(from[entryOf(block).segmentIndex]), blockId);
   const blocks: ManifestBlock[] = [];
   for (let blockId = 0; blockId < fileInfo.blockCount; blockId++) {
     const fresh = shipped.get(blockId);

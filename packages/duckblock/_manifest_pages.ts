@@ -13,6 +13,7 @@
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import { ReplicationError } from "./_errors.ts";
 import { hex, type Manifest, type ManifestBlock, pad, sha256, validateManifest } from "./_format.ts";
+import { entryOf, inSegment } from "./_manifest_entry.ts";
 import { pageKey, pagesPrefix } from "./_keys.ts";
 
 /** Block ids per page: a one-row update rewrites one or two pages of about 60 KB. */
@@ -70,7 +71,9 @@ function pageEnd(blocks: ManifestBlock[], start: number, limit: number): number 
 
 /** Same block, same segment, same place, same bytes. */
 function sameEntry(a: ManifestBlock, aSegments: SegmentRef[], b: ManifestBlock, bSegments: SegmentRef[]): boolean {
-  return a[0] === b[0] && a[2] === b[2] && a[7] === b[7] && aSegments[a[1]].key === bSegments[b[1]].key;
+  const [x, y] = [entryOf(a), entryOf(b)];
+  return x.blockId === y.blockId && x.offsetBytes === y.offsetBytes && x.sha256 === y.sha256 &&
+    aSegments[x.segmentIndex].key === bSegments[y.segmentIndex].key;
 }
 
 /**
@@ -102,14 +105,14 @@ export function encodeManifest(manifest: Manifest, previous: Manifest | undefine
       const segments: SegmentRef[] = [];
       const local = new Map<string, number>();
       const blocks = manifest.blocks.slice(start, end).map((block) => {
-        const segment = manifest.segments[block[1]];
+        const segment = manifest.segments[entryOf(block).segmentIndex];
         let index = local.get(segment.key);
         if (index === undefined) {
           index = segments.length;
           segments.push(segment);
           local.set(segment.key, index);
         }
-        return [block[0], index, ...block.slice(2)] as ManifestBlock;
+        return inSegment(block, index);
       });
       const page: StoredPage = { format: "haduck-blockmap", version: 1, dbKey: manifest.dbKey, firstBlock, segments,
         blocks };
@@ -122,8 +125,8 @@ export function encodeManifest(manifest: Manifest, previous: Manifest | undefine
     previousStart = previousEnd;
   }
   const { segments: _segments, blocks: _blocks, pages: _pages, version: _version, header, ...head } = manifest;
-  const stored: StoredManifest = { ...head, version: 2, headerSegment: manifest.segments[header[1]],
-    header: [header[0], 0, ...header.slice(2)] as ManifestBlock, pages };
+  const stored: StoredManifest = { ...head, version: 2, headerSegment: manifest.segments[entryOf(header).segmentIndex],
+    header: inSegment(header, 0), pages };
   return { bytes: new TextEncoder().encode(JSON.stringify(stored)), pages, newPages };
 }
 
@@ -231,7 +234,7 @@ async function fetchPage(store: BlockStore, ref: PageRef, stored: StoredManifest
 /** The header region's segment and entry, its index into a one-segment list. */
 export function headerOf(head: Manifest | StoredManifest): { segment: SegmentRef; header: ManifestBlock } {
   if ("headerSegment" in head) return { segment: head.headerSegment, header: head.header };
-  return { segment: head.segments[head.header[1]], header: [head.header[0], 0, ...head.header.slice(2)] as ManifestBlock };
+  return { segment: head.segments[entryOf(head.header).segmentIndex], header: inSegment(head.header, 0) };
 }
 
 /** How many blocks a manifest lists, from its own object. */
@@ -254,7 +257,7 @@ export async function* manifestParts(store: BlockStore, head: Manifest | StoredM
   for (const ref of pages) {
     const page = await fetchPage(store, ref, head);
     const part: Manifest = { ...fields, version: 2, segments: [headerSegment, ...page.segments], header,
-      blocks: page.blocks.map((block) => [block[0], block[1] + 1, ...block.slice(2)] as ManifestBlock) };
+      blocks: page.blocks.map((block) => inSegment(block, entryOf(block).segmentIndex + 1)) };
     try {
       validateManifest(part, where);
     } catch (error) {
@@ -304,11 +307,11 @@ export async function assembleManifest(store: BlockStore, stored: StoredManifest
     }
     return index;
   };
-  const header = [stored.header[0], global(stored.headerSegment), ...stored.header.slice(2)] as ManifestBlock;
+  const header = inSegment(stored.header, global(stored.headerSegment));
   const blocks: ManifestBlock[] = [];
   for (const page of pages) {
     const map = page.segments.map(global);
-    for (const block of page.blocks) blocks.push([block[0], map[block[1]], ...block.slice(2)] as ManifestBlock);
+    for (const block of page.blocks) blocks.push(inSegment(block, map[entryOf(block).segmentIndex]));
   }
   const { headerSegment: _segment, pages: _pages, version: _version, header: _header, ...head } = stored;
   const manifest: Manifest = { ...head, version: 2, segments, header, blocks, pages: stored.pages };

@@ -21,97 +21,29 @@
  * durable only at that checkpoint, and `status.walLagMs` shows it): block marks lost (a consumer that
  * died, events dropped), the WAL cut below what was shipped, a frame key that holds another writer's
  * frame. Nothing here is ever guessed: a PUT whose answer was lost is looked up before the next one.
+ *
+ * This file is the announcements, the chain's positions, the waiters and the upload pipeline; a
+ * frame is built in `_frame_builder.ts`, a 412 judged in `_frame_collision.ts`, the local WAL read
+ * in `_wal_bytes.ts`.
  */
-import { type BlockStore, BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { openFileSource, readFileInfo } from "../local/_block_source.ts";
-import { AdaptiveCompressor, decodeFrame, encodeFrame, type FrameCommit, frameKey } from "@haduck/duckblock";
-import type { FrameShipped, WriterFence } from "./_wal_types.ts";
+import { BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
+import { readFileInfo } from "../local/_block_source.ts";
+import { AdaptiveCompressor } from "@haduck/duckblock";
+import type { WalShipperOptions, WalStatus, WalSync } from "./_wal_types.ts";
 import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
+import { onlyCheckpoint, readWal } from "./_wal_bytes.ts";
+import { buildFrame, type ChainTip, type Group, type Outgoing, type PendingSync, shippable, startGroup } from "./_frame_builder.ts";
+import { type FoundFrame, judgeCollision } from "./_frame_collision.ts";
 
-export interface WalSync {
-  iteration: number;
-  size: number;
-  unixMs: number;
-  /** Block marks of this iteration went to a consumer that is gone: no frames until the next header. */
-  lost: boolean;
-  /**
-   * The WAL was there when DuckDB opened it (a restart): its commits reference blocks written before
-   * anyone tracked them. Frames go on only if reconcile rebuilt those marks (`marksRebuilt`).
-   */
-  leftover?: boolean;
-  blocks: number[];
-}
-
-export interface WalShipperOptions {
-  store: BlockStore;
-  dbKey: string;
-  dbPath: string;
-  /** At most one frame per this many ms while commits happen (a `flush()` ships at once). */
-  walFlushMs: number;
-  /** Frames in flight at most (default PIPELINE_FRAMES). */
-  framesInFlight?: number;
-  blockChecksumOk: (block: Uint8Array) => boolean;
-  signal: AbortSignal;
-  onError: (message: string) => void;
-  onFrame?: (event: FrameShipped) => void;
-  /** The cluster's lease: frames carry its epoch, nothing is written without it, another epoch's frame fences us. */
-  fence?: WriterFence;
-}
-
-export interface WalStatus {
-  /** Age of the oldest locally durable commit the store does not hold yet (0: none). */
-  walLagMs: number;
-  /** Commit time of the newest commit the store holds in a frame (ISO-8601), or null. */
-  lastDurableCommit: string | null;
-  framesShipped: number;
-  /** Why frames of the current iteration stopped (until the next generation), or null. */
-  framesStopped: string | null;
-}
+export type { WalShipperOptions, WalStatus, WalSync } from "./_wal_types.ts";
+export { onlyCheckpoint } from "./_wal_bytes.ts";
 
 /** How long reconcile waits for the frames of a WAL left by a crash. */
 const LEFTOVER_WAIT_MS = 30_000;
 
-/** Blocks carried by one frame at most: a larger set ships as frames of blocks only, then the commits. */
-const FRAME_BLOCK_BYTES_MAX = 16 * 1024 * 1024;
-
 /** Frames in flight at most by default, and their bytes: no frame is built while this many are out. */
 const PIPELINE_FRAMES = 4;
 const PIPELINE_BYTES = 32 * 1024 * 1024;
-
-/** A frame built and not yet known to be stored: its bytes go again, unchanged, until they are. */
-interface Outgoing {
-  number: number;
-  key: string;
-  bytes: Uint8Array;
-  sha256: Uint8Array;
-  /** The checksum it chains to (the frame built before it, or the manifest) and where its WAL starts. */
-  previous: Uint8Array;
-  walOffset: number;
-  /** The WAL end once it is stored (its walOffset for a frame of blocks only). */
-  walEnd: number;
-  commits: FrameCommit[];
-  blocks: number;
-  blockIds: number[];
-  /** The WAL and block bytes it carries, before compression. */
-  rawBytes: number;
-  sending: boolean;
-  stored: boolean;
-  attempts: number;
-  retryAt: number;
-}
-
-/** Commits being built into frames: blocks beyond FRAME_BLOCK_BYTES_MAX go in frames before the last. */
-interface Group {
-  iteration: number;
-  blocks: number[];
-  marks: Map<number, { announcement: number; iteration: number }>;
-  /** Index in `blocks` of the next block to build into a frame. */
-  next: number;
-  wal: Uint8Array;
-  commits: FrameCommit[];
-  target: number;
-}
 
 interface Waiter {
   iteration: number;
@@ -126,14 +58,14 @@ export class WalShipper {
   #frame = 0;
   #shipped = 0;
   /** Where the chain stands counting the frames built and in flight. */
-  #tip: { frame: number; sha256: Uint8Array; walEnd: number } = { frame: 0, sha256: new Uint8Array(32), walEnd: 0 };
+  #tip: ChainTip = { frame: 0, sha256: new Uint8Array(32), walEnd: 0 };
   #outgoing: Outgoing[] = [];
   #outgoingBytes = 0;
   #group: Group | undefined;
   readonly #compressor = new AdaptiveCompressor(true);
   #stopped: string | undefined;
   /** Syncs announced and not shipped (any iteration, ascending), and blocks written since the last frame. */
-  #syncs: (WalSync & { receivedAt: number; announcement: number })[] = [];
+  #syncs: PendingSync[] = [];
   /** Bumped whenever the chain is replaced (a new generation, a leftover WAL): results of older awaits are dropped. */
   #epoch = 0;
   /**
@@ -379,8 +311,8 @@ export class WalShipper {
   #build(iteration: number): void {
     while (this.#outgoing.length < (this.#options.framesInFlight ?? PIPELINE_FRAMES) && this.#outgoingBytes < PIPELINE_BYTES && !this.#stopped) {
       if (!this.#group) {
-        const pending = this.#shippable(this.#syncs.filter((sync) => sync.iteration === iteration &&
-          sync.size > this.#tip.walEnd));
+        const pending = shippable(this.#syncs.filter((sync) => sync.iteration === iteration &&
+          sync.size > this.#tip.walEnd), this.#options.dbPath, this.#tip.walEnd);
         if (pending.length === 0) return;
         const now = performance.now();
         if (this.#waiters.length === 0 && now - this.#lastBuildAt < this.#options.walFlushMs) return;
@@ -396,89 +328,24 @@ export class WalShipper {
           return;
         }
         this.#lastBuildAt = now;
-        this.#group = this.#startGroup(iteration, pending);
+        this.#group = startGroup(iteration, pending, { dbPath: this.#options.dbPath, tipWalEnd: this.#tip.walEnd,
+          blocks: this.#blocks, stop: (why) => this.#stop(why) });
         if (!this.#group) return;
       }
       if (!this.#buildFrame(this.#group)) return;
     }
   }
 
-  /**
-   * The syncs to put in the next frame: all but a trailing sync that only logged a checkpoint (DuckDB
-   * syncs the WAL's CHECKPOINT entry just before it writes the new header; the blocks announced with
-   * it are the checkpoint's own, which the next generation ships: never twice).
-   */
-  #shippable<T extends WalSync & { announcement: number }>(pending: T[]): T[] {
-    if (pending.length === 0) return pending;
-    const last = pending[pending.length - 1];
-    const from = pending.length > 1 ? pending[pending.length - 2].size : this.#tip.walEnd;
-    const bytes = from > 0 ? readWal(`${this.#options.dbPath}.wal`, from, last.size) : undefined;
-    return bytes && onlyCheckpoint(bytes) ? pending.slice(0, -1) : pending;
-  }
-
-  /** The WAL bytes and blocks of `pending`, to build into frames; undefined when a newer header supersedes them. */
-  #startGroup(iteration: number, pending: (WalSync & { announcement: number })[]): Group | undefined {
-    const { dbPath } = this.#options;
-    if (readFileInfo(dbPath)?.iteration !== iteration) return undefined; // a newer header: its generation supersedes
-    const target = pending[pending.length - 1].size;
-    const wal = readWal(`${dbPath}.wal`, this.#tip.walEnd, target);
-    if (!wal) {
-      // DuckDB removes the WAL right after a new header: then that generation holds these commits.
-      if (readFileInfo(dbPath)?.iteration === iteration) this.#stop(`${dbPath}.wal is shorter than its synced size ${target}`);
-      return undefined;
-    }
-    // The blocks announced up to the last commit taken (later ones belong to later commits).
-    const upTo = pending[pending.length - 1].announcement;
-    const marks = new Map([...this.#blocks].filter(([, mark]) => mark.announcement <= upTo));
-    return { iteration, blocks: [...marks.keys()].sort((a, b) => a - b), marks, next: 0, wal,
-      commits: pending.map((sync) => ({ walEnd: sync.size, unixMs: sync.unixMs })), target };
-  }
-
   /** Reads and encodes the group's next frame onto the pipeline; false when a newer header superseded it. */
   #buildFrame(group: Group): boolean {
-    const { dbPath } = this.#options;
-    const superseded = () => readFileInfo(dbPath)?.iteration !== group.iteration;
-    let source;
-    try {
-      source = openFileSource(dbPath, group.iteration, group.blocks, this.#options.blockChecksumOk);
-    } catch (error) {
-      if (!superseded()) throw error;
+    const built = buildFrame(group, this.#tip, { dbPath: this.#options.dbPath, dbKey: this.#options.dbKey,
+      blockChecksumOk: this.#options.blockChecksumOk, epoch: this.#options.fence?.epoch, compressor: this.#compressor });
+    if (!built) {
       this.#group = undefined;
       return false;
     }
-    let frame: Outgoing;
-    try {
-      const blockSize = source.fileInfo.blockAllocSize;
-      const count = Math.min(Math.max(1, Math.floor(FRAME_BLOCK_BYTES_MAX / blockSize)), group.blocks.length - group.next);
-      const ids = group.blocks.slice(group.next, group.next + count);
-      const blocks = new Uint8Array(ids.length * blockSize);
-      try {
-        for (let i = 0; i < ids.length; i++) source.read(blocks.subarray(i * blockSize, (i + 1) * blockSize), group.next + i, 1);
-      } catch (error) {
-        if (!superseded()) throw error;
-      }
-      // After the reads: the header still says `iteration`, so no block read belongs to a newer one.
-      if (superseded()) {
-        this.#group = undefined;
-        return false;
-      }
-      const last = group.next + count >= group.blocks.length;
-      const number = this.#tip.frame + 1;
-      const wal = last ? group.wal : new Uint8Array(0);
-      const commits = last ? group.commits : [];
-      const encoded = encodeFrame({ blockAllocSize: blockSize, generation: group.iteration, number,
-        walOffset: this.#tip.walEnd, wal, commits, blockIds: ids, blocks, previousSha256: this.#tip.sha256,
-        epoch: this.#options.fence?.epoch }, { compress: (raw) => this.#compressor.compress(raw) });
-      frame = { number, key: frameKey(this.#options.dbKey, group.iteration, number), bytes: encoded.bytes, blockIds: ids,
-        sha256: encoded.sha256, previous: this.#tip.sha256, walOffset: this.#tip.walEnd,
-        walEnd: last ? group.target : this.#tip.walEnd, commits, blocks: ids.length,
-        rawBytes: wal.byteLength + blocks.byteLength, sending: false, stored: false,
-        attempts: 0, retryAt: 0 };
-      group.next += count;
-      if (last) this.#group = undefined;
-    } finally {
-      source.close();
-    }
+    const { frame } = built;
+    if (built.last) this.#group = undefined;
     this.#outgoing.push(frame);
     this.#outgoingBytes += frame.bytes.byteLength;
     this.#tip = { frame: frame.number, sha256: frame.sha256, walEnd: frame.walEnd };
@@ -545,39 +412,20 @@ export class WalShipper {
       throw error;
     }
     if (this.#epoch !== epoch) return false;
-    if (Buffer.compare(bytes, frame.bytes) === 0) return true;
     const fence = this.#options.fence;
-    let found;
-    try {
-      found = decodeFrame(bytes, frame.key);
-    } catch (error) {
-      this.#fenced(`${frame.key} holds a damaged frame (${(error as Error).message}); run \`haduck verify\``);
-      return false;
-    }
-    if ((found.epoch ?? 0) > (fence?.epoch ?? 0)) {
-      this.#fenced(`${frame.key} holds a frame of lease epoch ${found.epoch}: a newer writer took over`);
-      return false;
-    }
-    if (Buffer.compare(found.previousSha256, frame.previous) !== 0 || found.walOffset !== frame.walOffset) {
-      if (frame.number !== this.#frame + 1) throw new Error(`${frame.key} holds an orphan; looked at again once frame ` +
+    const collision = judgeCollision(bytes, frame, { durableFrame: this.#frame, epoch: fence?.epoch,
+      dbPath: this.#options.dbPath });
+    if (collision.kind === "ours") return true;
+    if (collision.kind === "orphan") {
+      if (!collision.next) throw new Error(`${frame.key} holds an orphan; looked at again once frame ` +
         `${frame.number - 1} is stored`);
       // Written past a frame that never landed: never acknowledged. Only while this writer may write.
       if (fence && !fence.mayWrite()) throw new Error(`not removing ${frame.key}: this node's lease ran out`);
       await store.delete(frame.key, { signal: fence ? AbortSignal.any([signal, fence.signal()]) : signal });
       throw new OrphanRemoved(frame.key);
     }
-    // Our own epoch's frame where ours goes, chained the same way, holding the WAL bytes ours would
-    // (an earlier attempt of this writer, built before its chain was set again; a new leader's own
-    // fence): the chain goes on after it, and what was built after ours is built again.
-    const local = found.wal.byteLength === 0 ? found.wal
-      : readWal(`${this.#options.dbPath}.wal`, found.walOffset, found.walOffset + found.wal.byteLength);
-    if ((found.epoch ?? 0) === (fence?.epoch ?? 0) && frame.number === this.#frame + 1 && local &&
-      Buffer.compare(local, found.wal) === 0) {
-      this.#adopt(found);
-      return false;
-    }
-    this.#fenced(`${frame.key} exists and does not follow this writer's chain: another writer is shipping this ` +
-      "database; stop it, then run `haduck verify`");
+    if (collision.kind === "adopt") this.#adopt(collision.found);
+    else this.#fenced(collision.reason);
     return false;
   }
 
@@ -585,7 +433,7 @@ export class WalShipper {
    * Takes `found` (stored at our next key) as the chain's next frame: what was built after it is
    * dropped, its blocks marked again, and the commits it does not hold are built again after it.
    */
-  #adopt(found: { number: number; sha256: Uint8Array; walOffset: number; wal: Uint8Array; commits: FrameCommit[] }): void {
+  #adopt(found: FoundFrame): void {
     const iteration = this.#iteration!;
     const dropped = this.#outgoing;
     this.#resetChain(iteration, found.number, found.sha256, found.walOffset + found.wal.byteLength);
@@ -637,50 +485,4 @@ class OrphanRemoved extends Error {
   constructor(key: string) {
     super(`${key} held an orphan, removed`);
   }
-}
-
-/** Bytes [from, to) of the WAL, or undefined when the file is missing or shorter. */
-function readWal(path: string, from: number, to: number): Uint8Array | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch {
-    return undefined;
-  }
-  try {
-    if (fstatSync(fd).size < to) return undefined;
-    const bytes = new Uint8Array(to - from);
-    for (let done = 0; done < bytes.byteLength;) {
-      const read = readSync(fd, bytes, done, bytes.byteLength - done, from + done);
-      if (read === 0) return undefined;
-      done += read;
-    }
-    return bytes;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** WAL entry types (DuckDB 1.4.4, wal_type.hpp) that a checkpoint's own sync logs. */
-const WAL_CHECKPOINT = 99;
-const WAL_FLUSH = 100;
-
-/**
- * Whether WAL bytes (whole entries: u64 size, u64 checksum, payload starting with field 100, the
- * entry's type) hold a CHECKPOINT entry and nothing but WAL_FLUSH besides.
- */
-export function onlyCheckpoint(bytes: Uint8Array): boolean {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let checkpoint = false;
-  for (let at = 0; at < bytes.byteLength;) {
-    if (at + 19 > bytes.byteLength) return false;
-    const size = Number(view.getBigUint64(at, true));
-    const payload = at + 16;
-    if (view.getUint16(payload, true) !== 100) return false;
-    const type = bytes[payload + 2];
-    if (type === WAL_CHECKPOINT) checkpoint = true;
-    else if (type !== WAL_FLUSH) return false;
-    at = payload + size;
-  }
-  return checkpoint;
 }

@@ -1,8 +1,10 @@
 /**
  * @module
  * The words the WAL room shares with the writer above it: the fence every write (frame, manifest,
- * hint) passes, and what a shipped frame reports.
+ * hint) passes, what a shipped frame reports, the shipper's options and status, and an announcement
+ * of a WAL sync.
  */
+import type { BlockStore } from "@haduck/s3-block-store";
 
 /**
  * A writer's right to write, for a cluster (issue 24): the lease epoch it writes under, whether it
@@ -34,4 +36,45 @@ export interface FrameShipped {
   bytes: number;
   rawBytes: number;
   blocks: number;
+}
+
+/** One announcement of the extension: the WAL synced to `size` under header `iteration`, and the blocks written since the last. */
+export interface WalSync {
+  iteration: number;
+  size: number;
+  unixMs: number;
+  /** Block marks of this iteration went to a consumer that is gone: no frames until the next header. */
+  lost: boolean;
+  /**
+   * The WAL was there when DuckDB opened it (a restart): its commits reference blocks written before
+   * anyone tracked them. Frames go on only if reconcile rebuilt those marks (`marksRebuilt`).
+   */
+  leftover?: boolean;
+  blocks: number[];
+}
+
+export interface WalShipperOptions {
+  store: BlockStore;
+  dbKey: string;
+  dbPath: string;
+  /** At most one frame per this many ms while commits happen (a `flush()` ships at once). */
+  walFlushMs: number;
+  /** Frames in flight at most (default 4, the shipper's PIPELINE_FRAMES). */
+  framesInFlight?: number;
+  blockChecksumOk: (block: Uint8Array) => boolean;
+  signal: AbortSignal;
+  onError: (message: string) => void;
+  onFrame?: (event: FrameShipped) => void;
+  /** The cluster's lease: frames carry its epoch, nothing is written without it, another epoch's frame fences us. */
+  fence?: WriterFence;
+}
+
+export interface WalStatus {
+  /** Age of the oldest locally durable commit the store does not hold yet (0: none). */
+  walLagMs: number;
+  /** Commit time of the newest commit the store holds in a frame (ISO-8601), or null. */
+  lastDurableCommit: string | null;
+  framesShipped: number;
+  /** Why frames of the current iteration stopped (until the next generation), or null. */
+  framesStopped: string | null;
 }

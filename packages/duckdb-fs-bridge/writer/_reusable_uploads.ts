@@ -20,7 +20,7 @@
  * once a newer generation was published without it, so everything here is dropped at each publish.
  */
 import { DirtyBitmap } from "@haduck/dirty-tracker";
-import type { ManifestBlock } from "@haduck/duckblock";
+import { entryOf, inSegment, type ManifestBlock } from "@haduck/duckblock";
 import type { SegmentRef, Shipment } from "@haduck/duckblock";
 
 /** One block durably in the store: its entry (segment index 0 means `segment`) and the segment. */
@@ -74,9 +74,10 @@ export class ReusableUploads {
   /** A pass that did not publish uploaded these: keep those not written since the pass began. */
   keep(uploaded: Iterable<UploadedBlock>): void {
     for (const entry of uploaded) {
-      const trusted = !this.#everyBlockWritten && !this.#writtenSincePass.has(entry.block[0]);
-      (trusted ? this.#entries : this.#byContent).set(entry.block[0], entry);
-      if (trusted) this.#byContent.delete(entry.block[0]);
+      const { blockId } = entryOf(entry.block);
+      const trusted = !this.#everyBlockWritten && !this.#writtenSincePass.has(blockId);
+      (trusted ? this.#entries : this.#byContent).set(blockId, entry);
+      if (trusted) this.#byContent.delete(blockId);
     }
   }
 
@@ -104,8 +105,9 @@ export function uploadedBlocks(shipment: Pick<Shipment, "segments" | "shipped">,
   UploadedBlock[] {
   const uploaded: UploadedBlock[] = [];
   for (const block of shipment.shipped.values()) {
-    if (!durable.has(block[1])) continue;
-    uploaded.push({ block: [block[0], 0, ...block.slice(2)] as ManifestBlock, segment: shipment.segments[block[1]] });
+    const { segmentIndex } = entryOf(block);
+    if (!durable.has(segmentIndex)) continue;
+    uploaded.push({ block: inSegment(block, 0), segment: shipment.segments[segmentIndex] });
   }
   return uploaded;
 }
@@ -117,13 +119,14 @@ export function withReused(shipment: Shipment, reused: readonly UploadedBlock[])
   const indexOf = new Map(segments.map((segment, index) => [segment.key, index]));
   const shipped = new Map(shipment.shipped);
   for (const { block, segment } of reused) {
-    if (shipped.has(block[0])) continue; // read again by this pass: its own bytes win
+    const { blockId } = entryOf(block);
+    if (shipped.has(blockId)) continue; // read again by this pass: its own bytes win
     let index = indexOf.get(segment.key);
     if (index === undefined) {
       index = segments.push(segment) - 1;
       indexOf.set(segment.key, index);
     }
-    shipped.set(block[0], [block[0], index, ...block.slice(2)] as ManifestBlock);
+    shipped.set(blockId, inSegment(block, index));
   }
   return { ...shipment, segments, shipped };
 }

@@ -7,7 +7,7 @@
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import { type BlockSource, ReadRaceError } from "../local/_block_source.ts";
-import { AdaptiveCompressor, RuntimeCopies } from "@haduck/duckblock";
+import { AdaptiveCompressor, blockOf, entryOf, RuntimeCopies } from "@haduck/duckblock";
 import { HEADER_REGION_BYTES } from "@haduck/duckblock";
 import type { SegmentRef, Shipment } from "@haduck/duckblock";
 import { type UploadedBlock, uploadedBlocks } from "./_reusable_uploads.ts";
@@ -120,7 +120,7 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
   const matched: UploadedBlock[] = [];
   let uploadError: unknown;
   let header: ManifestBlock | undefined;
-  const previousBlocks = new Map((options.previous?.manifest.blocks ?? []).map((block) => [block[0], block]));
+  const previousBlocks = new Map((options.previous?.manifest.blocks ?? []).map((block) => [entryOf(block).blockId, block]));
   let previousSha: Uint8Array = options.previous ? Buffer.from(options.previous.sha256, "hex") : new Uint8Array(32);
   let blocksDone = 0;
   let bytesSent = 0;
@@ -158,11 +158,12 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       const key = segmentKey(options.dbKey, iteration, attempt, sequence);
       segments.push({ key, sizeBytes: bytes.byteLength, sha256: hex(previousSha) });
       for (const entry of sealed) {
-        const block: ManifestBlock = [Number(entry.blockId === HEADER_REGION_ID ? -1 : entry.blockId), sequence,
-          entry.offsetBytes, entry.storedBytes, entry.rawBytes, entry.compression,
-          entry.duckdbChecksumValid ? 1 : 0, entry.sha256];
+        const blockId = Number(entry.blockId === HEADER_REGION_ID ? -1 : entry.blockId);
+        const block = blockOf({ blockId, segmentIndex: sequence, offsetBytes: entry.offsetBytes,
+          storedBytes: entry.storedBytes, rawBytes: entry.rawBytes, compression: entry.compression,
+          duckdbChecksumValid: entry.duckdbChecksumValid ? 1 : 0, sha256: entry.sha256 });
         if (entry.blockId === HEADER_REGION_ID) header = block;
-        else shipped.set(block[0], block);
+        else shipped.set(blockId, block);
       }
       const blocksInSegment = sealed.length - (header && sequence === 0 ? 1 : 0);
       const upload = store.put(key, bytes, { ifNoneMatch: "*", signal: options.signal }).then(() => {
@@ -203,12 +204,12 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
         const rawSha256 = sha256(raw);
         const before = previousBlocks.get(blocks[index]);
         const digest = hex(rawSha256);
-        if (before && before[7] === digest) { // content unchanged: the old entry still holds
+        if (before && entryOf(before).sha256 === digest) { // content unchanged: the old entry still holds
           progress(1, 0);
           continue;
         }
         const uploaded = options.uploadedBefore?.get(blocks[index]);
-        if (uploaded && uploaded.block[7] === digest) { // an earlier pass uploaded these very bytes
+        if (uploaded && entryOf(uploaded.block).sha256 === digest) { // an earlier pass uploaded these very bytes
           matched.push(uploaded);
           progress(1, 0);
           continue;

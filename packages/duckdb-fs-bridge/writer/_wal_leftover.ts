@@ -13,7 +13,7 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { readFileInfo } from "../local/_block_source.ts";
 import { blockOffset } from "@haduck/duckblock";
-import { hex, type Manifest, sha256 } from "@haduck/duckblock";
+import { entryOf, hex, type Manifest, sha256 } from "@haduck/duckblock";
 import { walkFrames } from "@haduck/duckblock";
 import type { Published } from "./_position.ts";
 import type { WalShipper } from "../wal/_wal_shipper.ts";
@@ -111,7 +111,10 @@ const READ_BLOCKS = 16;
 
 export function blocksDifferingFrom(dbPath: string, manifest: Manifest): number[] {
   const blockSize = manifest.database.blockAllocSize;
-  const known = new Map(manifest.blocks.map((block) => [block[0], block[7]]));
+  const known = new Map(manifest.blocks.map((block) => {
+    const { blockId, sha256: digest } = entryOf(block);
+    return [blockId, digest];
+  }));
   const fd = openSync(dbPath, "r");
   try {
     const blocks = Math.floor((fstatSync(fd).size - blockOffset(0, blockSize)) / blockSize);

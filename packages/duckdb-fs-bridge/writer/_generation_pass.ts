@@ -1,0 +1,218 @@
+/**
+ * @module
+ * One pass of the replicator: the blocks of one generation (staged under the hold, then released),
+ * or a catch-up (read from the file while its header stays put, checked like a seqlock), uploaded
+ * as segments and published. A pass takes the position's carried blocks; unless it publishes it
+ * gives every one of them back (a torn read, a failed upload, a manifest refused or with its
+ * answer lost), and the catch-up or the next generation ships them.
+ */
+import { latestKey } from "@haduck/duckblock";
+import { READ_RUN_BLOCKS_MAX, readAndUpload } from "./_segment_uploader.ts";
+import {
+  type BlockSource,
+  openFileSource,
+  ReadRaceError,
+  readFileInfo,
+  stageBlocks,
+  type StagedSource,
+} from "../local/_block_source.ts";
+import { type UploadedBlock, withReused } from "./_reusable_uploads.ts";
+import { publish, resolveUncertain } from "./_publisher.ts";
+import type { ReplicatorCore } from "./_replicator_core.ts";
+
+/** How one attempt to ship blocks ended. */
+type Outcome = "published" | "race" | "store" | "local";
+
+/** One generation, under the hold: stage its blocks, release, then upload and publish. */
+export async function shipGeneration(core: ReplicatorCore, seq: bigint): Promise<void> {
+  const { native } = core.options;
+  const started = performance.now();
+  const info = native.generationInfo(seq);
+  if (!info) return;
+  const dirty = native.generationBlocks(seq, info.blockCount);
+  markWritten(core, dirty, info);
+  if (!core.options.store) {
+    await native.release(seq);
+    core.waitingSince = undefined;
+    core.status.generationsCommitted++;
+    core.status.lastGeneration = info.iteration;
+    core.status.lastGenerationTime = new Date().toISOString();
+    return;
+  }
+  if (core.position.storeFailing) {
+    // Re-sending every carried block at each checkpoint of an outage only burns bandwidth: carry
+    // this generation too and let the catch-up find out, with one small request, when to resume.
+    carryGeneration(core, dirty, info);
+    await native.release(seq);
+    core.status.generationsDeferred++;
+    core.loop.scheduleCatchUp();
+    return;
+  }
+  const wanted = core.position.take(dirty);
+  if ((info.needsFullScan || !core.position.published) && info.headerBlockCount > 0) {
+    wanted.markRange(0, info.headerBlockCount - 1); // a first or rescanned generation ships every block
+  }
+  const blocks = [...wanted.blocks()].filter((block) => block < info.headerBlockCount);
+  const { toRead, reused } = core.reusable.split(blocks);
+  core.reusable.beginPass();
+  let source: StagedSource;
+  try {
+    core.stagingMemory ??= new Uint8Array(core.options.stagingMemoryBytesMax);
+    source = stageBlocks({ dbPath: core.options.dbPath, iteration: info.iteration, blocks: toRead,
+      memory: core.stagingMemory, runBlocksMax: READ_RUN_BLOCKS_MAX,
+      blockChecksumOk: (block) => native.blockChecksumOk(block),
+      deadline: performance.now() + core.options.holdMs / 2 });
+  } catch (error) {
+    giveBack(core, blocks, info.iteration, error instanceof ReadRaceError ? "race" : "local", error);
+    await native.release(seq);
+    return;
+  }
+  // 1: the hold was in force for every read. DuckDB's next header waited for our reads only.
+  let released: number;
+  try {
+    released = await native.release(seq);
+  } catch (error) {
+    released = -1;
+    core.fail(`Cannot release generation ${info.iteration} of ${core.options.dbKey}: ${(error as Error).message}`);
+  }
+  if (released !== 1 || source.blocks.length === 0 && toRead.length > 0) {
+    source.close();
+    giveBack(core, blocks, info.iteration, "race");
+    return;
+  }
+  if (source.blocks.length < toRead.length) {
+    // Staging ran out of time: upload what it read, for the next pass to reuse, and carry the generation.
+    core.status.generationsDeferred++;
+    await shipFrom(core, info.iteration, blocks, { source, toRead: source.blocks, reused: [] }, started, () => false);
+    return;
+  }
+  await shipFrom(core, info.iteration, blocks, { source, toRead, reused }, started, undefined, info.createdUnixMs);
+}
+
+/**
+ * Ships what the store lacks at `iteration` without waiting for another checkpoint, as long as
+ * the file still holds that header. The hold does not protect these reads, so they are checked
+ * like a seqlock: DuckDB overwrites a block the active header references only after writing a
+ * newer header, so if the header is unchanged after every read, every read saw committed bytes;
+ * otherwise the newer generation's event carries them. The carried blocks are what changed since
+ * the last manifest when they were carried at `iteration`; otherwise every block is compared.
+ */
+export async function catchUp(core: ReplicatorCore, iteration: number,
+  options: { everyBlock?: boolean } = {}): Promise<boolean> {
+  const store = core.options.store!;
+  core.status.catchUpAttempts++;
+  if (core.position.storeFailing) {
+    try {
+      await store.head(latestKey(core.options.dbKey), { signal: core.signal }); // one small request
+    } catch (error) {
+      core.fail(`Cannot reach ${store.url} for ${core.options.dbKey}: ${(error as Error).message}`);
+      core.loop.scheduleCatchUp();
+      return false;
+    }
+  }
+  const local = readFileInfo(core.options.dbPath);
+  if (local?.iteration !== iteration) return false; // a newer generation's event carries the blocks
+  const complete = !options.everyBlock && core.position.published &&
+    core.position.carriedIteration === iteration;
+  const taken = core.position.take([]);
+  const blocks = (complete ? [...taken.blocks()] : allBlocks(local.blockCount))
+    .filter((block) => block < local.blockCount);
+  const { toRead, reused } = core.reusable.split(blocks);
+  core.reusable.beginPass();
+  let source: BlockSource;
+  try {
+    source = openFileSource(core.options.dbPath, iteration, toRead,
+      (block) => core.options.native.blockChecksumOk(block));
+  } catch (error) {
+    giveBack(core, blocks, iteration, error instanceof ReadRaceError ? "race" : "local", error);
+    return false;
+  }
+  const unchanged = () => readFileInfo(core.options.dbPath)?.iteration === iteration;
+  return await shipFrom(core, iteration, blocks, { source, toRead, reused }, performance.now(), unchanged);
+}
+
+/** DuckDB wrote a generation's blocks: what passes uploaded of them earlier is stale. */
+export function markWritten(core: ReplicatorCore, dirty: number[], info: { needsFullScan: boolean }): void {
+  if (info.needsFullScan) core.reusable.writtenAll();
+  else core.reusable.written(dirty);
+}
+
+/** Carries a generation's own blocks (all of them when it needs a full scan, or nothing was published yet). */
+export function carryGeneration(core: ReplicatorCore, blocks: number[],
+  info: { iteration: number; headerBlockCount: number; needsFullScan: boolean }): void {
+  const all = (info.needsFullScan || !core.position.published) && info.headerBlockCount > 0;
+  core.position.carry(all ? allBlocks(info.headerBlockCount) : blocks.filter((b) => b < info.headerBlockCount),
+    info.iteration);
+}
+
+/** Every block of a file of `count` blocks. */
+export function allBlocks(count: number): number[] {
+  return Array.from({ length: count }, (_, block) => block);
+}
+
+/**
+ * Publishes generation `iteration`, which consists of `blocks`: uploads `toRead` from `source`, and
+ * takes the rest from uploads of earlier passes (`reused`). On any failure gives every block back
+ * to the position, and keeps what was uploaded for the next pass. `readsDone` (the catch-up's
+ * seqlock) may say the reads were torn.
+ */
+async function shipFrom(core: ReplicatorCore, iteration: number, blocks: number[],
+  pass: { source: BlockSource; toRead: readonly number[]; reused: readonly UploadedBlock[] }, started: number,
+  readsDone?: () => boolean, checkpointedUnixMs?: number): Promise<boolean> {
+  const { source } = pass;
+  let outcome: Outcome = "published";
+  let failure: unknown;
+  try {
+    await resolveUncertain(core);
+  } catch (error) {
+    source.close();
+    giveBack(core, blocks, iteration, "store", error);
+    return false;
+  }
+  if (core.position.published?.manifest.generation === iteration) { // a lost answer had landed after all
+    source.close();
+    return true;
+  }
+  try {
+    const result = await readAndUpload({ store: core.options.store!, dbKey: core.options.dbKey, iteration,
+      blocks: pass.toRead, source, readsDone, previous: core.position.published,
+      uploadedBefore: core.reusable.byContent, signal: core.signal, segmentBytesMax: core.options.segmentBytesMax,
+      uploadsInFlightMax: core.options.uploadsInFlightMax, compress: core.options.compress,
+      onProgress: progress(core, iteration) });
+    if (result.uploaded) core.reusable.keep([...result.uploaded, ...result.matched]);
+    if (result.uploadError) [outcome, failure] = ["store", result.uploadError];
+    else if (!result.shipment) outcome = "race";
+    else if (!await publish(core, iteration, withReused(result.shipment, [...pass.reused, ...result.matched]),
+      blocks.length, started,
+      checkpointedUnixMs)) {
+      outcome = "store";
+    }
+  } catch (error) {
+    // Thrown by the reads (the uploads' and the store's failures are returned): the local file.
+    [outcome, failure] = [error instanceof ReadRaceError ? "race" : "local", error];
+  } finally {
+    source.close();
+  }
+  if (outcome !== "published") giveBack(core, blocks, iteration, outcome, failure);
+  return outcome === "published";
+}
+
+/** An attempt that did not publish: its blocks are carried, and the catch-up or the next generation ships them. */
+function giveBack(core: ReplicatorCore, blocks: number[], iteration: number, outcome: Exclude<Outcome, "published">,
+  failure?: unknown): void {
+  core.position.giveBack(blocks, iteration);
+  core.status.generationsAbandoned++;
+  if (outcome === "store") core.position.storeFailing = true;
+  if (failure !== undefined && outcome !== "race") {
+    const where = outcome === "local" ? `cannot read ${core.options.dbPath}` : (failure as Error).message;
+    core.fail(`Cannot ship generation ${iteration} of ${core.options.dbKey}: ` +
+      (outcome === "local" ? `${where}: ${(failure as Error).message}` : where));
+  }
+  core.loop.scheduleCatchUp();
+}
+
+function progress(core: ReplicatorCore, iteration: number) {
+  const report = core.options.onUploadProgress;
+  return report && ((blocksDone: number, blocksTotal: number, bytesSent: number) =>
+    report({ generation: iteration, blocksDone, blocksTotal, bytesSent }));
+}
