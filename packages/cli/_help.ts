@@ -31,6 +31,7 @@ Examples:
   haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb
   haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
   attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql] [--sync] [--admin HOST:PORT]
+       haduck attach --from-store --store URL --db-key KEY [--generation N | --time ISO-8601] [-c SQL]...
 Opens <db-path> through haduck://, ships a generation at every checkpoint and the WAL's commits in
 between (WAL frames, within about 250 ms), and prints one line per generation. Without -c or -f it
 starts an SQL shell (.exit to leave), or runs the script piped on stdin.
@@ -38,7 +39,11 @@ starts an SQL shell (.exit to leave), or runs the script piped on stdin.
 share one frame); a statement whose commit the store did not take fails.
 --admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or
 one is generated and printed).
-Example: haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 1 AS x"`,
+--from-store opens the database in the store at once, without a restore: a read-only view that
+fetches the blocks its queries read (and the rest in the background), at the latest commit
+(following new ones), at --generation N's checkpoint, or at the last commit at or before --time.
+Example: haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 1 AS x"
+Example: haduck attach --from-store --store file://$PWD/haduck-store --db-key demo.duckdb -c "SELECT count(*) FROM t"`,
   restore: `Usage: haduck restore --to <path> [--generation N | --time ISO-8601] [--force | --if-missing] --store URL --db-key KEY
 Restores the latest durable commit (the latest generation plus its WAL frames, replayed by DuckDB and
 checkpointed into one file); --generation N gives that checkpoint alone, --time the last commit at or

@@ -4,14 +4,17 @@
  * in `_serve.ts`, what they share in `_command.ts`).
  * Errors are one line (what failed, what to do) with documented exit codes; `--debug` adds stacks.
  */
-import { resolve } from "node:path";
-import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { StoreError } from "@haduck/s3-block-store";
 import {
   assertValidDbKey,
   checkMemoryMaxMb,
   defaultDbKey,
   extensionPath,
+  follow,
   fork,
   gc,
   latestManifest,
@@ -54,8 +57,13 @@ function needStore(values: Record<string, unknown>) {
 async function commandAttach(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { command: { type: "string", short: "c", multiple: true },
     file: { type: "string", short: "f" }, alias: { type: "string" }, admin: { type: "string" },
-    sync: { type: "boolean" } });
+    sync: { type: "boolean" }, "from-store": { type: "boolean" }, generation: { type: "string" },
+    time: { type: "string" } });
   if (values.help) return (console.log(HELP.attach), EXIT.ok);
+  if (values["from-store"]) return await attachFromStore(values, positionals);
+  if (values.generation !== undefined || values.time !== undefined) {
+    throw new UsageError("--generation and --time open the store's copy: add --from-store (and give no <db-path>)");
+  }
   if (positionals.length !== 1) throw new UsageError("attach needs exactly one <db-path>; see --help");
   if (values.sync && !storeFromFlags(values, process.env)) {
     throw new UsageError("--sync waits until each commit is in the store: give --store (or HADUCK_STORE)");
@@ -105,6 +113,92 @@ function parseDuration(value: string): number {
   return Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as "s"];
 }
 
+/** `attach --from-store`: a read-only view of the store's copy, opened lazily, at once (time travel). */
+async function attachFromStore(values: Record<string, unknown> & { command?: string[]; file?: string;
+  generation?: string; time?: string }, positionals: string[]): Promise<number> {
+  if (positionals.length > 0) {
+    throw new UsageError(`--from-store opens the copy in the store: give --db-key, not a <db-path> (${positionals[0]})`);
+  }
+  if (values.sync || values.admin !== undefined || values.alias !== undefined) {
+    throw new UsageError("--from-store is a read-only view: --sync, --admin and --alias do not apply");
+  }
+  const { generation, untilMs } = pointInHistory(values);
+  const { store, dbKey } = needStore(values);
+  const dir = mkdtempSync(join(tmpdir(), "haduck-from-store-"));
+  const started = performance.now();
+  const replica = await follow({ store, dbKey, dir, generation, untilMs });
+  let statementFailed = false;
+  try {
+    const shown = replica.position!;
+    const hydration = replica.hydration;
+    console.error(`haduck: ${dbKey} from ${store.url} at generation ${shown.generation}` +
+      (shown.frames > 0 ? ` + ${shown.frames} WAL frames (last commit ${shown.lastCommit})` : "") +
+      `, opened in ${(performance.now() - started).toFixed(0)} ms` +
+      (hydration ? ` with ${hydration.blocksLocal} of ${hydration.blocksTotal} blocks local (the rest is fetched ` +
+        "as it is read)" : "") + ": read-only" + (generation === undefined && untilMs === undefined
+        ? ", following new commits" : ""));
+    const statements = [...(values.command ?? [])];
+    if (values.file) statements.push(readFileSync(values.file, "utf8"));
+    await replica.withConnection(async (connection) => {
+      const readOnly = readOnlyConnection(connection);
+      if (statements.length === 0) {
+        if (!await runShell(readOnly)) statementFailed = true;
+        return;
+      }
+      for (const sql of statements) {
+        const reader = await readOnly.runAndReadAll(sql);
+        if (reader.columnCount > 0 && reader.currentRowCount > 0) printRows(reader);
+      }
+    });
+  } finally {
+    await replica.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return statementFailed ? EXIT.failure : EXIT.ok;
+}
+
+/** `--generation N` or `--time ISO-8601` (not both), checked. */
+function pointInHistory(values: { generation?: string; time?: string }): { generation?: number; untilMs?: number } {
+  if (values.time !== undefined && values.generation !== undefined) {
+    throw new UsageError("give --generation (a checkpoint) or --time (the last commit at or before it), not both");
+  }
+  const untilMs = values.time === undefined ? undefined : Date.parse(values.time);
+  if (untilMs !== undefined && Number.isNaN(untilMs)) {
+    throw new UsageError(`--time must be an ISO 8601 time such as 2026-11-28T09:30:00Z, not ${values.time}`);
+  }
+  const generation = values.generation === undefined ? undefined : Number(values.generation);
+  if (generation !== undefined && !Number.isSafeInteger(generation)) {
+    throw new UsageError(`--generation must be a whole number, not ${values.generation}`);
+  }
+  return { generation, untilMs };
+}
+
+/**
+ * The connection with every statement in a READ ONLY transaction: DuckDB itself refuses what would
+ * write (the view is the store's, and what DuckDB wrote into it would be lost).
+ */
+function readOnlyConnection(connection: DuckDBConnection): DuckDBConnection {
+  const runAndReadAll = async (sql: string) => {
+    await connection.run("BEGIN TRANSACTION READ ONLY");
+    try {
+      const reader = await connection.runAndReadAll(sql);
+      await connection.run("COMMIT");
+      return reader;
+    } catch (error) {
+      await connection.run("ROLLBACK").catch(() => {});
+      const message = (error as Error).message;
+      if (/read-only (transaction|mode)/i.test(message)) {
+        throw new Error(`${message} (attach --from-store is a read-only view of the store; restore it with ` +
+          "`haduck restore` to write)");
+      }
+      throw error;
+    }
+  };
+  return new Proxy(connection, {
+    get: (target, name, receiver) => name === "runAndReadAll" ? runAndReadAll : Reflect.get(target, name, receiver),
+  });
+}
+
 async function commandGc(args: string[]): Promise<number> {
   const { values } = parse(args, { "keep-last": { type: "string" }, "keep-within": { type: "string" },
     apply: { type: "boolean" }, json: { type: "boolean" } });
@@ -135,17 +229,7 @@ async function commandFork(args: string[]): Promise<number> {
     time: { type: "string" }, json: { type: "boolean" } });
   if (values.help) return (console.log(HELP.fork), EXIT.ok);
   if (!values["to-key"]) throw new UsageError("fork needs --to-key KEY, the new database's key; see --help");
-  if (values.time !== undefined && values.generation !== undefined) {
-    throw new UsageError("give --generation (a checkpoint) or --time (the last commit at or before it), not both");
-  }
-  const untilMs = values.time === undefined ? undefined : Date.parse(values.time);
-  if (untilMs !== undefined && Number.isNaN(untilMs)) {
-    throw new UsageError(`--time must be an ISO 8601 time such as 2026-11-28T09:30:00Z, not ${values.time}`);
-  }
-  const generation = values.generation === undefined ? undefined : Number(values.generation);
-  if (generation !== undefined && !Number.isSafeInteger(generation)) {
-    throw new UsageError(`--generation must be a whole number, not ${values.generation}`);
-  }
+  const { generation, untilMs } = pointInHistory(values);
   try {
     assertValidDbKey(values["to-key"]);
   } catch (error) {

@@ -25,29 +25,22 @@
  * once a minute catches a hint that was never written. A failing apply backs off, doubling to 30 s.
  */
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { sandbox, type SandboxOptions } from "../local/_sandbox.ts";
+import type { SandboxOptions } from "../local/_sandbox.ts";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import * as fs from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { decodeLatestHint, decodeFrame, frameKey } from "@haduck/duckblock";
 import { latestKey } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
-import { listGenerations, loadManifestHead } from "@haduck/duckblock";
+import { headAtTime, listGenerations, loadManifestHead } from "@haduck/duckblock";
 import { blockOffset } from "@haduck/duckblock";
 import { ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "../local/_identity.ts";
 import { openDuckDB, Snapshots } from "../native/_native.ts";
 import { type Hydration, LazyBase } from "./_lazy_base.ts";
-
-/** Snapshots as views of the base need the extension's C API over FFI (Bun, Deno); Node copies. */
-const VIEWS = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" || "Deno" in globalThis;
-
-/** Whether `a`'s directory and `b`'s are on one file system (a rename between them works). */
-function sameFileSystem(a: string, b: string): boolean {
-  return statSync(dirname(resolve(a))).dev === statSync(dirname(resolve(b))).dev;
-}
+import { openSnapshot, releaseSnapshot as release, sameFileSystem, type Snapshot, VIEWS } from "./_replica_snapshot.ts";
 
 /** How often the manifests are listed as well (the hint is only a hint). */
 const LIST_EVERY_MS = 60_000;
@@ -73,6 +66,10 @@ export interface FollowOptions {
    * blocks with the manifest's digests are not fetched again. False: restore it whole first.
    */
   lazy?: boolean;
+  /** Show this generation's checkpoint and stay there (time travel): no frames, no following. */
+  generation?: number;
+  /** Show the last commit at or before this time (Unix ms) and stay there (time travel). */
+  untilMs?: number;
 }
 
 /** What the replica shows: a generation and the WAL frames applied after it. */
@@ -108,19 +105,6 @@ export interface Follower {
    */
   materialize(to: string, options?: { generation?: number }): Promise<FollowerPosition>;
   close(): Promise<void>;
-}
-
-interface Snapshot {
-  instance: DuckDBInstance;
-  path: string;
-  readers: number;
-  retired: boolean;
-  /** Connections of finished reads, kept for the next (a connection costs about as much as a small query). */
-  idle: DuckDBConnection[];
-  /** The commit it shows. */
-  position: FollowerPosition;
-  /** A view of the base (an overlay the extension keeps), rather than a copy. */
-  view: boolean;
 }
 
 /** The generation as stored plus the frames applied since, in `base.duckdb` and `base.duckdb.wal`. */
@@ -159,6 +143,10 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   const pollMs = options.pollMs ?? 500;
   if (!Number.isSafeInteger(pollMs) || pollMs < 10) throw new RangeError(`Invalid pollMs ${pollMs}: expected >= 10 ms`);
   const lazyOpen = VIEWS && options.lazy !== false;
+  const pinned = options.generation !== undefined || options.untilMs !== undefined;
+  if (options.generation !== undefined && options.untilMs !== undefined) {
+    throw new ReplicationError("BAD_ARGUMENT", "Give a generation or a time to follow at, not both");
+  }
   mkdirSync(dir, { recursive: true });
   // Files of an earlier process (it crashed before close()) are nobody's now; a lazy base keeps what
   // it fetched (checked block by block against the manifest before it is used).
@@ -189,13 +177,6 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   let failures = 0;
   let retryAt = 0;
 
-  const release = (snapshot: Snapshot) => {
-    if (snapshot.readers > 0 || !snapshot.retired) return;
-    for (const connection of snapshot.idle.splice(0)) connection.closeSync();
-    snapshot.instance.closeSync();
-    if (snapshot.view) Snapshots.close(snapshot.path);
-    for (const suffix of ["", ".wal", ".tmp"]) rmSync(`${snapshot.path}${suffix}`, { recursive: true, force: true });
-  };
 
   /** Restores `generation` (the latest when undefined) as stored, without frames: the new base. */
   const rebuildBase = async (generation?: number) => {
@@ -240,6 +221,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   /** Applies the frames after the base's last, in order, until the next is not there; returns how many. */
   const applyNewFrames = async (): Promise<number> => {
     const b = base!;
+    if (options.generation !== undefined) return 0; // a checkpoint alone
     let applied = 0;
     const file = await fs.open(basePath, "r+");
     const wal = await fs.open(`${basePath}.wal`, "a");
@@ -257,6 +239,10 @@ export async function follow(options: FollowOptions): Promise<Follower> {
         // After a new leader's fence: the deposed writer's frame sent before it learned of it (never
         // acknowledged, no part of the history). This generation's chain ends at the fence.
         if ((frame.epoch ?? 0) < b.epoch) break;
+        // Pinned at a time: the commits after it are not shown (a frame cut at its last commit before).
+        const taken = options.untilMs === undefined ? frame.commits.length
+          : frame.commits.filter((commit) => commit.unixMs <= options.untilMs!).length;
+        if (taken === 0 && frame.commits.length > 0) break;
         if (frame.generation !== b.generation || frame.number !== b.frames + 1 ||
           Buffer.compare(frame.previousSha256, b.previous) !== 0 || frame.walOffset !== b.walEnd) {
           throw new ReplicationError("INTEGRITY", `WAL frame ${key} does not chain to frame ${b.frames} of generation ` +
@@ -270,13 +256,16 @@ export async function follow(options: FollowOptions): Promise<Follower> {
           await file.write(blockBytes, 0, blockBytes.byteLength, offset);
           afterBaseWrite(offset, blockBytes.byteLength);
         }
-        if (frame.wal.byteLength > 0) await wal.write(frame.wal, 0, frame.wal.byteLength);
+        const walBytes = taken < frame.commits.length ? frame.commits[taken - 1].walEnd - frame.walOffset
+          : frame.wal.byteLength;
+        if (walBytes > 0) await wal.write(frame.wal, 0, walBytes);
         b.frames = frame.number;
         b.previous = frame.sha256;
-        b.walEnd = frame.walOffset + frame.wal.byteLength;
-        b.lastCommitUnixMs = frame.commits.at(-1)?.unixMs ?? b.lastCommitUnixMs;
+        b.walEnd = frame.walOffset + walBytes;
+        b.lastCommitUnixMs = frame.commits[taken - 1]?.unixMs ?? b.lastCommitUnixMs;
         b.epoch = frame.epoch ?? 0;
         applied++;
+        if (taken < frame.commits.length) break;
       }
     } finally {
       await file.close();
@@ -299,31 +288,6 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     }
   };
 
-  /** A view (or copy) of the base, attached writable in an instance of its own (DuckDB replays the WAL there). */
-  const openSnapshot = async (shown: FollowerPosition): Promise<Snapshot> => {
-    const path = join(dir, `replica-${++serial}.duckdb`);
-    const instance = VIEWS ? await openDuckDB(":memory:") : await DuckDBInstance.create(":memory:");
-    if (VIEWS) Snapshots.open(basePath, path);
-    else copyFileSync(basePath, path);
-    if ((statSync(`${basePath}.wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) copyFileSync(`${basePath}.wal`, `${path}.wal`);
-    try {
-      const connection = await instance.connect();
-      try {
-        const attached = VIEWS ? `haduck-snapshot://${path}` : path;
-        await connection.run(`ATTACH '${attached.replaceAll("'", "''")}' AS replica`);
-        if (options.sandbox) await sandbox(connection, { tempDirectory: `${path}.tmp`, ...options.sandbox });
-      } finally {
-        connection.closeSync();
-      }
-    } catch (error) {
-      instance.closeSync();
-      if (VIEWS) Snapshots.close(path);
-      for (const suffix of ["", ".wal", ".tmp"]) rmSync(`${path}${suffix}`, { recursive: true, force: true });
-      throw error;
-    }
-    return { instance, path, readers: 0, retired: false, idle: [], position: shown, view: VIEWS };
-  };
-
   const apply = async (): Promise<void> => {
     if (lazy?.done) {
       // Every block is local: the base is an ordinary one from now on.
@@ -332,8 +296,11 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     }
     let changed = false;
     if (!base) {
-      await rebuildBase();
+      await rebuildBase(options.generation ??
+        (options.untilMs === undefined ? undefined : (await headAtTime(store, dbKey, options.untilMs)).head.generation));
       changed = true;
+    } else if (pinned) {
+      return;
     } else {
       let generation = await hintedGeneration();
       if (generation === undefined && performance.now() - listedAt >= LIST_EVERY_MS) {
@@ -355,7 +322,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     const b = base!;
     const shown = { generation: b.generation, frames: b.frames, walBytes: b.walEnd,
       lastCommit: b.lastCommitUnixMs === undefined ? null : new Date(b.lastCommitUnixMs).toISOString() };
-    const snapshot = await openSnapshot(shown);
+    const snapshot = await openSnapshot(basePath, join(dir, `replica-${++serial}.duckdb`), shown, options.sandbox);
     lazy?.startHydration();
     if (closed) {
       snapshot.retired = true;
@@ -374,7 +341,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
   };
 
   const refresh = (): Promise<void> => {
-    if (closed) return Promise.resolve();
+    if (closed || pinned) return Promise.resolve();
     applying ??= apply().then(() => {
       lastError = null;
       failures = 0;
