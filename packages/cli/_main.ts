@@ -251,8 +251,12 @@ async function commandFork(args: string[]): Promise<number> {
 
 async function commandRestore(args: string[]): Promise<number> {
   const { values } = parse(args, { to: { type: "string" }, generation: { type: "string" }, force: { type: "boolean" },
-    time: { type: "string" }, "if-missing": { type: "boolean" } });
+    time: { type: "string" }, "if-missing": { type: "boolean" }, lazy: { type: "boolean" } });
   if (values.help) return (console.log(HELP.restore), EXIT.ok);
+  if (values.lazy) {
+    throw new UsageError("restore writes a whole file; to query the store's copy at once, without a restore, run " +
+      "`haduck attach --from-store` with the same --store, --db-key and --generation or --time");
+  }
   if (!values.to) throw new UsageError("restore needs --to <path>; see --help");
   if (values["if-missing"] && values.force) {
     throw new UsageError("--if-missing keeps an existing file and --force replaces it: give one");
