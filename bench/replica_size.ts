@@ -5,6 +5,8 @@
  *    poller on the follower; lag = first seen on the follower - acknowledged by the leader (p50/p99);
  *  - the follower's `GET /status` latency while it applies (p50/p99);
  *  - failover: kill -9 of the leader to the first acknowledged write on the follower;
+ *  - cold start: a third node on an empty disk until it answers a read from its own replica, and
+ *    until every block is local, against `haduck restore` of the same database in the same run;
  *  - fork: `haduck fork` of the database afterwards (time, bytes written).
  * Writes bench/results/replica_size.json. Run: `bun bench/replica_size.ts [big MiB] [rate] [seconds]`
  * (default 600, 20, 15).
@@ -27,6 +29,7 @@ interface Figures {
   lagMs: { p50: number; p99: number; samples: number };
   statusMs: { p50: number; p99: number };
   failoverMs: number;
+  coldStart: { firstReadMs: number; hydratedMs: number; restoreMs: number; hydrationVsRestore: number };
   fork: { ms: number; bytes: number };
 }
 
@@ -59,6 +62,14 @@ async function measure(label: string, mib: number): Promise<Figures> {
       if (read.status === 200 && read.body.role !== "leader") break;
       if (Date.now() > deadline) throw new Error(`the follower never answered: ${b.log()}`);
       await Bun.sleep(100);
+    }
+
+    // The follower's replica opened lazily: the lag is measured once it is whole (cold start below).
+    for (const deadline = Date.now() + 600_000; Date.now() < deadline;) {
+      const shown = await fetch(`${b.url}status`, { headers: { authorization: `Bearer ${TOKEN}` } })
+        .then((response) => response.json() as Promise<{ databases: { hydration?: unknown }[] }>).catch(() => undefined);
+      if (shown?.databases?.[0]?.hydration === null) break;
+      await Bun.sleep(50);
     }
 
     // Lag and /status under RATE commits a second.
@@ -98,6 +109,37 @@ async function measure(label: string, mib: number): Promise<Figures> {
     await Promise.all([writer, poller, prober]);
     const lags = [...acked].filter(([n]) => seen.has(n)).map(([n, at]) => Math.max(0, seen.get(n)! - at));
 
+    // Cold start: a node on an empty disk, until it answers from its own replica and until it is whole.
+    const coldStarted = performance.now();
+    const c = await startNode({ dir, name: "c", dbKey: "big.duckdb", ttlMs: 3000, storeArgs });
+    nodes.push(c);
+    let firstReadMs = NaN;
+    for (const deadline = Date.now() + 600_000; Date.now() < deadline;) {
+      const read = await sql(c.url, { sql: "SELECT count(*) AS n FROM acks" });
+      if (read.status === 200 && read.body.role === "follower") {
+        firstReadMs = performance.now() - coldStarted;
+        break;
+      }
+      await Bun.sleep(20);
+    }
+    let hydratedMs = NaN;
+    for (const deadline = Date.now() + 600_000; Date.now() < deadline;) {
+      const shown = await fetch(`${c.url}status`, { headers: { authorization: `Bearer ${TOKEN}` } })
+        .then((response) => response.json() as Promise<{ databases: { hydration?: unknown }[] }>).catch(() => undefined);
+      // null once every block of the replica is local (an object while it hydrates).
+      if (shown?.databases?.[0]?.hydration === null) {
+        hydratedMs = performance.now() - coldStarted;
+        break;
+      }
+      await Bun.sleep(50);
+    }
+    c.process.kill(9);
+    const restoreStarted = performance.now();
+    const restored = Bun.spawnSync([process.execPath, BIN, "restore", ...storeArgs, "--db-key", "big.duckdb", "--to",
+      join(dir, "restored.duckdb")], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+    if (restored.exitCode !== 0) throw new Error(`restore failed: ${restored.stderr.toString()}`);
+    const restoreMs = performance.now() - restoreStarted;
+
     // Failover: kill -9 of the leader, then writes through the follower until one is acknowledged.
     const killedAt = performance.now();
     a.process.kill(9);
@@ -125,6 +167,8 @@ async function measure(label: string, mib: number): Promise<Figures> {
       lagMs: { p50: Math.round(percentile(lags, 0.5)), p99: Math.round(percentile(lags, 0.99)), samples: lags.length },
       statusMs: { p50: Math.round(percentile(statusMs, 0.5)), p99: Math.round(percentile(statusMs, 0.99)) },
       failoverMs: Math.round(failoverMs),
+      coldStart: { firstReadMs: Math.round(firstReadMs), hydratedMs: Math.round(hydratedMs), restoreMs: Math.round(restoreMs),
+        hydrationVsRestore: Math.round((restoreMs / hydratedMs) * 100) / 100 },
       fork: { ms: Math.round(forkMs), bytes: forkReport.bytesWritten },
     };
     console.log(label, JSON.stringify(figures));
@@ -148,8 +192,10 @@ const result = {
     lagP99: ratio(big.lagMs.p99, tiny.lagMs.p99),
     statusP99: ratio(big.statusMs.p99, tiny.statusMs.p99),
     failover: ratio(big.failoverMs, tiny.failoverMs),
+    coldStartFirstRead: ratio(big.coldStart.firstReadMs, tiny.coldStart.firstReadMs),
   },
-  goals: { lagRatio: 1.2, lagP99Ms: 1000, failoverRatio: 1.2, forkMs: 1000, forkBytes: 1024 * 1024 },
+  goals: { lagRatio: 1.2, lagP99Ms: 1000, failoverRatio: 1.2, forkMs: 1000, forkBytes: 1024 * 1024, firstReadMs: 2000,
+    hydrationVsRestore: 0.9 },
 };
 console.log(JSON.stringify(result.ratios));
 writeResult("replica_size", result);

@@ -140,6 +140,11 @@ function forbiddenToAll(): string[] {
     // Paths built from pieces, or passed as parameters, reach what DuckDB's sandbox lets through.
     `SELECT filename, size FROM read_blob('hadu' || 'ck://${dbFile}')`,
     `SELECT size FROM read_blob(concat('hadu', 'ck://', '${dbFile}', '.wal'))`,
+    // The follower's snapshots and base through the extension's snapshot scheme (issue 34).
+    `SELECT size FROM read_blob('haduck-snapshot://${dbFile}.haduck-follower/base.duckdb')`,
+    `ATTACH 'haduck-snapshot://${dbFile}.haduck-follower/base.duckdb' AS base`,
+    `SELECT size FROM read_blob('haduck-' || 'snapshot://${dbFile}.haduck-follower/base.duckdb')`,
+    `COPY (SELECT 'x') TO 'haduck-' || 'snapshot://${dbFile}.haduck-follower/base.duckdb'`,
   ];
 }
 

@@ -300,7 +300,7 @@ const FORBIDDEN_TEXT: [RegExp, string][] = [
     "runs SQL built from strings, which cannot be judged: send the statement itself"],
   [/\bjson_execute_serialized_sql\b/i, "runs SQL built from strings, which cannot be judged: send the statement itself"],
   [/haduck_\w*/i, "steers haduck's replication, which is the node's own business"],
-  [/haduck:/i, "names one of the node's own files"],
+  [/haduck(-snapshot)?:/i, "names one of the node's own files"],
   // Escaped identifiers and strings (U&"\0071uery") could spell any name past the checks above.
   [/\bU&['"]/i, "spells a name in escapes; write it plainly"],
 ];
