@@ -413,7 +413,7 @@ export async function follow(options: FollowOptions): Promise<Follower> {
     lazy = undefined;
     if (current) {
       current.retired = true;
-      release(current);
+      await release(current);
     }
     rmSync(basePath, { force: true });
     rmSync(`${basePath}.wal`, { force: true });

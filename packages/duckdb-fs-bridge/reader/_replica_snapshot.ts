@@ -25,6 +25,8 @@ export interface Snapshot {
   position: FollowerPosition;
   /** A view of the base (an overlay the extension keeps), rather than a copy. */
   view: boolean;
+  /** Being closed (its last read ended): settles once its files are gone. */
+  closing?: Promise<void>;
 }
 
 /** A view (or copy) of `basePath` at `path`, attached writable in an instance of its own (DuckDB replays the WAL there). */
@@ -52,13 +54,25 @@ export async function openSnapshot(basePath: string, path: string, shown: Follow
   return { instance, path, readers: 0, retired: false, idle: [], position: shown, view: VIEWS };
 }
 
-/** Closes a retired snapshot once its last read ended, and removes its files. */
-export function releaseSnapshot(snapshot: Snapshot): void {
-  if (snapshot.readers > 0 || !snapshot.retired) return;
-  for (const connection of snapshot.idle.splice(0)) connection.closeSync();
-  snapshot.instance.closeSync();
-  if (snapshot.view) Snapshots.close(snapshot.path);
-  removeFiles(snapshot.path);
+/**
+ * Closes a retired snapshot once its last read ended, and removes its files. DuckDB lets go of the
+ * database in a DETACH on its own threads first: closing the instance with it attached did that work
+ * on the event loop (70-110 ms at 600 MiB).
+ */
+export function releaseSnapshot(snapshot: Snapshot): Promise<void> | undefined {
+  if (snapshot.readers > 0 || !snapshot.retired || snapshot.closing) return snapshot.closing;
+  const idle = snapshot.idle.splice(0);
+  return snapshot.closing = (async () => {
+    const connection = idle.pop() ?? await snapshot.instance.connect();
+    await connection.run("USE memory");
+    await connection.run("DETACH replica");
+    connection.closeSync();
+  })().catch(() => {}).finally(() => {
+    for (const connection of idle) connection.closeSync();
+    snapshot.instance.closeSync();
+    if (snapshot.view) Snapshots.close(snapshot.path);
+    removeFiles(snapshot.path);
+  });
 }
 
 function removeFiles(path: string): void {
