@@ -17,6 +17,7 @@ Commands:
   fork --to-key KEY   a new database in the store at a commit of this one, without copying a block
   serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
   handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
+  version             haduck's version and the DuckDB it is built for (also --version)
 
 Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL]
   or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY, HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX).

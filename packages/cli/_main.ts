@@ -13,6 +13,7 @@ import {
   assertValidDbKey,
   checkMemoryMaxMb,
   defaultDbKey,
+  DUCKDB_VERSION,
   extensionPath,
   follow,
   fork,
@@ -421,11 +422,21 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failure;
 }
 
+/** `haduck --version`: this command's version and the DuckDB it is built for, without opening DuckDB. */
+function versionLine(): string {
+  const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+  return `haduck ${version} (DuckDB ${DUCKDB_VERSION})`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") {
     console.log(HELP.main);
     return command ? EXIT.ok : EXIT.usage;
+  }
+  if (command === "--version" || command === "-V" || command === "version") {
+    console.log(versionLine());
+    return EXIT.ok;
   }
   const run = COMMANDS[command];
   if (!run) {

@@ -50,6 +50,6 @@ export {
   summarizeGenerations,
 } from "@haduck/duckblock";
 export { verify, type VerifyOptions, type VerifyReport } from "./reader/_verify.ts";
-export { extensionPath, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
+export { DUCKDB_VERSION, extensionPath, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
 export type { Consumer, GenerationInfo } from "./native/_consumer.ts";
 export { PipeConsumer, type PipeConsumerOptions } from "./native/_pipe_consumer.ts";
