@@ -26,3 +26,30 @@ test("haduck --version and haduck version print haduck's and DuckDB's versions w
       stdout: `haduck ${version} (DuckDB ${DUCKDB_VERSION.replace(/^v/, "")})\n`, stderr: "" });
   }
 });
+
+test("HADUCK_STORE is the store of every command without --store, and --store wins over it", async () => {
+  const storeUrl = `file://${dir}/env-store`;
+  const env = { HADUCK_STORE: storeUrl };
+  const attached = await haduck(["attach", "env.duckdb", "-c", "CREATE TABLE t AS SELECT 7 AS x", "-c", "CHECKPOINT"],
+    env);
+  expect(attached.code).toBe(0);
+  expect(attached.stderr).not.toContain("local-only");
+  const listed = await haduck(["generations", "--db-key", "env.duckdb", "--json"], env);
+  expect(listed.code).toBe(0);
+  expect(JSON.parse(listed.stdout).length).toBeGreaterThan(0);
+  const restored = await haduck(["restore", "--db-key", "env.duckdb", "--to", "env-restored.duckdb"], env);
+  expect(restored.code).toBe(0);
+  expect(restored.stdout).toContain("restored generation");
+  const copy = await haduck(["attach", "env-restored.duckdb", "-c", "SELECT x FROM t"]);
+  expect(copy.stdout).toMatch(/\|\s*7\s*\|/);
+  // --store wins: the variable points at an empty store, the flag at the one that holds the database.
+  const flagWins = await haduck(["generations", "--store", storeUrl, "--db-key", "env.duckdb", "--json"],
+    { HADUCK_STORE: `file://${dir}/empty-store` });
+  expect(flagWins.code).toBe(0);
+  expect(JSON.parse(flagWins.stdout)).toEqual(JSON.parse(listed.stdout));
+  // Without HADUCK_STORE the S3 variables are still read: a half-configured S3 store is named.
+  const s3 = await haduck(["generations", "--db-key", "env.duckdb"], { HADUCK_S3_BUCKET: "some-bucket",
+    HADUCK_S3_ENDPOINT: "", HADUCK_S3_ACCESS_KEY: "", HADUCK_S3_SECRET_KEY: "" });
+  expect(s3.code).toBe(3);
+  expect(s3.stderr).toContain("HADUCK_S3_ENDPOINT is not set");
+}, 60_000);

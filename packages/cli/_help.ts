@@ -19,9 +19,11 @@ Commands:
   handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
   version             haduck's version and the DuckDB it is built for (also --version)
 
-Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL]
-  or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY, HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX).
-  --db-key KEY names the database in the store (default: the file name). Flags win over variables.
+Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL],
+  or HADUCK_STORE=file:///abs/dir | s3://bucket/prefix (an s3:// store takes its endpoint and keys from
+  --endpoint and the variables below), or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY,
+  HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX). --db-key KEY names the database in the store (default: the
+  file name; \`haduck databases\` lists them). Flags win over variables, and HADUCK_STORE over HADUCK_S3_*.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store unreachable or access denied,
   5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
