@@ -5,7 +5,7 @@
  * and `handoff` pointed at a bad or dead node.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DUCKDB_VERSION } from "@haduck/extension-linux-x64";
@@ -53,4 +53,55 @@ test("HADUCK_STORE is the store of every command without --store, and --store wi
     HADUCK_S3_ENDPOINT: "", HADUCK_S3_ACCESS_KEY: "", HADUCK_S3_SECRET_KEY: "" });
   expect(s3.code).toBe(3);
   expect(s3.stderr).toContain("HADUCK_S3_ENDPOINT is not set");
+}, 60_000);
+
+test("haduck databases (and ls) lists every key in the store, with its last generation, its time and size", async () => {
+  const root = `file://${dir}/db-store`;
+  const empty = await haduck(["databases", "--store", root]);
+  expect({ code: empty.code, stdout: empty.stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^no databases in /) });
+  expect(empty.stdout.trimEnd().split("\n")).toHaveLength(1);
+  const emptyJson = await haduck(["databases", "--store", root, "--json"]);
+  expect({ code: emptyJson.code, listed: JSON.parse(emptyJson.stdout) }).toEqual({ code: 0, listed: [] });
+  const started = Date.now();
+  // A key with '/': a database written under the deeper prefix `team` of the same store.
+  for (const [store, db] of [[root, "b.duckdb"], [`${root}/team`, "a.duckdb"]]) {
+    const attached = await haduck(["attach", db, "--store", store, "-c", "CREATE TABLE t AS SELECT * FROM range(5000) r(i)",
+      "-c", "CHECKPOINT", "-c", "INSERT INTO t VALUES (1)", "-c", "CHECKPOINT"]);
+    expect(attached.code).toBe(0);
+  }
+  // Objects that make no database: a lease and a latest hint alone, a fork's marker.
+  mkdirSync(join(dir, "db-store/ghost.duckdb"), { recursive: true });
+  writeFileSync(join(dir, "db-store/ghost.duckdb/lease.json"), "{}");
+  writeFileSync(join(dir, "db-store/ghost.duckdb/latest.json"), "{}");
+  mkdirSync(join(dir, "db-store/b.duckdb/forks"), { recursive: true });
+  writeFileSync(join(dir, "db-store/b.duckdb/forks/c.duckdb.json"), "{}");
+  const json = await haduck(["databases", "--store", root, "--json"]);
+  expect(json.code).toBe(0);
+  const listed = JSON.parse(json.stdout);
+  expect(listed.map((db: { dbKey: string }) => db.dbKey)).toEqual(["b.duckdb", "team/a.duckdb"]);
+  for (const [db, store, key] of [[listed[0], root, "b.duckdb"], [listed[1], `${root}/team`, "a.duckdb"]]) {
+    const generations = JSON.parse((await haduck(["generations", "--store", store, "--db-key", key, "--json"])).stdout);
+    const last = generations.at(-1);
+    expect(generations.length).toBeGreaterThan(1);
+    expect(db).toEqual({ dbKey: db.dbKey, lastGeneration: last.generation, lastGenerationTime: expect.any(String),
+      sizeBytes: last.fileSizeBytes });
+    expect(Date.parse(db.lastGenerationTime)).toBeGreaterThanOrEqual(Date.parse(last.time) - 60_000);
+    expect(Date.parse(db.lastGenerationTime)).toBeGreaterThanOrEqual(started - 1000);
+    expect(Date.parse(db.lastGenerationTime)).toBeLessThanOrEqual(Date.now());
+  }
+  for (const command of ["databases", "ls"]) {
+    const text = await haduck([command, "--store", root]);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    lines.forEach((line, i) => {
+      const db = listed[i];
+      expect(line).toStartWith(db.dbKey);
+      expect(line).toContain(`generation ${db.lastGeneration}`);
+      expect(line).toContain(db.lastGenerationTime);
+      expect(line).toContain(`${db.sizeBytes} bytes`);
+    });
+    // The nested key is named with the --store and --db-key that open it.
+    expect(text.stderr).toContain(`--store ${root}/team --db-key a.duckdb`);
+  }
 }, 60_000);

@@ -1,12 +1,13 @@
 /**
  * @module
  * What every command shares: exit codes, the usage error, flag parsing (with the store flags, --help
- * and --debug), and opening a database from the flags for `attach` and `serve`.
+ * and --debug), the store and key a command needs, and opening a database from the flags for `attach`
+ * and `serve`.
  */
 import { parseArgs } from "node:util";
-import { attach, type WriterFence } from "@haduck/duckdb-fs-bridge";
+import { assertValidDbKey, attach, checkMemoryMaxMb, type WriterFence } from "@haduck/duckdb-fs-bridge";
 import type { BlockStore } from "@haduck/s3-block-store";
-import { STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
+import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
 import { type Progress, progress } from "./_progress.ts";
 
 /** Exit codes, documented in `haduck --help`. */
@@ -25,6 +26,32 @@ export function parse<const T extends Record<string, OptionSpec>>(args: string[]
     return parseArgs({ args, options: all, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; see --help`);
+  }
+}
+
+/** The store from the flags (or the variables), or a usage error saying how to give one. */
+export function needStoreOnly(values: { store?: string; endpoint?: string }): BlockStore {
+  const store = storeFromFlags(values, process.env);
+  if (!store) throw new UsageError(NO_STORE_HINT);
+  return store;
+}
+
+/** The store and the database key, both required, the key checked. */
+export function needStore(values: { store?: string; endpoint?: string; "db-key"?: string }):
+  { store: BlockStore; dbKey: string } {
+  const store = needStoreOnly(values);
+  const dbKey = values["db-key"];
+  if (!dbKey) throw new UsageError("--db-key is required (the database's file name, as `haduck generations` shows)");
+  assertValidDbKey(dbKey);
+  return { store, dbKey };
+}
+
+/** The open check's memory ceiling (`HADUCK_CHECK_MEMORY_MB`), checked before anything is downloaded. */
+export function checkMemory(): number {
+  try {
+    return checkMemoryMaxMb(process.env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
 }
 

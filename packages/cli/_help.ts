@@ -9,8 +9,9 @@ Usage: haduck <command> [options]
 
 Commands:
   attach <db-path>    open a database with replication running (SQL shell, or -c/-f)
+  databases (ls)      list the databases in the store: key, last generation, its time and size (--json)
   restore --to <path> restore a generation into a new file
-  generations         list the generations in the store (--json)
+  generations         list the generations of a database in the store (--json)
   verify              check every object and checksum, and restore and open the latest commit (--drill: every generation)
   status              the latest generation and the store's state (--json)
   gc                  delete generations beyond the kept ones (dry run unless --apply)
@@ -31,6 +32,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store unreachable or ac
 
 Examples:
   haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 42 AS x"
+  haduck databases --store file://$PWD/haduck-store
   haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb
   haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
   attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql] [--sync] [--admin HOST:PORT]
@@ -58,6 +60,12 @@ link is followed: the file it points to is replaced, the link stays. The result 
 --if-missing (a container's start): exits 0 and keeps the file when <path> exists, restores when it
 does not, and fails by name (exit 1) when the store holds nothing for the key.
 Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
+  databases: `Usage: haduck databases --store URL [--json]    (alias: haduck ls)
+Lists every database in the store, sorted by key: its last generation, when that generation was
+checkpointed, and the database file's size then (--json: an array of {dbKey, lastGeneration,
+lastGenerationTime, sizeBytes}). A key is what --db-key takes; a key with a '/' was written under a
+deeper prefix (give that prefix in --store). It lists the whole store once.
+Example: haduck databases --store file://$PWD/haduck-store`,
   generations: `Usage: haduck generations --store URL --db-key KEY [--json]
 Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,
   verify: `Usage: haduck verify --store URL --db-key KEY [--drill | --no-drill]

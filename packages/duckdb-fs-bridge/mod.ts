@@ -32,6 +32,7 @@ export { follow, type Follower, type FollowerPosition, type FollowOptions } from
 // Moved to @haduck/duckblock (the store's formats and catalog, DuckDB-free); still exported here.
 export {
   assertValidDbKey,
+  type DatabaseSummary,
   type FencedHistory,
   fenceHistory,
   fork,
@@ -42,6 +43,7 @@ export {
   type GcReport,
   type GenerationSummary,
   latestManifest,
+  listDatabases,
   listGenerations,
   loadManifest,
   parseHeaderRegion,
