@@ -105,3 +105,25 @@ test("haduck databases (and ls) lists every key in the store, with its last gene
     expect(text.stderr).toContain(`--store ${root}/team --db-key a.duckdb`);
   }
 }, 60_000);
+
+test("a missing --db-key points to haduck databases; an unknown key fails by name for every command that reads one", async () => {
+  const store = `file://${dir}/key-store`;
+  expect((await haduck(["attach", "real.duckdb", "--store", store, "-c", "CREATE TABLE t AS SELECT 1 AS x"])).code)
+    .toBe(0);
+  const commands = [["generations"], ["generations", "--json"], ["status"], ["status", "--json"], ["verify"],
+    ["restore", "--to", join(dir, "never.duckdb")]];
+  for (const command of commands) {
+    const missing = await haduck([...command, "--store", store]);
+    expect({ command, code: missing.code, stdout: missing.stdout, stderr: missing.stderr }).toEqual({ command, code: 2,
+      stdout: "", stderr: expect.stringContaining("--db-key is required: run `haduck databases --store URL` to list " +
+        "the keys in the store") });
+    const unknown = await haduck([...command, "--store", store, "--db-key", "nope.duckdb"]);
+    expect({ command, code: unknown.code, stdout: unknown.stdout }).toEqual({ command, code: 1, stdout: "" });
+    expect(unknown.stderr).toContain(`No generations of nope.duckdb in ${store}`);
+    expect(unknown.stderr).toContain("`haduck databases --store URL`");
+    expect(unknown.stderr.trimEnd().split("\n")).toHaveLength(1);
+  }
+  const known = await haduck(["status", "--store", store, "--db-key", "real.duckdb", "--json"]);
+  expect(known.code).toBe(0);
+  expect(JSON.parse(known.stdout).lastGeneration).toBeGreaterThan(0);
+}, 60_000);

@@ -29,6 +29,9 @@ export function parse<const T extends Record<string, OptionSpec>>(args: string[]
   }
 }
 
+/** What a command that reads the store prints when it is given no --db-key: where to find one. */
+export const NO_DB_KEY_HINT = "--db-key is required: run `haduck databases --store URL` to list the keys in the store";
+
 /** The store from the flags (or the variables), or a usage error saying how to give one. */
 export function needStoreOnly(values: { store?: string; endpoint?: string }): BlockStore {
   const store = storeFromFlags(values, process.env);
@@ -41,7 +44,7 @@ export function needStore(values: { store?: string; endpoint?: string; "db-key"?
   { store: BlockStore; dbKey: string } {
   const store = needStoreOnly(values);
   const dbKey = values["db-key"];
-  if (!dbKey) throw new UsageError("--db-key is required (the database's file name, as `haduck generations` shows)");
+  if (!dbKey) throw new UsageError(NO_DB_KEY_HINT);
   assertValidDbKey(dbKey);
   return { store, dbKey };
 }

@@ -67,6 +67,8 @@ lastGenerationTime, sizeBytes}). A key is what --db-key takes; a key with a '/' 
 deeper prefix (give that prefix in --store). It lists the whole store once.
 Example: haduck databases --store file://$PWD/haduck-store`,
   generations: `Usage: haduck generations --store URL --db-key KEY [--json]
+Lists the generations of KEY in the store, oldest first, with each one's WAL frames and last commit.
+A key the store holds nothing for fails by name (exit 1); \`haduck databases\` lists the keys.
 Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,
   verify: `Usage: haduck verify --store URL --db-key KEY [--drill | --no-drill]
 Checks the manifest chain (no gap, no second writer), every segment's and block's checksum, that
@@ -79,7 +81,9 @@ Example: haduck verify --store file://$PWD/haduck-store --db-key demo.duckdb --d
   status: `Usage: haduck status --store URL --db-key KEY [--json]
 What the store holds: the last generation, its WAL frames, the last durable commit and how old it is
 (newestCommitAgeMs). The writer's own lag (walLagMs: its oldest commit not yet in the store) is in
-its admin endpoint's /status and /metrics, and in haduck_status() in a DuckDB host.`,
+its admin endpoint's /status and /metrics, and in haduck_status() in a DuckDB host. A key the store
+holds nothing for fails by name (exit 1); \`haduck databases\` lists the keys.
+Example: haduck status --store file://$PWD/haduck-store --db-key demo.duckdb`,
   gc: `Usage: haduck gc --store URL --db-key KEY [--keep-last N] [--keep-within DURATION] [--apply] [--json]
 Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,
 36h, 7d), and deletes the other manifests and every segment no kept generation references.

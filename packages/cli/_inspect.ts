@@ -1,17 +1,26 @@
 /**
  * @module
  * The commands that read the store and change nothing: `databases` (the keys in a store),
- * `generations`, `status` and `verify` (one database).
+ * `generations`, `status` and `verify` (one database). A key the store holds nothing for fails by
+ * name (exit 1) rather than printing an empty answer.
  */
+import type { BlockStore } from "@haduck/s3-block-store";
 import {
   extensionPath,
   latestManifest,
   listDatabases,
+  ReplicationError,
   summarizeGenerations,
   verify,
 } from "@haduck/duckdb-fs-bridge";
 import { HELP } from "./_help.ts";
 import { checkMemory, EXIT, mib, needStore, needStoreOnly, parse, UsageError } from "./_command.ts";
+
+/** The error of a key the store holds no generation of (`main()` adds where to find the keys). */
+function noGenerations(store: BlockStore, dbKey: string, consequence: string): ReplicationError {
+  return new ReplicationError("NO_GENERATIONS", `No generations of ${dbKey} in ${store.url}: ${consequence} ` +
+    "(check --store and --db-key)");
+}
 
 /** `haduck databases` (`ls`): every database key in the store, its last generation, its time and size. */
 export async function commandDatabases(args: string[]): Promise<number> {
@@ -45,6 +54,7 @@ export async function commandGenerations(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.generations), EXIT.ok);
   const { store, dbKey } = needStore(values);
   const generations = await summarizeGenerations(store, dbKey);
+  if (generations.length === 0) throw noGenerations(store, dbKey, "nothing to list");
   if (values.json) console.log(JSON.stringify(generations, null, 2));
   else {
     console.log("generation  time                      blocks  bytes        shipped                 frames  last commit");
@@ -85,20 +95,21 @@ export async function commandStatus(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.status), EXIT.ok);
   const { store, dbKey } = needStore(values);
   const latest = await latestManifest(store, dbKey);
-  const frames = latest ? (await summarizeGenerations(store, dbKey)).at(-1) : undefined;
+  if (!latest) throw noGenerations(store, dbKey, "no status to show");
+  const frames = (await summarizeGenerations(store, dbKey)).at(-1);
   const lastDurableCommit = frames?.lastCommit ?? null;
   const status = {
     store: store.url,
     dbKey,
     extension: extensionPath(),
-    lastGeneration: latest?.manifest.generation ?? null,
-    lastGenerationTime: latest?.manifest.createdAt ?? null,
-    fileSizeBytes: latest?.manifest.fileSizeBytes ?? null,
+    lastGeneration: latest.manifest.generation,
+    lastGenerationTime: latest.manifest.createdAt,
+    fileSizeBytes: latest.manifest.fileSizeBytes,
     walFrames: frames?.frames ?? 0,
     lastDurableCommit,
     // The store alone cannot tell what the writer has not shipped: its lag is in the writer's status
     // (the admin endpoint's walLagMs, haduck_status()). What the store tells: how old its newest commit is.
-    newestCommitAgeMs: latest ? Date.now() - Date.parse(lastDurableCommit ?? latest.manifest.createdAt) : null,
+    newestCommitAgeMs: Date.now() - Date.parse(lastDurableCommit ?? latest.manifest.createdAt),
   };
   if (values.json) console.log(JSON.stringify(status, null, 2));
   else for (const [key, value] of Object.entries(status)) console.log(`${key}: ${value}`);

@@ -332,7 +332,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (error) {
-    console.error(`haduck ${command}: ${(error as Error).message}`);
+    // A key the store holds nothing for: say where the keys are (the message names the key and the store).
+    const hint = error instanceof ReplicationError && error.code === "NO_GENERATIONS"
+      ? "; run `haduck databases --store URL` to list the keys in the store"
+      : "";
+    console.error(`haduck ${command}: ${(error as Error).message}${hint}`);
     if (rest.includes("--debug")) console.error((error as Error).stack);
     return exitCodeOf(error);
   }
