@@ -127,3 +127,20 @@ test("a missing --db-key points to haduck databases; an unknown key fails by nam
   expect(known.code).toBe(0);
   expect(JSON.parse(known.stdout).lastGeneration).toBeGreaterThan(0);
 }, 60_000);
+
+test("handoff refuses a node URL without http:// (exit 2) and names a node that does not answer (exit 4)", async () => {
+  for (const node of ["127.0.0.1:8080", "localhost:8080"]) {
+    const bare = await haduck(["handoff", "--node", node], { HADUCK_ADMIN_TOKEN: "" });
+    expect({ node, code: bare.code }).toEqual({ node, code: 2 });
+    expect(bare.stderr).toContain("http:// or https://");
+    expect(bare.stderr).toContain(`http://${node}`);
+  }
+  // A port that nothing listens on: a server's ephemeral port, closed again.
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
+  const url = `http://127.0.0.1:${server.port}`;
+  server.stop(true);
+  const down = await haduck(["handoff", "--node", url], { HADUCK_ADMIN_TOKEN: "t".repeat(32) });
+  expect(down.code).toBe(4);
+  expect(down.stderr).toContain(`cannot reach the node at ${url}: is it running?`);
+  expect(down.stderr.trimEnd().split("\n")).toHaveLength(1);
+});

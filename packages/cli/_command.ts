@@ -16,6 +16,17 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrit
 /** A bad command line: exit 2, the message says what to give instead. */
 export class UsageError extends Error {}
 
+/** A node of a cluster that did not answer at all (exit 4, as a store that cannot be reached). */
+export class NodeUnreachableError extends Error {
+  readonly code = "NODE_UNREACHABLE";
+  constructor(url: string, cause: unknown) {
+    const code = (cause as { code?: string }).code;
+    const reason = code === "ConnectionRefused" || code === "ECONNREFUSED" ? "connection refused"
+      : (cause as Error).message ?? String(cause);
+    super(`cannot reach the node at ${url}: is it running? (${reason})`, { cause });
+  }
+}
+
 
 export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 

@@ -26,7 +26,7 @@ Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--e
   HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX). --db-key KEY names the database in the store (default: the
   file name; \`haduck databases\` lists them). Flags win over variables, and HADUCK_STORE over HADUCK_S3_*.
 
-Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store unreachable or access denied,
+Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store or node unreachable, or access denied,
   5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
   memory or disk: give it more with HADUCK_CHECK_MEMORY_MB; nothing is wrong with the store).
 
@@ -102,6 +102,7 @@ Asks the leader of the cluster --node belongs to (any node: the handoff goes to 
 to hand its lease over without stopping: new statements wait, everything ships, the lease goes to
 --to (that node takes over at once; the others wait) or to the first follower that looks, and the
 statements that waited go there. The old leader then follows. Token: HADUCK_ADMIN_TOKEN.
+URLs start with http:// or https://; a node that does not answer exits 4.
 Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to http://127.0.0.1:8082`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
        [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--allow-files DIR ...] [--statement-timeout 30s]

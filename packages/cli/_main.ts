@@ -26,7 +26,16 @@ import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
 import { progress } from "./_progress.ts";
 import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
-import { attachFromFlags, checkMemory, EXIT, mib, needStore, parse, UsageError } from "./_command.ts";
+import {
+  attachFromFlags,
+  checkMemory,
+  EXIT,
+  mib,
+  needStore,
+  NodeUnreachableError,
+  parse,
+  UsageError,
+} from "./_command.ts";
 import { commandServe } from "./_serve.ts";
 import { commandDatabases, commandGenerations, commandStatus, commandVerify } from "./_inspect.ts";
 import { commandHandoff } from "./_handoff.ts";
@@ -290,6 +299,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 };
 
 export function exitCodeOf(error: unknown): number {
+  if (error instanceof NodeUnreachableError) return EXIT.store;
   if (error instanceof UsageError || error instanceof TypeError) return EXIT.usage;
   if (error instanceof StoreError) {
     if (error.code === "INVALID_CONFIG") return EXIT.config;
