@@ -144,3 +144,63 @@ test("handoff refuses a node URL without http:// (exit 2) and names a node that 
   expect(down.stderr).toContain(`cannot reach the node at ${url}: is it running?`);
   expect(down.stderr.trimEnd().split("\n")).toHaveLength(1);
 });
+
+test("the shell takes DuckDB's dot-commands on a piped script: .tables, .schema, .mode, .timer, .help, .quit", async () => {
+  const script = [
+    "CREATE TABLE t(i INTEGER, s VARCHAR);",
+    "CREATE VIEW v AS SELECT i FROM t;",
+    "CREATE TABLE other(x INTEGER);",
+    "INSERT INTO t VALUES (1, 'a'), (2, 'b,c');",
+    ".tables",
+    ".schema t",
+    ".mode csv",
+    "SELECT i, s FROM t ORDER BY i;",
+    ".mode json",
+    "SELECT i, s FROM t ORDER BY i;",
+    ".mode line",
+    "SELECT i, s FROM t WHERE i = 1;",
+    ".mode table",
+    ".timer on",
+    "SELECT 42 AS answer;",
+    ".timer off",
+    "SELECT 43 AS other;",
+    "SELECT",
+    ".5 AS half;", // a line that starts with '.' inside a statement is SQL
+    ".help",
+    ".quit",
+    "SELECT 'not reached' AS never;",
+  ].join("\n");
+  const ran = await haduck(["attach", "shell.duckdb"], {}, script);
+  expect({ code: ran.code, errors: ran.stderr.split("\n").filter((line) => line.startsWith("Error")) })
+    .toEqual({ code: 0, errors: [] });
+  const out = ran.stdout;
+  expect(out).toContain("\nother\nt\nv\n");
+  expect(out).toContain("CREATE TABLE t(i INTEGER, s VARCHAR);\n");
+  expect(out).not.toContain("CREATE VIEW");
+  expect(out).not.toContain("CREATE TABLE other");
+  expect(out).toContain('i,s\n1,a\n2,"b,c"\n');
+  expect(out).toContain('[{"i":1,"s":"a"},\n{"i":2,"s":"b,c"}]\n');
+  expect(out).toContain("i = 1\ns = a\n");
+  expect(out).toMatch(/\| 42 +\|\nRun Time: \d+\.\d{3} s\n/);
+  expect(out.match(/^Run Time:/gm)).toHaveLength(1);
+  expect(out).toMatch(/\| 43 +\|/);
+  expect(out).toMatch(/\| 0\.5 +\|/);
+  for (const command of [".tables", ".schema", ".mode", ".timer", ".help", ".quit"]) expect(out).toContain(command);
+  expect(out).not.toContain("not reached");
+}, 30_000);
+
+test("the shell names .help for an unknown dot-command and prints a parser error once, then goes on", async () => {
+  const ran = await haduck(["attach", "shell-errors.duckdb"], {},
+    ".frobnicate\nSELEC 1;\n.schema nothing_here\n.mode box\nSELECT 1 AS still_running;\n");
+  expect(ran.code).toBe(1);
+  expect(ran.stderr).toContain('unknown command ".frobnicate": run .help');
+  expect(ran.stderr.match(/syntax error/g)).toHaveLength(1);
+  expect(ran.stderr.match(/LINE 1:/g)).toHaveLength(1);
+  expect(ran.stderr).toContain("no table or view named nothing_here");
+  expect(ran.stderr).toContain(".mode takes one of table, csv, json, line");
+  expect(ran.stdout).toContain("still_running");
+  // The same through -c: the error line of the command, its context once.
+  const command = await haduck(["attach", "shell-errors.duckdb", "-c", "SELEC 1"]);
+  expect(command.code).toBe(1);
+  expect(command.stderr.match(/LINE 1:/g)).toHaveLength(1);
+}, 30_000);

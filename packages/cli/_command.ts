@@ -51,10 +51,9 @@ export function needStoreOnly(values: { store?: string; endpoint?: string }): Bl
 }
 
 /** The store and the database key, both required, the key checked. */
-export function needStore(values: { store?: string; endpoint?: string; "db-key"?: string }):
-  { store: BlockStore; dbKey: string } {
-  const store = needStoreOnly(values);
-  const dbKey = values["db-key"];
+export function needStore(values: Record<string, unknown>): { store: BlockStore; dbKey: string } {
+  const store = needStoreOnly(values as { store?: string; endpoint?: string });
+  const dbKey = values["db-key"] as string | undefined;
   if (!dbKey) throw new UsageError(NO_DB_KEY_HINT);
   assertValidDbKey(dbKey);
   return { store, dbKey };

@@ -39,7 +39,9 @@ Examples:
        haduck attach --from-store --store URL --db-key KEY [--generation N | --time ISO-8601] [-c SQL]...
 Opens <db-path> through haduck://, ships a generation at every checkpoint and the WAL's commits in
 between (WAL frames, within about 250 ms), and prints one line per generation. Without -c or -f it
-starts an SQL shell (.exit to leave), or runs the script piped on stdin.
+starts an SQL shell, or runs the script piped on stdin: statements end with ';', and a line that
+starts with '.' is one of DuckDB's dot-commands: .tables, .schema [TABLE], .mode table|csv|json|line,
+.timer on|off, .help, .quit (or .exit).
 --sync prints a statement's result only once its commit is durable in the store (concurrent commits
 share one frame); a statement whose commit the store did not take fails.
 --admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or

@@ -21,7 +21,7 @@ import {
   restore,
 } from "@haduck/duckdb-fs-bridge";
 import { storeFromFlags } from "./_store_flags.ts";
-import { printRows, runShell } from "./_shell.ts";
+import { errorMessage, printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
 import { progress } from "./_progress.ts";
@@ -346,7 +346,7 @@ export async function main(argv: string[]): Promise<number> {
     const hint = error instanceof ReplicationError && error.code === "NO_GENERATIONS"
       ? "; run `haduck databases --store URL` to list the keys in the store"
       : "";
-    console.error(`haduck ${command}: ${(error as Error).message}${hint}`);
+    console.error(`haduck ${command}: ${errorMessage(error)}${hint}`);
     if (rest.includes("--debug")) console.error((error as Error).stack);
     return exitCodeOf(error);
   }
