@@ -5,7 +5,7 @@
  * `.help`, `.quit`). On a terminal it prompts and keeps history; a script piped on stdin runs to its
  * end like `duckdb db < script.sql`.
  */
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection, ResultReturnType } from "@duckdb/node-api";
 import { createInterface } from "node:readline";
 import { OUTPUT_MODES, type OutputMode, printRows } from "./_result_format.ts";
 
@@ -30,6 +30,12 @@ const HELP_TEXT = `.exit, .quit        leave the shell
 .schema [TABLE]     the CREATE statements of the tables and views (of TABLE alone when named)
 .tables             the names of the tables and views
 .timer on|off       print each statement's run time (Run Time: 0.012 s)`;
+
+/**
+ * `ResultReturnType.QUERY_RESULT` (the C API's DUCKDB_RESULT_TYPE_QUERY_RESULT): rows a query asked
+ * for. DDL (NOTHING) and the row count of a write (CHANGED_ROWS) print nothing, as in DuckDB's CLI.
+ */
+const QUERY_RESULT = 3 as ResultReturnType;
 
 /** The tables and views of the database the shell opened (and temporary ones), as DuckDB lists them. */
 const CATALOG = `SELECT schema_name, table_name AS name, sql, 0 AS kind FROM duckdb_tables()
@@ -77,7 +83,7 @@ class ShellSession {
     try {
       const reader = await this.#connection.runAndReadAll(sql);
       await this.#after?.();
-      if (reader.columnCount > 0) printRows(reader, this.#mode);
+      if (reader.returnType === QUERY_RESULT) printRows(reader, this.#mode);
     } catch (error) {
       this.#fail(errorMessage(error));
     }
