@@ -137,10 +137,11 @@ export async function listDatabases(store: BlockStore): Promise<DatabaseSummary[
   for (const [dbKey, generation] of [...lastGenerations].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const key = manifestKey(dbKey, generation);
     const head = decodeHead(await store.get(key), key);
-    // A manifest names its key under the prefix it was written to: the end of the key listed here.
-    if (head.generation !== generation || (head.dbKey !== dbKey && !dbKey.endsWith(`/${head.dbKey}`))) {
-      throw new ReplicationError("INTEGRITY", `Manifest ${key} describes ${head.dbKey} generation ` +
-        `${head.generation}, not ${dbKey} generation ${generation}`);
+    // The key listed is where the database is: its manifest names the key under the prefix it was
+    // written to (the end of this one), or another if its folder was copied; verify checks that, not a listing.
+    if (head.generation !== generation) {
+      throw new ReplicationError("INTEGRITY", `Manifest ${key} describes generation ${head.generation}, not ` +
+        `${generation}: run \`haduck verify\` on ${dbKey}`);
     }
     databases.push({ dbKey, lastGeneration: generation, lastGenerationTime: head.checkpointedAt ?? head.createdAt,
       sizeBytes: head.fileSizeBytes });
