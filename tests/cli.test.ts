@@ -35,6 +35,10 @@ for (const kind of ["file", "s3"] as const) {
     const generations = JSON.parse(listed.stdout);
     expect(generations.length).toBeGreaterThan(0);
     for (const field of ["generation", "time", "blocks", "bytes"]) expect(generations[0]).toHaveProperty(field);
+    const databases = await haduck(["databases", ...storeArgs, "--json"], env);
+    expect(databases.code).toBe(0);
+    expect(JSON.parse(databases.stdout).find((found: { dbKey: string }) => found.dbKey === db)?.lastGeneration)
+      .toBe(generations.at(-1).generation);
     const restored = await haduck(["restore", ...storeArgs, "--db-key", db, "--to", `${kind}-copy.duckdb`], env);
     expect(restored.code).toBe(0);
     expect(await rowCount(join(dir, `${kind}-copy.duckdb`))).toBe(50000);

@@ -102,7 +102,8 @@ test("serve with a too-short token refuses before it opens the database or touch
   expect(served.stderr).toContain("at least 16");
   expect(readdirSync(dir).some((name) => name.startsWith("served.duckdb"))).toBe(false);
   const listed = await haduck(["generations", "--store", store, "--db-key", "served.duckdb", "--json"]);
-  expect(JSON.parse(listed.stdout)).toEqual([]);
+  expect(listed.code).toBe(1);
+  expect(listed.stderr).toContain("No generations of served.duckdb");
 });
 
 test("restore --if-missing: keeps an existing file, restores a missing one, and fails by name on an empty key", async () => {

@@ -1,12 +1,13 @@
 /**
  * @module
  * What every command shares: exit codes, the usage error, flag parsing (with the store flags, --help
- * and --debug), and opening a database from the flags for `attach` and `serve`.
+ * and --debug), the store and key a command needs, and opening a database from the flags for `attach`
+ * and `serve`.
  */
 import { parseArgs } from "node:util";
-import { attach, type WriterFence } from "@haduck/duckdb-fs-bridge";
+import { assertValidDbKey, attach, checkMemoryMaxMb, type WriterFence } from "@haduck/duckdb-fs-bridge";
 import type { BlockStore } from "@haduck/s3-block-store";
-import { STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
+import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
 import { type Progress, progress } from "./_progress.ts";
 
 /** Exit codes, documented in `haduck --help`. */
@@ -14,6 +15,17 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, store: 4, integrit
 
 /** A bad command line: exit 2, the message says what to give instead. */
 export class UsageError extends Error {}
+
+/** A node of a cluster that did not answer at all (exit 4, as a store that cannot be reached). */
+export class NodeUnreachableError extends Error {
+  readonly code = "NODE_UNREACHABLE";
+  constructor(url: string, cause: unknown) {
+    const code = (cause as { code?: string }).code;
+    const reason = code === "ConnectionRefused" || code === "ECONNREFUSED" ? "connection refused"
+      : (cause as Error).message ?? String(cause);
+    super(`cannot reach the node at ${url}: is it running? (${reason})`, { cause });
+  }
+}
 
 
 export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
@@ -25,6 +37,34 @@ export function parse<const T extends Record<string, OptionSpec>>(args: string[]
     return parseArgs({ args, options: all, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; see --help`);
+  }
+}
+
+/** What a command that reads the store prints when it is given no --db-key: where to find one. */
+export const NO_DB_KEY_HINT = "--db-key is required: run `haduck databases --store URL` to list the keys in the store";
+
+/** The store from the flags (or the variables), or a usage error saying how to give one. */
+export function needStoreOnly(values: { store?: string; endpoint?: string }): BlockStore {
+  const store = storeFromFlags(values, process.env);
+  if (!store) throw new UsageError(NO_STORE_HINT);
+  return store;
+}
+
+/** The store and the database key, both required, the key checked. */
+export function needStore(values: Record<string, unknown>): { store: BlockStore; dbKey: string } {
+  const store = needStoreOnly(values as { store?: string; endpoint?: string });
+  const dbKey = values["db-key"] as string | undefined;
+  if (!dbKey) throw new UsageError(NO_DB_KEY_HINT);
+  assertValidDbKey(dbKey);
+  return { store, dbKey };
+}
+
+/** The open check's memory ceiling (`HADUCK_CHECK_MEMORY_MB`), checked before anything is downloaded. */
+export function checkMemory(): number {
+  try {
+    return checkMemoryMaxMb(process.env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
 }
 

@@ -9,32 +9,39 @@ Usage: haduck <command> [options]
 
 Commands:
   attach <db-path>    open a database with replication running (SQL shell, or -c/-f)
+  databases (ls)      list the databases in the store: key, last generation, its time and size (--json)
   restore --to <path> restore a generation into a new file
-  generations         list the generations in the store (--json)
+  generations         list the generations of a database in the store (--json)
   verify              check every object and checksum, and restore and open the latest commit (--drill: every generation)
   status              the latest generation and the store's state (--json)
   gc                  delete generations beyond the kept ones (dry run unless --apply)
   fork --to-key KEY   a new database in the store at a commit of this one, without copying a block
   serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
   handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
+  version             haduck's version and the DuckDB it is built for (also --version)
 
-Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL]
-  or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY, HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX).
-  --db-key KEY names the database in the store (default: the file name). Flags win over variables.
+Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL],
+  or HADUCK_STORE=file:///abs/dir | s3://bucket/prefix (an s3:// store takes its endpoint and keys from
+  --endpoint and the variables below), or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY,
+  HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX). --db-key KEY names the database in the store (default: the
+  file name; \`haduck databases\` lists them). Flags win over variables, and HADUCK_STORE over HADUCK_S3_*.
 
-Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store unreachable or access denied,
+Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store or node unreachable, or access denied,
   5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
   memory or disk: give it more with HADUCK_CHECK_MEMORY_MB; nothing is wrong with the store).
 
 Examples:
   haduck attach demo.duckdb --store file://$PWD/haduck-store -c "CREATE TABLE t AS SELECT 42 AS x"
+  haduck databases --store file://$PWD/haduck-store
   haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb
   haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
   attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql] [--sync] [--admin HOST:PORT]
        haduck attach --from-store --store URL --db-key KEY [--generation N | --time ISO-8601] [-c SQL]...
 Opens <db-path> through haduck://, ships a generation at every checkpoint and the WAL's commits in
 between (WAL frames, within about 250 ms), and prints one line per generation. Without -c or -f it
-starts an SQL shell (.exit to leave), or runs the script piped on stdin.
+starts an SQL shell, or runs the script piped on stdin: statements end with ';', and a line that
+starts with '.' is one of DuckDB's dot-commands: .tables, .schema [TABLE], .mode table|csv|json|line,
+.timer on|off, .help, .quit (or .exit).
 --sync prints a statement's result only once its commit is durable in the store (concurrent commits
 share one frame); a statement whose commit the store did not take fails.
 --admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or
@@ -55,7 +62,15 @@ link is followed: the file it points to is replaced, the link stays. The result 
 --if-missing (a container's start): exits 0 and keeps the file when <path> exists, restores when it
 does not, and fails by name (exit 1) when the store holds nothing for the key.
 Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
+  databases: `Usage: haduck databases --store URL [--json]    (alias: haduck ls)
+Lists every database in the store, sorted by key: its last generation, when that generation was
+checkpointed, and the database file's size then (--json: an array of {dbKey, lastGeneration,
+lastGenerationTime, sizeBytes}). A key is what --db-key takes; a key with a '/' was written under a
+deeper prefix (give that prefix in --store). It lists the whole store once.
+Example: haduck databases --store file://$PWD/haduck-store`,
   generations: `Usage: haduck generations --store URL --db-key KEY [--json]
+Lists the generations of KEY in the store, oldest first, with each one's WAL frames and last commit.
+A key the store holds nothing for fails by name (exit 1); \`haduck databases\` lists the keys.
 Example: haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb --json`,
   verify: `Usage: haduck verify --store URL --db-key KEY [--drill | --no-drill]
 Checks the manifest chain (no gap, no second writer), every segment's and block's checksum, that
@@ -68,7 +83,9 @@ Example: haduck verify --store file://$PWD/haduck-store --db-key demo.duckdb --d
   status: `Usage: haduck status --store URL --db-key KEY [--json]
 What the store holds: the last generation, its WAL frames, the last durable commit and how old it is
 (newestCommitAgeMs). The writer's own lag (walLagMs: its oldest commit not yet in the store) is in
-its admin endpoint's /status and /metrics, and in haduck_status() in a DuckDB host.`,
+its admin endpoint's /status and /metrics, and in haduck_status() in a DuckDB host. A key the store
+holds nothing for fails by name (exit 1); \`haduck databases\` lists the keys.
+Example: haduck status --store file://$PWD/haduck-store --db-key demo.duckdb`,
   gc: `Usage: haduck gc --store URL --db-key KEY [--keep-last N] [--keep-within DURATION] [--apply] [--json]
 Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
@@ -87,6 +104,7 @@ Asks the leader of the cluster --node belongs to (any node: the handoff goes to 
 to hand its lease over without stopping: new statements wait, everything ships, the lease goes to
 --to (that node takes over at once; the others wait) or to the first follower that looks, and the
 statements that waited go there. The old leader then follows. Token: HADUCK_ADMIN_TOKEN.
+URLs start with http:// or https://; a node that does not answer exits 4.
 Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to http://127.0.0.1:8082`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
        [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--allow-files DIR ...] [--statement-timeout 30s]

@@ -1,7 +1,8 @@
 /**
  * @module
- * The `haduck` command line: attach, restore, generations, verify, status, gc, fork, handoff (serve is
- * in `_serve.ts`, what they share in `_command.ts`).
+ * The `haduck` command line: attach, restore, gc, fork and the dispatch of every command (databases,
+ * generations, status and verify are in `_inspect.ts`, handoff in `_handoff.ts`, serve in `_serve.ts`,
+ * what they share in `_command.ts`).
  * Errors are one line (what failed, what to do) with documented exit codes; `--debug` adds stacks.
  */
 import { join, resolve } from "node:path";
@@ -11,48 +12,35 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { StoreError } from "@haduck/s3-block-store";
 import {
   assertValidDbKey,
-  checkMemoryMaxMb,
   defaultDbKey,
-  extensionPath,
+  DUCKDB_VERSION,
   follow,
   fork,
   gc,
-  latestManifest,
-  listGenerations,
   ReplicationError,
   restore,
-  summarizeGenerations,
-  verify,
 } from "@haduck/duckdb-fs-bridge";
-import { NO_STORE_HINT, storeFromFlags } from "./_store_flags.ts";
-import { printRows, runShell } from "./_shell.ts";
+import { storeFromFlags } from "./_store_flags.ts";
+import { errorMessage, printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
 import { progress } from "./_progress.ts";
 import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
-import { attachFromFlags, EXIT, mib, parse, UsageError } from "./_command.ts";
+import {
+  attachFromFlags,
+  checkMemory,
+  EXIT,
+  mib,
+  needStore,
+  NodeUnreachableError,
+  parse,
+  UsageError,
+} from "./_command.ts";
 import { commandServe } from "./_serve.ts";
+import { commandDatabases, commandGenerations, commandStatus, commandVerify } from "./_inspect.ts";
+import { commandHandoff } from "./_handoff.ts";
 
 export { EXIT } from "./_command.ts";
-
-/** The open check's memory ceiling (`HADUCK_CHECK_MEMORY_MB`), checked before anything is downloaded. */
-function checkMemory(): number {
-  try {
-    return checkMemoryMaxMb(process.env);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
-
-function needStore(values: Record<string, unknown>) {
-  const store = storeFromFlags(values as { store?: string; endpoint?: string }, process.env);
-  if (!store) throw new UsageError(NO_STORE_HINT);
-  const dbKey = values["db-key"] as string | undefined;
-  if (!dbKey) throw new UsageError("--db-key is required (the database's file name, as `haduck generations` shows)");
-  assertValidDbKey(dbKey);
-  return { store, dbKey };
-}
-
 
 async function commandAttach(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { command: { type: "string", short: "c", multiple: true },
@@ -295,104 +283,12 @@ async function commandRestore(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-async function commandGenerations(args: string[]): Promise<number> {
-  const { values } = parse(args, { json: { type: "boolean" } });
-  if (values.help) return (console.log(HELP.generations), EXIT.ok);
-  const { store, dbKey } = needStore(values);
-  const generations = await summarizeGenerations(store, dbKey);
-  if (values.json) console.log(JSON.stringify(generations, null, 2));
-  else {
-    console.log("generation  time                      blocks  bytes        shipped                 frames  last commit");
-    for (const g of generations) {
-      console.log(`${String(g.generation).padEnd(10)}  ${g.time.padEnd(24)}  ${String(g.blocks).padEnd(6)}  ` +
-        `${mib(g.bytes).padEnd(11)}  ${`${g.blocksShipped} blocks, ${mib(g.bytesShipped)}`.padEnd(22)}  ` +
-        `${String(g.frames).padEnd(6)}  ${g.lastCommit ?? "-"}`);
-    }
-  }
-  return EXIT.ok;
-}
-
-async function commandVerify(args: string[]): Promise<number> {
-  const { values } = parse(args, { drill: { type: "boolean" }, "no-drill": { type: "boolean" } });
-  if (values.help) return (console.log(HELP.verify), EXIT.ok);
-  if (values.drill && values["no-drill"]) throw new UsageError("--drill and --no-drill contradict each other: give one");
-  const { store, dbKey } = needStore(values);
-  const report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest",
-    checkMemoryMaxMb: checkMemory() });
-  const { drilled } = report;
-  const parts = [
-    drilled.generations > 0 ? `${drilled.generations} generations` : "",
-    drilled.latestCommit ? `the latest commit (${drilled.latestFrames} WAL frames replayed)` : "",
-  ].filter(Boolean);
-  const said = parts.length > 0 ? `; drill: ${parts.join(" and ")} restored and opened in DuckDB`
-    : values["no-drill"] ? "; no drill (--no-drill)" : "";
-  for (const problem of report.problems) console.error(`haduck: ${problem}`);
-  for (const skipped of report.skipped) console.error(`haduck: skipped (not a problem): ${skipped}`);
-  const epochs = report.epochs.length > 1 ? `; one history over lease epochs ${report.epochs.join(", ")}` : "";
-  console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks, ` +
-    `${report.frames} WAL frames: ${report.problems.length} problems` +
-    `${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ""}${said}${epochs}`);
-  return report.problems.length > 0 ? EXIT.integrity : EXIT.ok;
-}
-
-async function commandStatus(args: string[]): Promise<number> {
-  const { values } = parse(args, { json: { type: "boolean" } });
-  if (values.help) return (console.log(HELP.status), EXIT.ok);
-  const { store, dbKey } = needStore(values);
-  const latest = await latestManifest(store, dbKey);
-  const frames = latest ? (await summarizeGenerations(store, dbKey)).at(-1) : undefined;
-  const lastDurableCommit = frames?.lastCommit ?? null;
-  const status = {
-    store: store.url,
-    dbKey,
-    extension: extensionPath(),
-    lastGeneration: latest?.manifest.generation ?? null,
-    lastGenerationTime: latest?.manifest.createdAt ?? null,
-    fileSizeBytes: latest?.manifest.fileSizeBytes ?? null,
-    walFrames: frames?.frames ?? 0,
-    lastDurableCommit,
-    // The store alone cannot tell what the writer has not shipped: its lag is in the writer's status
-    // (the admin endpoint's walLagMs, haduck_status()). What the store tells: how old its newest commit is.
-    newestCommitAgeMs: latest ? Date.now() - Date.parse(lastDurableCommit ?? latest.manifest.createdAt) : null,
-  };
-  if (values.json) console.log(JSON.stringify(status, null, 2));
-  else for (const [key, value] of Object.entries(status)) console.log(`${key}: ${value}`);
-  return EXIT.ok;
-}
-
-/** `haduck handoff --node URL [--to URL]`: the leader hands its lease over without stopping. */
-async function commandHandoff(args: string[]): Promise<number> {
-  const { values } = parse(args, { node: { type: "string" }, to: { type: "string" }, db: { type: "string" },
-    "tls-ca": { type: "string" } });
-  if (values.help) return (console.log(HELP.handoff), EXIT.ok);
-  if (!values.node) throw new UsageError("handoff needs --node URL (any node of the cluster, e.g. http://127.0.0.1:8080)");
-  const token = process.env.HADUCK_ADMIN_TOKEN;
-  if (!token) throw new UsageError("handoff needs the cluster's token in HADUCK_ADMIN_TOKEN");
-  const tls = values["tls-ca"] ? { tls: { ca: readFileSync(values["tls-ca"], "utf8") } } : {};
-  const base = (url: string) => url.endsWith("/") ? url : `${url}/`;
-  const call = async (url: string, path: string, body?: unknown) => {
-    const response = await fetch(`${base(url)}${path}`, { method: body === undefined ? "GET" : "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body), ...tls } as RequestInit);
-    const answer = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(`${base(url)}${path} answered ${response.status}: ${answer.message ?? answer.error ?? ""}`);
-    return answer;
-  };
-  // Any node will do: the handoff goes to the leader it names.
-  const status = await call(values.node, "status");
-  const entry = values.db ? status.databases.find((d: { db: string }) => d.db === values.db) : status;
-  if (!entry) throw new UsageError(`${values.node} serves no database ${values.db}`);
-  const leader = entry.role === "leader" ? base(values.node) : entry.leader;
-  if (!leader) throw new Error(`no node leads ${values.db ?? "the database"} now: nothing to hand off`);
-  const result = await call(leader, "handoff", { db: values.db, to: values.to });
-  console.log(`${result.db}: ${leader} handed off to ${result.leader ?? "nobody yet"} in ${result.tookMs} ms`);
-  return result.leader ? EXIT.ok : EXIT.failure;
-}
-
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   handoff: commandHandoff,
   attach: commandAttach,
   restore: commandRestore,
+  databases: commandDatabases,
+  ls: commandDatabases,
   generations: commandGenerations,
   verify: commandVerify,
   status: commandStatus,
@@ -403,6 +299,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 };
 
 export function exitCodeOf(error: unknown): number {
+  if (error instanceof NodeUnreachableError) return EXIT.store;
   if (error instanceof UsageError || error instanceof TypeError) return EXIT.usage;
   if (error instanceof StoreError) {
     if (error.code === "INVALID_CONFIG") return EXIT.config;
@@ -421,11 +318,21 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failure;
 }
 
+/** `haduck --version`: this command's version and the DuckDB it is built for, without opening DuckDB. */
+function versionLine(): string {
+  const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+  return `haduck ${version} (DuckDB ${DUCKDB_VERSION})`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") {
     console.log(HELP.main);
     return command ? EXIT.ok : EXIT.usage;
+  }
+  if (command === "--version" || command === "-V" || command === "version") {
+    console.log(versionLine());
+    return EXIT.ok;
   }
   const run = COMMANDS[command];
   if (!run) {
@@ -435,7 +342,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (error) {
-    console.error(`haduck ${command}: ${(error as Error).message}`);
+    // A key the store holds nothing for: say where the keys are (the message names the key and the store).
+    const hint = error instanceof ReplicationError && error.code === "NO_GENERATIONS"
+      ? "; run `haduck databases --store URL` to list the keys in the store"
+      : "";
+    console.error(`haduck ${command}: ${errorMessage(error)}${hint}`);
     if (rest.includes("--debug")) console.error((error as Error).stack);
     return exitCodeOf(error);
   }

@@ -27,7 +27,7 @@ export async function runSidecar(args: string[], exitCodeOf: (error: unknown) =>
   let replicator: Replicator;
   let consumer: PipeConsumer;
   try {
-    const store = storeFromFlags({ store: process.env.HADUCK_STORE || undefined }, process.env);
+    const store = storeFromFlags({}, process.env);
     if (!store) throw new TypeError("no store configured: set HADUCK_STORE, or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, " +
       "HADUCK_S3_ACCESS_KEY and HADUCK_S3_SECRET_KEY");
     await openDuckDB(); // this process's own copy of the extension, for DuckDB's block checksum

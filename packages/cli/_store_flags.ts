@@ -1,7 +1,8 @@
 /**
  * @module
- * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. Flags win over the
- * `HADUCK_S3_*` variables; without either the command runs local-only (attach) or refuses.
+ * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. The store is `--store`,
+ * else the URL in `HADUCK_STORE` (as the extension's sidecar reads it), else the `HADUCK_S3_*`
+ * variables; without any the command runs local-only (attach) or refuses.
  */
 import {
   type BlockStore,
@@ -13,6 +14,9 @@ import {
   s3OptionsFromEnv,
 } from "@haduck/s3-block-store";
 
+/** The variable that holds a store URL (`file:///abs/dir`, `s3://bucket/prefix`) when --store is not given. */
+export const STORE_ENV = "HADUCK_STORE";
+
 export const STORE_OPTIONS = {
   store: { type: "string" },
   endpoint: { type: "string" },
@@ -22,10 +26,12 @@ export const STORE_OPTIONS = {
 export function storeFromFlags(values: { store?: string; endpoint?: string }, env: Record<string, string | undefined>,
   extra: Partial<S3BlockStoreOptions> = {}): BlockStore | undefined {
   const overrides = values.endpoint ? { ...extra, endpoint: values.endpoint } : extra;
-  if (values.store) return openStore(values.store, env, overrides);
+  // An empty variable counts as unset, as in the extension (`HADUCK_STORE= haduck ...` turns it off).
+  const url = values.store || env[STORE_ENV] || undefined;
+  if (url) return openStore(url, env, overrides);
   if (hasS3Env(env)) return new S3BlockStore(s3OptionsFromEnv(env, overrides));
   return undefined;
 }
 
 export const NO_STORE_HINT = `no store: pass --store file:///abs/dir or --store s3://bucket/prefix, or set ` +
-  `${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}`;
+  `${STORE_ENV} to such a URL, or set ${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}`;

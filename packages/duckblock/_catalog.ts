@@ -3,7 +3,7 @@
  * Reading what is in the store for one database: its generations (manifests, in order), one
  * manifest checked against the chain, and `verifyObjects()` that checks every object and checksum (`verify()`, in _verify.ts, adds the drill).
  */
-import { manifestsPrefix, parseManifestKey } from "./_keys.ts";
+import { manifestsPrefix, parseManifestKey, parseManifestPath } from "./_keys.ts";
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import {
   decodeManifest,
@@ -82,18 +82,71 @@ export async function loadManifestHead(store: BlockStore, dbKey: string, generat
     }
     throw error;
   }
-  let head: ManifestV1 | StoredManifest;
-  try {
-    head = decodeManifest(bytes, key);
-    if (head.version === 2) checkStoredManifest(head, key);
-  } catch (error) {
-    throw new ReplicationError("INTEGRITY", `Manifest ${key} is corrupt: ${(error as Error).message}`);
-  }
+  const head = decodeHead(bytes, key);
   if (head.generation !== generation || head.dbKey !== dbKey) {
     throw new ReplicationError("INTEGRITY", `Manifest ${key} describes ${head.dbKey} generation ` +
       `${head.generation}, not ${dbKey} generation ${generation}`);
   }
   return { head, bytes, sha256: hex(sha256(bytes)) };
+}
+
+/** A manifest object's bytes decoded and checked (not its pages); INTEGRITY naming `key` when corrupt. */
+function decodeHead(bytes: Uint8Array, key: string): ManifestV1 | StoredManifest {
+  try {
+    const head = decodeManifest(bytes, key);
+    if (head.version === 2) checkStoredManifest(head, key);
+    return head;
+  } catch (error) {
+    throw new ReplicationError("INTEGRITY", `Manifest ${key} is corrupt: ${(error as Error).message}`);
+  }
+}
+
+/** One database in a store, as `haduck databases` lists it. */
+export interface DatabaseSummary {
+  /** Its key from the store's root: a database written under a deeper prefix shows as `prefix/key`. */
+  dbKey: string;
+  lastGeneration: number;
+  /** When the last generation was checkpointed (else written), ISO 8601. */
+  lastGenerationTime: string;
+  /** The database file's size at the last generation. */
+  sizeBytes: number;
+}
+
+/**
+ * Every database in the store, sorted by key: each key that holds a manifest, with its last
+ * generation. Only manifests make a database (a lease, a latest hint or a fork's marker alone do
+ * not). It lists the whole store once (S3: a request per 1000 objects) and reads one manifest
+ * object per database.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@haduck/s3-block-store";
+ * import { listDatabases } from "@haduck/duckblock";
+ * for (const db of await listDatabases(openStore("file:///tmp/haduck-store"))) console.log(db.dbKey);
+ * ```
+ */
+export async function listDatabases(store: BlockStore): Promise<DatabaseSummary[]> {
+  const lastGenerations = new Map<string, number>();
+  for await (const object of store.list("")) {
+    const parsed = parseManifestPath(object.key);
+    if (parsed && parsed.generation >= (lastGenerations.get(parsed.dbKey) ?? -1)) {
+      lastGenerations.set(parsed.dbKey, parsed.generation);
+    }
+  }
+  const databases: DatabaseSummary[] = [];
+  for (const [dbKey, generation] of [...lastGenerations].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const key = manifestKey(dbKey, generation);
+    const head = decodeHead(await store.get(key), key);
+    // The key listed is where the database is: its manifest names the key under the prefix it was
+    // written to (the end of this one), or another if its folder was copied; verify checks that, not a listing.
+    if (head.generation !== generation) {
+      throw new ReplicationError("INTEGRITY", `Manifest ${key} describes generation ${head.generation}, not ` +
+        `${generation}: run \`haduck verify\` on ${dbKey}`);
+    }
+    databases.push({ dbKey, lastGeneration: generation, lastGenerationTime: head.checkpointedAt ?? head.createdAt,
+      sizeBytes: head.fileSizeBytes });
+  }
+  return databases;
 }
 
 /** The newest generation checkpointed (else, written) at or before `untilMs`. */

@@ -380,6 +380,6 @@ export { latestKey, manifestKey, pad, segmentKey };
 export function assertValidDbKey(dbKey: string): void {
   if (typeof dbKey !== "string" || !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/.test(dbKey)) {
     throw new TypeError(`Invalid database key ${JSON.stringify(dbKey)}: use 1 to 200 letters, digits, '.', '_' or ` +
-      "'-', starting with a letter, digit or '_' (the database's file name, as `haduck generations` shows)");
+      "'-', starting with a letter, digit or '_' (the database's file name; `haduck databases` lists the keys in a store)");
   }
 }

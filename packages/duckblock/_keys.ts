@@ -28,6 +28,21 @@ export function parseManifestKey(key: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+const DATABASE_MANIFEST_KEY = /^(.+)\/manifests\/(\d{20})\.json$/;
+/** The folders under a database's key: nothing in them is a database of its own. */
+const DATABASE_FOLDERS = new Set(["manifests", "segments", "blockmaps", "frames", "forks"]);
+/**
+ * The database and generation a manifest key names, when the key is read from the store's root (a
+ * listing of the whole store): `team/a.duckdb` for a database written to the store's prefix `team`.
+ * Undefined for any other key, and for a manifest inside another database's folders (a fork's marker
+ * lives under `forks/` and is no database).
+ */
+export function parseManifestPath(key: string): { dbKey: string; generation: number } | undefined {
+  const match = DATABASE_MANIFEST_KEY.exec(key);
+  if (!match || match[1].split("/").slice(1).some((part) => DATABASE_FOLDERS.has(part))) return undefined;
+  return { dbKey: match[1], generation: Number(match[2]) };
+}
+
 export const segmentsPrefix = (dbKey: string): string => `${dbKey}/segments/`;
 /**
  * A segment's key carries the upload attempt: a crash between segments and manifest leaves orphans

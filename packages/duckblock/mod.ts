@@ -31,6 +31,7 @@ export {
   pagesPrefix,
   parseFrameKey,
   parseManifestKey,
+  parseManifestPath,
   segmentKey,
   segmentsPrefix,
 } from "./_keys.ts";
@@ -55,11 +56,13 @@ export { blockOf, entryOf, inSegment, type ManifestEntry } from "./_manifest_ent
 export { applyFrames, type FrameWalk, listFrames, walkFrames } from "./_frames.ts";
 export {
   checkHeaderRegion,
+  type DatabaseSummary,
   decodeBlock,
   type GenerationSummary,
   headAtTime,
   latestHead,
   latestManifest,
+  listDatabases,
   listGenerations,
   type LoadedHead,
   loadManifest,

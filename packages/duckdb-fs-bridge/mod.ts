@@ -32,6 +32,7 @@ export { follow, type Follower, type FollowerPosition, type FollowOptions } from
 // Moved to @haduck/duckblock (the store's formats and catalog, DuckDB-free); still exported here.
 export {
   assertValidDbKey,
+  type DatabaseSummary,
   type FencedHistory,
   fenceHistory,
   fork,
@@ -42,6 +43,7 @@ export {
   type GcReport,
   type GenerationSummary,
   latestManifest,
+  listDatabases,
   listGenerations,
   loadManifest,
   parseHeaderRegion,
@@ -50,6 +52,6 @@ export {
   summarizeGenerations,
 } from "@haduck/duckblock";
 export { verify, type VerifyOptions, type VerifyReport } from "./reader/_verify.ts";
-export { extensionPath, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
+export { DUCKDB_VERSION, extensionPath, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
 export type { Consumer, GenerationInfo } from "./native/_consumer.ts";
 export { PipeConsumer, type PipeConsumerOptions } from "./native/_pipe_consumer.ts";

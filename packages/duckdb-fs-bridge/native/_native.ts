@@ -12,6 +12,11 @@ import type { ExtensionSymbols, OpenExtension } from "./ffi/_symbols.ts";
 import type { Consumer, GenerationInfo } from "./_consumer.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../../..");
+/**
+ * The DuckDB release the extension is built for and `@duckdb/node-api` runs (DuckDB loads an
+ * extension only into the exact version it was built for): tools/build_extension.ts builds for it.
+ */
+export const DUCKDB_VERSION = "1.4.4";
 /** The platform package that carries the built extension, per `${process.platform}-${process.arch}`. */
 const PLATFORM_PACKAGES: Record<string, string> = { "linux-x64": "@haduck/extension-linux-x64" };
 
