@@ -106,7 +106,9 @@ export async function waitForLeader(nodes: ClusterNodeProcess[], timeoutMs: numb
     if (leaders.length === 1) return { leader: leaders[0].node, ms: performance.now() - started };
     await Bun.sleep(50);
   }
-  throw new Error(`no single leader among ${nodes.map((node) => node.name).join(", ")} within ${timeoutMs} ms`);
+  // What each node said last: the reason a takeover did not complete (a failed promotion, a lease conflict).
+  const logs = nodes.map((node) => `--- ${node.name}:\n${node.log().split("\n").slice(-12).join("\n")}`).join("\n");
+  throw new Error(`no single leader among ${nodes.map((node) => node.name).join(", ")} within ${timeoutMs} ms\n${logs}`);
 }
 
 /**
