@@ -31,14 +31,19 @@ const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 class Unavailable extends Error {}
 
-const instance = await DuckDBInstance.create(":memory:", { memory_limit: `${MEMORY_LIMITS_MB[0]}MB`, threads: "1",
-  temp_directory: TEMP_DIRECTORY });
-const connection = await instance.connect();
 let limit = 0;
+/** An instance of its own per memory limit: DuckDB may take running out of memory for a fatal error. */
+const open = async () => await DuckDBInstance.create(":memory:", { memory_limit: `${MEMORY_LIMITS_MB[limit]}MB`,
+  threads: "1", temp_directory: TEMP_DIRECTORY });
+let instance = await open();
+let connection = await instance.connect();
+/** What a new instance runs first (the read-only ATTACH, once the replay is done). */
+let setup: string | undefined;
 
 /**
  * Runs `step`; when DuckDB runs out of memory or temp space, undoes what it attached
- * (`cleanUp`), raises the limit and runs it again. At the ceiling, or on a full disk: Unavailable.
+ * (`cleanUp`), opens a new instance with the next limit and runs it again. At the ceiling, or on a
+ * full disk: Unavailable.
  */
 async function withLimits<T>(step: () => Promise<T>, cleanUp = async () => {}): Promise<T> {
   for (;;) {
@@ -52,7 +57,19 @@ async function withLimits<T>(step: () => Promise<T>, cleanUp = async () => {}): 
         throw new Unavailable(`${firstLine(error)} (memory limit ${MEMORY_LIMITS_MB[limit]} MiB` +
           `${resource === "disk" ? "; the disk is full" : ", the ceiling"})`);
       }
-      await connection.run(`SET memory_limit = '${MEMORY_LIMITS_MB[++limit]}MB'`);
+      // A new instance with the next limit: a replay that ran out of memory can leave DuckDB's instance
+      // invalidated ("database has been invalidated because of a previous fatal error"), and every
+      // statement on it then fails with that, which read as a refusal of a healthy store (exit 5).
+      limit++;
+      try {
+        connection.closeSync();
+        instance.closeSync();
+      } catch {
+        // an invalidated instance may refuse to close cleanly: it is dropped all the same
+      }
+      instance = await open();
+      connection = await instance.connect();
+      if (setup) await connection.run(setup);
     }
   }
 }
@@ -88,7 +105,8 @@ try {
       await rows("DETACH restored");
     }, async () => void await rows("DETACH DATABASE IF EXISTS restored"));
   }
-  await run(`ATTACH ${literal(path)} AS restored (READ_ONLY)`);
+  setup = `ATTACH ${literal(path)} AS restored (READ_ONLY)`;
+  await run(setup);
   const tables = await run("SELECT schema_name, table_name FROM duckdb_tables() " +
     "WHERE database_name = 'restored' AND NOT internal AND NOT temporary") as [string, string][];
   let rowCount = 0;
