@@ -132,7 +132,7 @@ export function buildExtension(options: { force?: boolean } = {}): string {
   renameSync(tmp, EXTENSION_PATH);
   // The unit tests compile the DuckDB-free parts (bitmap, ring, generation queue, overlays) without DuckDB.
   const testUnits = [...tests.filter((file) => file.endsWith(".cpp")), join(ROOT, "extension/src/generation_queue.cpp"),
-    join(ROOT, "extension/src/snapshot.cpp")];
+    join(ROOT, "extension/src/snapshot.cpp"), join(ROOT, "extension/src/lazy_base.cpp")];
   run([ZIG, "c++", ...compilerFlags().filter((flag) => flag !== "-fPIC"), "-o", UNIT_TESTS_PATH, ...testUnits,
     LIBSTDCXX, LIBGCC, "-lpthread"]);
   writeFileSync(stampPath, wanted);
