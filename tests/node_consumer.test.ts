@@ -32,7 +32,7 @@ test("node drains generation events through haduck_drain_events() and releases t
   }
   const iterations = generations.map((g) => g.iteration);
   expect(iterations).toEqual([...iterations].sort((a, b) => a - b));
-  expect(iterations[iterations.length - 1]).toBe(readFileInfo(dbPath)!.iteration);
+  expect(iterations[iterations.length - 1]).toBe(readFileInfo(dbPath)!.generation);
   // The bulk load's generation carries every block; the one-row update's only the rewritten ones.
   const [load, update] = [generations[generations.length - 2], generations[generations.length - 1]];
   expect(load.blocks.length).toBeGreaterThan(update.blocks.length);

@@ -96,11 +96,11 @@ async function deposedWriter(store: ReturnType<typeof openStore>, path: string, 
   allowed = false;
   for (let i = 100; i <= 103; i++) await db.connection.run(`INSERT INTO db.t VALUES (${i})`);
   await db.connection.run("CHECKPOINT db");
-  db.replicator.abandon("fenced");
+  db.replicator.cancelRequests("fenced");
   await db.close();
 }
 
-test("a writer fenced and abandoned, then the same process leads again on a restored file: every flushed commit is in the store", async () => {
+test("a writer fenced (its store requests cancelled), then the same process leads again on a restored file: every flushed commit is in the store", async () => {
   const store = openStore(`file://${join(dir, "store-fenced")}`);
   const path = join(dir, "fenced.duckdb");
   await deposedWriter(store, path, "fenced.duckdb");

@@ -162,10 +162,10 @@ test("flush() waits for a commit DuckDB checkpointed instead of logging (a large
   await db.connection.run("CREATE TABLE t (i BIGINT, v VARCHAR)");
   await db.connection.run("CHECKPOINT");
   expect(await db.flush()).toBe(true);
-  const before = readFileInfo(dbPath)!.iteration;
+  const before = readFileInfo(dbPath)!.generation;
   await db.connection.run("SET checkpoint_threshold = '1KB'"); // DuckDB checkpoints at the commit instead
   await db.connection.run("INSERT INTO t SELECT i, md5(i::VARCHAR) FROM range(100000) r(i)");
-  const local = readFileInfo(dbPath)!.iteration;
+  const local = readFileInfo(dbPath)!.generation;
   expect(local).toBeGreaterThan(before); // the insert is in a new header, not in the WAL
   expect(await db.flush()).toBe(true);
   // Durable means: the store holds a generation at least as new as the header that holds the insert.

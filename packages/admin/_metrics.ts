@@ -33,7 +33,7 @@ const FAMILIES: Family[] = [
   { name: "haduck_generations_committed_total", type: "counter", help: "Generations committed to the store.",
     value: (d) => d.status().generationsCommitted },
   { name: "haduck_generations_abandoned_total", type: "counter",
-    help: "Generations not published (upload failed or the hold ran out); their blocks ship later.",
+    help: "Generations given back, not published (an upload failed, or the extension abandoned its hold); their blocks ship later.",
     value: (d) => d.status().generationsAbandoned },
   { name: "haduck_blocks_shipped_total", type: "counter", help: "DuckDB blocks uploaded.",
     value: (d) => d.status().blocksShipped },

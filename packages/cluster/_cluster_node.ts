@@ -13,7 +13,7 @@
  *   see _fence.ts), restore up to the fence into a new file, move the local file aside (printed,
  *   never deleted), open it as the writer with the epoch in every manifest and frame.
  * - **Leader**: renews every TTL/3; answers a write only while its lease still holds. It steps down
- *   (moving its local state aside) when a renew finds another epoch, when its hold runs out, or when
+ *   (moving its local state aside) when a renew finds another epoch, when its lease validity runs out, or when
  *   a create-only write finds another writer's object at its key.
  */
 import {
@@ -129,7 +129,7 @@ export class ClusterNode {
     void follower?.refresh().then(() => follower.refresh());
   }
 
-  /** The role as others should see it: a leader whose hold ran out (a paused process) says candidate at once. */
+  /** The role as others should see it: a leader whose lease validity ran out (a paused process) says candidate at once. */
   get role(): ClusterRole {
     return this.#role === "leader" && this.#notLeading() ? "candidate" : this.#role;
   }
@@ -272,7 +272,7 @@ export class ClusterNode {
     await this.#promotion; // a node taking over runs them once it leads (forwarders sent them here already)
     const db = this.#db;
     if (this.#role === "leader" && db) {
-      // A leader that may not lead (a paused process woken after its hold ran out) runs nothing: its
+      // A leader that may not lead (a paused process woken after its lease validity ran out) runs nothing: its
       // local state may hold commits no one acknowledged, past a history another leader fenced.
       const deposed = this.#notLeading();
       if (deposed) throw new NoLeaderError(`${this.#options.dbKey}: this node stopped leading (${deposed}); retry`);
@@ -461,7 +461,7 @@ export class ClusterNode {
       this.#deposed ??= `promotion failed: ${(error as Error).message}`;
       const db = this.#db;
       this.#db = undefined;
-      db?.replicator.abandon("promotion failed");
+      db?.replicator.cancelRequests("promotion failed");
       await this.#keeper.stop();
       await this.#lease.release().catch(() => {});
       this.#claimAfter = performance.now() + this.#ttlMs;
@@ -481,7 +481,7 @@ export class ClusterNode {
     const db = this.#db;
     this.#db = undefined;
     log(`${dbKey}: stepping down from epoch ${this.#epoch}: ${reason}`);
-    db?.replicator.abandon(`stepped down: ${reason}`);
+    db?.replicator.cancelRequests(`stepped down: ${reason}`);
     await this.#keeper.stop();
     // A lease we still hold but may not use would keep everyone else from leading: let it go.
     await this.#lease.release({ signal: AbortSignal.timeout(this.#ttlMs) }).catch(() => {});

@@ -1,7 +1,7 @@
 /**
  * @module
  * The leader's side of the lease: renews it every TTL/3 while the node leads (a renew that finds
- * another epoch, or a hold that ran out, deposes the node at once), and confirms it for a
+ * another epoch, or a lease validity that ran out, deposes the node at once), and confirms it for a
  * linearizable read (one renew in flight answers every read that arrived before it started).
  */
 import { LeaseLostError } from "@haduck/lease";
@@ -12,7 +12,7 @@ export interface LeaseKeeperOptions {
   lease: () => LeaseLike;
   /** The lease's time to live: renews come TTL/3 after the start of the last successful one. */
   ttlMs: number;
-  /** After a failed renew, the next comes this much later (while the hold is still good). */
+  /** After a failed renew, the next comes this much later (while the lease is still valid). */
   retryMs: number;
   /** Why the node may not write any more, if it learned so. */
   deposed: () => string | undefined;
@@ -75,7 +75,7 @@ export class LeaseKeeper {
 
   /**
    * Renews TTL/3 after the start of the last successful renew while this node holds the lease; a
-   * failed renew is tried again soon, each attempt bounded by what is left of the hold. A renew that
+   * failed renew is tried again soon, each attempt bounded by what is left of the lease validity. A renew that
    * finds another epoch deposes this node at once.
    */
   async #renew(): Promise<void> {
@@ -106,7 +106,7 @@ export class LeaseKeeper {
             depose(`its lease ran out: the store did not take a renew (${(error as Error).message})`);
             break;
           }
-          next = performance.now() + this.#options.retryMs; // try again soon: the hold is still good for a while
+          next = performance.now() + this.#options.retryMs; // try again soon: the lease is still valid for a while
         }
       }
     } finally {

@@ -139,8 +139,8 @@ export async function executeStatement(connection: DuckDBConnection, request: Sq
   const sql = statementToRun(request.sql);
   const entry: Running = { connection, phase: "judging" };
   // DuckDB does not look at an interrupt everywhere (constant folding while it binds runs on): a
-  // statement that is not yet writing is answered at the timeout and a second, and abandoned; its
-  // slot in the gate stays taken until DuckDB is done with it, so abandoned work stays bounded too.
+  // statement that is not yet writing is answered at the timeout and a second, and detached from its caller; its
+  // slot in the gate stays taken until DuckDB is done with it, so detached work stays bounded too.
   let giveUp!: (error: Error) => void;
   const givenUp = new Promise<never>((_, reject) => giveUp = reject);
   givenUp.catch(() => {});
@@ -148,7 +148,7 @@ export async function executeStatement(connection: DuckDBConnection, request: Sq
   work = limits.gate.run(request.signal, entry, async () => {
     const hardTimer = setTimeout(() => {
       if (entry.phase === "writing") return; // a write's outcome is only known once DuckDB says it
-      entry.abandoned = true;
+      entry.detached = true;
       entry.interrupted ??= "timeout";
       // The connection is busy until DuckDB is done: whoever owns it closes it only then (closing
       // a busy connection waits for it, on the event loop).
@@ -198,7 +198,7 @@ async function judgeAndRun(connection: DuckDBConnection, request: SqlRequest, wr
     if (mapped instanceof StatementRefused || entry.interrupted) throw mapped; // refused here, refused by the leader too
     return { notRun: "unprepared", error: mapped };
   }
-  if (entry.abandoned) throw interruptedError(entry, limits); // its client has its answer already
+  if (entry.detached) throw interruptedError(entry, limits); // its client has its answer already
   let write: boolean;
   try {
     write = await writes(connection, prepared.statementType, request.sql, limits);
@@ -224,7 +224,7 @@ async function judgeAndRun(connection: DuckDBConnection, request: SqlRequest, wr
   }
   if (write) {
     if (!writable) return { notRun: "write" };
-    if (entry.abandoned) throw interruptedError(entry, limits);
+    if (entry.detached) throw interruptedError(entry, limits);
     entry.phase = "writing";
     answer = await collect(prepared, entry, request, limits);
   }
@@ -386,7 +386,7 @@ function interruptedError(entry: Running, limits: SqlLimits): Error {
 export async function runSql(db: AttachedDatabase, store: BlockStore | undefined, request: SqlRequest,
   limits: SqlLimits, stillLeads: () => string | undefined = () => undefined): Promise<SqlAnswer> {
   const own = await db.instance.connect();
-  let abandonedUntil: Promise<void> | undefined;
+  let detachedUntil: Promise<void> | undefined;
   try {
     await own.run(`USE ${db.alias}`);
     const ran = await executeStatement(own, request, !request.readOnly, limits);
@@ -414,10 +414,10 @@ export async function runSql(db: AttachedDatabase, store: BlockStore | undefined
     }
     return { ...ran, position: db.replicator.position };
   } catch (error) {
-    abandonedUntil = (error as { settled?: Promise<void> }).settled;
+    detachedUntil = (error as { settled?: Promise<void> }).settled;
     throw error;
   } finally {
-    if (abandonedUntil) void abandonedUntil.then(() => own.closeSync());
+    if (detachedUntil) void detachedUntil.then(() => own.closeSync());
     else own.closeSync();
   }
 }

@@ -22,7 +22,7 @@ export interface Running {
   phase: "judging" | "reading" | "writing";
   interrupted?: string;
   /** The client was answered (a timeout DuckDB did not honour in time): nothing may start running now. */
-  abandoned?: boolean;
+  detached?: boolean;
 }
 
 /**

@@ -18,9 +18,9 @@ export interface TakeoverFiles {
   dbPath: string;
   /** The epoch the new leader claimed. */
   epoch: number;
-  /** Whether the new leader's hold is still good (the fence is written only while it is). */
+  /** Whether the new leader's lease is still valid (the fence is written only while it is). */
   mayWrite: () => boolean;
-  /** A signal that aborts when the hold runs out. */
+  /** A signal that aborts when the lease validity runs out. */
   signal: () => AbortSignal;
   /** The node's replica, if it has one: its base becomes the new file; closed in every case. */
   follower: Follower | undefined;

@@ -222,10 +222,10 @@ export function decodeBlock(stored: Uint8Array, block: ManifestBlock, segment: s
 export function checkHeaderRegion(manifest: Pick<Manifest, "generation" | "database">, region: Uint8Array): void {
   const info = parseHeaderRegion(region);
   const database = manifest.database;
-  if (info.iteration !== manifest.generation || info.blockAllocSize !== database.blockAllocSize ||
+  if (info.generation !== manifest.generation || info.blockAllocSize !== database.blockAllocSize ||
     info.dbIdentifier !== database.dbIdentifier || info.storageVersion !== database.storageVersion) {
     throw new ReplicationError("INTEGRITY", `The header of generation ${manifest.generation} does not match its ` +
-      `manifest (iteration ${info.iteration}, block size ${info.blockAllocSize}, database ${info.dbIdentifier}, ` +
+      `manifest (generation ${info.generation}, block size ${info.blockAllocSize}, database ${info.dbIdentifier}, ` +
       `storage version ${info.storageVersion}): it belongs to another database or version; nothing was written`);
   }
 }

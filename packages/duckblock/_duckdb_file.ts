@@ -10,7 +10,11 @@ export interface DuckDBFileInfo {
   storageVersion: number;
   libraryVersion: string;
   dbIdentifier: string;
-  iteration: number;
+  /**
+   * The active database header's `iteration`, DuckDB's counter of checkpoints: haduck's generation
+   * number. Here, and nowhere above this parser, it has DuckDB's name.
+   */
+  generation: number;
   blockCount: number;
   blockAllocSize: number;
   /** The size the file needs: header region plus every block the active header counts. */
@@ -29,13 +33,13 @@ export function parseHeaderRegion(region: Uint8Array): DuckDBFileInfo {
   }
   const view = new DataView(region.buffer, region.byteOffset, region.byteLength);
   const header = (at: number) => ({
-    iteration: Number(view.getBigUint64(at + 8, true)),
+    generation: Number(view.getBigUint64(at + 8, true)), // DuckDB's DatabaseHeader::iteration
     blockCount: Number(view.getBigUint64(at + 32, true)),
     blockAllocSize: Number(view.getBigUint64(at + 40, true)),
   });
   const h1 = header(FILE_HEADER_BYTES);
   const h2 = header(2 * FILE_HEADER_BYTES);
-  const active = h1.iteration > h2.iteration ? h1 : h2;
+  const active = h1.generation > h2.generation ? h1 : h2;
   return {
     storageVersion: Number(view.getBigUint64(12, true)),
     libraryVersion: cString(region.subarray(52, 84)),

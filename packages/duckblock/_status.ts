@@ -21,6 +21,11 @@ export interface ReplicatorStatus {
   lastGeneration: number | null;
   lastGenerationTime: string | null;
   generationsCommitted: number;
+  /**
+   * Attempts given back, not published (an upload failed, the local file raced, or the extension
+   * abandoned its hold); their blocks ship later. The field keeps its first name: it is the HTTP
+   * status's and the metric's (`haduck_generations_abandoned_total`).
+   */
   generationsAbandoned: number;
   /** Generations released unread because DuckDB waited while we were busy; their blocks rode in the next. */
   generationsDeferred: number;

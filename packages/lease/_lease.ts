@@ -63,7 +63,7 @@ export interface LeaseOptions {
   now?: () => number;
 }
 
-/** The lease was taken by another node, or this node's hold ran out: stop acting as holder. */
+/** The lease was taken by another node, or this node's lease validity ran out: stop acting as holder. */
 export class LeaseLostError extends Error {
   readonly code = "LEASE_LOST";
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -161,7 +161,7 @@ export class Lease {
     return this.#held !== undefined && this.#now() < this.validUntil;
   }
 
-  /** Monotonic time until which this node's hold is trusted (ttlMs - marginMs after the last write started). */
+  /** Monotonic time until which this node's lease is valid (ttlMs - marginMs after the last write started). */
   get validUntil(): number {
     return this.#held ? this.#held.startedAt + this.ttlMs - this.marginMs : -Infinity;
   }
@@ -240,8 +240,8 @@ export class Lease {
 
   async #tryAcquire(options: { minEpoch?: number; signal?: AbortSignal }): Promise<boolean> {
     const seen = await this.observe(options);
-    // Ours already (a write of unknown outcome that landed, or the record we hold): only while the hold
-    // is still trusted; past validUntil others may have judged it expired, and we must renew or retake.
+    // Ours already (a write of unknown outcome that landed, or the record we hold): only while the lease is valid
+    // is it still trusted; past validUntil others may have judged it expired, and we must renew or retake.
     const ours = seen.record !== undefined && (this.#adoptPending(seen.record, seen.etag!) ||
       this.#held?.record.nonce === seen.record.nonce);
     if (ours && this.valid) return true;
@@ -275,7 +275,7 @@ export class Lease {
 
   /**
    * Writes a fresh record with the same epoch (compare-and-swap on ours). Throws LeaseLostError
-   * when another node has written since, or when our hold already ran out (a renew that comes too
+   * when another node has written since, or when our lease validity already ran out (a renew that comes too
    * late must not extend a lease others may have judged expired).
    */
   renew(options: { signal?: AbortSignal } = {}): Promise<void> {

@@ -113,7 +113,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
     observe();
     const status = db.replicator.status;
     return status.generationsPending === 0 && status.blocksCarried === 0 &&
-      status.lastGeneration === readFileInfo(dbPath)?.iteration;
+      status.lastGeneration === readFileInfo(dbPath)?.generation;
   });
   const catchUpMs = Date.now() - recovered;
   const status = db.replicator.status;

@@ -46,7 +46,7 @@ export async function runSchedule(options: { seed: number; steps: number; store:
   // The state a generation holds is the reference's when that header was first seen (a statement
   // that leaves the file's header alone changes only the WAL, which no generation holds).
   const note = async () => {
-    const iteration = readFileInfo(dbPath)!.iteration;
+    const iteration = readFileInfo(dbPath)!.generation;
     if (!expected.has(iteration)) expected.set(iteration, await digest(referenceRows));
   };
   await note();
@@ -68,7 +68,7 @@ export async function runSchedule(options: { seed: number; steps: number; store:
 
   const result: ScheduleResult = { seed, faults: faulty.faults.length, generations: 0, matched: 0, mismatches: [],
     verifyProblems: [], holdTimeouts };
-  const local = readFileInfo(dbPath)!.iteration;
+  const local = readFileInfo(dbPath)!.generation;
   const generations = await listGenerations(options.store, dbKey);
   result.generations = generations.length;
   if (generations[generations.length - 1] !== local) {

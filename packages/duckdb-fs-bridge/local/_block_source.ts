@@ -122,15 +122,15 @@ export function readFileInfo(dbPath: string): DuckDBFileInfo | undefined {
   }
 }
 
-function openAtIteration(dbPath: string, iteration: number): { fd: number; region: Uint8Array; info: DuckDBFileInfo } {
+function openAtGeneration(dbPath: string, generation: number): { fd: number; region: Uint8Array; info: DuckDBFileInfo } {
   const fd = openSync(dbPath, "r");
   try {
     const region = new Uint8Array(HEADER_REGION_BYTES);
     readExactly(fd, region, 0, `the header region of ${dbPath}`);
     const info = parseHeaderRegion(region);
-    if (info.iteration !== iteration) {
+    if (info.generation !== generation) {
       // DuckDB already wrote a newer header: never pair it with these blocks.
-      throw new ReadRaceError(`the file's header is at iteration ${info.iteration}, expected ${iteration}`);
+      throw new ReadRaceError(`the file's header is at generation ${info.generation}, expected ${generation}`);
     }
     return { fd, region, info };
   } catch (error) {
@@ -140,9 +140,9 @@ function openAtIteration(dbPath: string, iteration: number): { fd: number; regio
 }
 
 /** Reads blocks from the live file as the pass asks for them (catch-up and reconcile: no hold). */
-export function openFileSource(dbPath: string, iteration: number, blocks: readonly number[],
+export function openFileSource(dbPath: string, generation: number, blocks: readonly number[],
   blockChecksumOk: (block: Uint8Array) => boolean): BlockSource {
-  const { fd, region, info } = openAtIteration(dbPath, iteration);
+  const { fd, region, info } = openAtGeneration(dbPath, generation);
   return {
     fileInfo: info,
     headerRegion: region,
@@ -159,7 +159,7 @@ const SPOOL_RUN_BLOCKS_MAX = 4;
 
 export interface StageOptions {
   dbPath: string;
-  iteration: number;
+  generation: number;
   blocks: readonly number[];
   /** Reused across passes; blocks beyond it go to a spool file. */
   memory: Uint8Array;
@@ -185,7 +185,7 @@ export type StagedSource = BlockSource & { readonly blocks: readonly number[] };
  */
 export function stageBlocks(options: StageOptions): StagedSource {
   const { dbPath, blocks, memory } = options;
-  const { fd, region, info } = openAtIteration(dbPath, options.iteration);
+  const { fd, region, info } = openAtGeneration(dbPath, options.generation);
   const blockSize = info.blockAllocSize;
   const inMemory = Math.min(blocks.length, Math.floor(memory.byteLength / blockSize));
   let spool: number | undefined;

@@ -8,12 +8,12 @@ const dir = mkdtempSync(join(tmpdir(), "haduck-source-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const BLOCK = 16384;
 
-/** A DuckDB-shaped file: header region (iteration 7, `blockCount` blocks counted) and `written` blocks of `fill`. */
+/** A DuckDB-shaped file: header region (generation 7, `blockCount` blocks counted) and `written` blocks of `fill`. */
 function fakeDatabase(name: string, blockCount: number, written: number): string {
   const header = new Uint8Array(12288);
   header.set(new TextEncoder().encode("DUCK"), 8);
   const view = new DataView(header.buffer);
-  view.setBigUint64(4096 + 8, 7n, true); // iteration
+  view.setBigUint64(4096 + 8, 7n, true); // generation
   view.setBigUint64(4096 + 32, BigInt(blockCount), true);
   view.setBigUint64(4096 + 40, BigInt(BLOCK), true);
   const blocks = new Uint8Array(written * BLOCK).fill(0xab);
@@ -36,7 +36,7 @@ test("blocks past the end of the file read as zeros, never as a reused buffer's 
 test("staging copies blocks to memory and spills the rest to an unlinked spool, in the pass's order", () => {
   const path = fakeDatabase("staged.duckdb", 6, 6);
   const memory = new Uint8Array(2 * BLOCK);
-  const source = stageBlocks({ dbPath: path, iteration: 7, blocks: [0, 2, 3, 5], memory, runBlocksMax: 16,
+  const source = stageBlocks({ dbPath: path, generation: 7, blocks: [0, 2, 3, 5], memory, runBlocksMax: 16,
     blockChecksumOk: () => true });
   const into = new Uint8Array(BLOCK);
   for (let index = 0; index < 4; index++) {
@@ -50,6 +50,6 @@ test("staging copies blocks to memory and spills the rest to an unlinked spool, 
 
 test("a header that moved on is a ReadRaceError (a local race, never a store failure)", () => {
   const path = fakeDatabase("moved.duckdb", 2, 2);
-  expect(() => stageBlocks({ dbPath: path, iteration: 6, blocks: [0], memory: new Uint8Array(BLOCK),
+  expect(() => stageBlocks({ dbPath: path, generation: 6, blocks: [0], memory: new Uint8Array(BLOCK),
     runBlocksMax: 16, blockChecksumOk: () => true })).toThrow(ReadRaceError);
 });

@@ -9,7 +9,7 @@ import type { RingEvent } from "./_ring_layout.ts";
 export interface GenerationInfo {
   seq: bigint;
   fileId: number;
-  iteration: number;
+  generation: number;
   blockCount: number;
   headerBlockCount: number;
   blockAllocSize: number;

@@ -174,7 +174,7 @@ export class Native implements Consumer {
     return {
       seq,
       fileId: Number(out[0]),
-      iteration: Number(out[1]),
+      generation: Number(out[1]),
       blockCount: Number(out[2]),
       headerBlockCount: Number(out[3]),
       blockAllocSize: Number(out[4]),

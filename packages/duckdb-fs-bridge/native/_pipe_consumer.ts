@@ -65,23 +65,23 @@ export class PipeConsumer implements Consumer {
     if (verb === "gen") {
       if (BigInt(fields[0]) <= this.#newestSeq) return;
       this.#newestSeq = BigInt(fields[0]);
-      const [seq, iteration, headerBlockCount, blockAllocSize, createdUnixMs, fullScan, count, list] = fields;
+      const [seq, generation, headerBlockCount, blockAllocSize, createdUnixMs, fullScan, count, list] = fields;
       const blocks = Number(count) > 0 ? list.split(",").map(Number) : [];
-      const info: GenerationInfo = { seq: BigInt(seq), fileId: SIDECAR_FILE_ID, iteration: Number(iteration),
+      const info: GenerationInfo = { seq: BigInt(seq), fileId: SIDECAR_FILE_ID, generation: Number(generation),
         blockCount: blocks.length, headerBlockCount: Number(headerBlockCount), blockAllocSize: Number(blockAllocSize),
         createdUnixMs: Number(createdUnixMs), needsFullScan: fullScan === "1" || this.#fullScanNext };
       this.#fullScanNext = false;
       this.#generations.set(info.seq, { info, blocks });
       this.#events.push({ type: L.HADUCK_EVENT_GENERATION_READY, fileId: SIDECAR_FILE_ID, a: info.seq,
-        b: BigInt(iteration), c: BigInt(blocks.length), d: BigInt(headerBlockCount) });
+        b: BigInt(generation), c: BigInt(blocks.length), d: BigInt(headerBlockCount) });
     } else if (verb === "wal") {
-      // wal <iteration> <size> <ms> <lost> <n> <first:count,...>: the ring's WAL_BLOCKS events, then WAL_SYNCED.
-      const [iteration, size, unixMs, lost, count, list] = fields;
+      // wal <generation> <size> <ms> <lost> <n> <first:count,...>: the ring's WAL_BLOCKS events, then WAL_SYNCED.
+      const [generation, size, unixMs, lost, count, list] = fields;
       for (const run of Number(count) > 0 ? list.split(",") : []) {
         const [first, blocks] = run.split(":").map(BigInt);
         this.#events.push({ type: L.HADUCK_EVENT_WAL_BLOCKS, fileId: SIDECAR_FILE_ID, a: first, b: blocks, c: 0n, d: 0n });
       }
-      this.#events.push({ type: L.HADUCK_EVENT_WAL_SYNCED, fileId: SIDECAR_FILE_ID, a: BigInt(iteration),
+      this.#events.push({ type: L.HADUCK_EVENT_WAL_SYNCED, fileId: SIDECAR_FILE_ID, a: BigInt(generation),
         b: BigInt(size), c: BigInt(unixMs), d: BigInt(lost) });
     } else if (verb === "walreset") {
       this.#events.push({ type: L.HADUCK_EVENT_WAL_RESET, fileId: SIDECAR_FILE_ID, a: BigInt(fields[0]),

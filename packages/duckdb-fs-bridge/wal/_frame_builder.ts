@@ -47,9 +47,9 @@ export interface Outgoing {
 
 /** Commits being built into frames: blocks beyond FRAME_BLOCK_BYTES_MAX go in frames before the last. */
 export interface Group {
-  iteration: number;
+  generation: number;
   blocks: number[];
-  marks: Map<number, { announcement: number; iteration: number }>;
+  marks: Map<number, { announcement: number; generation: number }>;
   /** Index in `blocks` of the next block to build into a frame. */
   next: number;
   wal: Uint8Array;
@@ -86,25 +86,25 @@ export function shippable<T extends WalSync & { announcement: number }>(pending:
  * to build into frames after `tipWalEnd`; undefined when a newer header supersedes them, or when the
  * WAL is shorter than its synced size under the same header (then `stop` says why).
  */
-export function startGroup(iteration: number, pending: (WalSync & { announcement: number })[], chain: {
+export function startGroup(generation: number, pending: (WalSync & { announcement: number })[], chain: {
   dbPath: string;
   tipWalEnd: number;
-  blocks: Map<number, { announcement: number; iteration: number }>;
+  blocks: Map<number, { announcement: number; generation: number }>;
   stop: (why: string) => void;
 }): Group | undefined {
   const { dbPath } = chain;
-  if (readFileInfo(dbPath)?.iteration !== iteration) return undefined; // a newer header: its generation supersedes
+  if (readFileInfo(dbPath)?.generation !== generation) return undefined; // a newer header: its generation supersedes
   const target = pending[pending.length - 1].size;
   const wal = readWal(`${dbPath}.wal`, chain.tipWalEnd, target);
   if (!wal) {
     // DuckDB removes the WAL right after a new header: then that generation holds these commits.
-    if (readFileInfo(dbPath)?.iteration === iteration) chain.stop(`${dbPath}.wal is shorter than its synced size ${target}`);
+    if (readFileInfo(dbPath)?.generation === generation) chain.stop(`${dbPath}.wal is shorter than its synced size ${target}`);
     return undefined;
   }
   // The blocks announced up to the last commit taken (later ones belong to later commits).
   const upTo = pending[pending.length - 1].announcement;
   const marks = new Map([...chain.blocks].filter(([, mark]) => mark.announcement <= upTo));
-  return { iteration, blocks: [...marks.keys()].sort((a, b) => a - b), marks, next: 0, wal,
+  return { generation, blocks: [...marks.keys()].sort((a, b) => a - b), marks, next: 0, wal,
     commits: pending.map((sync) => ({ walEnd: sync.size, unixMs: sync.unixMs })), target };
 }
 
@@ -115,10 +115,10 @@ export function startGroup(iteration: number, pending: (WalSync & { announcement
 export function buildFrame(group: Group, tip: ChainTip, settings: FrameSettings):
   { frame: Outgoing; last: boolean } | undefined {
   const { dbPath } = settings;
-  const superseded = () => readFileInfo(dbPath)?.iteration !== group.iteration;
+  const superseded = () => readFileInfo(dbPath)?.generation !== group.generation;
   let source;
   try {
-    source = openFileSource(dbPath, group.iteration, group.blocks, settings.blockChecksumOk);
+    source = openFileSource(dbPath, group.generation, group.blocks, settings.blockChecksumOk);
   } catch (error) {
     if (!superseded()) throw error;
     return undefined;
@@ -133,16 +133,16 @@ export function buildFrame(group: Group, tip: ChainTip, settings: FrameSettings)
     } catch (error) {
       if (!superseded()) throw error;
     }
-    // After the reads: the header still says `iteration`, so no block read belongs to a newer one.
+    // After the reads: the header still says `generation`, so no block read belongs to a newer one.
     if (superseded()) return undefined;
     const last = group.next + count >= group.blocks.length;
     const number = tip.frame + 1;
     const wal = last ? group.wal : new Uint8Array(0);
     const commits = last ? group.commits : [];
-    const encoded = encodeFrame({ blockAllocSize: blockSize, generation: group.iteration, number,
+    const encoded = encodeFrame({ blockAllocSize: blockSize, generation: group.generation, number,
       walOffset: tip.walEnd, wal, commits, blockIds: ids, blocks, previousSha256: tip.sha256,
       epoch: settings.epoch }, { compress: (raw) => settings.compressor.compress(raw) });
-    const frame: Outgoing = { number, key: frameKey(settings.dbKey, group.iteration, number), bytes: encoded.bytes,
+    const frame: Outgoing = { number, key: frameKey(settings.dbKey, group.generation, number), bytes: encoded.bytes,
       blockIds: ids, sha256: encoded.sha256, previous: tip.sha256, walOffset: tip.walEnd,
       walEnd: last ? group.target : tip.walEnd, commits, blocks: ids.length,
       rawBytes: wal.byteLength + blocks.byteLength, sending: false, stored: false,

@@ -1,11 +1,11 @@
 /**
  * @module
  * `WalShipper`: continuous replication between checkpoints. The extension announces every FileSync
- * of the database's WAL (a durable local commit) with the synced size, the header iteration the WAL
+ * of the database's WAL (a durable local commit) with the synced size, the header generation the WAL
  * builds on, and the blocks written since the last announcement. At most once per `walFlushMs`
  * (at once when someone waits in `flush()`), the shipper reads the new WAL bytes and those blocks
  * from the local files and writes them as the next WAL frame of the published generation, create-only
- * (see _frame_format.ts). A frame is only ever built for the iteration the file's header still has,
+ * (see _frame_format.ts). A frame is only ever built for the generation the file's header still has,
  * checked before and after the reads: once DuckDB wrote a newer header, that generation supersedes
  * the frames, and the blocks read could already belong to it.
  *
@@ -17,7 +17,7 @@
  * epoch's frame (fenced), or an orphan that does not chain to the stored frame before it (a frame
  * written past one that never landed: never acknowledged, so it is removed and ours goes in).
  *
- * What stops frames for an iteration until the next generation is published (the commits are then
+ * What stops frames for a generation until the next generation is published (the commits are then
  * durable only at that checkpoint, and `status.walLagMs` shows it): block marks lost (a consumer that
  * died, events dropped), the WAL cut below what was shipped, a frame key that holds another writer's
  * frame. Nothing here is ever guessed: a PUT whose answer was lost is looked up before the next one.
@@ -46,7 +46,7 @@ const PIPELINE_FRAMES = 4;
 const PIPELINE_BYTES = 32 * 1024 * 1024;
 
 interface Waiter {
-  iteration: number;
+  generation: number;
   size: number;
   resolve: (durable: boolean) => void;
 }
@@ -54,7 +54,7 @@ interface Waiter {
 export class WalShipper {
   readonly #options: WalShipperOptions;
   /** The published generation frames chain to, and where its chain stands in the store (durable). */
-  #iteration: number | undefined;
+  #generation: number | undefined;
   #frame = 0;
   #shipped = 0;
   /** Where the chain stands counting the frames built and in flight. */
@@ -64,21 +64,21 @@ export class WalShipper {
   #group: Group | undefined;
   readonly #compressor = new AdaptiveCompressor(true);
   #stopped: string | undefined;
-  /** Syncs announced and not shipped (any iteration, ascending), and blocks written since the last frame. */
+  /** Syncs announced and not shipped (any generation, ascending), and blocks written since the last frame. */
   #syncs: PendingSync[] = [];
-  /** Bumped whenever the chain is replaced (a new generation, a leftover WAL): results of older awaits are dropped. */
-  #epoch = 0;
+  /** Chain resets: bumped whenever the chain is replaced (a new generation, a leftover WAL): results of older awaits are dropped. */
+  #chainResets = 0;
   /**
    * Block -> the announcement that last named it (a block named again was rewritten), and the
-   * iteration it was announced under: a generation published later holds its bytes.
+   * generation it was announced under: a generation published later holds its bytes.
    */
-  #blocks = new Map<number, { announcement: number; iteration: number }>();
+  #blocks = new Map<number, { announcement: number; generation: number }>();
   #announcements = 0;
   /** Blocks of the announcement being received (its WAL_BLOCKS events, before its WAL_SYNCED). */
   #announcing: number[] = [];
-  /** Iterations up to this one lost block marks: never framed. */
+  /** Generations up to this one lost block marks: never framed. */
   #lostThrough = -1;
-  /** The iteration whose leftover WAL reconcile shipped, its blocks compared with the store: its marks are whole. */
+  /** The generation whose leftover WAL reconcile shipped, its blocks compared with the store: its marks are whole. */
   #rebuilt: number | undefined;
   #waiters: Waiter[] = [];
   #lastBuildAt = 0;
@@ -95,26 +95,26 @@ export class WalShipper {
   }
 
   get status(): WalStatus {
-    const oldest = this.#syncs.find((sync) => sync.iteration >= (this.#iteration ?? 0));
+    const oldest = this.#syncs.find((sync) => sync.generation >= (this.#generation ?? 0));
     return { ...this.#status, walLagMs: oldest ? performance.now() - oldest.receivedAt : 0,
       framesStopped: this.#stopped ?? null };
   }
 
   /** The generation frames chain to and the WAL bytes its frames hold (undefined: no generation yet). */
-  get chain(): { iteration: number; walShipped: number } | undefined {
-    return this.#iteration === undefined ? undefined : { iteration: this.#iteration, walShipped: this.#shipped };
+  get chain(): { generation: number; walShipped: number } | undefined {
+    return this.#generation === undefined ? undefined : { generation: this.#generation, walShipped: this.#shipped };
   }
 
   /** The newest synced commit we know of: what a `flush()` now must wait for. */
-  get newestSync(): { iteration: number; size: number } | undefined {
-    return this.#syncs.at(-1) ?? (this.#iteration === undefined ? undefined
-      : { iteration: this.#iteration, size: this.#shipped });
+  get newestSync(): { generation: number; size: number } | undefined {
+    return this.#syncs.at(-1) ?? (this.#generation === undefined ? undefined
+      : { generation: this.#generation, size: this.#shipped });
   }
 
-  /** The newest synced WAL size announced for `iteration` (shipped or not), or undefined when none was. */
-  syncedSize(iteration: number): number | undefined {
-    const newest = this.#syncs.findLast((sync) => sync.iteration === iteration)?.size;
-    return newest ?? (iteration === this.#iteration && this.#shipped > 0 ? this.#shipped : undefined);
+  /** The newest synced WAL size announced for `generation` (shipped or not), or undefined when none was. */
+  syncedSize(generation: number): number | undefined {
+    const newest = this.#syncs.findLast((sync) => sync.generation === generation)?.size;
+    return newest ?? (generation === this.#generation && this.#shipped > 0 ? this.#shipped : undefined);
   }
 
   /** One of the extension's WAL events (WAL_BLOCKS come before the WAL_SYNCED they belong to). */
@@ -125,7 +125,7 @@ export class WalShipper {
         for (let block = fields[run]; block < fields[run] + fields[run + 1]; block++) this.#announcing.push(block);
       }
     } else if (event.type === L.HADUCK_EVENT_WAL_SYNCED) {
-      this.onSync({ iteration: Number(event.a), size: Number(event.b), unixMs: Number(event.c), lost: event.d === 1n,
+      this.onSync({ generation: Number(event.a), size: Number(event.b), unixMs: Number(event.c), lost: event.d === 1n,
         leftover: event.d === 2n, blocks: this.#announcing.splice(0) });
     } else if (event.type === L.HADUCK_EVENT_WAL_RESET) {
       this.onReset(Number(event.a), Number(event.b));
@@ -134,60 +134,60 @@ export class WalShipper {
 
   onSync(sync: WalSync): void {
     const announcement = ++this.#announcements;
-    for (const block of sync.blocks) this.#blocks.set(block, { announcement, iteration: sync.iteration });
-    if (sync.lost) this.#lose(sync.iteration, "block marks of this iteration were lost (a replicator restarted)");
-    else if (sync.leftover && this.#rebuilt !== sync.iteration) {
-      this.#lose(sync.iteration, "DuckDB opened a WAL left by an earlier process that reconcile did not ship");
+    for (const block of sync.blocks) this.#blocks.set(block, { announcement, generation: sync.generation });
+    if (sync.lost) this.#lose(sync.generation, "block marks of this generation were lost (a replicator restarted)");
+    else if (sync.leftover && this.#rebuilt !== sync.generation) {
+      this.#lose(sync.generation, "DuckDB opened a WAL left by an earlier process that reconcile did not ship");
     }
     const last = this.#syncs.at(-1);
-    if (last && last.iteration === sync.iteration && last.size >= sync.size) return;
+    if (last && last.generation === sync.generation && last.size >= sync.size) return;
     this.#syncs.push({ ...sync, receivedAt: performance.now(), announcement });
   }
 
   /** The WAL was removed or cut to `size`: syncs beyond it never happened as far as restore goes. */
-  onReset(iteration: number, size: number): void {
-    this.#syncs = this.#syncs.filter((sync) => sync.iteration !== iteration || sync.size <= size);
+  onReset(generation: number, size: number): void {
+    this.#syncs = this.#syncs.filter((sync) => sync.generation !== generation || sync.size <= size);
     // A WAL removed after a newer header (a checkpoint) is not cut: that header's generation holds it.
-    const header = readFileInfo(this.#options.dbPath)?.iteration;
-    if (header !== undefined && header > iteration) return;
+    const header = readFileInfo(this.#options.dbPath)?.generation;
+    if (header !== undefined && header > generation) return;
     // Below what frames were built from (in flight or stored): those frames hold bytes DuckDB cut.
-    if (iteration === this.#iteration && size < this.#tip.walEnd) this.#stop("the WAL was cut below what was shipped");
+    if (generation === this.#generation && size < this.#tip.walEnd) this.#stop("the WAL was cut below what was shipped");
   }
 
   /** Events were dropped: which blocks were written is unknown until the next header. */
   onOverflow(): void {
-    const iteration = Math.max(readFileInfo(this.#options.dbPath)?.iteration ?? -1, this.#syncs.at(-1)?.iteration ?? -1);
-    this.#lose(iteration, "events from the extension were dropped");
+    const generation = Math.max(readFileInfo(this.#options.dbPath)?.generation ?? -1, this.#syncs.at(-1)?.generation ?? -1);
+    this.#lose(generation, "events from the extension were dropped");
   }
 
-  #lose(iteration: number, why: string): void {
-    this.#lostThrough = Math.max(this.#lostThrough, iteration);
-    if (this.#iteration !== undefined && this.#iteration <= iteration) this.#stop(why);
+  #lose(generation: number, why: string): void {
+    this.#lostThrough = Math.max(this.#lostThrough, generation);
+    if (this.#generation !== undefined && this.#generation <= generation) this.#stop(why);
   }
 
   #stop(why: string): void {
     if (this.#stopped) return;
     this.#stopped = why;
-    this.#options.onError(`WAL frames of generation ${this.#iteration} of ${this.#options.dbKey} stopped: ${why}; ` +
+    this.#options.onError(`WAL frames of generation ${this.#generation} of ${this.#options.dbKey} stopped: ${why}; ` +
       "commits are durable in the store again at the next checkpoint");
   }
 
   /** Generation `generation` is published with manifest digest `sha256`: frames chain to it from now on. */
   onPublished(generation: number, sha256: Uint8Array): void {
-    if (this.#iteration !== undefined && generation <= this.#iteration) return;
+    if (this.#generation !== undefined && generation <= this.#generation) return;
     this.#resetChain(generation, 0, sha256, 0);
-    this.#stopped = generation <= this.#lostThrough ? "block marks of this iteration were lost" : undefined;
+    this.#stopped = generation <= this.#lostThrough ? "block marks of this generation were lost" : undefined;
     // Every commit synced under an older header is inside this generation, and so is every block
     // written before that header: the generation read them after its header was committed.
-    this.#syncs = this.#syncs.filter((sync) => sync.iteration >= generation);
-    for (const [block, mark] of this.#blocks) if (mark.iteration < generation) this.#blocks.delete(block);
+    this.#syncs = this.#syncs.filter((sync) => sync.generation >= generation);
+    for (const [block, mark] of this.#blocks) if (mark.generation < generation) this.#blocks.delete(block);
     this.#settleWaiters();
   }
 
   /** The chain now extends `generation` at this frame: what was built or in flight for another is dropped. */
   #resetChain(generation: number, frame: number, sha256: Uint8Array, walEnd: number): void {
-    this.#epoch++;
-    this.#iteration = generation;
+    this.#chainResets++;
+    this.#generation = generation;
     this.#frame = frame;
     this.#shipped = walEnd;
     this.#tip = { frame, sha256, walEnd };
@@ -217,7 +217,7 @@ export class WalShipper {
     // shipper never frames such a tail, so waiting for it would wait out LEFTOVER_WAIT_MS).
     const tail = readWal(`${this.#options.dbPath}.wal`, from, walSize);
     if (tail && onlyCheckpoint(tail)) return 0;
-    this.onSync({ iteration: generation, size: walSize, unixMs: walTime, lost: false, blocks });
+    this.onSync({ generation: generation, size: walSize, unixMs: walTime, lost: false, blocks });
     // Bounded: DuckDB waits to open the file meanwhile, and the checkpoint after its replay ships
     // these commits anyway.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -242,19 +242,19 @@ export class WalShipper {
     this.#lostThrough = Math.min(this.#lostThrough, generation - 1);
     this.#rebuilt = generation;
     const announcement = ++this.#announcements;
-    for (const block of blocks) this.#blocks.set(block, { announcement, iteration: generation });
+    for (const block of blocks) this.#blocks.set(block, { announcement, generation: generation });
   }
 
   /**
    * Resolves true once every commit synced before the call is in the store (in a frame or a newer
-   * generation); false when frames of its iteration stopped (then only a checkpoint makes it durable).
+   * generation); false when frames of its generation stopped (then only a checkpoint makes it durable).
    */
   flush(): Promise<boolean> {
     let target = this.newestSync;
     // A commit DuckDB checkpointed instead of logging (a large insert on an empty WAL) is in the
     // header only: it is durable once that generation is published.
-    const local = readFileInfo(this.#options.dbPath)?.iteration;
-    if (local !== undefined && (target === undefined || local > target.iteration)) target = { iteration: local, size: 0 };
+    const local = readFileInfo(this.#options.dbPath)?.generation;
+    if (local !== undefined && (target === undefined || local > target.generation)) target = { generation: local, size: 0 };
     if (!target) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       this.#waiters.push({ ...target, resolve });
@@ -263,15 +263,15 @@ export class WalShipper {
     });
   }
 
-  #durable(waiter: { iteration: number; size: number }): boolean {
-    if (this.#iteration === undefined) return false;
-    return waiter.iteration < this.#iteration || (waiter.iteration === this.#iteration && waiter.size <= this.#shipped);
+  #durable(waiter: { generation: number; size: number }): boolean {
+    if (this.#generation === undefined) return false;
+    return waiter.generation < this.#generation || (waiter.generation === this.#generation && waiter.size <= this.#shipped);
   }
 
   #settleWaiters(): void {
     this.#waiters = this.#waiters.filter((waiter) => {
       if (this.#durable(waiter)) waiter.resolve(true);
-      else if (waiter.iteration === this.#iteration && this.#stopped) waiter.resolve(false);
+      else if (waiter.generation === this.#generation && this.#stopped) waiter.resolve(false);
       else return true;
       return false;
     });
@@ -290,11 +290,11 @@ export class WalShipper {
    * frames are in flight go in the next frame at once (group commit), not after those PUTs return.
    */
   tick(): void {
-    if (this.#iteration === undefined || this.#stopped || this.#closed) return;
+    if (this.#generation === undefined || this.#stopped || this.#closed) return;
     const now = performance.now();
     if (now >= this.#buildRetryAt) {
       try {
-        this.#build(this.#iteration);
+        this.#build(this.#generation);
         this.#buildFailures = 0;
       } catch (error) {
         this.#group = undefined; // its marks are still there: built again from the start
@@ -308,10 +308,10 @@ export class WalShipper {
     }
   }
 
-  #build(iteration: number): void {
+  #build(generation: number): void {
     while (this.#outgoing.length < (this.#options.framesInFlight ?? PIPELINE_FRAMES) && this.#outgoingBytes < PIPELINE_BYTES && !this.#stopped) {
       if (!this.#group) {
-        const pending = shippable(this.#syncs.filter((sync) => sync.iteration === iteration &&
+        const pending = shippable(this.#syncs.filter((sync) => sync.generation === generation &&
           sync.size > this.#tip.walEnd), this.#options.dbPath, this.#tip.walEnd);
         if (pending.length === 0) return;
         const now = performance.now();
@@ -328,7 +328,7 @@ export class WalShipper {
           return;
         }
         this.#lastBuildAt = now;
-        this.#group = startGroup(iteration, pending, { dbPath: this.#options.dbPath, tipWalEnd: this.#tip.walEnd,
+        this.#group = startGroup(generation, pending, { dbPath: this.#options.dbPath, tipWalEnd: this.#tip.walEnd,
           blocks: this.#blocks, stop: (why) => this.#stop(why) });
         if (!this.#group) return;
       }
@@ -359,7 +359,7 @@ export class WalShipper {
   /** Writes one frame create-only; on failure it goes again, the same bytes, after a short backoff. */
   async #send(frame: Outgoing): Promise<void> {
     const { store, signal } = this.#options;
-    const epoch = this.#epoch;
+    const resets = this.#chainResets;
     const fence = this.#options.fence;
     frame.sending = true;
     let stored = false;
@@ -372,21 +372,21 @@ export class WalShipper {
         this.#putMs = this.#putMs * 0.8 + (performance.now() - started) * 0.2;
         stored = true;
       } catch (error) {
-        if (!(error instanceof PreconditionFailedError) || this.#epoch !== epoch) throw error;
-        stored = await this.#collided(frame, epoch);
+        if (!(error instanceof PreconditionFailedError) || this.#chainResets !== resets) throw error;
+        stored = await this.#collided(frame, resets);
       }
     } catch (error) {
-      if (this.#epoch !== epoch) return;
+      if (this.#chainResets !== resets) return;
       frame.attempts++;
       // Short: a `--sync` commit waits for this, and a frame is one small request.
       frame.retryAt = error instanceof OrphanRemoved ? 0
         : performance.now() + Math.min(this.#options.walFlushMs * 2 ** frame.attempts, 1_000);
-      if (!(error instanceof OrphanRemoved)) this.#options.onError(`Cannot ship WAL frame ${frame.number} of generation ${this.#iteration} of ` +
+      if (!(error instanceof OrphanRemoved)) this.#options.onError(`Cannot ship WAL frame ${frame.number} of generation ${this.#generation} of ` +
         `${this.#options.dbKey} (attempt ${frame.attempts}; the same bytes go again): ${(error as Error).message}`);
     } finally {
       frame.sending = false;
     }
-    if (this.#epoch !== epoch) return; // a generation was published meanwhile: its chain, not ours
+    if (this.#chainResets !== resets) return; // a generation was published meanwhile: its chain, not ours
     if (stored) {
       frame.stored = true;
       this.#advance();
@@ -402,7 +402,7 @@ export class WalShipper {
    * is removed and ours goes again (once ours before it is stored; until then it is looked at again).
    * Anything else is another writer on this chain: frames stop.
    */
-  async #collided(frame: Outgoing, epoch: number): Promise<boolean> {
+  async #collided(frame: Outgoing, resets: number): Promise<boolean> {
     const { store, signal } = this.#options;
     let bytes: Uint8Array;
     try {
@@ -411,7 +411,7 @@ export class WalShipper {
       if (error instanceof BlockNotFoundError) throw new Error(`${frame.key} was there and is gone`);
       throw error;
     }
-    if (this.#epoch !== epoch) return false;
+    if (this.#chainResets !== resets) return false;
     const fence = this.#options.fence;
     const collision = judgeCollision(bytes, frame, { durableFrame: this.#frame, epoch: fence?.epoch,
       dbPath: this.#options.dbPath });
@@ -434,18 +434,18 @@ export class WalShipper {
    * dropped, its blocks marked again, and the commits it does not hold are built again after it.
    */
   #adopt(found: FoundFrame): void {
-    const iteration = this.#iteration!;
+    const generation = this.#generation!;
     const dropped = this.#outgoing;
-    this.#resetChain(iteration, found.number, found.sha256, found.walOffset + found.wal.byteLength);
+    this.#resetChain(generation, found.number, found.sha256, found.walOffset + found.wal.byteLength);
     const announcement = ++this.#announcements;
     for (const frame of dropped) {
-      for (const id of frame.blockIds) if (!this.#blocks.has(id)) this.#blocks.set(id, { announcement, iteration });
+      for (const id of frame.blockIds) if (!this.#blocks.has(id)) this.#blocks.set(id, { announcement, generation });
     }
     this.#status.framesShipped++;
     const last = found.commits.at(-1);
     if (last) {
       this.#status.lastDurableCommit = new Date(last.unixMs).toISOString();
-      this.#syncs = this.#syncs.filter((sync) => sync.iteration > iteration || sync.size > this.#shipped);
+      this.#syncs = this.#syncs.filter((sync) => sync.generation > generation || sync.size > this.#shipped);
     }
     this.#settleWaiters();
     queueMicrotask(() => this.tick());
@@ -458,7 +458,7 @@ export class WalShipper {
 
   /** Moves the durable position over the frames stored in order from the front of the pipeline. */
   #advance(): void {
-    const iteration = this.#iteration!;
+    const generation = this.#generation!;
     while (this.#outgoing[0]?.stored) {
       const frame = this.#outgoing.shift()!;
       this.#outgoingBytes -= frame.bytes.byteLength;
@@ -468,13 +468,13 @@ export class WalShipper {
       this.#shipped = frame.walEnd;
       const last = frame.commits[frame.commits.length - 1];
       this.#status.lastDurableCommit = new Date(last.unixMs).toISOString();
-      this.#syncs = this.#syncs.filter((sync) => sync.iteration > iteration || sync.size > this.#shipped);
+      this.#syncs = this.#syncs.filter((sync) => sync.generation > generation || sync.size > this.#shipped);
       if (!this.#options.onFrame) continue;
       try {
-        this.#options.onFrame({ generation: iteration, frame: frame.number, commitUnixMs: frame.commits.map((c) => c.unixMs),
+        this.#options.onFrame({ generation: generation, frame: frame.number, commitUnixMs: frame.commits.map((c) => c.unixMs),
           durableUnixMs: Date.now(), bytes: frame.bytes.byteLength, rawBytes: frame.rawBytes, blocks: frame.blocks });
       } catch (error) {
-        this.#options.onError(`onFrame threw for frame ${frame.number} of generation ${iteration}: ${(error as Error).message}`);
+        this.#options.onError(`onFrame threw for frame ${frame.number} of generation ${generation}: ${(error as Error).message}`);
       }
     }
   }

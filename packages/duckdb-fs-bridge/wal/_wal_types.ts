@@ -38,12 +38,12 @@ export interface FrameShipped {
   blocks: number;
 }
 
-/** One announcement of the extension: the WAL synced to `size` under header `iteration`, and the blocks written since the last. */
+/** One announcement of the extension: the WAL synced to `size` under header `generation`, and the blocks written since the last. */
 export interface WalSync {
-  iteration: number;
+  generation: number;
   size: number;
   unixMs: number;
-  /** Block marks of this iteration went to a consumer that is gone: no frames until the next header. */
+  /** Block marks of this generation went to a consumer that is gone: no frames until the next header. */
   lost: boolean;
   /**
    * The WAL was there when DuckDB opened it (a restart): its commits reference blocks written before
@@ -75,6 +75,6 @@ export interface WalStatus {
   /** Commit time of the newest commit the store holds in a frame (ISO-8601), or null. */
   lastDurableCommit: string | null;
   framesShipped: number;
-  /** Why frames of the current iteration stopped (until the next generation), or null. */
+  /** Why frames of the current generation stopped (until the next generation), or null. */
   framesStopped: string | null;
 }

@@ -128,19 +128,19 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
       if (!options.store) return false;
       // What the file held when we were called: the caller's commit is in it (DuckDB synced the WAL
       // before the statement returned). The shipper's word is checked against it, never trusted alone.
-      const iteration = readFileInfo(dbPath)?.iteration ?? -1;
+      const generation = readFileInfo(dbPath)?.generation ?? -1;
       const walSize = statSync(`${dbPath}.wal`, { throwIfNoEntry: false })?.size ?? 0;
       // The caller's commit ends at or before the newest commit announced for the file's own
-      // iteration (another connection may be writing past it, not yet synced). Announcements under
-      // another iteration (a path tracked before: see tests/reattach.test.ts) prove nothing: then the
+      // generation (another connection may be writing past it, not yet synced). Announcements under
+      // another generation (a path tracked before: see tests/reattach.test.ts) prove nothing: then the
       // whole WAL must be shipped.
-      const synced = replicator.walSynced(iteration);
-      const before = { iteration, wal: synced === undefined ? walSize : Math.min(walSize, synced) };
+      const synced = replicator.walSynced(generation);
+      const before = { generation, wal: synced === undefined ? walSize : Math.min(walSize, synced) };
       const holds = () => {
         const published = replicator.status.lastGeneration ?? -1;
         const chain = replicator.walChain;
-        return published > before.iteration || (before.wal === 0 && published >= before.iteration) ||
-          (chain !== undefined && chain.iteration === before.iteration && chain.walShipped >= before.wal);
+        return published > before.generation || (before.wal === 0 && published >= before.generation) ||
+          (chain !== undefined && chain.generation === before.generation && chain.walShipped >= before.wal);
       };
       // Bytes past the last announcement (another commit between its write and its sync) ship in the
       // next frame: a second round takes them; a third failing means frames did not carry it.
@@ -149,7 +149,7 @@ export async function attach(options: AttachOptions): Promise<AttachedDatabase> 
         if (holds()) return true;
       }
       await checkpointWhenQuiet(connection, alias);
-      const checkpointed = readFileInfo(dbPath)?.iteration ?? 0;
+      const checkpointed = readFileInfo(dbPath)?.generation ?? 0;
       await replicator.flush();
       return (replicator.status.lastGeneration ?? -1) >= checkpointed;
     },

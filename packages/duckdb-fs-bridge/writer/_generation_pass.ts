@@ -35,7 +35,7 @@ export async function shipGeneration(core: ReplicatorCore, seq: bigint): Promise
     await native.release(seq);
     core.waitingSince = undefined;
     core.status.generationsCommitted++;
-    core.status.lastGeneration = info.iteration;
+    core.status.lastGeneration = info.generation;
     core.status.lastGenerationTime = new Date().toISOString();
     return;
   }
@@ -58,12 +58,12 @@ export async function shipGeneration(core: ReplicatorCore, seq: bigint): Promise
   let source: StagedSource;
   try {
     core.stagingMemory ??= new Uint8Array(core.options.stagingMemoryBytesMax);
-    source = stageBlocks({ dbPath: core.options.dbPath, iteration: info.iteration, blocks: toRead,
+    source = stageBlocks({ dbPath: core.options.dbPath, generation: info.generation, blocks: toRead,
       memory: core.stagingMemory, runBlocksMax: READ_RUN_BLOCKS_MAX,
       blockChecksumOk: (block) => native.blockChecksumOk(block),
       deadline: performance.now() + core.options.holdMs / 2 });
   } catch (error) {
-    giveBack(core, blocks, info.iteration, error instanceof ReadRaceError ? "race" : "local", error);
+    giveBack(core, blocks, info.generation, error instanceof ReadRaceError ? "race" : "local", error);
     await native.release(seq);
     return;
   }
@@ -73,31 +73,31 @@ export async function shipGeneration(core: ReplicatorCore, seq: bigint): Promise
     released = await native.release(seq);
   } catch (error) {
     released = -1;
-    core.fail(`Cannot release generation ${info.iteration} of ${core.options.dbKey}: ${(error as Error).message}`);
+    core.fail(`Cannot release generation ${info.generation} of ${core.options.dbKey}: ${(error as Error).message}`);
   }
   if (released !== 1 || source.blocks.length === 0 && toRead.length > 0) {
     source.close();
-    giveBack(core, blocks, info.iteration, "race");
+    giveBack(core, blocks, info.generation, "race");
     return;
   }
   if (source.blocks.length < toRead.length) {
     // Staging ran out of time: upload what it read, for the next pass to reuse, and carry the generation.
     core.status.generationsDeferred++;
-    await shipFrom(core, info.iteration, blocks, { source, toRead: source.blocks, reused: [] }, started, () => false);
+    await shipFrom(core, info.generation, blocks, { source, toRead: source.blocks, reused: [] }, started, () => false);
     return;
   }
-  await shipFrom(core, info.iteration, blocks, { source, toRead, reused }, started, undefined, info.createdUnixMs);
+  await shipFrom(core, info.generation, blocks, { source, toRead, reused }, started, undefined, info.createdUnixMs);
 }
 
 /**
- * Ships what the store lacks at `iteration` without waiting for another checkpoint, as long as
+ * Ships what the store lacks at `generation` without waiting for another checkpoint, as long as
  * the file still holds that header. The hold does not protect these reads, so they are checked
  * like a seqlock: DuckDB overwrites a block the active header references only after writing a
  * newer header, so if the header is unchanged after every read, every read saw committed bytes;
  * otherwise the newer generation's event carries them. The carried blocks are what changed since
- * the last manifest when they were carried at `iteration`; otherwise every block is compared.
+ * the last manifest when they were carried at `generation`; otherwise every block is compared.
  */
-export async function catchUp(core: ReplicatorCore, iteration: number,
+export async function catchUp(core: ReplicatorCore, generation: number,
   options: { everyBlock?: boolean } = {}): Promise<boolean> {
   const store = core.options.store!;
   core.status.catchUpAttempts++;
@@ -111,9 +111,9 @@ export async function catchUp(core: ReplicatorCore, iteration: number,
     }
   }
   const local = readFileInfo(core.options.dbPath);
-  if (local?.iteration !== iteration) return false; // a newer generation's event carries the blocks
+  if (local?.generation !== generation) return false; // a newer generation's event carries the blocks
   const complete = !options.everyBlock && core.position.published &&
-    core.position.carriedIteration === iteration;
+    core.position.carriedGeneration === generation;
   const taken = core.position.take([]);
   const blocks = (complete ? [...taken.blocks()] : allBlocks(local.blockCount))
     .filter((block) => block < local.blockCount);
@@ -121,14 +121,14 @@ export async function catchUp(core: ReplicatorCore, iteration: number,
   core.reusable.beginPass();
   let source: BlockSource;
   try {
-    source = openFileSource(core.options.dbPath, iteration, toRead,
+    source = openFileSource(core.options.dbPath, generation, toRead,
       (block) => core.options.native.blockChecksumOk(block));
   } catch (error) {
-    giveBack(core, blocks, iteration, error instanceof ReadRaceError ? "race" : "local", error);
+    giveBack(core, blocks, generation, error instanceof ReadRaceError ? "race" : "local", error);
     return false;
   }
-  const unchanged = () => readFileInfo(core.options.dbPath)?.iteration === iteration;
-  return await shipFrom(core, iteration, blocks, { source, toRead, reused }, performance.now(), unchanged);
+  const unchanged = () => readFileInfo(core.options.dbPath)?.generation === generation;
+  return await shipFrom(core, generation, blocks, { source, toRead, reused }, performance.now(), unchanged);
 }
 
 /** DuckDB wrote a generation's blocks: what passes uploaded of them earlier is stale. */
@@ -139,10 +139,10 @@ export function markWritten(core: ReplicatorCore, dirty: number[], info: { needs
 
 /** Carries a generation's own blocks (all of them when it needs a full scan, or nothing was published yet). */
 export function carryGeneration(core: ReplicatorCore, blocks: number[],
-  info: { iteration: number; headerBlockCount: number; needsFullScan: boolean }): void {
+  info: { generation: number; headerBlockCount: number; needsFullScan: boolean }): void {
   const all = (info.needsFullScan || !core.position.published) && info.headerBlockCount > 0;
   core.position.carry(all ? allBlocks(info.headerBlockCount) : blocks.filter((b) => b < info.headerBlockCount),
-    info.iteration);
+    info.generation);
 }
 
 /** Every block of a file of `count` blocks. */
@@ -151,12 +151,12 @@ export function allBlocks(count: number): number[] {
 }
 
 /**
- * Publishes generation `iteration`, which consists of `blocks`: uploads `toRead` from `source`, and
+ * Publishes generation `generation`, which consists of `blocks`: uploads `toRead` from `source`, and
  * takes the rest from uploads of earlier passes (`reused`). On any failure gives every block back
  * to the position, and keeps what was uploaded for the next pass. `readsDone` (the catch-up's
  * seqlock) may say the reads were torn.
  */
-async function shipFrom(core: ReplicatorCore, iteration: number, blocks: number[],
+async function shipFrom(core: ReplicatorCore, generation: number, blocks: number[],
   pass: { source: BlockSource; toRead: readonly number[]; reused: readonly UploadedBlock[] }, started: number,
   readsDone?: () => boolean, checkpointedUnixMs?: number): Promise<boolean> {
   const { source } = pass;
@@ -166,23 +166,23 @@ async function shipFrom(core: ReplicatorCore, iteration: number, blocks: number[
     await resolveUncertain(core);
   } catch (error) {
     source.close();
-    giveBack(core, blocks, iteration, "store", error);
+    giveBack(core, blocks, generation, "store", error);
     return false;
   }
-  if (core.position.published?.manifest.generation === iteration) { // a lost answer had landed after all
+  if (core.position.published?.manifest.generation === generation) { // a lost answer had landed after all
     source.close();
     return true;
   }
   try {
-    const result = await readAndUpload({ store: core.options.store!, dbKey: core.options.dbKey, iteration,
+    const result = await readAndUpload({ store: core.options.store!, dbKey: core.options.dbKey, generation,
       blocks: pass.toRead, source, readsDone, previous: core.position.published,
       uploadedBefore: core.reusable.byContent, signal: core.signal, segmentBytesMax: core.options.segmentBytesMax,
       uploadsInFlightMax: core.options.uploadsInFlightMax, compress: core.options.compress,
-      onProgress: progress(core, iteration) });
+      onProgress: progress(core, generation) });
     if (result.uploaded) core.reusable.keep([...result.uploaded, ...result.matched]);
     if (result.uploadError) [outcome, failure] = ["store", result.uploadError];
     else if (!result.shipment) outcome = "race";
-    else if (!await publish(core, iteration, withReused(result.shipment, [...pass.reused, ...result.matched]),
+    else if (!await publish(core, generation, withReused(result.shipment, [...pass.reused, ...result.matched]),
       blocks.length, started,
       checkpointedUnixMs)) {
       outcome = "store";
@@ -193,26 +193,26 @@ async function shipFrom(core: ReplicatorCore, iteration: number, blocks: number[
   } finally {
     source.close();
   }
-  if (outcome !== "published") giveBack(core, blocks, iteration, outcome, failure);
+  if (outcome !== "published") giveBack(core, blocks, generation, outcome, failure);
   return outcome === "published";
 }
 
 /** An attempt that did not publish: its blocks are carried, and the catch-up or the next generation ships them. */
-function giveBack(core: ReplicatorCore, blocks: number[], iteration: number, outcome: Exclude<Outcome, "published">,
+function giveBack(core: ReplicatorCore, blocks: number[], generation: number, outcome: Exclude<Outcome, "published">,
   failure?: unknown): void {
-  core.position.giveBack(blocks, iteration);
+  core.position.giveBack(blocks, generation);
   core.status.generationsAbandoned++;
   if (outcome === "store") core.position.storeFailing = true;
   if (failure !== undefined && outcome !== "race") {
     const where = outcome === "local" ? `cannot read ${core.options.dbPath}` : (failure as Error).message;
-    core.fail(`Cannot ship generation ${iteration} of ${core.options.dbKey}: ` +
+    core.fail(`Cannot ship generation ${generation} of ${core.options.dbKey}: ` +
       (outcome === "local" ? `${where}: ${(failure as Error).message}` : where));
   }
   core.loop.scheduleCatchUp();
 }
 
-function progress(core: ReplicatorCore, iteration: number) {
+function progress(core: ReplicatorCore, generation: number) {
   const report = core.options.onUploadProgress;
   return report && ((blocksDone: number, blocksTotal: number, bytesSent: number) =>
-    report({ generation: iteration, blocksDone, blocksTotal, bytesSent }));
+    report({ generation: generation, blocksDone, blocksTotal, bytesSent }));
 }

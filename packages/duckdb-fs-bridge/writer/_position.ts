@@ -22,10 +22,10 @@ export class Position {
   published: Published | undefined;
   /** Blocks changed since `published` that no queued generation or attempt in flight holds. */
   carried = new DirtyBitmap();
-  /** The newest DuckDB iteration whose blocks are carried. */
-  carriedIteration: number | undefined;
+  /** The newest DuckDB generation whose blocks are carried. */
+  carriedGeneration: number | undefined;
   /**
-   * Blocks of the file that differ from `published`'s manifest at its own iteration, found by
+   * Blocks of the file that differ from `published`'s manifest at its own generation, found by
    * reconcile after a restart: DuckDB wrote them after that header for commits in its WAL (optimistic
    * writes), so only WAL frames hold them, and this process never saw the writes. The next generation
    * must carry them (its header may reference them); they are no reason for a catch-up, since the
@@ -44,15 +44,15 @@ export class Position {
     this.published = published;
   }
 
-  /** The iteration the blocks of the attempt in flight were carried at (attempts run one at a time). */
-  #takenIteration: number | undefined;
+  /** The generation the blocks of the attempt in flight were carried at (attempts run one at a time). */
+  #takenGeneration: number | undefined;
 
   /** Blocks to ship with a generation: the carried ones (taken) plus its own. */
   take(own: Iterable<number>): DirtyBitmap {
     const taken = this.carried;
-    this.#takenIteration = this.carriedIteration;
+    this.#takenGeneration = this.carriedGeneration;
     this.carried = new DirtyBitmap();
-    this.carriedIteration = undefined;
+    this.carriedGeneration = undefined;
     taken.union(own);
     taken.union(this.framed);
     this.framed = new DirtyBitmap();
@@ -65,18 +65,18 @@ export class Position {
     this.framed.union(blocks);
   }
 
-  /** An attempt that did not publish gives back everything it took, at the newest iteration among them. */
-  giveBack(blocks: Iterable<number>, iteration: number): void {
-    this.carry(blocks, Math.max(iteration, this.#takenIteration ?? -1));
-    this.#takenIteration = undefined;
+  /** An attempt that did not publish gives back everything it took, at the newest generation among them. */
+  giveBack(blocks: Iterable<number>, generation: number): void {
+    this.carry(blocks, Math.max(generation, this.#takenGeneration ?? -1));
+    this.#takenGeneration = undefined;
   }
 
   /** Gives blocks back (an attempt that did not publish, or a generation released unread). */
-  carry(blocks: Iterable<number>, iteration: number): void {
-    // A manifest is the whole file at its iteration: what changed at or before it is in it already.
-    if (this.published && iteration <= this.published.manifest.generation) return;
+  carry(blocks: Iterable<number>, generation: number): void {
+    // A manifest is the whole file at its generation: what changed at or before it is in it already.
+    if (this.published && generation <= this.published.manifest.generation) return;
     for (const block of blocks) this.carried.mark(block);
-    this.carriedIteration = Math.max(this.carriedIteration ?? -1, iteration);
+    this.carriedGeneration = Math.max(this.carriedGeneration ?? -1, generation);
   }
 
   /** A manifest is in the store (written, or found after a lost answer). */
@@ -86,11 +86,11 @@ export class Position {
         `${published.manifest.generation}`);
     }
     this.published = published;
-    this.#takenIteration = undefined;
-    // A manifest is the whole file at its iteration: blocks carried at that iteration or before are in it.
-    if (this.carriedIteration !== undefined && this.carriedIteration <= published.manifest.generation) {
+    this.#takenGeneration = undefined;
+    // A manifest is the whole file at its generation: blocks carried at that generation or before are in it.
+    if (this.carriedGeneration !== undefined && this.carriedGeneration <= published.manifest.generation) {
       this.carried = new DirtyBitmap();
-      this.carriedIteration = undefined;
+      this.carriedGeneration = undefined;
     }
     if (this.uncertainGeneration !== undefined && this.uncertainGeneration <= published.manifest.generation) {
       this.uncertainGeneration = undefined;

@@ -49,13 +49,13 @@ export async function resolveUncertain(core: ReplicatorCore): Promise<void> {
  * Writes the block map pages that changed, then the manifest create-only (every segment is durable
  * by now), then the latest hint.
  */
-export async function publish(core: ReplicatorCore, iteration: number, shipment: Shipment, blocksConsidered: number,
+export async function publish(core: ReplicatorCore, generation: number, shipment: Shipment, blocksConsidered: number,
   started: number, checkpointedUnixMs?: number): Promise<boolean> {
   const store = core.options.store!;
   const dbKey = core.options.dbKey;
   const previous = core.position.published;
   const fence = core.options.fence;
-  const manifest = buildManifest({ dbKey, generation: iteration, shipment, previous,
+  const manifest = buildManifest({ dbKey, generation: generation, shipment, previous,
     blocksConsidered, haduckIdentity: core.identity, checkpointedUnixMs, writerEpoch: fence?.epoch });
   const { bytes, pages, newPages } = encodeManifest(manifest, previous?.manifest, crypto.randomUUID().slice(0, 8));
   manifest.pages = pages;
@@ -63,21 +63,21 @@ export async function publish(core: ReplicatorCore, iteration: number, shipment:
     await writePages(store, newPages, core.signal);
   } catch (error) {
     // Nothing names these pages yet: the generation is simply not published (gc takes them).
-    core.fail(`Cannot publish generation ${iteration} of ${dbKey}: ${(error as Error).message}`);
+    core.fail(`Cannot publish generation ${generation} of ${dbKey}: ${(error as Error).message}`);
     return false;
   }
   if (fence && !fence.mayWrite()) {
-    core.fail(`Not publishing generation ${iteration} of ${dbKey}: this node's lease (epoch ` +
+    core.fail(`Not publishing generation ${generation} of ${dbKey}: this node's lease (epoch ` +
       `${fence.epoch}) ran out; its commits stay in the local file`);
     return false;
   }
   try {
-    await store.put(manifestKey(dbKey, iteration), bytes, { ifNoneMatch: "*",
+    await store.put(manifestKey(dbKey, generation), bytes, { ifNoneMatch: "*",
       signal: fence ? AbortSignal.any([core.signal, fence.signal()]) : core.signal });
   } catch (error) {
     // Refused, or written with the answer lost: find out before the next pass (never guess).
-    if (!(error instanceof PreconditionFailedError)) core.position.uncertainGeneration = iteration;
-    const message = `Cannot publish generation ${iteration} of ${dbKey}: ${(error as Error).message}`;
+    if (!(error instanceof PreconditionFailedError)) core.position.uncertainGeneration = generation;
+    const message = `Cannot publish generation ${generation} of ${dbKey}: ${(error as Error).message}`;
     core.fail(message);
     // In a cluster another writer's manifest at our key means a newer epoch took over.
     if (error instanceof PreconditionFailedError) fence?.fenced(message);
@@ -88,7 +88,7 @@ export async function publish(core: ReplicatorCore, iteration: number, shipment:
     bytes.byteLength + newPages.reduce((sum, page) => sum + page.bytes.byteLength, 0));
   try {
     if (fence && !fence.mayWrite()) throw new Error("this node's lease ran out");
-    await store.put(latestKey(dbKey), encodeLatestHint({ generation: iteration, manifestSha256: digest }),
+    await store.put(latestKey(dbKey), encodeLatestHint({ generation: generation, manifestSha256: digest }),
       { signal: fence?.signal() });
   } catch (error) {
     // A hint only (nothing reads it to restore): the generation is published all the same.

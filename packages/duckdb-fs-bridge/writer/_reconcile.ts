@@ -33,8 +33,8 @@ export async function agreeWithStore(options: { dbPath: string; dbKey: string; s
       `(identifier ${local.dbIdentifier}, store has ${previous.database.dbIdentifier}): use another --db-key, or ` +
       "`haduck restore` to get the stored one");
   }
-  if (local.iteration < previous.generation) {
-    throw new ReplicationError("DIVERGED", `${dbPath} is at generation ${local.iteration}, older than generation ` +
+  if (local.generation < previous.generation) {
+    throw new ReplicationError("DIVERGED", `${dbPath} is at generation ${local.generation}, older tha generation ` +
       `${previous.generation} in ${storeUrl}: run \`haduck restore --force --to ${dbPath}\` to bring it up to date`);
   }
   return identity;

@@ -131,25 +131,25 @@ export class Replicator {
     const generation = this.#core.position.published?.manifest.generation ?? -1;
     const chain = this.#core.wal?.chain;
     return formatCommitPosition({ epoch: this.options.fence?.epoch ?? 0, generation,
-      walBytes: chain?.iteration === generation ? chain.walShipped : 0 });
+      walBytes: chain?.generation === generation ? chain.walShipped : 0 });
   }
 
   /** The generation WAL frames chain to and the WAL bytes they hold (undefined: no frames). */
-  get walChain(): { iteration: number; walShipped: number } | undefined {
+  get walChain(): { generation: number; walShipped: number } | undefined {
     return this.#core.wal?.chain;
   }
 
   /**
-   * The WAL size of the newest commit of `iteration` announced so far (the extension's events are
-   * drained first), or undefined when no commit of that iteration was announced: what a `flush()`
+   * The WAL size of the newest commit of `generation` announced so far (the extension's events are
+   * drained first), or undefined when no commit of that generation was announced: what a `flush()`
    * called now must see shipped.
    */
-  walSynced(iteration: number): number | undefined {
+  walSynced(generation: number): number | undefined {
     this.#tick();
-    return this.#core.wal?.syncedSize(iteration);
+    return this.#core.wal?.syncedSize(generation);
   }
 
-  /** The iteration whose lost WAL marks reconcile rebuilt while DuckDB wrote, if it did (see `reconcile`). */
+  /** The generation whose lost WAL marks reconcile rebuilt while DuckDB wrote, if it did (see `reconcile`). */
   get marksRebuilt(): number | undefined {
     return this.#core.marksRebuilt;
   }
@@ -211,7 +211,7 @@ export class Replicator {
       const mayWrite = this.options.fence?.mayWrite() ?? true;
       if (core.reconciled && mayWrite) await this.flush();
       if (core.wal && core.reconciled && mayWrite &&
-        readFileInfo(this.options.dbPath)?.iteration === core.position.published?.manifest.generation) {
+        readFileInfo(this.options.dbPath)?.generation === core.position.published?.manifest.generation) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const answered = await Promise.race([this.flushWal().then(() => true),
           new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5_000))]);
@@ -240,8 +240,13 @@ export class Replicator {
    * store that stopped answering must not hold up its step down. Generations still come and are
    * released (DuckDB is never held), and fail.
    */
-  abandon(reason: string): void {
+  cancelRequests(reason: string): void {
     this.#abort.abort(new Error(reason));
+  }
+
+  /** @deprecated The old name of {@link cancelRequests} ("abandoned" is the extension's word for a hold that ran out). */
+  abandon(reason: string): void {
+    this.cancelRequests(reason);
   }
 
   /**
@@ -255,10 +260,10 @@ export class Replicator {
       if (!this.options.store || this.#stopped || this.options.fence?.mayWrite() === false) return;
       const local = readFileInfo(this.options.dbPath);
       const published = position.published?.manifest.generation;
-      if (!local || (local.iteration === published && !position.behind)) return;
-      if (published !== undefined && local.iteration < published) return; // reconcile's business, not ours
+      if (!local || (local.generation === published && !position.behind)) return;
+      if (published !== undefined && local.generation < published) return; // reconcile's business, not ours
       const done = new Promise<boolean>((resolve) => {
-        this.#run(() => catchUp(this.#core, local.iteration).then(resolve, (error) => {
+        this.#run(() => catchUp(this.#core, local.generation).then(resolve, (error) => {
           resolve(false);
           throw error;
         }));
@@ -291,8 +296,8 @@ export class Replicator {
 
   /**
    * Reconciles a quiescent local file (before DuckDB opens it) with the store's last generation:
-   * the same iteration is consistent by construction (blocks the committed header references are
-   * never rewritten while it is active); a newer local iteration, or a database the store has no
+   * the same generation is consistent by construction (blocks the committed header references are
+   * never rewritten while it is active); a newer local generation, or a database the store has no
    * generation of yet, ships every block whose bytes differ as a new generation; an older one or
    * another database is refused. `live`: DuckDB writes the file meanwhile (a sidecar started again);
    * what differs is carried and shipped by the replicator's own passes, and this returns at once.
@@ -416,7 +421,7 @@ export class Replicator {
       this.#catchUpTimer = setTimeout(() => this.#catchUpDue(), this.options.tickMs);
       return;
     }
-    const iteration = position.carriedIteration;
-    if (iteration !== undefined) this.#run(() => catchUp(this.#core, iteration));
+    const generation = position.carriedGeneration;
+    if (generation !== undefined) this.#run(() => catchUp(this.#core, generation));
   }
 }

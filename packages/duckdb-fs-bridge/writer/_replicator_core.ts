@@ -54,7 +54,7 @@ export interface ReplicatorCore {
    * or a store that fails, carries every block instead of failing; the generations that follow ship them.
    */
   live: boolean;
-  /** The iteration whose lost WAL marks a live reconcile rebuilt (a sidecar says so in its `ready`). */
+  /** The generation whose lost WAL marks a live reconcile rebuilt (a sidecar says so in its `ready`). */
   marksRebuilt: number | undefined;
   /** Counts an error and makes it `status.lastError`. */
   fail(message: string): void;

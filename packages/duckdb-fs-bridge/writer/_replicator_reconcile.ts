@@ -16,8 +16,8 @@ import type { ReplicatorCore } from "./_replicator_core.ts";
 
 /**
  * Reconciles a quiescent local file (before DuckDB opens it) with the store's last generation:
- * the same iteration is consistent by construction (blocks the committed header references are
- * never rewritten while it is active); a newer local iteration, or a database the store has no
+ * the same generation is consistent by construction (blocks the committed header references are
+ * never rewritten while it is active); a newer local generation, or a database the store has no
  * generation of yet, ships every block whose bytes differ as a new generation; an older one or
  * another database is refused. `live`: DuckDB writes the file meanwhile (a sidecar started again);
  * what differs is carried and shipped by the replicator's own passes, and this returns at once.
@@ -38,13 +38,13 @@ export async function reconcile(core: ReplicatorCore,
     }
     // A file new to the store may have a WAL too (a crash before haduck knew it, or local-only use):
     // its optimistic blocks lie past the header's block count, which the first generation stops at.
-    const shipped = await shipWhole(core, local.iteration);
+    const shipped = await shipWhole(core, local.generation);
     await reconcileLeftoverWal(core);
     return shipped;
   }
   core.identity = await agreeWithStore({ dbPath: core.options.dbPath, dbKey: core.options.dbKey, storeUrl: store.url,
     previous, local, sidecarIdentity: sidecar?.identity });
-  if (local!.iteration === previous.generation) {
+  if (local!.generation === previous.generation) {
     core.reconciled = true;
     if (core.live) await rebuildLostMarks(core);
     else {
@@ -53,7 +53,7 @@ export async function reconcile(core: ReplicatorCore,
     }
     return { shippedGeneration: null };
   }
-  const shipped = await shipWhole(core, local!.iteration);
+  const shipped = await shipWhole(core, local!.generation);
   await reconcileLeftoverWal(core);
   return shipped;
 }
@@ -62,7 +62,7 @@ export async function reconcile(core: ReplicatorCore,
 export async function shipUnannouncedWal(core: ReplicatorCore): Promise<void> {
   const published = core.position.published;
   const chain = core.wal?.chain;
-  if (!published || !chain || chain.iteration !== published.manifest.generation) return;
+  if (!published || !chain || chain.generation !== published.manifest.generation) return;
   const wal = statSync(`${core.options.dbPath}.wal`, { throwIfNoEntry: false });
   if (!wal || wal.size <= chain.walShipped) return;
   const leftover = leftoverWal(core.options.dbPath, published);
@@ -106,12 +106,12 @@ function orphanPolicy(core: ReplicatorCore): OrphanPolicy {
 
 /**
  * Started while DuckDB writes (the last replicator died), at the published generation's own
- * iteration: the WAL marks the dead one was told died with it, so without this frames would stop
+ * generation: the WAL marks the dead one was told died with it, so without this frames would stop
  * until the next checkpoint, and the next generation would lack the blocks only frames hold. The
  * file is compared with the manifest (a block being written meanwhile reads as differing, or is
  * marked again by the extension after this started: nothing drains those marks until we are
  * ready); those blocks are carried into the next generation and ride in the next frame. Then
- * `ready rebuilt <iteration>` tells the extension the marks are whole (`marksRebuilt`).
+ * `ready rebuilt <generation>` tells the extension the marks are whole (`marksRebuilt`).
  */
 async function rebuildLostMarks(core: ReplicatorCore): Promise<void> {
   const published = core.position.published!;
@@ -150,7 +150,7 @@ async function rebuildLostMarks(core: ReplicatorCore): Promise<void> {
 async function continueStoredChain(core: ReplicatorCore): Promise<void> {
   const published = core.position.published;
   const chain = core.wal?.chain;
-  if (!published || !chain || chain.iteration !== published.manifest.generation || chain.walShipped > 0) return;
+  if (!published || !chain || chain.generation !== published.manifest.generation || chain.walShipped > 0) return;
   if (statSync(`${core.options.dbPath}.wal`, { throwIfNoEntry: false })?.size) return;
   const walk = await walkFrames({ store: core.options.store!, dbKey: core.options.dbKey,
     generation: published.manifest.generation, manifestSha256: published.sha256 });
@@ -160,24 +160,24 @@ async function continueStoredChain(core: ReplicatorCore): Promise<void> {
 }
 
 /** Ships every block of the quiescent file that differs from the last manifest; throws when it cannot. */
-async function shipWhole(core: ReplicatorCore, iteration: number): Promise<{ shippedGeneration: number | null }> {
+async function shipWhole(core: ReplicatorCore, generation: number): Promise<{ shippedGeneration: number | null }> {
   if (core.live) {
     // DuckDB writes meanwhile: the pass must be one of the replicator's own, one at a time with
     // the generations' passes (ReusableUploads and the hold rely on it), so it is queued, not run here.
     const local = readFileInfo(core.options.dbPath);
-    core.position.carry(allBlocks(local?.blockCount ?? 0), local?.iteration ?? iteration);
+    core.position.carry(allBlocks(local?.blockCount ?? 0), local?.generation ?? generation);
     core.reconciled = true;
-    const at = local?.iteration ?? iteration;
+    const at = local?.generation ?? generation;
     if (!core.loop.working() && core.loop.queued() === 0) core.loop.run(() => catchUp(core, at, { everyBlock: true }));
     else core.loop.scheduleCatchUp();
     return { shippedGeneration: null };
   }
-  await catchUp(core, iteration, { everyBlock: true });
-  if (core.position.published?.manifest.generation !== iteration) {
-    throw new ReplicationError("INTEGRITY", core.status.lastError ?? `Cannot ship generation ${iteration} of ` +
+  await catchUp(core, generation, { everyBlock: true });
+  if (core.position.published?.manifest.generation !== generation) {
+    throw new ReplicationError("INTEGRITY", core.status.lastError ?? `Cannot ship generation ${generation} of ` +
       `${core.options.dbKey}: the file changed while it was read; retry`);
   }
   core.loop.cancelCatchUp();
   core.reconciled = true;
-  return { shippedGeneration: iteration };
+  return { shippedGeneration: generation };
 }

@@ -29,8 +29,8 @@ import {
 export interface UploadPassOptions {
   store: BlockStore;
   dbKey: string;
-  /** The DuckDB header iteration the pass belongs to; `source`'s header is at it. */
-  iteration: number;
+  /** The DuckDB header generation the pass belongs to; `source`'s header is at it. */
+  generation: number;
   /** Ascending block ids, which `source` reads by index. */
   blocks: readonly number[];
   source: BlockSource;
@@ -111,7 +111,7 @@ class PassBuffers {
  * other read failure is thrown.
  */
 export async function readAndUpload(options: UploadPassOptions): Promise<UploadPassResult> {
-  const { store, iteration, source } = options;
+  const { store, generation, source } = options;
   const segments: SegmentRef[] = [];
   const attempt = crypto.randomUUID().slice(0, 8);
   const shipped = new Map<number, ManifestBlock>();
@@ -153,9 +153,9 @@ export async function readAndUpload(options: UploadPassOptions): Promise<UploadP
       buffer = buffers.take();
       const sequence = segments.length;
       const { bytes, entries: sealed, sha256: digest } = sealSegment({ blockAllocSize: blockSize,
-        generation: BigInt(iteration), sequence, previousSha256: previousSha }, kept, filled, buffers.payloadAt);
+        generation: BigInt(generation), sequence, previousSha256: previousSha }, kept, filled, buffers.payloadAt);
       previousSha = digest;
-      const key = segmentKey(options.dbKey, iteration, attempt, sequence);
+      const key = segmentKey(options.dbKey, generation, attempt, sequence);
       segments.push({ key, sizeBytes: bytes.byteLength, sha256: hex(previousSha) });
       for (const entry of sealed) {
         const blockId = Number(entry.blockId === HEADER_REGION_ID ? -1 : entry.blockId);

@@ -18,7 +18,7 @@ import { walkFrames } from "@haduck/duckblock";
 import type { Published } from "./_position.ts";
 import type { WalShipper } from "../wal/_wal_shipper.ts";
 
-/** A WAL beside the quiescent file at the published generation's own iteration. */
+/** A WAL beside the quiescent file at the published generation. */
 export interface LeftoverWal {
   sizeBytes: number;
   mtimeMs: number;
@@ -30,7 +30,7 @@ export interface LeftoverWal {
 /** Finds a leftover WAL and the blocks the file holds that `published` does not (undefined: no WAL there). */
 export function leftoverWal(dbPath: string, published: Published): LeftoverWal | undefined {
   const wal = statSync(`${dbPath}.wal`, { throwIfNoEntry: false });
-  if (!wal?.size || readFileInfo(dbPath)?.iteration !== published.manifest.generation) return undefined;
+  if (!wal?.size || readFileInfo(dbPath)?.generation !== published.manifest.generation) return undefined;
   try {
     return { sizeBytes: wal.size, mtimeMs: wal.mtimeMs, differing: blocksDifferingFrom(dbPath, published.manifest) };
   } catch (error) {

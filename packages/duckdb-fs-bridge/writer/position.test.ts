@@ -13,15 +13,15 @@ test("an attempt takes the carried blocks and, unless it publishes, gives all of
   position.carry([9], 5); // a generation released unread while the attempt was in flight
   position.giveBack([...taken.blocks()], 5);
   expect([...position.carried.blocks()]).toEqual([1, 2, 7, 9]);
-  expect(position.carriedIteration).toBe(5);
+  expect(position.carriedGeneration).toBe(5);
 });
 
-test("blocks given back keep the newest iteration they were taken at", () => {
+test("blocks given back keep the newest generation they were taken at", () => {
   const position = new Position(published(3));
   position.carry([1], 8);
   const taken = position.take([2]);
   position.giveBack([...taken.blocks()], 5); // an older generation's attempt carried newer blocks
-  expect(position.carriedIteration).toBe(8);
+  expect(position.carriedGeneration).toBe(8);
   expect([...position.carried.blocks()]).toEqual([1, 2]);
 });
 
