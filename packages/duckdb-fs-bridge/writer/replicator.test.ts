@@ -8,7 +8,7 @@
  * lost events are recovered from the extension's pending list.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -17,46 +17,11 @@ import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import type { Consumer, GenerationInfo } from "../native/_consumer.ts";
 import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
 import { Replicator } from "./_replicator.ts";
+import { FAKE_BLOCK_BYTES as BLOCK, FakeDatabase, scriptedStore } from "../fakes.fixture.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-replicator-loop-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const BLOCK = 16384;
 const FILE_ID = 1;
-
-/** A DuckDB-shaped file the test checkpoints itself: header region, then `blocks` filled with one byte each. */
-class FakeDatabase {
-  readonly path: string;
-  generation = 1;
-  fills: number[];
-
-  constructor(name: string, blockCount: number) {
-    this.path = join(dir, name);
-    this.fills = Array.from({ length: blockCount }, (_, block) => block + 1);
-    this.#write();
-  }
-
-  /** Rewrites `blocks` with new bytes and writes a newer header, as a checkpoint does. */
-  checkpoint(blocks: number[]): void {
-    for (const block of blocks) this.fills[block] = (this.fills[block] + 37) % 251;
-    this.generation++;
-    this.#write();
-  }
-
-  bytesOf(block: number): Uint8Array {
-    return new Uint8Array(BLOCK).fill(this.fills[block]);
-  }
-
-  #write(): void {
-    const header = new Uint8Array(12288);
-    header.set(new TextEncoder().encode("DUCK"), 8);
-    const view = new DataView(header.buffer);
-    view.setBigUint64(12, 64n, true); // storage version
-    view.setBigUint64(4096 + 8, BigInt(this.generation), true);
-    view.setBigUint64(4096 + 32, BigInt(this.fills.length), true);
-    view.setBigUint64(4096 + 40, BigInt(BLOCK), true);
-    writeFileSync(this.path, Buffer.concat([header, ...this.fills.map((_, block) => this.bytesOf(block))]));
-  }
-}
 
 /** The extension as the loop sees it: generations announced on a ring, a release that answers as told. */
 class FakeExtension implements Consumer {
@@ -118,21 +83,12 @@ class FakeExtension implements Consumer {
 
 /** A directory store whose every request fails while `down` is set (an outage, not a refusal). */
 function switchableStore(name: string): BlockStore & { down: boolean; puts: number } {
-  const inner = openStore(`file://${join(dir, name)}`);
-  const state = { down: false, puts: 0 };
-  const gate = () => {
-    if (state.down) throw new Error("connect ECONNREFUSED (the test's outage)");
-  };
-  return Object.assign(state, {
-    url: inner.url,
-    put: async (...args: Parameters<BlockStore["put"]>) => (gate(), state.puts++, await inner.put(...args)),
-    get: async (...args: Parameters<BlockStore["get"]>) => (gate(), await inner.get(...args)),
-    head: async (...args: Parameters<BlockStore["head"]>) => (gate(), await inner.head(...args)),
-    list: (...args: Parameters<BlockStore["list"]>) => (gate(), inner.list(...args)),
-    delete: async (...args: Parameters<BlockStore["delete"]>) => (gate(), await inner.delete(...args)),
-    deleteMany: async (...args: Parameters<BlockStore["deleteMany"]>) => (gate(), await inner.deleteMany(...args)),
-    probeCapabilities: () => inner.probeCapabilities(),
+  const switchable = { down: false };
+  const store = scriptedStore(openStore(`file://${join(dir, name)}`), () => {
+    if (switchable.down) throw new Error("connect ECONNREFUSED (the test's outage)");
   });
+  return Object.defineProperty(store, "down", { get: () => switchable.down, set: (down) => switchable.down = down }) as
+    BlockStore & { down: boolean; puts: number };
 }
 
 function replicator(extension: FakeExtension, store: BlockStore, dbKey: string): Replicator {
@@ -159,7 +115,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 
 test("each generation publishes the file's blocks at that header; unchanged blocks are not uploaded again", async () => {
-  const db = new FakeDatabase("plain.duckdb", 6);
+  const db = new FakeDatabase(join(dir, "plain.duckdb"), 6);
   const extension = new FakeExtension(db);
   const store = switchableStore("plain-store");
   const loop = replicator(extension, store, "plain");
@@ -189,7 +145,7 @@ test("each generation publishes the file's blocks at that header; unchanged bloc
 });
 
 test("a hold the extension abandoned gives the blocks back, and the catch-up ships them without another checkpoint", async () => {
-  const db = new FakeDatabase("abandoned.duckdb", 4);
+  const db = new FakeDatabase(join(dir, "abandoned.duckdb"), 4);
   const extension = new FakeExtension(db);
   const store = switchableStore("abandoned-store");
   const loop = replicator(extension, store, "abandoned");
@@ -212,7 +168,7 @@ test("a hold the extension abandoned gives the blocks back, and the catch-up shi
 });
 
 test("through a store outage generations are carried, not lost; the loop resumes by itself when the store answers", async () => {
-  const db = new FakeDatabase("outage.duckdb", 5);
+  const db = new FakeDatabase(join(dir, "outage.duckdb"), 5);
   const extension = new FakeExtension(db);
   const store = switchableStore("outage-store");
   const loop = replicator(extension, store, "outage");
@@ -239,7 +195,7 @@ test("through a store outage generations are carried, not lost; the loop resumes
 });
 
 test("events lost from the ring: the loop takes the extension's pending generations and ships them", async () => {
-  const db = new FakeDatabase("overflow.duckdb", 3);
+  const db = new FakeDatabase(join(dir, "overflow.duckdb"), 3);
   const extension = new FakeExtension(db);
   const store = switchableStore("overflow-store");
   const loop = replicator(extension, store, "overflow");
