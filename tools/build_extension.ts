@@ -130,8 +130,9 @@ export function buildExtension(options: { force?: boolean } = {}): string {
   const binary = readFileSync(tmp);
   writeFileSync(tmp, Buffer.concat([binary, extensionFooter(EXTENSION_VERSION, DUCKDB_VERSION)]));
   renameSync(tmp, EXTENSION_PATH);
-  // The unit tests compile the DuckDB-free parts (bitmap, ring, generation queue, overlays) without DuckDB.
+  // The unit tests compile the DuckDB-free parts (bitmap, ring, generation queue, tracker, overlays) without DuckDB.
   const testUnits = [...tests.filter((file) => file.endsWith(".cpp")), join(ROOT, "extension/src/generation_queue.cpp"),
+    join(ROOT, "extension/src/tracker.cpp"),
     join(ROOT, "extension/src/snapshot.cpp"), join(ROOT, "extension/src/lazy_base.cpp")];
   run([ZIG, "c++", ...compilerFlags().filter((flag) => flag !== "-fPIC"), "-o", UNIT_TESTS_PATH, ...testUnits,
     LIBSTDCXX, LIBGCC, "-lpthread"]);

@@ -97,6 +97,9 @@ unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFl
 		                  path);
 	}
 	auto &tracker = haduck::Tracker::Get();
+	// The replicator processes hear the tracker's events (before any file's first event).
+	static const bool listening = (tracker.SetListener(&haduck::Sidecars::Get()), true);
+	(void)listening;
 	auto tracked = tracker.Open(local_path);
 	if (tracked->kind.load() == HADUCK_FILE_KIND_OTHER && inner->GetType() == FileType::FILE_TYPE_REGULAR &&
 	    inner->GetFileSize() >= idx_t(haduck::HEADER_REGION_SIZE)) {

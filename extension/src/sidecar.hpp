@@ -21,6 +21,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 #include "generation_queue.hpp"
+#include "tracker.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -53,7 +54,7 @@ struct SidecarRow {
 	std::string last_error;
 };
 
-class Sidecars {
+class Sidecars : public TrackerListener {
 public:
 	struct Sidecar;
 
@@ -68,16 +69,16 @@ public:
 	void OnDatabaseOpen(TrackedFile &file);
 	//! A generation of `file` was published: hands it to the file's sidecar, or starts a new
 	//! sidecar when the last one died (it catches up by reconcile, then gets what is pending).
-	void OnGeneration(TrackedFile &file, const Generation &generation);
+	void OnGeneration(TrackedFile &file, const Generation &generation) override;
 	//! A commit of `file` while no replicator is attached: starts another when the last one died, so
 	//! that frames resume at the next commit (the new one rebuilds the WAL marks that died with it).
-	void RestartIfGone(TrackedFile &file);
+	void RestartIfGone(TrackedFile &file) override;
 	//! DuckDB waits for generation `seq` of `file` (the hold).
-	void OnHoldWaiting(TrackedFile &file, uint64_t seq);
+	void OnHoldWaiting(TrackedFile &file, uint64_t seq) override;
 	//! The WAL of `file` was synced at `size` (see HADUCK_EVENT_WAL_SYNCED); `runs`: (first block, count).
 	void OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, uint64_t marks,
-	               const std::vector<std::pair<uint64_t, uint64_t>> &runs);
-	void OnWalReset(TrackedFile &file, uint64_t iteration, uint64_t size);
+	               const std::vector<std::pair<uint64_t, uint64_t>> &runs) override;
+	void OnWalReset(TrackedFile &file, uint64_t iteration, uint64_t size) override;
 	std::vector<SidecarRow> Rows();
 	//! `sidecar` is its file's replicator now (not one replaced by a newer start).
 	bool IsCurrent(const std::shared_ptr<Sidecar> &sidecar);

@@ -1,6 +1,5 @@
 #include "tracker.hpp"
 
-#include "sidecar.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -126,7 +125,9 @@ void Tracker::BeforeWrite(TrackedFile &file, uint64_t offset, uint64_t length) {
 		waiting.file_id = file_id;
 		waiting.a = seq;
 		Push(waiting);
-		Sidecars::Get().OnHoldWaiting(file, seq);
+		if (auto *heard = listener.load()) {
+			heard->OnHoldWaiting(file, seq);
+		}
 	});
 	if (!in_time) {
 		RingEvent event;
@@ -249,7 +250,9 @@ void Tracker::Publish(TrackedFile &file, Generation generation) {
 	Push(event);
 	if (sidecar || !ConsumerAttached()) {
 		copy.seq = event.a;
-		Sidecars::Get().OnGeneration(file, copy);
+		if (auto *heard = listener.load()) {
+			heard->OnGeneration(file, copy);
+		}
 	}
 }
 
@@ -272,7 +275,9 @@ void Tracker::AnnounceWalSync(TrackedFile &wal) {
 	bool ring = ConsumerAttached();
 	bool sidecar = db->sidecar_attached.load();
 	if (!ring && !sidecar) {
-		Sidecars::Get().RestartIfGone(*db); // a replicator that died starts again at a commit, too
+		if (auto *heard = listener.load()) {
+			heard->RestartIfGone(*db); // a replicator that died starts again at a commit, too
+		}
 		return; // nobody ships frames: the marks stay for whoever comes (a consumer's first frame needs them)
 	}
 	uint64_t iteration = db->last_iteration.load();
@@ -310,7 +315,9 @@ void Tracker::AnnounceWalSync(TrackedFile &wal) {
 		Push(event);
 	}
 	if (sidecar) {
-		Sidecars::Get().OnWalSync(*db, iteration, synced, now, marks, runs);
+		if (auto *heard = listener.load()) {
+			heard->OnWalSync(*db, iteration, synced, now, marks, runs);
+		}
 	}
 }
 
@@ -327,7 +334,9 @@ void Tracker::AnnounceWalReset(TrackedFile &wal, uint64_t size) {
 	event.b = size;
 	Push(event);
 	if (db->sidecar_attached.load()) {
-		Sidecars::Get().OnWalReset(*db, iteration, size);
+		if (auto *heard = listener.load()) {
+			heard->OnWalReset(*db, iteration, size);
+		}
 	}
 }
 

@@ -65,9 +65,32 @@ struct TrackedFile {
 	uint64_t pending_block_count = 0;
 };
 
+//! Who else hears of a tracked file's events besides the ring: the replicator processes a DuckDB host
+//! starts (sidecar.cpp). Set once, at the first open; the tracker knows it only by this interface,
+//! so tracker.cpp builds without DuckDB and runs in the unit tests.
+class TrackerListener {
+public:
+	virtual ~TrackerListener() = default;
+	//! A generation of `file` was published (see Sidecars::OnGeneration).
+	virtual void OnGeneration(TrackedFile &file, const Generation &generation) = 0;
+	//! A commit of `file` while no replicator is attached.
+	virtual void RestartIfGone(TrackedFile &file) = 0;
+	//! DuckDB waits for generation `seq` of `file` (the hold).
+	virtual void OnHoldWaiting(TrackedFile &file, uint64_t seq) = 0;
+	//! The WAL of `file` was synced at `size`; `runs`: (first block, count).
+	virtual void OnWalSync(TrackedFile &file, uint64_t iteration, uint64_t size, uint64_t unix_ms, uint64_t marks,
+	                       const std::vector<std::pair<uint64_t, uint64_t>> &runs) = 0;
+	virtual void OnWalReset(TrackedFile &file, uint64_t iteration, uint64_t size) = 0;
+};
+
 class Tracker {
 public:
 	static Tracker &Get();
+
+	//! The one listener besides the ring (the sidecars); null: none.
+	void SetListener(TrackerListener *listener) {
+		this->listener.store(listener);
+	}
 
 	//! The tracked state of a local path, created on first use. `kind` is a hint from the path's name.
 	std::shared_ptr<TrackedFile> Open(const std::string &local_path);
@@ -145,6 +168,7 @@ private:
 	GenerationQueue generations;
 	std::atomic<bool> consumer_attached {false};
 	std::atomic<uint64_t> hold_ms {10000};
+	std::atomic<TrackerListener *> listener {nullptr};
 };
 
 } // namespace haduck
