@@ -91,9 +91,24 @@ function switchableStore(name: string): BlockStore & { down: boolean; puts: numb
     BlockStore & { down: boolean; puts: number };
 }
 
-function replicator(extension: FakeExtension, store: BlockStore, dbKey: string): Replicator {
-  return new Replicator({ native: extension, dbPath: extension.db.path, store, dbKey, walFlushMs: 0, tickMs: 5,
+/** A started loop over a new fake database `name` of `blockCount` blocks (the database key is `name`), stopped after `body`. */
+async function withLoop(name: string, blockCount: number, body: (loop: {
+  db: FakeDatabase;
+  extension: FakeExtension;
+  store: BlockStore & { down: boolean; puts: number };
+  replicator: Replicator;
+}) => Promise<void>): Promise<void> {
+  const db = new FakeDatabase(join(dir, `${name}.duckdb`), blockCount);
+  const extension = new FakeExtension(db);
+  const store = switchableStore(`${name}-store`);
+  const replicator = new Replicator({ native: extension, dbPath: db.path, store, dbKey: name, walFlushMs: 0, tickMs: 5,
     catchUpDelayMs: 10, catchUpDelayMaxMs: 40, compress: false });
+  await replicator.start();
+  try {
+    await body({ db, extension, store, replicator });
+  } finally {
+    await replicator.stop({ deadlineMs: 2000 });
+  }
 }
 
 const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
@@ -115,102 +130,74 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 
 test("each generation publishes the file's blocks at that header; unchanged blocks are not uploaded again", async () => {
-  const db = new FakeDatabase(join(dir, "plain.duckdb"), 6);
-  const extension = new FakeExtension(db);
-  const store = switchableStore("plain-store");
-  const loop = replicator(extension, store, "plain");
-  await loop.start();
-  try {
+  await withLoop("plain", 6, async ({ db, extension, store, replicator }) => {
     extension.checkpoint([0, 1, 2, 3, 4, 5]);
-    await loop.idle();
+    await replicator.idle();
     let seen = (await stored(store, "plain"))!;
     expect(seen.generation).toBe(db.generation);
     for (let block = 0; block < 6; block++) expect(seen.blocks.get(block)).toBe(digest(db.bytesOf(block)));
 
     const putsBefore = store.puts;
     extension.checkpoint([2]);
-    await loop.idle();
+    await replicator.idle();
     seen = (await stored(store, "plain"))!;
     expect(seen.generation).toBe(db.generation);
     expect(seen.blocks.get(2)).toBe(digest(db.bytesOf(2)));
     for (const block of [0, 1, 3, 4, 5]) expect(seen.blocks.get(block)).toBe(digest(db.bytesOf(block)));
     // One segment, one manifest (and its latest hint): block 2 alone was read and uploaded.
     expect(store.puts - putsBefore).toBeLessThanOrEqual(4);
-    expect(loop.status.generationsCommitted).toBe(2);
-    expect(loop.position).toBe(`0:${db.generation}:0`);
+    expect(replicator.status.generationsCommitted).toBe(2);
+    expect(replicator.position).toBe(`0:${db.generation}:0`);
     expect(extension.released).toEqual([1n, 2n]);
-  } finally {
-    await loop.stop({ deadlineMs: 2000 });
-  }
+  });
 });
 
 test("a hold the extension abandoned gives the blocks back, and the catch-up ships them without another checkpoint", async () => {
-  const db = new FakeDatabase(join(dir, "abandoned.duckdb"), 4);
-  const extension = new FakeExtension(db);
-  const store = switchableStore("abandoned-store");
-  const loop = replicator(extension, store, "abandoned");
-  await loop.start();
-  try {
+  await withLoop("abandoned", 4, async ({ db, extension, store, replicator }) => {
     extension.checkpoint([0, 1, 2, 3]);
-    await loop.idle();
+    await replicator.idle();
     extension.releaseAnswer = 0; // DuckDB moved on before our reads were done: they may be torn
     extension.checkpoint([1, 3]);
-    await loop.idle();
-    expect(loop.status.generationsAbandoned).toBe(1);
+    await replicator.idle();
+    expect(replicator.status.generationsAbandoned).toBe(1);
     // Nothing waits for a checkpoint: the catch-up reads the file while its header stays put.
     await until("the catch-up's publish", async () => (await stored(store, "abandoned"))?.generation === db.generation);
     const seen = (await stored(store, "abandoned"))!;
     for (const block of [0, 1, 2, 3]) expect(seen.blocks.get(block)).toBe(digest(db.bytesOf(block)));
-    expect(loop.status.blocksCarried).toBe(0);
-  } finally {
-    await loop.stop({ deadlineMs: 2000 });
-  }
+    expect(replicator.status.blocksCarried).toBe(0);
+  });
 });
 
 test("through a store outage generations are carried, not lost; the loop resumes by itself when the store answers", async () => {
-  const db = new FakeDatabase(join(dir, "outage.duckdb"), 5);
-  const extension = new FakeExtension(db);
-  const store = switchableStore("outage-store");
-  const loop = replicator(extension, store, "outage");
-  await loop.start();
-  try {
+  await withLoop("outage", 5, async ({ db, extension, store, replicator }) => {
     extension.checkpoint([0, 1, 2, 3, 4]);
-    await loop.idle();
+    await replicator.idle();
     const before = db.generation;
     store.down = true;
     extension.checkpoint([0]);
-    await loop.idle();
+    await replicator.idle();
     extension.checkpoint([4]);
-    await loop.idle();
-    expect(loop.status.lastError).toContain("ECONNREFUSED");
+    await replicator.idle();
+    expect(replicator.status.lastError).toContain("ECONNREFUSED");
     expect((store.down = false, await stored(store, "outage"))!.generation).toBe(before);
     // DuckDB was never held: every generation was released during the outage.
     expect(extension.released.length).toBe(3);
     await until("the resumed publish", async () => (await stored(store, "outage"))?.generation === db.generation);
     const seen = (await stored(store, "outage"))!;
     for (const block of [0, 1, 2, 3, 4]) expect(seen.blocks.get(block)).toBe(digest(db.bytesOf(block)));
-  } finally {
-    await loop.stop({ deadlineMs: 2000 });
-  }
+  });
 });
 
 test("events lost from the ring: the loop takes the extension's pending generations and ships them", async () => {
-  const db = new FakeDatabase(join(dir, "overflow.duckdb"), 3);
-  const extension = new FakeExtension(db);
-  const store = switchableStore("overflow-store");
-  const loop = replicator(extension, store, "overflow");
-  await loop.start();
-  try {
+  await withLoop("overflow", 3, async ({ db, extension, store, replicator }) => {
     extension.checkpoint([0, 1, 2]);
-    await loop.idle();
+    await replicator.idle();
     extension.checkpoint([1], { announce: false }); // its event was dropped
     extension.overflow = true;
     await until("the pending generation's release", () => extension.released.length === 2);
-    await loop.idle();
+    await replicator.idle();
     const seen = (await stored(store, "overflow"))!;
     expect(seen.generation).toBe(db.generation);
     expect(seen.blocks.get(1)).toBe(digest(db.bytesOf(1)));
-  } finally {
-    await loop.stop({ deadlineMs: 2000 });
-  }
+  });
 });
