@@ -50,6 +50,51 @@ export interface FrameWalk {
   epochs: number[];
 }
 
+/** Where a chain of frames stands: after frame `number` of `generation` (0: at its manifest). */
+export interface ChainPoint {
+  generation: number;
+  number: number;
+  /** The checksum the next frame must name: the last frame's, or the manifest's. */
+  previous: Uint8Array;
+  /** Where the next frame's WAL must start. */
+  walEnd: number;
+  /** The newest lease epoch in the chain so far (0 before any). */
+  epoch: number;
+}
+
+/** Whether `frame` names `at.previous` as its predecessor and its WAL starts where the chain's ends. */
+export function chainsTo(frame: Pick<Frame, "previousSha256" | "walOffset">,
+  at: Pick<ChainPoint, "previous" | "walEnd">): boolean {
+  return Buffer.compare(frame.previousSha256, at.previous) === 0 && frame.walOffset === at.walEnd;
+}
+
+/**
+ * The frame-chain rule, the one every reader of frames applies (restore and verify through
+ * `walkFrames`, the follower frame by frame): `frame`, stored at `key`, must be the next frame of
+ * `at`'s generation and chain to it. `fenced`: it is older than the chain's epoch, a deposed writer's
+ * frame sent before it learned of the new leader's fence (never acknowledged, no part of the
+ * history): the chain ends before it. Otherwise the commits to take from it: all, or those at or
+ * before `untilMs`. Throws ReplicationError("INTEGRITY") naming the frame, ending with `stops`
+ * (what the reader does about it), when it was written for another place or does not chain.
+ */
+export function nextInChain(frame: Frame, key: string, at: ChainPoint, options: { untilMs?: number; stops: string }):
+  { fenced: true } | { fenced: false; taken: number } {
+  if (frame.generation !== at.generation || frame.number !== at.number + 1) {
+    throw new ReplicationError("INTEGRITY", `WAL frame ${key} says it is frame ${frame.number} of generation ` +
+      `${frame.generation}, where frame ${at.number + 1} of generation ${at.generation} belongs: it was written ` +
+      `for another place; ${options.stops}`);
+  }
+  if ((frame.epoch ?? 0) < at.epoch) return { fenced: true };
+  if (!chainsTo(frame, at)) {
+    throw new ReplicationError("INTEGRITY", `WAL frame ${key} does not chain to ` +
+      `${at.number === 0 ? `the manifest of generation ${at.generation}` : `frame ${at.number}`} (another writer, or ` +
+      `a frame replaced): ${options.stops}`);
+  }
+  const taken = options.untilMs === undefined ? frame.commits.length
+    : frame.commits.filter((commit) => commit.unixMs <= options.untilMs!).length;
+  return { fenced: false, taken };
+}
+
 /**
  * Walks the chain of `generation`'s frames from its manifest (`manifestSha256`, hex), handing each
  * checked frame to `visit` with the commits to take from it (all, or those at or before `untilMs`).
@@ -100,28 +145,19 @@ export async function walkFrames(options: {
     fetches.delete(listing.number);
     bytesAhead -= listing.sizeBytes;
     const frame = decodeFrame(bytes, listing.key);
-    if (frame.generation !== generation || frame.number !== listing.number) {
-      throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} says it is frame ${frame.number} of generation ` +
-        `${frame.generation}: it was written for another place`);
-    }
-    // One linear history: after a new leader's fence, a frame of an older epoch is a deposed writer's,
-    // sent before it learned of the fence (its own frame at the fence's key failed: never acknowledged).
+    const next = nextInChain(frame, listing.key, { generation, number: index, previous, walEnd,
+      epoch: walk.epochs.at(-1) ?? 0 }, { untilMs: options.untilMs,
+      stops: "restore stops before it; `--generation N` gives the checkpoint without frames" });
     const epoch = frame.epoch ?? 0;
-    if (epoch < (walk.epochs.at(-1) ?? 0)) {
+    if (next.fenced) {
       walk.gap = `frame ${listing.number} of generation ${generation} was written at epoch ${epoch}, after a frame of ` +
         `epoch ${walk.epochs.at(-1)}: a deposed writer's, never acknowledged; frames ${listing.number}..` +
         `${listed.at(-1)!.number} were not applied`;
       orphansFrom(index, "epoch");
       break;
     }
-    if (Buffer.compare(frame.previousSha256, previous) !== 0 || frame.walOffset !== walEnd) {
-      throw new ReplicationError("INTEGRITY", `WAL frame ${listing.key} does not chain to ` +
-        `${index === 0 ? `the manifest of generation ${generation}` : `frame ${index}`} (another writer, or a frame ` +
-        "replaced): restore stops before it; `--generation N` gives the checkpoint without frames");
-    }
     if (epoch !== walk.epochs.at(-1)) walk.epochs.push(epoch);
-    const taken = options.untilMs === undefined ? frame.commits.length
-      : frame.commits.filter((commit) => commit.unixMs <= options.untilMs!).length;
+    const taken = next.taken;
     await options.visit?.(frame, taken);
     walk.frames++;
     if (taken > 0) {

@@ -53,7 +53,7 @@ export { AdaptiveCompressor } from "./_compress.ts";
 export { blockTotal, encodeManifest, headerOf, manifestParts, writePages } from "./_manifest_pages.ts";
 export { decodeFrame, encodeFrame, type Frame, type FrameCommit } from "./_frame_format.ts";
 export { blockOf, entryOf, inSegment, type ManifestEntry } from "./_manifest_entry.ts";
-export { applyFrames, type FrameWalk, listFrames, walkFrames } from "./_frames.ts";
+export { applyFrames, type ChainPoint, chainsTo, type FrameWalk, listFrames, nextInChain, walkFrames } from "./_frames.ts";
 export {
   checkHeaderRegion,
   type DatabaseSummary,

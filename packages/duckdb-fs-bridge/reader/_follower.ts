@@ -31,7 +31,7 @@ import { BlockNotFoundError } from "@haduck/s3-block-store";
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { decodeLatestHint, decodeFrame, frameKey } from "@haduck/duckblock";
+import { decodeFrame, decodeLatestHint, frameKey, nextInChain } from "@haduck/duckblock";
 import { latestKey } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
 import { headAtTime, listGenerations, loadManifestHead } from "@haduck/duckblock";
@@ -236,18 +236,14 @@ export async function follow(options: FollowOptions): Promise<Follower> {
           throw error;
         }
         const frame = decodeFrame(bytes, key);
-        // After a new leader's fence: the deposed writer's frame sent before it learned of it (never
-        // acknowledged, no part of the history). This generation's chain ends at the fence.
-        if ((frame.epoch ?? 0) < b.epoch) break;
+        const next = nextInChain(frame, key, { generation: b.generation, number: b.frames, previous: b.previous,
+          walEnd: b.walEnd, epoch: b.epoch }, { untilMs: options.untilMs,
+          stops: `the follower stays at frame ${b.frames} until the next generation` });
+        // After a new leader's fence, the deposed writer's frame: this generation's chain ends at the fence.
+        if (next.fenced) break;
+        const taken = next.taken;
         // Pinned at a time: the commits after it are not shown (a frame cut at its last commit before).
-        const taken = options.untilMs === undefined ? frame.commits.length
-          : frame.commits.filter((commit) => commit.unixMs <= options.untilMs!).length;
         if (taken === 0 && frame.commits.length > 0) break;
-        if (frame.generation !== b.generation || frame.number !== b.frames + 1 ||
-          Buffer.compare(frame.previousSha256, b.previous) !== 0 || frame.walOffset !== b.walEnd) {
-          throw new ReplicationError("INTEGRITY", `WAL frame ${key} does not chain to frame ${b.frames} of generation ` +
-            `${b.generation}: the follower stays at frame ${b.frames} until the next generation`);
-        }
         for (const [index, block] of frame.blockIds.entries()) {
           const blockBytes = frame.blocks.subarray(index * frame.blockAllocSize, (index + 1) * frame.blockAllocSize);
           b.framed.add(block);

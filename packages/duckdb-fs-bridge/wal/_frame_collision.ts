@@ -5,7 +5,7 @@
  * orphan (written past a frame that never landed, so never acknowledged), its own epoch's frame it
  * can continue after, or another writer on this chain.
  */
-import { decodeFrame, type FrameCommit } from "@haduck/duckblock";
+import { chainsTo, decodeFrame, type FrameCommit } from "@haduck/duckblock";
 import { readWal } from "./_wal_bytes.ts";
 import type { Outgoing } from "./_frame_builder.ts";
 
@@ -45,7 +45,7 @@ export function judgeCollision(bytes: Uint8Array, frame: Outgoing,
   if ((found.epoch ?? 0) > (writer.epoch ?? 0)) {
     return { kind: "fenced", reason: `${frame.key} holds a frame of lease epoch ${found.epoch}: a newer writer took over` };
   }
-  if (Buffer.compare(found.previousSha256, frame.previous) !== 0 || found.walOffset !== frame.walOffset) {
+  if (!chainsTo(found, { previous: frame.previous, walEnd: frame.walOffset })) {
     return { kind: "orphan", next: frame.number === writer.durableFrame + 1 };
   }
   // Our own epoch's frame where ours goes, chained the same way, holding the WAL bytes ours would
