@@ -160,7 +160,7 @@ test("another database attached under a key with history is refused; a restored 
   const latestCopy = join(dir, "first-latest.duckdb");
   await restore({ store, dbKey: "shared", to: latestCopy });
   expect(await rowCount(latestCopy)).toBe(1010);
-});
+}, 30_000); // restores and drills that start DuckDB in a child: seconds each on a busy machine
 
 /**
  * What a refused manifest write used to cause: generation P's manifest never landed, and the next
@@ -210,7 +210,7 @@ test("a manifest that lost a generation's changes (older entries, valid checksum
   expect(error.message).toContain(`Generation ${latest()} of ${KEY} does not open in DuckDB`);
   expect(existsSync(to)).toBe(false);
   expect(readdirSync(dir).filter((name) => name.includes("lost-changes.restored"))).toEqual([]);
-});
+}, 30_000); // restores and drills that start DuckDB in a child: seconds each on a busy machine
 
 test("verify names an entry no segment holds, a gap in the chain, and a block inherited from too far back", async () => {
   const previous = generations[generations.length - 2];

@@ -27,7 +27,7 @@ import {
   type StoredManifest,
 } from "./_manifest_pages.ts";
 import { parseHeaderRegion } from "./_duckdb_file.ts";
-import { blockOf, entryOf } from "./_manifest_entry.ts";
+import { entryOf, type ManifestEntry } from "./_manifest_entry.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
 import { listFrames, walkFrames } from "./_frames.ts";
 import { FRAME_COMMIT_BYTES, FRAME_HEADER_BYTES } from "./_frame_format.ts";
@@ -208,8 +208,8 @@ export async function summarizeGenerations(store: BlockStore, dbKey: string): Pr
 }
 
 /** Decodes a stored block payload and checks its SHA-256; throws ReplicationError naming the object. */
-export function decodeBlock(stored: Uint8Array, block: ManifestBlock, segment: string): Uint8Array {
-  const [blockId, , , , rawBytes, compression, , expected] = block;
+export function decodeBlock(stored: Uint8Array, entry: ManifestEntry, segment: string): Uint8Array {
+  const { blockId, rawBytes, compression, sha256: expected } = entry;
   try {
     return decodePayload(stored, compression, rawBytes, expected);
   } catch (error) {
@@ -396,10 +396,10 @@ async function checkSegment(store: BlockStore, manifest: Manifest, index: number
     const entries = new Map<number, { blockId: number; sha256: string }>();
     for (const entry of decoded.entries) {
       const blockId = entry.blockId === HEADER_REGION_ID ? -1 : Number(entry.blockId);
-      const block = blockOf({ blockId, segmentIndex: index, offsetBytes: entry.offsetBytes, storedBytes: entry.storedBytes,
-        rawBytes: entry.rawBytes, compression: entry.compression, duckdbChecksumValid: entry.duckdbChecksumValid ? 1 : 0,
-        sha256: entry.sha256 });
-      const raw = decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), block, ref.key);
+      const stored: ManifestEntry = { blockId, segmentIndex: index, offsetBytes: entry.offsetBytes,
+        storedBytes: entry.storedBytes, rawBytes: entry.rawBytes, compression: entry.compression,
+        duckdbChecksumValid: entry.duckdbChecksumValid ? 1 : 0, sha256: entry.sha256 };
+      const raw = decodeBlock(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.storedBytes), stored, ref.key);
       if (blockId === -1 && segmentGeneration(ref.key) === manifest.generation) checkHeaderRegion(manifest, raw);
       entries.set(entry.offsetBytes, { blockId, sha256: entry.sha256 });
       report.blocks++;

@@ -22,19 +22,20 @@ import {
   headerOf,
   hex,
   type LoadedHead,
+  entryOf,
   type Manifest,
-  type ManifestBlock,
+  type ManifestEntry,
   manifestKey,
   manifestParts,
   sha256,
 } from "@haduck/duckblock";
 import { Snapshots } from "../native/_native.ts";
-import { planRangeReads } from "./_restore.ts";
+import { planRangeReads, within } from "./_restore.ts";
 
 type SegmentRef = Manifest["segments"][number];
 interface Entry {
   segment: SegmentRef;
-  block: ManifestBlock;
+  entry: ManifestEntry;
 }
 
 /** How far a read on demand reaches past the wanted block, in the same segment (read-ahead). */
@@ -58,6 +59,8 @@ export class LazyBase {
   readonly path: string;
   readonly #store: BlockStore;
   readonly #blockAllocSize: number;
+  /** The generation whose entries these are (names it in errors). */
+  #generation: number;
   #entries = new Map<number, Entry>();
   readonly #missing = new Set<number>();
   readonly #inFlight = new Map<number, Promise<void>>();
@@ -72,11 +75,13 @@ export class LazyBase {
   #resumed = false;
   readonly hydration: Hydration;
 
-  private constructor(store: BlockStore, path: string, fd: number, blockAllocSize: number, entries: Map<number, Entry>) {
+  private constructor(store: BlockStore, path: string, fd: number, blockAllocSize: number, entries: Map<number, Entry>,
+    generation: number) {
     this.#store = store;
     this.path = path;
     this.#fd = fd;
     this.#blockAllocSize = blockAllocSize;
+    this.#generation = generation;
     this.#entries = entries;
     for (const id of entries.keys()) this.#missing.add(id);
     this.hydration = { blocksTotal: entries.size, blocksLocal: 0, blocksFetched: 0, blocksReused: 0, bytesFetched: 0,
@@ -90,9 +95,10 @@ export class LazyBase {
   static async open(store: BlockStore, dbKey: string, path: string, loaded: LoadedHead): Promise<LazyBase> {
     const head = loaded.head;
     const entries = await loadEntries(store, dbKey, head);
-    const { segment, header: headerEntry } = headerOf(head);
-    const header = decodeBlock(await store.get(segment.key, { range: { offsetBytes: headerEntry[2],
-      lengthBytes: headerEntry[3] } }), headerEntry, segment.key);
+    const { segment, header: headerBlock } = headerOf(head);
+    const headerEntry = entryOf(headerBlock);
+    const header = decodeBlock(await store.get(segment.key, { range: { offsetBytes: headerEntry.offsetBytes,
+      lengthBytes: headerEntry.storedBytes } }), headerEntry, segment.key);
     checkHeaderRegion(head, header);
     const fd = openSync(path, "a+");
     const resumed = fstatSync(fd).size > HEADER_REGION_BYTES;
@@ -100,7 +106,7 @@ export class LazyBase {
     const handle = openSync(path, "r+");
     ftruncateSync(handle, head.fileSizeBytes);
     writeSync(handle, header, 0, HEADER_REGION_BYTES, 0);
-    const base = new LazyBase(store, path, handle, head.database.blockAllocSize, entries);
+    const base = new LazyBase(store, path, handle, head.database.blockAllocSize, entries, head.generation);
     base.#resumed = resumed;
     const missing = new Uint8Array(head.blockCount);
     for (const id of entries.keys()) missing[id] = 1;
@@ -158,12 +164,13 @@ export class LazyBase {
 
   /** Each listed block's SHA-256, by id (what a newer generation compares with). */
   shas(): Map<number, string> {
-    return new Map([...this.#entries].map(([id, entry]) => [id, entry.block[7]]));
+    return new Map([...this.#entries].map(([id, { entry }]) => [id, entry.sha256]));
   }
 
   /** A newer generation was written in place: its entries, for the blocks still missing. */
   async adopt(store: BlockStore, dbKey: string, loaded: LoadedHead): Promise<void> {
     this.#entries = await loadEntries(store, dbKey, loaded.head);
+    this.#generation = loaded.head.generation;
     for (const id of [...this.#missing]) if (!this.#entries.has(id)) this.#local(id); // free now
     this.hydration.blocksTotal = this.#entries.size;
   }
@@ -242,7 +249,7 @@ export class LazyBase {
     if (toFetch.length === 0) return;
     const segments: SegmentRef[] = [];
     const indexOf = new Map<string, number>();
-    const blocks: ManifestBlock[] = [];
+    const wanted: ManifestEntry[] = [];
     for (const id of toFetch) {
       const entry = this.#entries.get(id);
       if (!entry) {
@@ -254,23 +261,22 @@ export class LazyBase {
         indexOf.set(entry.segment.key, index = segments.length);
         segments.push(entry.segment);
       }
-      blocks.push([id, index, ...entry.block.slice(2)] as ManifestBlock);
+      wanted.push({ ...entry.entry, blockId: id, segmentIndex: index });
     }
-    const part = { segments, blocks } as unknown as Manifest;
-    await Promise.all(planRangeReads(part).map(async (read) => {
+    await Promise.all(planRangeReads({ generation: this.#generation, segments }, wanted).map(async (read) => {
       const key = segments[read.segment].key;
       const range = await this.#store.get(key, { range: { offsetBytes: read.offsetBytes, lengthBytes: read.lengthBytes } });
       this.hydration.bytesFetched += range.byteLength;
-      for (const [index, block] of read.blocks.entries()) {
+      for (const [index, entry] of read.blocks.entries()) {
         // One block per turn of the event loop: checking and writing a 4 MiB read at once held it 50-170 ms.
         if (index > 0) await new Promise((resolve) => setImmediate(resolve));
-        const bytes = decodeBlock(range.subarray(block[2] - read.offsetBytes, block[2] - read.offsetBytes + block[3]),
-          block, key);
+        const bytes = decodeBlock(within(range, read, entry), entry, key);
         // Still missing now (this turn of the event loop): a newer write of the block wins.
-        if (this.#closed || !this.#missing.has(block[0]) || this.#entries.get(block[0])?.block[7] !== block[7]) continue;
-        writeSync(this.#fd, bytes, 0, bytes.byteLength, blockOffset(block[0], this.#blockAllocSize));
+        const id = entry.blockId;
+        if (this.#closed || !this.#missing.has(id) || this.#entries.get(id)?.entry.sha256 !== entry.sha256) continue;
+        writeSync(this.#fd, bytes, 0, bytes.byteLength, blockOffset(id, this.#blockAllocSize));
         this.hydration.blocksFetched++;
-        this.#local(block[0]);
+        this.#local(id);
       }
     }));
   }
@@ -281,7 +287,7 @@ export class LazyBase {
     if (!entry || fstatSync(this.#fd).size < blockOffset(id, this.#blockAllocSize) + this.#blockAllocSize) return false;
     const bytes = new Uint8Array(this.#blockAllocSize);
     readSync(this.#fd, bytes, 0, bytes.byteLength, blockOffset(id, this.#blockAllocSize));
-    if (hex(sha256(bytes)) !== entry.block[7]) return false;
+    if (hex(sha256(bytes)) !== entry.entry.sha256) return false;
     this.hydration.blocksReused++;
     this.#local(id);
     return true;
@@ -314,7 +320,10 @@ export class LazyBase {
 async function loadEntries(store: BlockStore, dbKey: string, head: LoadedHead["head"]): Promise<Map<number, Entry>> {
   const entries = new Map<number, Entry>();
   for await (const part of manifestParts(store, head, manifestKey(dbKey, head.generation))) {
-    for (const block of part.blocks) entries.set(block[0], { segment: part.segments[block[1]], block });
+    for (const block of part.blocks) {
+      const entry = entryOf(block);
+      entries.set(entry.blockId, { segment: part.segments[entry.segmentIndex], entry });
+    }
   }
   return entries;
 }

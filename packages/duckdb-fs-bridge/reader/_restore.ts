@@ -23,7 +23,7 @@ import { headAtTime, ReplicationError } from "@haduck/duckblock";
 import { writeIdentity } from "../local/_identity.ts";
 import { checkOpensInDuckDB, type OpenCheckResult } from "./_open_check.ts";
 import { RuntimeCopies } from "@haduck/duckblock";
-import { COMPRESSION_NONE, type Manifest, type ManifestBlock, manifestKey } from "@haduck/duckblock";
+import { COMPRESSION_NONE, entryOf, type Manifest, type ManifestEntry, manifestKey } from "@haduck/duckblock";
 
 export interface RestoreOptions {
   store: BlockStore;
@@ -102,21 +102,21 @@ async function fsyncPath(path: string, flags = constants.O_RDONLY): Promise<void
   }
 }
 
-function segmentOf(manifest: Manifest, block: ManifestBlock) {
-  const segment = manifest.segments[block[1]];
+function segmentOf(manifest: Pick<Manifest, "generation" | "segments">, entry: ManifestEntry) {
+  const segment = manifest.segments[entry.segmentIndex];
   if (!segment) {
-    throw new ReplicationError("INTEGRITY", `Manifest of generation ${manifest.generation} names segment ${block[1]}, ` +
-      "which it does not list");
+    throw new ReplicationError("INTEGRITY", `Manifest of generation ${manifest.generation} names segment ` +
+      `${entry.segmentIndex}, which it does not list`);
   }
   return segment;
 }
 
 /** One ranged GET that serves several blocks lying close together in one segment. */
-interface RangeRead {
+export interface RangeRead {
   segment: number;
   offsetBytes: number;
   lengthBytes: number;
-  blocks: ManifestBlock[];
+  blocks: ManifestEntry[];
 }
 
 /** Response bodies read and dropped between two collections (see RuntimeCopies): bounds restore's peak. */
@@ -128,34 +128,45 @@ const RANGE_BYTES_MAX = 4 * 1024 * 1024;
 const RANGE_GAP_BYTES_MAX = 256 * 1024;
 
 /** Two blocks of one read that follow each other in the file and, stored raw, in the segment. */
-function adjacentRaw(a: ManifestBlock, b: ManifestBlock): boolean {
-  return b[0] === a[0] + 1 && a[5] === COMPRESSION_NONE && b[5] === COMPRESSION_NONE && b[2] === a[2] + a[3];
+function adjacentRaw(a: ManifestEntry, b: ManifestEntry): boolean {
+  return b.blockId === a.blockId + 1 && a.compression === COMPRESSION_NONE && b.compression === COMPRESSION_NONE &&
+    b.offsetBytes === a.offsetBytes + a.storedBytes;
 }
 
-/** Groups the blocks into few ranged reads: per segment, by offset, merged while close and small. */
-export function planRangeReads(manifest: Manifest): RangeRead[] {
-  const bySegment = new Map<number, ManifestBlock[]>();
-  for (const block of manifest.blocks) {
-    segmentOf(manifest, block);
-    (bySegment.get(block[1]) ?? bySegment.set(block[1], []).get(block[1])!).push(block);
+/**
+ * Groups the entries (each naming a segment of `part`) into few ranged reads: per segment, by
+ * offset, merged while close and small.
+ */
+export function planRangeReads(part: Pick<Manifest, "generation" | "segments">, entries: Iterable<ManifestEntry>):
+  RangeRead[] {
+  const bySegment = new Map<number, ManifestEntry[]>();
+  for (const entry of entries) {
+    segmentOf(part, entry);
+    (bySegment.get(entry.segmentIndex) ?? bySegment.set(entry.segmentIndex, []).get(entry.segmentIndex)!).push(entry);
   }
   const reads: RangeRead[] = [];
-  for (const [segment, blocks] of bySegment) {
-    blocks.sort((a, b) => a[2] - b[2]);
+  for (const [segment, inSegment] of bySegment) {
+    inSegment.sort((a, b) => a.offsetBytes - b.offsetBytes);
     let current: RangeRead | undefined;
-    for (const block of blocks) {
-      const end = block[2] + block[3];
-      if (current && block[2] - (current.offsetBytes + current.lengthBytes) <= RANGE_GAP_BYTES_MAX &&
-        end - current.offsetBytes <= RANGE_BYTES_MAX && block[2] >= current.offsetBytes + current.lengthBytes) {
+    for (const entry of inSegment) {
+      const end = entry.offsetBytes + entry.storedBytes;
+      const currentEnd = current ? current.offsetBytes + current.lengthBytes : 0;
+      if (current && entry.offsetBytes - currentEnd <= RANGE_GAP_BYTES_MAX &&
+        end - current.offsetBytes <= RANGE_BYTES_MAX && entry.offsetBytes >= currentEnd) {
         current.lengthBytes = end - current.offsetBytes;
-        current.blocks.push(block);
+        current.blocks.push(entry);
       } else {
-        current = { segment, offsetBytes: block[2], lengthBytes: block[3], blocks: [block] };
+        current = { segment, offsetBytes: entry.offsetBytes, lengthBytes: entry.storedBytes, blocks: [entry] };
         reads.push(current);
       }
     }
   }
   return reads;
+}
+
+/** The stored bytes of `entry` within a ranged read's answer. */
+export function within(range: Uint8Array, read: RangeRead, entry: ManifestEntry): Uint8Array {
+  return range.subarray(entry.offsetBytes - read.offsetBytes, entry.offsetBytes - read.offsetBytes + entry.storedBytes);
 }
 
 /**
@@ -195,9 +206,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let walk: FrameWalk | undefined;
   let checked: OpenCheckResult | undefined;
   try {
-    const { segment: headerSegment, header: headerEntry } = headerOf(manifest);
-    const header = decodeBlock(await store.get(headerSegment.key, { range: { offsetBytes: headerEntry[2],
-      lengthBytes: headerEntry[3] } }), headerEntry, headerSegment.key);
+    const { segment: headerSegment, header: headerBlock } = headerOf(manifest);
+    const headerEntry = entryOf(headerBlock);
+    const header = decodeBlock(await store.get(headerSegment.key, { range: { offsetBytes: headerEntry.offsetBytes,
+      lengthBytes: headerEntry.storedBytes } }), headerEntry, headerSegment.key);
     checkHeaderRegion(manifest, header);
     await into?.beforeWrite(manifest.fileSizeBytes);
     await handle.truncate(manifest.fileSizeBytes);
@@ -208,10 +220,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     let done = 0;
     const reads = (async function* () {
       for await (const part of manifestParts(store, manifest, where)) {
-        if (onEntry) for (const block of part.blocks) onEntry(block[0], block[7]);
-        const wanted = unchanged ? { ...part, blocks: part.blocks.filter((block) => !unchanged(block[0], block[7])) } : part;
-        if (unchanged) done += part.blocks.length - wanted.blocks.length;
-        for (const read of planRangeReads(wanted)) yield { read, key: part.segments[read.segment].key };
+        const entries = part.blocks.map(entryOf);
+        if (onEntry) for (const entry of entries) onEntry(entry.blockId, entry.sha256);
+        const wanted = unchanged ? entries.filter((entry) => !unchanged(entry.blockId, entry.sha256)) : entries;
+        if (unchanged) done += entries.length - wanted.length;
+        for (const read of planRangeReads(part, wanted)) yield { read, key: part.segments[read.segment].key };
       }
     })();
     // The first failure stops every worker (their requests are aborted) before the file is removed.
@@ -227,15 +240,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         // Blocks adjacent in the file and stored raw side by side go down in one write.
         for (let first = 0; first < read.blocks.length;) {
           let last = first;
-          const raw = decodeBlock(range.subarray(read.blocks[first][2] - read.offsetBytes,
-            read.blocks[first][2] - read.offsetBytes + read.blocks[first][3]), read.blocks[first], key);
+          const raw = decodeBlock(within(range, read, read.blocks[first]), read.blocks[first], key);
           while (last + 1 < read.blocks.length && adjacentRaw(read.blocks[last], read.blocks[last + 1])) {
-            const block = read.blocks[++last];
-            decodeBlock(range.subarray(block[2] - read.offsetBytes, block[2] - read.offsetBytes + block[3]), block, key);
+            const entry = read.blocks[++last];
+            decodeBlock(within(range, read, entry), entry, key);
           }
-          const bytes = last === first ? raw : range.subarray(read.blocks[first][2] - read.offsetBytes,
-            read.blocks[last][2] + read.blocks[last][3] - read.offsetBytes);
-          const offset = blockOffset(read.blocks[first][0], manifest.database.blockAllocSize);
+          const bytes = last === first ? raw : range.subarray(read.blocks[first].offsetBytes - read.offsetBytes,
+            read.blocks[last].offsetBytes + read.blocks[last].storedBytes - read.offsetBytes);
+          const offset = blockOffset(read.blocks[first].blockId, manifest.database.blockAllocSize);
           await into?.beforeWrite(offset, bytes.byteLength);
           await handle.write(bytes, 0, bytes.byteLength, offset);
           into?.afterWrite?.(offset, bytes.byteLength);
