@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sstream>
@@ -109,43 +108,6 @@ static bool EnvSet(const char *name) {
 bool Sidecars::Configured() {
 	return EnvSet("HADUCK_STORE") || EnvSet("HADUCK_S3_BUCKET") || EnvSet("HADUCK_S3_ENDPOINT") ||
 	       EnvSet("HADUCK_S3_ACCESS_KEY") || EnvSet("HADUCK_S3_SECRET_KEY");
-}
-
-static bool Executable(const std::string &path) {
-	return !path.empty() && access(path.c_str(), X_OK) == 0;
-}
-
-//! HADUCK_BIN; beside the extension (node_modules/.bin of the install it came with, or this repository's);
-//! then the PATH. Empty when none is found.
-static std::string FindReplicator(std::string &searched) {
-	if (EnvSet("HADUCK_BIN")) {
-		searched = std::string("HADUCK_BIN=") + std::getenv("HADUCK_BIN");
-		return Executable(std::getenv("HADUCK_BIN")) ? std::getenv("HADUCK_BIN") : "";
-	}
-	std::vector<std::string> candidates;
-	Dl_info info;
-	if (dladdr(reinterpret_cast<void *>(&FindReplicator), &info) && info.dli_fname) {
-		std::string dir = info.dli_fname;
-		dir = dir.substr(0, dir.find_last_of('/'));
-		candidates.push_back(dir + "/haduck");
-		candidates.push_back(dir + "/../.bin/haduck");          // node_modules/@haduck/<package>/ -> node_modules/.bin
-		candidates.push_back(dir + "/../../.bin/haduck");       // node_modules/@haduck/extension-*/
-		candidates.push_back(dir + "/../../node_modules/.bin/haduck"); // a haduck checkout: extension/build/
-	}
-	const char *path = std::getenv("PATH");
-	std::stringstream dirs(path ? path : "");
-	for (std::string dir; std::getline(dirs, dir, ':');) {
-		if (!dir.empty()) {
-			candidates.push_back(dir + "/haduck");
-		}
-	}
-	for (auto &candidate : candidates) {
-		if (Executable(candidate)) {
-			return candidate;
-		}
-	}
-	searched = "HADUCK_BIN (unset), beside the extension, and the PATH";
-	return "";
 }
 
 static void WriterLoop(std::shared_ptr<Sidecars::Sidecar> sidecar);

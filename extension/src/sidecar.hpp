@@ -54,6 +54,10 @@ struct SidecarRow {
 	std::string last_error;
 };
 
+//! The replicator program: HADUCK_BIN; beside the extension (node_modules/.bin of the install it came
+//! with, or this repository's); then the PATH. Empty when none is found; `searched` says where it looked.
+std::string FindReplicator(std::string &searched);
+
 class Sidecars : public TrackerListener {
 public:
 	struct Sidecar;
