@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { queryFile, rowCount } from "./harness/duckdb.ts";
+import { startReadyChild } from "./harness/ready_child.ts";
 import { digest } from "./harness/workload.ts";
 import { attach, listGenerations, loadManifest, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { freshBucket, testS3 } from "./harness/s3.ts";
@@ -28,20 +29,10 @@ test(`kill -9 at random moments (${TRIALS} trials): the last committed generatio
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const figures = { trials: 0, generations: 0 };
   for (let trial = 0; trial < TRIALS; trial++) {
-    const child = Bun.spawn([process.execPath, WRITER, dbPath, bucket], { stdout: "pipe", stderr: "pipe",
-      env: { ...process.env, HADUCK_TEST_S3_ENDPOINT: s3.endpoint, HADUCK_TEST_S3_ACCESS_KEY: s3.accessKey,
-        HADUCK_TEST_S3_SECRET_KEY: s3.secretKey } });
-    let output = "";
-    const reader = (async () => {
-      for await (const chunk of child.stdout) output += new TextDecoder().decode(chunk);
-    })();
-    const deadline = Date.now() + 60_000;
-    while (!output.includes("ready") && Date.now() < deadline && child.exitCode === null) await Bun.sleep(10);
-    expect(output).toContain("ready");
+    const child = await startReadyChild([WRITER, dbPath, bucket], { HADUCK_TEST_S3_ENDPOINT: s3.endpoint,
+      HADUCK_TEST_S3_ACCESS_KEY: s3.accessKey, HADUCK_TEST_S3_SECRET_KEY: s3.secretKey });
     await Bun.sleep(100 + random() * 1500);
-    child.kill("SIGKILL");
-    await child.exited;
-    await reader;
+    const output = await child.kill();
     const shipped = [...output.matchAll(/shipped (\d+) (\d+)/g)].map((m) => ({ rows: Number(m[1]), gen: Number(m[2]) }));
     const generations = await listGenerations(store, "crash.duckdb");
     for (const generation of generations) await loadManifest(store, "crash.duckdb", generation); // none partial

@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { Native, openDuckDB, Replicator, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
+import { startReadyChild } from "./harness/ready_child.ts";
 import { freshBucket, testS3 } from "./harness/s3.ts";
 import { seededRandom } from "./harness/workload.ts";
 
@@ -27,20 +28,10 @@ async function trial(options: { store: BlockStore; where: string; env: Record<st
   sync: boolean; runMs: number }) {
   const dbKey = `${options.label}.duckdb`;
   const dbPath = join(dir, dbKey);
-  const child = Bun.spawn([process.execPath, WRITER, dbPath, options.where, options.sync ? "sync" : "async"],
-    { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...options.env } });
-  let output = "";
-  const reader = (async () => {
-    for await (const chunk of child.stdout) output += new TextDecoder().decode(chunk);
-  })();
-  const deadline = Date.now() + 60_000;
-  while (!output.includes("ready") && Date.now() < deadline && child.exitCode === null) await Bun.sleep(5);
-  if (!output.includes("ready")) throw new Error(`writer did not start: ${await new Response(child.stderr).text()}`);
+  const child = await startReadyChild([WRITER, dbPath, options.where, options.sync ? "sync" : "async"], options.env);
   await Bun.sleep(options.runMs);
   const killedAt = Date.now();
-  child.kill("SIGKILL");
-  await child.exited;
-  await reader;
+  const output = await child.kill();
   const acks = [...output.matchAll(/ack (\d+) (\d+)/g)].map((m) => ({ i: Number(m[1]), at: Number(m[2]) }));
   const mustHave = acks.filter((ack) => options.sync || ack.at <= killedAt - RPO_MS).map((ack) => ack.i);
   const to = join(dir, `${options.label}-restored.duckdb`);

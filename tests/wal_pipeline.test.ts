@@ -16,6 +16,7 @@ import { attach, type FrameShipped, Native, openDuckDB, Replicator, restore, ver
 import { decodeFrame, encodeFrame, latestManifest, listFrames } from "@haduck/duckblock";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
+import { startReadyChild } from "./harness/ready_child.ts";
 import { FrameFaults } from "./harness/frame_faults.ts";
 import { freshBucket, testS3 } from "./harness/s3.ts";
 import { digest, seededRandom } from "./harness/workload.ts";
@@ -109,22 +110,10 @@ test("faults on frame k while k+1 and k+2 go out: nothing acknowledged early or 
 
 /** The 16-committer fixture in a process of its own; `kill()` is kill -9, answering what it had acknowledged. */
 async function startWriter(dbPath: string, where: string, env: Record<string, string>) {
-  const child = Bun.spawn([process.execPath, WRITER, dbPath, where], { stdout: "pipe", stderr: "pipe",
-    env: { ...process.env, ...env } });
-  let output = "";
-  const reader = (async () => {
-    for await (const chunk of child.stdout) output += new TextDecoder().decode(chunk);
-  })();
-  const deadline = Date.now() + 60_000;
-  while (!output.includes("ready") && Date.now() < deadline && child.exitCode === null) await Bun.sleep(5);
-  if (!output.includes("ready")) throw new Error(`writer did not start: ${await new Response(child.stderr).text()}`);
+  const child = await startReadyChild([WRITER, dbPath, where], env);
   return {
-    kill: async (): Promise<Row[]> => {
-      child.kill("SIGKILL");
-      await child.exited;
-      await reader;
-      return [...output.matchAll(/ack (\d+) (\d+)/g)].map((m) => ({ w: Number(m[1]), i: Number(m[2]) }));
-    },
+    kill: async (): Promise<Row[]> =>
+      [...(await child.kill()).matchAll(/ack (\d+) (\d+)/g)].map((m) => ({ w: Number(m[1]), i: Number(m[2]) })),
   };
 }
 
