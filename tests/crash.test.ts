@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { queryFile, rowCount } from "./harness/duckdb.ts";
-import { startReadyChild } from "./harness/ready_child.ts";
+import { startReadyChild } from "./harness/crashed_writer.ts";
 import { digest } from "./harness/workload.ts";
 import { attach, listGenerations, loadManifest, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { freshBucket, testS3 } from "./harness/s3.ts";

@@ -12,11 +12,11 @@ import { afterAll, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { attach, type FrameShipped, Native, openDuckDB, Replicator, restore, verify } from "@haduck/duckdb-fs-bridge";
+import { attach, type FrameShipped, restore, verify } from "@haduck/duckdb-fs-bridge";
 import { decodeFrame, encodeFrame, latestManifest, listFrames } from "@haduck/duckblock";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
-import { startReadyChild } from "./harness/ready_child.ts";
+import { reconcileLeftFile, startReadyChild } from "./harness/crashed_writer.ts";
 import { FrameFaults } from "./harness/frame_faults.ts";
 import { freshBucket, testS3 } from "./harness/s3.ts";
 import { digest, seededRandom } from "./harness/workload.ts";
@@ -119,12 +119,7 @@ async function startWriter(dbPath: string, where: string, env: Record<string, st
 
 /** What a new process does before DuckDB opens the file: reconcile ships what the WAL still holds. */
 async function restart(dbPath: string, store: BlockStore, dbKey: string) {
-  await openDuckDB();
-  const replicator = new Replicator({ native: new Native(), dbPath, store, dbKey });
-  await replicator.start();
-  await replicator.reconcile();
-  await replicator.stop();
-  expect(replicator.status.lastError).toBeNull();
+  expect(await reconcileLeftFile(dbPath, store, dbKey)).toBeNull();
 }
 
 test("frame k refused for good while later frames land, then kill -9: restore stops before k; the restart removes the orphans and goes on", async () => {
