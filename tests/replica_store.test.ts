@@ -112,9 +112,11 @@ test("radosgw: a replica store cut off under writes costs commits nothing, shows
     return stores.length === 2 && stores.every((store) => store.state === "caught-up") ? stores : undefined;
   });
 
-  // Cut off: every connection to the second store is dropped.
+  // Stalled first (requests accepted, never answered), then cut off (every connection dropped).
+  proxy.setRule(() => ({ kind: "blackhole" }));
+  const down = await timedWrites(node.url, 100, 10);
   proxy.setRule(() => ({ kind: "reset-before-request" }));
-  const down = await timedWrites(node.url, 100, 20);
+  down.push(...await timedWrites(node.url, 110, 10));
   const checkpoint = await fetch(`${node.url}checkpoint`, { method: "POST", signal: AbortSignal.timeout(20_000),
     headers: { authorization: `Bearer ${TOKEN}` } });
   expect(checkpoint.status).toBe(200);
@@ -123,7 +125,8 @@ test("radosgw: a replica store cut off under writes costs commits nothing, shows
   expect(Math.max(...down)).toBeLessThan(5000);
   console.log(`durable write latency: healthy median ${median(healthy).toFixed(1)} ms, replica down median ` +
     `${median(down).toFixed(1)} ms (max ${Math.max(...down).toFixed(1)} ms)`);
-  const failing = await waitFor("the cut-off replica to show as failing", 30_000, async () => {
+  // A stalled request gives up after the replica's attempt timeout (10 s), then the drops fail fast.
+  const failing = await waitFor("the cut-off replica to show as failing", 60_000, async () => {
     const stores = await replicaStores(node.url);
     const cut = stores.find((store) => store.url === secondUrl);
     return cut?.state === "failing" && cut.objectsBehind > 0 ? cut : undefined;
