@@ -242,6 +242,27 @@ test("the sidecar a DuckDB host starts mirrors to HADUCK_REPLICA_STORES; gc appl
   }
 });
 
+test("attach --replica-store: the replica holds the file's commits when attach exits, and restores it alone", async () => {
+  const dbPath = join(dir, "attached.duckdb");
+  const [store, replica] = [`file://${join(dir, "attach-primary")}`, `file://${join(dir, "attach-replica")}`];
+  const attached = await runHaduck(dir, ["attach", dbPath, "--store", store, "--replica-store", replica, "--sync",
+    "-c", "CREATE TABLE t AS SELECT i, md5(i::VARCHAR) AS s FROM range(50000) r(i)", "-c", "CHECKPOINT",
+    "-c", "INSERT INTO t VALUES (-1, 'after the checkpoint')"]);
+  expect({ code: attached.code, stderr: attached.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+  const to = join(dir, "attached-from-replica.duckdb");
+  const restored = await runHaduck(dir, ["restore", "--store", replica, "--db-key", "attached.duckdb", "--to", to]);
+  expect({ code: restored.code, stderr: restored.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+  expect(await fileDigest(to)).toBe(await fileDigest(dbPath));
+  expect(await fileDigest(to)).toContain("t:50001:");
+  // The lease and nothing else stays behind: the replica lists the same keys as the primary.
+  const keys = async (url: string) => {
+    const out: string[] = [];
+    for await (const info of openStore(url).list("attached.duckdb/")) out.push(info.key);
+    return out.filter((key) => !key.endsWith("/lease.json"));
+  };
+  expect(await keys(replica)).toEqual(await keys(store));
+});
+
 test("--replica-store is checked before anything opens: a bad URL, or a replica without a store, is a usage error", async () => {
   const bad = await runHaduck(dir, ["attach", join(dir, "x.duckdb"), "--store", `file://${join(dir, "p")}`,
     "--replica-store", "ftp://nowhere", "-c", "SELECT 1"]);
