@@ -1,10 +1,11 @@
 /**
  * A second store's cost, in one run on the test S3 server (ratios, since the machine is shared):
  * commit latency as `--sync` waits for it (a one-row INSERT, then `flush()`: durable in the primary)
- * for three databases open side by side: one store; a replica store in a directory (the mirror's
- * own cost in the writer's process); a replica store in a second bucket on the same S3 server
- * (that plus the server's: the replica's PUTs load the server the primary's commits wait on, where
- * a real second store is elsewhere, so this is an upper bound). Blocks of `BLOCK` commits rotate
+ * for four databases open side by side: one store; a replica on a server of its own (an HTTP sink
+ * in another process: the mirror's own cost in the writer's process, as a replica in another
+ * region costs it); a replica in a directory (its fsyncs share the disk with DuckDB's WAL); a
+ * replica in a second bucket on the same S3 server (the replica's PUTs load the server the
+ * primary's commits wait on, where a real second store is elsewhere: an upper bound). Blocks of `BLOCK` commits rotate
  * between them; before each block the mirrors have caught up, so one's copies do not land in
  * another's block. And the bytes and requests per commit of each, counted at its store clients
  * (its primary's, plus its replica's). A checkpoint every `CHECKPOINT_EVERY` commits of each.
@@ -32,7 +33,31 @@ const dir = mkdtempSync(join(tmpdir(), "haduck-bench-replica-"));
 const primaryBucket = await createBucket(s3, "bench-primary");
 const replicaBucket = await createBucket(s3, "bench-replica");
 
-type ModeName = "oneStore" | "replicaDirectory" | "replicaS3";
+type ModeName = "oneStore" | "replicaDirectory" | "replicaS3" | "replicaSink";
+
+// A replica on a server of its own: an HTTP sink in another process that answers every PUT 200 and
+// keeps nothing. It isolates the writer's side of a mirror (copier, signing, sending) from the
+// shared test server's load: what a replica in another region costs the commits.
+const sink = Bun.spawn([process.execPath, "-e", `
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", async fetch(request) {
+    await request.arrayBuffer();
+    if (request.method === "GET" && new URL(request.url).searchParams.has("list-type")) {
+      return new Response('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><IsTruncated>false</IsTruncated>' +
+        '<KeyCount>0</KeyCount></ListBucketResult>', { headers: { "content-type": "application/xml" } });
+    }
+    if (request.method !== "PUT") return new Response(null, { status: 404 });
+    return new Response(null, { status: 200, headers: { etag: '"' + crypto.randomUUID() + '"' } });
+  } });
+  console.log(server.port);
+`], { stdout: "pipe", stderr: "inherit" });
+const sinkPort = await (async () => {
+  let text = "";
+  for await (const chunk of sink.stdout) {
+    text += new TextDecoder().decode(chunk);
+    if (text.includes("\n")) return Number(text.trim());
+  }
+  throw new Error("the sink server did not start");
+})();
 
 interface Mode {
   name: ModeName;
@@ -51,7 +76,10 @@ async function open(name: ModeName): Promise<Mode> {
   const dbKey = `bench-${name}.duckdb`;
   const primary = new S3BlockStore({ ...s3, bucket: primaryBucket, prefix: "haduck" });
   const replica = name === "replicaDirectory" ? new FsBlockStore(join(dir, "replica"))
-    : name === "replicaS3" ? new S3BlockStore({ ...s3, bucket: replicaBucket, prefix: "haduck" }) : undefined;
+    : name === "replicaS3" ? new S3BlockStore({ ...s3, bucket: replicaBucket, prefix: "haduck" })
+    : name === "replicaSink" ? new S3BlockStore({ ...s3, endpoint: `http://127.0.0.1:${sinkPort}`, bucket: replicaBucket,
+      prefix: "haduck" })
+    : undefined;
   const mirror = replica ? new MirroredStore(primary, [replica], { dbKey }) : undefined;
   const db = await attach({ dbPath: join(dir, dbKey), store: mirror ?? primary, dbKey });
   await db.connection.run("CREATE TABLE t(id INTEGER, v VARCHAR)");
@@ -81,7 +109,7 @@ async function block(mode: Mode): Promise<void> {
   if (mode.mirror) mode.catchUpMs.push(performance.now() - drainedAt);
 }
 
-const modes = [await open("oneStore"), await open("replicaDirectory"), await open("replicaS3")];
+const modes = [await open("oneStore"), await open("replicaSink"), await open("replicaDirectory"), await open("replicaS3")];
 for (const mode of modes) await mode.mirror?.drained(60_000);
 const before = modes.map(counters);
 for (let round = 0; round < BLOCKS; round++) {
@@ -97,6 +125,7 @@ for (const mode of modes) {
   await mode.db.close();
   await mode.mirror?.close();
 }
+sink.kill();
 rmSync(dir, { recursive: true, force: true });
 
 const one = modes[0];
@@ -122,7 +151,9 @@ writeResult("replica_store", {
   checkpointEvery: CHECKPOINT_EVERY,
   ...figures,
   note: "requests and bytes count the replica's too where it is S3 (a directory replica makes no request); " +
-    "both buckets are on the one test server, so replicaS3's latency includes the server's extra load",
+    "replicaSink: a replica on a server of its own (an HTTP sink in another process that keeps nothing), the " +
+    "writer's side alone; replicaDirectory: the replica's fsyncs share the disk with DuckDB's WAL; replicaS3: " +
+    "both buckets on the one test server, so its latency includes that server's extra load",
   goal: "commit latency with a replica store <= 1.05x one store",
 });
 console.log(JSON.stringify(figures, null, 2));

@@ -151,6 +151,10 @@ export class MirrorCopier {
         this.#wake = undefined;
         continue;
       }
+      // A macrotask first: the put that queued this copy answers its caller (a commit) before
+      // this copier spends any CPU on signing and sending.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (this.#closed || this.#reconcile !== "none") continue;
       const wave = this.#nextWave();
       await Promise.all(wave.map((item) => this.#copyUntilDone(item)));
       if (this.#closed || this.#reconcile !== "none") continue; // the backlog was dropped meanwhile
