@@ -70,6 +70,8 @@ interface Mode {
   blockMediansMs: number[];
   commits: number;
   catchUpMs: number[];
+  /** The writer process's CPU (user + system) over its blocks, the replica's catch-up included. */
+  cpuMicros: number;
 }
 
 async function open(name: ModeName): Promise<Mode> {
@@ -84,7 +86,8 @@ async function open(name: ModeName): Promise<Mode> {
   const db = await attach({ dbPath: join(dir, dbKey), store: mirror ?? primary, dbKey });
   await db.connection.run("CREATE TABLE t(id INTEGER, v VARCHAR)");
   await db.flush();
-  return { name, db, primary, replica, mirror, latenciesMs: [], blockMediansMs: [], commits: 0, catchUpMs: [] };
+  return { name, db, primary, replica, mirror, latenciesMs: [], blockMediansMs: [], commits: 0, catchUpMs: [],
+    cpuMicros: 0 };
 }
 
 const counters = (mode: Mode) => ({
@@ -94,6 +97,7 @@ const counters = (mode: Mode) => ({
 
 async function block(mode: Mode): Promise<void> {
   const latencies: number[] = [];
+  const cpu = process.cpuUsage();
   for (let i = 0; i < BLOCK; i++) {
     const id = mode.commits++;
     const started = performance.now();
@@ -107,6 +111,8 @@ async function block(mode: Mode): Promise<void> {
   const drainedAt = performance.now();
   if (mode.mirror && !await mode.mirror.drained(120_000)) throw new Error(`${mode.name}: no catch-up within 120 s`);
   if (mode.mirror) mode.catchUpMs.push(performance.now() - drainedAt);
+  const used = process.cpuUsage(cpu);
+  mode.cpuMicros += used.user + used.system;
 }
 
 const modes = [await open("oneStore"), await open("replicaSink"), await open("replicaDirectory"), await open("replicaS3")];
@@ -136,6 +142,8 @@ function summary(mode: Mode, index: number) {
       p99: percentile(mode.latenciesMs, 0.99) },
     requestsPerCommit: (after[index].requests - before[index].requests) / commits,
     bytesSentPerCommit: (after[index].bytesSent - before[index].bytesSent) / commits,
+    // The writer process's CPU per commit (DuckDB's threads included): what a mirror adds on the host.
+    writerCpuMsPerCommit: mode.cpuMicros / 1000 / commits,
     ...(mode.mirror ? {
       // Each block's median over the one-store block of the same round: robust to others' load drifting.
       commitLatencyPairedRatio: median(mode.blockMediansMs.map((ms, block) => ms / one.blockMediansMs[block])),
