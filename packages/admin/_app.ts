@@ -281,5 +281,7 @@ function describe(database: AdminDatabase) {
     lastErrorTime: status.lastErrorTime,
     recent: status.recent,
     storeRequests: database.storeStats?.() ?? null,
+    // Each replica store's lag and last error ([] without --replica-store).
+    replicaStores: status.replicaStores ?? [],
   };
 }

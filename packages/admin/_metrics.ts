@@ -3,6 +3,7 @@
  * The Prometheus text exposition (format 0.0.4) of every served database: counters end in
  * `_total`, each family has its HELP and TYPE once, labels are escaped.
  */
+import type { ReplicaStoreStatus } from "@haduck/duckblock";
 import type { AdminDatabase } from "./_types.ts";
 
 interface Family {
@@ -65,6 +66,30 @@ const FAMILIES: Family[] = [
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 
+/** A gauge per replica store of a database, labelled `store` with the store's URL (which holds no secrets). */
+interface ReplicaFamily {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  value: (replica: ReplicaStoreStatus) => number;
+}
+
+const REPLICA_FAMILIES: ReplicaFamily[] = [
+  { name: "haduck_replica_store_objects_behind", type: "gauge",
+    help: "Objects the primary store holds that this replica store does not yet.", value: (r) => r.objectsBehind },
+  { name: "haduck_replica_store_bytes_behind", type: "gauge",
+    help: "Bytes the primary store holds that this replica store does not yet.", value: (r) => r.bytesBehind },
+  { name: "haduck_replica_store_lag_seconds", type: "gauge",
+    help: "How long the oldest object this replica store does not hold yet has waited.", value: (r) => r.lagMs / 1000 },
+  { name: "haduck_replica_store_up", type: "gauge",
+    help: "0 while this replica store's last request failed (see lastError in /status), else 1.",
+    value: (r) => r.state === "failing" ? 0 : 1 },
+  { name: "haduck_replica_store_errors_total", type: "counter", help: "Failed requests to this replica store (retried).",
+    value: (r) => r.errors },
+  { name: "haduck_replica_store_objects_copied_total", type: "counter", help: "Objects copied to this replica store.",
+    value: (r) => r.objectsCopied },
+];
+
 /** Renders the metrics of `databases` as Prometheus text. */
 export function renderMetrics(databases: AdminDatabase[]): string {
   const lines: string[] = [];
@@ -74,6 +99,18 @@ export function renderMetrics(databases: AdminDatabase[]): string {
       const value = family.value(database);
       if (value === undefined || !Number.isFinite(value)) continue;
       lines.push(`${family.name}{db="${escapeLabel(database.dbKey)}"} ${value}`);
+    }
+  }
+  const replicas = databases.map((database) => ({ database, stores: database.status().replicaStores ?? [] }));
+  if (replicas.some(({ stores }) => stores.length > 0)) {
+    for (const family of REPLICA_FAMILIES) {
+      lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
+      for (const { database, stores } of replicas) {
+        for (const replica of stores) {
+          lines.push(`${family.name}{db="${escapeLabel(database.dbKey)}",store="${escapeLabel(replica.url)}"} ` +
+            `${family.value(replica)}`);
+        }
+      }
     }
   }
   return lines.join("\n") + "\n";

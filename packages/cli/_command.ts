@@ -5,9 +5,17 @@
  * and `serve`.
  */
 import { parseArgs } from "node:util";
-import { assertValidDbKey, attach, checkMemoryMaxMb, type WriterFence } from "@haduck/duckdb-fs-bridge";
+import { assertValidDbKey, attach, checkMemoryMaxMb, defaultDbKey, type WriterFence } from "@haduck/duckdb-fs-bridge";
+import { MirroredStore } from "@haduck/duckblock";
 import type { BlockStore } from "@haduck/s3-block-store";
-import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
+import {
+  mirroredStore,
+  NO_STORE_HINT,
+  REPLICA_DRAIN_MS,
+  replicaStoresFromFlags,
+  STORE_OPTIONS,
+  storeFromFlags,
+} from "./_store_flags.ts";
 import { type Progress, progress } from "./_progress.ts";
 
 /** Exit codes, documented in `haduck --help`. */
@@ -73,12 +81,20 @@ export const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(2)} M
 /** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
 const PROGRESS_BLOCKS_MIN = 64;
 
-/** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
+/**
+ * Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once),
+ * mirrored to the replica stores (`--replica-store`) when there are any; closing the database
+ * waits a while (`REPLICA_DRAIN_MS`) for them and stops the mirror.
+ */
 export async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
-  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore; onShipped?: () => void }) {
-  const store = cluster?.store ?? storeFromFlags(values, process.env);
+  alias?: string; "replica-store"?: string[] }, cluster?: { fence: WriterFence; store: BlockStore;
+  onShipped?: () => void }) {
+  const primary = cluster?.store ?? storeFromFlags(values, process.env);
   const fence = cluster?.fence;
-  if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
+  if (!primary) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
+  const store = mirroredStore(primary, replicaStoresFromFlags(values, process.env),
+    values["db-key"] ?? defaultDbKey(dbPath), (message) => console.error(`haduck: ${message}`));
+  const mirror = store instanceof MirroredStore ? store : undefined;
   // A bar for generations large enough to take a while (the first upload of a big database).
   let bar: { generation: number; progress: Progress } | undefined;
   const db = await attach({
@@ -99,6 +115,31 @@ export async function attachFromFlags(dbPath: string, values: { store?: string; 
       console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
         `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`);
     },
+  }).catch(async (error) => {
+    await mirror?.close();
+    throw error;
   });
-  return { db, store };
+  if (mirror) {
+    const close = db.close.bind(db);
+    db.close = async () => {
+      try {
+        await close();
+      } finally {
+        await closeMirror(mirror);
+      }
+    };
+  }
+  return { db, store: primary };
+}
+
+/** Gives the replicas `REPLICA_DRAIN_MS` to catch up, says what is left for the next start, and stops copying. */
+async function closeMirror(mirror: MirroredStore): Promise<void> {
+  if (!await mirror.drained(REPLICA_DRAIN_MS)) {
+    for (const replica of mirror.replicaStatus().filter((status) => status.objectsBehind > 0)) {
+      console.error(`haduck: replica store ${replica.url} is ${replica.objectsBehind} objects behind ` +
+        `(${mib(replica.bytesBehind)}) at exit${replica.lastError ? ` (${replica.lastError})` : ""}: the next ` +
+        "start copies them (its reconcile pass)");
+    }
+  }
+  await mirror.close();
 }

@@ -25,6 +25,13 @@ Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--e
   --endpoint and the variables below), or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY,
   HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX). --db-key KEY names the database in the store (default: the
   file name; \`haduck databases\` lists them). Flags win over variables, and HADUCK_STORE over HADUCK_S3_*.
+  An s3:// URL may carry its own endpoint and region: s3://bucket/prefix?endpoint=https://host:port&region=R.
+
+Replica stores (attach, serve, gc, and the sidecar of a DuckDB host): --replica-store URL (repeatable,
+  the same URL forms), or HADUCK_REPLICA_STORES=URL[,URL...] (commas or spaces). Every object the
+  store accepts is copied on to each, asynchronously and in order; commits and --sync wait for the
+  store only. The lease stays in the store. restore, verify and generations read any of them with
+  --store; gc --replica-store applies its policy to each.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store or node unreachable, or access denied,
   5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
@@ -35,7 +42,8 @@ Examples:
   haduck databases --store file://$PWD/haduck-store
   haduck generations --store file://$PWD/haduck-store --db-key demo.duckdb
   haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
-  attach: `Usage: haduck attach <db-path> [--store URL] [-c SQL]... [-f file.sql] [--sync] [--admin HOST:PORT]
+  attach: `Usage: haduck attach <db-path> [--store URL] [--replica-store URL]... [-c SQL]... [-f file.sql] [--sync]
+       [--admin HOST:PORT]
        haduck attach --from-store --store URL --db-key KEY [--generation N | --time ISO-8601] [-c SQL]...
 Opens <db-path> through haduck://, ships a generation at every checkpoint and the WAL's commits in
 between (WAL frames, within about 250 ms), and prints one line per generation. Without -c or -f it
@@ -46,6 +54,11 @@ starts with '.' is one of DuckDB's dot-commands: .tables, .schema [TABLE], .mode
 share one frame); a statement whose commit the store did not take fails.
 --admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or
 one is generated and printed).
+--replica-store URL (repeatable; or HADUCK_REPLICA_STORES) copies every generation and WAL frame to
+a second store after the first has it, without holding commits up; a replica that is down catches
+up when it answers (its lag and last error: /status "replicaStores", /metrics haduck_replica_store_*,
+and a line on stderr when it fails and when it answers again). At exit it waits up to 10 s for the
+replicas; what is left is copied by the next start's reconcile pass.
 --from-store opens the database in the store at once, without a restore: a read-only view that
 fetches the blocks its queries read (and the rest in the background), at the latest commit
 (following new ones), at --generation N's checkpoint, or at the last commit at or before --time.
@@ -87,9 +100,12 @@ its admin endpoint's /status and /metrics, and in haduck_status() in a DuckDB ho
 holds nothing for fails by name (exit 1); \`haduck databases\` lists the keys.
 Example: haduck status --store file://$PWD/haduck-store --db-key demo.duckdb`,
   gc: `Usage: haduck gc --store URL --db-key KEY [--keep-last N] [--keep-within DURATION] [--apply] [--json]
+       [--replica-store URL]...
 Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
-Without --apply it only prints what it would delete.
+Without --apply it only prints what it would delete. With --replica-store URL (repeatable; or
+HADUCK_REPLICA_STORES) the same policy is applied to each replica store too, each on its own
+generations (--json: the replicas' reports under "replicaStores").
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
   fork: `Usage: haduck fork --store URL --db-key SRC --to-key DST [--generation N | --time ISO-8601] [--json]
 Creates the database DST in the store at the latest commit of SRC (--generation N: that checkpoint
@@ -109,7 +125,7 @@ Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
        [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--allow-files DIR ...] [--statement-timeout 30s]
        [--max-result-bytes 64MiB] [--max-statements 4] [--max-queued-statements 64] [--memory-limit 2GB]
-       [--max-temp-size 16GB]
+       [--max-temp-size 16GB] [--replica-store URL]...
        haduck serve --db PATH=KEY [--db PATH=KEY ...] [--group NAME] --listen HOST:PORT [--store URL] ...
 Serves <db-path> until Ctrl-C or SIGTERM: the admin endpoint (status, metrics, generations, POST
 /checkpoint, dashboard at /) and SQL over HTTP: POST /sql {"sql": "...", "params": [...]} answers
@@ -122,6 +138,8 @@ the leader runs writes; followers keep a replica, run reads, and forward writes 
 the leader dies or is cut off, another takes over within about the TTL, and no write answered 200
 is lost. SIGTERM to the leader ships everything and hands the lease to the others at once.
 Without a store the node leads itself, local-only. --admin HOST:PORT is the same as --listen.
+--replica-store URL (repeatable; or HADUCK_REPLICA_STORES): the leader copies every object of its
+databases to each replica store after the store has it (see attach); the lease stays in --store.
 --db PATH=KEY (repeated) serves several databases, each with its own lease, role and leader; POST
 /sql names one with "db": KEY, and /status lists each under "databases". --group NAME (the same on
 every node) gives them one lease and one change object: one leader for all, idle requests flat in

@@ -20,7 +20,12 @@ import {
   ReplicationError,
   restore,
 } from "@haduck/duckdb-fs-bridge";
-import { storeFromFlags } from "./_store_flags.ts";
+import {
+  REPLICA_STORE_OPTIONS,
+  REPLICA_STORES_ENV,
+  replicaStoresFromFlags,
+  storeFromFlags,
+} from "./_store_flags.ts";
 import { errorMessage, printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
@@ -46,7 +51,7 @@ async function commandAttach(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { command: { type: "string", short: "c", multiple: true },
     file: { type: "string", short: "f" }, alias: { type: "string" }, admin: { type: "string" },
     sync: { type: "boolean" }, "from-store": { type: "boolean" }, generation: { type: "string" },
-    time: { type: "string" } });
+    time: { type: "string" }, ...REPLICA_STORE_OPTIONS });
   if (values.help) return (console.log(HELP.attach), EXIT.ok);
   if (values["from-store"]) return await attachFromStore(values, positionals);
   if (values.generation !== undefined || values.time !== undefined) {
@@ -55,6 +60,9 @@ async function commandAttach(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("attach needs exactly one <db-path>; see --help");
   if (values.sync && !storeFromFlags(values, process.env)) {
     throw new UsageError("--sync waits until each commit is in the store: give --store (or HADUCK_STORE)");
+  }
+  if (replicaStoresFromFlags(values, process.env).length > 0 && !storeFromFlags(values, process.env)) {
+    throw new UsageError(`--replica-store (or ${REPLICA_STORES_ENV}) copies the primary store: give --store too`);
   }
   // Every setting is checked before the database or the store is touched.
   const settings = values.admin === undefined ? undefined : adminSettings(values.admin);
@@ -103,12 +111,12 @@ function parseDuration(value: string): number {
 
 /** `attach --from-store`: a read-only view of the store's copy, opened lazily, at once (time travel). */
 async function attachFromStore(values: Record<string, unknown> & { command?: string[]; file?: string;
-  generation?: string; time?: string }, positionals: string[]): Promise<number> {
+  generation?: string; time?: string; "replica-store"?: string[] }, positionals: string[]): Promise<number> {
   if (positionals.length > 0) {
     throw new UsageError(`--from-store opens the copy in the store: give --db-key, not a <db-path> (${positionals[0]})`);
   }
-  if (values.sync || values.admin !== undefined || values.alias !== undefined) {
-    throw new UsageError("--from-store is a read-only view: --sync, --admin and --alias do not apply");
+  if (values.sync || values.admin !== undefined || values.alias !== undefined || values["replica-store"] !== undefined) {
+    throw new UsageError("--from-store is a read-only view: --sync, --admin, --alias and --replica-store do not apply");
   }
   const { generation, untilMs } = pointInHistory(values);
   const { store, dbKey } = needStore(values);
@@ -189,7 +197,7 @@ function readOnlyConnection(connection: DuckDBConnection): DuckDBConnection {
 
 async function commandGc(args: string[]): Promise<number> {
   const { values } = parse(args, { "keep-last": { type: "string" }, "keep-within": { type: "string" },
-    apply: { type: "boolean" }, json: { type: "boolean" } });
+    apply: { type: "boolean" }, json: { type: "boolean" }, ...REPLICA_STORE_OPTIONS });
   if (values.help) return (console.log(HELP.gc), EXIT.ok);
   const keepLast = values["keep-last"] === undefined ? 10 : Number(values["keep-last"]);
   if (!Number.isSafeInteger(keepLast) || keepLast < 1) {
@@ -197,16 +205,27 @@ async function commandGc(args: string[]): Promise<number> {
   }
   const keepWithinMs = values["keep-within"] === undefined ? 0 : parseDuration(values["keep-within"]);
   const { store, dbKey } = needStore(values);
+  const replicas = replicaStoresFromFlags(values, process.env);
+  // The policy applies to each store on its own: a replica that lags keeps what its own newest generations need.
   const report = await gc({ store, dbKey, keepLast, keepWithinMs, apply: values.apply });
-  if (values.json) console.log(JSON.stringify(report, null, 2));
-  else {
-    const verb = report.applied ? "deleted" : "would delete (dry run; pass --apply to delete)";
-    console.log(`kept ${report.kept.length} generations (${report.kept.join(", ") || "none"})`);
-    console.log(`${verb}: ${report.deletedGenerations.length} generations, ${report.deletedSegments.length} ` +
-      `segments, ${report.deletedPages.length} block map pages, ${report.deletedFrames.length} WAL frames, ` +
-      mib(report.bytesFreed));
-    for (const [forkKey, held] of Object.entries(report.heldByForks)) {
-      console.log(`kept ${held} segments and pages that the fork ${forkKey} references`);
+  const replicaReports = [];
+  for (const replica of replicas) {
+    replicaReports.push({ store: replica.url, ...await gc({ store: replica, dbKey, keepLast, keepWithinMs,
+      apply: values.apply }) });
+  }
+  if (values.json) {
+    console.log(JSON.stringify(replicas.length > 0 ? { ...report, replicaStores: replicaReports } : report, null, 2));
+    return EXIT.ok;
+  }
+  for (const [index, each] of [report, ...replicaReports].entries()) {
+    const name = replicas.length > 0 ? `${index === 0 ? store.url : replicas[index - 1].url}: ` : "";
+    const verb = each.applied ? "deleted" : "would delete (dry run; pass --apply to delete)";
+    console.log(`${name}kept ${each.kept.length} generations (${each.kept.join(", ") || "none"})`);
+    console.log(`${name}${verb}: ${each.deletedGenerations.length} generations, ${each.deletedSegments.length} ` +
+      `segments, ${each.deletedPages.length} block map pages, ${each.deletedFrames.length} WAL frames, ` +
+      mib(each.bytesFreed));
+    for (const [forkKey, held] of Object.entries(each.heldByForks)) {
+      console.log(`${name}kept ${held} segments and pages that the fork ${forkKey} references`);
     }
   }
   return EXIT.ok;

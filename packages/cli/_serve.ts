@@ -30,7 +30,7 @@ import { decodeLeaseRecord, Lease } from "@haduck/lease";
 import { adminDatabase, adminSettings, serveAdmin, tlsSettings } from "./_admin_server.ts";
 import { attachFromFlags, EXIT, parse, UsageError } from "./_command.ts";
 import { HELP } from "./_help.ts";
-import { storeFromFlags } from "./_store_flags.ts";
+import { REPLICA_STORE_OPTIONS, REPLICA_STORES_ENV, replicaStoresFromFlags, storeFromFlags } from "./_store_flags.ts";
 import { ensureThreadPool } from "./_thread_pool.ts";
 
 export async function commandServe(args: string[]): Promise<number> {
@@ -40,7 +40,7 @@ export async function commandServe(args: string[]): Promise<number> {
     group: { type: "string" }, "allow-files": { type: "string", multiple: true },
     "statement-timeout": { type: "string" }, "max-result-bytes": { type: "string" },
     "max-statements": { type: "string" }, "max-queued-statements": { type: "string" },
-    "memory-limit": { type: "string" }, "max-temp-size": { type: "string" } });
+    "memory-limit": { type: "string" }, "max-temp-size": { type: "string" }, ...REPLICA_STORE_OPTIONS });
   if (values.help) return (console.log(HELP.serve), EXIT.ok);
   const { limits, sandboxOptions } = sqlSettings(values);
   // Statements may not hold every thread the lease, shipping and followers need (see _thread_pool.ts).
@@ -68,6 +68,9 @@ export async function commandServe(args: string[]): Promise<number> {
   const ttlMs = values["lease-ttl"] === undefined ? 5000 : parseLeaseTtl(values["lease-ttl"]);
   // A node cut off from the store must notice within its lease, not after the default 30 s per request.
   const store = storeFromFlags(values, process.env, { retry: { attemptTimeoutMs: Math.max(2 * ttlMs, 5000) } });
+  if (replicaStoresFromFlags(values, process.env).length > 0 && !store) {
+    throw new UsageError(`--replica-store (or ${REPLICA_STORES_ENV}) copies the primary store: give --store too`);
+  }
   const signalled = new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
   if (!store) {
     // A node without a store: it leads itself, local-only.

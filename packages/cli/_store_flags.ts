@@ -2,8 +2,11 @@
  * @module
  * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. The store is `--store`,
  * else the URL in `HADUCK_STORE` (as the extension's sidecar reads it), else the `HADUCK_S3_*`
- * variables; without any the command runs local-only (attach) or refuses.
+ * variables; without any the command runs local-only (attach) or refuses. And the replica stores of
+ * `attach`, `serve`, `gc` and the sidecar: `--replica-store URL` (repeatable), else the URLs in
+ * `HADUCK_REPLICA_STORES` (separated by commas or spaces).
  */
+import { MirroredStore } from "@haduck/duckblock";
 import {
   type BlockStore,
   hasS3Env,
@@ -35,3 +38,50 @@ export function storeFromFlags(values: { store?: string; endpoint?: string }, en
 
 export const NO_STORE_HINT = `no store: pass --store file:///abs/dir or --store s3://bucket/prefix, or set ` +
   `${STORE_ENV} to such a URL, or set ${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}`;
+
+/** The variable that holds the replica stores' URLs (commas or spaces between them) when --replica-store is not given. */
+export const REPLICA_STORES_ENV = "HADUCK_REPLICA_STORES";
+
+/** `--replica-store URL`, repeatable: for the commands that write (attach, serve) and gc. */
+export const REPLICA_STORE_OPTIONS = { "replica-store": { type: "string", multiple: true } } as const;
+
+/**
+ * A replica's own requests give up sooner than the primary's: the mirror retries a failed copy
+ * itself, forever, and a stalled replica should show as failing within seconds, not minutes.
+ */
+const REPLICA_RETRY = { retry: { attemptsMax: 3, attemptTimeoutMs: 10_000 } };
+
+/** The replica stores from `--replica-store` (all of them), else from `HADUCK_REPLICA_STORES`; none: []. */
+export function replicaStoresFromFlags(values: { "replica-store"?: string[] }, env: Record<string, string | undefined>):
+  BlockStore[] {
+  const given = values["replica-store"] ?? [];
+  const fromEnv = given.length === 0;
+  const urls = fromEnv ? (env[REPLICA_STORES_ENV] ?? "").split(/[\s,]+/).filter(Boolean) : given;
+  return urls.map((url) => {
+    if (url.trim() === "") {
+      throw new TypeError("--replica-store needs a URL: file:///abs/dir or s3://bucket/prefix[?endpoint=https://host]");
+    }
+    try {
+      return openStore(url, env, REPLICA_RETRY);
+    } catch (error) {
+      throw new TypeError(`${fromEnv ? REPLICA_STORES_ENV : "--replica-store"}: ${(error as Error).message}`, { cause: error });
+    }
+  });
+}
+
+/**
+ * The store a writer of `dbKey` uses: `store` itself, or, with replica stores, a `MirroredStore`
+ * over it that copies each object it accepts to each replica. Refuses replicas without a store.
+ */
+export function mirroredStore(store: BlockStore | undefined, replicas: BlockStore[], dbKey: string,
+  log: (message: string) => void): BlockStore | undefined {
+  if (replicas.length === 0) return store;
+  if (!store) {
+    throw new TypeError(`a replica store copies the primary store: give --store (or ${STORE_ENV}) with --replica-store ` +
+      `(or ${REPLICA_STORES_ENV})`);
+  }
+  return new MirroredStore(store, replicas, { dbKey, log });
+}
+
+/** How long a writer that stops waits for its replica stores to catch up before it leaves the rest to the next start. */
+export const REPLICA_DRAIN_MS = 10_000;

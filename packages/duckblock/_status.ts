@@ -50,6 +50,33 @@ export interface ReplicatorStatus {
   framesShipped: number;
   /** Why WAL frames of the current generation stopped (until the next checkpoint), or null. */
   framesStopped: string | null;
+  /** Each replica store (`--replica-store`) the writer mirrors to; absent or empty without one. */
+  replicaStores?: ReplicaStoreStatus[];
+}
+
+/** How far one replica store (`--replica-store`) is behind the primary, and why. */
+export interface ReplicaStoreStatus {
+  /** The replica's URL, without secrets. */
+  url: string;
+  /**
+   * `caught-up`: it holds everything the primary accepted; `copying`: a backlog is draining;
+   * `reconciling`: a listing pass copies what it lacks (at start, after a dropped backlog);
+   * `failing`: its last request failed and is being retried (`lastError`).
+   */
+  state: "caught-up" | "copying" | "reconciling" | "failing";
+  /** Objects the primary holds and this store does not yet (puts and deletes owed). */
+  objectsBehind: number;
+  bytesBehind: number;
+  /** How long the oldest object it does not hold yet has waited (0: caught up). */
+  lagMs: number;
+  objectsCopied: number;
+  bytesCopied: number;
+  /** Failed requests to it (each retried) since start. */
+  errors: number;
+  /** Times its backlog outgrew the queue's bound and was left to a reconcile pass. */
+  backlogsDropped: number;
+  lastError: string | null;
+  lastErrorTime: string | null;
 }
 
 /** How many committed generations `status.recent` remembers. */

@@ -78,7 +78,15 @@ export { buildManifest, type SegmentRef, type Shipment } from "./_manifest_build
 export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
 export { RuntimeCopies } from "./_runtime_copies.ts";
-export { type GenerationShipped, initialStatus, RECENT_GENERATIONS_MAX, type ReplicatorStatus } from "./_status.ts";
+export {
+  type GenerationShipped,
+  initialStatus,
+  RECENT_GENERATIONS_MAX,
+  type ReplicaStoreStatus,
+  type ReplicatorStatus,
+} from "./_status.ts";
+export { MirroredStore, type MirroredStoreOptions } from "./_mirror.ts";
+export { type MirrorReconcileReport, reconcileReplica } from "./_mirror_reconcile.ts";
 export {
   type CommitPosition,
   COMMIT_POSITION_PATTERN,

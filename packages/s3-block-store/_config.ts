@@ -59,7 +59,9 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
 
 /**
  * Opens a store from a URL: `file:///abs/dir` or `s3://bucket/prefix` (endpoint and keys from
- * `overrides` or the environment).
+ * `overrides` or the environment). An `s3://` URL may name its own endpoint and region in its query,
+ * `s3://bucket/prefix?endpoint=https://host:port&region=eu-west-1`, which win over both: a second
+ * store (`--replica-store`) can live with another provider than the first.
  *
  * @example
  * ```ts
@@ -83,7 +85,15 @@ export function openStore(url: string, env: Env = {}, overrides: Partial<S3Block
   }
   if (parsed.protocol === "s3:") {
     const prefix = decodeURIComponent(parsed.pathname).replace(/^\/+|\/+$/g, "");
-    return new S3BlockStore(s3OptionsFromEnv(env, { ...overrides, bucket: parsed.host, prefix }));
+    const fromQuery: Partial<S3BlockStoreOptions> = {};
+    for (const [name, value] of parsed.searchParams) {
+      if (name === "endpoint" || name === "region") fromQuery[name] = value;
+      else {
+        throw new StoreConfigError(`Invalid store URL ${JSON.stringify(url)}: unknown setting ${JSON.stringify(name)}; ` +
+          "an s3:// URL takes only ?endpoint=http(s)://host[:port] and &region=NAME");
+      }
+    }
+    return new S3BlockStore(s3OptionsFromEnv(env, { ...overrides, ...fromQuery, bucket: parsed.host, prefix }));
   }
   throw new StoreConfigError(`Invalid store URL ${JSON.stringify(url)}: use s3://bucket/prefix or file:///abs/dir`);
 }

@@ -108,6 +108,15 @@ test("s3OptionsFromEnv() lists every missing variable in one message", () => {
   }
 });
 
+test("openStore() takes an s3:// URL's own endpoint and region over the environment's, and refuses other settings", () => {
+  const env = { HADUCK_S3_ENDPOINT: "http://127.0.0.1:1", HADUCK_S3_ACCESS_KEY: "AK", HADUCK_S3_SECRET_KEY: "SK" };
+  const store = openStore("s3://my-bucket/p?endpoint=http://127.0.0.1:2&region=eu-west-1", env) as S3BlockStore;
+  expect(store.url).toBe("s3://my-bucket/p");
+  expect(String(store.endpoint)).toContain("127.0.0.1:2");
+  expect(() => openStore("s3://my-bucket/p?access_key=x", env)).toThrow("only ?endpoint=");
+  expect(() => openStore("s3://my-bucket/p?endpoint=ftp://x", env)).toThrow("must look like http(s)://host[:port]");
+});
+
 test("openStore() builds an S3 store from s3://bucket/prefix and the environment", () => {
   const store = openStore("s3://my-bucket/some/prefix", {
     HADUCK_S3_ENDPOINT: "http://127.0.0.1:1",

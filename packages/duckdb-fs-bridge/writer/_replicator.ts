@@ -17,7 +17,7 @@
  * `_publisher.ts`, reconcile and the WAL at start and stop `_replicator_reconcile.ts`; they share
  * the replicator's `ReplicatorCore` (`_replicator_core.ts`).
  */
-import { formatCommitPosition, latestManifest, ReplicationError } from "@haduck/duckblock";
+import { formatCommitPosition, latestManifest, MirroredStore, ReplicationError } from "@haduck/duckblock";
 import { readFileInfo } from "../local/_block_source.ts";
 import { Position } from "./_position.ts";
 import { ReusableUploads } from "./_reusable_uploads.ts";
@@ -120,7 +120,8 @@ export class Replicator {
     const waiting = this.#queue.length > 0 || core.position.behind || this.#working !== undefined;
     return { ...core.status, generationsPending: this.#queue.length, blocksCarried: core.position.carried.count,
       lagMs: waiting && core.waitingSince !== undefined ? performance.now() - core.waitingSince : 0,
-      recent: [...core.status.recent], ...core.wal?.status };
+      recent: [...core.status.recent], ...core.wal?.status,
+      ...(this.options.store instanceof MirroredStore ? { replicaStores: this.options.store.replicaStatus() } : {}) };
   }
 
   /**
