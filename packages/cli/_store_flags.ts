@@ -2,7 +2,8 @@
  * @module
  * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. The store is `--store`,
  * else the URL in `HADUCK_STORE` (as the extension's sidecar reads it), else the `HADUCK_S3_*`
- * variables; without any the command runs local-only (attach) or refuses.
+ * variables; an s3:// store takes what HADUCK_S3_* leave unset from AWS's variables and credential
+ * chain (`s3OptionsFromEnv`). Without any store the command runs local-only (attach) or refuses.
  */
 import {
   type BlockStore,
@@ -34,4 +35,5 @@ export function storeFromFlags(values: { store?: string; endpoint?: string }, en
 }
 
 export const NO_STORE_HINT = `no store: pass --store file:///abs/dir or --store s3://bucket/prefix, or set ` +
-  `${STORE_ENV} to such a URL, or set ${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}`;
+  `${STORE_ENV} to such a URL, or set ${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey} ` +
+  "(an s3:// store also takes AWS_ENDPOINT_URL_S3, AWS_REGION and the AWS credential chain)";
