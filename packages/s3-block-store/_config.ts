@@ -34,6 +34,11 @@ export const AWS_ENV = {
 
 type Env = Record<string, string | undefined>;
 
+/** The process's environment where the runtime has one (Node, Bun, Deno's `process`), else none. */
+function processEnv(): Env {
+  return (globalThis as { process?: { env?: Env } }).process?.env ?? {};
+}
+
 /** Whether any S3 variable is set (then all required ones must be). */
 export function hasS3Env(env: Env): boolean {
   return [S3_ENV.bucket, S3_ENV.endpoint, S3_ENV.accessKey, S3_ENV.secretKey].some((name) => !!env[name]);
@@ -105,7 +110,7 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
 
 /**
  * Opens a store from a URL: `file:///abs/dir` or `s3://bucket/prefix` (endpoint, region and keys
- * from `overrides` or the environment, as `s3OptionsFromEnv` reads them).
+ * from `overrides` or `env`, default the process's environment, as `s3OptionsFromEnv` reads them).
  *
  * @example
  * ```ts
@@ -114,7 +119,8 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
  * console.log(store.url);
  * ```
  */
-export function openStore(url: string, env: Env = {}, overrides: Partial<S3BlockStoreOptions> = {}): BlockStore {
+export function openStore(url: string, env: Env = processEnv(), overrides: Partial<S3BlockStoreOptions> = {}):
+  BlockStore {
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -118,3 +118,18 @@ test("openStore() builds an S3 store from s3://bucket/prefix and the environment
   });
   expect(store.url).toBe("s3://my-bucket/some/prefix");
 });
+
+test("openStore() without an environment argument reads the process's (HADUCK_S3_* and AWS_*)", () => {
+  const saved = { ...process.env };
+  try {
+    Object.assign(process.env, { HADUCK_S3_ACCESS_KEY: "AK", HADUCK_S3_SECRET_KEY: "SK",
+      AWS_ENDPOINT_URL_S3: "http://127.0.0.1:7" });
+    delete process.env.HADUCK_S3_ENDPOINT;
+    expect(openStore("s3://my-bucket/p").toString()).toBe("S3BlockStore(s3://my-bucket/p at http://127.0.0.1:7)");
+  } finally {
+    for (const name of ["HADUCK_S3_ACCESS_KEY", "HADUCK_S3_SECRET_KEY", "AWS_ENDPOINT_URL_S3", "HADUCK_S3_ENDPOINT"]) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  }
+});
