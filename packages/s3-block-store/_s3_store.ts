@@ -11,13 +11,10 @@
  */
 import { AwsClient } from "aws4fetch";
 import {
-  AccessDeniedError,
   BlockNotFoundError,
   ChecksumMismatchError,
   InvalidResponseError,
-  NoSuchBucketError,
   PreconditionFailedError,
-  StoreConfigError,
   StoreError,
   StoreTimeoutError,
   StoreUnavailableError,
@@ -26,7 +23,8 @@ import {
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from "./_retry.ts";
 import { Limiter, type LimiterOptions } from "./_limiter.ts";
 import { bytesEqual, md5Base64, sha256Hex } from "./_digest.ts";
-import { deleteObjectsBody, parseDeleteErrors, parseErrorBody, parseListPage, unquoteEtag } from "./_s3_xml.ts";
+import { deleteObjectsBody, parseDeleteErrors, parseListPage, unquoteEtag } from "./_s3_xml.ts";
+import { refusesKeys, RejectedCredentialsError, statusError } from "./_s3_status.ts";
 import { putMultipart } from "./_s3_multipart.ts";
 import { CredentialCache, type CredentialsProvider, type S3Credentials } from "./_credentials.ts";
 import { requestUrl, resolveAddress, type S3Address } from "./_s3_address.ts";
@@ -123,18 +121,6 @@ export interface S3Answer {
   status: number;
   headers: Headers;
   body: Uint8Array;
-}
-
-/** S3 error codes that mean "these keys are stale": fetch the provider's keys again and retry once. */
-const REFRESH_CODES = new Set(["ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidAccessKeyId"]);
-
-/** Inside `#once` only: the server refused a provider's keys; `cause` is the error to report if fresh ones fail too. */
-class RejectedCredentialsError extends Error {
-  override readonly cause: StoreError;
-  constructor(cause: StoreError) {
-    super(cause.message);
-    this.cause = cause;
-  }
 }
 
 /** The error a caller sees once the retry policy gives up: a timeout stays one, the rest is "unavailable". */
@@ -327,38 +313,11 @@ export class S3BlockStore implements BlockStore {
     if (response.status >= 200 && response.status < 300) {
       return { status: response.status, headers: response.headers, body: bytes };
     }
-    const error = this.#statusError(request, response, new TextDecoder().decode(bytes));
-    // A provider's keys refused as expired or unknown (a HEAD's 403 has no body to say which).
-    const { code } = parseErrorBody(new TextDecoder().decode(bytes));
-    if (response.status === 403 && this.credentialCache && (REFRESH_CODES.has(code ?? "") || bytes.byteLength === 0)) {
-      throw new RejectedCredentialsError(error);
-    }
+    const text = new TextDecoder().decode(bytes);
+    const error = statusError({ bucket: this.bucket, endpoint: this.endpoint, url: this.url, region: this.region,
+      where: this.#where(request.key), credentials: this.#credentialsDescription }, request, response, text);
+    if (this.credentialCache && refusesKeys(response.status, text)) throw new RejectedCredentialsError(error);
     throw error;
-  }
-
-  #statusError(request: S3Request, response: Response, text: string): StoreError {
-    const status = response.status;
-    const where = this.#where(request.key);
-    const { code, message } = parseErrorBody(text);
-    if (code === "NoSuchBucket") return new NoSuchBucketError(this.bucket, this.endpoint);
-    const bucketRegion = response.headers.get("x-amz-bucket-region") ?? /<Region>([^<]+)<\/Region>/.exec(text)?.[1];
-    if (bucketRegion && bucketRegion !== this.region && (status === 301 || status === 400 || status === 403)) {
-      return new StoreConfigError(`Cannot ${request.operation} at ${where}: the bucket is in region ${bucketRegion}, ` +
-        `not ${this.region}; set AWS_REGION=${bucketRegion} (or HADUCK_S3_REGION)`);
-    }
-    if (status === 404) return new BlockNotFoundError(request.key ?? "(bucket)", this.url);
-    if (status === 403) return new AccessDeniedError(request.operation, where, this.#credentialsDescription);
-    if (status === 412) {
-      return new PreconditionFailedError(request.key ?? "", this.url, "the object exists or changed (412)");
-    }
-    if (status >= 500 || status === 429 || code === "BadDigest" || code === "XAmzContentSHA256Mismatch" ||
-      code === "RequestTimeout") {
-      return new StoreUnavailableError(`Cannot ${request.operation} at ${where}: S3 returned ${status}` +
-        `${code ? ` ${code}` : ""}`, undefined);
-    }
-    const detail = code ? `${code}${message ? `: ${message}` : ""}` : "the answer is not an S3 error document";
-    return new InvalidResponseError(`Cannot ${request.operation} at ${where}: S3 returned ${status} (${detail}); ` +
-      "check HADUCK_S3_ENDPOINT points at an S3-compatible server");
   }
 
   /** A request under the retry policy and the in-flight bounds. */

@@ -7,7 +7,7 @@
  * started the cluster goes away, even by `kill -9`, so no daemon outlives a test run. See
  * ../../../shared/DESIGN.md ("The S3 server in tests") for why each setting is there.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -123,7 +123,11 @@ export function findCephConf(endpoint: string): string | undefined {
   for (const name of readdirSync(tmpdir()).filter((entry) => entry.startsWith("haduck-radosgw-"))) {
     const conf = join(tmpdir(), name, "ceph.conf");
     try {
-      if (readFileSync(conf, "utf8").includes(`endpoint=127.0.0.1:${port} `)) return conf;
+      if (!readFileSync(conf, "utf8").includes(`endpoint=127.0.0.1:${port} `)) continue;
+      // A dead cluster's dir may name the same port: only a gateway still running counts.
+      const pids = readdirSync(join(tmpdir(), name, "run")).map((file) => /^client\.rgw\.a\.(\d+)\.asok$/.exec(file)?.[1])
+        .filter((pid): pid is string => pid !== undefined);
+      if (pids.some((pid) => existsSync(`/proc/${pid}`))) return conf;
     } catch {
       // not a cluster dir (or one being removed)
     }
