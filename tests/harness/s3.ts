@@ -74,10 +74,11 @@ export interface TestKey {
 
 /**
  * A new radosgw user with `count` keys of its own (a user per call, so tests never touch the shared
- * test user's keys): for credentials that rotate. `removeKey` makes the server refuse a key at once.
+ * test user's keys): for credentials that rotate. `removeKey` makes the server refuse a key at once;
+ * it runs radosgw-admin without blocking the event loop (fakes in the same process keep answering).
  */
 export async function createTestKeys(count: number): Promise<{ uid: string; keys: TestKey[];
-  removeKey(accessKey: string): void }> {
+  removeKey(accessKey: string): Promise<void> }> {
   const s3 = await testS3();
   const conf = owned?.conf ?? findCephConf(s3.endpoint);
   if (!conf) {
@@ -94,8 +95,12 @@ export async function createTestKeys(count: number): Promise<{ uid: string; keys
   for (const key of keys.slice(1)) {
     radosgwAdmin(conf, ["key", "create", "--uid", uid, "--access-key", key.accessKey, "--secret", key.secretKey]);
   }
-  return { uid, keys, removeKey: (accessKey) => void radosgwAdmin(conf, ["key", "rm", "--uid", uid, "--access-key",
-    accessKey]) };
+  return { uid, keys, async removeKey(accessKey) {
+    const child = Bun.spawn(["radosgw-admin", "-c", conf, "-n", "client.rgw.a", "key", "rm", "--uid", uid,
+      "--access-key", accessKey], { stdout: "ignore", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    if (code !== 0) throw new Error(`radosgw-admin key rm ${accessKey} failed (exit ${code}): ${stderr.trim()}`);
+  } };
 }
 
 /** Creates `bucket` signed with `key` (the bucket's owner is the key's user). */
