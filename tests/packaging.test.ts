@@ -4,13 +4,15 @@
  * on the PATH: `npx haduck --help`, `npx haduck attach` shipping a generation to a filesystem
  * store, `npx haduck restore` (the file opens in stock DuckDB), `bunx haduck generations` (the Bun
  * the package brought), and `@haduck/s3-block-store` alone, its README example run as written under
- * Node, Bun and Deno, with no DuckDB and nothing else of haduck installed.
+ * Node, Bun and Deno (Deno with the permissions its README states), and a store on radosgw whose
+ * keys and endpoint come from AWS_* alone, with no DuckDB and nothing else of haduck installed.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { queryFile } from "./harness/duckdb.ts";
+import { freshBucket } from "./harness/s3.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const work = mkdtempSync(join(tmpdir(), "haduck-packaging-"));
@@ -77,24 +79,39 @@ test("npx haduck works with only Node and npm: --help, attach ships a generation
   });
 }, 600_000);
 
-test("@haduck/s3-block-store installs alone and its README example runs under Node, Bun and Deno", () => {
+test("@haduck/s3-block-store installs alone and its README example runs under Node, Bun and Deno", async () => {
   const dir = join(work, "store-alone");
   install(dir, ["@haduck/s3-block-store"]);
   const modules = readdirSync(join(dir, "node_modules")).filter((name) => !name.startsWith("."));
-  expect(modules.sort()).toEqual(["@haduck", "aws4fetch"]);
+  // Its own dependencies (aws4fetch, the AWS SDK's credential chain and what that needs), nothing of DuckDB.
+  expect(modules).toEqual(expect.arrayContaining(["@haduck", "aws4fetch", "@aws-sdk"]));
+  expect(modules.filter((name) => /duckdb|^bun$|^@oven$/.test(name))).toEqual([]);
   expect(readdirSync(join(dir, "node_modules/@haduck"))).toEqual(["s3-block-store"]);
   const readme = readFileSync(join(ROOT, "packages/s3-block-store/README.md"), "utf8");
   const example = /```ts\n([\s\S]*?)```/.exec(readme)![1];
   writeFileSync(join(dir, "example.mjs"), example);
+  // The AWS credential chain from the installed package: keys and endpoint from AWS_* alone.
+  const { bucket, s3 } = await freshBucket("packaged-chain");
+  writeFileSync(join(dir, "chain.mjs"), `import { openStore } from "@haduck/s3-block-store";
+const store = openStore("s3://${bucket}/" + process.argv.at(-1), process.env);
+await store.put("k", new TextEncoder().encode("chain"));
+console.log(new TextDecoder().decode(await store.get("k")));
+`);
+  const aws = { AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_EC2_METADATA_DISABLED: "true" };
   const bun = join(ROOT, "node_modules/.bin/bun");
   const deno = join(ROOT, "node_modules/.bin/deno");
-  for (const command of [["node", "example.mjs"], [bun, "example.mjs"], [deno, "run", "-A", "--node-modules-dir=manual",
-    "example.mjs"]]) {
+  // Deno with exactly the permissions the package's README states.
+  const denoRun = [deno, "run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--node-modules-dir=manual"];
+  for (const runtime of [["node"], [bun], denoRun]) {
     rmSync("/tmp/haduck-example", { recursive: true, force: true });
-    const ran = run(command, dir);
-    expect({ runtime: command[0], code: ran.code, stderr: ran.stderr }).toEqual({ runtime: command[0], code: 0,
+    const ran = run([...runtime, "example.mjs"], dir);
+    expect({ runtime: runtime[0], code: ran.code, stderr: ran.stderr }).toEqual({ runtime: runtime[0], code: 0,
       stderr: "" });
     expect(ran.stdout).toContain("manifests/0001.json 2");
     expect(ran.stdout).toContain("createOnly: true");
+    const chained = run([...runtime, "chain.mjs", basename(runtime[0])], dir, aws);
+    expect({ runtime: runtime[0], code: chained.code, stdout: chained.stdout, stderr: chained.stderr })
+      .toEqual({ runtime: runtime[0], code: 0, stdout: "chain\n", stderr: "" });
   }
 }, 600_000);

@@ -11,7 +11,9 @@ const ROOT = resolve(import.meta.dir, "..");
 export async function buildPackages(): Promise<void> {
   const dir = join(ROOT, "packages/s3-block-store");
   const result = await Bun.build({ entrypoints: [join(dir, "mod.ts")], target: "node", format: "esm",
-    external: ["aws4fetch"], minify: false });
+    // Its dependencies stay packages of their own: aws4fetch, and the AWS SDK's credential chain
+    // (imported on first use only, by stores without fixed keys).
+    external: ["aws4fetch", "@aws-sdk/credential-provider-node"], minify: false });
   if (!result.success) throw new AggregateError(result.logs, "build_packages: @haduck/s3-block-store failed");
   const code = await result.outputs[0].text();
   const out = join(dir, "dist/mod.js");

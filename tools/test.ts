@@ -58,6 +58,7 @@ async function main(): Promise<number> {
     HADUCK_TEST_S3_ENDPOINT: cluster.endpoint,
     HADUCK_TEST_S3_ACCESS_KEY: cluster.accessKey,
     HADUCK_TEST_S3_SECRET_KEY: cluster.secretKey,
+    HADUCK_TEST_S3_CEPH_CONF: cluster.conf, // extra users and keys (tests/harness/s3.ts's createTestKeys)
   };
   const results: SuiteResult[] = [];
   try {

@@ -23,8 +23,12 @@ Commands:
 Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL],
   or HADUCK_STORE=file:///abs/dir | s3://bucket/prefix (an s3:// store takes its endpoint and keys from
   --endpoint and the variables below), or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY,
-  HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX). --db-key KEY names the database in the store (default: the
-  file name; \`haduck databases\` lists them). Flags win over variables, and HADUCK_STORE over HADUCK_S3_*.
+  HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX, HADUCK_S3_REGION). What HADUCK_S3_* leave unset comes from AWS's
+  variables: the endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (else AWS S3 itself), the region
+  from AWS_REGION or AWS_DEFAULT_REGION, the keys from the AWS credential chain (AWS_ACCESS_KEY_ID, AWS_PROFILE
+  and ~/.aws, container credentials, instance metadata). --db-key KEY names the database in the store
+  (default: the file name; \`haduck databases\` lists them). Flags win over variables, HADUCK_STORE over
+  HADUCK_S3_*, and HADUCK_S3_* over AWS_*.
   An s3:// URL may carry its own endpoint and region: s3://bucket/prefix?endpoint=https://host:port&region=R.
 
 Replica stores (attach, serve, gc, and the sidecar of a DuckDB host): --replica-store URL (repeatable,

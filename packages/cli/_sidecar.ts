@@ -32,7 +32,7 @@ export async function runSidecar(args: string[], exitCodeOf: (error: unknown) =>
   try {
     const primary = storeFromFlags({}, process.env);
     if (!primary) throw new TypeError("no store configured: set HADUCK_STORE, or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, " +
-      "HADUCK_S3_ACCESS_KEY and HADUCK_S3_SECRET_KEY");
+      "HADUCK_S3_ACCESS_KEY and HADUCK_S3_SECRET_KEY (or AWS's variables for the endpoint, region and keys)");
     await openDuckDB(); // this process's own copy of the extension, for DuckDB's block checksum
     const native = new Native();
     consumer = new PipeConsumer({ input: process.stdin, write, dbPath,

@@ -2,9 +2,10 @@
  * @module
  * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. The store is `--store`,
  * else the URL in `HADUCK_STORE` (as the extension's sidecar reads it), else the `HADUCK_S3_*`
- * variables; without any the command runs local-only (attach) or refuses. And the replica stores of
- * `attach`, `serve`, `gc` and the sidecar: `--replica-store URL` (repeatable), else the URLs in
- * `HADUCK_REPLICA_STORES` (separated by commas or spaces).
+ * variables; an s3:// store takes what HADUCK_S3_* leave unset from AWS's variables and credential
+ * chain (`s3OptionsFromEnv`). Without any store the command runs local-only (attach) or refuses. And
+ * the replica stores of `attach`, `serve`, `gc` and the sidecar: `--replica-store URL` (repeatable),
+ * else the URLs in `HADUCK_REPLICA_STORES` (separated by commas or spaces).
  */
 import { MirroredStore } from "@haduck/duckblock";
 import {
@@ -37,7 +38,8 @@ export function storeFromFlags(values: { store?: string; endpoint?: string }, en
 }
 
 export const NO_STORE_HINT = `no store: pass --store file:///abs/dir or --store s3://bucket/prefix, or set ` +
-  `${STORE_ENV} to such a URL, or set ${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}`;
+  `${STORE_ENV} to such a URL, or set ${S3_ENV.bucket}, ${S3_ENV.endpoint}, ${S3_ENV.accessKey} and ${S3_ENV.secretKey} ` +
+  "(an s3:// store also takes AWS_ENDPOINT_URL_S3, AWS_REGION and the AWS credential chain)";
 
 /** The variable that holds the replica stores' URLs (commas or spaces between them) when --replica-store is not given. */
 export const REPLICA_STORES_ENV = "HADUCK_REPLICA_STORES";

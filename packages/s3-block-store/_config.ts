@@ -1,9 +1,11 @@
 /**
  * @module
- * Store selection: the seed's environment variables, explicit options, or a store URL
- * (`s3://bucket/prefix`, `file:///abs/dir`). Missing or malformed settings produce one message
- * that lists everything wrong at once.
+ * Store selection: haduck's environment variables (`HADUCK_S3_*`, which win), AWS's (`AWS_REGION`,
+ * `AWS_ENDPOINT_URL(_S3)`, and the AWS credential chain when no keys are given), explicit options,
+ * or a store URL (`s3://bucket/prefix`, `file:///abs/dir`). Missing or malformed settings produce
+ * one message that lists everything wrong at once.
  */
+import { awsCredentialChain, chainError } from "./_aws_chain.ts";
 import { StoreConfigError } from "./_errors.ts";
 import { FsBlockStore } from "./_fs_store.ts";
 import { S3BlockStore, type S3BlockStoreOptions } from "./_s3_store.ts";
@@ -19,32 +21,62 @@ export const S3_ENV = {
   region: "HADUCK_S3_REGION",
 } as const;
 
+/**
+ * The AWS variables read when the matching `HADUCK_S3_*` one is not set: the region (first set
+ * wins), the endpoint (the S3-specific one first), and the profile of the credential chain. The
+ * chain itself (`_aws_chain.ts`) reads the rest of AWS's variables from the process environment.
+ */
+export const AWS_ENV = {
+  region: ["AWS_REGION", "AWS_DEFAULT_REGION"],
+  endpoint: ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+  profile: "AWS_PROFILE",
+} as const;
+
 type Env = Record<string, string | undefined>;
+
+/** The process's environment where the runtime has one (Node, Bun, Deno's `process`), else none. */
+function processEnv(): Env {
+  return (globalThis as { process?: { env?: Env } }).process?.env ?? {};
+}
 
 /** Whether any S3 variable is set (then all required ones must be). */
 export function hasS3Env(env: Env): boolean {
   return [S3_ENV.bucket, S3_ENV.endpoint, S3_ENV.accessKey, S3_ENV.secretKey].some((name) => !!env[name]);
 }
 
+/** The first of `names` set to a non-empty value, with its name. */
+function firstSet(env: Env, names: readonly string[]): { name: string; value: string } | undefined {
+  const name = names.find((candidate) => !!env[candidate]);
+  return name === undefined ? undefined : { name, value: env[name]! };
+}
+
 /**
- * S3 options from the environment, overridden by `overrides`. Throws `StoreConfigError` listing
- * every missing or malformed setting.
+ * S3 options from the environment, overridden by `overrides`. The bucket is required; the endpoint
+ * is `HADUCK_S3_ENDPOINT`, else `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`, else AWS S3's for the
+ * region (`HADUCK_S3_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION`, default us-east-1). The keys are
+ * `HADUCK_S3_ACCESS_KEY` and `HADUCK_S3_SECRET_KEY` when set (then nothing else is consulted, and no
+ * network is touched for credentials), else the AWS credential chain's. Throws `StoreConfigError`
+ * listing every missing or malformed setting.
  */
 export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOptions> = {}): S3BlockStoreOptions {
+  const endpoint = overrides.endpoint ? { name: "--endpoint", value: overrides.endpoint }
+    : firstSet(env, [S3_ENV.endpoint, ...AWS_ENV.endpoint]);
   const options = {
     bucket: overrides.bucket ?? env[S3_ENV.bucket],
-    endpoint: overrides.endpoint ?? env[S3_ENV.endpoint],
-    accessKey: overrides.accessKey ?? env[S3_ENV.accessKey],
-    secretKey: overrides.secretKey ?? env[S3_ENV.secretKey],
+    endpoint: endpoint?.value,
+    accessKey: overrides.accessKey ?? (env[S3_ENV.accessKey] || undefined),
+    secretKey: overrides.secretKey ?? (env[S3_ENV.secretKey] || undefined),
     prefix: overrides.prefix ?? env[S3_ENV.prefix] ?? "haduck",
-    region: overrides.region ?? env[S3_ENV.region] ?? "us-east-1",
+    region: overrides.region || firstSet(env, [S3_ENV.region, ...AWS_ENV.region])?.value || "us-east-1",
   };
   const problems: string[] = [];
-  for (const field of ["bucket", "endpoint", "accessKey", "secretKey"] as const) {
-    if (!options[field]) problems.push(`${S3_ENV[field]} is not set`);
+  if (!options.bucket) problems.push(`${S3_ENV.bucket} is not set`);
+  if (!options.accessKey !== !options.secretKey) {
+    const [set, unset] = options.accessKey ? [S3_ENV.accessKey, S3_ENV.secretKey] : [S3_ENV.secretKey, S3_ENV.accessKey];
+    problems.push(`${unset} is not set (${set} is: set both, or neither to use the AWS credential chain)`);
   }
-  if (options.endpoint && !/^https?:\/\/[^/\s]+\/?$/.test(options.endpoint)) {
-    problems.push(`${S3_ENV.endpoint} must look like http(s)://host[:port], not ${JSON.stringify(options.endpoint)}`);
+  if (endpoint && !/^https?:\/\/[^/\s]+\/?$/.test(endpoint.value)) {
+    problems.push(`${endpoint.name} must look like http(s)://host[:port], not ${JSON.stringify(endpoint.value)}`);
   }
   if (options.bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket)) {
     problems.push(`${S3_ENV.bucket} ${JSON.stringify(options.bucket)} is not a valid bucket name ` +
@@ -54,12 +86,32 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
     throw new StoreConfigError(`Cannot configure the S3 store: ${problems.join("; ")}. Set the variables or ` +
       "pass --store s3://bucket/prefix with --endpoint");
   }
-  return { ...overrides, ...options } as S3BlockStoreOptions;
+  const result: S3BlockStoreOptions = { ...overrides, ...options, bucket: options.bucket! };
+  if (!options.accessKey && !overrides.credentials) {
+    const where = `s3://${options.bucket}${options.prefix ? `/${options.prefix.replace(/^\/+|\/+$/g, "")}` : ""}`;
+    // With neither keys nor an endpoint, a user of some other S3 server most likely forgot both.
+    const hint = endpoint ? "" : `; ${S3_ENV.endpoint} is not set either (nor AWS_ENDPOINT_URL_S3 or ` +
+      `AWS_ENDPOINT_URL), so the endpoint is AWS S3 in ${options.region}: set it for any other S3 server`;
+    const chain = awsCredentialChain({ profile: env[AWS_ENV.profile] || undefined });
+    result.credentials = async (fetchOptions) => {
+      try {
+        return await chain(fetchOptions);
+      } catch (error) {
+        throw chainError(error, fetchOptions?.forceRefresh === true, where, hint);
+      }
+    };
+    result.credentialsDescription = "the keys the AWS credential chain found (AWS_* variables, ~/.aws, container " +
+      "or instance metadata)";
+    delete result.accessKey;
+    delete result.secretKey;
+  }
+  return result;
 }
 
 /**
- * Opens a store from a URL: `file:///abs/dir` or `s3://bucket/prefix` (endpoint and keys from
- * `overrides` or the environment). An `s3://` URL may name its own endpoint and region in its query,
+ * Opens a store from a URL: `file:///abs/dir` or `s3://bucket/prefix` (endpoint, region and keys
+ * from `overrides` or `env`, default the process's environment, as `s3OptionsFromEnv` reads them). An
+ * `s3://` URL may name its own endpoint and region in its query,
  * `s3://bucket/prefix?endpoint=https://host:port&region=eu-west-1`, which win over both: a second
  * store (`--replica-store`) can live with another provider than the first.
  *
@@ -70,7 +122,8 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
  * console.log(store.url);
  * ```
  */
-export function openStore(url: string, env: Env = {}, overrides: Partial<S3BlockStoreOptions> = {}): BlockStore {
+export function openStore(url: string, env: Env = processEnv(), overrides: Partial<S3BlockStoreOptions> = {}):
+  BlockStore {
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -50,9 +50,10 @@ export class PreconditionFailedError extends StoreError {
 
 /** 403: wrong keys, or keys without permission on the bucket. */
 export class AccessDeniedError extends StoreError {
-  constructor(operation: string, where: string) {
-    super("ACCESS_DENIED", `Cannot ${operation} at ${where}: access denied (403); check HADUCK_S3_ACCESS_KEY and ` +
-      "HADUCK_S3_SECRET_KEY, and that the key may read and write the bucket");
+  /** `credentials` says where the keys came from (default: the HADUCK_S3_* variables). */
+  constructor(operation: string, where: string, credentials = "HADUCK_S3_ACCESS_KEY and HADUCK_S3_SECRET_KEY") {
+    super("ACCESS_DENIED", `Cannot ${operation} at ${where}: access denied (403); check ${credentials}, and ` +
+      "that the key may read and write the bucket");
   }
 }
 
@@ -99,8 +100,8 @@ export class StoreUnavailableError extends StoreError {
 
 /** Missing or malformed settings. */
 export class StoreConfigError extends StoreError {
-  constructor(message: string) {
-    super("INVALID_CONFIG", message);
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("INVALID_CONFIG", message, options);
   }
 }
 

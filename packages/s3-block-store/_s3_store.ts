@@ -1,7 +1,8 @@
 /**
  * @module
  * `S3BlockStore`: the `BlockStore` contract over any S3-compatible endpoint, signed with aws4fetch
- * (SigV4, path-style URLs). A PUT over a transport that does not protect its body (plain HTTP to
+ * (SigV4; path-style URLs on a given endpoint, virtual-hosted on AWS's own: see `_s3_address.ts`),
+ * with fixed keys or a credentials provider's, fetched again before they expire. A PUT over a transport that does not protect its body (plain HTTP to
  * another host) carries a signed SHA-256 payload hash that the server recomputes and checks; over
  * HTTPS or loopback, where TLS or the kernel already does, it is sent unsigned and neither side
  * spends a hash pass on it (see `signPayload`). DeleteObjects carries the Content-MD5 S3 requires.
@@ -10,11 +11,9 @@
  */
 import { AwsClient } from "aws4fetch";
 import {
-  AccessDeniedError,
   BlockNotFoundError,
   ChecksumMismatchError,
   InvalidResponseError,
-  NoSuchBucketError,
   PreconditionFailedError,
   StoreError,
   StoreTimeoutError,
@@ -24,8 +23,11 @@ import {
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from "./_retry.ts";
 import { Limiter, type LimiterOptions } from "./_limiter.ts";
 import { bytesEqual, md5Base64, sha256Hex } from "./_digest.ts";
-import { deleteObjectsBody, parseDeleteErrors, parseErrorBody, parseListPage, unquoteEtag } from "./_s3_xml.ts";
+import { deleteObjectsBody, parseDeleteErrors, parseListPage, unquoteEtag } from "./_s3_xml.ts";
+import { refusesKeys, RejectedCredentialsError, statusError } from "./_s3_status.ts";
 import { putMultipart } from "./_s3_multipart.ts";
+import { CredentialCache, type CredentialsProvider, type S3Credentials } from "./_credentials.ts";
+import { requestUrl, resolveAddress, type S3Address } from "./_s3_address.ts";
 import { probeCapabilities } from "./_probe.ts";
 import { ERROR_BODY_BYTES_MAX, LIST_EMPTY_PAGES_MAX, readBody, RESPONSE_BYTES_MAX } from "./_s3_body.ts";
 import {
@@ -41,10 +43,27 @@ import {
 
 export interface S3BlockStoreOptions extends LimiterOptions {
   bucket: string;
-  /** `http(s)://host[:port]`; path-style addressing is used. */
-  endpoint: string;
-  accessKey: string;
-  secretKey: string;
+  /**
+   * `http(s)://host[:port]`, addressed path-style. Default: AWS S3's endpoint for `region`
+   * (`https://s3.<region>.amazonaws.com`), addressed virtual-hosted.
+   */
+  endpoint?: string;
+  /** Path-style (`endpoint/bucket/key`) or virtual-hosted (`bucket.host/key`). Default: path-style on a given endpoint. */
+  forcePathStyle?: boolean;
+  /** Fixed keys: `accessKey` and `secretKey` (and `sessionToken` for temporary ones), or `credentials`. */
+  accessKey?: string;
+  secretKey?: string;
+  sessionToken?: string;
+  /**
+   * Where keys come from when they change (the AWS credential chain, a vault): called for the first
+   * request, again `credentialsRefreshBeforeExpiryMs` before the `expiration` it returned, and once
+   * more when the server refuses a request as expired (ExpiredToken, InvalidAccessKeyId).
+   */
+  credentials?: CredentialsProvider;
+  /** Default 5 minutes (capped at half the keys' lifetime). */
+  credentialsRefreshBeforeExpiryMs?: number;
+  /** Where `credentials` come from, in words, for error messages. Default "the credentials provider". */
+  credentialsDescription?: string;
   /** Default `us-east-1`. */
   region?: string;
   /** Key prefix inside the bucket, without leading or trailing slash. Default `haduck`; `""` for none. */
@@ -138,27 +157,46 @@ export class S3BlockStore implements BlockStore {
   readonly signPayload: boolean;
   /** Counters for status and metrics. */
   readonly stats = { requests: 0, retries: 0, bytesSent: 0, bytesReceived: 0 };
-  #client: AwsClient;
+  readonly region: string;
+  /** The provider's keys, kept fresh; undefined for fixed keys. */
+  readonly credentialCache: CredentialCache | undefined;
+  #fixed: S3Credentials | undefined;
+  #credentialsDescription: string;
+  #signer: { credentials: S3Credentials; client: AwsClient } | undefined;
+  #address: S3Address;
   #fetch: typeof fetch;
 
   constructor(options: S3BlockStoreOptions) {
-    for (const name of ["bucket", "endpoint", "accessKey", "secretKey"] as const) {
-      if (typeof options[name] !== "string" || options[name].length === 0) {
-        throw new TypeError(`S3BlockStore needs a non-empty ${name}`);
+    if (typeof options.bucket !== "string" || options.bucket.length === 0) {
+      throw new TypeError("S3BlockStore needs a non-empty bucket");
+    }
+    this.region = options.region || "us-east-1";
+    this.#address = resolveAddress({ bucket: options.bucket, region: this.region, endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle });
+    const fixed = options.accessKey !== undefined || options.secretKey !== undefined;
+    if (fixed === (options.credentials !== undefined)) {
+      throw new TypeError("S3BlockStore needs either accessKey and secretKey, or a credentials provider");
+    }
+    if (fixed) {
+      for (const name of ["accessKey", "secretKey"] as const) {
+        if (typeof options[name] !== "string" || options[name].length === 0) {
+          throw new TypeError(`S3BlockStore needs a non-empty ${name}`);
+        }
       }
+      this.#fixed = { accessKeyId: options.accessKey!, secretAccessKey: options.secretKey!,
+        sessionToken: options.sessionToken || undefined };
+    } else {
+      this.credentialCache = new CredentialCache(options.credentials!, {
+        refreshBeforeExpiryMs: options.credentialsRefreshBeforeExpiryMs,
+        translateError: (error) => error instanceof StoreError ? error : new StoreUnavailableError(
+          `Cannot get the credentials of ${this.url}: ${error instanceof Error ? error.message : String(error)}`, error),
+      });
     }
-    let endpoint: URL;
-    try {
-      endpoint = new URL(options.endpoint);
-    } catch {
-      throw new TypeError(`Invalid S3 endpoint ${JSON.stringify(options.endpoint)}: expected http(s)://host[:port]`);
-    }
-    if (endpoint.protocol !== "http:" && endpoint.protocol !== "https:") {
-      throw new TypeError(`Invalid S3 endpoint ${JSON.stringify(options.endpoint)}: expected http(s)://host[:port]`);
-    }
+    this.#credentialsDescription = fixed ? "HADUCK_S3_ACCESS_KEY and HADUCK_S3_SECRET_KEY"
+      : options.credentialsDescription ?? "the keys of the credentials provider";
     this.bucket = options.bucket;
-    this.endpoint = endpoint.origin;
-    this.signPayload = options.signPayload ?? !transportProtectsBody(endpoint);
+    this.endpoint = this.#address.endpoint.origin;
+    this.signPayload = options.signPayload ?? !transportProtectsBody(this.#address.endpoint);
     this.prefix = (options.prefix ?? "haduck").replace(/^\/+|\/+$/g, "");
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     const onRetry = this.retryPolicy.onRetry;
@@ -172,13 +210,6 @@ export class S3BlockStore implements BlockStore {
     if (this.multipartThresholdBytes < this.multipartPartSizeBytes) {
       throw new RangeError("multipartThresholdBytes must be at least multipartPartSizeBytes");
     }
-    this.#client = new AwsClient({
-      accessKeyId: options.accessKey,
-      secretAccessKey: options.secretKey,
-      service: "s3",
-      region: options.region ?? "us-east-1",
-      retries: 0, // one retry policy: ours
-    });
     this.listPageSize = options.listPageSize ?? 1000;
     this.responseBytesMax = options.responseBytesMax ?? RESPONSE_BYTES_MAX;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -208,12 +239,40 @@ export class S3BlockStore implements BlockStore {
     return key === undefined ? this.url : `${this.url}/${key}`;
   }
 
-  /** One signed request, one attempt: maps statuses to typed errors (retryable ones marked so). */
+  /** The signer for `credentials`: one aws4fetch client per set of keys. */
+  #signerFor(credentials: S3Credentials): AwsClient {
+    if (this.#signer?.credentials !== credentials) {
+      this.#signer = { credentials, client: new AwsClient({ accessKeyId: credentials.accessKeyId,
+        secretAccessKey: credentials.secretAccessKey, sessionToken: credentials.sessionToken, service: "s3",
+        region: this.region, retries: 0 /* one retry policy: ours */ }) };
+    }
+    return this.#signer.client;
+  }
+
+  /**
+   * One attempt, signed with the current keys. A provider's keys that the server refuses as expired
+   * or unknown are fetched again and the request is sent once more with them.
+   */
   async #once(request: S3Request): Promise<S3Answer> {
-    const path = request.key === undefined
-      ? `/${this.bucket}`
-      : `/${this.bucket}/${this.fullKey(request.key).split("/").map(encodeURIComponent).join("/")}`;
-    const url = new URL(path, this.endpoint);
+    const cache = this.credentialCache;
+    let credentials = this.#fixed ?? await cache!.current();
+    try {
+      return await this.#signedOnce(request, credentials);
+    } catch (error) {
+      if (!cache || !(error instanceof RejectedCredentialsError)) throw error;
+      credentials = await cache.refreshAfterRejection(credentials);
+    }
+    try {
+      return await this.#signedOnce(request, credentials);
+    } catch (error) {
+      if (error instanceof RejectedCredentialsError) throw error.cause;
+      throw error;
+    }
+  }
+
+  /** One request signed with `credentials`: maps statuses to typed errors (retryable ones marked so). */
+  async #signedOnce(request: S3Request, credentials: S3Credentials): Promise<S3Answer> {
+    const url = requestUrl(this.#address, this.bucket, request.key === undefined ? undefined : this.fullKey(request.key));
     for (const [name, value] of Object.entries(request.query ?? {})) url.searchParams.set(name, value);
     const headers: Record<string, string> = { ...request.headers };
     const body = request.body ?? new Uint8Array(0);
@@ -233,7 +292,7 @@ export class S3BlockStore implements BlockStore {
     try {
       // Signed without the body (its hash is in the headers already), which goes straight to fetch:
       // a Request built around it would hold a copy of it until the collector runs.
-      const signed = await this.#client.sign(url.toString(), { method: request.method, headers });
+      const signed = await this.#signerFor(credentials).sign(url.toString(), { method: request.method, headers });
       response = await this.#fetch(signed.url, { method: signed.method, headers: signed.headers,
         body: request.body as BodyInit | undefined, signal });
       bytes = await readBody(response, request.bodyBytesMax ?? this.responseBytesMax);
@@ -254,26 +313,11 @@ export class S3BlockStore implements BlockStore {
     if (response.status >= 200 && response.status < 300) {
       return { status: response.status, headers: response.headers, body: bytes };
     }
-    throw this.#statusError(request, response.status, new TextDecoder().decode(bytes));
-  }
-
-  #statusError(request: S3Request, status: number, text: string): StoreError {
-    const where = this.#where(request.key);
-    const { code, message } = parseErrorBody(text);
-    if (code === "NoSuchBucket") return new NoSuchBucketError(this.bucket, this.endpoint);
-    if (status === 404) return new BlockNotFoundError(request.key ?? "(bucket)", this.url);
-    if (status === 403) return new AccessDeniedError(request.operation, where);
-    if (status === 412) {
-      return new PreconditionFailedError(request.key ?? "", this.url, "the object exists or changed (412)");
-    }
-    if (status >= 500 || status === 429 || code === "BadDigest" || code === "XAmzContentSHA256Mismatch" ||
-      code === "RequestTimeout") {
-      return new StoreUnavailableError(`Cannot ${request.operation} at ${where}: S3 returned ${status}` +
-        `${code ? ` ${code}` : ""}`, undefined);
-    }
-    const detail = code ? `${code}${message ? `: ${message}` : ""}` : "the answer is not an S3 error document";
-    return new InvalidResponseError(`Cannot ${request.operation} at ${where}: S3 returned ${status} (${detail}); ` +
-      "check HADUCK_S3_ENDPOINT points at an S3-compatible server");
+    const text = new TextDecoder().decode(bytes);
+    const error = statusError({ bucket: this.bucket, endpoint: this.endpoint, url: this.url, region: this.region,
+      where: this.#where(request.key), credentials: this.#credentialsDescription }, request, response, text);
+    if (this.credentialCache && refusesKeys(response.status, text)) throw new RejectedCredentialsError(error);
+    throw error;
   }
 
   /** A request under the retry policy and the in-flight bounds. */

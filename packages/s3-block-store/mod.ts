@@ -2,7 +2,8 @@
  * @module
  * `@haduck/s3-block-store`: a small, runtime-neutral (Bun, Deno, Node) object-store client for
  * blocks, segments and manifests. One `BlockStore` interface, two implementations: S3 (SigV4 via
- * aws4fetch, conditional writes, ranged reads, multipart, one retry policy) and a local directory.
+ * aws4fetch, keys fixed or from the AWS credential chain, conditional writes, ranged reads,
+ * multipart, one retry policy) and a local directory.
  *
  * @example
  * ```ts
@@ -23,7 +24,9 @@ export type {
 } from "./_types.ts";
 export { S3BlockStore, type S3BlockStoreOptions } from "./_s3_store.ts";
 export { FsBlockStore } from "./_fs_store.ts";
-export { hasS3Env, openStore, S3_ENV, s3OptionsFromEnv } from "./_config.ts";
+export { AWS_ENV, hasS3Env, openStore, S3_ENV, s3OptionsFromEnv } from "./_config.ts";
+export type { CredentialsProvider, S3Credentials } from "./_credentials.ts";
+export { awsCredentialChain } from "./_aws_chain.ts";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./_retry.ts";
 export { bytesEqual, sha256Hex } from "./_digest.ts";
 export { probeCapabilities } from "./_probe.ts";

@@ -97,15 +97,17 @@ test("a signed payload hash is what the PUT carries, and radosgw refuses a body 
 test("s3OptionsFromEnv() lists every missing variable in one message", () => {
   const error = (() => {
     try {
-      s3OptionsFromEnv({ HADUCK_S3_BUCKET: "Bad_Bucket" });
+      s3OptionsFromEnv({ HADUCK_S3_BUCKET: "Bad_Bucket", HADUCK_S3_ACCESS_KEY: "AK", AWS_ENDPOINT_URL: "s3.local" });
     } catch (e) {
       return e as Error;
     }
   })();
   expect(error).toBeInstanceOf(StoreConfigError);
-  for (const name of ["HADUCK_S3_ENDPOINT", "HADUCK_S3_ACCESS_KEY", "HADUCK_S3_SECRET_KEY", "not a valid bucket"]) {
-    expect(error!.message).toContain(name);
+  for (const text of ["HADUCK_S3_SECRET_KEY is not set (HADUCK_S3_ACCESS_KEY is", "not a valid bucket",
+    'AWS_ENDPOINT_URL must look like http(s)://host[:port], not "s3.local"']) {
+    expect(error!.message).toContain(text);
   }
+  expect(() => s3OptionsFromEnv({})).toThrow("HADUCK_S3_BUCKET is not set");
 });
 
 test("openStore() takes an s3:// URL's own endpoint and region over the environment's, and refuses other settings", () => {
@@ -124,4 +126,19 @@ test("openStore() builds an S3 store from s3://bucket/prefix and the environment
     HADUCK_S3_SECRET_KEY: "SK",
   });
   expect(store.url).toBe("s3://my-bucket/some/prefix");
+});
+
+test("openStore() without an environment argument reads the process's (HADUCK_S3_* and AWS_*)", () => {
+  const saved = { ...process.env };
+  try {
+    Object.assign(process.env, { HADUCK_S3_ACCESS_KEY: "AK", HADUCK_S3_SECRET_KEY: "SK",
+      AWS_ENDPOINT_URL_S3: "http://127.0.0.1:7" });
+    delete process.env.HADUCK_S3_ENDPOINT;
+    expect(openStore("s3://my-bucket/p").toString()).toBe("S3BlockStore(s3://my-bucket/p at http://127.0.0.1:7)");
+  } finally {
+    for (const name of ["HADUCK_S3_ACCESS_KEY", "HADUCK_S3_SECRET_KEY", "AWS_ENDPOINT_URL_S3", "HADUCK_S3_ENDPOINT"]) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  }
 });

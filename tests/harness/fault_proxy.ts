@@ -31,6 +31,8 @@ export interface ProxiedRequest {
   url: string;
   /** 1 for the first request the proxy saw. */
   sequence: number;
+  /** The request's headers, names in lower case (what the client signed and sent). */
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export type FaultRule = (request: ProxiedRequest) => Fault;
@@ -81,7 +83,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
-    const seen: ProxiedRequest = { method: request.method ?? "GET", url: request.url ?? "/", sequence: ++sequence };
+    const seen: ProxiedRequest = { method: request.method ?? "GET", url: request.url ?? "/", sequence: ++sequence,
+      headers: request.headers };
     const fault = rule(seen);
     counts[fault.kind]++;
     if (fault.kind === "blackhole") {

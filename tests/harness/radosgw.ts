@@ -7,7 +7,7 @@
  * started the cluster goes away, even by `kill -9`, so no daemon outlives a test run. See
  * ../../../shared/DESIGN.md ("The S3 server in tests") for why each setting is there.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -18,6 +18,8 @@ export interface RadosgwCluster {
   secretKey: string;
   region: string;
   dir: string;
+  /** The cluster's ceph.conf, for `radosgw-admin` (extra users and keys: `s3.ts`'s `createTestKeys`). */
+  conf: string;
   stop(): Promise<void>;
   /** kill -9 the S3 gateway (radosgw) alone; the cluster behind it keeps running. */
   killGateway(): Promise<void>;
@@ -104,6 +106,35 @@ kill -9 $child 2>/dev/null; wait $child 2>/dev/null; exit 0`;
   return Bun.spawn(["bash", "-c", script], { stdout: "ignore", stderr: "ignore", stdin: "ignore" });
 }
 
+/** Runs `radosgw-admin` against the cluster of `conf` (users and keys); throws with its stderr on failure. */
+export function radosgwAdmin(conf: string, args: string[]): string {
+  return runOrThrow(["radosgw-admin", "-c", conf, "-n", "client.rgw.a", ...args], `radosgw-admin ${args.slice(0, 2).join(" ")}`);
+}
+
+/**
+ * The ceph.conf of a running cluster this harness started, found by its gateway's endpoint: a
+ * server shared by a test run (tools/test.ts, or `--serve` in another shell) passes its path in
+ * HADUCK_TEST_S3_CEPH_CONF, and one started by hand is found among the temp dirs by its port.
+ */
+export function findCephConf(endpoint: string): string | undefined {
+  const fromEnv = process.env.HADUCK_TEST_S3_CEPH_CONF;
+  if (fromEnv) return fromEnv;
+  const port = new URL(endpoint).port;
+  for (const name of readdirSync(tmpdir()).filter((entry) => entry.startsWith("haduck-radosgw-"))) {
+    const conf = join(tmpdir(), name, "ceph.conf");
+    try {
+      if (!readFileSync(conf, "utf8").includes(`endpoint=127.0.0.1:${port} `)) continue;
+      // A dead cluster's dir may name the same port: only a gateway still running counts.
+      const pids = readdirSync(join(tmpdir(), name, "run")).map((file) => /^client\.rgw\.a\.(\d+)\.asok$/.exec(file)?.[1])
+        .filter((pid): pid is string => pid !== undefined);
+      if (pids.some((pid) => existsSync(`/proc/${pid}`))) return conf;
+    } catch {
+      // not a cluster dir (or one being removed)
+    }
+  }
+  return undefined;
+}
+
 function runOrThrow(args: string[], what: string): string {
   const result = Bun.spawnSync(args, { stdout: "pipe", stderr: "pipe" });
   if (result.exitCode !== 0) {
@@ -172,7 +203,7 @@ export async function startRadosgw(options: { ownerPid?: number } = {}): Promise
     runOrThrow(["radosgw-admin", "-c", conf, "-n", "client.rgw.a", "user", "create", "--uid", "haduck-test",
       "--display-name", "haduck test", "--access-key", accessKey, "--secret", secretKey], "radosgw-admin user create");
     return {
-      endpoint, accessKey, secretKey, region: "us-east-1", dir, stop,
+      endpoint, accessKey, secretKey, region: "us-east-1", dir, conf, stop,
       async killGateway() {
         gateway.kill("SIGTERM"); // the watchdog answers TERM with kill -9 of radosgw
         await gateway.exited;
@@ -204,7 +235,7 @@ if (import.meta.main) {
   console.log(JSON.stringify({ endpoint: cluster.endpoint, startMs: Math.round(performance.now() - started) }));
   if (process.argv.includes("--serve")) {
     console.log(`export HADUCK_TEST_S3_ENDPOINT=${cluster.endpoint} HADUCK_TEST_S3_ACCESS_KEY=${cluster.accessKey} ` +
-      `HADUCK_TEST_S3_SECRET_KEY=${cluster.secretKey}`);
+      `HADUCK_TEST_S3_SECRET_KEY=${cluster.secretKey} HADUCK_TEST_S3_CEPH_CONF=${cluster.conf}`);
     await new Promise<void>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));
   }
   await cluster.stop();

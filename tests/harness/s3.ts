@@ -6,7 +6,7 @@
  */
 import { setDefaultTimeout } from "bun:test";
 import { S3BlockStore, type S3BlockStoreOptions } from "@haduck/s3-block-store";
-import { type RadosgwCluster, startRadosgw } from "./radosgw.ts";
+import { findCephConf, radosgwAdmin, type RadosgwCluster, startRadosgw } from "./radosgw.ts";
 
 export interface TestS3 {
   endpoint: string;
@@ -65,4 +65,50 @@ export async function freshBucket(
   const response = await client.fetch(`${s3.endpoint}/${bucket}`, { method: "PUT" });
   if (response.status !== 200) throw new Error(`Cannot create test bucket ${bucket}: ${response.status}`);
   return { store, bucket, s3 };
+}
+
+export interface TestKey {
+  accessKey: string;
+  secretKey: string;
+}
+
+/**
+ * A new radosgw user with `count` keys of its own (a user per call, so tests never touch the shared
+ * test user's keys): for credentials that rotate. `removeKey` makes the server refuse a key at once;
+ * it runs radosgw-admin without blocking the event loop (fakes in the same process keep answering).
+ */
+export async function createTestKeys(count: number): Promise<{ uid: string; keys: TestKey[];
+  removeKey(accessKey: string): Promise<void> }> {
+  const s3 = await testS3();
+  const conf = owned?.conf ?? findCephConf(s3.endpoint);
+  if (!conf) {
+    throw new Error(`Cannot create S3 keys: the ceph.conf of the radosgw at ${s3.endpoint} is unknown; set ` +
+      "HADUCK_TEST_S3_CEPH_CONF (tools/test.ts and `bun tests/harness/radosgw.ts --serve` print it)");
+  }
+  const uid = `haduck-keys-${crypto.randomUUID().slice(0, 8)}`;
+  const keys = Array.from({ length: count }, (_, index) => ({
+    accessKey: `HDK${uid.slice(-8).toUpperCase()}${String(index).padStart(4, "0")}`.padEnd(20, "X"),
+    secretKey: `haduck-rotating-${crypto.randomUUID()}`,
+  }));
+  radosgwAdmin(conf, ["user", "create", "--uid", uid, "--display-name", uid, "--access-key", keys[0].accessKey,
+    "--secret", keys[0].secretKey]);
+  for (const key of keys.slice(1)) {
+    radosgwAdmin(conf, ["key", "create", "--uid", uid, "--access-key", key.accessKey, "--secret", key.secretKey]);
+  }
+  return { uid, keys, async removeKey(accessKey) {
+    const child = Bun.spawn(["radosgw-admin", "-c", conf, "-n", "client.rgw.a", "key", "rm", "--uid", uid,
+      "--access-key", accessKey], { stdout: "ignore", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    if (code !== 0) throw new Error(`radosgw-admin key rm ${accessKey} failed (exit ${code}): ${stderr.trim()}`);
+  } };
+}
+
+/** Creates `bucket` signed with `key` (the bucket's owner is the key's user). */
+export async function createBucketAs(bucket: string, key: TestKey): Promise<void> {
+  const s3 = await testS3();
+  const { AwsClient } = await import("aws4fetch");
+  const client = new AwsClient({ accessKeyId: key.accessKey, secretAccessKey: key.secretKey, service: "s3",
+    region: s3.region, retries: 0 });
+  const response = await client.fetch(`${s3.endpoint}/${bucket}`, { method: "PUT" });
+  if (response.status !== 200) throw new Error(`Cannot create test bucket ${bucket}: ${response.status}`);
 }
