@@ -2,7 +2,9 @@
  * @module
  * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. The store is `--store`,
  * else the URL in `HADUCK_STORE` (as the extension's sidecar reads it), else the `HADUCK_S3_*`
- * variables; without any the command runs local-only (attach) or refuses.
+ * variables; without any the command runs local-only (attach) or refuses. Every store is opened
+ * through `sealedStoreFromEnv`: with `HADUCK_ENCRYPTION_KEY` (or `_FILE`) set, what haduck writes is
+ * encrypted, and without it an encrypted object is refused by the key id it needs.
  */
 import {
   type BlockStore,
@@ -12,6 +14,8 @@ import {
   S3BlockStore,
   type S3BlockStoreOptions,
   s3OptionsFromEnv,
+  type SealedStore,
+  sealedStoreFromEnv,
 } from "@haduck/s3-block-store";
 
 /** The variable that holds a store URL (`file:///abs/dir`, `s3://bucket/prefix`) when --store is not given. */
@@ -24,13 +28,14 @@ export const STORE_OPTIONS = {
 } as const;
 
 export function storeFromFlags(values: { store?: string; endpoint?: string }, env: Record<string, string | undefined>,
-  extra: Partial<S3BlockStoreOptions> = {}): BlockStore | undefined {
+  extra: Partial<S3BlockStoreOptions> = {}): SealedStore | undefined {
   const overrides = values.endpoint ? { ...extra, endpoint: values.endpoint } : extra;
   // An empty variable counts as unset, as in the extension (`HADUCK_STORE= haduck ...` turns it off).
   const url = values.store || env[STORE_ENV] || undefined;
-  if (url) return openStore(url, env, overrides);
-  if (hasS3Env(env)) return new S3BlockStore(s3OptionsFromEnv(env, overrides));
-  return undefined;
+  let store: BlockStore | undefined;
+  if (url) store = openStore(url, env, overrides);
+  else if (hasS3Env(env)) store = new S3BlockStore(s3OptionsFromEnv(env, overrides));
+  return store && sealedStoreFromEnv(store, env);
 }
 
 export const NO_STORE_HINT = `no store: pass --store file:///abs/dir or --store s3://bucket/prefix, or set ` +
