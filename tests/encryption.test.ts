@@ -15,6 +15,7 @@ import { queryFile } from "./harness/duckdb.ts";
 import { runHaduck } from "./harness/cli.ts";
 import { freshBucket, type TestS3 } from "./harness/s3.ts";
 import { type FaultProxy, startFaultProxy } from "./harness/fault_proxy.ts";
+import { type ClusterNodeProcess, sql, startNode, status, waitForLeader, WriteLoad } from "./harness/cluster.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const WRITER = join(ROOT, "tests/fixtures/encrypted_writer.ts");
@@ -27,7 +28,11 @@ const KEY_B = Buffer.from("b2".repeat(32), "hex").toString("base64"); // base64 
 const ID_A = keyIdOf(parseKey(KEY_A, "test"));
 const ID_B = keyIdOf(parseKey(KEY_B, "test"));
 const dir = mkdtempSync(join(tmpdir(), "haduck-encryption-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const nodes: ClusterNodeProcess[] = [];
+afterAll(() => {
+  for (const node of nodes) node.process.kill(9);
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function storeEnv(s3: TestS3, bucket: string, endpoint = s3.endpoint): Record<string, string> {
   return { HADUCK_STORE: `s3://${bucket}/haduck`, HADUCK_S3_ENDPOINT: endpoint, HADUCK_S3_ACCESS_KEY: s3.accessKey,
@@ -287,4 +292,33 @@ test("a DuckDB host with only the extension: its sidecar seals what it ships, an
     { ...cli, HADUCK_ENCRYPTION_KEY: "" });
   expect(without.code).toBe(3);
   expect(without.stderr).toContain(`key id ${ID_A}`);
+}, 300_000);
+
+test("an encrypted cluster on radosgw: kill -9 of the leader, a follower takes over, nothing acknowledged is lost", async () => {
+  const { store: raw, bucket, s3 } = await freshBucket("enc-cluster");
+  const env = { ...storeEnv(s3, bucket), HADUCK_STORE: "", HADUCK_ENCRYPTION_KEY: KEY_A };
+  for (const name of ["a", "b"]) {
+    nodes.push(await startNode({ dir: join(dir, "cluster"), name, dbKey: "c.duckdb", ttlMs: 2000, env,
+      storeArgs: ["--store", `s3://${bucket}/haduck`] }));
+  }
+  const { leader } = await waitForLeader(nodes, 30_000);
+  expect((await sql(leader.url, { sql: "CREATE TABLE acks(client INTEGER, n INTEGER)" })).status).toBe(200);
+  const load = new WriteLoad(2, () => nodes.filter((node) => node.process.exitCode === null).map((node) => node.url));
+  load.start();
+  await Bun.sleep(2000);
+  leader.process.kill(9);
+  await leader.process.exited;
+  const survivor = nodes.find((node) => node !== leader)!;
+  await waitForLeader([survivor], 30_000);
+  await Bun.sleep(1000);
+  await load.stop();
+  expect((await status(survivor.url))?.role).toBe("leader");
+  const read = await sql(survivor.url, { sql: "SELECT client, n FROM acks" });
+  expect(read.status).toBe(200);
+  expect(load.check(read.body.rows as [number, number][], "the new leader")).toEqual([]);
+  expect([...load.acknowledged.values()].reduce((sum, set) => sum + set.size, 0)).toBeGreaterThan(5);
+  // The cluster's objects are sealed too; only the lease is plain.
+  for (const [key, bytes] of await rawObjects(raw)) {
+    expect({ key, sealedWith: sealedWith(bytes) }).toEqual({ key, sealedWith: key.endsWith("/lease.json") ? "plain" : ID_A });
+  }
 }, 300_000);
