@@ -27,6 +27,7 @@ import {
   seal,
   SEAL_HEADER_BYTES,
   SEAL_TAG_BYTES,
+  sealedSizeBytes,
   type SealHeader,
   type SealKey,
 } from "./_seal_format.ts";
@@ -39,6 +40,11 @@ export interface SealedStoreOptions {
   /** Headers of sealed objects kept for ranged reads (immutable objects: one request per range). Default 4096. */
   headerCacheEntriesMax?: number;
 }
+
+/** Sealing buffers kept for reuse, at most this many ... */
+const SEAL_POOL_BUFFERS_MAX = 16;
+/** ... of at most this size each (a segment is 4 MiB by default). */
+const SEAL_POOL_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
 
 /** What `reseal()` did to one object. */
 export type ResealOutcome = "current" | "resealed" | "plain-kept" | "gone";
@@ -54,6 +60,7 @@ export class SealedStore implements BlockStore {
   readonly acceptPlain: boolean;
   readonly #headers = new Map<string, SealHeader | "plain">();
   readonly #headerCacheEntriesMax: number;
+  readonly #pool: Uint8Array[] = [];
 
   /**
    * @example
@@ -85,7 +92,27 @@ export class SealedStore implements BlockStore {
     this.#headers.delete(key);
     if (!current || staysPlain(key)) return await this.inner.put(key, body, options);
     const { sha256: _plainDigest, ...rest } = options; // the digest of the plaintext: not of what is stored
-    return await this.inner.put(key, seal(current, key, body), rest);
+    const into = this.#takeBuffer(sealedSizeBytes(body.byteLength));
+    try {
+      return await this.inner.put(key, seal(current, key, body, { into }), rest);
+    } finally {
+      this.#giveBuffer(into);
+    }
+  }
+
+  /**
+   * A buffer for a seal of `sizeBytes`: one a settled put gave back, or a new one. A store keeps no
+   * reference to a body once its put settles (the `BlockStore` contract), and reusing segment-sized
+   * buffers spares the allocator and the collector as much as the segment uploader's own pool does.
+   */
+  #takeBuffer(sizeBytes: number): Uint8Array | undefined {
+    if (sizeBytes > SEAL_POOL_BUFFER_BYTES_MAX) return undefined;
+    const index = this.#pool.findIndex((buffer) => buffer.byteLength >= sizeBytes && buffer.byteLength <= 2 * sizeBytes);
+    return index >= 0 ? this.#pool.splice(index, 1)[0] : new Uint8Array(sizeBytes);
+  }
+
+  #giveBuffer(buffer: Uint8Array | undefined): void {
+    if (buffer && this.#pool.length < SEAL_POOL_BUFFERS_MAX) this.#pool.push(buffer);
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Uint8Array> {
