@@ -12,7 +12,9 @@
  * naming the key id they need (a store read without its key is refused, never garbled). With one it
  * refuses a plain object (`NotSealedError`) unless `acceptPlain` (the migration window of a plain
  * store; `haduck rekey` uses it). Raw copies between stores (the same relative key) stay openable:
- * the seal binds the key relative to the store's prefix, not the store.
+ * the seal binds the key relative to the store's prefix, not the store. Objects are opened in place
+ * over the bytes `inner.get()` returns, so the inner store must hand out bytes its caller owns (both
+ * stores do; a caching wrapper under this one must copy).
  */
 import { BlockNotFoundError, ChecksumMismatchError, EncryptionKeyError, NotSealedError } from "./_errors.ts";
 import { sha256Hex } from "./_digest.ts";
@@ -126,7 +128,7 @@ export class SealedStore implements BlockStore {
     return bytes;
   }
 
-  /** The plaintext of the stored bytes `bytes` of `key` (sealed or, where allowed, plain). */
+  /** The plaintext of the stored bytes `bytes` of `key` (sealed or, where allowed, plain); `bytes` are spent. */
   open(key: string, bytes: Uint8Array, options: { acceptPlain?: boolean } = {}): Uint8Array {
     if (!looksSealed(bytes)) {
       this.#plainAllowed(key, options.acceptPlain);
