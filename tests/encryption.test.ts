@@ -166,6 +166,20 @@ test("encrypted on radosgw: kill -9, restore equals the live file, verify --dril
   expect(swappedVerify.stdout + swappedVerify.stderr).toContain("put in place of another");
   await raw.put(swapped![0], objects.get(swapped![0])!);
   expect((await runHaduck(dir, ["verify", "--db-key", "enc.duckdb", "--no-drill"], env)).code).toBe(0);
+
+  // The other commands on the encrypted store: databases, status, fork, gc, and the fork restores.
+  const databases = await runHaduck(dir, ["databases", "--json"], env);
+  expect(JSON.parse(databases.stdout).map((db: { dbKey: string }) => db.dbKey)).toEqual(["enc.duckdb"]);
+  expect(JSON.parse((await runHaduck(dir, ["status", "--db-key", "enc.duckdb", "--json"], env)).stdout).lastGeneration)
+    .toBeGreaterThan(0);
+  expect((await runHaduck(dir, ["fork", "--db-key", "enc.duckdb", "--to-key", "enc-fork.duckdb"], env)).code).toBe(0);
+  const collected = await runHaduck(dir, ["gc", "--db-key", "enc.duckdb", "--keep-last", "1", "--apply", "--json"], env);
+  expect(collected.code).toBe(0);
+  expect(JSON.parse(collected.stdout).deletedGenerations.length).toBeGreaterThan(0);
+  const forked = await runHaduck(dir, ["restore", "--db-key", "enc-fork.duckdb", "--to", join(dir, "fork.duckdb")], env);
+  expect(forked.code).toBe(0);
+  expect(await content(join(dir, "fork.duckdb"))).toBe(live);
+  expect((await runHaduck(dir, ["verify", "--db-key", "enc.duckdb"], env)).code).toBe(0);
 }, 600_000);
 
 test("rotation under writes: new commits use the new key at once, rekey killed -9 midway resumes, then the old key retires", async () => {
