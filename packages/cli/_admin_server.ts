@@ -6,7 +6,7 @@
  */
 import { type AdminDatabase, createAdminApp, generateToken, tokensEqual } from "@haduck/admin";
 import { type AttachedDatabase, checkpointWhenQuiet, summarizeGenerations } from "@haduck/duckdb-fs-bridge";
-import { type BlockStore, S3BlockStore } from "@haduck/s3-block-store";
+import { type BlockStore, S3BlockStore, SealedStore } from "@haduck/s3-block-store";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { runSql, type SqlLimits } from "@haduck/cluster";
 import { readFileSync } from "node:fs";
@@ -39,12 +39,13 @@ export function parseListen(value: string): { hostname: string; port: number } {
 export function adminDatabase(db: AttachedDatabase, store: BlockStore | undefined, limits: SqlLimits | undefined):
   AdminDatabase {
   let connection: Promise<DuckDBConnection> | undefined;
+  const raw = store instanceof SealedStore ? store.inner : store; // the request counters are the S3 store's
   return {
     dbKey: db.dbKey,
     storeUrl: store?.url ?? null,
     role: "leader" as const,
     status: () => db.replicator.status,
-    storeStats: store instanceof S3BlockStore ? () => ({ ...store.stats }) : undefined,
+    storeStats: raw instanceof S3BlockStore ? () => ({ ...raw.stats }) : undefined,
     generations: () => store ? summarizeGenerations(store, db.dbKey) : Promise.resolve([]),
     async checkpoint() {
       connection ??= db.instance.connect();

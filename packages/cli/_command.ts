@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { assertValidDbKey, attach, checkMemoryMaxMb, defaultDbKey, type WriterFence } from "@haduck/duckdb-fs-bridge";
 import { MirroredStore } from "@haduck/duckblock";
-import type { BlockStore } from "@haduck/s3-block-store";
+import type { BlockStore, SealedStore } from "@haduck/s3-block-store";
 import {
   mirroredStore,
   NO_STORE_HINT,
@@ -52,7 +52,7 @@ export function parse<const T extends Record<string, OptionSpec>>(args: string[]
 export const NO_DB_KEY_HINT = "--db-key is required: run `haduck databases --store URL` to list the keys in the store";
 
 /** The store from the flags (or the variables), or a usage error saying how to give one. */
-export function needStoreOnly(values: { store?: string; endpoint?: string }): BlockStore {
+export function needStoreOnly(values: { store?: string; endpoint?: string }): SealedStore {
   const store = storeFromFlags(values, process.env);
   if (!store) throw new UsageError(NO_STORE_HINT);
   return store;

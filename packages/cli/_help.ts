@@ -17,6 +17,7 @@ Commands:
   gc                  delete generations beyond the kept ones (dry run unless --apply)
   fork --to-key KEY   a new database in the store at a commit of this one, without copying a block
   serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
+  rekey               encrypt every object with the current key (after a rotation, or a plain store)
   handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
   version             haduck's version and the DuckDB it is built for (also --version)
 
@@ -36,6 +37,13 @@ Replica stores (attach, serve, gc, and the sidecar of a DuckDB host): --replica-
   store accepts is copied on to each, asynchronously and in order; commits and --sync wait for the
   store only. The lease stays in the store. restore, verify and generations read any of them with
   --store; gc --replica-store applies its policy to each.
+
+Encryption (every command, attach, serve and the extension's sidecar alike): HADUCK_ENCRYPTION_KEY=KEY
+  (32 bytes as 64 hex digits or base64; several keys separated by commas, the current one first) or
+  HADUCK_ENCRYPTION_KEY_FILE=PATH (one key per line, the current one first) encrypts every object
+  haduck writes (AES-256-GCM; lease.json stays plain) and opens what any listed key encrypted. A
+  missing or wrong key is exit 3 naming the key id the object needs. HADUCK_ENCRYPTION_ACCEPT_PLAIN=1
+  also reads plain objects while \`haduck rekey\` moves a plain store to encryption.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store or node unreachable, or access denied,
   5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
@@ -111,6 +119,18 @@ Without --apply it only prints what it would delete. With --replica-store URL (r
 HADUCK_REPLICA_STORES) the same policy is applied to each replica store too, each on its own
 generations (--json: the replicas' reports under "replicaStores").
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
+  rekey: `Usage: haduck rekey --store URL [--db-key KEY] [--dry-run] [--json]
+Rewrites every object of the store (or of --db-key KEY) that is not encrypted with the current key
+(the first of HADUCK_ENCRYPTION_KEY or HADUCK_ENCRYPTION_KEY_FILE): objects of an older key, and
+plain objects of a store moving to encryption, get the same content sealed with the current key.
+Objects already current are skipped, so a rekey that was interrupted (even by kill -9) is resumed by
+running it again. Each rewrite is a compare-and-swap on the object's ETag: what changed or was deleted
+meanwhile is never overwritten with old content. Writers may run during a rekey, once they all have
+the new key first. Afterwards (without --db-key, since forks share their parent's objects) the old
+key can be dropped. Prints progress to stderr and a summary; --dry-run counts what it would rewrite
+and writes nothing; --json prints the summary as JSON. lease.json stays plain.
+Rotation: HADUCK_ENCRYPTION_KEY=NEW,OLD on every writer and then \`haduck rekey\`; then NEW alone.
+Example: HADUCK_ENCRYPTION_KEY=$NEW,$OLD haduck rekey --store file://$PWD/haduck-store`,
   fork: `Usage: haduck fork --store URL --db-key SRC --to-key DST [--generation N | --time ISO-8601] [--json]
 Creates the database DST in the store at the latest commit of SRC (--generation N: that checkpoint
 alone; --time: the last commit at or before it), without copying a block: DST's first generation

@@ -44,6 +44,7 @@ import {
 import { commandServe } from "./_serve.ts";
 import { commandDatabases, commandGenerations, commandStatus, commandVerify } from "./_inspect.ts";
 import { commandHandoff } from "./_handoff.ts";
+import { commandRekey } from "./_rekey.ts";
 
 export { EXIT } from "./_command.ts";
 
@@ -313,12 +314,18 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   status: commandStatus,
   gc: commandGc,
   fork: commandFork,
+  rekey: commandRekey,
   serve: commandServe,
   sidecar: (args) => runSidecar(args, exitCodeOf),
 };
 
 export function exitCodeOf(error: unknown): number {
   if (error instanceof NodeUnreachableError) return EXIT.store;
+  // A missing or wrong encryption key is configuration (exit 3), however deep a command wrapped it.
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 8; cause = cause.cause, depth++) {
+    const code = (cause as { code?: string }).code;
+    if (cause instanceof StoreError && (code === "ENCRYPTION_KEY" || code === "NOT_SEALED")) return EXIT.config;
+  }
   if (error instanceof UsageError || error instanceof TypeError) return EXIT.usage;
   if (error instanceof StoreError) {
     if (error.code === "INVALID_CONFIG") return EXIT.config;

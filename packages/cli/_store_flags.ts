@@ -5,7 +5,9 @@
  * variables; an s3:// store takes what HADUCK_S3_* leave unset from AWS's variables and credential
  * chain (`s3OptionsFromEnv`). Without any store the command runs local-only (attach) or refuses. And
  * the replica stores of `attach`, `serve`, `gc` and the sidecar: `--replica-store URL` (repeatable),
- * else the URLs in `HADUCK_REPLICA_STORES` (separated by commas or spaces).
+ * else the URLs in `HADUCK_REPLICA_STORES` (separated by commas or spaces). Every store, replicas
+ * too, is opened through `sealedStoreFromEnv`: with `HADUCK_ENCRYPTION_KEY` (or `_FILE`) set, what
+ * haduck writes is encrypted, and without it an encrypted object is refused by the key id it needs.
  */
 import { MirroredStore } from "@haduck/duckblock";
 import {
@@ -16,6 +18,8 @@ import {
   S3BlockStore,
   type S3BlockStoreOptions,
   s3OptionsFromEnv,
+  type SealedStore,
+  sealedStoreFromEnv,
 } from "@haduck/s3-block-store";
 
 /** The variable that holds a store URL (`file:///abs/dir`, `s3://bucket/prefix`) when --store is not given. */
@@ -28,13 +32,14 @@ export const STORE_OPTIONS = {
 } as const;
 
 export function storeFromFlags(values: { store?: string; endpoint?: string }, env: Record<string, string | undefined>,
-  extra: Partial<S3BlockStoreOptions> = {}): BlockStore | undefined {
+  extra: Partial<S3BlockStoreOptions> = {}): SealedStore | undefined {
   const overrides = values.endpoint ? { ...extra, endpoint: values.endpoint } : extra;
   // An empty variable counts as unset, as in the extension (`HADUCK_STORE= haduck ...` turns it off).
   const url = values.store || env[STORE_ENV] || undefined;
-  if (url) return openStore(url, env, overrides);
-  if (hasS3Env(env)) return new S3BlockStore(s3OptionsFromEnv(env, overrides));
-  return undefined;
+  let store: BlockStore | undefined;
+  if (url) store = openStore(url, env, overrides);
+  else if (hasS3Env(env)) store = new S3BlockStore(s3OptionsFromEnv(env, overrides));
+  return store && sealedStoreFromEnv(store, env);
 }
 
 export const NO_STORE_HINT = `no store: pass --store file:///abs/dir or --store s3://bucket/prefix, or set ` +
@@ -64,7 +69,9 @@ export function replicaStoresFromFlags(values: { "replica-store"?: string[] }, e
       throw new TypeError("--replica-store needs a URL: file:///abs/dir or s3://bucket/prefix[?endpoint=https://host]");
     }
     try {
-      return openStore(url, env, REPLICA_RETRY);
+      // Sealed as the primary is: the mirror copies what it reads through the primary's seal, and a
+      // replica must hold nothing the store's key did not seal (a fresh salt per copy, the same key).
+      return sealedStoreFromEnv(openStore(url, env, REPLICA_RETRY), env);
     } catch (error) {
       throw new TypeError(`${fromEnv ? REPLICA_STORES_ENV : "--replica-store"}: ${(error as Error).message}`, { cause: error });
     }

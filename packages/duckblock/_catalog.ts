@@ -17,7 +17,7 @@ import {
   manifestKey,
   sha256,
 } from "./_format.ts";
-import { ReplicationError } from "./_errors.ts";
+import { isEncryptionKeyError, ReplicationError } from "./_errors.ts";
 import {
   assembleManifest,
   blockTotal,
@@ -303,6 +303,7 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
     try {
       loaded = await loadManifestHead(store, dbKey, generation);
     } catch (error) {
+      if (isEncryptionKeyError(error)) throw error;
       report.problems.push((error as Error).message);
       previous = undefined;
       continue;
@@ -365,6 +366,7 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
         for (const block of part.blocks) checkEntry(part, block);
       }
     } catch (error) {
+      if (isEncryptionKeyError(error)) throw error;
       report.problems.push((error as Error).message);
       complete = false;
     }
@@ -376,6 +378,7 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
       lastEpoch = Math.max(lastEpoch, ...walk.epochs);
       if (walk.gap) report.skipped.push(`Generation ${generation}: WAL ${walk.gap}`);
     } catch (error) {
+      if (isEncryptionKeyError(error)) throw error;
       report.problems.push(`Generation ${generation}: ${(error as Error).message}`);
     }
   }
@@ -406,6 +409,7 @@ async function checkSegment(store: BlockStore, manifest: Manifest, index: number
     }
     return { entries };
   } catch (error) {
+    if (isEncryptionKeyError(error)) throw error;
     const problem = `is corrupt or missing: ${(error as Error).message}`;
     report.problems.push(`Segment ${ref.key} (generation ${manifest.generation}) ${problem}`);
     return { problem };

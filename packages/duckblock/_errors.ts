@@ -26,3 +26,15 @@ export class ReplicationError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * Whether `error` (or what caused it) is a missing or wrong encryption key, or a plain object in an
+ * encrypted store: configuration for the operator to fix, never a verdict on the store's history.
+ */
+export function isEncryptionKeyError(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 8; cause = cause.cause, depth++) {
+    const code = (cause as { code?: string }).code;
+    if (code === "ENCRYPTION_KEY" || code === "NOT_SEALED") return true;
+  }
+  return false;
+}

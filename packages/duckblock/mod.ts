@@ -75,7 +75,7 @@ export { type FencedHistory, fenceHistory } from "./_fence.ts";
 export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { fork, type ForkOptions, type ForkReport } from "./_fork.ts";
 export { buildManifest, type SegmentRef, type Shipment } from "./_manifest_builder.ts";
-export { ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
+export { isEncryptionKeyError, ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
 export { RuntimeCopies } from "./_runtime_copies.ts";
 export {

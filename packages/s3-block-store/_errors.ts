@@ -15,7 +15,9 @@ export type StoreErrorCode =
   | "UNKNOWN_OUTCOME"
   | "UNAVAILABLE"
   | "INVALID_CONFIG"
-  | "INVALID_RESPONSE";
+  | "INVALID_RESPONSE"
+  | "ENCRYPTION_KEY"
+  | "NOT_SEALED";
 
 /** Base class of every error the store throws on purpose. */
 export class StoreError extends Error {
@@ -109,5 +111,34 @@ export class StoreConfigError extends StoreError {
 export class InvalidResponseError extends StoreError {
   constructor(message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
     super("INVALID_RESPONSE", message, options);
+  }
+}
+
+/** A sealed object needs a key this process does not have (none configured, or not that one). */
+export class EncryptionKeyError extends StoreError {
+  readonly key: string;
+  /** The id of the key the object is sealed with. */
+  readonly keyId: string;
+  constructor(key: string, keyId: string, configuredIds: string[]) {
+    super("ENCRYPTION_KEY", `Cannot open ${key}: it is encrypted with key id ${keyId}, and ` +
+      (configuredIds.length === 0 ? "no encryption key is configured"
+        : `the configured keys are ${configuredIds.join(", ")}`) +
+      `: add the key with id ${keyId} to HADUCK_ENCRYPTION_KEY or HADUCK_ENCRYPTION_KEY_FILE`);
+    this.key = key;
+    this.keyId = keyId;
+  }
+}
+
+/**
+ * A plain object in a store configured for encryption. Refused: whoever can write the store could
+ * otherwise slip in unauthenticated content. Moving a plain store to encryption is `haduck rekey`.
+ */
+export class NotSealedError extends StoreError {
+  readonly key: string;
+  constructor(key: string, currentKeyId: string) {
+    super("NOT_SEALED", `Cannot accept ${key}: it is not encrypted, but this store is configured for encryption ` +
+      `(key id ${currentKeyId}): if the store is being moved from plain to encrypted, run \`haduck rekey\` (and set ` +
+      "HADUCK_ENCRYPTION_ACCEPT_PLAIN=1 on the writers until it is done); otherwise someone wrote it without the key");
+    this.key = key;
   }
 }

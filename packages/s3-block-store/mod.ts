@@ -27,6 +27,26 @@ export { FsBlockStore } from "./_fs_store.ts";
 export { AWS_ENV, hasS3Env, openStore, S3_ENV, s3OptionsFromEnv } from "./_config.ts";
 export type { CredentialsProvider, S3Credentials } from "./_credentials.ts";
 export { awsCredentialChain } from "./_aws_chain.ts";
+export { ENCRYPTION_ENV, Keyring, parseKey } from "./_keyring.ts";
+export {
+  type ResealOutcome,
+  SealedStore,
+  sealedStoreFromEnv,
+  type SealedStoreOptions,
+  staysPlain,
+} from "./_sealed_store.ts";
+export { rekey, type RekeyOptions, type RekeyReport } from "./_rekey.ts";
+export {
+  keyIdOf,
+  openSealed,
+  plainSizeBytes,
+  seal,
+  SEAL_CHUNK_BYTES,
+  SEAL_HEADER_BYTES,
+  sealedSizeBytes,
+  type SealKey,
+  sealKey,
+} from "./_seal_format.ts";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./_retry.ts";
 export { bytesEqual, sha256Hex } from "./_digest.ts";
 export { probeCapabilities } from "./_probe.ts";
@@ -34,8 +54,10 @@ export {
   AccessDeniedError,
   BlockNotFoundError,
   ChecksumMismatchError,
+  EncryptionKeyError,
   InvalidResponseError,
   NoSuchBucketError,
+  NotSealedError,
   PreconditionFailedError,
   StoreConfigError,
   StoreError,

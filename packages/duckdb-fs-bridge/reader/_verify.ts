@@ -14,7 +14,7 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listGenerations, ReplicationError, verifyObjects, type VerifyReport as ObjectsReport } from "@haduck/duckblock";
+import { isEncryptionKeyError, listGenerations, ReplicationError, verifyObjects, type VerifyReport as ObjectsReport } from "@haduck/duckblock";
 import { restore } from "./_restore.ts";
 
 export interface VerifyOptions {
@@ -61,7 +61,7 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
           await restore({ store, dbKey, to, generation, checkMemoryMaxMb: options.checkMemoryMaxMb });
           report.drilled.generations++;
         } catch (error) {
-          if (isCheckUnavailable(error)) throw error; // the machine's condition, not the store's
+          if (isCheckUnavailable(error) || isEncryptionKeyError(error)) throw error; // the machine's condition, not the store's
           report.problems.push(`Generation ${generation} does not restore: ${(error as Error).message}`);
         }
         rmSync(to, { force: true });
@@ -78,7 +78,7 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
         report.skipped.push(`The latest commit: ${result.warning}`);
       }
     } catch (error) {
-      if (isCheckUnavailable(error)) throw error;
+      if (isCheckUnavailable(error) || isEncryptionKeyError(error)) throw error;
       report.problems.push(`The latest commit does not restore: ${(error as Error).message}`);
     }
   } finally {
