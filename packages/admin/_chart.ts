@@ -101,6 +101,8 @@ export function lineChart(points: ChartPoint[], options: ChartOptions): string {
     const at = x(t).toFixed(1);
     parts.push(`<line class="x-tickmark" x1="${at}" x2="${at}" y1="${top + plotHeight}" y2="${top + plotHeight + 4}" ` +
       `stroke="#66727f"/>`);
+    // A label centred on a tick at the right edge would be cut off by the chart's border.
+    if (x(t) > width - 24) continue;
     parts.push(`<text class="tick x-tick" x="${at}" y="${top + plotHeight + 16}" text-anchor="middle">` +
       `${clock(t, seconds)}</text>`);
   }

@@ -9,7 +9,7 @@
  */
 export const DASHBOARD_SCRIPT = String.raw`
 const TOKEN_KEY = "haduck-admin-token";
-const REFRESH_MS = 1000, SAMPLES_MAX = 120;
+const REFRESH_MS = 1000, SAMPLES_MAX = 120, WINDOW_MS = 30000;
 const fragment = new URLSearchParams(location.hash.slice(1));
 if (fragment.get("token")) { sessionStorage.setItem(TOKEN_KEY, fragment.get("token")); history.replaceState(null, "", location.pathname); }
 const state = document.getElementById("state"), login = document.getElementById("login");
@@ -103,23 +103,28 @@ function charts(d, history) {
       title: "Bytes shipped per generation", unit: "MiB", kind: "stem", valueMin: 0.01, spanMinMs: 120000,
       empty: follower ? "no generations shipped by this node (the leader ships them)" : "no generations yet" }),
     lineChart(series("checkpointLagMs"), { id: "checkpointLag", title: "Checkpoint lag", unit: "ms", valueMin: 10,
-      empty: "no samples yet", color: "#d97706" }),
+      empty: "no samples yet", color: "#d97706", spanMinMs: WINDOW_MS }),
     lineChart(series("walLagMs"), { id: "walLag", title: "WAL lag (age of the oldest commit not in the store)",
-      unit: "ms", valueMin: 10, empty: "no samples yet", color: "#7c3aed" }),
+      unit: "ms", valueMin: 10, empty: "no samples yet", color: "#7c3aed", spanMinMs: WINDOW_MS }),
     lineChart(frames, { id: "walFrames", title: "WAL frames shipped per second", unit: "frames", integer: true,
-      valueMin: 4, empty: "no samples yet (two are needed)", color: "#059669" }),
+      valueMin: 4, empty: "no samples yet (two are needed)", color: "#059669", spanMinMs: WINDOW_MS }),
   ];
   if (d.nodes) {
-    out.push(lineChart(series("replicaLagMs"), { id: "replicaLag", title: "Replica lag (this node behind the leader)",
-      unit: "ms", valueMin: 10, empty: "no samples yet", color: "#0891b2" }));
+    out.push(lineChart(series("replicaLagMs"), { id: "replicaLag", title: d.role === "leader"
+      ? "Replica lag (the furthest follower behind this leader)" : "Replica lag (this node behind the leader)",
+      unit: "ms", valueMin: 10, empty: "no samples yet", color: "#0891b2", spanMinMs: WINDOW_MS }));
   }
   return '<div class="charts">' + out.join("") + "</div>";
 }
 function render(databases) {
   const now = Date.now();
   document.getElementById("databases").innerHTML = databases.map((d) => {
+    // A leader's replica lag is its furthest follower's (as last heard); a follower's, its own.
+    const replicaLagMs = d.role === "leader" && d.nodes
+      ? Math.max(0, ...d.nodes.filter((n) => n.address !== d.address && n.seenMsAgo <= STALE_MS).map((n) => n.lagMs))
+      : d.lagMs ?? 0;
     const history = (samples[d.db] = (samples[d.db] || []).concat([{ t: now, checkpointLagMs: d.checkpointLagMs ?? 0,
-      walLagMs: d.walLagMs ?? 0, replicaLagMs: d.lagMs ?? 0, framesShipped: d.framesShipped ?? 0 }]).slice(-SAMPLES_MAX));
+      walLagMs: d.walLagMs ?? 0, replicaLagMs, framesShipped: d.framesShipped ?? 0 }]).slice(-SAMPLES_MAX));
     return '<div class="card" data-db="' + text(d.db) + '"><h2>' + text(d.db) + " " + badge(d.role, false) +
       ' <span class="k">' + text(d.store || "local-only") + "</span></h2>" + clusterPanel(d) + replicationPanel(d) +
       charts(d, history) + "</div>";
