@@ -20,7 +20,7 @@ const REPORT_TIMEOUT_MS = 2_000;
 export class MemberTable {
   readonly #heard = new Map<string, { report: MemberReport; at: number }>();
 
-  record(report: MemberReport, now = performance.now()): void {
+  record(report: MemberReport, now: number = performance.now()): void {
     this.#heard.delete(report.address); // re-inserted last: the map stays ordered by when each was heard
     this.#heard.set(report.address, { report, at: now });
     for (const [address, entry] of this.#heard) {
@@ -30,7 +30,7 @@ export class MemberTable {
   }
 
   /** `self` first, then the others by address; a node that reported itself under this node's address is this node. */
-  list(self: ClusterMember, now = performance.now()): ClusterMember[] {
+  list(self: ClusterMember, now: number = performance.now()): ClusterMember[] {
     const others: ClusterMember[] = [];
     for (const { report, at } of this.#heard.values()) {
       if (report.address === self.address || now - at > MEMBER_FORGET_MS) continue;
