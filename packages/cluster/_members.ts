@@ -92,6 +92,8 @@ export class MemberReporter {
   readonly #nodes: ReportingNode[];
   readonly #settings: { address: string; token: string; ca?: string; intervalMs: number };
   #stopped = false;
+  /** Aborts a report in flight at stop: a node that stops does not wait for a leader that is gone. */
+  readonly #stopping = new AbortController();
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
 
@@ -109,6 +111,7 @@ export class MemberReporter {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort();
     this.#wake?.();
     await this.#loop;
   }
@@ -154,7 +157,7 @@ export class MemberReporter {
         method: "POST",
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         body: JSON.stringify({ address, databases }),
-        signal: AbortSignal.timeout(REPORT_TIMEOUT_MS),
+        signal: AbortSignal.any([AbortSignal.timeout(REPORT_TIMEOUT_MS), this.#stopping.signal]),
         ...(ca ? { tls: { ca } } : {}),
       } as RequestInit);
       if (!response.ok) return undefined;

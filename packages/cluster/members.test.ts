@@ -56,3 +56,23 @@ test("MemberReporter refuses an interval under 50 ms, and a round with nobody to
   await reporter.report();
   expect(asked).toBe(1);
 });
+
+test("MemberReporter.stop() does not wait for a leader that never answers", async () => {
+  // A listener that takes the connection and never answers: the report hangs until it is aborted.
+  const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  try {
+    let learned = 0;
+    const following = { dbKey: "a.duckdb", learnCluster: () => learned++,
+      memberReport: () => ({ leader: `http://127.0.0.1:${silent.port}/`, role: "follower" as const, epoch: 1, lagMs: 0 }) };
+    const reporter = new MemberReporter([following], { address: "http://127.0.0.1:1/", token: "t".repeat(16),
+      intervalMs: 50 });
+    reporter.start();
+    await Bun.sleep(100);
+    const started = performance.now();
+    await reporter.stop();
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(learned).toBe(0);
+  } finally {
+    silent.stop(true);
+  }
+});
