@@ -6,6 +6,7 @@
  * screenshot's pixels (each chart many colours, its points drawn, text by its axes), for one node
  * under writes and for a cluster of two `haduck serve` nodes on radosgw after a kill -9 failover
  * (the cluster panel: leader, each node's role, epoch and lag, the last failover from whom to whom).
+ * `HADUCK_SCREENSHOT_DIR=DIR` keeps the screenshots (dashboard-single/-leader/-follower.png) to look at.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -24,6 +25,8 @@ import { type ClusterNodeProcess, sql, startNode, TOKEN as CLUSTER_TOKEN, waitFo
 const TOKEN = "admin-test-token-0123456789";
 const auth = { authorization: `Bearer ${TOKEN}` };
 const dir = mkdtempSync(join(tmpdir(), "haduck-admin-"));
+/** Where the screenshots go (to look at them: HADUCK_SCREENSHOT_DIR=/some/dir); else the test's temp dir. */
+const SCREENSHOTS = process.env.HADUCK_SCREENSHOT_DIR ?? dir;
 let db: AttachedDatabase;
 let store: S3BlockStore;
 let s3: TestS3;
@@ -221,7 +224,7 @@ test("the dashboard draws each chart with axes, units and clock times, WAL lag a
       expect(time.boxes).toBe(1);
     }
     const png = await expectChartsInPixels(page, CHARTS);
-    writeFileSync(process.env.HADUCK_SCREENSHOT ?? join(dir, "dashboard.png"), png);
+    writeFileSync(join(SCREENSHOTS, "dashboard-single.png"), png);
   } finally {
     writing = false;
     await load;
@@ -296,7 +299,8 @@ test("the dashboard of a cluster of two on radosgw names the leader, every node'
     expect(failover).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d from ${a.url} to ${b.url} \\(failover, epoch \\d+`));
     await expectDrawnChart(page, "replicaLag", "ms", 3);
     expect((await chartInDom(page, "bytesPerGeneration")).empty).toContain("no generations shipped by this node");
-    await expectChartsInPixels(page, [{ id: "replicaLag", color: [0x08, 0x91, 0xb2] }]);
+    writeFileSync(join(SCREENSHOTS, "dashboard-follower.png"),
+      await expectChartsInPixels(page, [{ id: "replicaLag", color: [0x08, 0x91, 0xb2] }]));
 
     // The leader's dashboard: the same cluster, and every chart drawn from the writes going on.
     await page.goto(`${b.url}#token=${CLUSTER_TOKEN}`);
@@ -310,7 +314,7 @@ test("the dashboard of a cluster of two on radosgw names the leader, every node'
     for (const chart of CHARTS) await expectDrawnChart(page, chart.id, chart.unit, chart.id === "bytesPerGeneration" ? 1 : 3);
     await expectDrawnChart(page, "replicaLag", "ms", 3); // the furthest follower, as the leader last heard it
     const png = await expectChartsInPixels(page, [...CHARTS, { id: "replicaLag", color: [0x08, 0x91, 0xb2] }]);
-    writeFileSync(process.env.HADUCK_CLUSTER_SCREENSHOT ?? join(dir, "cluster-dashboard.png"), png);
+    writeFileSync(join(SCREENSHOTS, "dashboard-leader.png"), png); // docs/dashboard.png is one of these
   } finally {
     writing = false;
     await load;
