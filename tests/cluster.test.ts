@@ -358,6 +358,9 @@ test("haduck handoff: the leader hands its lease to the node named, without stop
   expect((await status(second.url))?.role).toBe("leader"); // it leads when the command returns
   await Bun.sleep(1000);
   expect((await status(leader.url))?.role).toBe("follower"); // still running, following now
+  // The new leader records the takeover as a handoff from the old one (the dashboard's last failover).
+  const said = (await status(second.url)) as unknown as { databases: { lastFailover: unknown }[] };
+  expect(said.databases[0].lastFailover).toMatchObject({ from: leader.url, to: second.url, kind: "handoff" });
   await load.stop();
   expect(load.errorSamples).toEqual([]);
   expect(await converged(nodes, load, 20_000)).toEqual([]);

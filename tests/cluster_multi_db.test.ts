@@ -115,6 +115,18 @@ test("a group of 20 databases: one lease, followers told of changes; reads follo
   for (const key of GROUP_KEYS) expect(existsSync(join(store, key, "lease.json"))).toBe(false);
   const epochs = new Set((await status(second.url))!.databases.map((entry) => entry.epoch));
   expect(epochs.size).toBe(1); // one epoch fences every database's history
+  // The follower reports itself for every database in one request a round: the leader lists it for each.
+  const deadline = performance.now() + 10_000;
+  let listed: { db: string; nodes?: { address: string; role: string }[] }[] = [];
+  while (performance.now() < deadline) {
+    listed = (await status(first.url))?.databases as typeof listed ?? [];
+    if (listed.length === GROUP_KEYS.length && listed.every((entry) => entry.nodes?.length === 2)) break;
+    await Bun.sleep(100);
+  }
+  for (const entry of listed) {
+    expect(entry.nodes?.map((node) => [node.address, node.role]).sort()).toEqual([[first.url, "leader"],
+      [second.url, "follower"]].sort());
+  }
   const acked = new Map<string, number>();
   for (const [index, db] of GROUP_KEYS.entries()) {
     expect((await sql(second.url, { db, sql: `CREATE TABLE t${index} (i INT)` })).status).toBe(200);

@@ -12,6 +12,7 @@
  * | `POST /checkpoint` | bearer | checkpoints (`{"db": KEY}` optional with one database) and waits until it is shipped |
  * | `POST /handoff` | bearer | a leader hands the lease to `{"to": ADDRESS}` (or the first follower to look) and follows |
  * | `POST /sql` | bearer | one statement `{"sql", "params"?, "durable"?, "db"?}`: `{"columns", "rows", "role", "position"}`; a write answers once durable |
+ * | `POST /members` | bearer | a cluster node reports itself `{"address", "databases": [{"db", "role", "epoch", "lagMs"}]}`; answers each database's `nodes` and `lastFailover` |
  *
  * Every error goes through one `onError` that maps error codes to statuses; bodies are bounded.
  */
@@ -22,7 +23,7 @@ import { COMMIT_POSITION_PATTERN } from "@haduck/duckblock";
 import { DASHBOARD_HTML } from "./_dashboard.ts";
 import { accessOf, requireToken } from "./_auth.ts";
 import { renderMetrics } from "./_metrics.ts";
-import type { AdminDatabase, SqlAnswer, SqlRequest } from "./_types.ts";
+import type { AdminDatabase, ClusterRole, MemberReport, SqlAnswer, SqlRequest } from "./_types.ts";
 
 export interface AdminAppOptions {
   /** The bearer token every route but `/healthz` and `/` needs (at least 16 characters). */
@@ -74,6 +75,36 @@ function parseSqlRequest(text: string, positionHeader: string | undefined): SqlR
   return { sql: body.sql, params: body.params ?? [], durable: body.durable ?? true, db: body.db,
     after: after as string | undefined, waitMs: body.waitMs as number | undefined,
     maxLagMs: body.maxLagMs as number | undefined, consistency: body.consistency as "leader" | undefined };
+}
+
+/** `POST /members` carries one entry per database a node serves (a group of 100: about 10 KiB). */
+const MEMBERS_BODY_BYTES_MAX = 256 * 1024;
+const ROLES = new Set(["leader", "follower", "candidate"]);
+
+/** The body of `POST /members`, checked: a 400 names the expected shape. */
+function parseMemberReports(text: string): (MemberReport & { db: string })[] {
+  const shape = '{"address": "http://10.0.0.2:8080/", "databases": [{"db": "a.duckdb", "role": "follower", ' +
+    '"epoch": 3, "lagMs": 120}]}';
+  let body: { address?: unknown; databases?: unknown };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HTTPException(400, { message: `the body must be JSON: ${shape}` });
+  }
+  const address = body?.address;
+  if (typeof address !== "string" || !/^https?:\/\/\S+$/.test(address) || address.length > 300) {
+    throw new HTTPException(400, { message: `"address" must be the reporting node's http(s) URL: ${shape}` });
+  }
+  if (!Array.isArray(body.databases)) throw new HTTPException(400, { message: `"databases" must be an array: ${shape}` });
+  return body.databases.map((entry: { db?: unknown; role?: unknown; epoch?: unknown; lagMs?: unknown }) => {
+    if (typeof entry?.db !== "string" || !ROLES.has(entry.role as string) || !Number.isSafeInteger(entry.epoch) ||
+      (entry.epoch as number) < 0 || typeof entry.lagMs !== "number" || !Number.isFinite(entry.lagMs) || entry.lagMs < 0) {
+      throw new HTTPException(400, { message: `each of "databases" needs "db", "role" (leader, follower or ` +
+        `candidate), "epoch" (an integer) and "lagMs" (milliseconds): ${shape}` });
+    }
+    return { db: entry.db, address, role: entry.role as ClusterRole, epoch: entry.epoch as number,
+      lagMs: Math.round(entry.lagMs) };
+  });
 }
 
 /** Error codes of the store and of replication, as HTTP statuses. Anything else is a 500. */
@@ -141,6 +172,7 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   app.use("/generations", auth);
   app.use("/checkpoint", auth);
   app.use("/handoff", auth);
+  app.use("/members", auth);
 
   // The node's role is its first database's (a single node leads itself: no leader address, epoch 0).
   app.get("/status", (c) => {
@@ -162,6 +194,21 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     if (answer instanceof Response) return answer;
     return new Response(answerBody(answer, database.role), { status: 200, headers: {
       "content-type": "application/json", "x-haduck-position": answer.position } });
+  });
+  app.post("/members", bodyLimit({ maxSize: MEMBERS_BODY_BYTES_MAX, onError: () => {
+    throw new HTTPException(413, { message: "request body too large" });
+  } }), async (c) => {
+    const reports = parseMemberReports(await c.req.text());
+    const answered = [];
+    for (const { db, ...report } of reports) {
+      const database = databases.find((candidate) => candidate.dbKey === db);
+      if (!database) continue; // a database this node does not serve (any more): nothing to say of it
+      database.memberReport?.(report);
+      const cluster = database.cluster?.();
+      answered.push({ db, leader: cluster?.leader ?? null, epoch: cluster?.epoch ?? 0, nodes: cluster?.nodes ?? [],
+        lastFailover: cluster?.lastFailover ?? null });
+    }
+    return c.json({ databases: answered });
   });
   app.get("/metrics", (c) => c.body(renderMetrics(databases), 200,
     { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
@@ -258,6 +305,10 @@ function describe(database: AdminDatabase) {
     lastTakeover: cluster.lastTakeover ?? null,
     forwarded: cluster.forwarded ?? 0,
     hydration: cluster.hydration ?? null,
+    // Absent outside a cluster (a single node leads itself): null, and the dashboard says so.
+    address: cluster.address ?? null,
+    nodes: cluster.nodes ?? null,
+    lastFailover: cluster.lastFailover ?? null,
     store: database.storeUrl,
     mode: status.mode,
     lastGeneration: status.lastGeneration,

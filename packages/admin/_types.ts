@@ -78,6 +78,52 @@ export interface ClusterView {
   forwarded?: number;
   /** A follower whose replica opened lazily: how much of it is local (null: all of it). */
   hydration?: { blocksLocal: number; blocksTotal: number; bytesFetched: number; done: boolean } | null;
+  /** This node's own address (`http://host:port/`). */
+  address?: string;
+  /**
+   * Every node this one knows of for the database, itself included: the leader hears from each
+   * follower (`POST /members`), and a follower learns the list from the leader's answer.
+   */
+  nodes?: ClusterMember[];
+  /** The takeover that made the newest leader this node knows of (null: none seen since it started). */
+  lastFailover?: Failover | null;
+}
+
+/** One node of a cluster, as the node answering knows it. */
+export interface ClusterMember {
+  /** Where it serves (`http://host:port/`). */
+  address: string;
+  role: ClusterRole;
+  /** The newest lease epoch it has seen. */
+  epoch: number;
+  /** How far its reads are behind the leader's durable commits (0 for the leader). */
+  lagMs: number;
+  /** How long ago it was last heard from (0: the node answering, or the leader whose lease holds). */
+  seenMsAgo: number;
+}
+
+/** A node taking the lease over from another: when, from whom, to whom. */
+export interface Failover {
+  /** When the new leader started to lead (ISO 8601). */
+  at: string;
+  /** The address in the lease it took over (null: the record named none). */
+  from: string | null;
+  /** The new leader's address. */
+  to: string;
+  /** The new leader's epoch. */
+  epoch: number;
+  /** `handoff`: the old leader released the lease (SIGTERM, `haduck handoff`); `failover`: it ran out. */
+  kind: "failover" | "handoff";
+  /** How long the promotion took (fence, restore to the fence, open as the writer). */
+  tookMs: number;
+}
+
+/** What a follower tells the leader of itself (`POST /members`), per database. */
+export interface MemberReport {
+  address: string;
+  role: ClusterRole;
+  epoch: number;
+  lagMs: number;
 }
 
 /** A write sent with the read-only token: HTTP 403. */
@@ -113,6 +159,8 @@ export interface AdminDatabase {
   generations(): Promise<GenerationSummary[]>;
   /** Checkpoints and waits until the generation is shipped. */
   checkpoint(): Promise<void>;
+  /** A follower reported itself (`POST /members`); the leader lists it among the nodes. */
+  memberReport?(report: MemberReport): void;
   /** A leader hands its lease to another node (`to`, or the first follower to look) and follows. */
   handoff?(to?: string): Promise<{ leader: string | null; tookMs: number }>;
   /**

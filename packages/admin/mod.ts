@@ -18,8 +18,11 @@ export { generateToken, tokensEqual } from "./_auth.ts";
 export { renderMetrics } from "./_metrics.ts";
 export {
   type AdminDatabase,
+  type ClusterMember,
   type ClusterRole,
   type ClusterView,
+  type Failover,
+  type MemberReport,
   NoLeaderError,
   ReadOnlyError,
   NotDurableError,

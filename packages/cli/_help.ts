@@ -161,6 +161,8 @@ and --db-key. A lease in the store decides who writes (--lease-ttl, 500ms to 600
 the leader runs writes; followers keep a replica, run reads, and forward writes to the leader; when
 the leader dies or is cut off, another takes over within about the TTL, and no write answered 200
 is lost. SIGTERM to the leader ships everything and hands the lease to the others at once.
+Followers tell the leader of themselves (POST /members): /status and the dashboard on any node list
+every node with its role, epoch and lag, and the last failover.
 Without a store the node leads itself, local-only. --admin HOST:PORT is the same as --listen.
 --replica-store URL (repeatable; or HADUCK_REPLICA_STORES): the leader copies every object of its
 databases to each replica store after the store has it (see attach); the lease stays in --store.

@@ -19,6 +19,7 @@ import {
 import {
   ClusterNode,
   GroupChanges,
+  MemberReporter,
   RESULT_BYTES_MAX_DEFAULT,
   SharedLease,
   STATEMENT_TIMEOUT_MS_DEFAULT,
@@ -119,6 +120,10 @@ export async function commandServe(args: string[]): Promise<number> {
     throw error;
   }
   admin.announce();
+  // Followers tell their leaders of themselves, so that /status and the dashboard list every node.
+  const reporter = new MemberReporter(nodes, { address: admin.url, token: settings.token, ca,
+    intervalMs: Math.max(500, Math.min(2000, Math.floor(ttlMs / 2))) });
+  reporter.start();
   // Followers of a group are told which databases changed instead of polling each one.
   group?.changes.watch(Math.max(50, Math.min(250, Math.floor(ttlMs / 20))), (changed) => {
     for (const node of nodes) if (changed === "all" || changed.includes(node.dbKey)) node.refreshReplica();
@@ -127,6 +132,7 @@ export async function commandServe(args: string[]): Promise<number> {
     console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms${group ? `, group ${values.group}` : ""})`);
   }
   await signalled;
+  await reporter.stop();
   // Clients and balancers move away first (/healthz 503, connections closed after their answer).
   admin.drain();
   // Long reads do not hold the stop up: they are interrupted (writes finish within --statement-timeout).

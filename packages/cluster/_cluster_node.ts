@@ -18,8 +18,10 @@
  */
 import {
   type AdminDatabase,
+  type ClusterMember,
   type ClusterRole,
   type ClusterView,
+  type Failover,
   NoLeaderError,
   type SqlAnswer,
   type SqlRequest,
@@ -41,6 +43,7 @@ import { LeaseKeeper } from "./_lease_keeper.ts";
 import { caughtUp, ReplicaReads, replicaStatus } from "./_replica_reads.ts";
 import { fileAtTheFence, moveAside } from "./_takeover.ts";
 import { awaitSuccessor } from "./_handoff.ts";
+import { type LearnedCluster, MemberTable, nodesKnown, type ReportingNode } from "./_members.ts";
 
 /** How long a follower behind a released lease's last commit lets a caught-up one claim first. */
 const HANDOFF_GRACE_MS = 500;
@@ -63,7 +66,7 @@ function hydrationOf(follower: Follower | undefined): ClusterView["hydration"] {
     done: hydration.done };
 }
 
-export class ClusterNode {
+export class ClusterNode implements ReportingNode {
   readonly #options: ClusterNodeOptions;
   #lease!: LeaseLike;
   readonly #ttlMs: number;
@@ -84,6 +87,11 @@ export class ClusterNode {
   /** After stepping down (or a failed promotion) this node claims a free lease only after this (monotonic ms). */
   #claimAfter = 0;
   #lastTakeover: { at: string; epoch: number; tookMs: number } | null = null;
+  /** The newest takeover this node made or heard of from its leader (for `/status` and the dashboard). */
+  #lastFailover: Failover | null = null;
+  /** The followers that reported to this node (it leads), and what this node learned from its leader (it follows). */
+  readonly #members = new MemberTable();
+  #learned: (LearnedCluster & { leader: string | null }) | undefined;
   #forwarded = 0;
   /** Set while this node takes over: statements wait for it. */
   #promotion: Promise<void> | undefined;
@@ -236,6 +244,7 @@ export class ClusterNode {
         await db.checkpoint();
       },
       handoff: (to) => node.handoff(to),
+      memberReport: (report) => node.#members.record(report),
       async sql(request) {
         node.#requests++;
         try {
@@ -249,9 +258,28 @@ export class ClusterNode {
 
   #view(): ClusterView {
     const role = this.role;
-    return { role, leader: role === "leader" ? this.#address : this.#role === "leader" ? null : this.#leader,
-      epoch: this.#epoch, lagMs: role === "leader" ? 0 : this.#follower?.lagMs ?? 0, lastTakeover: this.#lastTakeover,
-      forwarded: this.#forwarded, hydration: hydrationOf(role === "leader" ? undefined : this.#follower) };
+    const leader = role === "leader" ? this.#address : this.#role === "leader" ? null : this.#leader;
+    const lagMs = role === "leader" ? 0 : this.#follower?.lagMs ?? 0;
+    const learned = this.#learned?.leader === leader ? this.#learned : undefined;
+    const heard = learned?.lastFailover;
+    return { role, leader, epoch: this.#epoch, lagMs, lastTakeover: this.#lastTakeover, forwarded: this.#forwarded,
+      hydration: hydrationOf(role === "leader" ? undefined : this.#follower), address: this.#address,
+      nodes: nodesKnown({ address: this.#address, role, epoch: this.#epoch, lagMs: Math.round(lagMs), seenMsAgo: 0 },
+        leader, this.#members, learned),
+      lastFailover: heard && (!this.#lastFailover || heard.epoch > this.#lastFailover.epoch) ? heard : this.#lastFailover };
+  }
+
+  /** What this node tells its leader of itself (`POST /members`); undefined while it leads or knows no leader. */
+  memberReport(): { leader: string; role: ClusterRole; epoch: number; lagMs: number } | undefined {
+    const role = this.role;
+    if (role === "leader" || !this.#leader || this.#leader === this.#address) return undefined;
+    return { leader: this.#leader, role, epoch: this.#epoch, lagMs: Math.round(this.#follower?.lagMs ?? 0) };
+  }
+
+  /** The leader's answer to this node's report: the nodes it knows and the last failover. */
+  learnCluster(answer: { leader: string | null; nodes: ClusterMember[]; lastFailover: Failover | null }): void {
+    this.#learned = { leader: answer.leader, nodes: answer.nodes.slice(0, 64), lastFailover: answer.lastFailover,
+      at: performance.now() };
   }
 
   #status(): ReplicatorStatus {
@@ -400,8 +428,12 @@ export class ClusterNode {
       this.#options.log(`${this.#options.dbKey}: the lease was handed over at ${handedOver}; this replica is behind ` +
         "it, so it claims only after the others had their chance");
     }
+    // Whom this node takes over from, for /status (a record that names no holder but ours: nobody).
+    const previous = seen.record && !ours
+      ? { from: seen.record.address, kind: seen.record.released ? "handoff" as const : "failover" as const }
+      : undefined;
     if (await this.#lease.tryAcquire({ signal: AbortSignal.timeout(Math.max(1000, this.#ttlMs / 2)) })) {
-      const promotion = this.#promote();
+      const promotion = this.#promote(previous);
       this.#promotion = promotion.catch(() => {});
       try {
         await promotion;
@@ -427,7 +459,7 @@ export class ClusterNode {
       }).finally(() => this.#followerStarting = undefined);
   }
 
-  async #promote(): Promise<void> {
+  async #promote(previous?: { from: string | null; kind: Failover["kind"] }): Promise<void> {
     const { store, dbKey, dbPath, log } = this.#options;
     const epoch = this.#lease.epoch!;
     this.#epoch = Math.max(this.#epoch, epoch);
@@ -453,6 +485,7 @@ export class ClusterNode {
       this.#role = "leader";
       this.#leader = this.#address;
       this.#lastTakeover = { at: new Date().toISOString(), epoch, tookMs: Math.round(performance.now() - started) };
+      if (previous) this.#lastFailover = { ...this.#lastTakeover, ...previous, to: this.#address };
       this.#decided.resolve();
       log(`${dbKey}: leading at epoch ${epoch} (fenced generation ${fenced.generation ?? "none"} at frame ` +
         `${fenced.fence}; promoted in ${(performance.now() - started).toFixed(0)} ms)`);

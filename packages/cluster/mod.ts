@@ -16,6 +16,7 @@
  */
 export { ClusterNode, type ClusterNodeOptions, comparePositions } from "./_cluster_node.ts";
 export { GroupChanges, type LeaseLike, SharedLease } from "./_group.ts";
+export { MEMBER_FORGET_MS, MemberReporter, MemberTable } from "./_members.ts";
 export {
   executeStatement,
   type NotRun,
