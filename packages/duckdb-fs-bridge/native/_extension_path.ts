@@ -52,20 +52,21 @@ export class DuckDBVersionError extends Error {
  * undefined when it has none (then DuckDB itself refuses the file).
  */
 export function extensionDuckDBVersion(path: string): string | undefined {
-  // DuckDB's footer: the last 512 bytes, a 22-byte prefix, then eight 32-byte NUL-padded fields of
-  // which the sixth is the DuckDB release (tools/build_extension.ts writes it).
+  // DuckDB's footer is the last 512 bytes: eight 32-byte NUL-padded fields (the fourth the ABI,
+  // `CPP`; the sixth the DuckDB release), then 256 signature bytes (tools/build_extension.ts).
   const FOOTER_BYTES = 512;
-  const PREFIX = "\x00\x93\x04\x10duckdb_signature\x80\x04";
+  const field = (footer: Buffer, index: number) => {
+    const bytes = footer.subarray(index * 32, (index + 1) * 32);
+    const end = bytes.indexOf(0);
+    return bytes.subarray(0, end < 0 ? bytes.length : end).toString("utf8");
+  };
   const fd = openSync(path, "r");
   try {
     const size = fstatSync(fd).size;
     if (size < FOOTER_BYTES) return undefined;
     const footer = Buffer.alloc(FOOTER_BYTES);
     readSync(fd, footer, 0, FOOTER_BYTES, size - FOOTER_BYTES);
-    if (footer.subarray(0, PREFIX.length).toString("latin1") !== PREFIX) return undefined;
-    const field = footer.subarray(PREFIX.length + 5 * 32, PREFIX.length + 6 * 32);
-    const end = field.indexOf(0);
-    return field.subarray(0, end < 0 ? field.length : end).toString("utf8");
+    return field(footer, 3) === "CPP" ? field(footer, 5) : undefined;
   } finally {
     closeSync(fd);
   }
