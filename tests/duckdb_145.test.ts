@@ -18,9 +18,15 @@ import {
   DuckDBVersionError,
   extensionDuckDBVersion,
   extensionPath,
+  listGenerations,
+  restore,
   SUPPORTED_DUCKDB_VERSIONS,
+  verify,
 } from "@haduck/duckdb-fs-bridge";
+import { openStore } from "@haduck/s3-block-store";
 import { DUCKDB_1_4_5_ENV } from "./harness/duckdb_1_4_5.ts";
+import { queryFile } from "./harness/duckdb.ts";
+import { digest } from "./harness/workload.ts";
 import { runHaduck } from "./harness/cli.ts";
 import { freshBucket } from "./harness/s3.ts";
 
@@ -96,6 +102,33 @@ test("the toolkit on DuckDB 1.4.5 loads its build, ships generations and a WAL f
     expect(result.restored).toEqual(result.expected);
     expect(result.problems).toEqual([]);
   });
+
+test("a DuckDB 1.4.5 host that knows haduck only by SQL replicates through the sidecar it starts", async () => {
+  const storeDir = join(dir, "sidecar-store");
+  const dbPath = join(dir, "sidecar.duckdb");
+  const result = await on145(["sql", BUILD_145, dbPath,
+    "CREATE TABLE mydb.t AS SELECT i, md5(i::VARCHAR) AS s FROM range(200000) r(i)", "CHECKPOINT mydb",
+    "UPDATE mydb.t SET s = 'u' WHERE i % 7 = 0", "CHECKPOINT mydb",
+    "SELECT mode, last_error FROM haduck_status() WHERE path LIKE '%sidecar.duckdb'"],
+  { HADUCK_STORE: `file://${storeDir}`, HADUCK_BIN: resolve(import.meta.dir, "../packages/cli/bin/haduck.mjs") });
+  expect(result.version).toBe("v1.4.5");
+  expect(result.rows).toEqual([{ mode: "sidecar", last_error: null }]);
+  // The replicator ships what the file holds once the host is gone: wait (bounded) until the store has it.
+  const store = openStore(`file://${storeDir}`);
+  const content = (path: string) => digest((sql) => queryFile(path, sql) as Promise<Record<string, unknown>[]>);
+  const to = join(dir, "sidecar-restored.duckdb");
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if ((await listGenerations(store, "sidecar.duckdb")).length > 0) {
+      await restore({ store, dbKey: "sidecar.duckdb", to, force: true });
+      if (await content(to) === await content(dbPath)) break;
+    }
+    if (Date.now() > deadline) throw new Error(`the store never caught up with ${dbPath}`);
+    await Bun.sleep(100);
+  }
+  expect(await content(to)).toContain("t:200000:");
+  expect((await verify(store, "sidecar.duckdb")).problems).toEqual([]);
+});
 
 test("the toolkit on DuckDB 1.4.5 refuses HADUCK_EXTENSION_PATH at the 1.4.4 build with haduck's own error", async () => {
   const result = await on145(["refuse"], { HADUCK_EXTENSION_PATH: BUILD_144 });
