@@ -96,6 +96,7 @@ test("the toolkit on DuckDB 1.4.5 loads its build, ships generations and a WAL f
     expect(result.duckdbVersion).toBe("1.4.5");
     expect(result.extension).toBe(EXTENSION_FILES["v1.4.5"]);
     expect(result.flushed).toBe(true);
+    expect(result.ffiOverlaysOpen).toBe(0);
     expect(result.lastError).toBeNull();
     expect(result.generations).toBeGreaterThanOrEqual(2);
     expect(result.expected.n).toBe(200001);
