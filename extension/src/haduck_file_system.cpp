@@ -268,4 +268,16 @@ std::string HaduckFileSystem::GetName() const {
 	return "HaduckFileSystem";
 }
 
+#ifdef HADUCK_DUCKDB_1_4_5
+void HaduckFileSystem::RemoveFiles(const vector<string> &filenames, optional_ptr<FileOpener> opener) {
+	for (auto &filename : filenames) {
+		TryRemoveFile(filename, opener);
+	}
+}
+
+bool HaduckFileSystem::IsLocalFileSystem() const {
+	return false;
+}
+#endif
+
 } // namespace duckdb

@@ -8,6 +8,7 @@
 #pragma once
 #include "duckdb.hpp"
 #include "duckdb/common/file_system.hpp"
+#include "duckdb_abi.hpp"
 #include "snapshot.hpp"
 #include "tracker.hpp"
 
@@ -66,6 +67,13 @@ public:
 	bool CanSeek() override;
 	bool OnDiskFile(FileHandle &handle) override;
 	std::string GetName() const override;
+#ifdef HADUCK_DUCKDB_1_4_5
+	//! DuckDB 1.4.5 (COPY ... OVERWRITE, temporary files): each file goes through TryRemoveFile, so the
+	//! tracker forgets each file removed.
+	void RemoveFiles(const vector<string> &filenames, optional_ptr<FileOpener> opener = nullptr) override;
+	//! DuckDB 1.4.5: never DuckDB's local file system (which it uses for its own extensions and secrets).
+	bool IsLocalFileSystem() const override;
+#endif
 
 private:
 	void WriteTracked(HaduckFileHandle &handle, void *buffer, int64_t nr_bytes, idx_t location);

@@ -238,4 +238,16 @@ std::string HaduckSnapshotFileSystem::GetName() const {
 	return "HaduckSnapshotFileSystem";
 }
 
+#ifdef HADUCK_DUCKDB_1_4_5
+void HaduckSnapshotFileSystem::RemoveFiles(const vector<string> &filenames, optional_ptr<FileOpener> opener) {
+	for (auto &filename : filenames) {
+		TryRemoveFile(filename, opener);
+	}
+}
+
+bool HaduckSnapshotFileSystem::IsLocalFileSystem() const {
+	return false;
+}
+#endif
+
 } // namespace duckdb

@@ -9,6 +9,7 @@
 #pragma once
 #include "duckdb.hpp"
 #include "duckdb/common/file_system.hpp"
+#include "duckdb_abi.hpp"
 #include "snapshot.hpp"
 
 namespace duckdb {
@@ -61,6 +62,13 @@ public:
 	bool CanSeek() override;
 	bool OnDiskFile(FileHandle &handle) override;
 	std::string GetName() const override;
+#ifdef HADUCK_DUCKDB_1_4_5
+	//! DuckDB 1.4.5 (COPY ... OVERWRITE, temporary files): each file goes through TryRemoveFile, so only
+	//! registered paths are removed.
+	void RemoveFiles(const vector<string> &filenames, optional_ptr<FileOpener> opener = nullptr) override;
+	//! DuckDB 1.4.5: never DuckDB's local file system (which it uses for its own extensions and secrets).
+	bool IsLocalFileSystem() const override;
+#endif
 
 private:
 	//! The local path of `path`, which must be one the bridge registered.

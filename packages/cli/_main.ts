@@ -14,6 +14,7 @@ import {
   assertValidDbKey,
   defaultDbKey,
   DUCKDB_VERSION,
+  DuckDBVersionError,
   follow,
   fork,
   gc,
@@ -327,6 +328,7 @@ export function exitCodeOf(error: unknown): number {
     if (cause instanceof StoreError && (code === "ENCRYPTION_KEY" || code === "NOT_SEALED")) return EXIT.config;
   }
   if (error instanceof UsageError || error instanceof TypeError) return EXIT.usage;
+  if (error instanceof DuckDBVersionError) return EXIT.config;
   if (error instanceof StoreError) {
     if (error.code === "INVALID_CONFIG") return EXIT.config;
     if (error.code === "CHECKSUM_MISMATCH") return EXIT.integrity;
@@ -344,7 +346,7 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failure;
 }
 
-/** `haduck --version`: this command's version and the DuckDB it is built for, without opening DuckDB. */
+/** `haduck --version`: this command's version and the DuckDB it runs, without opening DuckDB. */
 function versionLine(): string {
   const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
   return `haduck ${version} (DuckDB ${DUCKDB_VERSION})`;

@@ -52,6 +52,13 @@ export {
   summarizeGenerations,
 } from "@haduck/duckblock";
 export { verify, type VerifyOptions, type VerifyReport } from "./reader/_verify.ts";
-export { DUCKDB_VERSION, extensionPath, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
+export { DUCKDB_VERSION, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
+export {
+  DuckDBVersionError,
+  extensionDuckDBVersion,
+  extensionPath,
+  hostDuckDBVersion,
+  SUPPORTED_DUCKDB_VERSIONS,
+} from "./native/_extension_path.ts";
 export type { Consumer, GenerationInfo } from "./native/_consumer.ts";
 export { PipeConsumer, type PipeConsumerOptions } from "./native/_pipe_consumer.ts";

@@ -1,12 +1,25 @@
 /**
  * @module
- * Where this platform package keeps the built extension, and which DuckDB it was built for.
+ * Where this platform package keeps the built extension, one build per DuckDB release it supports,
+ * and which releases those are.
  */
 import { fileURLToPath } from "node:url";
 
-/** The DuckDB version the extension's footer names; DuckDB refuses to load it into any other. */
+/** The DuckDB release of the default build (`EXTENSION_FILE`): what `@duckdb/node-api` 1.4.4-r.4 runs. */
 export const DUCKDB_VERSION = "v1.4.4";
 /** DuckDB's platform name for this package. */
 export const PLATFORM = "linux_amd64";
-/** Absolute path of `haduck.duckdb_extension` in this package. */
+/** Absolute path of the default build, `haduck.duckdb_extension`, in this package. */
 export const EXTENSION_FILE: string = fileURLToPath(new URL("./haduck.duckdb_extension", import.meta.url));
+
+/**
+ * The build for each DuckDB release, by DuckDB's version string (`SELECT version()`): DuckDB loads
+ * an extension only into the exact release it was built for, and each release's C++ ABI differs.
+ */
+export const EXTENSION_FILES: Readonly<Record<string, string>> = Object.freeze({
+  "v1.4.4": EXTENSION_FILE,
+  "v1.4.5": fileURLToPath(new URL("./v1.4.5/haduck.duckdb_extension", import.meta.url)),
+});
+
+/** The DuckDB releases this package has a build for, oldest first. */
+export const DUCKDB_VERSIONS: readonly string[] = Object.freeze(Object.keys(EXTENSION_FILES));

@@ -1,67 +1,30 @@
 /**
  * @module
- * The extension as seen from TypeScript: its path, a DuckDB instance with it loaded, and its C API
- * over FFI (bun:ffi or Deno.dlopen: the same image DuckDB loaded, so globals such as the ring are shared).
+ * The extension as seen from TypeScript: a DuckDB instance with it loaded (the build for this DuckDB,
+ * found by _extension_path.ts), and its C API over FFI (bun:ffi or Deno.dlopen: the same image DuckDB
+ * loaded, so globals such as the ring are shared).
  */
 import { DuckDBInstance } from "@duckdb/node-api";
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
 import { RING_LAYOUT as L, type RingEvent } from "./_ring_layout.ts";
 import type { ExtensionSymbols, OpenExtension } from "./ffi/_symbols.ts";
 import type { Consumer, GenerationInfo } from "./_consumer.ts";
-
-const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../../..");
-/**
- * The DuckDB release the extension is built for and `@duckdb/node-api` runs (DuckDB loads an
- * extension only into the exact version it was built for): tools/build_extension.ts builds for it.
- */
-export const DUCKDB_VERSION = "1.4.4";
-/** The platform package that carries the built extension, per `${process.platform}-${process.arch}`. */
-const PLATFORM_PACKAGES: Record<string, string> = { "linux-x64": "@haduck/extension-linux-x64" };
+import { extensionPath, hostDuckDBVersion } from "./_extension_path.ts";
 
 /**
- * Where the built extension is: `HADUCK_EXTENSION_PATH`, else this platform's package
- * (`@haduck/extension-linux-x64`, an optional dependency found by module resolution), else this
- * repository's build folder. Throws naming the platform, or the fix, when there is none.
+ * The DuckDB release this process runs (`@duckdb/node-api`'s), without the `v`: `1.4.4`. The
+ * extension build for it is the one loaded (`extensionPath()`).
  */
-export function extensionPath(): string {
-  const override = process.env.HADUCK_EXTENSION_PATH;
-  if (override) {
-    if (!existsSync(override)) {
-      throw new Error(`HADUCK_EXTENSION_PATH points at ${override}, which does not exist: build the extension ` +
-        "(`bun tools/build_extension.ts` in a haduck checkout) or unset the variable");
-    }
-    return override;
-  }
-  const platform = `${process.platform}-${process.arch}`;
-  const name = PLATFORM_PACKAGES[platform];
-  const candidates: string[] = [];
-  if (name) {
-    try {
-      const manifest = createRequire(import.meta.url).resolve(`${name}/package.json`);
-      candidates.push(join(dirname(manifest), "haduck.duckdb_extension"));
-    } catch {
-      // Not installed (another platform's install, or optional dependencies skipped): try the build folder.
-    }
-  }
-  candidates.push(join(ROOT, "extension/build/haduck.duckdb_extension"));
-  const found = candidates.find((path) => existsSync(path));
-  if (found) return found;
-  if (!name) {
-    throw new Error(`haduck ships its DuckDB extension for ${Object.keys(PLATFORM_PACKAGES).join(", ")} only; this is ` +
-      `${platform}: build it from source (\`bun tools/build_extension.ts\` in a haduck checkout) and set ` +
-      "HADUCK_EXTENSION_PATH to the built haduck.duckdb_extension");
-  }
-  throw new Error(`The haduck extension is not installed (${name} is missing, and ${candidates.at(-1)} too): ` +
-    `reinstall haduck without --omit=optional, or run \`npm install\` at the repository root`);
-}
+export const DUCKDB_VERSION: string = hostDuckDBVersion().replace(/^v/, "");
 
-/** A DuckDB instance with the haduck extension loaded. */
+/**
+ * A DuckDB instance with the haduck extension loaded: the build for this DuckDB release, or a
+ * `DuckDBVersionError` naming the supported releases (thrown before DuckDB opens anything).
+ */
 export async function openDuckDB(path = ":memory:"): Promise<DuckDBInstance> {
+  const extension = extensionPath();
   const instance = await DuckDBInstance.create(path, { allow_unsigned_extensions: "true" });
   const connection = await instance.connect();
-  await connection.run(`LOAD '${extensionPath()}'`);
+  await connection.run(`LOAD '${extension}'`);
   connection.closeSync();
   return instance;
 }
