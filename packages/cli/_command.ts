@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { assertValidDbKey, attach, checkMemoryMaxMb, type WriterFence } from "@haduck/duckdb-fs-bridge";
+import { suggestCommand } from "@haduck/duckblock";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { NO_STORE_HINT, STORE_OPTIONS, storeFromFlags } from "./_store_flags.ts";
 import { type Progress, progress } from "./_progress.ts";
@@ -32,21 +33,29 @@ export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short
 
 export function parse<const T extends Record<string, OptionSpec>>(args: string[], options: T) {
   try {
-    const all = { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" }, debug: { type: "boolean" } } as
-      const;
+    // --progress (every command; main() reads it): progress as plain lines when stderr is not a terminal.
+    const all = { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" }, debug: { type: "boolean" },
+      progress: { type: "boolean" } } as const;
     return parseArgs({ args, options: all, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; see --help`);
   }
 }
 
-/** What a command that reads the store prints when it is given no --db-key: where to find one. */
-export const NO_DB_KEY_HINT = "--db-key is required: run `haduck databases --store URL` to list the keys in the store";
+/** The command that lists the keys in `store`, complete as printed (the store's URL, its endpoint). */
+export function listKeysCommand(store: BlockStore): string {
+  return suggestCommand("databases", { store });
+}
+
+/** The store the running command opened, for the hints `main()` adds to its errors. */
+let storeInUse: BlockStore | undefined;
+export const currentStore = (): BlockStore | undefined => storeInUse;
 
 /** The store from the flags (or the variables), or a usage error saying how to give one. */
 export function needStoreOnly(values: { store?: string; endpoint?: string }): BlockStore {
   const store = storeFromFlags(values, process.env);
   if (!store) throw new UsageError(NO_STORE_HINT);
+  storeInUse = store;
   return store;
 }
 
@@ -54,7 +63,7 @@ export function needStoreOnly(values: { store?: string; endpoint?: string }): Bl
 export function needStore(values: Record<string, unknown>): { store: BlockStore; dbKey: string } {
   const store = needStoreOnly(values as { store?: string; endpoint?: string });
   const dbKey = values["db-key"] as string | undefined;
-  if (!dbKey) throw new UsageError(NO_DB_KEY_HINT);
+  if (!dbKey) throw new UsageError(`--db-key is required: run ${listKeysCommand(store)} to list the keys in the store`);
   assertValidDbKey(dbKey);
   return { store, dbKey };
 }
@@ -73,30 +82,41 @@ export const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(2)} M
 /** Generations of at least this many blocks (16 MiB at DuckDB's default block size) get a progress bar. */
 const PROGRESS_BLOCKS_MIN = 64;
 
-/** Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once). */
+/**
+ * Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once).
+ * `named`: a node that serves several databases names the database in each line it prints.
+ */
 export async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
-  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore; onShipped?: () => void }) {
+  alias?: string }, cluster?: { fence: WriterFence; store: BlockStore; onShipped?: () => void }, named = false) {
   const store = cluster?.store ?? storeFromFlags(values, process.env);
   const fence = cluster?.fence;
-  if (!store) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
+  const dbKey = values["db-key"];
+  const which = named && dbKey ? `${dbKey}: ` : "";
+  if (!store) {
+    console.error(`haduck: ${which}local-only mode (no store configured): tracking changes, uploading nothing`);
+  }
   // A bar for generations large enough to take a while (the first upload of a big database).
   let bar: { generation: number; progress: Progress } | undefined;
   const db = await attach({
     onUploadProgress: (event) => {
       if (event.blocksTotal < PROGRESS_BLOCKS_MIN) return;
-      if (bar?.generation !== event.generation) bar = { generation: event.generation, progress: progress("upload") };
+      if (bar?.generation !== event.generation) {
+        // Made at the pass's first report, timed from the pass's start (see ProgressOptions.startedMs).
+        bar = { generation: event.generation, progress: progress(`${which}upload`,
+          { startedMs: performance.now() - event.elapsedMs }) };
+      }
       bar.progress.update(event.blocksDone, event.blocksTotal, event.bytesSent);
     },
     dbPath,
     store,
-    dbKey: values["db-key"],
+    dbKey,
     alias: values.alias,
     fence,
     onFrame: cluster?.onShipped && (() => cluster.onShipped!()),
     onGeneration: (event) => {
       cluster?.onShipped?.();
       if (bar?.generation === event.generation) bar.progress.finish();
-      console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
+      console.error(`haduck: ${which}generation ${event.generation}: ${event.blocks} blocks, ` +
         `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`);
     },
   });

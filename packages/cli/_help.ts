@@ -18,13 +18,19 @@ Commands:
   fork --to-key KEY   a new database in the store at a commit of this one, without copying a block
   serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
   handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
+  aside [PATH]        list the databases a takeover moved aside (*.haduck-aside-*), size and age; --apply deletes
   version             haduck's version and the DuckDB it is built for (also --version)
 
 Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL],
   or HADUCK_STORE=file:///abs/dir | s3://bucket/prefix (an s3:// store takes its endpoint and keys from
   --endpoint and the variables below), or HADUCK_S3_BUCKET, HADUCK_S3_ENDPOINT, HADUCK_S3_ACCESS_KEY,
-  HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX). --db-key KEY names the database in the store (default: the
-  file name; \`haduck databases\` lists them). Flags win over variables, and HADUCK_STORE over HADUCK_S3_*.
+  HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX). The keys come from the environment only (a flag would show
+  them in the process list). --db-key KEY names the database in the store: attach and serve default to
+  the file's name, the commands that read the store require it (\`haduck databases\` lists the keys).
+  Flags win over variables, and HADUCK_STORE over HADUCK_S3_*.
+
+Progress: on a terminal, long work (uploads, restore, verify, gc) draws a bar on stderr; off a terminal
+  nothing, unless --progress asks for a plain line at every tenth of the way.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store or node unreachable, or access denied,
   5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
@@ -62,6 +68,14 @@ link is followed: the file it points to is replaced, the link stays. The result 
 --if-missing (a container's start): exits 0 and keeps the file when <path> exists, restores when it
 does not, and fails by name (exit 1) when the store holds nothing for the key.
 Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
+  aside: `Usage: haduck aside [PATH ...] [--apply | --delete] [--json]
+Lists the databases haduck moved aside: a cluster node that takes over or steps down renames its
+local file to <db>.haduck-aside-epoch<E>-<time> (its .wal and .haduck-identity beside it) and never
+deletes it. PATH is a directory (every moved-aside database in it) or a database's path (its own),
+default the current directory. Each is shown with its size and age. A dry run: --apply (or --delete)
+deletes the files listed, and nothing else (regular files with .haduck-aside- in their name only).
+--json: {applied, sizeBytes, asides: [{path, database, files, sizeBytes, movedAt, ageMs, epoch}]}.
+Example: haduck aside data/ && haduck aside data/node.duckdb --apply`,
   databases: `Usage: haduck databases --store URL [--json]    (alias: haduck ls)
 Lists every database in the store, sorted by key: its last generation, when that generation was
 checkpointed, and the database file's size then (--json: an array of {dbKey, lastGeneration,
@@ -78,7 +92,8 @@ every manifest entry is in the segment it names, and that no generation inherits
 predecessor did not have. Then, since checksums cannot tell whether a generation holds every block
 its header needs, it restores the latest commit (the newest generation with its WAL frames) into a
 temp dir and opens it in DuckDB (in a child process), reading every row. --drill does that for every
-kept generation too; --no-drill checks objects only. Exit 5 when anything is wrong.
+kept generation too; --no-drill checks objects only. Exit 5 when anything is wrong. Prints the
+counts, then what the drill opened (a line each); a bar per step on a terminal.
 Example: haduck verify --store file://$PWD/haduck-store --db-key demo.duckdb --drill`,
   status: `Usage: haduck status --store URL --db-key KEY [--json]
 What the store holds: the last generation, its WAL frames, the last durable commit and how old it is
@@ -89,7 +104,10 @@ Example: haduck status --store file://$PWD/haduck-store --db-key demo.duckdb`,
   gc: `Usage: haduck gc --store URL --db-key KEY [--keep-last N] [--keep-within DURATION] [--apply] [--json]
 Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
-Without --apply it only prints what it would delete.
+--keep-within adds to --keep-last, it does not replace it: \`--keep-within 7d\` alone still keeps the
+newest 10 however old they are; give \`--keep-last 1 --keep-within 7d\` to keep only the last 7 days
+(the newest generation is always kept).
+Without --apply it only prints what it would delete. Progress on a terminal (reading, deleting).
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
   fork: `Usage: haduck fork --store URL --db-key SRC --to-key DST [--generation N | --time ISO-8601] [--json]
 Creates the database DST in the store at the latest commit of SRC (--generation N: that checkpoint

@@ -15,6 +15,7 @@ import {
 } from "@haduck/duckdb-fs-bridge";
 import { HELP } from "./_help.ts";
 import { checkMemory, EXIT, mib, needStore, needStoreOnly, parse, UsageError } from "./_command.ts";
+import { steppedProgress } from "./_progress.ts";
 
 /** The error of a key the store holds no generation of (`main()` adds where to find the keys). */
 function noGenerations(store: BlockStore, dbKey: string, consequence: string): ReplicationError {
@@ -72,21 +73,31 @@ export async function commandVerify(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.verify), EXIT.ok);
   if (values.drill && values["no-drill"]) throw new UsageError("--drill and --no-drill contradict each other: give one");
   const { store, dbKey } = needStore(values);
-  const report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest",
-    checkMemoryMaxMb: checkMemory() });
+  const bars = steppedProgress();
+  let report;
+  try {
+    report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest",
+      checkMemoryMaxMb: checkMemory(), onProgress: (event) => event.step === "objects"
+        ? bars.update("verify: objects", "generations", event.done, event.total)
+        : bars.update(`verify: drill ${event.generation === "latest" ? "the latest commit" : `generation ${event.generation}`}`,
+          "blocks", event.done, event.total, event.bytes) });
+  } finally {
+    bars.finish();
+  }
   const { drilled } = report;
   const parts = [
     drilled.generations > 0 ? `${drilled.generations} generations` : "",
     drilled.latestCommit ? `the latest commit (${drilled.latestFrames} WAL frames replayed)` : "",
   ].filter(Boolean);
-  const said = parts.length > 0 ? `; drill: ${parts.join(" and ")} restored and opened in DuckDB`
-    : values["no-drill"] ? "; no drill (--no-drill)" : "";
   for (const problem of report.problems) console.error(`haduck: ${problem}`);
   for (const skipped of report.skipped) console.error(`haduck: skipped (not a problem): ${skipped}`);
-  const epochs = report.epochs.length > 1 ? `; one history over lease epochs ${report.epochs.join(", ")}` : "";
+  // A few short lines, not one long one: the counts, then the drill, then the lease epochs.
   console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks, ` +
     `${report.frames} WAL frames: ${report.problems.length} problems` +
-    `${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ""}${said}${epochs}`);
+    `${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ""}`);
+  if (parts.length > 0) console.log(`drill: ${parts.join(" and ")} restored and opened in DuckDB`);
+  else if (values["no-drill"]) console.log("drill: none (--no-drill)");
+  if (report.epochs.length > 1) console.log(`one history over lease epochs ${report.epochs.join(", ")}`);
   return report.problems.length > 0 ? EXIT.integrity : EXIT.ok;
 }
 

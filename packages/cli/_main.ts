@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { StoreError } from "@haduck/s3-block-store";
+import { suggestCommand } from "@haduck/duckblock";
 import {
   assertValidDbKey,
   defaultDbKey,
@@ -24,12 +25,14 @@ import { storeFromFlags } from "./_store_flags.ts";
 import { errorMessage, printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
-import { progress } from "./_progress.ts";
+import { progress, reportProgressOffTerminal, steppedProgress } from "./_progress.ts";
 import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
 import {
   attachFromFlags,
   checkMemory,
   EXIT,
+  currentStore,
+  listKeysCommand,
   mib,
   needStore,
   NodeUnreachableError,
@@ -39,6 +42,7 @@ import {
 import { commandServe } from "./_serve.ts";
 import { commandDatabases, commandGenerations, commandStatus, commandVerify } from "./_inspect.ts";
 import { commandHandoff } from "./_handoff.ts";
+import { commandAside } from "./_aside.ts";
 
 export { EXIT } from "./_command.ts";
 
@@ -128,7 +132,8 @@ async function attachFromStore(values: Record<string, unknown> & { command?: str
     const statements = [...(values.command ?? [])];
     if (values.file) statements.push(readFileSync(values.file, "utf8"));
     await replica.withConnection(async (connection) => {
-      const readOnly = readOnlyConnection(connection);
+      const readOnly = readOnlyConnection(connection,
+        suggestCommand("restore", { store, dbKey, args: ["--to", defaultDbKey(dbKey)] }));
       if (statements.length === 0) {
         if (!await runShell(readOnly)) statementFailed = true;
         return;
@@ -165,7 +170,7 @@ function pointInHistory(values: { generation?: string; time?: string }): { gener
  * The connection with every statement in a READ ONLY transaction: DuckDB itself refuses what would
  * write (the view is the store's, and what DuckDB wrote into it would be lost).
  */
-function readOnlyConnection(connection: DuckDBConnection): DuckDBConnection {
+function readOnlyConnection(connection: DuckDBConnection, restoreCommand: string): DuckDBConnection {
   const runAndReadAll = async (sql: string) => {
     await connection.run("BEGIN TRANSACTION READ ONLY");
     try {
@@ -177,7 +182,7 @@ function readOnlyConnection(connection: DuckDBConnection): DuckDBConnection {
       const message = (error as Error).message;
       if (/read-only (transaction|mode)/i.test(message)) {
         throw new Error(`${message} (attach --from-store is a read-only view of the store; restore it with ` +
-          "`haduck restore` to write)");
+          `${restoreCommand} to write)`);
       }
       throw error;
     }
@@ -197,11 +202,22 @@ async function commandGc(args: string[]): Promise<number> {
   }
   const keepWithinMs = values["keep-within"] === undefined ? 0 : parseDuration(values["keep-within"]);
   const { store, dbKey } = needStore(values);
-  const report = await gc({ store, dbKey, keepLast, keepWithinMs, apply: values.apply });
+  const bars = steppedProgress();
+  let report;
+  try {
+    report = await gc({ store, dbKey, keepLast, keepWithinMs, apply: values.apply, onProgress: (step, done, total) =>
+      bars.update(step === "read" ? "gc: read manifests" : "gc: delete", step === "read" ? "generations" : "objects",
+        done, total) });
+  } finally {
+    bars.finish();
+  }
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else {
     const verb = report.applied ? "deleted" : "would delete (dry run; pass --apply to delete)";
-    console.log(`kept ${report.kept.length} generations (${report.kept.join(", ") || "none"})`);
+    // Why these: --keep-within adds to the --keep-last floor (default 10), it does not replace it.
+    const why = `the newest ${keepLast}${values["keep-last"] === undefined ? " (--keep-last default)" : ""}` +
+      (values["keep-within"] === undefined ? "" : ` and every one younger than ${values["keep-within"]}`);
+    console.log(`kept ${report.kept.length} generations (${report.kept.join(", ") || "none"}): ${why}`);
     console.log(`${verb}: ${report.deletedGenerations.length} generations, ${report.deletedSegments.length} ` +
       `segments, ${report.deletedPages.length} block map pages, ${report.deletedFrames.length} WAL frames, ` +
       mib(report.bytesFreed));
@@ -242,8 +258,11 @@ async function commandRestore(args: string[]): Promise<number> {
     time: { type: "string" }, "if-missing": { type: "boolean" }, lazy: { type: "boolean" } });
   if (values.help) return (console.log(HELP.restore), EXIT.ok);
   if (values.lazy) {
+    const { store, dbKey } = needStore(values);
+    const at = values.generation !== undefined ? ["--generation", values.generation]
+      : values.time !== undefined ? ["--time", values.time] : [];
     throw new UsageError("restore writes a whole file; to query the store's copy at once, without a restore, run " +
-      "`haduck attach --from-store` with the same --store, --db-key and --generation or --time");
+      suggestCommand("attach --from-store", { store, dbKey, args: at }));
   }
   if (!values.to) throw new UsageError("restore needs --to <path>; see --help");
   if (values["if-missing"] && values.force) {
@@ -284,6 +303,7 @@ async function commandRestore(args: string[]): Promise<number> {
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  aside: commandAside,
   handoff: commandHandoff,
   attach: commandAttach,
   restore: commandRestore,
@@ -339,12 +359,14 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`haduck: unknown command ${JSON.stringify(command)}; run \`haduck --help\` for the commands`);
     return EXIT.usage;
   }
+  reportProgressOffTerminal(rest.includes("--progress"));
   try {
     return await run(rest);
   } catch (error) {
     // A key the store holds nothing for: say where the keys are (the message names the key and the store).
-    const hint = error instanceof ReplicationError && error.code === "NO_GENERATIONS"
-      ? "; run `haduck databases --store URL` to list the keys in the store"
+    const store = currentStore();
+    const hint = error instanceof ReplicationError && error.code === "NO_GENERATIONS" && store
+      ? `; run ${listKeysCommand(store)} to list the keys in the store`
       : "";
     console.error(`haduck ${command}: ${errorMessage(error)}${hint}`);
     if (rest.includes("--debug")) console.error((error as Error).stack);

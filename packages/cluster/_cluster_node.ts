@@ -155,7 +155,8 @@ export class ClusterNode {
       await this.#handOff();
     } else {
       await this.#keeper.stop();
-      await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
+      await this.#lease.release().catch((error) =>
+        this.#options.log(`${this.#options.dbKey}: cannot release the lease: ${error.message}`));
     }
     await this.#followerStarting;
     await this.#follower?.close();
@@ -201,7 +202,7 @@ export class ClusterNode {
     } finally {
       await this.#keeper.stop();
       await this.#lease.release({ successor, position }).catch((error) =>
-        this.#options.log(`cannot release the lease: ${error.message}`));
+        this.#options.log(`${this.#options.dbKey}: cannot release the lease: ${error.message}`));
       this.#handoff = undefined;
       resolve();
     }

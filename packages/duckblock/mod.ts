@@ -86,3 +86,4 @@ export {
   formatCommitPosition,
   parseCommitPosition,
 } from "./_commit_position.ts";
+export { shellQuote, suggestCommand } from "./_suggest.ts";

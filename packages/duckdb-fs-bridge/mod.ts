@@ -51,7 +51,7 @@ export {
   type ReplicationErrorCode,
   summarizeGenerations,
 } from "@haduck/duckblock";
-export { verify, type VerifyOptions, type VerifyReport } from "./reader/_verify.ts";
+export { verify, type VerifyOptions, type VerifyProgress, type VerifyReport } from "./reader/_verify.ts";
 export { DUCKDB_VERSION, extensionPath, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
 export type { Consumer, GenerationInfo } from "./native/_consumer.ts";
 export { PipeConsumer, type PipeConsumerOptions } from "./native/_pipe_consumer.ts";

@@ -211,8 +211,10 @@ function giveBack(core: ReplicatorCore, blocks: number[], iteration: number, out
   core.loop.scheduleCatchUp();
 }
 
+/** The pass's progress reporter, made as the pass starts: its reports carry the time since then. */
 function progress(core: ReplicatorCore, iteration: number) {
   const report = core.options.onUploadProgress;
+  const startedMs = performance.now();
   return report && ((blocksDone: number, blocksTotal: number, bytesSent: number) =>
-    report({ generation: iteration, blocksDone, blocksTotal, bytesSent }));
+    report({ generation: iteration, blocksDone, blocksTotal, bytesSent, elapsedMs: performance.now() - startedMs }));
 }
