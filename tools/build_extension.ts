@@ -17,7 +17,8 @@ import { createHash } from "node:crypto";
 export const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 export const EXTENSION_PATH = join(ROOT, "extension/build/haduck.duckdb_extension");
 export const UNIT_TESTS_PATH = join(ROOT, "extension/build/unit_tests");
-export const EXTENSION_VERSION = "0.1.0";
+/** haduck's one version (tools/version.ts sets it in the root package.json): `haduck_version().extension`. */
+export const EXTENSION_VERSION: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
 export const DUCKDB_VERSION = "v1.4.4";
 const PLATFORM = "linux_amd64";
 
@@ -114,7 +115,8 @@ export function buildExtension(options: { force?: boolean } = {}): string {
   const sources = sourceFiles(join(ROOT, "extension/src"));
   const tests = sourceFiles(join(ROOT, "extension/test"));
   const stampPath = join(ROOT, "extension/build/.stamp");
-  const wanted = stamp([...sources, ...tests, import.meta.path], `${compilerFlags().join(" ")} ${sourceId}`);
+  const wanted = stamp([...sources, ...tests, import.meta.path],
+    `${compilerFlags().join(" ")} ${sourceId} ${EXTENSION_VERSION}`);
   if (!options.force && existsSync(stampPath) && existsSync(EXTENSION_PATH) && existsSync(UNIT_TESTS_PATH) &&
     readFileSync(stampPath, "utf8") === wanted) {
     copyToPlatformPackage();
@@ -124,6 +126,9 @@ export function buildExtension(options: { force?: boolean } = {}): string {
   const started = performance.now();
   const compileUnits = sources.filter((file) => file.endsWith(".cpp"));
   const tmp = `${EXTENSION_PATH}.tmp`;
+  // Said before the compiler runs: it prints nothing for the minute or two it takes.
+  console.error(`build_extension: compiling the extension (${compileUnits.length} files with zig c++, ` +
+    "about 1 to 3 minutes; then the unit tests, a few seconds)");
   run([ZIG, "c++", ...compilerFlags(), "-shared", `-I${join(DUCKDB_SOURCE, "src/include")}`,
     "-DDUCKDB_BUILD_LOADABLE_EXTENSION", `-DHADUCK_EXTENSION_VERSION="${EXTENSION_VERSION}"`,
     "-o", tmp, ...compileUnits, LIBDUCKDB, LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"]);

@@ -29,6 +29,22 @@ export class NodeUnreachableError extends Error {
 }
 
 
+/** A node that answered over TLS with a certificate this command cannot check: the fix is --tls-ca (exit 3). */
+export class NodeUntrustedError extends Error {
+  readonly code = "NODE_UNTRUSTED";
+  constructor(url: string, cause: unknown) {
+    super(`cannot trust the certificate of the node at ${url} (${(cause as Error).message}): give --tls-ca the PEM ` +
+      "file of the CA that signed the nodes' certificates (the one the nodes' own --tls-ca names)", { cause });
+  }
+}
+
+/** Whether a fetch failed on the server's certificate (Bun and Node name these errors by OpenSSL's codes). */
+export function isCertificateError(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code ?? "");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/i.test(code) ||
+    /certificate/i.test((error as Error).message ?? "");
+}
+
 export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 
 export function parse<const T extends Record<string, OptionSpec>>(args: string[], options: T) {

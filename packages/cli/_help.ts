@@ -122,7 +122,9 @@ Asks the leader of the cluster --node belongs to (any node: the handoff goes to 
 to hand its lease over without stopping: new statements wait, everything ships, the lease goes to
 --to (that node takes over at once; the others wait) or to the first follower that looks, and the
 statements that waited go there. The old leader then follows. Token: HADUCK_ADMIN_TOKEN.
-URLs start with http:// or https://; a node that does not answer exits 4.
+URLs start with http:// or https://; a node that does not answer exits 4. An https:// node whose
+certificate a private CA signed needs --tls-ca (the PEM of that CA); without it the command says so
+(exit 3).
 Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to http://127.0.0.1:8082`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
        [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--allow-files DIR ...] [--statement-timeout 30s]

@@ -101,6 +101,15 @@ export async function commandVerify(args: string[]): Promise<number> {
   return report.problems.length > 0 ? EXIT.integrity : EXIT.ok;
 }
 
+/** The extension's path, or null: `status` reads the store only, and runs without the extension. */
+function extensionOrNull(): string | null {
+  try {
+    return extensionPath();
+  } catch {
+    return null;
+  }
+}
+
 export async function commandStatus(args: string[]): Promise<number> {
   const { values } = parse(args, { json: { type: "boolean" } });
   if (values.help) return (console.log(HELP.status), EXIT.ok);
@@ -112,7 +121,8 @@ export async function commandStatus(args: string[]): Promise<number> {
   const status = {
     store: store.url,
     dbKey,
-    extension: extensionPath(),
+    // The extension is not needed to read the store: where it is, or null when it is not found.
+    extension: extensionOrNull(),
     lastGeneration: latest.manifest.generation,
     lastGenerationTime: latest.manifest.createdAt,
     fileSizeBytes: latest.manifest.fileSizeBytes,

@@ -36,6 +36,7 @@ import {
   mib,
   needStore,
   NodeUnreachableError,
+  NodeUntrustedError,
   parse,
   UsageError,
 } from "./_command.ts";
@@ -320,6 +321,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 
 export function exitCodeOf(error: unknown): number {
   if (error instanceof NodeUnreachableError) return EXIT.store;
+  if (error instanceof NodeUntrustedError) return EXIT.config;
   if (error instanceof UsageError || error instanceof TypeError) return EXIT.usage;
   if (error instanceof StoreError) {
     if (error.code === "INVALID_CONFIG") return EXIT.config;

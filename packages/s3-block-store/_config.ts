@@ -40,8 +40,12 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
     region: overrides.region ?? env[S3_ENV.region] ?? "us-east-1",
   };
   const problems: string[] = [];
+  // Each missing setting with where it may come from: the keys only from the environment (a flag
+  // would show them in the process list and the shell's history).
+  const alternative = { bucket: " (or give --store s3://bucket/prefix)", endpoint: " (or give --endpoint URL)",
+    accessKey: "", secretKey: "" };
   for (const field of ["bucket", "endpoint", "accessKey", "secretKey"] as const) {
-    if (!options[field]) problems.push(`${S3_ENV[field]} is not set`);
+    if (!options[field]) problems.push(`${S3_ENV[field]} is not set${alternative[field]}`);
   }
   if (options.endpoint && !/^https?:\/\/[^/\s]+\/?$/.test(options.endpoint)) {
     problems.push(`${S3_ENV.endpoint} must look like http(s)://host[:port], not ${JSON.stringify(options.endpoint)}`);
@@ -51,8 +55,8 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
       "(3-63 lowercase letters, digits, dots, hyphens)");
   }
   if (problems.length > 0) {
-    throw new StoreConfigError(`Cannot configure the S3 store: ${problems.join("; ")}. Set the variables or ` +
-      "pass --store s3://bucket/prefix with --endpoint");
+    throw new StoreConfigError(`Cannot configure the S3 store: ${problems.join("; ")}. Set the variables ` +
+      `(the keys, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}, are read from the environment only)`);
   }
   return { ...overrides, ...options } as S3BlockStoreOptions;
 }
