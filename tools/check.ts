@@ -9,7 +9,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { EXTENSION_PATH, ROOT } from "./build_extension.ts";
+import { EXTENSION_PATH, extensionFooter, ROOT } from "./build_extension.ts";
 import { dependencyProblems } from "./_dependency_rule.ts";
 
 /** Packages that must type-check under Deno (the CLI is Bun-only: it serves with Bun.serve). */
@@ -58,11 +58,12 @@ for (const name of readdirSync(join(ROOT, "packages")).sort()) {
       child.stderr.toString().replace(/\x1b\[[0-9;]*m/g, "").split("\n").slice(0, 12).join("\n"));
   }
 }
-// haduck_version() reports the version stamped into the extension's footer (the fifth field after the
-// 22-byte prefix): a build left from before tools/version.ts ran reports the old one.
+// haduck_version() reports the version stamped into the extension's footer (its fifth 32-byte field,
+// after the 22-byte prefix): a build left from before tools/version.ts ran reports the old one.
 if (existsSync(EXTENSION_PATH)) {
   const binary = readFileSync(EXTENSION_PATH);
-  const field = binary.subarray(binary.length - 512 + 22 + 4 * 32, binary.length - 512 + 22 + 5 * 32);
+  const at = binary.length - extensionFooter("", "").length + 22 + 4 * 32;
+  const field = binary.subarray(at, at + 32);
   const stamped = field.subarray(0, field.indexOf(0) < 0 ? field.length : field.indexOf(0)).toString("utf8");
   report(stamped === ROOT_VERSION, `the built extension is stamped with the one version ${ROOT_VERSION}`,
     `${EXTENSION_PATH} says ${stamped}: run bun tools/build_extension.ts`);
