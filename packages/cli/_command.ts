@@ -80,7 +80,12 @@ export function needStore(values: Record<string, unknown>): { store: BlockStore;
   const store = needStoreOnly(values as { store?: string; endpoint?: string });
   const dbKey = values["db-key"] as string | undefined;
   if (!dbKey) throw new UsageError(`--db-key is required: run ${listKeysCommand(store)} to list the keys in the store`);
-  assertValidDbKey(dbKey);
+  try {
+    assertValidDbKey(dbKey);
+  } catch (error) {
+    // The key's rules name `haduck databases`: here, with this store, as a command to run.
+    throw new UsageError((error as Error).message.replace("`haduck databases`", listKeysCommand(store)));
+  }
   return { store, dbKey };
 }
 

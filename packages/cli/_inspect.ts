@@ -5,6 +5,7 @@
  * name (exit 1) rather than printing an empty answer.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
+import { shellQuote } from "@haduck/duckblock";
 import {
   extensionPath,
   latestManifest,
@@ -32,7 +33,7 @@ export async function commandDatabases(args: string[]): Promise<number> {
   if (values.json) console.log(JSON.stringify(databases, null, 2));
   else if (databases.length === 0) {
     console.log(`no databases in ${store.url} (a database appears with its first generation: haduck attach ` +
-      `<db-path> --store ${store.url})`);
+      `<db-path> --store ${shellQuote(store.url)})`);
   } else {
     const width = Math.max(...databases.map((db) => db.dbKey.length));
     for (const db of databases) {
@@ -44,7 +45,8 @@ export async function commandDatabases(args: string[]): Promise<number> {
       // A key is one name: the part before its last `/` is a prefix the database was written under.
       const cut = nested.dbKey.lastIndexOf("/");
       console.error(`haduck: ${nested.dbKey} lies under the prefix ${nested.dbKey.slice(0, cut)}: open it with ` +
-        `--store ${store.url}/${nested.dbKey.slice(0, cut)} --db-key ${nested.dbKey.slice(cut + 1)}`);
+        `--store ${shellQuote(`${store.url}/${nested.dbKey.slice(0, cut)}`)} --db-key ` +
+        shellQuote(nested.dbKey.slice(cut + 1)));
     }
   }
   return EXIT.ok;
