@@ -83,6 +83,25 @@ function run(args: string[]): void {
 }
 
 /**
+ * Runs a long compile; on a terminal, a line redrawn every second says what runs and for how long
+ * (the compiler itself prints nothing for minutes). Off a terminal, nothing more.
+ */
+async function runTimed(args: string[], label: string): Promise<void> {
+  const started = performance.now();
+  const child = Bun.spawn(args, { stdout: "inherit", stderr: "inherit" });
+  const tick = process.stderr.isTTY
+    ? setInterval(() => process.stderr.write(`\rbuild_extension: ${label}: ` +
+      `${((performance.now() - started) / 1000).toFixed(0)} s\x1b[K`), 1000)
+    : undefined;
+  const code = await child.exited;
+  if (tick) {
+    clearInterval(tick);
+    process.stderr.write("\r\x1b[K");
+  }
+  if (code !== 0) fail(`compiler failed (exit ${code}): ${args.slice(0, 3).join(" ")} ...`);
+}
+
+/**
  * Compiles a standalone program against the extension's runtime-neutral headers (bitmap, ring),
  * without DuckDB, as the unit tests are: the benchmarks in bench/ use it.
  */
@@ -110,7 +129,7 @@ function stamp(inputs: string[], extra: string): string {
   return hash.update(extra).digest("hex");
 }
 
-export function buildExtension(options: { force?: boolean } = {}): string {
+export async function buildExtension(options: { force?: boolean } = {}): Promise<string> {
   const sourceId = checkToolchain();
   const sources = sourceFiles(join(ROOT, "extension/src"));
   const tests = sourceFiles(join(ROOT, "extension/test"));
@@ -129,17 +148,17 @@ export function buildExtension(options: { force?: boolean } = {}): string {
   // Said before the compiler runs: it prints nothing for the minute or two it takes.
   console.error(`build_extension: compiling the extension (${compileUnits.length} files with zig c++, ` +
     "about 1 to 3 minutes; then the unit tests, a few seconds)");
-  run([ZIG, "c++", ...compilerFlags(), "-shared", `-I${join(DUCKDB_SOURCE, "src/include")}`,
+  await runTimed([ZIG, "c++", ...compilerFlags(), "-shared", `-I${join(DUCKDB_SOURCE, "src/include")}`,
     "-DDUCKDB_BUILD_LOADABLE_EXTENSION", `-DHADUCK_EXTENSION_VERSION="${EXTENSION_VERSION}"`,
-    "-o", tmp, ...compileUnits, LIBDUCKDB, LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"]);
+    "-o", tmp, ...compileUnits, LIBDUCKDB, LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"], "compiling the extension");
   const binary = readFileSync(tmp);
   writeFileSync(tmp, Buffer.concat([binary, extensionFooter(EXTENSION_VERSION, DUCKDB_VERSION)]));
   renameSync(tmp, EXTENSION_PATH);
   // The unit tests compile the DuckDB-free parts (bitmap, ring, generation queue, overlays) without DuckDB.
   const testUnits = [...tests.filter((file) => file.endsWith(".cpp")), join(ROOT, "extension/src/generation_queue.cpp"),
     join(ROOT, "extension/src/snapshot.cpp"), join(ROOT, "extension/src/lazy_base.cpp")];
-  run([ZIG, "c++", ...compilerFlags().filter((flag) => flag !== "-fPIC"), "-o", UNIT_TESTS_PATH, ...testUnits,
-    LIBSTDCXX, LIBGCC, "-lpthread"]);
+  await runTimed([ZIG, "c++", ...compilerFlags().filter((flag) => flag !== "-fPIC"), "-o", UNIT_TESTS_PATH, ...testUnits,
+    LIBSTDCXX, LIBGCC, "-lpthread"], "compiling the unit tests");
   writeFileSync(stampPath, wanted);
   copyToPlatformPackage();
   console.error(`build_extension: built ${EXTENSION_PATH} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
@@ -156,4 +175,4 @@ function copyToPlatformPackage(): void {
   renameSync(`${PLATFORM_PACKAGE_PATH}.tmp`, PLATFORM_PACKAGE_PATH);
 }
 
-if (import.meta.main) buildExtension({ force: process.argv.includes("--force") });
+if (import.meta.main) await buildExtension({ force: process.argv.includes("--force") });
