@@ -146,8 +146,8 @@ export async function buildExtension(options: { force?: boolean } = {}): Promise
   const compileUnits = sources.filter((file) => file.endsWith(".cpp"));
   const tmp = `${EXTENSION_PATH}.tmp`;
   // Said before the compiler runs: it prints nothing for the minute or two it takes.
-  console.error(`build_extension: compiling the extension (${compileUnits.length} files with zig c++, ` +
-    "about 1 to 3 minutes; then the unit tests, a few seconds)");
+  console.error(`build_extension: compiling the extension (${compileUnits.length} files with zig c++: ` +
+    "minutes, 2 on an idle 2-core machine, more on a busy one; then the unit tests)");
   await runTimed([ZIG, "c++", ...compilerFlags(), "-shared", `-I${join(DUCKDB_SOURCE, "src/include")}`,
     "-DDUCKDB_BUILD_LOADABLE_EXTENSION", `-DHADUCK_EXTENSION_VERSION="${EXTENSION_VERSION}"`,
     "-o", tmp, ...compileUnits, LIBDUCKDB, LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"], "compiling the extension");

@@ -288,9 +288,13 @@ async function commandRestore(args: string[]): Promise<number> {
   const started = performance.now();
   const bar = progress("restore");
   const checkMemoryMaxMb = checkMemory();
-  const result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
-    force: values.force, onProgress: bar.update, checkMemoryMaxMb });
-  bar.finish();
+  let result;
+  try {
+    result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
+      force: values.force, onProgress: bar.update, checkMemoryMaxMb });
+  } finally {
+    bar.finish(); // an error starts on a line of its own
+  }
   const seconds = (performance.now() - started) / 1000;
   const frames = result.commits > 0
     ? ` + ${result.commits} commits from ${result.frames} WAL frames (last commit ${result.lastCommit})`
