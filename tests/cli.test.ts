@@ -141,8 +141,8 @@ test("haduck serve serves the admin endpoint until SIGTERM, then ships what is p
   expect(usage.stderr).toContain("HOST:PORT");
 });
 
-test("large uploads and restores report progress: plain lines when not on a terminal", async () => {
-  const storeArgs = ["--store", `file://${dir}/progress-store`];
+test("large uploads and restores report progress off a terminal as plain lines with --progress", async () => {
+  const storeArgs = ["--store", `file://${dir}/progress-store`, "--progress"];
   const attached = await haduck(["attach", "progress.duckdb", ...storeArgs,
     "-c", "CREATE TABLE t AS SELECT i, random() AS a FROM range(4000000) r(i)", "-c", "CHECKPOINT"]);
   expect(attached.code).toBe(0);

@@ -115,12 +115,12 @@ test("a missing --db-key points to haduck databases; an unknown key fails by nam
   for (const command of commands) {
     const missing = await haduck([...command, "--store", store]);
     expect({ command, code: missing.code, stdout: missing.stdout, stderr: missing.stderr }).toEqual({ command, code: 2,
-      stdout: "", stderr: expect.stringContaining("--db-key is required: run `haduck databases --store URL` to list " +
-        "the keys in the store") });
+      stdout: "", stderr: expect.stringContaining(`--db-key is required: run \`haduck databases --store ${store}\` to ` +
+        "list the keys in the store") });
     const unknown = await haduck([...command, "--store", store, "--db-key", "nope.duckdb"]);
     expect({ command, code: unknown.code, stdout: unknown.stdout }).toEqual({ command, code: 1, stdout: "" });
     expect(unknown.stderr).toContain(`No generations of nope.duckdb in ${store}`);
-    expect(unknown.stderr).toContain("`haduck databases --store URL`");
+    expect(unknown.stderr).toContain(`run \`haduck databases --store ${store}\` to list the keys`);
     expect(unknown.stderr.trimEnd().split("\n")).toHaveLength(1);
   }
   const known = await haduck(["status", "--store", store, "--db-key", "real.duckdb", "--json"]);

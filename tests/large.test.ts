@@ -26,7 +26,8 @@ test("a restore killed with kill -9 at 30% is cleaned up by the next restore to 
   await db.checkpoint();
   await db.close();
   const to = join(dir, "target.duckdb");
-  const args = [process.execPath, BIN, "restore", "--store", store, "--db-key", "big.duckdb", "--to", to, "--force"];
+  const args = [process.execPath, BIN, "restore", "--store", store, "--db-key", "big.duckdb", "--to", to, "--force",
+    "--progress"];
   const child = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
   let seen = "";
   for await (const chunk of child.stderr) {

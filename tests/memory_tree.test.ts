@@ -35,7 +35,7 @@ test("restore and verify: the whole process tree stays under 128 MiB above an id
   expect({ code: restored.code, stderr: restored.stderr.slice(-300) }).toEqual({ code: 0, stderr: expect.any(String) });
   expect(restored.processes).toBeGreaterThanOrEqual(2); // the DuckDB child was there, and counted
   const verified = await runMeasured([process.execPath, BIN, "verify", ...store]);
-  expect(verified.stdout).toContain("0 problems; drill: the latest commit");
+  expect(verified.stdout).toContain("0 problems\ndrill: the latest commit");
   const above = { restore: restored.peakTreeMiB - idle.peakTreeMiB, verify: verified.peakTreeMiB - idle.peakTreeMiB };
   console.log(`process tree above an idle haduck status (${idle.peakTreeMiB.toFixed(0)} MiB): ` +
     `restore ${above.restore.toFixed(0)} MiB, verify ${above.verify.toFixed(0)} MiB`);

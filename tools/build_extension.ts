@@ -21,7 +21,8 @@ export const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 /** The build for the default release (DuckDB v1.4.4, what `@duckdb/node-api` in package.json runs). */
 export const EXTENSION_PATH = join(ROOT, "extension/build/haduck.duckdb_extension");
 export const UNIT_TESTS_PATH = join(ROOT, "extension/build/unit_tests");
-export const EXTENSION_VERSION = "0.1.0";
+/** haduck's one version (tools/version.ts sets it in the root package.json): `haduck_version().extension`. */
+export const EXTENSION_VERSION: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
 /** The default release. */
 export const DUCKDB_VERSION = "v1.4.4";
 /** Every release the extension is built for, the default first. */
@@ -107,6 +108,25 @@ function run(args: string[]): void {
 }
 
 /**
+ * Runs a long compile; on a terminal, a line redrawn every second says what runs and for how long
+ * (the compiler itself prints nothing for minutes). Off a terminal, nothing more.
+ */
+async function runTimed(args: string[], label: string): Promise<void> {
+  const started = performance.now();
+  const child = Bun.spawn(args, { stdout: "inherit", stderr: "inherit" });
+  const tick = process.stderr.isTTY
+    ? setInterval(() => process.stderr.write(`\rbuild_extension: ${label}: ` +
+      `${((performance.now() - started) / 1000).toFixed(0)} s\x1b[K`), 1000)
+    : undefined;
+  const code = await child.exited;
+  if (tick) {
+    clearInterval(tick);
+    process.stderr.write("\r\x1b[K");
+  }
+  if (code !== 0) fail(`compiler failed (exit ${code}): ${args.slice(0, 3).join(" ")} ...`);
+}
+
+/**
  * Compiles a standalone program against the extension's runtime-neutral headers (bitmap, ring),
  * without DuckDB, as the unit tests are: the benchmarks in bench/ use it.
  */
@@ -143,7 +163,7 @@ function upToDate(stampPath: string, wanted: string, outputs: string[]): boolean
  * Compiles the extension for one DuckDB release (the same sources, its headers and `libduckdb.so`,
  * its defines) and appends the footer naming that release. Skipped when its inputs are unchanged.
  */
-function buildTarget(target: DuckDBTarget, sources: string[], force: boolean): string {
+async function buildTarget(target: DuckDBTarget, sources: string[], force: boolean): Promise<string> {
   const out = extensionBuildPath(target.version);
   const buildDir = dirname(out);
   mkdirSync(buildDir, { recursive: true });
@@ -158,8 +178,12 @@ function buildTarget(target: DuckDBTarget, sources: string[], force: boolean): s
   if (!force && upToDate(stampPath, wanted, [out])) return out;
   const started = performance.now();
   const tmp = `${out}.tmp`;
-  run([ZIG, "c++", ...flags, "-o", tmp, ...sources.filter((file) => file.endsWith(".cpp")), target.libduckdb,
-    LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"]);
+  const units = sources.filter((file) => file.endsWith(".cpp"));
+  // Said before the compiler runs: it prints nothing for the minute or two it takes.
+  console.error(`build_extension: compiling the extension for DuckDB ${target.version} (${units.length} files with ` +
+    "zig c++: minutes, 2 on an idle 2-core machine, more on a busy one)");
+  await runTimed([ZIG, "c++", ...flags, "-o", tmp, ...units, target.libduckdb, LIBSTDCXX, LIBGCC, "-Wl,--no-undefined"],
+    `compiling the extension for DuckDB ${target.version}`);
   const binary = readFileSync(tmp);
   writeFileSync(tmp, Buffer.concat([binary, extensionFooter(EXTENSION_VERSION, target.version)]));
   renameSync(tmp, out);
@@ -170,7 +194,7 @@ function buildTarget(target: DuckDBTarget, sources: string[], force: boolean): s
 }
 
 /** The C++ unit tests: the DuckDB-free parts (bitmap, ring, generation queue, tracker, overlays), built once. */
-function buildUnitTests(tests: string[], force: boolean): void {
+async function buildUnitTests(tests: string[], force: boolean): Promise<void> {
   const units = [...tests.filter((file) => file.endsWith(".cpp")), join(ROOT, "extension/src/generation_queue.cpp"),
     join(ROOT, "extension/src/tracker.cpp"), join(ROOT, "extension/src/snapshot.cpp"),
     join(ROOT, "extension/src/lazy_base.cpp")];
@@ -181,7 +205,8 @@ function buildUnitTests(tests: string[], force: boolean): void {
   const wanted = stamp([...units, ...headers, ...testHeaders, import.meta.path], flags.join(" "));
   if (!force && upToDate(stampPath, wanted, [UNIT_TESTS_PATH])) return;
   mkdirSync(dirname(UNIT_TESTS_PATH), { recursive: true });
-  run([ZIG, "c++", ...flags, "-o", UNIT_TESTS_PATH, ...units, LIBSTDCXX, LIBGCC, "-lpthread"]);
+  await runTimed([ZIG, "c++", ...flags, "-o", UNIT_TESTS_PATH, ...units, LIBSTDCXX, LIBGCC, "-lpthread"],
+    "compiling the unit tests");
   writeFileSync(stampPath, wanted);
 }
 
@@ -189,14 +214,14 @@ function buildUnitTests(tests: string[], force: boolean): void {
  * Builds every release's extension and the unit tests (each only when its inputs changed), copies
  * the builds into the platform package, and returns the default release's build.
  */
-export function buildExtension(options: { force?: boolean } = {}): string {
+export async function buildExtension(options: { force?: boolean } = {}): Promise<string> {
   checkToolchain();
   const force = options.force ?? false;
   const sources = sourceFiles(join(ROOT, "extension/src"));
   for (const target of DUCKDB_TARGETS) {
-    copyToPlatformPackage(target, buildTarget(target, sources, force));
+    copyToPlatformPackage(target, await buildTarget(target, sources, force));
   }
-  buildUnitTests(sourceFiles(join(ROOT, "extension/test")), force);
+  await buildUnitTests(sourceFiles(join(ROOT, "extension/test")), force);
   return EXTENSION_PATH;
 }
 
@@ -217,4 +242,4 @@ function copyToPlatformPackage(target: DuckDBTarget, built: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
-if (import.meta.main) buildExtension({ force: process.argv.includes("--force") });
+if (import.meta.main) await buildExtension({ force: process.argv.includes("--force") });

@@ -9,7 +9,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "./build_extension.ts";
+import { EXTENSION_PATH, extensionFooter, ROOT } from "./build_extension.ts";
 import { dependencyProblems } from "./_dependency_rule.ts";
 
 /** Packages that must type-check under Deno (the CLI is Bun-only: it serves with Bun.serve). */
@@ -57,6 +57,16 @@ for (const name of readdirSync(join(ROOT, "packages")).sort()) {
     report(child.exitCode === 0, `${manifest.name} type-checks under Deno`,
       child.stderr.toString().replace(/\x1b\[[0-9;]*m/g, "").split("\n").slice(0, 12).join("\n"));
   }
+}
+// haduck_version() reports the version stamped into the extension's footer (its fifth 32-byte field,
+// after the 22-byte prefix): a build left from before tools/version.ts ran reports the old one.
+if (existsSync(EXTENSION_PATH)) {
+  const binary = readFileSync(EXTENSION_PATH);
+  const at = binary.length - extensionFooter("", "").length + 22 + 4 * 32;
+  const field = binary.subarray(at, at + 32);
+  const stamped = field.subarray(0, field.indexOf(0) < 0 ? field.length : field.indexOf(0)).toString("utf8");
+  report(stamped === ROOT_VERSION, `the built extension is stamped with the one version ${ROOT_VERSION}`,
+    `${EXTENSION_PATH} says ${stamped}: run bun tools/build_extension.ts`);
 }
 const problems = dependencyProblems(ROOT);
 report(problems.length === 0, "the dependency rule holds (tools/_dependency_rule.ts: public faces, declared " +

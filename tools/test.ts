@@ -43,7 +43,7 @@ const lastNumber = (output: string, pattern: RegExp) => {
 };
 
 async function main(): Promise<number> {
-  buildExtension();
+  await buildExtension();
   const cluster = await startRadosgw();
   const stop = async () => {
     await cluster.stop();

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { assertValidDbKey, attach, checkMemoryMaxMb, defaultDbKey, type WriterFence } from "@haduck/duckdb-fs-bridge";
-import { MirroredStore } from "@haduck/duckblock";
+import { MirroredStore, suggestCommand } from "@haduck/duckblock";
 import type { BlockStore, SealedStore } from "@haduck/s3-block-store";
 import {
   mirroredStore,
@@ -36,25 +36,49 @@ export class NodeUnreachableError extends Error {
 }
 
 
+/** A node that answered over TLS with a certificate this command cannot check: the fix is --tls-ca (exit 3). */
+export class NodeUntrustedError extends Error {
+  readonly code = "NODE_UNTRUSTED";
+  constructor(url: string, cause: unknown) {
+    super(`cannot trust the certificate of the node at ${url} (${(cause as Error).message}): give --tls-ca the PEM ` +
+      "file of the CA that signed the nodes' certificates (the one the nodes' own --tls-ca names)", { cause });
+  }
+}
+
+/** Whether a fetch failed on the server's certificate (Bun and Node name these errors by OpenSSL's codes). */
+export function isCertificateError(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code ?? "");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/i.test(code) ||
+    /certificate/i.test((error as Error).message ?? "");
+}
+
 export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 
 export function parse<const T extends Record<string, OptionSpec>>(args: string[], options: T) {
   try {
-    const all = { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" }, debug: { type: "boolean" } } as
-      const;
+    // --progress (every command; main() reads it): progress as plain lines when stderr is not a terminal.
+    const all = { ...STORE_OPTIONS, ...options, help: { type: "boolean", short: "h" }, debug: { type: "boolean" },
+      progress: { type: "boolean" } } as const;
     return parseArgs({ args, options: all, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; see --help`);
   }
 }
 
-/** What a command that reads the store prints when it is given no --db-key: where to find one. */
-export const NO_DB_KEY_HINT = "--db-key is required: run `haduck databases --store URL` to list the keys in the store";
+/** The command that lists the keys in `store`, complete as printed (the store's URL, its endpoint). */
+export function listKeysCommand(store: BlockStore): string {
+  return suggestCommand("databases", { store });
+}
+
+/** The store the running command opened, for the hints `main()` adds to its errors. */
+let storeInUse: BlockStore | undefined;
+export const currentStore = (): BlockStore | undefined => storeInUse;
 
 /** The store from the flags (or the variables), or a usage error saying how to give one. */
 export function needStoreOnly(values: { store?: string; endpoint?: string }): SealedStore {
   const store = storeFromFlags(values, process.env);
   if (!store) throw new UsageError(NO_STORE_HINT);
+  storeInUse = store;
   return store;
 }
 
@@ -62,8 +86,13 @@ export function needStoreOnly(values: { store?: string; endpoint?: string }): Se
 export function needStore(values: Record<string, unknown>): { store: BlockStore; dbKey: string } {
   const store = needStoreOnly(values as { store?: string; endpoint?: string });
   const dbKey = values["db-key"] as string | undefined;
-  if (!dbKey) throw new UsageError(NO_DB_KEY_HINT);
-  assertValidDbKey(dbKey);
+  if (!dbKey) throw new UsageError(`--db-key is required: run ${listKeysCommand(store)} to list the keys in the store`);
+  try {
+    assertValidDbKey(dbKey);
+  } catch (error) {
+    // The key's rules name `haduck databases`: here, with this store, as a command to run.
+    throw new UsageError((error as Error).message.replace("`haduck databases`", listKeysCommand(store)));
+  }
   return { store, dbKey };
 }
 
@@ -84,35 +113,44 @@ const PROGRESS_BLOCKS_MIN = 64;
 /**
  * Opens a database for `attach` and `serve`: the store from the flags (or local-only, said once),
  * mirrored to the replica stores (`--replica-store`) when there are any; closing the database
- * waits a while (`REPLICA_DRAIN_MS`) for them and stops the mirror.
+ * waits a while (`REPLICA_DRAIN_MS`) for them and stops the mirror. `named`: a node that serves
+ * several databases names the database in each line it prints.
  */
 export async function attachFromFlags(dbPath: string, values: { store?: string; endpoint?: string; "db-key"?: string;
   alias?: string; "replica-store"?: string[] }, cluster?: { fence: WriterFence; store: BlockStore;
-  onShipped?: () => void }) {
+  onShipped?: () => void }, named = false) {
   const primary = cluster?.store ?? storeFromFlags(values, process.env);
   const fence = cluster?.fence;
-  if (!primary) console.error("haduck: local-only mode (no store configured): tracking changes, uploading nothing");
-  const store = mirroredStore(primary, replicaStoresFromFlags(values, process.env),
-    values["db-key"] ?? defaultDbKey(dbPath), (message) => console.error(`haduck: ${message}`));
+  const dbKey = values["db-key"];
+  const which = named && dbKey ? `${dbKey}: ` : "";
+  if (!primary) {
+    console.error(`haduck: ${which}local-only mode (no store configured): tracking changes, uploading nothing`);
+  }
+  const store = mirroredStore(primary, replicaStoresFromFlags(values, process.env), dbKey ?? defaultDbKey(dbPath),
+    (message) => console.error(`haduck: ${which}${message}`));
   const mirror = store instanceof MirroredStore ? store : undefined;
   // A bar for generations large enough to take a while (the first upload of a big database).
   let bar: { generation: number; progress: Progress } | undefined;
   const db = await attach({
     onUploadProgress: (event) => {
       if (event.blocksTotal < PROGRESS_BLOCKS_MIN) return;
-      if (bar?.generation !== event.generation) bar = { generation: event.generation, progress: progress("upload") };
+      if (bar?.generation !== event.generation) {
+        // Made at the pass's first report, timed from the pass's start (see ProgressOptions.startedMs).
+        bar = { generation: event.generation, progress: progress(`${which}upload`,
+          { startedMs: performance.now() - event.elapsedMs }) };
+      }
       bar.progress.update(event.blocksDone, event.blocksTotal, event.bytesSent);
     },
     dbPath,
     store,
-    dbKey: values["db-key"],
+    dbKey,
     alias: values.alias,
     fence,
     onFrame: cluster?.onShipped && (() => cluster.onShipped!()),
     onGeneration: (event) => {
       cluster?.onShipped?.();
       if (bar?.generation === event.generation) bar.progress.finish();
-      console.error(`haduck: generation ${event.generation}: ${event.blocks} blocks, ` +
+      console.error(`haduck: ${which}generation ${event.generation}: ${event.blocks} blocks, ` +
         `${event.blocksShipped} shipped (${mib(event.bytesShipped)}) in ${event.durationMs.toFixed(0)} ms`);
     },
   }).catch(async (error) => {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { HELP } from "./_help.ts";
-import { EXIT, NodeUnreachableError, parse, UsageError } from "./_command.ts";
+import { EXIT, isCertificateError, NodeUnreachableError, NodeUntrustedError, parse, UsageError } from "./_command.ts";
 
 /** `haduck handoff --node URL [--to URL]`: the leader hands its lease over without stopping. */
 export async function commandHandoff(args: string[]): Promise<number> {
@@ -17,7 +17,15 @@ export async function commandHandoff(args: string[]): Promise<number> {
   if (values.to !== undefined) checkNodeUrl("--to", values.to);
   const token = process.env.HADUCK_ADMIN_TOKEN;
   if (!token) throw new UsageError("handoff needs the cluster's token in HADUCK_ADMIN_TOKEN");
-  const tls = values["tls-ca"] ? { tls: { ca: readFileSync(values["tls-ca"], "utf8") } } : {};
+  let tls = {};
+  if (values["tls-ca"] !== undefined) {
+    try {
+      tls = { tls: { ca: readFileSync(values["tls-ca"], "utf8") } };
+    } catch (error) {
+      throw new UsageError(`--tls-ca ${values["tls-ca"]}: ${(error as Error).message}; give the PEM file of the CA ` +
+        "that signed the nodes' certificates");
+    }
+  }
   const base = (url: string) => url.endsWith("/") ? url : `${url}/`;
   const call = async (url: string, path: string, body?: unknown) => {
     let response: Response;
@@ -26,6 +34,7 @@ export async function commandHandoff(args: string[]): Promise<number> {
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body), ...tls } as RequestInit);
     } catch (error) {
+      if (isCertificateError(error)) throw new NodeUntrustedError(url, error);
       throw new NodeUnreachableError(url, error);
     }
     const answer = await response.json().catch(() => ({}));

@@ -19,6 +19,7 @@ Commands:
   serve <db-path>     serve a database over HTTP (SQL, admin) as a node of a cluster, no shell
   rekey               encrypt every object with the current key (after a rotation, or a plain store)
   handoff             move a cluster's lease to another node without stopping (--node URL [--to URL])
+  aside [PATH]        list the databases a takeover moved aside (*.haduck-aside-*), size and age; --apply deletes
   version             haduck's version and the DuckDB it is built for (also --version)
 
 Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--endpoint URL],
@@ -27,9 +28,10 @@ Store (every command): --store file:///abs/dir | --store s3://bucket/prefix [--e
   HADUCK_S3_SECRET_KEY (HADUCK_S3_PREFIX, HADUCK_S3_REGION). What HADUCK_S3_* leave unset comes from AWS's
   variables: the endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (else AWS S3 itself), the region
   from AWS_REGION or AWS_DEFAULT_REGION, the keys from the AWS credential chain (AWS_ACCESS_KEY_ID, AWS_PROFILE
-  and ~/.aws, container credentials, instance metadata). --db-key KEY names the database in the store
-  (default: the file name; \`haduck databases\` lists them). Flags win over variables, HADUCK_STORE over
-  HADUCK_S3_*, and HADUCK_S3_* over AWS_*.
+  and ~/.aws, container credentials, instance metadata); never from a flag (a flag would show them in the
+  process list). --db-key KEY names the database in the store: attach and serve default to the file's
+  name, the commands that read the store require it (\`haduck databases\` lists the keys). Flags win over
+  variables, HADUCK_STORE over HADUCK_S3_*, and HADUCK_S3_* over AWS_*.
   An s3:// URL may carry its own endpoint and region: s3://bucket/prefix?endpoint=https://host:port&region=R.
 
 Replica stores (attach, serve, gc, and the sidecar of a DuckDB host): --replica-store URL (repeatable,
@@ -44,6 +46,9 @@ Encryption (every command, attach, serve and the extension's sidecar alike): HAD
   haduck writes (AES-256-GCM; lease.json stays plain) and opens what any listed key encrypted. A
   missing or wrong key is exit 3 naming the key id the object needs. HADUCK_ENCRYPTION_ACCEPT_PLAIN=1
   also reads plain objects while \`haduck rekey\` moves a plain store to encryption.
+
+Progress: on a terminal, long work (uploads, restore, verify, gc) draws a bar on stderr; off a terminal
+  nothing, unless --progress asks for a plain line at every tenth of the way.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 store or node unreachable, or access denied,
   5 integrity failure, 6 conflict (target exists, diverged), 7 the open check could not run here (out of
@@ -87,6 +92,14 @@ link is followed: the file it points to is replaced, the link stays. The result 
 --if-missing (a container's start): exits 0 and keeps the file when <path> exists, restores when it
 does not, and fails by name (exit 1) when the store holds nothing for the key.
 Example: haduck restore --store file://$PWD/haduck-store --db-key demo.duckdb --to restored.duckdb`,
+  aside: `Usage: haduck aside [PATH ...] [--apply | --delete] [--json]
+Lists the databases haduck moved aside: a cluster node that takes over or steps down renames its
+local file to <db>.haduck-aside-epoch<E>-<time> (its .wal and .haduck-identity beside it) and never
+deletes it. PATH is a directory (every moved-aside database in it) or a database's path (its own),
+default the current directory. Each is shown with its size and age. A dry run: --apply (or --delete)
+deletes the files listed, and nothing else (regular files with .haduck-aside- in their name only).
+--json: {applied, sizeBytes, asides: [{path, database, files, sizeBytes, movedAt, ageMs, epoch}]}.
+Example: haduck aside data/ && haduck aside data/node.duckdb --apply`,
   databases: `Usage: haduck databases --store URL [--json]    (alias: haduck ls)
 Lists every database in the store, sorted by key: its last generation, when that generation was
 checkpointed, and the database file's size then (--json: an array of {dbKey, lastGeneration,
@@ -103,7 +116,8 @@ every manifest entry is in the segment it names, and that no generation inherits
 predecessor did not have. Then, since checksums cannot tell whether a generation holds every block
 its header needs, it restores the latest commit (the newest generation with its WAL frames) into a
 temp dir and opens it in DuckDB (in a child process), reading every row. --drill does that for every
-kept generation too; --no-drill checks objects only. Exit 5 when anything is wrong.
+kept generation too; --no-drill checks objects only. Exit 5 when anything is wrong. Prints the
+counts, then what the drill opened (a line each); a bar per step on a terminal.
 Example: haduck verify --store file://$PWD/haduck-store --db-key demo.duckdb --drill`,
   status: `Usage: haduck status --store URL --db-key KEY [--json]
 What the store holds: the last generation, its WAL frames, the last durable commit and how old it is
@@ -115,8 +129,11 @@ Example: haduck status --store file://$PWD/haduck-store --db-key demo.duckdb`,
        [--replica-store URL]...
 Keeps the newest N generations (default 10) and every generation younger than DURATION (e.g. 90m,
 36h, 7d), and deletes the other manifests and every segment no kept generation references.
-Without --apply it only prints what it would delete. With --replica-store URL (repeatable; or
-HADUCK_REPLICA_STORES) the same policy is applied to each replica store too, each on its own
+--keep-within adds to --keep-last, it does not replace it: \`--keep-within 7d\` alone still keeps the
+newest 10 however old they are; give \`--keep-last 1 --keep-within 7d\` to keep only the last 7 days
+(the newest generation is always kept).
+Without --apply it only prints what it would delete. Progress on a terminal (reading, deleting).
+With --replica-store URL (repeatable; or HADUCK_REPLICA_STORES) the same policy is applied to each replica store too, each on its own
 generations (--json: the replicas' reports under "replicaStores").
 Example: haduck gc --store file://$PWD/haduck-store --db-key demo.duckdb --keep-last 3 --apply`,
   rekey: `Usage: haduck rekey --store URL [--db-key KEY] [--dry-run] [--json]
@@ -144,7 +161,9 @@ Asks the leader of the cluster --node belongs to (any node: the handoff goes to 
 to hand its lease over without stopping: new statements wait, everything ships, the lease goes to
 --to (that node takes over at once; the others wait) or to the first follower that looks, and the
 statements that waited go there. The old leader then follows. Token: HADUCK_ADMIN_TOKEN.
-URLs start with http:// or https://; a node that does not answer exits 4.
+URLs start with http:// or https://; a node that does not answer exits 4. An https:// node whose
+certificate a private CA signed needs --tls-ca (the PEM of that CA); without it the command says so
+(exit 3).
 Example: HADUCK_ADMIN_TOKEN=... haduck handoff --node http://127.0.0.1:8081 --to http://127.0.0.1:8082`,
   serve: `Usage: haduck serve <db-path> --listen HOST:PORT [--store URL] [--db-key KEY] [--lease-ttl 5s]
        [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--allow-files DIR ...] [--statement-timeout 30s]

@@ -5,6 +5,7 @@
  * name (exit 1) rather than printing an empty answer.
  */
 import type { BlockStore } from "@haduck/s3-block-store";
+import { shellQuote } from "@haduck/duckblock";
 import {
   extensionPath,
   latestManifest,
@@ -15,6 +16,7 @@ import {
 } from "@haduck/duckdb-fs-bridge";
 import { HELP } from "./_help.ts";
 import { checkMemory, EXIT, mib, needStore, needStoreOnly, parse, UsageError } from "./_command.ts";
+import { steppedProgress } from "./_progress.ts";
 
 /** The error of a key the store holds no generation of (`main()` adds where to find the keys). */
 function noGenerations(store: BlockStore, dbKey: string, consequence: string): ReplicationError {
@@ -31,7 +33,7 @@ export async function commandDatabases(args: string[]): Promise<number> {
   if (values.json) console.log(JSON.stringify(databases, null, 2));
   else if (databases.length === 0) {
     console.log(`no databases in ${store.url} (a database appears with its first generation: haduck attach ` +
-      `<db-path> --store ${store.url})`);
+      `<db-path> --store ${shellQuote(store.url)})`);
   } else {
     const width = Math.max(...databases.map((db) => db.dbKey.length));
     for (const db of databases) {
@@ -43,7 +45,8 @@ export async function commandDatabases(args: string[]): Promise<number> {
       // A key is one name: the part before its last `/` is a prefix the database was written under.
       const cut = nested.dbKey.lastIndexOf("/");
       console.error(`haduck: ${nested.dbKey} lies under the prefix ${nested.dbKey.slice(0, cut)}: open it with ` +
-        `--store ${store.url}/${nested.dbKey.slice(0, cut)} --db-key ${nested.dbKey.slice(cut + 1)}`);
+        `--store ${shellQuote(`${store.url}/${nested.dbKey.slice(0, cut)}`)} --db-key ` +
+        shellQuote(nested.dbKey.slice(cut + 1)));
     }
   }
   return EXIT.ok;
@@ -72,22 +75,41 @@ export async function commandVerify(args: string[]): Promise<number> {
   if (values.help) return (console.log(HELP.verify), EXIT.ok);
   if (values.drill && values["no-drill"]) throw new UsageError("--drill and --no-drill contradict each other: give one");
   const { store, dbKey } = needStore(values);
-  const report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest",
-    checkMemoryMaxMb: checkMemory() });
+  const bars = steppedProgress();
+  let report;
+  try {
+    report = await verify(store, dbKey, { drill: values.drill ? "all" : values["no-drill"] ? "none" : "latest",
+      checkMemoryMaxMb: checkMemory(), onProgress: (event) => event.step === "objects"
+        ? bars.update("verify: objects", "generations", event.done, event.total)
+        : bars.update(`verify: drill ${event.generation === "latest" ? "the latest commit" : `generation ${event.generation}`}`,
+          "blocks", event.done, event.total, event.bytes) });
+  } finally {
+    bars.finish();
+  }
   const { drilled } = report;
   const parts = [
     drilled.generations > 0 ? `${drilled.generations} generations` : "",
     drilled.latestCommit ? `the latest commit (${drilled.latestFrames} WAL frames replayed)` : "",
   ].filter(Boolean);
-  const said = parts.length > 0 ? `; drill: ${parts.join(" and ")} restored and opened in DuckDB`
-    : values["no-drill"] ? "; no drill (--no-drill)" : "";
   for (const problem of report.problems) console.error(`haduck: ${problem}`);
   for (const skipped of report.skipped) console.error(`haduck: skipped (not a problem): ${skipped}`);
-  const epochs = report.epochs.length > 1 ? `; one history over lease epochs ${report.epochs.join(", ")}` : "";
+  // A few short lines, not one long one: the counts, then the drill, then the lease epochs.
   console.log(`verified ${report.generations} generations, ${report.segments} segments, ${report.blocks} blocks, ` +
     `${report.frames} WAL frames: ${report.problems.length} problems` +
-    `${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ""}${said}${epochs}`);
+    `${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ""}`);
+  if (parts.length > 0) console.log(`drill: ${parts.join(" and ")} restored and opened in DuckDB`);
+  else if (values["no-drill"]) console.log("drill: none (--no-drill)");
+  if (report.epochs.length > 1) console.log(`one history over lease epochs ${report.epochs.join(", ")}`);
   return report.problems.length > 0 ? EXIT.integrity : EXIT.ok;
+}
+
+/** The extension's path, or null: `status` reads the store only, and runs without the extension. */
+function extensionOrNull(): string | null {
+  try {
+    return extensionPath();
+  } catch {
+    return null;
+  }
 }
 
 export async function commandStatus(args: string[]): Promise<number> {
@@ -101,7 +123,8 @@ export async function commandStatus(args: string[]): Promise<number> {
   const status = {
     store: store.url,
     dbKey,
-    extension: extensionPath(),
+    // The extension is not needed to read the store: where it is, or null when it is not found.
+    extension: extensionOrNull(),
     lastGeneration: latest.manifest.generation,
     lastGenerationTime: latest.manifest.createdAt,
     fileSizeBytes: latest.manifest.fileSizeBytes,

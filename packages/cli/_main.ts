@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { StoreError } from "@haduck/s3-block-store";
+import { suggestCommand } from "@haduck/duckblock";
 import {
   assertValidDbKey,
   defaultDbKey,
@@ -30,15 +31,18 @@ import {
 import { errorMessage, printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
-import { progress } from "./_progress.ts";
+import { progress, reportProgressOffTerminal, steppedProgress } from "./_progress.ts";
 import { adminDatabase, adminSettings, serveAdmin } from "./_admin_server.ts";
 import {
   attachFromFlags,
   checkMemory,
   EXIT,
+  currentStore,
+  listKeysCommand,
   mib,
   needStore,
   NodeUnreachableError,
+  NodeUntrustedError,
   parse,
   UsageError,
 } from "./_command.ts";
@@ -46,6 +50,7 @@ import { commandServe } from "./_serve.ts";
 import { commandDatabases, commandGenerations, commandStatus, commandVerify } from "./_inspect.ts";
 import { commandHandoff } from "./_handoff.ts";
 import { commandRekey } from "./_rekey.ts";
+import { commandAside } from "./_aside.ts";
 
 export { EXIT } from "./_command.ts";
 
@@ -138,7 +143,8 @@ async function attachFromStore(values: Record<string, unknown> & { command?: str
     const statements = [...(values.command ?? [])];
     if (values.file) statements.push(readFileSync(values.file, "utf8"));
     await replica.withConnection(async (connection) => {
-      const readOnly = readOnlyConnection(connection);
+      const readOnly = readOnlyConnection(connection,
+        suggestCommand("restore", { store, dbKey, args: ["--to", defaultDbKey(dbKey)] }));
       if (statements.length === 0) {
         if (!await runShell(readOnly)) statementFailed = true;
         return;
@@ -175,7 +181,7 @@ function pointInHistory(values: { generation?: string; time?: string }): { gener
  * The connection with every statement in a READ ONLY transaction: DuckDB itself refuses what would
  * write (the view is the store's, and what DuckDB wrote into it would be lost).
  */
-function readOnlyConnection(connection: DuckDBConnection): DuckDBConnection {
+function readOnlyConnection(connection: DuckDBConnection, restoreCommand: string): DuckDBConnection {
   const runAndReadAll = async (sql: string) => {
     await connection.run("BEGIN TRANSACTION READ ONLY");
     try {
@@ -187,7 +193,7 @@ function readOnlyConnection(connection: DuckDBConnection): DuckDBConnection {
       const message = (error as Error).message;
       if (/read-only (transaction|mode)/i.test(message)) {
         throw new Error(`${message} (attach --from-store is a read-only view of the store; restore it with ` +
-          "`haduck restore` to write)");
+          `${restoreCommand} to write)`);
       }
       throw error;
     }
@@ -209,20 +215,30 @@ async function commandGc(args: string[]): Promise<number> {
   const { store, dbKey } = needStore(values);
   const replicas = replicaStoresFromFlags(values, process.env);
   // The policy applies to each store on its own: a replica that lags keeps what its own newest generations need.
-  const report = await gc({ store, dbKey, keepLast, keepWithinMs, apply: values.apply });
+  const collect = async (each: typeof store, label: string) => {
+    const bars = steppedProgress();
+    try {
+      return await gc({ store: each, dbKey, keepLast, keepWithinMs, apply: values.apply, onProgress: (step, done, total) =>
+        bars.update(`${label}${step === "read" ? "read manifests" : "delete"}`, step === "read" ? "generations" : "objects",
+          done, total) });
+    } finally {
+      bars.finish();
+    }
+  };
+  const report = await collect(store, "gc: ");
   const replicaReports = [];
-  for (const replica of replicas) {
-    replicaReports.push({ store: replica.url, ...await gc({ store: replica, dbKey, keepLast, keepWithinMs,
-      apply: values.apply }) });
-  }
+  for (const replica of replicas) replicaReports.push({ store: replica.url, ...await collect(replica, `gc ${replica.url}: `) });
   if (values.json) {
     console.log(JSON.stringify(replicas.length > 0 ? { ...report, replicaStores: replicaReports } : report, null, 2));
     return EXIT.ok;
   }
+  // Why these: --keep-within adds to the --keep-last floor (default 10), it does not replace it.
+  const why = `the newest ${keepLast}${values["keep-last"] === undefined ? " (--keep-last default)" : ""}` +
+    (values["keep-within"] === undefined ? "" : ` and every one younger than ${values["keep-within"]}`);
   for (const [index, each] of [report, ...replicaReports].entries()) {
     const name = replicas.length > 0 ? `${index === 0 ? store.url : replicas[index - 1].url}: ` : "";
     const verb = each.applied ? "deleted" : "would delete (dry run; pass --apply to delete)";
-    console.log(`${name}kept ${each.kept.length} generations (${each.kept.join(", ") || "none"})`);
+    console.log(`${name}kept ${each.kept.length} generations (${each.kept.join(", ") || "none"}): ${why}`);
     console.log(`${name}${verb}: ${each.deletedGenerations.length} generations, ${each.deletedSegments.length} ` +
       `segments, ${each.deletedPages.length} block map pages, ${each.deletedFrames.length} WAL frames, ` +
       mib(each.bytesFreed));
@@ -263,8 +279,11 @@ async function commandRestore(args: string[]): Promise<number> {
     time: { type: "string" }, "if-missing": { type: "boolean" }, lazy: { type: "boolean" } });
   if (values.help) return (console.log(HELP.restore), EXIT.ok);
   if (values.lazy) {
+    const { store, dbKey } = needStore(values);
+    const at = values.generation !== undefined ? ["--generation", values.generation]
+      : values.time !== undefined ? ["--time", values.time] : [];
     throw new UsageError("restore writes a whole file; to query the store's copy at once, without a restore, run " +
-      "`haduck attach --from-store` with the same --store, --db-key and --generation or --time");
+      suggestCommand("attach --from-store", { store, dbKey, args: at }));
   }
   if (!values.to) throw new UsageError("restore needs --to <path>; see --help");
   if (values["if-missing"] && values.force) {
@@ -289,9 +308,13 @@ async function commandRestore(args: string[]): Promise<number> {
   const started = performance.now();
   const bar = progress("restore");
   const checkMemoryMaxMb = checkMemory();
-  const result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
-    force: values.force, onProgress: bar.update, checkMemoryMaxMb });
-  bar.finish();
+  let result;
+  try {
+    result = await restore({ store, dbKey, to: resolve(values.to), generation, time: values.time,
+      force: values.force, onProgress: bar.update, checkMemoryMaxMb });
+  } finally {
+    bar.finish(); // an error starts on a line of its own
+  }
   const seconds = (performance.now() - started) / 1000;
   const frames = result.commits > 0
     ? ` + ${result.commits} commits from ${result.frames} WAL frames (last commit ${result.lastCommit})`
@@ -305,6 +328,7 @@ async function commandRestore(args: string[]): Promise<number> {
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  aside: commandAside,
   handoff: commandHandoff,
   attach: commandAttach,
   restore: commandRestore,
@@ -327,6 +351,7 @@ export function exitCodeOf(error: unknown): number {
     const code = (cause as { code?: string }).code;
     if (cause instanceof StoreError && (code === "ENCRYPTION_KEY" || code === "NOT_SEALED")) return EXIT.config;
   }
+  if (error instanceof NodeUntrustedError) return EXIT.config;
   if (error instanceof UsageError || error instanceof TypeError) return EXIT.usage;
   if (error instanceof DuckDBVersionError) return EXIT.config;
   if (error instanceof StoreError) {
@@ -367,12 +392,14 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`haduck: unknown command ${JSON.stringify(command)}; run \`haduck --help\` for the commands`);
     return EXIT.usage;
   }
+  reportProgressOffTerminal(rest.includes("--progress"));
   try {
     return await run(rest);
   } catch (error) {
     // A key the store holds nothing for: say where the keys are (the message names the key and the store).
-    const hint = error instanceof ReplicationError && error.code === "NO_GENERATIONS"
-      ? "; run `haduck databases --store URL` to list the keys in the store"
+    const store = currentStore();
+    const hint = error instanceof ReplicationError && error.code === "NO_GENERATIONS" && store
+      ? `; run ${listKeysCommand(store)} to list the keys in the store`
       : "";
     console.error(`haduck ${command}: ${errorMessage(error)}${hint}`);
     if (rest.includes("--debug")) console.error((error as Error).stack);

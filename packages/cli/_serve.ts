@@ -77,12 +77,13 @@ export async function commandServe(args: string[]): Promise<number> {
     // A node without a store: it leads itself, local-only.
     const attachedLocal = [];
     for (const { dbPath, dbKey } of databases) {
-      const { db } = await attachFromFlags(dbPath, { ...values, "db-key": dbKey });
+      const { db } = await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, undefined, databases.length > 1);
       await sandbox(db.connection, { ...sandboxOptions, tempDirectory: `${resolve(dbPath)}.haduck-tmp` });
       attachedLocal.push(db);
     }
     const admin = serveAdmin(settings, attachedLocal.map((db) => adminDatabase(db, undefined, limits)));
     await signalled;
+    console.error("haduck: stopping: running statements finish (reads are interrupted), then the database closes");
     limits.gate.interruptReads("the node is stopping");
     await admin.stop();
     for (const db of attachedLocal) await db.close();
@@ -101,7 +102,7 @@ export async function commandServe(args: string[]): Promise<number> {
     sandbox: sandboxOptions,
     attach: async (fence) => {
       const db = (await attachFromFlags(dbPath, { ...values, "db-key": dbKey }, { fence, store,
-        onShipped: group && (() => group.changes.changed(dbKey)) })).db;
+        onShipped: group && (() => group.changes.changed(dbKey)) }, databases.length > 1)).db;
       attached.set(dbKey, db);
       // Followers replay a generation's WAL from its start at every commit they show: a short WAL
       // (a checkpoint every CLUSTER_CHECKPOINT_WAL) keeps that replay, and their lag, small.
@@ -132,6 +133,10 @@ export async function commandServe(args: string[]): Promise<number> {
     console.error(`haduck: ${node.dbKey}: ${node.role} (lease TTL ${ttlMs} ms${group ? `, group ${values.group}` : ""})`);
   }
   await signalled;
+  // Said at once: what the stop waits for (a lone leader waits for no successor: _handoff.ts).
+  console.error("haduck: stopping: running statements finish (reads are interrupted), everything ships to the " +
+    "store, then each lease is released" + (nodes.some((node) => node.role === "leader")
+      ? " (to a follower that claims it; nobody is waited for when no statement waits)" : ""));
   await reporter.stop();
   // Clients and balancers move away first (/healthz 503, connections closed after their answer).
   admin.drain();

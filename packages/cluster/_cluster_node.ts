@@ -163,7 +163,8 @@ export class ClusterNode implements ReportingNode {
       await this.#handOff();
     } else {
       await this.#keeper.stop();
-      await this.#lease.release().catch((error) => this.#options.log(`cannot release the lease: ${error.message}`));
+      await this.#lease.release().catch((error) =>
+        this.#options.log(`${this.#options.dbKey}: cannot release the lease: ${error.message}`));
     }
     await this.#followerStarting;
     await this.#follower?.close();
@@ -209,7 +210,7 @@ export class ClusterNode implements ReportingNode {
     } finally {
       await this.#keeper.stop();
       await this.#lease.release({ successor, position }).catch((error) =>
-        this.#options.log(`cannot release the lease: ${error.message}`));
+        this.#options.log(`${this.#options.dbKey}: cannot release the lease: ${error.message}`));
       this.#handoff = undefined;
       resolve();
     }

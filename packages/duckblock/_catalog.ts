@@ -3,6 +3,7 @@
  * Reading what is in the store for one database: its generations (manifests, in order), one
  * manifest checked against the chain, and `verifyObjects()` that checks every object and checksum (`verify()`, in _verify.ts, adds the drill).
  */
+import { suggestCommand } from "./_suggest.ts";
 import { manifestsPrefix, parseManifestKey, parseManifestPath } from "./_keys.ts";
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import {
@@ -78,7 +79,7 @@ export async function loadManifestHead(store: BlockStore, dbKey: string, generat
   } catch (error) {
     if (error instanceof BlockNotFoundError) {
       throw new ReplicationError("GENERATION_NOT_FOUND", `Generation ${generation} of ${dbKey} is not in ` +
-        `${store.url}: run \`haduck generations\` to see the kept ones`);
+        `${store.url}: run ${suggestCommand("generations", { store, dbKey })} to see the kept ones`);
     }
     throw error;
   }
@@ -141,7 +142,7 @@ export async function listDatabases(store: BlockStore): Promise<DatabaseSummary[
     // written to (the end of this one), or another if its folder was copied; verify checks that, not a listing.
     if (head.generation !== generation) {
       throw new ReplicationError("INTEGRITY", `Manifest ${key} describes generation ${head.generation}, not ` +
-        `${generation}: run \`haduck verify\` on ${dbKey}`);
+        `${generation}: run ${suggestCommand("verify", { store, dbKey })}`);
     }
     databases.push({ dbKey, lastGeneration: generation, lastGenerationTime: head.checkpointedAt ?? head.createdAt,
       sizeBytes: head.fileSizeBytes });
@@ -157,7 +158,8 @@ export async function headAtTime(store: BlockStore, dbKey: string, untilMs: numb
     if (Date.parse(loaded.head.checkpointedAt ?? loaded.head.createdAt) <= untilMs) return loaded;
   }
   throw new ReplicationError(generations.length ? "GENERATION_NOT_FOUND" : "NO_GENERATIONS", `No generation of ` +
-    `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: \`haduck generations\` lists their times`);
+    `${dbKey} in ${store.url} is as old as ${new Date(untilMs).toISOString()}: ` +
+    `${suggestCommand("generations", { store, dbKey })} lists their times`);
 }
 
 /** Reads a generation's manifest whole: its object and (version 2) its pages, each checked. */
@@ -279,7 +281,8 @@ const segmentGeneration = (key: string) => Number(/\/segments\/(\d{20})-/.exec(k
  * generation's entry for that block: a manifest that takes a block from further back than its
  * predecessor had it is a manifest that lost a change.
  */
-export async function verifyObjects(store: BlockStore, dbKey: string): Promise<VerifyReport> {
+export async function verifyObjects(store: BlockStore, dbKey: string,
+  options: { onProgress?: (generationsDone: number, generationsTotal: number) => void } = {}): Promise<VerifyReport> {
   const report: VerifyReport = { generations: 0, segments: 0, blocks: 0, frames: 0, problems: [], skipped: [], epochs: [] };
   const epochSeen = (epoch: number) => {
     if (!report.epochs.includes(epoch)) report.epochs.push(epoch);
@@ -306,6 +309,7 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
       if (isEncryptionKeyError(error)) throw error;
       report.problems.push((error as Error).message);
       previous = undefined;
+      options.onProgress?.(position + 1, generations.length);
       continue;
     }
     report.generations++;
@@ -381,6 +385,7 @@ export async function verifyObjects(store: BlockStore, dbKey: string): Promise<V
       if (isEncryptionKeyError(error)) throw error;
       report.problems.push(`Generation ${generation}: ${(error as Error).message}`);
     }
+    options.onProgress?.(position + 1, generations.length);
   }
   report.epochs.sort((a, b) => a - b);
   return report;

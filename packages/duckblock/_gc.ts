@@ -34,6 +34,11 @@ export interface GcOptions {
   apply?: boolean;
   /** Replaceable for tests. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Called as the pass goes: `"read"` counts the manifests read of all, `"delete"` the objects
+   * deleted of all (with `apply`). For a progress bar; it must not throw.
+   */
+  onProgress?: (step: "read" | "delete", done: number, total: number) => void;
 }
 
 export interface GcReport {
@@ -90,6 +95,7 @@ export async function gc(options: GcOptions): Promise<GcReport> {
     } else {
       report.deletedGenerations.push(generation);
     }
+    options.onProgress?.("read", index + 1, generations.length);
   }
   // What forks reference, by the first fork found naming each object.
   const forkHolds = new Map<string, string>();
@@ -126,10 +132,15 @@ export async function gc(options: GcOptions): Promise<GcReport> {
     report.bytesFreed += object.sizeBytes;
   }
   if (report.applied) {
-    await store.deleteMany(report.deletedGenerations.map((generation) => manifestKey(dbKey, generation)));
-    await store.deleteMany(report.deletedFrames);
-    await store.deleteMany(report.deletedSegments);
-    await store.deleteMany(report.deletedPages);
+    const batches = [report.deletedGenerations.map((generation) => manifestKey(dbKey, generation)),
+      report.deletedFrames, report.deletedSegments, report.deletedPages];
+    const total = batches.reduce((sum, keys) => sum + keys.length, 0);
+    let done = 0;
+    for (const keys of batches) {
+      await store.deleteMany(keys);
+      done += keys.length;
+      options.onProgress?.("delete", done, total);
+    }
   }
   return report;
 }

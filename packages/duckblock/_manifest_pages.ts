@@ -10,6 +10,7 @@
  * In memory a manifest stays whole (`Manifest`: every segment and block); `pages` records which
  * stored pages hold it, so the next generation can tell which it may name again.
  */
+import { suggestCommand } from "./_suggest.ts";
 import { BlockNotFoundError, type BlockStore } from "@haduck/s3-block-store";
 import { ReplicationError } from "./_errors.ts";
 import { hex, type Manifest, type ManifestBlock, pad, sha256, validateManifest } from "./_format.ts";
@@ -201,7 +202,8 @@ async function fetchPage(store: BlockStore, ref: PageRef, stored: StoredManifest
   } catch (error) {
     if (error instanceof BlockNotFoundError) {
       throw new ReplicationError("INTEGRITY", `${label} is missing from ${store.url}: the generation cannot be ` +
-        "read (run `haduck verify`; restore an older generation with --generation)");
+        `read (run ${suggestCommand("verify", { store, dbKey: stored.dbKey })}; restore an older generation with ` +
+        "--generation)");
     }
     throw error;
   }

@@ -94,3 +94,4 @@ export {
   formatCommitPosition,
   parseCommitPosition,
 } from "./_commit_position.ts";
+export { shellQuote, suggestCommand } from "./_suggest.ts";

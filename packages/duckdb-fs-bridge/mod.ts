@@ -51,7 +51,7 @@ export {
   type ReplicationErrorCode,
   summarizeGenerations,
 } from "@haduck/duckblock";
-export { verify, type VerifyOptions, type VerifyReport } from "./reader/_verify.ts";
+export { verify, type VerifyOptions, type VerifyProgress, type VerifyReport } from "./reader/_verify.ts";
 export { DUCKDB_VERSION, Native, openDuckDB, snapshotStats } from "./native/_native.ts";
 export {
   DuckDBVersionError,

@@ -70,7 +70,7 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
     region: overrides.region || firstSet(env, [S3_ENV.region, ...AWS_ENV.region])?.value || "us-east-1",
   };
   const problems: string[] = [];
-  if (!options.bucket) problems.push(`${S3_ENV.bucket} is not set`);
+  if (!options.bucket) problems.push(`${S3_ENV.bucket} is not set (or give --store s3://bucket/prefix)`);
   if (!options.accessKey !== !options.secretKey) {
     const [set, unset] = options.accessKey ? [S3_ENV.accessKey, S3_ENV.secretKey] : [S3_ENV.secretKey, S3_ENV.accessKey];
     problems.push(`${unset} is not set (${set} is: set both, or neither to use the AWS credential chain)`);
@@ -83,8 +83,8 @@ export function s3OptionsFromEnv(env: Env, overrides: Partial<S3BlockStoreOption
       "(3-63 lowercase letters, digits, dots, hyphens)");
   }
   if (problems.length > 0) {
-    throw new StoreConfigError(`Cannot configure the S3 store: ${problems.join("; ")}. Set the variables or ` +
-      "pass --store s3://bucket/prefix with --endpoint");
+    throw new StoreConfigError(`Cannot configure the S3 store: ${problems.join("; ")}. Set the variables ` +
+      `(the keys, ${S3_ENV.accessKey} and ${S3_ENV.secretKey}, are read from the environment only)`);
   }
   const result: S3BlockStoreOptions = { ...overrides, ...options, bucket: options.bucket! };
   if (!options.accessKey && !overrides.credentials) {

@@ -38,6 +38,8 @@ export interface OpenCheckOptions {
    * time while DuckDB runs out. Default `HADUCK_CHECK_MEMORY_MB`, else 1024.
    */
   memoryMaxMb?: number;
+  /** The command that checks the store's copy, complete (a refusal suggests it). Default `haduck verify`. */
+  verifyCommand?: string;
 }
 
 /** The ceiling of the open check's memory, MiB: `HADUCK_CHECK_MEMORY_MB`, else 1024; RangeError names a bad one. */
@@ -90,5 +92,5 @@ export async function checkOpensInDuckDB(path: string, what: string, options: Op
   if (code === 1 && isResourceFailure(last)) throw unavailable(last); // the child's classification missed a step
   const why = signal ? `DuckDB died with ${signal} opening it` : `DuckDB refused it: ${last || `exit ${code}`}`;
   throw new ReplicationError("INTEGRITY", `${what} does not open in DuckDB (${why}); nothing was written to the ` +
-    "target. Run `haduck verify`, and restore an older generation with --generation");
+    `target. Run ${options.verifyCommand ?? "`haduck verify`"}, and restore an older generation with --generation`);
 }

@@ -19,7 +19,7 @@ import {
 import { blockTotal, headerOf, manifestParts } from "@haduck/duckblock";
 import { applyFrames, type FrameWalk } from "@haduck/duckblock";
 import { blockOffset, HEADER_REGION_BYTES } from "@haduck/duckblock";
-import { headAtTime, ReplicationError } from "@haduck/duckblock";
+import { headAtTime, ReplicationError, suggestCommand } from "@haduck/duckblock";
 import { writeIdentity } from "../local/_identity.ts";
 import { checkOpensInDuckDB, type OpenCheckResult } from "./_open_check.ts";
 import { RuntimeCopies } from "@haduck/duckblock";
@@ -281,7 +281,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (options.openCheck !== false || walk?.commits) {
       responseCopies.collect(); // the response bodies are garbage now; the child's memory comes on top of ours
       checked = await checkOpensInDuckDB(temp, what, { replay: (walk?.commits ?? 0) > 0,
-        memoryMaxMb: options.checkMemoryMaxMb });
+        memoryMaxMb: options.checkMemoryMaxMb, verifyCommand: suggestCommand("verify", { store: options.store, dbKey }) });
     }
     await fs.rm(`${temp}.wal`, { force: true });
     // The identity first: a crash between the two leaves an identity without a file, which attach

@@ -26,6 +26,20 @@ export interface VerifyOptions {
   drill?: "latest" | "all" | "none";
   /** The ceiling of the drill's open check memory, MiB (see `OpenCheckOptions.memoryMaxMb`). */
   checkMemoryMaxMb?: number;
+  /** Called as verify goes (for a progress bar; it must not throw). */
+  onProgress?: (event: VerifyProgress) => void;
+}
+
+/**
+ * What verify is doing: `"objects"` walks the generations (`done` of `total`); `"drill"` restores
+ * one (`generation`, or `"latest"`: the latest commit) and reports its blocks written and bytes.
+ */
+export interface VerifyProgress {
+  step: "objects" | "drill";
+  generation?: number | "latest";
+  done: number;
+  total: number;
+  bytes?: number;
 }
 
 export interface VerifyReport extends ObjectsReport {
@@ -49,7 +63,9 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
   if (!["latest", "all", "none"].includes(drill)) {
     throw new TypeError(`Invalid drill ${JSON.stringify(drill)}: expected "latest", "all" or "none"`);
   }
-  const report: VerifyReport = { ...await verifyObjects(store, dbKey),
+  const onProgress = options.onProgress;
+  const report: VerifyReport = { ...await verifyObjects(store, dbKey,
+    { onProgress: onProgress && ((done, total) => onProgress({ step: "objects", done, total })) }),
     drilled: { generations: 0, latestCommit: false, latestFrames: 0 } };
   if (drill === "none" || report.problems.length > 0) return report;
   const dir = mkdtempSync(join(tmpdir(), "haduck-drill-"));
@@ -58,7 +74,8 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
       for (const generation of await listGenerations(store, dbKey)) {
         const to = join(dir, `drill-${generation}.duckdb`);
         try {
-          await restore({ store, dbKey, to, generation, checkMemoryMaxMb: options.checkMemoryMaxMb });
+          await restore({ store, dbKey, to, generation, checkMemoryMaxMb: options.checkMemoryMaxMb,
+            onProgress: drillProgress(onProgress, generation) });
           report.drilled.generations++;
         } catch (error) {
           if (isCheckUnavailable(error) || isEncryptionKeyError(error)) throw error; // the machine's condition, not the store's
@@ -70,7 +87,7 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
     }
     try {
       const result = await restore({ store, dbKey, to: join(dir, "drill-latest.duckdb"),
-        checkMemoryMaxMb: options.checkMemoryMaxMb });
+        checkMemoryMaxMb: options.checkMemoryMaxMb, onProgress: drillProgress(onProgress, "latest") });
       report.drilled.latestCommit = true;
       report.drilled.latestFrames = result.frames;
       // The frames the restore did not apply, unless the walk of the objects named them already.
@@ -85,6 +102,12 @@ export async function verify(store: BlockStore, dbKey: string, options: VerifyOp
     rmSync(dir, { recursive: true, force: true });
   }
   return report;
+}
+
+/** A drill restore's progress as verify's. */
+function drillProgress(onProgress: VerifyOptions["onProgress"], generation: number | "latest") {
+  return onProgress && ((done: number, total: number, bytes: number) =>
+    onProgress({ step: "drill", generation, done, total, bytes }));
 }
 
 /** The drill's open check could not run here (memory, disk, a killed child): no verdict on the store. */

@@ -5,7 +5,8 @@
  * orphan (written past a frame that never landed, so never acknowledged), its own epoch's frame it
  * can continue after, or another writer on this chain.
  */
-import { chainsTo, decodeFrame, type FrameCommit } from "@haduck/duckblock";
+import { chainsTo, decodeFrame, type FrameCommit, suggestCommand } from "@haduck/duckblock";
+import type { BlockStore } from "@haduck/s3-block-store";
 import { readWal } from "./_wal_bytes.ts";
 import type { Outgoing } from "./_frame_builder.ts";
 
@@ -31,16 +32,20 @@ export type Collision =
 
 /**
  * Judges the `bytes` stored at `frame`'s key. `durableFrame`: the last frame stored in order;
- * `epoch`: the writer's lease epoch; `dbPath`: whose WAL our bytes come from.
+ * `epoch`: the writer's lease epoch; `dbPath`: whose WAL our bytes come from; `store` and `dbKey`:
+ * where (a refusal names the command that checks it).
  */
 export function judgeCollision(bytes: Uint8Array, frame: Outgoing,
-  writer: { durableFrame: number; epoch: number | undefined; dbPath: string }): Collision {
+  writer: { durableFrame: number; epoch: number | undefined; dbPath: string; store: BlockStore; dbKey: string }):
+  Collision {
+  const verifyCommand = () => suggestCommand("verify", { store: writer.store, dbKey: writer.dbKey });
   if (Buffer.compare(bytes, frame.bytes) === 0) return { kind: "ours" };
   let found;
   try {
     found = decodeFrame(bytes, frame.key);
   } catch (error) {
-    return { kind: "fenced", reason: `${frame.key} holds a damaged frame (${(error as Error).message}); run \`haduck verify\`` };
+    return { kind: "fenced", reason: `${frame.key} holds a damaged frame (${(error as Error).message}); run ` +
+      verifyCommand() };
   }
   if ((found.epoch ?? 0) > (writer.epoch ?? 0)) {
     return { kind: "fenced", reason: `${frame.key} holds a frame of lease epoch ${found.epoch}: a newer writer took over` };
@@ -58,5 +63,5 @@ export function judgeCollision(bytes: Uint8Array, frame: Outgoing,
     return { kind: "adopt", found };
   }
   return { kind: "fenced", reason: `${frame.key} exists and does not follow this writer's chain: another writer ` +
-    "is shipping this database; stop it, then run `haduck verify`" };
+    `is shipping this database; stop it, then run ${verifyCommand()}` };
 }

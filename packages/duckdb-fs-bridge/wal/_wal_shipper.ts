@@ -414,7 +414,7 @@ export class WalShipper {
     if (this.#chainResets !== resets) return false;
     const fence = this.#options.fence;
     const collision = judgeCollision(bytes, frame, { durableFrame: this.#frame, epoch: fence?.epoch,
-      dbPath: this.#options.dbPath });
+      dbPath: this.#options.dbPath, store: this.#options.store, dbKey: this.#options.dbKey });
     if (collision.kind === "ours") return true;
     if (collision.kind === "orphan") {
       if (!collision.next) throw new Error(`${frame.key} holds an orphan; looked at again once frame ` +

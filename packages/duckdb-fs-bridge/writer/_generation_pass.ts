@@ -211,8 +211,10 @@ function giveBack(core: ReplicatorCore, blocks: number[], generation: number, ou
   core.loop.scheduleCatchUp();
 }
 
+/** The pass's progress reporter, made as the pass starts: its reports carry the time since then. */
 function progress(core: ReplicatorCore, generation: number) {
   const report = core.options.onUploadProgress;
+  const startedMs = performance.now();
   return report && ((blocksDone: number, blocksTotal: number, bytesSent: number) =>
-    report({ generation: generation, blocksDone, blocksTotal, bytesSent }));
+    report({ generation, blocksDone, blocksTotal, bytesSent, elapsedMs: performance.now() - startedMs }));
 }

@@ -6,6 +6,7 @@
  * and ours) before the next pass decides which blocks are unchanged.
  */
 import { PreconditionFailedError } from "@haduck/s3-block-store";
+import { suggestCommand } from "@haduck/duckblock";
 import {
   buildManifest,
   encodeLatestHint,
@@ -40,7 +41,8 @@ export async function resolveUncertain(core: ReplicatorCore): Promise<void> {
     loaded.manifest.previousManifestSha256 === (core.position.published?.sha256 ?? null);
   if (!ours) {
     throw new ReplicationError("INTEGRITY", `Generation ${generation} of ${core.options.dbKey} in ${store.url} was ` +
-      "written by another writer: stop the other writer, then `haduck verify`");
+      `written by another writer: stop the other writer, then run ${suggestCommand("verify",
+        { store, dbKey: core.options.dbKey })}`);
   }
   adopt(core, { manifest: loaded.manifest, sha256: loaded.sha256 }, performance.now());
 }

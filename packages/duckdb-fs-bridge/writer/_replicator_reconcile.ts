@@ -42,7 +42,7 @@ export async function reconcile(core: ReplicatorCore,
     await reconcileLeftoverWal(core);
     return shipped;
   }
-  core.identity = await agreeWithStore({ dbPath: core.options.dbPath, dbKey: core.options.dbKey, storeUrl: store.url,
+  core.identity = await agreeWithStore({ dbPath: core.options.dbPath, dbKey: core.options.dbKey, store,
     previous, local, sidecarIdentity: sidecar?.identity });
   if (local!.generation === previous.generation) {
     core.reconciled = true;

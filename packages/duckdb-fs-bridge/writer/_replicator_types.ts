@@ -69,6 +69,11 @@ export interface UploadProgress {
   blocksDone: number;
   blocksTotal: number;
   bytesSent: number;
+  /**
+   * Time since the pass began reading (ms): the rate is `bytesSent` over this. The first report
+   * comes only when a whole segment is durable, so a rate timed from that report is meaningless.
+   */
+  elapsedMs: number;
 }
 
 // The status a replicator reports is the store's vocabulary too (the admin app shows it without
