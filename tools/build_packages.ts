@@ -1,22 +1,92 @@
 /**
- * Builds what a package needs beyond its TypeScript sources: `@haduck/s3-block-store`'s JavaScript
- * build (`dist/mod.js`) for Node, and for Deno from npm (Deno strips no types under node_modules).
- * Bun runs the sources. Run by `npm install` (postinstall) and by `npm pack` (prepack).
+ * @module
+ * Builds what every published package ships beside its TypeScript sources: `dist/mod.js`, a
+ * JavaScript build of its `mod.ts` for Node and for Deno (neither strips types under
+ * node_modules), and `dist/*.d.ts`, its type declarations. Bun runs the sources (the `bun`
+ * condition of each package's `exports`). Run by `npm install` (postinstall) and by `npm pack`
+ * (prepack); `dist/` is build output and never committed.
+ *
+ * JavaScript: `Bun.build` per package, one ES module, with the other haduck packages, the npm
+ * dependencies and Bun's own modules left as imports. Declarations: one `tsc` run over every
+ * package (TypeScript 5.9, `--emitDeclarationOnly`; the sources import with `.ts` extensions, which
+ * `rewriteRelativeImportExtensions` turns into `.js` in the declarations), copied into each package.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "..");
+const PACKAGES = join(ROOT, "packages");
 
-export async function buildPackages(): Promise<void> {
-  const dir = join(ROOT, "packages/s3-block-store");
-  const result = await Bun.build({ entrypoints: [join(dir, "mod.ts")], target: "node", format: "esm",
-    external: ["aws4fetch"], minify: false });
-  if (!result.success) throw new AggregateError(result.logs, "build_packages: @haduck/s3-block-store failed");
-  const code = await result.outputs[0].text();
-  const out = join(dir, "dist/mod.js");
-  mkdirSync(join(dir, "dist"), { recursive: true });
-  if (!existsSync(out) || readFileSync(out, "utf8") !== code) writeFileSync(out, code);
+/** Entry points beyond mod.ts that a package starts as a process of its own (they sit beside mod.js). */
+const EXTRA_ENTRIES: Record<string, string[]> = {
+  "duckdb-fs-bridge": ["reader/_open_check_child.ts"],
+};
+
+/** Every package folder, sorted. */
+export function packageNames(): string[] {
+  return readdirSync(PACKAGES).filter((name) => existsSync(join(PACKAGES, name, "package.json"))).sort();
 }
 
-if (import.meta.main) await buildPackages();
+/** Writes a file only when its bytes change (a rebuild of an unchanged tree touches nothing). */
+function writeIfChanged(path: string, text: string): void {
+  if (!existsSync(path) || readFileSync(path, "utf8") !== text) writeFileSync(path, text);
+}
+
+/** `dist/mod.js` (and any extra entry) of one package. */
+async function buildJavaScript(name: string): Promise<void> {
+  const dir = join(PACKAGES, name);
+  const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  const dependencies = Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies,
+    ...manifest.peerDependencies });
+  const entrypoints = [join(dir, "mod.ts"), ...(EXTRA_ENTRIES[name] ?? []).map((entry) => join(dir, entry))];
+  const result = await Bun.build({ entrypoints, target: "node", format: "esm", minify: false, naming: "[name].[ext]",
+    external: [...dependencies, "@haduck/*", "haduck", "bun", "bun:*"] });
+  if (!result.success) throw new AggregateError(result.logs, `build_packages: ${manifest.name} failed to build`);
+  mkdirSync(join(dir, "dist"), { recursive: true });
+  for (const output of result.outputs) {
+    writeIfChanged(join(dir, "dist", output.path.replace(/^\.\//, "")), await output.text());
+  }
+}
+
+/** `dist/**.d.ts` of every package, from one tsc run. */
+function buildDeclarations(names: string[]): void {
+  const out = mkdtempSync(join(tmpdir(), "haduck-declarations-"));
+  try {
+    const tsc = join(ROOT, "node_modules/.bin/tsc");
+    const files = names.map((name) => join(PACKAGES, name, "mod.ts"));
+    const child = Bun.spawnSync([tsc, "--declaration", "--emitDeclarationOnly", "--outDir", out, "--rootDir", PACKAGES,
+      "--target", "es2022", "--module", "esnext", "--moduleResolution", "bundler", "--customConditions", "bun",
+      "--allowImportingTsExtensions", "--rewriteRelativeImportExtensions", "--skipLibCheck", "--strict", "false",
+      "--types", "bun", "--noEmitOnError", "false", ...files], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    for (const name of names) {
+      if (!existsSync(join(out, name, "mod.d.ts"))) {
+        throw new Error(`build_packages: tsc wrote no declarations for packages/${name} (exit ${child.exitCode}):\n` +
+          `${child.stdout.toString()}${child.stderr.toString()}`.slice(0, 4000));
+      }
+      copyDeclarations(join(out, name), join(PACKAGES, name, "dist"));
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/** Copies the declarations of one package into its dist/, keeping the folders of its sources. */
+function copyDeclarations(from: string, to: string): void {
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    const source = join(from, entry.name);
+    if (entry.isDirectory()) copyDeclarations(source, join(to, entry.name));
+    else if (entry.name.endsWith(".d.ts")) {
+      mkdirSync(to, { recursive: true });
+      writeIfChanged(join(to, entry.name), readFileSync(source, "utf8"));
+    }
+  }
+}
+
+export async function buildPackages(names = packageNames()): Promise<void> {
+  for (const name of names) await buildJavaScript(name);
+  buildDeclarations(names);
+}
+
+// `bun tools/build_packages.ts [name...]`: every package, or the named ones (a package's prepack names itself).
+if (import.meta.main) await buildPackages(process.argv.length > 2 ? process.argv.slice(2) : undefined);

@@ -318,6 +318,13 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failure;
 }
 
+/**
+ * The CLI runs on Bun (it serves with Bun.serve and reads the extension's ring over bun:ffi); `npx
+ * haduck` starts the Bun the package pins, so only a program that imports `main()` meets this.
+ */
+export const CLI_NEEDS_BUN_MESSAGE = "haduck's main() runs on Bun: run the command as `npx haduck` (it starts " +
+  "the Bun the haduck package brings) or `bunx haduck`, or run this program with Bun";
+
 /** `haduck --version`: this command's version and the DuckDB it is built for, without opening DuckDB. */
 function versionLine(): string {
   const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
@@ -325,6 +332,7 @@ function versionLine(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (!("Bun" in globalThis)) throw new Error(CLI_NEEDS_BUN_MESSAGE);
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") {
     console.log(HELP.main);

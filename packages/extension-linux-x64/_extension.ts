@@ -9,4 +9,6 @@ export const DUCKDB_VERSION = "v1.4.4";
 /** DuckDB's platform name for this package. */
 export const PLATFORM = "linux_amd64";
 /** Absolute path of `haduck.duckdb_extension` in this package. */
-export const EXTENSION_FILE: string = fileURLToPath(new URL("./haduck.duckdb_extension", import.meta.url));
+// Beside this file in the sources, one folder up from its JavaScript build (dist/mod.js).
+export const EXTENSION_FILE: string = fileURLToPath(new URL(import.meta.url.endsWith(".js")
+  ? "../haduck.duckdb_extension" : "./haduck.duckdb_extension", import.meta.url));
