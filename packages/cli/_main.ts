@@ -20,7 +20,7 @@ import {
   ReplicationError,
   restore,
 } from "@haduck/duckdb-fs-bridge";
-import { storeFromFlags } from "./_store_flags.ts";
+import { DEFAULT_STORE_DIR, defaultAttachStore, storeFromFlags } from "./_store_flags.ts";
 import { errorMessage, printRows, runShell } from "./_shell.ts";
 import { HELP } from "./_help.ts";
 import { runSidecar } from "./_sidecar.ts";
@@ -53,6 +53,12 @@ async function commandAttach(args: string[]): Promise<number> {
     throw new UsageError("--generation and --time open the store's copy: add --from-store (and give no <db-path>)");
   }
   if (positionals.length !== 1) throw new UsageError("attach needs exactly one <db-path>; see --help");
+  const defaultStore = defaultAttachStore(values, process.env, process.cwd());
+  if (defaultStore) {
+    values.store = defaultStore;
+    console.error(`haduck: no store configured: using ${defaultStore} (./${DEFAULT_STORE_DIR}; --store or ` +
+      `HADUCK_STORE choose another, HADUCK_STORE= with nothing after it runs local-only)`);
+  }
   if (values.sync && !storeFromFlags(values, process.env)) {
     throw new UsageError("--sync waits until each commit is in the store: give --store (or HADUCK_STORE)");
   }
