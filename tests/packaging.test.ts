@@ -43,6 +43,10 @@ function install(dir: string, packages: string[]) {
 
 beforeAll(() => {
   mkdirSync(tarballs);
+  // Every package's dist/ at once (one tsc run); each prepack below then finds its own fresh.
+  const built = Bun.spawnSync([process.execPath, join(ROOT, "tools/build_packages.ts")], { cwd: ROOT, stdout: "pipe",
+    stderr: "pipe" });
+  if (built.exitCode !== 0) throw new Error(`tools/build_packages.ts failed: ${built.stderr}`);
   for (const name of readdirSync(join(ROOT, "packages"))) {
     // npm's own PATH for scripts adds the repository's node_modules/.bin (the prepack builds run on its Bun).
     const packed = Bun.spawnSync(["npm", "pack", "--pack-destination", tarballs, "--loglevel=error"],

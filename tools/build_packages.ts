@@ -11,7 +11,7 @@
  * package (TypeScript 5.9, `--emitDeclarationOnly`; the sources import with `.ts` extensions, which
  * `rewriteRelativeImportExtensions` turns into `.js` in the declarations), copied into each package.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -83,10 +83,53 @@ function copyDeclarations(from: string, to: string): void {
   }
 }
 
-export async function buildPackages(names = packageNames()): Promise<void> {
-  for (const name of names) await buildJavaScript(name);
-  buildDeclarations(names);
+/** The newest modification time of a package's TypeScript sources (its tests and dist/ aside), ms. */
+function newestSourceMs(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (!entry.isFile() || !entry.name.endsWith(".ts") || /\.(test|deno)\.ts$/.test(entry.name) ||
+      path.includes("/dist/") || path.includes("/node_modules/")) continue;
+    newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
 }
 
-// `bun tools/build_packages.ts [name...]`: every package, or the named ones (a package's prepack names itself).
-if (import.meta.main) await buildPackages(process.argv.length > 2 ? process.argv.slice(2) : undefined);
+/**
+ * Whether a package's dist/ is older than its sources, its package.json or this build script (a
+ * package's JavaScript and declarations come from its own sources only: the other haduck packages
+ * stay imports). A fresh one is not rebuilt, so `npm pack` of every package after `npm install`
+ * builds nothing again.
+ */
+function isStale(name: string): boolean {
+  const dir = join(PACKAGES, name);
+  const outputs = ["dist/mod.js", "dist/mod.d.ts"].map((path) => join(dir, path));
+  if (!outputs.every((path) => existsSync(path))) return true;
+  const built = Math.min(...outputs.map((path) => statSync(path).mtimeMs));
+  const inputs = Math.max(newestSourceMs(dir), statSync(join(dir, "package.json")).mtimeMs,
+    statSync(import.meta.path).mtimeMs);
+  return inputs > built;
+}
+
+/** Builds the named packages (default: every package) whose dist/ is missing or older than their sources. */
+export async function buildPackages(names = packageNames(), options: { force?: boolean } = {}): Promise<void> {
+  const stale = names.filter((name) => options.force || isStale(name));
+  if (stale.length === 0) return;
+  for (const name of stale) await buildJavaScript(name);
+  buildDeclarations(stale);
+  // Touch what was rebuilt even where the bytes did not change, so that it reads as fresh next time.
+  const now = new Date();
+  for (const name of stale) {
+    for (const path of ["dist/mod.js", "dist/mod.d.ts"]) utimesSync(join(PACKAGES, name, path), now, now);
+  }
+}
+
+// `bun tools/build_packages.ts [--force] [name...]`: every package, or the named ones (a package's
+// prepack names itself); --force rebuilds fresh ones too.
+if (import.meta.main) {
+  const args = process.argv.slice(2);
+  const names = args.filter((arg) => arg !== "--force");
+  const unknown = names.filter((name) => !packageNames().includes(name));
+  if (unknown.length > 0) throw new Error(`build_packages: no package ${unknown.join(", ")} under packages/`);
+  await buildPackages(names.length > 0 ? names : undefined, { force: args.includes("--force") });
+}
