@@ -3,8 +3,9 @@
  * packages/<name>/README.md runs as shown, so a doc that drifts from the code fails here.
  *
  * Each markdown file runs in a fresh temporary directory standing for the user's checkout after the
- * README's install (`npm install`): its `node_modules` is this checkout's (so `npx haduck`, `bunx
- * haduck` and `$PWD/node_modules/.bin/haduck` are this checkout's CLI, as in the quick start), and
+ * README's install (`npm install`): its `node_modules` links to this checkout's dependencies and
+ * packages (so `npx haduck`, `bunx haduck` and `$PWD/node_modules/.bin/haduck` are this checkout's
+ * CLI, as in the quick start), and
  * the PATH holds the system's tools, Node and npm, and Bun and Deno (the README's "with Bun
  * installed"), but nothing of haduck. No HADUCK_* variable is set. The blocks of a file run in
  * order, one `bash -e -o pipefail` each, like commands typed into one terminal: variables a block
@@ -13,15 +14,18 @@
  * from the packed tarballs). Each block runs in a process group of its own, which is killed when
  * the block ends, so servers a block starts in the background stop with it.
  *
+ * The files run at the same time, each in its own directory (the README's blocks use fixed ports,
+ * which no other file does).
+ *
  * A block that cannot run in a test carries `<!-- docs-runner: skip (reason) -->` on the line before
  * its fence; the runner prints how many it skipped and why.
  */
 import { afterAll, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { docBlocks, parseDocBlocks } from "./harness/doc_blocks.ts";
+import { type DocBlock, docBlocks, parseDocBlocks } from "./harness/doc_blocks.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const work = mkdtempSync(join(tmpdir(), "haduck-docs-"));
@@ -102,40 +106,83 @@ test("the docs runner's extractor reads sh, bash, console and ts blocks, and ski
   expect(() => parseDocBlocks("x.md", "<!-- docs-runner: skip -->\n```sh\nfalse\n```\n")).toThrow(/needs a reason/);
 });
 
+/**
+ * node_modules as `npm install` in this checkout makes it: every dependency, the workspace packages
+ * by their names (`haduck` is packages/cli, `@haduck/<name>` packages/<name>) and `.bin/haduck`, all
+ * pointing into this checkout (so `npx haduck` runs this checkout's CLI even where the checkout's own
+ * node_modules is shared with another tree).
+ */
+function checkoutNodeModules(into: string): void {
+  const modules = join(into, "node_modules");
+  mkdirSync(join(modules, ".bin"), { recursive: true });
+  mkdirSync(join(modules, "@haduck"));
+  const workspace = new Map(readdirSync(join(ROOT, "packages")).map((name) =>
+    [JSON.parse(readFileSync(join(ROOT, "packages", name, "package.json"), "utf8")).name as string, name]));
+  for (const entry of readdirSync(join(ROOT, "node_modules"))) {
+    if (entry === ".bin" || entry === "@haduck" || workspace.has(entry)) continue;
+    symlinkSync(join(ROOT, "node_modules", entry), join(modules, entry));
+  }
+  for (const [name, folder] of workspace) symlinkSync(join(ROOT, "packages", folder), join(modules, name));
+  symlinkSync("../haduck/bin/haduck.mjs", join(modules, ".bin/haduck"));
+}
+
+interface BlockResult {
+  where: string;
+  code: number | null;
+  timedOut: boolean;
+  output: string;
+}
+
+/** Runs one file's blocks in order in a fresh directory, up to the first that fails. */
+async function runFile(file: string, blocks: DocBlock[]): Promise<BlockResult[]> {
+  const home = mkdtempSync(join(work, `${file.replaceAll("/", "-")}-`));
+  checkoutNodeModules(home);
+  const state = join(work, `${file.replaceAll("/", "-")}.state`);
+  mkdirSync(state);
+  writeFileSync(join(state, "env.sh"), "");
+  writeFileSync(join(state, "cwd"), home);
+  const results: BlockResult[] = [];
+  for (const [index, block] of blocks.entries()) {
+    const where = `${file}:${block.line}`;
+    let command: string[];
+    if (block.kind === "ts") {
+      // In the user's directory, where its imports resolve (node_modules), as the user would save it.
+      const cwd = readFileSync(join(state, "cwd"), "utf8").trim();
+      const script = join(cwd, `docs-example-${index}.ts`);
+      writeFileSync(script, block.code);
+      command = ["bash", "-c", `cd '${cwd}' && exec bun '${script}'`];
+    } else {
+      const script = join(state, `block-${index}.sh`);
+      // One terminal: the previous block's exported variables and directory, this block, then save both.
+      writeFileSync(script, `set -e -o pipefail\nsource '${state}/env.sh'\ncd "$(cat '${state}/cwd')"\n` +
+        `${block.code}\nexport -p | grep -v -E '^declare -x (OLDPWD|PWD|SHLVL|_)=' > '${state}/env.sh'\n` +
+        `pwd > '${state}/cwd'\n`);
+      command = ["bash", script];
+    }
+    const started = performance.now();
+    const ran = await runInGroup(command, home);
+    console.log(`docs runner: ${where} (${block.kind}) exit ${ran.code} in ` +
+      `${((performance.now() - started) / 1000).toFixed(1)} s`);
+    results.push({ where, code: ran.code, timedOut: ran.timedOut, output: ran.output });
+    if (ran.code !== 0) break; // the blocks after it build on it
+  }
+  return results;
+}
+
+// Every file runs at once (each in its own directory), so the run takes as long as the longest file.
+let runs: Map<string, Promise<BlockResult[]>> | undefined;
+const runsOf = () => runs ??= new Map([...blocksByFile].map(([file, blocks]) =>
+  [file, runFile(file, blocks.filter((block) => !block.skip))]));
+
 for (const [file, blocks] of blocksByFile) {
   const runnable = blocks.filter((block) => !block.skip);
   if (runnable.length === 0) continue;
   test(`${file}: every command runs as shown (${runnable.length} blocks, ${blocks.length - runnable.length} skipped)`,
     async () => {
-      const home = mkdtempSync(join(work, `${file.replaceAll("/", "-")}-`));
-      // The user's checkout after `npm install`: its node_modules (with this checkout's packages).
-      symlinkSync(join(ROOT, "node_modules"), join(home, "node_modules"));
-      const state = join(work, `${file.replaceAll("/", "-")}.state`);
-      mkdirSync(state);
-      writeFileSync(join(state, "env.sh"), "");
-      writeFileSync(join(state, "cwd"), home);
-      for (const [index, block] of runnable.entries()) {
-        const where = `${file}:${block.line}`;
-        let command: string[];
-        if (block.kind === "ts") {
-          // In the user's directory, where its imports resolve (node_modules), as the user would save it.
-          const cwd = readFileSync(join(state, "cwd"), "utf8").trim();
-          const script = join(cwd, `docs-example-${index}.ts`);
-          writeFileSync(script, block.code);
-          command = ["bash", "-c", `cd '${cwd}' && exec bun '${script}'`];
-        } else {
-          const script = join(state, `block-${index}.sh`);
-          // One terminal: the previous block's exported variables and directory, this block, then save both.
-          writeFileSync(script, `set -e -o pipefail\nsource '${state}/env.sh'\ncd "$(cat '${state}/cwd')"\n` +
-            `${block.code}\nexport -p | grep -v -E '^declare -x (OLDPWD|PWD|SHLVL|_)=' > '${state}/env.sh'\n` +
-            `pwd > '${state}/cwd'\n`);
-          command = ["bash", script];
-        }
-        const started = performance.now();
-        const ran = await runInGroup(command, home);
-        console.log(`docs runner: ${where} (${block.kind}) exit ${ran.code} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-        expect({ block: where, code: ran.code, timedOut: ran.timedOut, output: ran.output })
-          .toEqual({ block: where, code: 0, timedOut: false, output: expect.any(String) });
+      const results = await runsOf().get(file)!;
+      expect(results.length).toBe(runnable.length);
+      for (const result of results) {
+        expect(result).toEqual({ where: result.where, code: 0, timedOut: false, output: expect.any(String) });
       }
     }, 600_000);
 }

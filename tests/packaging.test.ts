@@ -18,7 +18,8 @@ import { queryFile } from "./harness/duckdb.ts";
 const ROOT = resolve(import.meta.dir, "..");
 const work = mkdtempSync(join(tmpdir(), "haduck-packaging-"));
 const tarballs = join(work, "tarballs");
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// Three installs with their Bun and DuckDB binaries: removing them takes a while on a busy disk.
+afterAll(() => rmSync(work, { recursive: true, force: true }), 300_000);
 
 /** PATH with node and npm (and the system's tools) but nothing of this checkout: no bun, no deno. */
 const PATH = [dirname(Bun.which("node")!), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
@@ -147,6 +148,24 @@ test("every package ships JavaScript and declarations, and its README example ru
     expect({ name, js: existsSync(join(installed, "dist/mod.js")), types: existsSync(join(installed, "dist/mod.d.ts")) })
       .toEqual({ name, js: true, types: true });
   }
+  // The declarations type-check a user's program (TypeScript's own node16 resolution: `types`, no `bun`),
+  // and they are real types, not `any`: the line marked @ts-expect-error must be an error.
+  writeFileSync(join(dir, "consumer.ts"), [
+    'import { Lease } from "@haduck/lease";',
+    'import { openStore, type BlockStore } from "@haduck/s3-block-store";',
+    'import { DirtyBitmap } from "@haduck/dirty-tracker";',
+    'import { listGenerations } from "@haduck/duckblock";',
+    'import { createAdminApp } from "@haduck/admin";',
+    'import { EXTENSION_FILE } from "@haduck/extension-linux-x64";',
+    'const store: BlockStore = openStore("file:///tmp/x");',
+    'const epoch: number | undefined = new Lease(store, "k/lease.json", { holder: "a" }).epoch;',
+    "// @ts-expect-error: the count is a number",
+    "const count: string = new DirtyBitmap().count;",
+    'export { count, createAdminApp, EXTENSION_FILE, epoch, listGenerations };',
+  ].join("\n"));
+  const typed = run([join(ROOT, "node_modules/.bin/tsc"), "--noEmit", "--strict", "--module", "node16", "--moduleResolution",
+    "node16", "--skipLibCheck", "--typeRoots", join(ROOT, "node_modules/@types"), "--types", "node", "consumer.ts"], dir);
+  expect({ code: typed.code, stdout: typed.stdout }).toEqual({ code: 0, stdout: "" });
   for (const [name, expected] of Object.entries(EXAMPLES)) {
     const { example, denoFlags } = readmeOf(name);
     writeFileSync(join(dir, `${name}.mjs`), example);
