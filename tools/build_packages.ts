@@ -8,8 +8,8 @@
  *
  * JavaScript: `Bun.build` per package, one ES module, with the other haduck packages, the npm
  * dependencies and Bun's own modules left as imports. Declarations: one `tsc` run over every
- * package (TypeScript 5.9, `--emitDeclarationOnly`; the sources import with `.ts` extensions, which
- * `rewriteRelativeImportExtensions` turns into `.js` in the declarations), copied into each package.
+ * package (TypeScript 5.9, `--emitDeclarationOnly`, `allowImportingTsExtensions` for the sources'
+ * `.ts` imports), copied into each package with those imports as `.js`, which resolves to the `.d.ts`.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -78,7 +78,11 @@ function copyDeclarations(from: string, to: string): void {
     if (entry.isDirectory()) copyDeclarations(source, join(to, entry.name));
     else if (entry.name.endsWith(".d.ts")) {
       mkdirSync(to, { recursive: true });
-      writeIfChanged(join(to, entry.name), readFileSync(source, "utf8"));
+      // tsc keeps the sources' `./x.ts` specifiers in declarations; `./x.js` is what every reader of
+      // declarations resolves to `./x.d.ts` (TypeScript's node16 and bundler modes, Deno's npm types).
+      const text = readFileSync(source, "utf8")
+        .replace(/((?:from|import)\s*\(?\s*["'])(\.{1,2}\/[^"']+)\.ts(["'])/g, "$1$2.js$3");
+      writeIfChanged(join(to, entry.name), text);
     }
   }
 }

@@ -63,6 +63,14 @@ for (const name of readdirSync(join(ROOT, "packages")).sort()) {
       child.stderr.toString().replace(/\x1b\[[0-9;]*m/g, "").split("\n").slice(0, 12).join("\n"));
   }
 }
+// Deno in this checkout (deno check above, the Deno suites) reads every package from its sources:
+// through node_modules it would take the built declarations in dist/, whose `./x.js` imports only a
+// reader of npm packages resolves.
+const denoImports = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")).imports ?? {};
+const packageSources = Object.fromEntries(readdirSync(join(ROOT, "packages")).sort().map((name) =>
+  [JSON.parse(readFileSync(join(ROOT, "packages", name, "package.json"), "utf8")).name, `./packages/${name}/mod.ts`]));
+report(JSON.stringify(Object.entries(denoImports).sort()) === JSON.stringify(Object.entries(packageSources).sort()),
+  "deno.json maps every package to its mod.ts (imports)", `expected ${JSON.stringify(packageSources)}`);
 const problems = dependencyProblems(ROOT);
 report(problems.length === 0, "the dependency rule holds (tools/_dependency_rule.ts: public faces, declared " +
   "dependencies, no tests/ in package code, the bridge's rooms one way)", problems.join("\n"));
