@@ -187,6 +187,21 @@ for (const [file, blocks] of blocksByFile) {
     }, 600_000);
 }
 
+test("the runner stops what a block left running, fails a block that fails, and runs nothing after it", async () => {
+  const pidFile = join(work, "background.pid");
+  const block = (line: number, code: string): DocBlock => ({ file: "runner-check.md", line, kind: "sh", code });
+  const results = await runFile("runner-check.md", [
+    block(1, `export GREETING=hello\nmkdir -p sub && cd sub\nsleep 300 &\necho $! > '${pidFile}'\n`),
+    block(5, `test "$GREETING" = hello\ntest "$(basename "$PWD")" = sub\n`), // one terminal: exports and cwd carry over
+    block(7, "false\n"),
+    block(9, "echo never\n"),
+  ]);
+  expect(results.map((result) => [result.where, result.code]))
+    .toEqual([["runner-check.md:1", 0], ["runner-check.md:5", 0], ["runner-check.md:7", 1]]);
+  const pid = Number(readFileSync(pidFile, "utf8"));
+  expect(() => process.kill(pid, 0)).toThrow(); // the block's `sleep 300 &` was stopped with its process group
+});
+
 test("every skipped block says why", () => {
   for (const block of skipped) expect(block.skip!.length).toBeGreaterThan(5);
   // The quick start's install is the one step the runner takes as done (it runs in a checkout after it).
