@@ -1,6 +1,6 @@
 /** The CLI driven as a user would: spawned, against radosgw and the filesystem store. */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { rowCount } from "./harness/duckdb.ts";
@@ -77,11 +77,25 @@ test("a wrong secret exits 4 naming the keys, and never prints the secret", asyn
   expect(result.stderr + result.stdout).not.toContain("wrong-secret-value");
 });
 
-test("without a store, attach runs local-only and says so once", async () => {
-  const result = await haduck(["attach", "local.duckdb", "-c", "CREATE TABLE t (i INT)"], { HADUCK_S3_BUCKET: "",
-    HADUCK_S3_ENDPOINT: "", HADUCK_S3_ACCESS_KEY: "", HADUCK_S3_SECRET_KEY: "" });
+test("with HADUCK_STORE set but empty, attach runs local-only and says so once", async () => {
+  const result = await haduck(["attach", "local.duckdb", "-c", "CREATE TABLE t (i INT)"], { HADUCK_STORE: "",
+    HADUCK_S3_BUCKET: "", HADUCK_S3_ENDPOINT: "", HADUCK_S3_ACCESS_KEY: "", HADUCK_S3_SECRET_KEY: "" });
   expect(result.code).toBe(0);
   expect(result.stderr.match(/local-only mode/g)?.length).toBe(1);
+  expect(existsSync(join(dir, "haduck-store"))).toBe(false);
+});
+
+test("without any store configured, attach uses ./haduck-store in the working directory and says where", async () => {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("HADUCK_S3_") &&
+    name !== "HADUCK_STORE")) as Record<string, string>;
+  const child = Bun.spawn([process.execPath, BIN, "attach", "default.duckdb", "-c", "CREATE TABLE t AS SELECT 7 AS x",
+    "-c", "CHECKPOINT"], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+  expect({ code, stderr }).toEqual({ code: 0, stderr: expect.stringContaining(`using file://${dir}/haduck-store (./haduck-store;`) });
+  expect(stderr).not.toContain("local-only mode");
+  const listed = await haduck(["generations", "--store", `file://${dir}/haduck-store`, "--db-key", "default.duckdb", "--json"]);
+  expect(listed.code).toBe(0);
+  expect(JSON.parse(listed.stdout).length).toBeGreaterThan(0);
 });
 
 test("haduck gc is a dry run until --apply, then keeps only the newest generations", async () => {

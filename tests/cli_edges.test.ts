@@ -5,7 +5,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
@@ -127,3 +127,11 @@ test("restore --if-missing: keeps an existing file, restores a missing one, and 
     "--force"]);
   expect(both.code).toBe(2);
 }, 120_000);
+
+test("serve into a directory that does not exist fails at once by name (exit 2), taking no lease", async () => {
+  const ran = await haduck(["serve", "node9/demo.duckdb", "--store", store, "--db-key", "missing-dir.duckdb",
+    "--listen", "127.0.0.1:0"]);
+  expect(ran.code).toBe(2);
+  expect(ran.stderr).toContain(`the directory ${dir}/node9 does not exist: create it (mkdir -p ${dir}/node9)`);
+  expect(existsSync(join(dir, "store/missing-dir.duckdb"))).toBe(false);
+});

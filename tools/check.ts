@@ -1,8 +1,9 @@
 /**
  * @module
  * Static checks of the tree, run as a suite by `npm test`:
- *  - every package declares its public surface once: package.json `exports["."]` is `./mod.ts`,
- *    and mod.ts only re-exports (no logic hides in it);
+ *  - every package declares its public surface once: package.json `exports["."]` is `./mod.ts` for
+ *    Bun and its build in dist/ for types, Node and Deno (shipped, built by prepack), and mod.ts only
+ *    re-exports (no logic hides in it);
  *  - the packages that run under Deno type-check there (`deno check` of their mod.ts);
  *  - the dependency rule (tools/_dependency_rule.ts).
  * Prints `(pass)`/`(fail)` lines and a totals line like the other suites.
@@ -26,12 +27,16 @@ const report = (ok: boolean, name: string, detail = "") => {
 for (const name of readdirSync(join(ROOT, "packages")).sort()) {
   const dir = join(ROOT, "packages", name);
   const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-  // "./mod.ts", or conditions whose Bun and type entries are ./mod.ts (Node and Deno, which strip no
-  // types under node_modules, get a JavaScript build of it: tools/build_packages.ts).
+  // Bun runs ./mod.ts; Node and Deno, which strip no types under node_modules, get its JavaScript
+  // build and TypeScript its declarations (tools/build_packages.ts writes both into dist/, shipped).
   const entry = manifest.exports?.["."];
-  const source = typeof entry === "string" ? [entry] : [entry?.bun, entry?.types];
-  report(source.every((path) => path === "./mod.ts") && existsSync(join(dir, "mod.ts")),
-    `${manifest.name} declares ./mod.ts as its public surface`, `exports["."] is ${JSON.stringify(entry)}`);
+  const expected = { bun: "./mod.ts", types: "./dist/mod.d.ts", import: "./dist/mod.js", default: "./dist/mod.js" };
+  report(JSON.stringify(entry) === JSON.stringify(expected) && existsSync(join(dir, "mod.ts")) &&
+    manifest.files?.includes("dist/") && /build_packages\.ts/.test(manifest.scripts?.prepack ?? ""),
+    `${manifest.name} declares ./mod.ts as its public surface and ships its JavaScript build and declarations`,
+    `exports["."] is ${JSON.stringify(entry)} (expected ${JSON.stringify(expected)}), files ` +
+    `${JSON.stringify(manifest.files)} (must include "dist/"), prepack ${JSON.stringify(manifest.scripts?.prepack)} ` +
+    "(must run tools/build_packages.ts)");
   // One version for every package, and every dependency on another haduck package pins exactly it.
   const jsr = existsSync(join(dir, "jsr.json")) ? JSON.parse(readFileSync(join(dir, "jsr.json"), "utf8")) : undefined;
   const pins = Object.entries({ ...manifest.dependencies, ...manifest.optionalDependencies })
@@ -68,6 +73,14 @@ if (existsSync(EXTENSION_PATH)) {
   report(stamped === ROOT_VERSION, `the built extension is stamped with the one version ${ROOT_VERSION}`,
     `${EXTENSION_PATH} says ${stamped}: run bun tools/build_extension.ts`);
 }
+// Deno in this checkout (deno check above, the Deno suites) reads every package from its sources:
+// through node_modules it would take the built declarations in dist/, whose `./x.js` imports only a
+// reader of npm packages resolves.
+const denoImports = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")).imports ?? {};
+const packageSources = Object.fromEntries(readdirSync(join(ROOT, "packages")).sort().map((name) =>
+  [JSON.parse(readFileSync(join(ROOT, "packages", name, "package.json"), "utf8")).name, `./packages/${name}/mod.ts`]));
+report(JSON.stringify(Object.entries(denoImports).sort()) === JSON.stringify(Object.entries(packageSources).sort()),
+  "deno.json maps every package to its mod.ts (imports)", `expected ${JSON.stringify(packageSources)}`);
 const problems = dependencyProblems(ROOT);
 report(problems.length === 0, "the dependency rule holds (tools/_dependency_rule.ts: public faces, declared " +
   "dependencies, no tests/ in package code, the bridge's rooms one way)", problems.join("\n"));

@@ -132,7 +132,8 @@ export function serveAdmin(settings: AdminSettings, databases: AdminDatabase[], 
       "give --tls-cert and --tls-key");
   }
   const announce = () => console.error(`haduck: admin on ${url}` + (settings.configured
-    ? " (token from HADUCK_ADMIN_TOKEN)"
+    // The token stays out of the output (it came from the environment), but the dashboard's address does not.
+    ? ` (token from HADUCK_ADMIN_TOKEN; dashboard ${url}#token=$HADUCK_ADMIN_TOKEN, with the variable's value)`
     : ` (token ${token}; dashboard ${url}#token=${token})`));
   if (options.announce !== false) announce();
   return {

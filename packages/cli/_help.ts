@@ -67,6 +67,9 @@ between (WAL frames, within about 250 ms), and prints one line per generation. W
 starts an SQL shell, or runs the script piped on stdin: statements end with ';', and a line that
 starts with '.' is one of DuckDB's dot-commands: .tables, .schema [TABLE], .mode table|csv|json|line,
 .timer on|off, .help, .quit (or .exit).
+Without any store configured (no --store, HADUCK_STORE unset, no HADUCK_S3_*), the store is
+./haduck-store in the working directory, and attach says so; HADUCK_STORE= (set, empty) runs
+local-only: tracking changes, uploading nothing.
 --sync prints a statement's result only once its commit is durable in the store (concurrent commits
 share one frame); a statement whose commit the store did not take fails.
 --admin serves the admin endpoint while the database is attached (token: HADUCK_ADMIN_TOKEN, or

@@ -23,6 +23,8 @@ import {
   restore,
 } from "@haduck/duckdb-fs-bridge";
 import {
+  DEFAULT_STORE_DIR,
+  defaultAttachStore,
   REPLICA_STORE_OPTIONS,
   REPLICA_STORES_ENV,
   replicaStoresFromFlags,
@@ -65,6 +67,12 @@ async function commandAttach(args: string[]): Promise<number> {
     throw new UsageError("--generation and --time open the store's copy: add --from-store (and give no <db-path>)");
   }
   if (positionals.length !== 1) throw new UsageError("attach needs exactly one <db-path>; see --help");
+  const defaultStore = defaultAttachStore(values, process.env, process.cwd());
+  if (defaultStore) {
+    values.store = defaultStore;
+    console.error(`haduck: no store configured: using ${defaultStore} (./${DEFAULT_STORE_DIR}; --store or ` +
+      `HADUCK_STORE choose another, HADUCK_STORE= with nothing after it runs local-only)`);
+  }
   if (values.sync && !storeFromFlags(values, process.env)) {
     throw new UsageError("--sync waits until each commit is in the store: give --store (or HADUCK_STORE)");
   }
@@ -371,6 +379,13 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failure;
 }
 
+/**
+ * The CLI runs on Bun (it serves with Bun.serve and reads the extension's ring over bun:ffi); `npx
+ * haduck` starts the Bun the package pins, so only a program that imports `main()` meets this.
+ */
+export const CLI_NEEDS_BUN_MESSAGE = "haduck's main() runs on Bun: run the command as `npx haduck` (it starts " +
+  "the Bun the haduck package brings) or `bunx haduck`, or run this program with Bun";
+
 /** `haduck --version`: this command's version and the DuckDB it runs, without opening DuckDB. */
 function versionLine(): string {
   const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
@@ -378,6 +393,7 @@ function versionLine(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (!("Bun" in globalThis)) throw new Error(CLI_NEEDS_BUN_MESSAGE);
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") {
     console.log(HELP.main);

@@ -4,7 +4,7 @@
  * leader), the admin app with SQL over HTTP, and the bounds and sandbox of that SQL from the flags
  * (docs/SECURITY.md). Until SIGTERM or Ctrl-C; then it drains, hands off and stops.
  */
-import { basename, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import type { BlockStore } from "@haduck/s3-block-store";
@@ -47,6 +47,15 @@ export async function commandServe(args: string[]): Promise<number> {
   // Statements may not hold every thread the lease, shipping and followers need (see _thread_pool.ts).
   await ensureThreadPool(Math.max(16, 2 * limits.gate.runningMax + 4));
   const databases = servedDatabases(positionals, values.db ?? [], values["db-key"]);
+  // A node keeps its file in a directory it does not create: a missing one is a typo or a step left
+  // out (`mkdir -p node1`), said at once rather than met by every lease term's restore in turn.
+  for (const { dbPath } of databases) {
+    const folder = dirname(resolve(dbPath));
+    if (!existsSync(folder)) {
+      throw new UsageError(`the directory ${folder} does not exist: create it (mkdir -p ${folder}) or give ` +
+        `another path for ${basename(dbPath)}`);
+    }
+  }
   // The node's own files: DuckDB's sandbox lets DuckDB reach them, so statements may not name them.
   limits.ownPaths = databases.flatMap(({ dbPath }) => [resolve(dbPath), `${basename(dbPath)}.wal`,
     `${basename(dbPath)}.haduck-tmp`, `${basename(dbPath)}.haduck-follower`]);

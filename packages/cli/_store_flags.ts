@@ -3,12 +3,15 @@
  * The store flags every command shares: `--store`, `--endpoint`, `--db-key`. The store is `--store`,
  * else the URL in `HADUCK_STORE` (as the extension's sidecar reads it), else the `HADUCK_S3_*`
  * variables; an s3:// store takes what HADUCK_S3_* leave unset from AWS's variables and credential
- * chain (`s3OptionsFromEnv`). Without any store the command runs local-only (attach) or refuses. And
- * the replica stores of `attach`, `serve`, `gc` and the sidecar: `--replica-store URL` (repeatable),
- * else the URLs in `HADUCK_REPLICA_STORES` (separated by commas or spaces). Every store, replicas
- * too, is opened through `sealedStoreFromEnv`: with `HADUCK_ENCRYPTION_KEY` (or `_FILE`) set, what
- * haduck writes is encrypted, and without it an encrypted object is refused by the key id it needs.
+ * chain (`s3OptionsFromEnv`). Without any store, `attach` uses `./haduck-store` in the working
+ * directory (said where, once), `serve` runs local-only, and the other commands refuse. And the
+ * replica stores of `attach`, `serve`, `gc` and the sidecar: `--replica-store URL` (repeatable), else
+ * the URLs in `HADUCK_REPLICA_STORES` (separated by commas or spaces). Every store, replicas too, is
+ * opened through `sealedStoreFromEnv`: with `HADUCK_ENCRYPTION_KEY` (or `_FILE`) set, what haduck
+ * writes is encrypted, and without it an encrypted object is refused by the key id it needs.
  */
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { MirroredStore } from "@haduck/duckblock";
 import {
   type BlockStore,
@@ -94,3 +97,17 @@ export function mirroredStore(store: BlockStore | undefined, replicas: BlockStor
 
 /** How long a writer that stops waits for its replica stores to catch up before it leaves the rest to the next start. */
 export const REPLICA_DRAIN_MS = 10_000;
+
+/** The folder `attach` keeps its store in when none is configured, in the working directory (the README's default). */
+export const DEFAULT_STORE_DIR = "haduck-store";
+
+/**
+ * `attach`'s store when none is configured: `file://$PWD/haduck-store`, else undefined. "None" means
+ * no --store, no HADUCK_S3_* and HADUCK_STORE unset: set but empty (`HADUCK_STORE= haduck attach ...`)
+ * asks for local-only, as it turns the extension's sidecar off.
+ */
+export function defaultAttachStore(values: { store?: string }, env: Record<string, string | undefined>,
+  cwd: string): string | undefined {
+  if (values.store || env[STORE_ENV] !== undefined || hasS3Env(env)) return undefined;
+  return pathToFileURL(join(cwd, DEFAULT_STORE_DIR)).href;
+}

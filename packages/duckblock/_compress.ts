@@ -3,10 +3,27 @@
  * The zstd rule segments and WAL frames share: level 1, and only where it pays (DuckDB compresses its
  * columns itself, and random-looking bytes cost zstd time for nothing).
  */
-import { constants as zlib, zstdCompressSync } from "node:zlib";
+import * as zlib from "node:zlib";
+
+/**
+ * node:zlib's zstd, where the runtime has it: Bun, Deno and Node 22.15 or later do; Node 20 does
+ * not, and there segments and frames are written raw (a valid store: every block says how it is
+ * stored), and a compressed block met on a read fails by name (`requireZstd()`).
+ */
+const ZSTD = zlib as unknown as {
+  zstdCompressSync?: (raw: Uint8Array, options: object) => Uint8Array;
+  zstdDecompressSync?: (stored: Uint8Array, options: { maxOutputLength: number }) => Uint8Array;
+};
 
 /** zstd level 1: about 1.3 GiB/s here (level 3: 0.9), and DuckDB's blocks are compressed already. */
-export const ZSTD_FAST = { params: { [zlib.ZSTD_c_compressionLevel]: 1 } };
+const ZSTD_FAST = { params: { [(zlib.constants as Record<string, number>).ZSTD_c_compressionLevel ?? 100]: 1 } };
+
+/** node:zlib's zstd decompression, or an error naming the runtimes that have it. */
+export function requireZstd(): NonNullable<typeof ZSTD.zstdDecompressSync> {
+  if (ZSTD.zstdDecompressSync) return ZSTD.zstdDecompressSync;
+  throw new Error(`This store holds zstd-compressed blocks and this runtime's node:zlib has no zstd (Node ` +
+    `${process.versions.node}): run on Node 22.15 or later, Bun or Deno`);
+}
 /** A block that zstd shrinks by less than this fraction is stored raw. */
 const COMPRESSION_GAIN_MIN = 0.1;
 /** After a block that does not compress, this many blocks are stored raw without trying... */
@@ -42,12 +59,12 @@ export class AdaptiveCompressor {
   constructor(readonly enabled: boolean) {}
 
   compress(raw: Uint8Array): Uint8Array | undefined {
-    if (!this.enabled) return undefined;
+    if (!this.enabled || !ZSTD.zstdCompressSync) return undefined;
     if (this.#skip > 0) {
       this.#skip--;
       if (!mostlyZeros(raw)) return undefined;
     }
-    const stored = zstdCompressSync(raw, ZSTD_FAST);
+    const stored = ZSTD.zstdCompressSync(raw, ZSTD_FAST);
     if (stored.byteLength <= raw.byteLength * (1 - COMPRESSION_GAIN_MIN)) {
       this.#backoff = COMPRESSION_BACKOFF_BLOCKS;
       return stored;

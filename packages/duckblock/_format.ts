@@ -6,9 +6,9 @@
  * trailer, which manifests and the next segment name), each manifest.
  */
 import { createHash } from "node:crypto";
-import { zstdDecompressSync } from "node:zlib";
 import type { PageRef, StoredManifest } from "./_manifest_pages.ts";
 import { latestKey, manifestKey, pad, segmentKey } from "./_keys.ts";
+import { requireZstd } from "./_compress.ts";
 
 export const SEGMENT_MAGIC = "HDUCKBLK";
 export const SEGMENT_VERSION = 2;
@@ -152,6 +152,7 @@ export function decodePayload(stored: Uint8Array, compression: number, rawBytes:
   let raw: Uint8Array;
   if (compression === COMPRESSION_NONE) raw = stored;
   else if (compression === COMPRESSION_ZSTD) {
+    const zstdDecompressSync = requireZstd(); // outside the try: a runtime without zstd is not a damaged block
     try {
       raw = new Uint8Array(zstdDecompressSync(stored, { maxOutputLength: rawBytes }));
     } catch (error) {

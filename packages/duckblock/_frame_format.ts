@@ -8,8 +8,7 @@
  * where that pays (the segments' rule); readers read version 1 frames as well.
  */
 import { ReplicationError } from "./_errors.ts";
-import { zstdDecompressSync } from "node:zlib";
-import { AdaptiveCompressor } from "./_compress.ts";
+import { AdaptiveCompressor, requireZstd } from "./_compress.ts";
 import { COMPRESSION_NONE, COMPRESSION_ZSTD, sha256 } from "./_format.ts";
 import { frameKey, framesPrefix, parseFrameKey } from "./_keys.ts";
 
@@ -207,6 +206,7 @@ export function decodeFrame(bytes: Uint8Array, what: string): Frame & { sha256: 
     }
     if (piece.compression !== COMPRESSION_ZSTD) throw bad(`unknown compression ${piece.compression}`);
     let raw: Uint8Array;
+    const zstdDecompressSync = requireZstd(); // outside the try: a runtime without zstd is not a bad frame
     try {
       raw = zstdDecompressSync(storedBytes, { maxOutputLength: Math.max(1, piece.raw) });
     } catch (error) {

@@ -9,8 +9,11 @@ import { fileURLToPath } from "node:url";
 export const DUCKDB_VERSION = "v1.4.4";
 /** DuckDB's platform name for this package. */
 export const PLATFORM = "linux_amd64";
+// Beside this file in the sources, one folder up from its JavaScript build (dist/mod.js).
+const HERE = import.meta.url.endsWith(".js") ? "../" : "./";
+
 /** Absolute path of the default build, `haduck.duckdb_extension`, in this package. */
-export const EXTENSION_FILE: string = fileURLToPath(new URL("./haduck.duckdb_extension", import.meta.url));
+export const EXTENSION_FILE: string = fileURLToPath(new URL(`${HERE}haduck.duckdb_extension`, import.meta.url));
 
 /**
  * The build for each DuckDB release, by DuckDB's version string (`SELECT version()`): DuckDB loads
@@ -18,7 +21,7 @@ export const EXTENSION_FILE: string = fileURLToPath(new URL("./haduck.duckdb_ext
  */
 export const EXTENSION_FILES: Readonly<Record<string, string>> = Object.freeze({
   "v1.4.4": EXTENSION_FILE,
-  "v1.4.5": fileURLToPath(new URL("./v1.4.5/haduck.duckdb_extension", import.meta.url)),
+  "v1.4.5": fileURLToPath(new URL(`${HERE}v1.4.5/haduck.duckdb_extension`, import.meta.url)),
 });
 
 /** The DuckDB releases this package has a build for, oldest first. */

@@ -29,11 +29,25 @@ export async function openDuckDB(path = ":memory:"): Promise<DuckDBInstance> {
   return instance;
 }
 
-// The FFI backend of this runtime: bun:ffi, or Deno.dlopen. (Node has no FFI here: it reads the
-// same events through the extension's SQL functions, haduck_drain_events() and friends.)
+/**
+ * Why this package does not load on Node: it reads the extension's event ring over FFI (bun:ffi or
+ * Deno.dlopen), and Node has none. Said at import, by name, rather than as a failure deep inside
+ * attach(); a Node host replicates through the extension alone (ATTACH 'haduck:...' starts the
+ * `haduck sidecar`, which runs on the Bun the CLI brings).
+ */
+export const NODE_NEEDS_FFI_MESSAGE = "@haduck/duckdb-fs-bridge runs on Bun and Deno, not on Node: it reads the haduck " +
+  "extension's event ring over FFI (bun:ffi, Deno.dlopen), which Node does not have. Run this program with Bun " +
+  "(`bun app.js`) or Deno (`deno run --allow-ffi --allow-read --allow-write --allow-env --allow-run app.js`), or " +
+  "replicate from Node through the extension alone (ATTACH 'haduck:...' with HADUCK_STORE set) or the CLI (`npx haduck`)";
+
+// The FFI backend of this runtime: bun:ffi, or Deno.dlopen.
 const { openExtension }: { openExtension: OpenExtension } = "Deno" in globalThis
   ? await import("./ffi/deno.ts")
-  : await import("./ffi/bun.ts");
+  : "Bun" in globalThis
+  ? await import("./ffi/bun.ts")
+  : (() => {
+    throw new Error(NODE_NEEDS_FFI_MESSAGE);
+  })();
 
 let library: ExtensionSymbols | undefined;
 

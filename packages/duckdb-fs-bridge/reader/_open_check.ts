@@ -13,7 +13,9 @@ import { fileURLToPath } from "node:url";
 import { ReplicationError } from "@haduck/duckblock";
 import { CHECK_EXIT_UNAVAILABLE, isResourceFailure } from "./_resource_failure.ts";
 
-const CHILD = fileURLToPath(new URL("./_open_check_child.ts", import.meta.url));
+// Beside this file: the source under Bun, or its JavaScript build beside dist/mod.js (Node and Deno).
+const CHILD = fileURLToPath(new URL(import.meta.url.endsWith(".js") ? "./_open_check_child.js" : "./_open_check_child.ts",
+  import.meta.url));
 
 /** The command line that runs a TypeScript file in this runtime (Bun or Deno). */
 function runtimeCommand(script: string, args: string[]): string[] {

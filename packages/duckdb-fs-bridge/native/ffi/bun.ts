@@ -3,8 +3,13 @@
  * The extension's C API over bun:ffi. `dlopen` of the file DuckDB already loaded returns the same
  * image, so the ring and every global are shared with DuckDB.
  */
-import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
+import { createRequire } from "node:module";
+import type * as BunFfi from "bun:ffi";
 import type { ExtensionSymbols, OpenExtension } from "./_symbols.ts";
+
+// Required, not imported: the JavaScript build of this package (dist/mod.js, for Node and Deno) holds
+// this file too, and a static import of "bun:ffi" would fail to load there before any check could run.
+const { dlopen, FFIType, ptr, toArrayBuffer } = createRequire(import.meta.url)("bun:ffi") as typeof BunFfi;
 
 const SYMBOLS = {
   haduck_ring_address: { args: [], returns: FFIType.u64 },
