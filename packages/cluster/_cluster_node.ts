@@ -16,55 +16,29 @@
  *   (moving its local state aside) when a renew finds another epoch, when its lease validity runs out, or when
  *   a create-only write finds another writer's object at its key.
  */
-import {
-  type AdminDatabase,
-  type ClusterMember,
-  type ClusterRole,
-  type ClusterView,
-  type Failover,
-  NoLeaderError,
-  type SqlAnswer,
-  type SqlRequest,
-} from "@haduck/admin";
-import {
-  type AttachedDatabase,
-  type Follower,
-  follow,
-  type ReplicatorStatus,
-  summarizeGenerations,
-} from "@haduck/duckdb-fs-bridge";
-import { compareCommitPositions, leaseKey } from "@haduck/duckblock";
+import { type AdminDatabase, type ClusterMember, type ClusterRole, type ClusterView, type Failover, NoLeaderError,
+  type SqlAnswer, type SqlRequest } from "@haduck/admin";
+import { type AttachedDatabase, type Follower, follow, type ReplicatorStatus, summarizeGenerations } from
+  "@haduck/duckdb-fs-bridge";
+import { leaseKey } from "@haduck/duckblock";
 import { assertLeaseStore, Lease } from "@haduck/lease";
 import { runSql } from "./_sql_run.ts";
 import type { ClusterNodeOptions } from "./_cluster_node_options.ts";
 import type { LeaseLike } from "./_group.ts";
 import { forwardStatement } from "./_forward.ts";
 import { LeaseKeeper } from "./_lease_keeper.ts";
-import { caughtUp, ReplicaReads, replicaStatus } from "./_replica_reads.ts";
+import { caughtUp, hydrationOf, ReplicaReads, replicaStatus } from "./_replica_reads.ts";
 import { fileAtTheFence, moveAside } from "./_takeover.ts";
 import { awaitSuccessor } from "./_handoff.ts";
-import { type LearnedCluster, MemberTable, nodesKnown, type ReportingNode } from "./_members.ts";
+import { Membership, type ReportingNode } from "./_members.ts";
 
 /** How long a follower behind a released lease's last commit lets a caught-up one claim first. */
 const HANDOFF_GRACE_MS = 500;
 
 export type { ClusterNodeOptions } from "./_cluster_node_options.ts";
 
-/** Orders two position tokens by the commit they name (see `compareCommitPositions` in duckblock). */
-export function comparePositions(a: string, b: string): number {
-  return compareCommitPositions(a, b);
-}
-
 /** How many leaders in turn a statement refused unrun is sent to. */
 const FORWARD_RETRIES = 3;
-
-/** What `/status` says of a follower's lazily opened replica (null: all of it is local). */
-function hydrationOf(follower: Follower | undefined): ClusterView["hydration"] {
-  const hydration = follower?.hydration;
-  if (!hydration || hydration.done) return null;
-  return { blocksLocal: hydration.blocksLocal, blocksTotal: hydration.blocksTotal, bytesFetched: hydration.bytesFetched,
-    done: hydration.done };
-}
 
 export class ClusterNode implements ReportingNode {
   readonly #options: ClusterNodeOptions;
@@ -86,12 +60,11 @@ export class ClusterNode implements ReportingNode {
   readonly #keeper: LeaseKeeper;
   /** After stepping down (or a failed promotion) this node claims a free lease only after this (monotonic ms). */
   #claimAfter = 0;
+  /** This node's last takeover; and whom it took over from (a newer one its leader tells of wins in `/status`). */
   #lastTakeover: { at: string; epoch: number; tookMs: number } | null = null;
-  /** The newest takeover this node made or heard of from its leader (for `/status` and the dashboard). */
   #lastFailover: Failover | null = null;
   /** The followers that reported to this node (it leads), and what this node learned from its leader (it follows). */
-  readonly #members = new MemberTable();
-  #learned: (LearnedCluster & { leader: string | null }) | undefined;
+  readonly #members = new Membership();
   #forwarded = 0;
   /** Set while this node takes over: statements wait for it. */
   #promotion: Promise<void> | undefined;
@@ -241,11 +214,13 @@ export class ClusterNode implements ReportingNode {
       generations: () => summarizeGenerations(store, dbKey),
       async checkpoint() {
         const db = node.#db;
-        if (!db || node.#role !== "leader") throw new NoLeaderError(`${dbKey}: checkpoints run on the leader (${node.#leader ?? "none now"})`);
+        if (!db || node.#role !== "leader") {
+          throw new NoLeaderError(`${dbKey}: checkpoints run on the leader (${node.#leader ?? "none now"})`);
+        }
         await db.checkpoint();
       },
       handoff: (to) => node.handoff(to),
-      memberReport: (report) => node.#members.record(report),
+      memberReport: (report) => node.#members.table.record(report),
       async sql(request) {
         node.#requests++;
         try {
@@ -261,13 +236,10 @@ export class ClusterNode implements ReportingNode {
     const role = this.role;
     const leader = role === "leader" ? this.#address : this.#role === "leader" ? null : this.#leader;
     const lagMs = role === "leader" ? 0 : this.#follower?.lagMs ?? 0;
-    const learned = this.#learned?.leader === leader ? this.#learned : undefined;
-    const heard = learned?.lastFailover;
+    const self = { address: this.#address, role, epoch: this.#epoch, lagMs: Math.round(lagMs), seenMsAgo: 0 };
     return { role, leader, epoch: this.#epoch, lagMs, lastTakeover: this.#lastTakeover, forwarded: this.#forwarded,
       hydration: hydrationOf(role === "leader" ? undefined : this.#follower), address: this.#address,
-      nodes: nodesKnown({ address: this.#address, role, epoch: this.#epoch, lagMs: Math.round(lagMs), seenMsAgo: 0 },
-        leader, this.#members, learned),
-      lastFailover: heard && (!this.#lastFailover || heard.epoch > this.#lastFailover.epoch) ? heard : this.#lastFailover };
+      ...this.#members.view(self, leader, this.#lastFailover) };
   }
 
   /** What this node tells its leader of itself (`POST /members`); undefined while it leads or knows no leader. */
@@ -279,8 +251,7 @@ export class ClusterNode implements ReportingNode {
 
   /** The leader's answer to this node's report: the nodes it knows and the last failover. */
   learnCluster(answer: { leader: string | null; nodes: ClusterMember[]; lastFailover: Failover | null }): void {
-    this.#learned = { leader: answer.leader, nodes: answer.nodes.slice(0, 64), lastFailover: answer.lastFailover,
-      at: performance.now() };
+    this.#members.learn(answer);
   }
 
   #status(): ReplicatorStatus {
@@ -491,15 +462,10 @@ export class ClusterNode implements ReportingNode {
       log(`${dbKey}: leading at epoch ${epoch} (fenced generation ${fenced.generation ?? "none"} at frame ` +
         `${fenced.fence}; promoted in ${(performance.now() - started).toFixed(0)} ms)`);
     } catch (error) {
-      // Nobody leads while we hold a lease we cannot use: let it go for the next candidate.
       this.#deposed ??= `promotion failed: ${(error as Error).message}`;
       const db = this.#db;
       this.#db = undefined;
-      db?.replicator.cancelRequests("promotion failed");
-      await this.#keeper.stop();
-      await this.#lease.release().catch(() => {});
-      this.#claimAfter = performance.now() + this.#ttlMs;
-      await db?.close().catch(() => {});
+      await this.#letGo(db, "promotion failed");
       throw new Error(`cannot lead at epoch ${epoch}: ${(error as Error).message}`);
     } finally {
       this.#promoting = false;
@@ -515,12 +481,16 @@ export class ClusterNode implements ReportingNode {
     const db = this.#db;
     this.#db = undefined;
     log(`${dbKey}: stepping down from epoch ${this.#epoch}: ${reason}`);
-    db?.replicator.cancelRequests(`stepped down: ${reason}`);
+    await this.#letGo(db, `stepped down: ${reason}`);
+    moveAside(this.#options, this.#epoch);
+  }
+
+  /** A lease this node holds but may not use keeps everyone else from leading: it lets go of it and of `db`. */
+  async #letGo(db: AttachedDatabase | undefined, why: string): Promise<void> {
+    db?.replicator.cancelRequests(why);
     await this.#keeper.stop();
-    // A lease we still hold but may not use would keep everyone else from leading: let it go.
     await this.#lease.release({ signal: AbortSignal.timeout(this.#ttlMs) }).catch(() => {});
     this.#claimAfter = performance.now() + this.#ttlMs; // and leave the next claim to the others
-    await db?.close().catch((error) => log(`${dbKey}: closing after stepping down: ${error.message}`));
-    moveAside(this.#options, this.#epoch);
+    await db?.close().catch((error) => this.#options.log(`${this.#options.dbKey}: closing (${why}): ${error.message}`));
   }
 }

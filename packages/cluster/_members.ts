@@ -65,6 +65,33 @@ export function nodesKnown(self: ClusterMember, leader: string | null, table: Me
     ? [self, { address: leader, role: "leader", epoch: self.epoch, lagMs: 0, seenMsAgo: 0 }] : [self];
 }
 
+/**
+ * What one node knows of its cluster beyond the lease: the followers that report to it while it
+ * leads, and what its leader answered while it follows.
+ */
+export class Membership {
+  readonly table = new MemberTable();
+  #learned: (LearnedCluster & { leader: string | null }) | undefined;
+
+  /** The leader's answer to this node's report. */
+  learn(answer: { leader: string | null; nodes: ClusterMember[]; lastFailover: Failover | null }): void {
+    this.#learned = { leader: answer.leader, nodes: answer.nodes.slice(0, MEMBERS_MAX), lastFailover: answer.lastFailover,
+      at: performance.now() };
+  }
+
+  /**
+   * The nodes and the last failover as `self` shows them: it thinks `leader` leads, and `own` is the
+   * newest takeover it made itself (a newer one its leader told it of wins).
+   */
+  view(self: ClusterMember, leader: string | null, own: Failover | null):
+    { nodes: ClusterMember[]; lastFailover: Failover | null } {
+    const learned = this.#learned?.leader === leader ? this.#learned : undefined;
+    const heard = learned?.lastFailover;
+    return { nodes: nodesKnown(self, leader, this.table, learned),
+      lastFailover: heard && (!own || heard.epoch > own.epoch) ? heard : own };
+  }
+}
+
 /** A node of the cluster as the reporter sees it (`ClusterNode` is one). */
 export interface ReportingNode {
   readonly dbKey: string;

@@ -5,7 +5,7 @@
  * `after` after waiting or further behind than `maxLagMs`). Read-your-writes waits are bounded like
  * the statement queue. Also the status a follower reports of its replica.
  */
-import { ReadOnlyError, type SqlAnswer, type SqlRequest } from "@haduck/admin";
+import { type ClusterView, ReadOnlyError, type SqlAnswer, type SqlRequest } from "@haduck/admin";
 import { type Follower, initialStatus, type ReplicatorStatus } from "@haduck/duckdb-fs-bridge";
 import { compareCommitPositions, formatCommitPosition } from "@haduck/duckblock";
 import { executeStatement, type SqlLimits } from "./_sql_run.ts";
@@ -100,4 +100,17 @@ export async function caughtUp(follower: Follower, after: string, waitMs: number
     await new Promise((resolve) => setTimeout(resolve, Math.min(20, Math.max(0, deadline - performance.now()))));
   }
   return shows(follower, after);
+}
+
+/** What `/status` says of a follower's lazily opened replica (null: all of it is local). */
+export function hydrationOf(follower: Follower | undefined): ClusterView["hydration"] {
+  const hydration = follower?.hydration;
+  if (!hydration || hydration.done) return null;
+  return { blocksLocal: hydration.blocksLocal, blocksTotal: hydration.blocksTotal, bytesFetched: hydration.bytesFetched,
+    done: hydration.done };
+}
+
+/** Orders two position tokens by the commit they name (see `compareCommitPositions` in duckblock). */
+export function comparePositions(a: string, b: string): number {
+  return compareCommitPositions(a, b);
 }

@@ -14,7 +14,8 @@
  * console.log(limits.gate.runningMax); // 4
  * ```
  */
-export { ClusterNode, type ClusterNodeOptions, comparePositions } from "./_cluster_node.ts";
+export { ClusterNode, type ClusterNodeOptions } from "./_cluster_node.ts";
+export { comparePositions } from "./_replica_reads.ts";
 export { GroupChanges, type LeaseLike, SharedLease } from "./_group.ts";
 export { MEMBER_FORGET_MS, MemberReporter, MemberTable } from "./_members.ts";
 export {

@@ -10,16 +10,8 @@
  * `Response` never leaves this file: statuses become typed errors here.
  */
 import { AwsClient } from "aws4fetch";
-import {
-  BlockNotFoundError,
-  ChecksumMismatchError,
-  InvalidResponseError,
-  PreconditionFailedError,
-  StoreError,
-  StoreTimeoutError,
-  StoreUnavailableError,
-  UnknownOutcomeError,
-} from "./_errors.ts";
+import { BlockNotFoundError, ChecksumMismatchError, InvalidResponseError, PreconditionFailedError, StoreError,
+  StoreTimeoutError, StoreUnavailableError, UnknownOutcomeError } from "./_errors.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from "./_retry.ts";
 import { Limiter, type LimiterOptions } from "./_limiter.ts";
 import { bytesEqual, md5Base64, sha256Hex } from "./_digest.ts";
