@@ -1,9 +1,10 @@
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freshBucket } from "../../tests/harness/s3.ts";
 import { blockStoreContract } from "./_contract.ts";
+import { chunkCipher, nodeChunkCipher } from "./_seal_cipher.ts";
 import {
   type BlockStore,
   ChecksumMismatchError,
@@ -108,6 +109,37 @@ test("seal() gives docs/FORMAT.md's test vector byte for byte, and a WebCrypto r
   // The vector is documented.
   const format = readFileSync(join(import.meta.dir, "../../docs/FORMAT.md"), "utf8").replace(/\s+/g, "");
   expect(format).toContain(VECTOR.sealedHex);
+});
+
+test("libcrypto's GCM (through Bun's FFI) is the one used here, and it agrees with node:crypto at any offset", () => {
+  const cipher = chunkCipher();
+  // CI installs OpenSSL (libssl3) with radosgw: where it loads, a seal allocates nothing.
+  if (existsSync("/usr/lib/x86_64-linux-gnu/libcrypto.so.3")) expect(cipher.name).toBe("libcrypto");
+  const key = randomBytes(32);
+  const nonce = randomBytes(12);
+  const associatedData = randomBytes(90);
+  for (const [size, offset] of [[0, 0], [1, 7], [4095, 3], [SEAL_CHUNK_BYTES, 1], [SEAL_CHUNK_BYTES, 0]]) {
+    const backing = randomBytes(size + offset + 40);
+    const plain = backing.subarray(offset, offset + size);
+    const expected = new Uint8Array(size + 16);
+    nodeChunkCipher.seal(key, nonce, associatedData, plain, expected.subarray(0, size), expected.subarray(size));
+    const actual = new Uint8Array(size + 16 + offset).subarray(offset);
+    cipher.seal(key, nonce, associatedData, plain, actual.subarray(0, size), actual.subarray(size));
+    expect(hex(actual)).toBe(hex(expected));
+    // Either opens what the other sealed, in place; a flipped tag bit is refused by both.
+    expect(nodeChunkCipher.openInPlace(key, nonce, associatedData, actual.subarray(0, size), actual.subarray(size)))
+      .toBe(true);
+    expect(hex(actual.subarray(0, size))).toBe(hex(plain));
+    expect(cipher.openInPlace(key, nonce, associatedData, expected.subarray(0, size), expected.subarray(size)))
+      .toBe(true);
+    expect(hex(expected.subarray(0, size))).toBe(hex(plain));
+    const tampered = new Uint8Array(size + 16);
+    cipher.seal(key, nonce, associatedData, plain, tampered.subarray(0, size), tampered.subarray(size));
+    tampered[size + 3] ^= 1;
+    expect(cipher.openInPlace(key, nonce, associatedData, tampered.slice(0, size), tampered.subarray(size))).toBe(false);
+    expect(nodeChunkCipher.openInPlace(key, nonce, associatedData, tampered.slice(0, size), tampered.subarray(size)))
+      .toBe(false);
+  }
 });
 
 test("sealed sizes map to plaintext sizes one to one, at and around chunk boundaries", () => {
