@@ -54,6 +54,11 @@ async function refused(store: BlockStore): Promise<unknown> {
   return await store.put("objects/refused", new Uint8Array([1])).then(() => "accepted", (error) => error);
 }
 
+/** What a put meets at the store `url` opens to with `env` in force: "accepted", or the error. */
+async function refusedAt(env: Record<string, string>, url: string): Promise<unknown> {
+  return await withEnv(env, () => refused(openStore(url, process.env)));
+}
+
 /** A fake HTTP server on 127.0.0.1 (ephemeral port) that records every request it answers. */
 async function fakeServer(handle: (request: http.IncomingMessage, response: http.ServerResponse) => void) {
   const requests: { method: string; url: string; headers: http.IncomingHttpHeaders }[] = [];
@@ -146,9 +151,7 @@ test("AWS_PROFILE picks a profile from the shared credentials file in HOME, or f
   await withEnv({ ...base, HOME: home, AWS_PROFILE: "haduck" }, () =>
     roundTrip(openStore(`s3://${bucket}/profile`, process.env), "profile"));
   // The default profile holds a wrong secret: without AWS_PROFILE it is the one used, and refused.
-  await withEnv({ ...base, HOME: home }, async () => {
-    expect(await refused(openStore(`s3://${bucket}/profile`, process.env))).toBeInstanceOf(AccessDeniedError);
-  });
+  expect(await refusedAt({ ...base, HOME: home }, `s3://${bucket}/profile`)).toBeInstanceOf(AccessDeniedError);
   // The keys in the config file itself, named by AWS_CONFIG_FILE, with an empty credentials file.
   const config = join(dir, "aws-config");
   const credentials = join(dir, "aws-credentials-empty");
@@ -177,9 +180,7 @@ test("container credentials from AWS_CONTAINER_CREDENTIALS_FULL_URI with an auth
     expect(fake.requests.length).toBeGreaterThanOrEqual(1);
     expect(fake.requests.every((request) => request.url === "/v2/credentials")).toBe(true);
     key = { accessKey: s3.accessKey, secretKey: "wrong-secret" };
-    await withEnv(env, async () => {
-      expect(await refused(openStore(`s3://${bucket}/container`, process.env))).toBeInstanceOf(AccessDeniedError);
-    });
+    expect(await refusedAt(env, `s3://${bucket}/container`)).toBeInstanceOf(AccessDeniedError);
   } finally {
     await fake.close();
   }
@@ -197,9 +198,7 @@ test("instance metadata (IMDSv2) at AWS_EC2_METADATA_SERVICE_ENDPOINT: a token, 
     // One fetch served every request of the round trip: the keys are held until they are due.
     expect(roleCredentialRequests(fake.requests)).toBe(1);
     key = { accessKey: s3.accessKey, secretKey: "wrong-secret" };
-    await withEnv(env, async () => {
-      expect(await refused(openStore(`s3://${bucket}/imds`, process.env))).toBeInstanceOf(AccessDeniedError);
-    });
+    expect(await refusedAt(env, `s3://${bucket}/imds`)).toBeInstanceOf(AccessDeniedError);
   } finally {
     await fake.close();
   }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { rowCount } from "./harness/duckdb.ts";
 import { freshBucket } from "./harness/s3.ts";
-import { runHaduck } from "./harness/cli.ts";
+import { readStderr, runHaduck } from "./harness/cli.ts";
 
 const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
 const dir = mkdtempSync(join(tmpdir(), "haduck-cli-"));
@@ -127,15 +127,10 @@ test("haduck serve serves the admin endpoint until SIGTERM, then ships what is p
   const child = Bun.spawn([process.execPath, BIN, "serve", "served.duckdb", "--store", `file://${dir}/serve-store`,
     "--admin", "127.0.0.1:0"], { cwd: dir, env: { ...process.env, HADUCK_ADMIN_TOKEN: token }, stdout: "pipe",
     stderr: "pipe" });
-  let stderr = "";
-  const reading = (async () => {
-    for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
-  })();
-  const deadline = Date.now() + 60_000;
-  while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
-  const url = /admin on (\S+)/.exec(stderr)?.[1];
+  const stderr = readStderr(child);
+  const url = await stderr.adminUrl();
   expect(url).toBeDefined();
-  expect(stderr).not.toContain(token);
+  expect(stderr.text()).not.toContain(token);
   const auth = { authorization: `Bearer ${token}` };
   expect((await fetch(`${url}healthz`)).status).toBe(200);
   expect((await fetch(`${url}status`)).status).toBe(401);
@@ -146,7 +141,7 @@ test("haduck serve serves the admin endpoint until SIGTERM, then ships what is p
   expect(status.databases[0].lastGeneration).toBe(checkpoint.lastGeneration);
   child.kill("SIGTERM");
   expect(await child.exited).toBe(0);
-  await reading;
+  await stderr.done;
   const listed = await haduck(["generations", "--store", `file://${dir}/serve-store`, "--db-key", "served.duckdb",
     "--json"]);
   expect(JSON.parse(listed.stdout).length).toBeGreaterThan(0);

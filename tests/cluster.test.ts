@@ -46,6 +46,14 @@ async function start(name: string, dbKey: string, extra: Partial<NodeOptions> = 
   return node;
 }
 
+/** Three nodes on `dbKey`, their leader, and the acks table made through it. */
+async function threeWithAcks(dbKey: string) {
+  const nodes = [await start("a", dbKey), await start("b", dbKey), await start("c", dbKey)];
+  const { leader } = await waitForLeader(nodes, 10_000);
+  expect((await sql(leader.url, { sql: "CREATE TABLE acks(client INTEGER, n INTEGER)" })).status).toBe(200);
+  return { nodes, leader };
+}
+
 async function rows(url: string): Promise<[number, number][]> {
   const result = await sql(url, { sql: "SELECT client, n FROM acks ORDER BY client, n" });
   if (result.status !== 200) throw new Error(`read on ${url} failed: ${result.status} ${result.body.error}`);
@@ -228,9 +236,9 @@ test("read-your-writes: a follower given a write's position answers only once it
 
 test("handoff: SIGTERM to the leader under writes through the other nodes: no client error, nothing lost, a short pause", async () => {
   const dbKey = "handoff.duckdb";
-  const nodes = [await start("a", dbKey), await start("b", dbKey), await start("c", dbKey)];
-  let { leader } = await waitForLeader(nodes, 10_000);
-  expect((await sql(leader.url, { sql: "CREATE TABLE acks(client INTEGER, n INTEGER)" })).status).toBe(200);
+  const started = await threeWithAcks(dbKey);
+  const nodes = started.nodes;
+  let leader = started.leader;
   let targets = nodes.filter((node) => node !== leader);
   const load = new WriteLoad(3, () => targets.map((node) => node.url));
   const ackTimes: number[] = [];
@@ -340,9 +348,7 @@ test("a node that led, was paused and stepped down, and leads again: every write
 
 test("haduck handoff: the leader hands its lease to the node named, without stopping, and follows", async () => {
   const dbKey = "named.duckdb";
-  const nodes = [await start("a", dbKey), await start("b", dbKey), await start("c", dbKey)];
-  const { leader } = await waitForLeader(nodes, 10_000);
-  expect((await sql(leader.url, { sql: "CREATE TABLE acks(client INTEGER, n INTEGER)" })).status).toBe(200);
+  const { nodes, leader } = await threeWithAcks(dbKey);
   const [first, second] = nodes.filter((node) => node !== leader);
   const load = new WriteLoad(2, () => [first.url, second.url]);
   load.start();

@@ -4,23 +4,14 @@
  * within TTL + 2 s, the cut-off node stops acknowledging and rejoins as a follower, every
  * acknowledged write is on every node, and `verify` finds one history. Fails loudly without radosgw.
  */
-import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { expect, test } from "bun:test";
 import { BIN, type ClusterNodeProcess, sql, startNode, status, waitForLeader, WriteLoad } from "./harness/cluster.ts";
 import { type FaultProxy, startFaultProxy } from "./harness/fault_proxy.ts";
 import { freshBucket } from "./harness/s3.ts";
+import { clusterScratch } from "./harness/scratch.ts";
 
 const TTL_MS = 2000;
-const dir = mkdtempSync(join(tmpdir(), "haduck-cluster-s3-"));
-const running: ClusterNodeProcess[] = [];
-const proxies: FaultProxy[] = [];
-afterAll(async () => {
-  for (const node of running) node.process.kill(9);
-  for (const proxy of proxies) await proxy.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, running, proxies } = clusterScratch("cluster-s3");
 
 test("radosgw: the leader cut off from the store for three TTLs steps down, another leads, nothing acknowledged is lost", async () => {
   const { bucket, s3 } = await freshBucket("cluster");

@@ -8,27 +8,19 @@
  * replica lacks (PUTs counted at the proxy). And the sidecar a DuckDB host starts mirrors too
  * (`HADUCK_REPLICA_STORES`). Fails loudly without radosgw.
  */
-import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
 import { join, resolve } from "node:path";
 import { reconcileReplica } from "@haduck/duckblock";
 import { type BlockStore, openStore, S3BlockStore } from "@haduck/s3-block-store";
-import { type ClusterNodeProcess, sql, startNode, TOKEN, waitForLeader } from "./harness/cluster.ts";
+import { sql, startNode, TOKEN, waitForLeader } from "./harness/cluster.ts";
 import { runHaduck } from "./harness/cli.ts";
 import { queryFile } from "./harness/duckdb.ts";
-import { type FaultProxy, startFaultProxy } from "./harness/fault_proxy.ts";
+import { startFaultProxy } from "./harness/fault_proxy.ts";
 import { freshBucket } from "./harness/s3.ts";
+import { clusterScratch } from "./harness/scratch.ts";
 import { digest } from "./harness/workload.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "haduck-replica-store-"));
-const running: ClusterNodeProcess[] = [];
-const proxies: FaultProxy[] = [];
-afterAll(async () => {
-  for (const node of running) node.process.kill(9);
-  for (const proxy of proxies) await proxy.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, running, proxies } = clusterScratch("replica-store");
 
 interface ReplicaView {
   url: string;

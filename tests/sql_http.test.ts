@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { restore } from "@haduck/duckdb-fs-bridge";
 import { openStore } from "@haduck/s3-block-store";
+import { readStderr } from "./harness/cli.ts";
 
 const BIN = resolve(import.meta.dir, "../packages/cli/bin/haduck.ts");
 const dir = mkdtempSync(join(tmpdir(), "haduck-sql-http-"));
@@ -20,21 +21,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function serve(db: string, storeUrl: string, env: Record<string, string>) {
   const child = Bun.spawn([process.execPath, BIN, "serve", db, "--store", storeUrl, "--listen", "127.0.0.1:0"],
     { cwd: dir, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  let stderr = "";
-  const reading = (async () => {
-    for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
-  })();
-  const deadline = Date.now() + 60_000;
-  while (!/admin on (\S+)/.test(stderr) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
-  const url = /admin on (\S+)/.exec(stderr)?.[1];
+  const stderr = readStderr(child);
+  const url = await stderr.adminUrl();
   const stop = async () => {
     child.kill("SIGTERM");
     await child.exited;
-    await reading;
+    await stderr.done;
   };
   if (!url) {
     await stop();
-    throw new Error(`serve did not start: ${stderr}`);
+    throw new Error(`serve did not start: ${stderr.text()}`);
   }
   return { url, stop };
 }

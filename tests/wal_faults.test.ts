@@ -5,15 +5,15 @@
  * the store refuses and goes back to 0; a lost answer is looked up and adopted, never written twice
  * (the chain stays one chain); the latest restore holds every acknowledged commit, in order.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attach, restore, verify } from "@haduck/duckdb-fs-bridge";
-import { type BlockStore, openStore } from "@haduck/s3-block-store";
+import type { BlockStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
 import { FrameFaults } from "./harness/frame_faults.ts";
-import { freshBucket } from "./harness/s3.ts";
+import { testOnEachStore } from "./harness/each_store.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-wal-faults-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -70,11 +70,5 @@ async function outage(inner: BlockStore, label: string) {
     lagMsMax: Math.round(lagMsMax), frames: result.frames })}`);
 }
 
-test("frame PUTs refused, then answers lost: no acknowledged commit lost, lag shows and recovers (filesystem)", async () => {
-  await outage(openStore(`file://${join(dir, "fs-store")}`), "fs");
-}, 120_000);
-
-test("frame PUTs refused, then answers lost: no acknowledged commit lost, lag shows and recovers (radosgw)", async () => {
-  const { store } = await freshBucket("wal-faults");
-  await outage(store, "s3");
-}, 120_000);
+testOnEachStore("frame PUTs refused, then answers lost: no acknowledged commit lost, lag shows and recovers",
+  { dir, label: "wal-faults", timeoutMs: 120_000 }, outage);

@@ -17,6 +17,7 @@ import { decodeFrame, encodeFrame, latestManifest, listFrames } from "@haduck/du
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
 import { reconcileLeftFile, startReadyChild } from "./harness/crashed_writer.ts";
+import { testOnEachStore } from "./harness/each_store.ts";
 import { FrameFaults } from "./harness/frame_faults.ts";
 import { freshBucket, testS3 } from "./harness/s3.ts";
 import { digest, seededRandom } from "./harness/workload.ts";
@@ -99,14 +100,8 @@ async function faultsInFlight(inner: BlockStore, label: string) {
     faults: store.faults, outOfOrder: store.outOfOrder, frames: result.frames })}`);
 }
 
-test("faults on frame k while k+1 and k+2 go out: nothing acknowledged early or lost, one body per key (filesystem)", async () => {
-  await faultsInFlight(openStore(`file://${join(dir, "faults-store")}`), "faults-fs");
-}, 120_000);
-
-test("faults on frame k while k+1 and k+2 go out: nothing acknowledged early or lost, one body per key (radosgw)", async () => {
-  const { store } = await freshBucket("wal-pipeline");
-  await faultsInFlight(store, "faults-s3");
-}, 120_000);
+testOnEachStore("faults on frame k while k+1 and k+2 go out: nothing acknowledged early or lost, one body per key",
+  { dir, label: "faults", timeoutMs: 120_000 }, faultsInFlight);
 
 /** The 16-committer fixture in a process of its own; `kill()` is kill -9, answering what it had acknowledged. */
 async function startWriter(dbPath: string, where: string, env: Record<string, string>) {

@@ -16,7 +16,7 @@ import { attach, listGenerations, restore, verify } from "@haduck/duckdb-fs-brid
 import { readFileInfo } from "../packages/duckdb-fs-bridge/local/_block_source.ts";
 import { type BlockStore, openStore } from "@haduck/s3-block-store";
 import { queryFile } from "./harness/duckdb.ts";
-import { freshBucket } from "./harness/s3.ts";
+import { testOnEachStore } from "./harness/each_store.ts";
 import { digest } from "./harness/workload.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haduck-wal-shapes-"));
@@ -107,14 +107,7 @@ async function shapes(store: BlockStore, label: string) {
   expect(report.frames).toBeGreaterThan(5);
 }
 
-test("WAL shapes restore exactly, latest and --time, on the filesystem store", async () => {
-  await shapes(openStore(`file://${join(dir, "fs-store")}`), "fs-shapes");
-}, 300_000);
-
-test("WAL shapes restore exactly, latest and --time, on radosgw", async () => {
-  const { store } = await freshBucket("wal-shapes");
-  await shapes(store, "s3-shapes");
-}, 300_000);
+testOnEachStore("WAL shapes restore exactly, latest and --time", { dir, label: "shapes", timeoutMs: 300_000 }, shapes);
 
 test("a flipped bit in a frame is refused by name; a missing frame stops the restore at the one before", async () => {
   const root = join(dir, "damage-store");

@@ -13,13 +13,7 @@
  * objects (encryption) under this one composes, as the replica receives sealed bytes.
  */
 import type {
-  BlockStore,
-  GetOptions,
-  ListOptions,
-  ObjectInfo,
-  PutOptions,
-  PutResult,
-  StoreCapabilities,
+  BlockStore, GetOptions, ListOptions, ObjectInfo, PutOptions, PutResult, StoreCapabilities,
 } from "@haduck/s3-block-store";
 import { leaseKey, pagesPrefix, segmentsPrefix } from "./_keys.ts";
 import { MirrorCopier } from "./_mirror_copier.ts";

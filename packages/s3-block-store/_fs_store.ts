@@ -12,15 +12,9 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { ChecksumMismatchError, BlockNotFoundError, PreconditionFailedError, StoreConfigError } from "./_errors.ts";
 import { sha256Hex } from "./_digest.ts";
 import { probeCapabilities } from "./_probe.ts";
-import {
-  assertValidKey,
-  type BlockStore,
-  type GetOptions,
-  type ListOptions,
-  type ObjectInfo,
-  type PutOptions,
-  type PutResult,
-  type StoreCapabilities,
+import { assertValidKey } from "./_types.ts";
+import type {
+  BlockStore, GetOptions, ListOptions, ObjectInfo, PutOptions, PutResult, StoreCapabilities,
 } from "./_types.ts";
 
 const TEMP_MARK = ".haduck-tmp-";

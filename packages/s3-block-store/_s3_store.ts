@@ -22,15 +22,9 @@ import { CredentialCache, type CredentialsProvider, type S3Credentials } from ".
 import { requestUrl, resolveAddress, type S3Address } from "./_s3_address.ts";
 import { probeCapabilities } from "./_probe.ts";
 import { ERROR_BODY_BYTES_MAX, LIST_EMPTY_PAGES_MAX, readBody, RESPONSE_BYTES_MAX } from "./_s3_body.ts";
-import {
-  assertValidKey,
-  type BlockStore,
-  type GetOptions,
-  type ListOptions,
-  type ObjectInfo,
-  type PutOptions,
-  type PutResult,
-  type StoreCapabilities,
+import { assertValidKey } from "./_types.ts";
+import type {
+  BlockStore, GetOptions, ListOptions, ObjectInfo, PutOptions, PutResult, StoreCapabilities,
 } from "./_types.ts";
 
 export interface S3BlockStoreOptions extends LimiterOptions {

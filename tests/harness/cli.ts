@@ -16,3 +16,24 @@ export async function runHaduck(cwd: string, args: string[], env: Record<string,
     new Response(child.stderr).text(), child.exited]);
   return { stdout, stderr, code };
 }
+
+/**
+ * A spawned haduck's stderr, read as it comes: `text()` is what it said so far, `done` settles when
+ * the stream ends, `adminUrl()` waits until it says "admin on URL" (undefined when it exits first or
+ * after `timeoutMs`).
+ */
+export function readStderr(child: { stderr: ReadableStream<Uint8Array>; exitCode: number | null }) {
+  let text = "";
+  const done = (async () => {
+    for await (const chunk of child.stderr) text += new TextDecoder().decode(chunk);
+  })();
+  return {
+    text: () => text,
+    done,
+    async adminUrl(timeoutMs = 60_000): Promise<string | undefined> {
+      const deadline = Date.now() + timeoutMs;
+      while (!/admin on (\S+)/.test(text) && Date.now() < deadline && child.exitCode === null) await Bun.sleep(20);
+      return /admin on (\S+)/.exec(text)?.[1];
+    },
+  };
+}

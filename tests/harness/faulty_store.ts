@@ -6,15 +6,9 @@
  * answer (the store has it, the caller sees an error, as S3 does after a timeout), or delays them.
  * Narrow faults that whole-host fault injection misses: only manifests refused, say.
  */
-import {
-  type BlockStore,
-  type GetOptions,
-  type ListOptions,
-  type ObjectInfo,
-  type PutOptions,
-  type PutResult,
-  type StoreCapabilities,
-  StoreUnavailableError,
+import { StoreUnavailableError } from "@haduck/s3-block-store";
+import type {
+  BlockStore, GetOptions, ListOptions, ObjectInfo, PutOptions, PutResult, StoreCapabilities,
 } from "@haduck/s3-block-store";
 import { seededRandom } from "./workload.ts";
 

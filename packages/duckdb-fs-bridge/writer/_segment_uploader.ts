@@ -7,24 +7,12 @@
  */
 import type { BlockStore } from "@haduck/s3-block-store";
 import { type BlockSource, ReadRaceError } from "../local/_block_source.ts";
-import { AdaptiveCompressor, blockOf, entryOf, RuntimeCopies } from "@haduck/duckblock";
-import { HEADER_REGION_BYTES } from "@haduck/duckblock";
-import type { SegmentRef, Shipment } from "@haduck/duckblock";
-import { type UploadedBlock, uploadedBlocks } from "./_reusable_uploads.ts";
 import {
-  COMPRESSION_NONE,
-  COMPRESSION_ZSTD,
-  HEADER_REGION_ID,
-  hex,
-  type Manifest,
-  type ManifestBlock,
-  SEGMENT_TRAILER_BYTES,
-  type SealedEntryInput,
-  sealSegment,
-  segmentHeadBytes,
-  segmentKey,
-  sha256,
+  AdaptiveCompressor, blockOf, COMPRESSION_NONE, COMPRESSION_ZSTD, entryOf, HEADER_REGION_BYTES, HEADER_REGION_ID, hex,
+  type Manifest, type ManifestBlock, RuntimeCopies, type SealedEntryInput, sealSegment, SEGMENT_TRAILER_BYTES,
+  segmentHeadBytes, segmentKey, type SegmentRef, sha256, type Shipment,
 } from "@haduck/duckblock";
+import { type UploadedBlock, uploadedBlocks } from "./_reusable_uploads.ts";
 
 export interface UploadPassOptions {
   store: BlockStore;
