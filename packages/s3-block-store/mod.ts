@@ -14,7 +14,13 @@
  * ```
  */
 export type {
-  BlockStore, GetOptions, ListOptions, ObjectInfo, PutOptions, PutResult, StoreCapabilities,
+  BlockStore,
+  GetOptions,
+  ListOptions,
+  ObjectInfo,
+  PutOptions,
+  PutResult,
+  StoreCapabilities,
 } from "./_types.ts";
 export { S3BlockStore, type S3BlockStoreOptions } from "./_s3_store.ts";
 export { FsBlockStore } from "./_fs_store.ts";
