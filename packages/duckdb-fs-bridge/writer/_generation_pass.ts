@@ -2,7 +2,7 @@
  * @module
  * One pass of the replicator: the blocks of one generation (staged under the hold, then released),
  * or a catch-up (read from the file while its header stays put, checked like a seqlock), uploaded
- * as segments and published. A pass takes the position's carried blocks; unless it publishes it
+ * as segments and published. A pass takes the ledger's carried blocks; unless it publishes it
  * gives every one of them back (a torn read, a failed upload, a manifest refused or with its
  * answer lost), and the catch-up or the next generation ships them.
  */
@@ -39,7 +39,7 @@ export async function shipGeneration(core: ReplicatorCore, seq: bigint): Promise
     core.status.lastGenerationTime = new Date().toISOString();
     return;
   }
-  if (core.position.storeFailing) {
+  if (core.ledger.storeFailing) {
     // Re-sending every carried block at each checkpoint of an outage only burns bandwidth: carry
     // this generation too and let the catch-up find out, with one small request, when to resume.
     carryGeneration(core, dirty, info);
@@ -48,8 +48,8 @@ export async function shipGeneration(core: ReplicatorCore, seq: bigint): Promise
     core.loop.scheduleCatchUp();
     return;
   }
-  const wanted = core.position.take(dirty);
-  if ((info.needsFullScan || !core.position.published) && info.headerBlockCount > 0) {
+  const wanted = core.ledger.take(dirty);
+  if ((info.needsFullScan || !core.ledger.published) && info.headerBlockCount > 0) {
     wanted.markRange(0, info.headerBlockCount - 1); // a first or rescanned generation ships every block
   }
   const blocks = [...wanted.blocks()].filter((block) => block < info.headerBlockCount);
@@ -101,7 +101,7 @@ export async function catchUp(core: ReplicatorCore, generation: number,
   options: { everyBlock?: boolean } = {}): Promise<boolean> {
   const store = core.options.store!;
   core.status.catchUpAttempts++;
-  if (core.position.storeFailing) {
+  if (core.ledger.storeFailing) {
     try {
       await store.head(latestKey(core.options.dbKey), { signal: core.signal }); // one small request
     } catch (error) {
@@ -112,9 +112,9 @@ export async function catchUp(core: ReplicatorCore, generation: number,
   }
   const local = readFileInfo(core.options.dbPath);
   if (local?.generation !== generation) return false; // a newer generation's event carries the blocks
-  const complete = !options.everyBlock && core.position.published &&
-    core.position.carriedGeneration === generation;
-  const taken = core.position.take([]);
+  const complete = !options.everyBlock && core.ledger.published &&
+    core.ledger.carriedGeneration === generation;
+  const taken = core.ledger.take([]);
   const blocks = (complete ? [...taken.blocks()] : allBlocks(local.blockCount))
     .filter((block) => block < local.blockCount);
   const { toRead, reused } = core.reusable.split(blocks);
@@ -140,8 +140,8 @@ export function markWritten(core: ReplicatorCore, dirty: number[], info: { needs
 /** Carries a generation's own blocks (all of them when it needs a full scan, or nothing was published yet). */
 export function carryGeneration(core: ReplicatorCore, blocks: number[],
   info: { generation: number; headerBlockCount: number; needsFullScan: boolean }): void {
-  const all = (info.needsFullScan || !core.position.published) && info.headerBlockCount > 0;
-  core.position.carry(all ? allBlocks(info.headerBlockCount) : blocks.filter((b) => b < info.headerBlockCount),
+  const all = (info.needsFullScan || !core.ledger.published) && info.headerBlockCount > 0;
+  core.ledger.carry(all ? allBlocks(info.headerBlockCount) : blocks.filter((b) => b < info.headerBlockCount),
     info.generation);
 }
 
@@ -153,7 +153,7 @@ export function allBlocks(count: number): number[] {
 /**
  * Publishes generation `generation`, which consists of `blocks`: uploads `toRead` from `source`, and
  * takes the rest from uploads of earlier passes (`reused`). On any failure gives every block back
- * to the position, and keeps what was uploaded for the next pass. `readsDone` (the catch-up's
+ * to the ledger, and keeps what was uploaded for the next pass. `readsDone` (the catch-up's
  * seqlock) may say the reads were torn.
  */
 async function shipFrom(core: ReplicatorCore, generation: number, blocks: number[],
@@ -169,13 +169,13 @@ async function shipFrom(core: ReplicatorCore, generation: number, blocks: number
     giveBack(core, blocks, generation, "store", error);
     return false;
   }
-  if (core.position.published?.manifest.generation === generation) { // a lost answer had landed after all
+  if (core.ledger.published?.manifest.generation === generation) { // a lost answer had landed after all
     source.close();
     return true;
   }
   try {
     const result = await readAndUpload({ store: core.options.store!, dbKey: core.options.dbKey, generation,
-      blocks: pass.toRead, source, readsDone, previous: core.position.published,
+      blocks: pass.toRead, source, readsDone, previous: core.ledger.published,
       uploadedBefore: core.reusable.byContent, signal: core.signal, segmentBytesMax: core.options.segmentBytesMax,
       uploadsInFlightMax: core.options.uploadsInFlightMax, compress: core.options.compress,
       onProgress: progress(core, generation) });
@@ -200,9 +200,9 @@ async function shipFrom(core: ReplicatorCore, generation: number, blocks: number
 /** An attempt that did not publish: its blocks are carried, and the catch-up or the next generation ships them. */
 function giveBack(core: ReplicatorCore, blocks: number[], generation: number, outcome: Exclude<Outcome, "published">,
   failure?: unknown): void {
-  core.position.giveBack(blocks, generation);
+  core.ledger.giveBack(blocks, generation);
   core.status.generationsAbandoned++;
-  if (outcome === "store") core.position.storeFailing = true;
+  if (outcome === "store") core.ledger.storeFailing = true;
   if (failure !== undefined && outcome !== "race") {
     const where = outcome === "local" ? `cannot read ${core.options.dbPath}` : (failure as Error).message;
     core.fail(`Cannot ship generation ${generation} of ${core.options.dbKey}: ` +

@@ -2,7 +2,7 @@
  * @module
  * The replicator's publisher: once every segment of a generation is durable, writes the block map
  * pages that changed, the manifest create-only (chained to the last one) and the latest hint, and
- * moves the position. A manifest write whose answer was lost is resolved (adopted when it is there
+ * moves the ledger. A manifest write whose answer was lost is resolved (adopted when it is there
  * and ours) before the next pass decides which blocks are unchanged.
  */
 import { PreconditionFailedError } from "@haduck/s3-block-store";
@@ -20,7 +20,7 @@ import {
   type Shipment,
   writePages,
 } from "@haduck/duckblock";
-import type { Published } from "./_position.ts";
+import type { Published } from "./_ledger.ts";
 import type { ReplicatorCore } from "./_replicator_core.ts";
 import { type GenerationShipped, RECENT_GENERATIONS_MAX } from "./_replicator_types.ts";
 
@@ -29,16 +29,16 @@ import { type GenerationShipped, RECENT_GENERATIONS_MAX } from "./_replicator_ty
  * unchanged (against the newest manifest), find out: adopt it if it is there and ours.
  */
 export async function resolveUncertain(core: ReplicatorCore): Promise<void> {
-  const generation = core.position.uncertainGeneration;
+  const generation = core.ledger.uncertainGeneration;
   if (generation === undefined) return;
   const store = core.options.store!;
   if (!await store.head(manifestKey(core.options.dbKey, generation))) {
-    core.position.uncertainGeneration = undefined;
+    core.ledger.uncertainGeneration = undefined;
     return;
   }
   const loaded = await loadManifest(store, core.options.dbKey, generation);
   const ours = loaded.manifest.database.haduckIdentity === core.identity &&
-    loaded.manifest.previousManifestSha256 === (core.position.published?.sha256 ?? null);
+    loaded.manifest.previousManifestSha256 === (core.ledger.published?.sha256 ?? null);
   if (!ours) {
     throw new ReplicationError("INTEGRITY", `Generation ${generation} of ${core.options.dbKey} in ${store.url} was ` +
       `written by another writer: stop the other writer, then run ${suggestCommand("verify",
@@ -55,7 +55,7 @@ export async function publish(core: ReplicatorCore, generation: number, shipment
   started: number, checkpointedUnixMs?: number): Promise<boolean> {
   const store = core.options.store!;
   const dbKey = core.options.dbKey;
-  const previous = core.position.published;
+  const previous = core.ledger.published;
   const fence = core.options.fence;
   const manifest = buildManifest({ dbKey, generation: generation, shipment, previous,
     blocksConsidered, haduckIdentity: core.identity, checkpointedUnixMs, writerEpoch: fence?.epoch });
@@ -78,7 +78,7 @@ export async function publish(core: ReplicatorCore, generation: number, shipment
       signal: fence ? AbortSignal.any([core.signal, fence.signal()]) : core.signal });
   } catch (error) {
     // Refused, or written with the answer lost: find out before the next pass (never guess).
-    if (!(error instanceof PreconditionFailedError)) core.position.uncertainGeneration = generation;
+    if (!(error instanceof PreconditionFailedError)) core.ledger.uncertainGeneration = generation;
     const message = `Cannot publish generation ${generation} of ${dbKey}: ${(error as Error).message}`;
     core.fail(message);
     // In a cluster another writer's manifest at our key means a newer epoch took over.
@@ -99,11 +99,11 @@ export async function publish(core: ReplicatorCore, generation: number, shipment
   return true;
 }
 
-/** The store holds `published`: move the position and tell status and the caller. */
+/** The store holds `published`: move the ledger and tell status and the caller. */
 export function adopt(core: ReplicatorCore, published: Published, started: number, metadataBytes = 0): void {
   const { manifest } = published;
   const status = core.status;
-  core.position.publish(published);
+  core.ledger.publish(published);
   core.reusable.clear();
   core.wal?.onPublished(manifest.generation, Buffer.from(published.sha256, "hex"));
   core.loop.resetCatchUpDelay();
@@ -114,7 +114,7 @@ export function adopt(core: ReplicatorCore, published: Published, started: numbe
   status.lastError = null;
   status.blocksShipped += manifest.stats.blocksShipped;
   status.bytesShipped += manifest.stats.bytesShipped + metadataBytes;
-  core.waitingSince = core.loop.queued() > 0 || core.position.behind ? performance.now() : undefined;
+  core.waitingSince = core.loop.queued() > 0 || core.ledger.behind ? performance.now() : undefined;
   const event: GenerationShipped = {
     generation: manifest.generation,
     time: manifest.createdAt,

@@ -9,7 +9,7 @@
  * (the hold; see docs/ARCHITECTURE.md). Then, off DuckDB's path, skip blocks whose bytes did not
  * change, compress, pack into checksum-chained segments, upload them (bounded), and write the
  * manifest create-only. Anything that does not publish (a torn read, a failed upload, a manifest
- * write refused or with its answer lost) gives its blocks back to the position's carried set, and
+ * write refused or with its answer lost) gives its blocks back to the ledger's carried set, and
  * they ship in the next generation or the catch-up, whichever comes first.
  *
  * This file is the loop: the ring, the queue of generations, one pass at a time, the catch-up's
@@ -19,7 +19,7 @@
  */
 import { formatCommitPosition, latestManifest, MirroredStore, ReplicationError } from "@haduck/duckblock";
 import { readFileInfo } from "../local/_block_source.ts";
-import { Position } from "./_position.ts";
+import { Ledger } from "./_ledger.ts";
 import { ReusableUploads } from "./_reusable_uploads.ts";
 import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
 import { WalShipper } from "../wal/_wal_shipper.ts";
@@ -90,7 +90,7 @@ export class Replicator {
     this.#core = {
       options: this.options,
       status: initialStatus(options.store ? "replicating" : "local-only"),
-      position: new Position(),
+      ledger: new Ledger(),
       reusable: new ReusableUploads(),
       wal,
       signal: this.#abort.signal,
@@ -117,8 +117,8 @@ export class Replicator {
 
   get status(): ReplicatorStatus {
     const core = this.#core;
-    const waiting = this.#queue.length > 0 || core.position.behind || this.#working !== undefined;
-    return { ...core.status, generationsPending: this.#queue.length, blocksCarried: core.position.carried.count,
+    const waiting = this.#queue.length > 0 || core.ledger.behind || this.#working !== undefined;
+    return { ...core.status, generationsPending: this.#queue.length, blocksCarried: core.ledger.carried.count,
       lagMs: waiting && core.waitingSince !== undefined ? performance.now() - core.waitingSince : 0,
       recent: [...core.status.recent], ...core.wal?.status,
       ...(this.options.store instanceof MirroredStore ? { replicaStores: this.options.store.replicaStatus() } : {}) };
@@ -129,7 +129,7 @@ export class Replicator {
    * (the epoch is 0 until the cluster's leases; walBytes: the WAL bytes of that generation in frames).
    */
   get position(): string {
-    const generation = this.#core.position.published?.manifest.generation ?? -1;
+    const generation = this.#core.ledger.published?.manifest.generation ?? -1;
     const chain = this.#core.wal?.chain;
     return formatCommitPosition({ epoch: this.options.fence?.epoch ?? 0, generation,
       walBytes: chain?.generation === generation ? chain.walShipped : 0 });
@@ -178,7 +178,7 @@ export class Replicator {
       }
       const latest = await latestManifest(this.options.store, this.options.dbKey);
       if (latest) {
-        this.#core.position.publish({ manifest: latest.manifest, sha256: latest.sha256 });
+        this.#core.ledger.publish({ manifest: latest.manifest, sha256: latest.sha256 });
         this.#core.wal?.onPublished(latest.manifest.generation, Buffer.from(latest.sha256, "hex"));
         this.#core.status.lastGeneration = latest.manifest.generation;
         this.#core.status.lastGenerationTime = latest.manifest.createdAt;
@@ -212,7 +212,7 @@ export class Replicator {
       const mayWrite = this.options.fence?.mayWrite() ?? true;
       if (core.reconciled && mayWrite) await this.flush();
       if (core.wal && core.reconciled && mayWrite &&
-        readFileInfo(this.options.dbPath)?.generation === core.position.published?.manifest.generation) {
+        readFileInfo(this.options.dbPath)?.generation === core.ledger.published?.manifest.generation) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const answered = await Promise.race([this.flushWal().then(() => true),
           new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5_000))]);
@@ -255,13 +255,13 @@ export class Replicator {
    * block it references), or the store failed (see `status.lastError`).
    */
   async flush(): Promise<void> {
-    const position = this.#core.position;
+    const ledger = this.#core.ledger;
     for (let attempt = 0; attempt < 5; attempt++) {
       await this.idle();
       if (!this.options.store || this.#stopped || this.options.fence?.mayWrite() === false) return;
       const local = readFileInfo(this.options.dbPath);
-      const published = position.published?.manifest.generation;
-      if (!local || (local.generation === published && !position.behind)) return;
+      const published = ledger.published?.manifest.generation;
+      if (!local || (local.generation === published && !ledger.behind)) return;
       if (published !== undefined && local.generation < published) return; // reconcile's business, not ours
       const done = new Promise<boolean>((resolve) => {
         this.#run(() => catchUp(this.#core, local.generation).then(resolve, (error) => {
@@ -269,7 +269,7 @@ export class Replicator {
           throw error;
         }));
       });
-      if (!await done && position.storeFailing) return;
+      if (!await done && ledger.storeFailing) return;
     }
   }
 
@@ -415,14 +415,14 @@ export class Replicator {
 
   #catchUpDue(): void {
     this.#catchUpTimer = undefined;
-    const position = this.#core.position;
-    if (this.#stopped || !position.behind) return;
+    const ledger = this.#core.ledger;
+    if (this.#stopped || !ledger.behind) return;
     if (this.#working || this.#queue.length > 0) {
       // Checkpoints keep coming: try again as soon as the queue is empty, without backing off further.
       this.#catchUpTimer = setTimeout(() => this.#catchUpDue(), this.options.tickMs);
       return;
     }
-    const generation = position.carriedGeneration;
+    const generation = ledger.carriedGeneration;
     if (generation !== undefined) this.#run(() => catchUp(this.#core, generation));
   }
 }

@@ -5,7 +5,7 @@
  * The replicator owns one `ReplicatorCore` and hands it to the others; nothing else holds one.
  */
 import type { ReusableUploads } from "./_reusable_uploads.ts";
-import type { Position } from "./_position.ts";
+import type { Ledger } from "./_ledger.ts";
 import type { WalShipper } from "../wal/_wal_shipper.ts";
 import type { ReplicatorOptions, ReplicatorStatus } from "./_replicator_types.ts";
 
@@ -33,7 +33,7 @@ export interface ReplicatorLoop {
 export interface ReplicatorCore {
   readonly options: ResolvedReplicatorOptions;
   readonly status: ReplicatorStatus;
-  readonly position: Position;
+  readonly ledger: Ledger;
   /** What passes that did not publish uploaded, reusable until DuckDB writes those blocks again. */
   readonly reusable: ReusableUploads;
   /** WAL frames between checkpoints (undefined: local-only, or walFlushMs 0). */

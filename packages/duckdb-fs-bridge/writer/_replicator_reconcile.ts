@@ -26,7 +26,7 @@ export async function reconcile(core: ReplicatorCore,
   options: { live?: boolean } = {}): Promise<{ shippedGeneration: number | null }> {
   core.live = options.live ?? false;
   const store = core.options.store;
-  const previous = core.position.published?.manifest;
+  const previous = core.ledger.published?.manifest;
   const local = readFileInfo(core.options.dbPath);
   const sidecar = await readIdentity(core.options.dbPath);
   if (!store) return { shippedGeneration: null }; // local-only: nothing to agree with
@@ -60,7 +60,7 @@ export async function reconcile(core: ReplicatorCore,
 
 /** At stop, with the file quiescent: commits in the WAL that no frame holds (never announced) ship as at a restart. */
 export async function shipUnannouncedWal(core: ReplicatorCore): Promise<void> {
-  const published = core.position.published;
+  const published = core.ledger.published;
   const chain = core.wal?.chain;
   if (!published || !chain || chain.generation !== published.manifest.generation) return;
   const wal = statSync(`${core.options.dbPath}.wal`, { throwIfNoEntry: false });
@@ -83,7 +83,7 @@ export async function shipUnannouncedWal(core: ReplicatorCore): Promise<void> {
  * DuckDB writes (`live`): then the extension's own bitmap still has every mark since the header.
  */
 async function reconcileLeftoverWal(core: ReplicatorCore): Promise<void> {
-  const published = core.position.published;
+  const published = core.ledger.published;
   if (core.live || !published) return;
   const leftover = leftoverWal(core.options.dbPath, published);
   if (!leftover) return;
@@ -91,7 +91,7 @@ async function reconcileLeftoverWal(core: ReplicatorCore): Promise<void> {
     throw new ReplicationError("INTEGRITY", `Cannot compare ${core.options.dbPath} with generation ` +
       `${published.manifest.generation} of ${core.options.dbKey}: ${leftover.readError}; check the file's permissions`);
   }
-  core.position.frame(leftover.differing);
+  core.ledger.frame(leftover.differing);
   if (!core.wal) return;
   const problem = await shipLeftoverWal({ dbPath: core.options.dbPath, store: core.options.store!,
     dbKey: core.options.dbKey, published, shipper: core.wal, leftover, orphans: orphanPolicy(core) });
@@ -114,7 +114,7 @@ function orphanPolicy(core: ReplicatorCore): OrphanPolicy {
  * `ready rebuilt <generation>` tells the extension the marks are whole (`marksRebuilt`).
  */
 async function rebuildLostMarks(core: ReplicatorCore): Promise<void> {
-  const published = core.position.published!;
+  const published = core.ledger.published!;
   const generation = published.manifest.generation;
   const manifestSha256 = Buffer.from(published.sha256, "hex");
   const wal = statSync(`${core.options.dbPath}.wal`, { throwIfNoEntry: false });
@@ -127,7 +127,7 @@ async function rebuildLostMarks(core: ReplicatorCore): Promise<void> {
   }
   const leftover = leftoverWal(core.options.dbPath, published);
   if (!leftover?.differing) return; // unreadable now: frames wait for the next header
-  core.position.frame(leftover.differing);
+  core.ledger.frame(leftover.differing);
   if (!core.wal) return;
   try {
     const walk = await storedFramesMatchWal({ dbPath: core.options.dbPath, store: core.options.store!,
@@ -148,7 +148,7 @@ async function rebuildLostMarks(core: ReplicatorCore): Promise<void> {
  * left alone: the next frame collides with them, and the next checkpoint carries on.
  */
 async function continueStoredChain(core: ReplicatorCore): Promise<void> {
-  const published = core.position.published;
+  const published = core.ledger.published;
   const chain = core.wal?.chain;
   if (!published || !chain || chain.generation !== published.manifest.generation || chain.walShipped > 0) return;
   if (statSync(`${core.options.dbPath}.wal`, { throwIfNoEntry: false })?.size) return;
@@ -165,7 +165,7 @@ async function shipWhole(core: ReplicatorCore, generation: number): Promise<{ sh
     // DuckDB writes meanwhile: the pass must be one of the replicator's own, one at a time with
     // the generations' passes (ReusableUploads and the hold rely on it), so it is queued, not run here.
     const local = readFileInfo(core.options.dbPath);
-    core.position.carry(allBlocks(local?.blockCount ?? 0), local?.generation ?? generation);
+    core.ledger.carry(allBlocks(local?.blockCount ?? 0), local?.generation ?? generation);
     core.reconciled = true;
     const at = local?.generation ?? generation;
     if (!core.loop.working() && core.loop.queued() === 0) core.loop.run(() => catchUp(core, at, { everyBlock: true }));
@@ -173,7 +173,7 @@ async function shipWhole(core: ReplicatorCore, generation: number): Promise<{ sh
     return { shippedGeneration: null };
   }
   await catchUp(core, generation, { everyBlock: true });
-  if (core.position.published?.manifest.generation !== generation) {
+  if (core.ledger.published?.manifest.generation !== generation) {
     throw new ReplicationError("INTEGRITY", core.status.lastError ?? `Cannot ship generation ${generation} of ` +
       `${core.options.dbKey}: the file changed while it was read; retry`);
   }

@@ -15,7 +15,7 @@ import { readFileInfo } from "../local/_block_source.ts";
 import { blockOffset } from "@haduck/duckblock";
 import { entryOf, hex, type Manifest, sha256 } from "@haduck/duckblock";
 import { walkFrames } from "@haduck/duckblock";
-import type { Published } from "./_position.ts";
+import type { Published } from "./_ledger.ts";
 import type { WalShipper } from "../wal/_wal_shipper.ts";
 
 /** A WAL beside the quiescent file at the published generation. */

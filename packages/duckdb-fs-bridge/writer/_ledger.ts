@@ -1,9 +1,11 @@
 /**
  * @module
- * `Position`: where one replicator stands against the store, as one value with named transitions
- * (as Litestream keeps one `Pos`). Every path that ships (a generation under the hold, the
- * catch-up, reconcile, the final flush at stop) moves it only through these methods, so the
- * invariant is kept in one place:
+ * `Ledger`: what one replicator has in the store (the published manifest) and what it still owes
+ * the store (the carried blocks), as one value with named transitions, as Litestream keeps one
+ * `Pos`. Not to be confused with the commit position an answer carries (duckblock's
+ * `CommitPosition`). Every path that ships (a generation under the hold, the catch-up, reconcile,
+ * the final flush at stop) moves it only through these methods, so the invariant is kept in one
+ * place:
  *
  *   every block changed since `published` is in `carried`, in a queued generation, or in the
  *   attempt now in flight (which takes them out of `carried` and gives them back unless it publishes).
@@ -17,7 +19,7 @@ export interface Published {
   sha256: string;
 }
 
-export class Position {
+export class Ledger {
   /** The newest manifest known to be in the store: what the next one chains to and inherits from. */
   published: Published | undefined;
   /** Blocks changed since `published` that no queued generation or attempt in flight holds. */
@@ -82,7 +84,7 @@ export class Position {
   /** A manifest is in the store (written, or found after a lost answer). */
   publish(published: Published): void {
     if (this.published && published.manifest.generation < this.published.manifest.generation) {
-      throw new Error(`Position cannot go back from generation ${this.published.manifest.generation} to ` +
+      throw new Error(`The ledger cannot go back from generation ${this.published.manifest.generation} to ` +
         `${published.manifest.generation}`);
     }
     this.published = published;
