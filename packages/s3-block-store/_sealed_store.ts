@@ -45,8 +45,19 @@ export interface SealedStoreOptions {
 
 /** Sealing buffers kept for reuse, at most this many ... */
 const SEAL_POOL_BUFFERS_MAX = 16;
-/** ... of at most this size each (a segment is 4 MiB by default). */
+/** ... of at least this size (a commit's frame, a few KiB, gets a buffer of its own) ... */
+const SEAL_POOL_BUFFER_BYTES_MIN = 256 * 1024;
+/** ... and at most this size each (a segment is 4 MiB by default) ... */
 const SEAL_POOL_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
+/** ... allocated in whole MiB, so that one fits the next segment of about the same size. */
+const SEAL_POOL_BUFFER_STEP_BYTES = 1024 * 1024;
+/**
+ * The pool, shared by every `SealedStore` of the process: a store keeps no reference to a body once
+ * its put settles (the `BlockStore` contract), and new pages are what sealing pays most for here
+ * (a page fault costs about 14 microseconds on this VM; filling 16 segment-sized buffers took 250
+ * ms), so a store opened later (a command's second store, a restarted replicator) starts warm.
+ */
+const sealBuffers: Uint8Array[] = [];
 
 /** What `reseal()` did to one object. */
 export type ResealOutcome = "current" | "resealed" | "plain-kept" | "gone";
@@ -62,7 +73,6 @@ export class SealedStore implements BlockStore {
   readonly acceptPlain: boolean;
   readonly #headers = new Map<string, SealHeader | "plain">();
   readonly #headerCacheEntriesMax: number;
-  readonly #pool: Uint8Array[] = [];
 
   /**
    * @example
@@ -103,18 +113,20 @@ export class SealedStore implements BlockStore {
   }
 
   /**
-   * A buffer for a seal of `sizeBytes`: one a settled put gave back, or a new one. A store keeps no
-   * reference to a body once its put settles (the `BlockStore` contract), and reusing segment-sized
-   * buffers spares the allocator and the collector as much as the segment uploader's own pool does.
+   * A buffer for a seal of `sizeBytes`: one a settled put gave back, or a new one (see `sealBuffers`).
+   * Reusing segment-sized buffers spares the allocator and the collector as much as the segment
+   * uploader's own pool does.
    */
   #takeBuffer(sizeBytes: number): Uint8Array | undefined {
-    if (sizeBytes > SEAL_POOL_BUFFER_BYTES_MAX) return undefined;
-    const index = this.#pool.findIndex((buffer) => buffer.byteLength >= sizeBytes && buffer.byteLength <= 2 * sizeBytes);
-    return index >= 0 ? this.#pool.splice(index, 1)[0] : new Uint8Array(sizeBytes);
+    if (sizeBytes < SEAL_POOL_BUFFER_BYTES_MIN || sizeBytes > SEAL_POOL_BUFFER_BYTES_MAX) return undefined;
+    const index = sealBuffers.findIndex((buffer) => buffer.byteLength >= sizeBytes && buffer.byteLength <= 2 * sizeBytes);
+    if (index >= 0) return sealBuffers.splice(index, 1)[0];
+    const step = SEAL_POOL_BUFFER_STEP_BYTES;
+    return new Uint8Array(Math.min(SEAL_POOL_BUFFER_BYTES_MAX, Math.ceil(sizeBytes / step) * step));
   }
 
   #giveBuffer(buffer: Uint8Array | undefined): void {
-    if (buffer && this.#pool.length < SEAL_POOL_BUFFERS_MAX) this.#pool.push(buffer);
+    if (buffer && sealBuffers.length < SEAL_POOL_BUFFERS_MAX) sealBuffers.push(buffer);
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Uint8Array> {
