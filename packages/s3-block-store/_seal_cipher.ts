@@ -85,13 +85,21 @@ function libcryptoCipher(): ChunkCipher | undefined {
     if (!sealing || !opening || evp.EVP_EncryptInit_ex(sealing, evp.EVP_aes_256_gcm(), null, null, null) !== 1 ||
       evp.EVP_DecryptInit_ex(opening, evp.EVP_aes_256_gcm(), null, null, null) !== 1) return undefined;
     const written = new Int32Array(1);
-    const scratch = new Uint8Array(16);
+    const scratch = new Uint8Array(16); // what a GCM final writes: nothing, but it wants a pointer
     const fail = (what: string): never => {
       throw new Error(`libcrypto's ${what} failed`);
+    };
+    // libcrypto writes through raw pointers: the lengths are checked here, where JavaScript cannot.
+    const fits = (into: Uint8Array, from: Uint8Array, tag: Uint8Array) => {
+      if (into.byteLength < from.byteLength || tag.byteLength !== 16) {
+        throw new RangeError(`A sealed chunk needs ${from.byteLength} bytes and a 16-byte tag, not ` +
+          `${into.byteLength} and ${tag.byteLength}`);
+      }
     };
     const cipher: ChunkCipher = {
       name: "libcrypto",
       seal(key, nonce, associatedData, plain, out, tag) {
+        fits(out, plain, tag);
         if (evp.EVP_EncryptInit_ex(sealing, null, null, key, nonce) !== 1) fail("EVP_EncryptInit_ex");
         if (evp.EVP_EncryptUpdate(sealing, null, written, associatedData, associatedData.byteLength) !== 1) {
           fail("EVP_EncryptUpdate (associated data)");
@@ -103,6 +111,7 @@ function libcryptoCipher(): ChunkCipher | undefined {
         if (evp.EVP_CIPHER_CTX_ctrl(sealing, EVP_CTRL_GCM_GET_TAG, 16, tag) !== 1) fail("getting the GCM tag");
       },
       openInPlace(key, nonce, associatedData, body, tag) {
+        fits(body, body, tag);
         if (evp.EVP_DecryptInit_ex(opening, null, null, key, nonce) !== 1) fail("EVP_DecryptInit_ex");
         if (evp.EVP_DecryptUpdate(opening, null, written, associatedData, associatedData.byteLength) !== 1) {
           fail("EVP_DecryptUpdate (associated data)");
@@ -110,9 +119,7 @@ function libcryptoCipher(): ChunkCipher | undefined {
         if (body.byteLength > 0 && evp.EVP_DecryptUpdate(opening, body, written, body, body.byteLength) !== 1) {
           fail("EVP_DecryptUpdate");
         }
-        // The tag is copied in: `tag` may be a view the caller reuses.
-        scratch.set(tag);
-        if (evp.EVP_CIPHER_CTX_ctrl(opening, EVP_CTRL_GCM_SET_TAG, 16, scratch) !== 1) fail("setting the GCM tag");
+        if (evp.EVP_CIPHER_CTX_ctrl(opening, EVP_CTRL_GCM_SET_TAG, 16, tag) !== 1) fail("setting the GCM tag");
         return evp.EVP_DecryptFinal_ex(opening, scratch, written) === 1;
       },
     };

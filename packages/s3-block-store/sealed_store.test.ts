@@ -140,6 +140,9 @@ test("libcrypto's GCM (through Bun's FFI) is the one used here, and it agrees wi
     expect(nodeChunkCipher.openInPlace(key, nonce, associatedData, tampered.slice(0, size), tampered.subarray(size)))
       .toBe(false);
   }
+  // Too small a destination is refused before libcrypto writes through its pointer.
+  expect(() => cipher.seal(key, nonce, associatedData, new Uint8Array(64), new Uint8Array(63), new Uint8Array(16)))
+    .toThrow(RangeError);
 });
 
 test("sealed sizes map to plaintext sizes one to one, at and around chunk boundaries", () => {
