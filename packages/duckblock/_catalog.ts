@@ -30,8 +30,7 @@ import {
 import { parseHeaderRegion } from "./_duckdb_file.ts";
 import { entryOf, type ManifestEntry } from "./_manifest_entry.ts";
 import { RuntimeCopies } from "./_runtime_copies.ts";
-import { listFrames, walkFrames } from "./_frames.ts";
-import { FRAME_COMMIT_BYTES, FRAME_HEADER_BYTES } from "./_frame_format.ts";
+import { FRAME_COMMIT_BYTES, FRAME_HEADER_BYTES, listFrames, walkFrames } from "./_frames.ts";
 
 export interface GenerationSummary {
   generation: number;
@@ -348,7 +347,8 @@ export async function verifyObjects(store: BlockStore, dbKey: string,
       const place = placeOf(key, offsetBytes);
       entries.set(blockId, place);
       // A generation's own blocks are in segments uploaded after the previous generation: its own
-      // pass, or earlier passes that could not publish and whose uploads it reused (_reusable_uploads.ts).
+      // pass, or earlier passes that could not publish and whose uploads it reused (the bridge's
+      // `ReusableUploads`, writer/_segment_uploader.ts).
       const uploadedAt = segmentGeneration(key);
       const inherited = !(uploadedAt <= generation && uploadedAt > (manifest.previousGeneration ?? -1));
       if (inherited && previous && previous.generation === manifest.previousGeneration &&

@@ -11,8 +11,8 @@
  */
 import { type BlockStore, PreconditionFailedError } from "@haduck/s3-block-store";
 import { latestManifest } from "./_catalog.ts";
-import { encodeFrame, frameKey } from "./_frame_format.ts";
-import { walkFrames } from "./_frames.ts";
+import { frameKey } from "./_keys.ts";
+import { encodeFrame, walkFrames } from "./_frames.ts";
 
 /** How often a fence is tried before giving up (each round follows a frame or manifest that landed). */
 const FENCE_ROUNDS_MAX = 50;

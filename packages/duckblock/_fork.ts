@@ -14,8 +14,7 @@ import type { BlockStore } from "@haduck/s3-block-store";
 import { headAtTime, type LoadedHead, latestHead, listGenerations, loadManifestHead } from "./_catalog.ts";
 import { ReplicationError } from "./_errors.ts";
 import { type Manifest, sha256, hex } from "./_format.ts";
-import { encodeFrame } from "./_frame_format.ts";
-import { walkFrames } from "./_frames.ts";
+import { encodeFrame, walkFrames } from "./_frames.ts";
 import { assertValidDbKey } from "./_format.ts";
 import { encodeLatestHint, forkMarkerKey, frameKey, latestKey, manifestKey } from "./_keys.ts";
 

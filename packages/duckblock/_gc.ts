@@ -16,12 +16,11 @@
  * how many objects. (A fork of an old generation made while gc runs can lose the race: fork the
  * newest generation, which gc always keeps, or run gc when no fork is being made.)
  */
-import { forksPrefix, pagesPrefix, parseForkMarkerKey, segmentsPrefix } from "./_keys.ts";
+import { forksPrefix, framesPrefix, pagesPrefix, parseForkMarkerKey, parseFrameKey, segmentsPrefix } from "./_keys.ts";
 import type { BlockStore } from "@haduck/s3-block-store";
 import { listGenerations, loadManifestHead } from "./_catalog.ts";
 import { addReferences } from "./_manifest_pages.ts";
 import { manifestKey } from "./_format.ts";
-import { framesPrefix, parseFrameKey } from "./_frame_format.ts";
 
 export interface GcOptions {
   store: BlockStore;

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { COMPRESSION_NONE, decodeSegment, encodeSegment, hex, sha256 } from "./_format.ts";
-import { decodeFrame, encodeFrame } from "./_frame_format.ts";
+import { decodeFrame, encodeFrame } from "./_frames.ts";
 
 const FORMAT = readFileSync(resolve(import.meta.dir, "../../docs/FORMAT.md"), "utf8");
 

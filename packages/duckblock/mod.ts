@@ -36,6 +36,7 @@ export {
   segmentsPrefix,
 } from "./_keys.ts";
 export {
+  AdaptiveCompressor,
   assertValidDbKey,
   COMPRESSION_NONE,
   COMPRESSION_ZSTD,
@@ -49,11 +50,21 @@ export {
   segmentHeadBytes,
   sha256,
 } from "./_format.ts";
-export { AdaptiveCompressor } from "./_compress.ts";
 export { blockTotal, encodeManifest, headerOf, manifestParts, writePages } from "./_manifest_pages.ts";
-export { decodeFrame, encodeFrame, type Frame, type FrameCommit } from "./_frame_format.ts";
-export { blockOf, entryOf, inSegment, type ManifestEntry } from "./_manifest_entry.ts";
-export { applyFrames, type ChainPoint, chainsTo, type FrameWalk, listFrames, nextInChain, walkFrames } from "./_frames.ts";
+export { blockOf, buildManifest, entryOf, inSegment, type ManifestEntry, type SegmentRef, type Shipment } from "./_manifest_entry.ts";
+export {
+  applyFrames,
+  type ChainPoint,
+  chainsTo,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type FrameCommit,
+  type FrameWalk,
+  listFrames,
+  nextInChain,
+  walkFrames,
+} from "./_frames.ts";
 export {
   checkHeaderRegion,
   type DatabaseSummary,
@@ -74,7 +85,6 @@ export {
 export { type FencedHistory, fenceHistory } from "./_fence.ts";
 export { gc, type GcOptions, type GcReport } from "./_gc.ts";
 export { fork, type ForkOptions, type ForkReport } from "./_fork.ts";
-export { buildManifest, type SegmentRef, type Shipment } from "./_manifest_builder.ts";
 export { isEncryptionKeyError, ReplicationError, type ReplicationErrorCode } from "./_errors.ts";
 export { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "./_duckdb_file.ts";
 export { RuntimeCopies } from "./_runtime_copies.ts";

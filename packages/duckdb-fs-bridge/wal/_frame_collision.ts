@@ -7,8 +7,7 @@
  */
 import { chainsTo, decodeFrame, type FrameCommit, suggestCommand } from "@haduck/duckblock";
 import type { BlockStore } from "@haduck/s3-block-store";
-import { readWal } from "./_wal_bytes.ts";
-import type { Outgoing } from "./_frame_builder.ts";
+import { type Outgoing, readWal } from "./_frame_builder.ts";
 
 /** A stored frame the chain can go on after. */
 export interface FoundFrame {

@@ -5,7 +5,7 @@
  * builds on, and the blocks written since the last announcement. At most once per `walFlushMs`
  * (at once when someone waits in `flush()`), the shipper reads the new WAL bytes and those blocks
  * from the local files and writes them as the next WAL frame of the published generation, create-only
- * (see _frame_format.ts). A frame is only ever built for the generation the file's header still has,
+ * (see duckblock's _frames.ts). A frame is only ever built for the generation the file's header still has,
  * checked before and after the reads: once DuckDB wrote a newer header, that generation supersedes
  * the frames, and the blocks read could already belong to it.
  *
@@ -23,20 +23,21 @@
  * frame. Nothing here is ever guessed: a PUT whose answer was lost is looked up before the next one.
  *
  * This file is the announcements, the chain's positions, the waiters and the upload pipeline; a
- * frame is built in `_frame_builder.ts`, a 412 judged in `_frame_collision.ts`, the local WAL read
- * in `_wal_bytes.ts`.
+ * frame is built (and the local WAL read) in `_frame_builder.ts`, a 412 judged in
+ * `_frame_collision.ts`.
  */
 import { BlockNotFoundError, PreconditionFailedError } from "@haduck/s3-block-store";
 import { readFileInfo } from "../local/_block_source.ts";
 import { AdaptiveCompressor } from "@haduck/duckblock";
 import type { WalShipperOptions, WalStatus, WalSync } from "./_wal_types.ts";
 import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
-import { onlyCheckpoint, readWal } from "./_wal_bytes.ts";
-import { buildFrame, type ChainTip, type Group, type Outgoing, type PendingSync, shippable, startGroup } from "./_frame_builder.ts";
+import {
+  buildFrame, type ChainTip, type Group, onlyCheckpoint, type Outgoing, type PendingSync, readWal, shippable, startGroup,
+} from "./_frame_builder.ts";
 import { type FoundFrame, judgeCollision } from "./_frame_collision.ts";
 
 export type { WalShipperOptions, WalStatus, WalSync } from "./_wal_types.ts";
-export { onlyCheckpoint } from "./_wal_bytes.ts";
+export { onlyCheckpoint } from "./_frame_builder.ts";
 
 /** How long reconcile waits for the frames of a WAL left by a crash. */
 const LEFTOVER_WAIT_MS = 30_000;

@@ -13,14 +13,14 @@
  * they ship in the next generation or the catch-up, whichever comes first.
  *
  * This file is the loop: the ring, the queue of generations, one pass at a time, the catch-up's
- * timer, start and stop. One pass is `_generation_pass.ts`, the manifest it publishes
- * `_publisher.ts`, reconcile and the WAL at start and stop `_replicator_reconcile.ts`; they share
+ * timer, start and stop. One pass and the manifest it publishes are `_generation_pass.ts`,
+ * reconcile and the WAL at start and stop `_replicator_reconcile.ts`; they share
  * the replicator's `ReplicatorCore` (`_replicator_core.ts`).
  */
 import { formatCommitPosition, latestManifest, MirroredStore, ReplicationError } from "@haduck/duckblock";
 import { readFileInfo } from "../local/_block_source.ts";
 import { Ledger } from "./_ledger.ts";
-import { ReusableUploads } from "./_reusable_uploads.ts";
+import { ReusableUploads } from "./_segment_uploader.ts";
 import { RING_LAYOUT as L, type RingEvent } from "../native/_ring_layout.ts";
 import { WalShipper } from "../wal/_wal_shipper.ts";
 import { acquireReplicatorLock, type ReplicatorLock } from "../local/_replicator_lock.ts";

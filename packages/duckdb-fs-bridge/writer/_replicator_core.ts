@@ -1,10 +1,10 @@
 /**
  * @module
  * What the parts of one `Replicator` share: the loop (`_replicator.ts`), one pass that ships blocks
- * (`_generation_pass.ts`), the publisher (`_publisher.ts`) and reconcile (`_replicator_reconcile.ts`).
+ * and publishes them (`_generation_pass.ts`) and reconcile (`_replicator_reconcile.ts`).
  * The replicator owns one `ReplicatorCore` and hands it to the others; nothing else holds one.
  */
-import type { ReusableUploads } from "./_reusable_uploads.ts";
+import type { ReusableUploads } from "./_segment_uploader.ts";
 import type { Ledger } from "./_ledger.ts";
 import type { WalShipper } from "../wal/_wal_shipper.ts";
 import type { ReplicatorOptions, ReplicatorStatus } from "./_replicator_types.ts";
