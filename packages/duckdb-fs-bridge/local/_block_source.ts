@@ -9,7 +9,7 @@
  * connections that wait for it: a deadlock only the hold's timeout broke (issue 12). A
  * synchronous read needs nothing but the calling thread and the page cache.
  */
-import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { blockOffset, type DuckDBFileInfo, HEADER_REGION_BYTES, parseHeaderRegion } from "@haduck/duckblock";
 
 /** The local file moved on (or shrank) under a read: not the store's fault, and nothing is lost (carry). */
@@ -103,22 +103,36 @@ function readExactly(fd: number, into: Uint8Array, position: number, what: strin
   }
 }
 
-/** The active header of the file at `dbPath`, or undefined when it is missing or not a database yet. */
-export function readFileInfo(dbPath: string): DuckDBFileInfo | undefined {
+/**
+ * Bytes [position, position + length) of the file at `path`, or undefined when it is missing or
+ * shorter (DuckDB removed or cut it). The header and the WAL are read this way.
+ */
+export function readRange(path: string, position: number, length: number): Uint8Array | undefined {
   let fd: number;
   try {
-    fd = openSync(dbPath, "r");
+    fd = openSync(path, "r");
   } catch {
     return undefined;
   }
   try {
-    const region = new Uint8Array(HEADER_REGION_BYTES);
-    readExactly(fd, region, 0, dbPath);
-    return parseHeaderRegion(region);
+    if (fstatSync(fd).size < position + length) return undefined;
+    const bytes = new Uint8Array(length);
+    readExactly(fd, bytes, position, path);
+    return bytes;
   } catch {
     return undefined;
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The active header of the file at `dbPath`, or undefined when it is missing or not a database yet. */
+export function readFileInfo(dbPath: string): DuckDBFileInfo | undefined {
+  const region = readRange(dbPath, 0, HEADER_REGION_BYTES);
+  try {
+    return region && parseHeaderRegion(region);
+  } catch {
+    return undefined;
   }
 }
 

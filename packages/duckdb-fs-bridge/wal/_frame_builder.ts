@@ -8,9 +8,8 @@
  * file is gone or shorter: DuckDB removed or cut it), and whether a run of entries only logs a
  * checkpoint.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { type AdaptiveCompressor, encodeFrame, type FrameCommit, frameKey } from "@haduck/duckblock";
-import { openFileSource, readFileInfo } from "../local/_block_source.ts";
+import { openFileSource, readFileInfo, readRange } from "../local/_block_source.ts";
 import type { WalSync } from "./_wal_types.ts";
 
 /** Blocks carried by one frame at most: a larger set ships as frames of blocks only, then the commits. */
@@ -161,24 +160,7 @@ export function buildFrame(group: Group, tip: ChainTip, settings: FrameSettings)
 
 /** Bytes [from, to) of the WAL, or undefined when the file is missing or shorter. */
 export function readWal(path: string, from: number, to: number): Uint8Array | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch {
-    return undefined;
-  }
-  try {
-    if (fstatSync(fd).size < to) return undefined;
-    const bytes = new Uint8Array(to - from);
-    for (let done = 0; done < bytes.byteLength;) {
-      const read = readSync(fd, bytes, done, bytes.byteLength - done, from + done);
-      if (read === 0) return undefined;
-      done += read;
-    }
-    return bytes;
-  } finally {
-    closeSync(fd);
-  }
+  return readRange(path, from, to - from);
 }
 
 /** WAL entry types (DuckDB 1.4.4, wal_type.hpp) that a checkpoint's own sync logs. */
