@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ClusterNodeProcess, startNode, TOKEN, waitForLeader } from "./harness/cluster.ts";
+import { runHaduck } from "./harness/cli.ts";
 
 const READ_TOKEN = "attack-read-token-0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "haduck-sql-attack-"));
@@ -145,6 +146,14 @@ function forbiddenToAll(): string[] {
     `ATTACH 'haduck-snapshot://${dbFile}.haduck-follower/base.duckdb' AS base`,
     `SELECT size FROM read_blob('haduck-' || 'snapshot://${dbFile}.haduck-follower/base.duckdb')`,
     `COPY (SELECT 'x') TO 'haduck-' || 'snapshot://${dbFile}.haduck-follower/base.duckdb'`,
+    // A fourth attack (2026-12-07): a comment between a function's name and its parenthesis hid it
+    // from the text checks; query() then ran SQL built from strings (and one crashed the process).
+    "FROM query/**/('FROM enable_' || 'logging()')",
+    "FROM query--x\n('SELECT 1')",
+    "FROM query /* a /* nested */ comment */ ('SELECT hadu' || 'ck_version() AS v')",
+    "FROM query_table/**/('t')",
+    `SELECT size FROM read_blob/**/('hadu' || 'ck://${dbFile}')`,
+    `SELECT * FROM glob/**/('${dbFile}' || '.haduck-tmp/*')`,
   ];
 }
 
@@ -175,6 +184,15 @@ const forbiddenToReader = [
   "SELECT len(flatten(list_transform(range(100), x -> range(1000000))))",
   "SELECT length(repeat(repeat('x', 1000000), 500))",
   "SELECT len(range(600000)) + len(range(600000))",
+  // The fourth attack: a width in a format runs once per row (2048 rows a vector: 5.8 GB past a
+  // 2 GB memory_limit), a size that is per-row, a long constant joined to every row.
+  "SELECT max(length(printf('%1000000d', range))) AS n FROM range(2048)",
+  "SELECT length(format('{:>100000000}', 'x'))",
+  "SELECT format('{:>{}}', 'x', 100000000)",
+  "SELECT printf('%*d', 100000000, 1)",
+  "SELECT printf(range::VARCHAR, 1) FROM range(2)",
+  "SELECT max(length(lpad(range::VARCHAR, 1000000, 'x'))) FROM range(2048)",
+  `SELECT max(length(concat(range::VARCHAR, '${"x".repeat(70_000)}'))) FROM range(2048)`,
 ];
 
 async function settings(url: string) {
@@ -222,9 +240,11 @@ test("every attack of either token on leader and follower is refused, and leaves
   expect((await post(follower.url, READ_TOKEN, { sql: "EXPLAIN ANALYZE SELECT * FROM t" })).status).toBe(200);
   expect((await post(follower.url, READ_TOKEN, { sql: "SELECT table_name FROM duckdb_tables()" })).body.rows)
     .toEqual([["t"]]);
-  // Small sizes stay a reader's: a short list, padding, a repeated string.
+  // Small sizes stay a reader's: a short list, padding, a repeated string, formats with small widths.
   expect((await post(leader.url, READ_TOKEN, { sql: "SELECT range(3), lpad('7', 3, '0'), repeat('ab', 2)" })).body.rows)
     .toEqual([[["0", "1", "2"], "007", "abab"]]);
+  expect((await post(leader.url, READ_TOKEN, { sql: "SELECT printf('%3d|%-2s|', 7, 'a'), format('{}-{:>3}', 1, 'x')" }))
+    .body.rows).toEqual([["  7|a |", "1-  x"]]);
   // No answer carried a secret: the tokens, or the content of a file the attacks named.
   for (const answer of answers) {
     expect(answer).not.toContain(SECRET);
@@ -232,6 +252,38 @@ test("every attack of either token on leader and follower is refused, and leaves
     expect(answer).not.toContain(READ_TOKEN);
   }
 }, 300_000);
+
+test("a reader's statement behind a long run of comments is judged in time, and the leader keeps its lease", async () => {
+  // A regular expression over the leading comments backtracked: 40 KB of them held the event loop
+  // for 94 s and the leader lost its lease (attack of 2026-12-07). 400 KB now takes milliseconds.
+  const epoch = async () => {
+    const status = await fetch(`${leader.url}status`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const { role, epoch } = await status.json() as { role: string; epoch: number };
+    return { role, epoch };
+  };
+  const before = await epoch();
+  expect(before.role).toBe("leader");
+  const started = performance.now();
+  const commented = await post(leader.url, READ_TOKEN, { sql: `${`/*${"x".repeat(1000)}*/`.repeat(400)}SELECT 1 AS one` });
+  expect(commented.body.rows).toEqual([[1]]);
+  const explained = await post(leader.url, READ_TOKEN, { sql: `${`/*${"x".repeat(1000)}*/ `.repeat(400)}EXPLAIN SELECT 1` });
+  expect(explained.status).toBe(200);
+  expect(performance.now() - started).toBeLessThan(5_000);
+  expect(await epoch()).toEqual(before);
+}, 120_000);
+
+test("--allow-files may not name a directory that holds the served database", async () => {
+  const home = join(dir, "own-dir");
+  mkdirSync(home, { recursive: true });
+  for (const allowedDir of [home, dir]) {
+    const refused = await runHaduck(dir, ["serve", join(home, "x.duckdb"), "--listen", "127.0.0.1:0",
+      "--allow-files", allowedDir], { HADUCK_ADMIN_TOKEN: TOKEN, HADUCK_STORE: "" });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("holds the served database");
+    expect(refused.stderr).toContain("--allow-files");
+  }
+  expect(existsSync(join(home, "x.duckdb"))).toBe(false);
+}, 120_000);
 
 test("every statement type DuckDB 1.4.4 has is classified", async () => {
   const { StatementType } = await import("@duckdb/node-api");

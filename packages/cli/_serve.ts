@@ -56,6 +56,16 @@ export async function commandServe(args: string[]): Promise<number> {
         `another path for ${basename(dbPath)}`);
     }
   }
+  // An allowed directory that holds a served database would let the admin token read its raw bytes
+  // (deleted rows too) and its WAL through a path built from pieces, which no text check sees.
+  for (const dir of sandboxOptions.allowedDirectories ?? []) {
+    const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+    const within = databases.find(({ dbPath }) => `${dirname(resolve(dbPath))}/`.startsWith(prefix));
+    if (within) {
+      throw new UsageError(`--allow-files ${dir} holds the served database ${resolve(within.dbPath)}: ` +
+        "statements could read its raw bytes and WAL; allow a directory of its own (e.g. --allow-files ./exchange)");
+    }
+  }
   // The node's own files: DuckDB's sandbox lets DuckDB reach them, so statements may not name them.
   limits.ownPaths = databases.flatMap(({ dbPath }) => [resolve(dbPath), `${basename(dbPath)}.wal`,
     `${basename(dbPath)}.haduck-tmp`, `${basename(dbPath)}.haduck-follower`]);

@@ -162,22 +162,62 @@ const SYSTEM_VIEW = /^(pg_|pragma_|duckdb_|sqlite_)/i;
  * Scalar functions that build a value whose size an argument gives (a list of n elements, a string
  * of n characters), and which of their arguments are sizes (undefined: all). DuckDB builds these
  * values outside its memory limit, and while it binds (constant folding) it does not look at an
- * interrupt: a reader gives them constant sizes of at most `SIZE_ARGUMENT_MAX`.
+ * interrupt: a reader gives them constant sizes of at most `SIZE_ARGUMENT_MAX` in all.
  */
 const SIZE_FUNCTIONS: Record<string, number[] | undefined> = {
   range: undefined, generate_series: undefined, repeat: [1], list_resize: [1], array_resize: [1], lpad: [1],
   rpad: [1],
 };
-/** The sizes a reader's statement may give all its `SIZE_FUNCTIONS` calls together. */
-const SIZE_ARGUMENT_MAX = 1_000_000;
+/**
+ * Functions whose first argument is a format whose fields give widths (`printf('%1000000d', x)`,
+ * `format('{:>1000000}', x)`): a reader's must be a constant, its widths count as sizes, and a width
+ * taken from an argument (`%*d`, `{:>{}}`) is refused.
+ */
+const FORMAT_FUNCTIONS = new Set(["printf", "format"]);
+/**
+ * The sizes a reader's statement may give all its sized calls together. A call is run once per row
+ * unless its arguments are all constants, and DuckDB runs 2048 rows at a time on each thread: at
+ * 65,536 a vector of such values stays near 128 MiB (at 1,000,000 one statement grew the process
+ * past 5 GB, beyond a 2 GB `memory_limit`).
+ */
+const SIZE_ARGUMENT_MAX = 65_536;
+/** The longest string constant a reader may send: a constant joined to every row is a size as well. */
+const READER_STRING_CONSTANT_MAX = 65_536;
+
+/** The widths of a constant format (printf's `%10.3f`, fmt's `{:>10}`); undefined when one is an argument's. */
+function formatWidths(format: string): number[] | undefined {
+  const widths: number[] = [];
+  for (const spec of format.matchAll(/%[-+ #0']*(\*|\d+)?(?:\.(\*|\d*))?|\{([^{}]*)(\{?)/g)) {
+    if (spec[0].startsWith("%")) {
+      if (spec[1] === "*" || spec[2] === "*") return undefined;
+      widths.push(Number(spec[1] ?? 0), Number(spec[2] || 0));
+    } else {
+      if (spec[4]) return undefined; // a field inside a field: {:>{}}
+      for (const digits of (spec[3] ?? "").match(/\d+/g) ?? []) widths.push(Number(digits));
+    }
+  }
+  return widths;
+}
+
+/** The value of a constant node of DuckDB's parse, or undefined. */
+function constantOf(node: unknown): unknown {
+  const child = node as { class?: string; value?: { value?: unknown } } | undefined;
+  return child?.class === "CONSTANT" ? child.value?.value : undefined;
+}
 
 /**
- * The first call of a `SIZE_FUNCTIONS` function that may build too much, or undefined: its size is
- * not a constant, or it sits inside a lambda (run once per element) or inside another such call's
- * arguments (sizes multiply), or the sizes of all such calls add up past `SIZE_ARGUMENT_MAX`.
+ * The first call of a `SIZE_FUNCTIONS` or `FORMAT_FUNCTIONS` function that may build too much, or
+ * undefined: its size is not a constant, or it sits inside a lambda (run once per element) or
+ * inside another such call's arguments (sizes multiply), or the sizes of all such calls add up past
+ * `SIZE_ARGUMENT_MAX`; or a string constant longer than `READER_STRING_CONSTANT_MAX`. Said as
+ * `name()`, or as the constant's length.
  */
 function oversizedCall(node: unknown): string | undefined {
   let total = 0;
+  const add = (size: number) => {
+    total += Math.abs(size);
+    return total <= SIZE_ARGUMENT_MAX;
+  };
   const visit = (value: unknown, nested: boolean): string | undefined => {
     if (Array.isArray(value)) {
       for (const child of value) {
@@ -194,19 +234,27 @@ function oversizedCall(node: unknown): string | undefined {
       const fn = record.function as { children?: unknown } | undefined;
       return visit(fn?.children, nested);
     }
+    const constant = constantOf(record);
+    if (typeof constant === "string" && constant.length > READER_STRING_CONSTANT_MAX) {
+      return `a string constant of ${constant.length} characters`;
+    }
     if (record.class === "LAMBDA") return visit(Object.values(record), true);
+    const children = Array.isArray(record.children) ? record.children : [];
+    if (record.class === "FUNCTION" && name !== undefined && FORMAT_FUNCTIONS.has(name)) {
+      const format = constantOf(children[0]);
+      const widths = typeof format === "string" ? formatWidths(format) : undefined;
+      if (nested || widths === undefined || !widths.every(add)) return `${name}()`;
+      return visit(children, true);
+    }
     if (record.class === "FUNCTION" && name !== undefined && name in SIZE_FUNCTIONS) {
-      if (nested) return name;
-      const children = Array.isArray(record.children) ? record.children : [];
+      if (nested) return `${name}()`;
       const positions = SIZE_FUNCTIONS[name] ?? children.map((_, index) => index);
       for (const position of positions) {
-        const child = children[position] as { class?: string; value?: { value?: unknown } } | undefined;
-        if (child === undefined) continue;
-        const constant = child.class === "CONSTANT" ? child.value?.value : undefined;
+        if (children[position] === undefined) continue;
+        const constant = constantOf(children[position]);
         const number = typeof constant === "number" ? constant
           : typeof constant === "string" && /^-?\d+$/.test(constant) ? Number(constant) : NaN;
-        total += Math.abs(number);
-        if (!(total <= SIZE_ARGUMENT_MAX)) return name;
+        if (!add(number)) return `${name}()`;
       }
       return visit(children, true);
     }
@@ -245,7 +293,8 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string): Promi
   const refuse = (why: string) => new StatementRefused(`This token (HADUCK_READ_TOKEN) may only run reads: ${why}`, 403);
   const explained = explainedStatement(sql);
   const statement = explained ? explained.inner : sql;
-  if (!explained && /^\s*(--[^\n]*\n\s*|\/\*[\s\S]*?\*\/\s*)*explain\b/i.test(sql)) {
+  // Not a regular expression over the comments: one over a run of them backtracks for minutes.
+  if (!explained && /^explain\b/i.test(stripLeadingComments(sql))) {
     throw refuse("write EXPLAIN [ANALYZE] followed by a SELECT");
   }
   const reader = await connection.runAndReadAll("SELECT json_serialize_sql($1::VARCHAR)", [statement]);
@@ -274,9 +323,9 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string): Promi
   }
   const oversized = oversizedCall(parsed.statements);
   if (oversized) {
-    throw refuse(`${oversized}() builds its value in memory outside DuckDB's limit: give it a constant size of at ` +
-      `most ${SIZE_ARGUMENT_MAX} in all, outside lambdas and other such calls (or use the table function, FROM ` +
-      "range(n), which streams)");
+    throw refuse(`${oversized} builds its value in memory outside DuckDB's limit: give sizes, widths and strings ` +
+      `constants of at most ${SIZE_ARGUMENT_MAX} in all, outside lambdas and other such calls (or use the table ` +
+      "function, FROM range(n), which streams)");
   }
   for (const { schema, name } of tables) {
     if (FILE_LIKE.test(name)) throw refuse(`${JSON.stringify(name)} names a file, not a table`);
@@ -317,9 +366,11 @@ const READ_PRAGMAS = /^\s*PRAGMA\s+(table_info|storage_info|database_size|versio
 
 /** Refuses, for every token, what no statement may do (see `FORBIDDEN_TEXT`), and the node's own paths. */
 export function judgeAnyStatement(sql: string, ownPaths: string[] = [], filesAllowed = false): void {
-  // What DuckDB reads as one string may be written as several ('hadu'<newline>'ck:...'): the checks
-  // see the text, and every string and quoted name as DuckDB joins it.
-  const seen = [sql, ...quotedTexts(sql)];
+  // What DuckDB reads as one string may be written as several ('hadu'<newline>'ck:...'), and a
+  // comment may stand between a name and its parenthesis (query/**/(...)): the checks see the
+  // text, the text with every comment a blank, and every string and quoted name as DuckDB joins it.
+  const code = withoutComments(sql);
+  const seen = [sql, code, ...quotedTexts(sql)];
   for (const [pattern, why] of FORBIDDEN_TEXT) {
     const found = seen.map((text) => pattern.exec(text)).find(Boolean);
     if (found) {
@@ -327,7 +378,7 @@ export function judgeAnyStatement(sql: string, ownPaths: string[] = [], filesAll
         403);
     }
   }
-  if (!filesAllowed && (/^IMPORT\b/i.test(stripLeadingComments(sql)) || FILE_FUNCTIONS.test(sql))) {
+  if (!filesAllowed && (/^IMPORT\b/i.test(stripLeadingComments(sql)) || FILE_FUNCTIONS.test(code))) {
     throw new StatementRefused("This statement reaches files, which this node does not allow over HTTP; its owner " +
       "may allow directories of files with `haduck serve --allow-files DIR`", 403);
   }
@@ -406,6 +457,57 @@ export function quotedTexts(sql: string): string[] {
     i++;
   }
   return out;
+}
+
+/**
+ * `sql` with every comment a blank, strings and quoted names untouched, read as DuckDB's scanner
+ * reads them (block comments nest; '' and "" escapes, E'' strings, dollar quotes). One pass.
+ */
+export function withoutComments(sql: string): string {
+  let out = "";
+  let from = 0; // the start of the text not yet copied
+  let i = 0;
+  const skipTo = (end: number) => {
+    out += sql.slice(from, i) + " ";
+    i = from = end;
+  };
+  while (i < sql.length) {
+    const c = sql[i];
+    if (c === "-" && sql[i + 1] === "-") {
+      let end = i + 2;
+      while (end < sql.length && sql[end] !== "\n" && sql[end] !== "\r") end++;
+      skipTo(end);
+    } else if (c === "/" && sql[i + 1] === "*") {
+      let depth = 0;
+      let end = i;
+      do {
+        if (sql.startsWith("/*", end)) (depth++, end += 2);
+        else if (sql.startsWith("*/", end)) (depth--, end += 2);
+        else if (end >= sql.length) break;
+        else end++;
+      } while (depth > 0);
+      skipTo(Math.min(end, sql.length));
+    } else if (c === "'" || c === '"') {
+      const escapes = c === "'" && (sql[i - 1] === "E" || sql[i - 1] === "e") && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? "");
+      let end = i + 1;
+      while (end < sql.length) {
+        if (escapes && sql[end] === "\\") end += 2;
+        else if (sql[end] === c && sql[end + 1] === c) end += 2;
+        else if (sql[end] === c) {
+          end++;
+          break;
+        } else end++;
+      }
+      i = end;
+    } else if (c === "$") {
+      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 256))?.[0];
+      if (tag && !/[A-Za-z0-9_]/.test(sql[i - 1] ?? "")) {
+        const end = sql.indexOf(tag, i + tag.length);
+        i = end < 0 ? sql.length : end + tag.length;
+      } else i++;
+    } else i++;
+  }
+  return out + sql.slice(from);
 }
 
 /**
