@@ -317,6 +317,7 @@ type VectorInside = {
   items?: ArrayBufferView & { constructor: unknown };
   itemCount?: number;
   type?: { typeId?: number };
+  validity?: { itemValid(index: number): boolean };
 };
 
 function vectorWeight(vector: unknown, count: number): number {
@@ -331,9 +332,12 @@ function vectorWeight(vector: unknown, count: number): number {
   if (items && width) return integerDigits(new DataView(items.buffer, items.byteOffset, items.byteLength), count, width);
   const typeId = inside.type?.typeId;
   if (inside.dataView && (typeId === DuckDBTypeId.VARCHAR || typeId === DuckDBTypeId.BLOB)) {
-    // DuckDB's string_t: 16 bytes per value, its length in the first four.
+    // DuckDB's string_t: 16 bytes per value, its length in the first four; a NULL's bytes are not a
+    // value (they held 413 for a small CALL duckdb_settings()).
+    const validity = inside.validity;
     let bytes = 0;
     for (let i = 0; i < count && (i + 1) * 16 <= inside.dataView.byteLength; i++) {
+      if (validity && !validity.itemValid(i)) continue;
       bytes += inside.dataView.getUint32(i * 16, true);
     }
     return count + bytes;
