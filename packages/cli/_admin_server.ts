@@ -10,6 +10,7 @@ import { type BlockStore, S3BlockStore, SealedStore } from "@haduck/s3-block-sto
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { runSql, type SqlLimits } from "@haduck/cluster";
 import { readFileSync } from "node:fs";
+import { guardOpenFiles } from "./_open_files.ts";
 
 export interface AdminServer {
   url: string;
@@ -151,6 +152,8 @@ type Fetch = (request: Request) => Response | Promise<Response>;
 
 /** Seconds a connection may sit idle between requests. */
 const IDLE_SECONDS = 30;
+/** After a flood of connections is closed, the port stays closed this long (see `guardOpenFiles`). */
+const FLOOD_PAUSE_MS = 1_000;
 /** A request body must arrive in full within this; a slow or stalled one is answered 408 and closed. */
 export const BODY_DEADLINE_MS = 5_000;
 /** No route takes a body larger than this (POST /sql's own bound is 1 MiB). */
@@ -218,7 +221,7 @@ function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: {
     let inFlight = 0;
     // An idle connection (between requests) closes after IDLE_SECONDS; a request whose body has
     // arrived has no cutoff (a durable write may wait for the store longer), see `bodyInTime`.
-    const server = runtime.Bun.serve({ hostname, port, ...(tls ? { tls } : {}), idleTimeout: IDLE_SECONDS,
+    const serveOptions = { hostname, port, ...(tls ? { tls } : {}), idleTimeout: IDLE_SECONDS,
       fetch: async (request: Request, bun: { timeout(request: Request, seconds: number): void }) => {
         inFlight++;
         try {
@@ -236,10 +239,43 @@ function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: {
         } finally {
           inFlight--;
         }
-      } });
+      } };
+    let server = runtime.Bun.serve(serveOptions);
+    const boundPort = server.port;
+    // A flood of connections must not take the descriptors the lease and the store need: past three
+    // quarters of the limit every connection is closed, and the same port is served again at once.
+    let stopped = false;
+    let paused = false;
+    let saidAt = -Infinity;
+    const serveAgain = () => {
+      if (stopped) return;
+      try {
+        server = runtime.Bun!.serve({ ...serveOptions, port: boundPort });
+      } catch (error) {
+        console.error(`haduck: serving port ${boundPort} again failed (${(error as Error).message}); retrying`);
+        setTimeout(serveAgain, 100);
+      }
+    };
+    const unguard = guardOpenFiles((open, limit) => {
+      if (stopped) return;
+      if (performance.now() - saidAt > 10_000) {
+        saidAt = performance.now();
+        console.error(`haduck: ${open} open files of a limit of ${limit}: closing every HTTP connection so the ` +
+          "lease, the store and the database keep theirs (a flood of connections? serve behind a proxy that " +
+          "limits them)");
+      }
+      void server.stop(true);
+      // Not listening for a moment: the flood cannot take back the descriptors the lease needs now.
+      if (!paused) {
+        paused = true;
+        setTimeout(() => (paused = false, serveAgain()), FLOOD_PAUSE_MS);
+      }
+    });
     return {
-      port: server.port,
+      port: boundPort,
       stop: async (drainMs) => {
+        stopped = true;
+        unguard();
         // No new connections; the requests in flight are answered, then the rest close.
         void server.stop(false);
         const deadline = performance.now() + drainMs;

@@ -26,6 +26,8 @@ export interface NodeOptions {
   extraArgs?: string[];
   /** Several databases (`--db PATH=KEY` each) instead of db.duckdb with `dbKey`. */
   databases?: string[];
+  /** The node's limit of open files (`ulimit -n` in a shell that then becomes the node). */
+  openFilesLimit?: number;
 }
 
 export interface ClusterNodeProcess {
@@ -43,7 +45,9 @@ export async function startNode(options: NodeOptions): Promise<ClusterNodeProces
   mkdirSync(home, { recursive: true });
   const served = options.databases ? options.databases.flatMap((entry) => ["--db", entry])
     : ["db.duckdb", "--db-key", options.dbKey];
-  const child = Bun.spawn([process.execPath, BIN, "serve", ...served, ...options.storeArgs,
+  const limited = options.openFilesLimit === undefined ? []
+    : ["sh", "-c", `ulimit -n ${options.openFilesLimit} && exec "$0" "$@"`];
+  const child = Bun.spawn([...limited, process.execPath, BIN, "serve", ...served, ...options.storeArgs,
     "--listen", `127.0.0.1:${options.port ?? 0}`, "--lease-ttl", `${options.ttlMs}ms`, ...options.extraArgs ?? []], {
     cwd: home, env: { ...process.env, ...options.env, HADUCK_ADMIN_TOKEN: TOKEN }, stdin: "ignore", stdout: "ignore",
     stderr: "pipe",
