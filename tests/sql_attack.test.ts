@@ -310,6 +310,22 @@ test("--allow-files DIR lets the admin token use DIR and nothing else; the read 
     `COPY (SELECT 1) TO '${allowed}/reader.csv'`]) {
     expect((await post(admin.url, READ_TOKEN, { sql })).status).toBe(403);
   }
+  // The database's own files, by paths built so that no text check sees them whole: DuckDB lets
+  // statements reach the attached files; the extension's file systems refuse any statement's open.
+  const piece = (text: string) => `'${text.slice(0, 4)}' || '${text.slice(4)}'`;
+  for (const node of cluster.started) {
+    const own = join(dir, "c2", node.name, "db.duckdb");
+    for (const sql of [`SELECT size FROM read_blob('hadu' || 'ck://' || ${piece(own)})`,
+      `SELECT size FROM read_blob('hadu' || 'ck://' || ${piece(own)} || '.wal')`,
+      `SELECT * FROM glob('hadu' || 'ck://' || ${piece(join(dir, "c2", node.name))} || '/*')`,
+      `SELECT size FROM read_blob('haduck-' || 'snapshot://' || ${piece(`${own}.haduck-follower/base.duckdb`)})`]) {
+      const { status, body } = await post(node.url, TOKEN, { sql });
+      expect({ sql, status, error: body.error?.slice(0, 60) }).toEqual({ sql, status: 403, error: expect.any(String) });
+    }
+  }
+  // DuckDB's own opens (a write, its WAL, a checkpoint) go on.
+  expect((await post(admin.url, TOKEN, { sql: "CREATE TABLE w AS SELECT 7 AS x" })).status).toBe(200);
+  expect((await post(admin.url, TOKEN, { sql: "CHECKPOINT" })).status).toBe(200);
   expect(existsSync(join(dir, "escaped.csv"))).toBe(false);
   expect(existsSync(join(allowed, "reader.csv"))).toBe(false);
   expect(readdirSync(canary)).toEqual([]);

@@ -3,6 +3,8 @@
 #include "sidecar.hpp"
 
 #include "duckdb/common/exception.hpp"
+#include "duckdb/common/file_opener.hpp"
+#include "duckdb/common/types/value.hpp"
 #include "duckdb/common/string_util.hpp"
 
 namespace duckdb {
@@ -80,8 +82,26 @@ bool HaduckFileSystem::CanHandleFile(const string &fpath) {
 	return StringUtil::StartsWith(fpath, SCHEME);
 }
 
+void RefuseStatementsOfServingInstance(const string &path, optional_ptr<FileOpener> opener) {
+	// DuckDB's storage opens the database, its WAL and its checkpoint files without an opener; a
+	// statement's table function (read_blob, glob) opens with the statement's. With external access
+	// off DuckDB lets statements reach the attached files: haduck does not.
+	if (!opener) {
+		return;
+	}
+	Value external;
+	if (FileOpener::TryGetCurrentSetting(opener, "enable_external_access", external) && !external.IsNull() &&
+	    !external.GetValue<bool>()) {
+		throw PermissionException("Cannot open \"%s\" from a statement: with external access off, a database's "
+		                          "own files are reached only by DuckDB's storage (haduck serves them over SQL as "
+		                          "tables, never as files)",
+		                          path);
+	}
+}
+
 unique_ptr<FileHandle> HaduckFileSystem::OpenFile(const string &path, FileOpenFlags flags,
                                                   optional_ptr<FileOpener> opener) {
+	RefuseStatementsOfServingInstance(path, opener);
 	auto local_path = ToLocalPath(path);
 	if (local->DirectoryExists(local_path)) {
 		throw IOException("Cannot open \"%s\": it is a directory; give the path of a database file", path);
@@ -237,6 +257,7 @@ void HaduckFileSystem::FileSync(FileHandle &handle) {
 }
 
 vector<OpenFileInfo> HaduckFileSystem::Glob(const string &path, FileOpener *opener) {
+	RefuseStatementsOfServingInstance(path, opener);
 	auto matches = local->Glob(ToLocalPath(path), opener);
 	for (auto &match : matches) {
 		match.path = SCHEME + match.path;

@@ -27,6 +27,10 @@ public:
 	haduck::FileKey key;
 };
 
+//! Refuses `path` to a statement (a call with an opener) on an instance whose external access is off:
+//! DuckDB would let it read the attached database's own files raw. Its storage passes no opener.
+void RefuseStatementsOfServingInstance(const string &path, optional_ptr<FileOpener> opener);
+
 class HaduckFileSystem : public FileSystem {
 public:
 	static constexpr const char *SCHEME = "haduck://";

@@ -1,4 +1,5 @@
 #include "snapshot_file_system.hpp"
+#include "haduck_file_system.hpp"
 
 #include "duckdb/common/exception.hpp"
 #include "duckdb/common/string_util.hpp"
@@ -51,6 +52,7 @@ bool HaduckSnapshotFileSystem::CanHandleFile(const string &fpath) {
 
 unique_ptr<FileHandle> HaduckSnapshotFileSystem::OpenFile(const string &path, FileOpenFlags flags,
                                                     optional_ptr<FileOpener> opener) {
+	RefuseStatementsOfServingInstance(path, opener);
 	auto local_path = Local(path);
 	auto overlay = haduck::Snapshots::Get().Find(local_path);
 	if (overlay) {
@@ -200,6 +202,7 @@ void HaduckSnapshotFileSystem::FileSync(FileHandle &handle) {
 }
 
 vector<OpenFileInfo> HaduckSnapshotFileSystem::Glob(const string &path, FileOpener *opener) {
+	RefuseStatementsOfServingInstance(path, opener);
 	auto local_path = Local(path);
 	vector<OpenFileInfo> matches;
 	if (haduck::Snapshots::Get().Find(local_path) != nullptr || local->FileExists(local_path)) {
