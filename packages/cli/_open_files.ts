@@ -8,9 +8,9 @@
  * times a second; past three quarters of the limit it closes every HTTP connection (the listener
  * serves again at once), so the lease, the store and the database keep theirs. A proxy with
  * connection limits in front is still the way to serve the open internet (docs/SECURITY.md).
+ * Bun raises its soft limit to the hard one when it starts (tested), as Go's runtime does.
  */
 import { readdirSync, readFileSync } from "node:fs";
-
 /** RLIMIT_NOFILE's soft limit, from /proc/self/limits; undefined where there is none (not Linux). */
 export function openFilesLimit(): number | undefined {
   try {
