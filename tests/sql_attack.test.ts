@@ -154,6 +154,13 @@ function forbiddenToAll(): string[] {
     "FROM query_table/**/('t')",
     `SELECT size FROM read_blob/**/('hadu' || 'ck://${dbFile}')`,
     `SELECT * FROM glob/**/('${dbFile}' || '.haduck-tmp/*')`,
+    // A fifth attack (2026-12-07): a persistent secret is a file wherever its name points.
+    "CREATE PERSISTENT SECRET pwn (TYPE http, BEARER_TOKEN 'attacker')",
+    `CREATE PERSISTENT SECRET "../../../../../../..${canary}/evil" (TYPE http, HTTP_PROXY 'http://127.0.0.1:9')`,
+    "/* c */ create or replace persistent secret p3 (TYPE http)",
+    "CREATE SECRET s (TYPE http, BEARER_TOKEN 'x')",
+    "EXPLAIN ANALYZE CREATE PERSISTENT SECRET p2 (TYPE http)",
+    "DROP PERSISTENT SECRET pwn",
   ];
 }
 
@@ -193,6 +200,17 @@ const forbiddenToReader = [
   "SELECT printf(range::VARCHAR, 1) FROM range(2)",
   "SELECT max(length(lpad(range::VARCHAR, 1000000, 'x'))) FROM range(2048)",
   `SELECT max(length(concat(range::VARCHAR, '${"x".repeat(70_000)}'))) FROM range(2048)`,
+  // The fifth: a JSON text 65,536 levels deep overflowed a thread's stack (the process died), a
+  // fold that doubles its accumulator, a long string repeated, a replacement that multiplies, one of
+  // DuckDB's own macros over pragma_database_size().
+  `SELECT json_structure('${"[".repeat(65_536)}' || '${"]".repeat(65_536)}') IS NULL AS n`,
+  "SELECT json_structure(repeat('[', 20000) || repeat(']', 20000)) IS NULL AS n",
+  "SELECT length(list_reduce(['x', 'x', 'x'], (a, b) -> a || a)) AS n",
+  "SELECT length(reduce(['x', 'x'], lambda acc, b: concat(b, acc, acc))) AS n",
+  `SELECT length(repeat('${"y".repeat(1000)}', 1000)) AS n`,
+  "SELECT length(replace(repeat('x', 100), 'x', repeat('y', 100))) AS n",
+  `SELECT length(regexp_replace('xx', '(x)', '${"\\1".repeat(40)}', 'g')) AS n`,
+  "SELECT get_block_size('db')",
 ];
 
 async function settings(url: string) {
@@ -245,6 +263,19 @@ test("every attack of either token on leader and follower is refused, and leaves
     .toEqual([[["0", "1", "2"], "007", "abab"]]);
   expect((await post(leader.url, READ_TOKEN, { sql: "SELECT printf('%3d|%-2s|', 7, 'a'), format('{}-{:>3}', 1, 'x')" }))
     .body.rows).toEqual([["  7|a |", "1-  x"]]);
+  expect((await post(leader.url, READ_TOKEN, { sql: "SELECT list_reduce([1, 2, 3], (a, b) -> a + b), " +
+    "replace('abc', 'b', 'xy'), regexp_replace('ab', '(a)', '\\1\\1')" })).body.rows).toEqual([[6, "axyc", "aab"]]);
+  // Parameters count towards what a reader may build.
+  expect((await post(leader.url, READ_TOKEN, { sql: "SELECT length($1) AS n", params: ["x".repeat(40_000)] })).status)
+    .toBe(403);
+  expect((await post(leader.url, READ_TOKEN, { sql: "SELECT length($1) AS n", params: ["x".repeat(4_000)] })).body.rows)
+    .toEqual([[4000]]);
+  // The deepest JSON a reader can build is within what a thread's stack holds, on leader and follower.
+  for (const node of [leader, follower]) {
+    const deep = await post(node.url, READ_TOKEN,
+      { sql: "SELECT json_structure(repeat('[', 16000) || repeat(']', 16000)) IS NULL AS n" });
+    expect(deep.body.rows).toEqual([[false]]);
+  }
   // No answer carried a secret: the tokens, or the content of a file the attacks named.
   for (const answer of answers) {
     expect(answer).not.toContain(SECRET);

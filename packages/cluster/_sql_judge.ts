@@ -153,8 +153,11 @@ function namedSources(node: unknown, found: Named): Named {
   return found;
 }
 
-/** Scalar functions a reader may not call: they tell of the node (settings, paths), not of the rows. */
-const READER_DENIED_FUNCTIONS = /^(current_setting|getenv|haduck_\w*)$/;
+/**
+ * Scalar functions a reader may not call: they tell of the node (settings, paths), not of the rows.
+ * `get_block_size` is one of DuckDB's own macros, over `pragma_database_size()`.
+ */
+const READER_DENIED_FUNCTIONS = /^(current_setting|getenv|haduck_\w*|get_block_size)$/;
 /** System views; a reader reads only those also on `READER_TABLE_FUNCTIONS`. */
 const SYSTEM_VIEW = /^(pg_|pragma_|duckdb_|sqlite_)/i;
 
@@ -162,12 +165,15 @@ const SYSTEM_VIEW = /^(pg_|pragma_|duckdb_|sqlite_)/i;
  * Scalar functions that build a value whose size an argument gives (a list of n elements, a string
  * of n characters), and which of their arguments are sizes (undefined: all). DuckDB builds these
  * values outside its memory limit, and while it binds (constant folding) it does not look at an
- * interrupt: a reader gives them constant sizes of at most `SIZE_ARGUMENT_MAX` in all.
+ * interrupt: a reader gives them constant sizes. `repeat`'s size is its count times its string's
+ * length (`UNKNOWN_LENGTH` when the string is not a constant).
  */
 const SIZE_FUNCTIONS: Record<string, number[] | undefined> = {
   range: undefined, generate_series: undefined, repeat: [1], list_resize: [1], array_resize: [1], lpad: [1],
   rpad: [1],
 };
+/** What a string that is not a constant (a column's value, a call's result) counts for where it is multiplied. */
+const UNKNOWN_LENGTH = 1024;
 /**
  * Functions whose first argument is a format whose fields give widths (`printf('%1000000d', x)`,
  * `format('{:>1000000}', x)`): a reader's must be a constant, its widths count as sizes, and a width
@@ -175,14 +181,23 @@ const SIZE_FUNCTIONS: Record<string, number[] | undefined> = {
  */
 const FORMAT_FUNCTIONS = new Set(["printf", "format"]);
 /**
- * The sizes a reader's statement may give all its sized calls together. A call is run once per row
- * unless its arguments are all constants, and DuckDB runs 2048 rows at a time on each thread: at
- * 65,536 a vector of such values stays near 128 MiB (at 1,000,000 one statement grew the process
- * past 5 GB, beyond a 2 GB `memory_limit`).
+ * Functions that replace each match with a text (`replace`, `regexp_replace` and its
+ * back-references): the output is the input times the replacement. A reader's replacement is a
+ * constant of at most `REPLACEMENT_MAX` characters.
  */
-const SIZE_ARGUMENT_MAX = 65_536;
-/** The longest string constant a reader may send: a constant joined to every row is a size as well. */
-const READER_STRING_CONSTANT_MAX = 65_536;
+const REPLACE_FUNCTIONS: Record<string, number> = { replace: 2, regexp_replace: 2 };
+const REPLACEMENT_MAX = 64;
+/** Functions that fold a list through a lambda: an accumulator used twice doubles at every element. */
+const REDUCE_FUNCTIONS = new Set(["list_reduce", "reduce", "array_reduce"]);
+/**
+ * What a reader's statement may build in all: the sizes of its sized calls, the widths of its
+ * formats, and the length of its string constants and parameters, together. A call runs once per
+ * row unless its arguments are all constants, and DuckDB runs 2,048 rows at a time on each thread:
+ * at 32,768 a vector of such values stays near 64 MiB (at 1,000,000 one statement grew the process
+ * past 5 GB, beyond a 2 GB `memory_limit`). It bounds nesting too: a JSON text 65,536 levels deep
+ * overflowed a thread's stack in `json_structure()` and the process died; 16,384 levels are safe.
+ */
+const READER_BUILD_MAX = 32_768;
 
 /** The widths of a constant format (printf's `%10.3f`, fmt's `{:>10}`); undefined when one is an argument's. */
 function formatWidths(format: string): number[] | undefined {
@@ -205,19 +220,37 @@ function constantOf(node: unknown): unknown {
   return child?.class === "CONSTANT" ? child.value?.value : undefined;
 }
 
+/** The characters of a request's parameters (strings, and strings inside lists and objects). */
+function parameterLength(value: unknown, depth = 0): number {
+  if (typeof value === "string") return value.length;
+  if (depth > 64 || value === null || typeof value !== "object") return depth > 64 ? Infinity : 8;
+  return Object.values(value).reduce((sum: number, child) => sum + parameterLength(child, depth + 1), 0);
+}
+
+/** How often a lambda's body names its parameter `name` (the lambda's first, a fold's accumulator). */
+function uses(node: unknown, name: string): number {
+  if (Array.isArray(node)) return node.reduce((sum: number, child) => sum + uses(child, name), 0);
+  if (node === null || typeof node !== "object") return 0;
+  const record = node as { class?: string; column_names?: unknown[] };
+  if (record.class === "COLUMN_REF" && record.column_names?.length === 1 && record.column_names[0] === name) return 1;
+  return Object.values(record).reduce((sum: number, child) => sum + uses(child, name), 0);
+}
+
 /**
- * The first call of a `SIZE_FUNCTIONS` or `FORMAT_FUNCTIONS` function that may build too much, or
- * undefined: its size is not a constant, or it sits inside a lambda (run once per element) or
- * inside another such call's arguments (sizes multiply), or the sizes of all such calls add up past
- * `SIZE_ARGUMENT_MAX`; or a string constant longer than `READER_STRING_CONSTANT_MAX`. Said as
- * `name()`, or as the constant's length.
+ * What in a reader's parsed statement may build too much, said as `name()` or as what it is, or
+ * undefined. Refused: a sized call whose size is not a constant, or which sits inside a lambda (run
+ * once per element) or inside another such call's arguments (sizes multiply); a format that is
+ * not a constant or takes a width from an argument; a replacement that is not a short constant; a
+ * fold whose lambda uses its accumulator twice; and everything built (sizes, widths, string
+ * constants, the parameters' `initial` characters) past `READER_BUILD_MAX` in all.
  */
-function oversizedCall(node: unknown): string | undefined {
-  let total = 0;
+function oversizedCall(node: unknown, initial = 0): string | undefined {
+  let total = initial;
   const add = (size: number) => {
     total += Math.abs(size);
-    return total <= SIZE_ARGUMENT_MAX;
+    return total <= READER_BUILD_MAX;
   };
+  if (!add(0)) return "its parameters";
   const visit = (value: unknown, nested: boolean): string | undefined => {
     if (Array.isArray(value)) {
       for (const child of value) {
@@ -235,11 +268,21 @@ function oversizedCall(node: unknown): string | undefined {
       return visit(fn?.children, nested);
     }
     const constant = constantOf(record);
-    if (typeof constant === "string" && constant.length > READER_STRING_CONSTANT_MAX) {
-      return `a string constant of ${constant.length} characters`;
-    }
+    if (typeof constant === "string" && !add(constant.length)) return "its string constants";
     if (record.class === "LAMBDA") return visit(Object.values(record), true);
     const children = Array.isArray(record.children) ? record.children : [];
+    if (record.class === "FUNCTION" && name !== undefined && REDUCE_FUNCTIONS.has(name)) {
+      const lambda = children.find((child) => (child as { class?: string })?.class === "LAMBDA") as
+        { lhs?: { class?: string; column_names?: string[]; children?: { column_names?: string[] }[] }; expr?: unknown }
+        | undefined;
+      const first = lambda?.lhs?.class === "COLUMN_REF" ? lambda.lhs.column_names?.[0]
+        : lambda?.lhs?.children?.[0]?.column_names?.[0];
+      if (lambda && first !== undefined && uses(lambda.expr, first) > 1) return `${name}() with an accumulator used twice`;
+    }
+    if (record.class === "FUNCTION" && name !== undefined && name in REPLACE_FUNCTIONS) {
+      const replacement = constantOf(children[REPLACE_FUNCTIONS[name]]);
+      if (typeof replacement !== "string" || replacement.length > REPLACEMENT_MAX) return `${name}()`;
+    }
     if (record.class === "FUNCTION" && name !== undefined && FORMAT_FUNCTIONS.has(name)) {
       const format = constantOf(children[0]);
       const widths = typeof format === "string" ? formatWidths(format) : undefined;
@@ -254,7 +297,9 @@ function oversizedCall(node: unknown): string | undefined {
         const constant = constantOf(children[position]);
         const number = typeof constant === "number" ? constant
           : typeof constant === "string" && /^-?\d+$/.test(constant) ? Number(constant) : NaN;
-        if (!add(number)) return `${name}()`;
+        const text = name === "repeat" ? constantOf(children[0]) : undefined;
+        const each = name !== "repeat" ? 1 : typeof text === "string" ? Math.max(1, text.length) : UNKNOWN_LENGTH;
+        if (!add(number * each)) return `${name}()`;
       }
       return visit(children, true);
     }
@@ -274,12 +319,14 @@ const FILE_LIKE = /[/\\]|:\/\/|\.(csv|tsv|txt|json|jsonl|ndjson|parquet|duckdb|d
  * Checks, before DuckDB binds anything, that a reader's statement is a SELECT that names only
  * allowed table functions and no file; StatementRefused (403) says what is not.
  */
-export async function judgeReaderStatement(connection: DuckDBConnection, sql: string): Promise<void> {
-  // The verdict depends on the text alone (a parse, nothing bound): a text seen allowed is allowed.
-  if (READER_ALLOWED.has(sql)) return;
-  await judgeReaderText(connection, sql);
+export async function judgeReaderStatement(connection: DuckDBConnection, sql: string, params: unknown[] = []):
+  Promise<void> {
+  // Without parameters the verdict depends on the text alone (a parse, nothing bound): a text seen
+  // allowed is allowed. Parameters count towards what it may build, so those are judged each time.
+  if (params.length === 0 && READER_ALLOWED.has(sql)) return;
+  await judgeReaderText(connection, sql, params);
   // Short texts only: the cache may not keep megabytes of a client's text alive.
-  if (sql.length > READER_ALLOWED_TEXT_MAX) return;
+  if (params.length > 0 || sql.length > READER_ALLOWED_TEXT_MAX) return;
   if (READER_ALLOWED.size >= READER_ALLOWED_MAX) READER_ALLOWED.delete(READER_ALLOWED.values().next().value!);
   READER_ALLOWED.add(sql);
 }
@@ -289,7 +336,7 @@ const READER_ALLOWED = new Set<string>();
 const READER_ALLOWED_MAX = 1024;
 const READER_ALLOWED_TEXT_MAX = 4096;
 
-async function judgeReaderText(connection: DuckDBConnection, sql: string): Promise<void> {
+async function judgeReaderText(connection: DuckDBConnection, sql: string, params: unknown[]): Promise<void> {
   const refuse = (why: string) => new StatementRefused(`This token (HADUCK_READ_TOKEN) may only run reads: ${why}`, 403);
   const explained = explainedStatement(sql);
   const statement = explained ? explained.inner : sql;
@@ -321,11 +368,12 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string): Promi
   for (const name of functions) {
     if (READER_DENIED_FUNCTIONS.test(name)) throw refuse(`${name}() tells of the node, not of the database`);
   }
-  const oversized = oversizedCall(parsed.statements);
+  const oversized = oversizedCall(parsed.statements, params.reduce((sum: number, param) => sum + parameterLength(param), 0));
   if (oversized) {
-    throw refuse(`${oversized} builds its value in memory outside DuckDB's limit: give sizes, widths and strings ` +
-      `constants of at most ${SIZE_ARGUMENT_MAX} in all, outside lambdas and other such calls (or use the table ` +
-      "function, FROM range(n), which streams)");
+    throw refuse(`${oversized} may build values in memory outside DuckDB's limit: sizes, widths, string constants ` +
+      `and parameters of at most ${READER_BUILD_MAX} characters in all, sizes outside lambdas and other such calls, ` +
+      `replacements of at most ${REPLACEMENT_MAX}, a fold's accumulator used once (or use the table function, FROM ` +
+      "range(n), which streams)");
   }
   for (const { schema, name } of tables) {
     if (FILE_LIKE.test(name)) throw refuse(`${JSON.stringify(name)} names a file, not a table`);
@@ -386,6 +434,13 @@ export function judgeAnyStatement(sql: string, ownPaths: string[] = [], filesAll
     if (path && seen.some((text) => text.includes(path))) {
       throw new StatementRefused("This statement is not served over HTTP: it names one of the node's own files", 403);
     }
+  }
+  // A secret is the instance's, and a persistent one is a file wherever its name points (outside
+  // the sandbox: DuckDB's secret directory is not a path a statement names).
+  const statement = stripLeadingComments(explainedStatement(sql)?.inner ?? code);
+  if (/^(CREATE|DROP)\s+(OR\s+REPLACE\s+)?((PERSISTENT|TEMPORARY|TEMP)\s+)?SECRET\b/i.test(statement)) {
+    throw new StatementRefused("This statement is not served over HTTP: secrets are the node's; configure them " +
+      "where the node starts", 403);
   }
   if (/^\s*PRAGMA\b/i.test(stripLeadingComments(sql)) && !READ_PRAGMAS.test(stripLeadingComments(sql))) {
     throw new StatementRefused("This PRAGMA is not served over HTTP: settings are the node's; read with the " +

@@ -185,7 +185,7 @@ function readerOf(request: SqlRequest): boolean {
 async function judgeAndRun(connection: DuckDBConnection, request: SqlRequest, writable: boolean, limits: SqlLimits,
   entry: Running): Promise<Omit<SqlAnswer, "position"> | NotRun> {
   if (request.readOnly) {
-    await judgeReaderStatement(connection, request.sql).catch((error) => {
+    await judgeReaderStatement(connection, request.sql, request.params).catch((error) => {
       throw statementError(error, request.sql);
     });
   }

@@ -10,6 +10,7 @@
  *   (`allowed_directories`, from `--allow-files`);
  * - no extension installed or loaded after the start (no auto-install, no auto-load, no community
  *   extensions; LOAD of a file is a file access, refused above);
+ * - no persistent secret (`CREATE PERSISTENT SECRET` writes a file named by the statement);
  * - bounded memory and spill (`memory_limit`, a `temp_directory` of its own, `max_temp_directory_size`);
  * - `lock_configuration = true` last: afterwards no statement of any token changes a setting (SET,
  *   RESET, PRAGMA, and their EXPLAIN ANALYZE wrappers fail inside DuckDB).
@@ -44,6 +45,8 @@ export function sandboxStatements(options: SandboxOptions = {}): string[] {
     "SET autoinstall_known_extensions = false",
     "SET autoload_known_extensions = false",
     "SET allow_community_extensions = false",
+    // A persistent secret is a file named by the statement, in a directory no sandbox setting covers.
+    "SET allow_persistent_secrets = false",
     `SET memory_limit = ${literal(options.memoryLimit ?? "2GB")}`,
     ...(options.tempDirectory ? [`SET temp_directory = ${literal(resolve(options.tempDirectory))}`] : []),
     `SET max_temp_directory_size = ${literal(options.maxTempDirectorySize ?? "16GB")}`,
