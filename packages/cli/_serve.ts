@@ -17,6 +17,7 @@ import {
   type SandboxOptions,
 } from "@haduck/duckdb-fs-bridge";
 import {
+  addressProof,
   ClusterNode,
   GroupChanges,
   MemberReporter,
@@ -113,7 +114,7 @@ export async function commandServe(args: string[]): Promise<number> {
   const attached = new Map<string, AttachedDatabase>();
   const holder = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
   const group = values.group === undefined ? undefined
-    : groupOf(values.group, store, ttlMs, holder, databases.map((database) => database.dbKey));
+    : groupOf(values.group, store, ttlMs, holder, databases.map((database) => database.dbKey), settings.token);
   const nodes: ClusterNode[] = databases.map(({ dbPath, dbKey }) => new ClusterNode({
     dbPath, store, dbKey, ttlMs, token: settings.token, ca, holder,
     ...(group ? { lease: group.lease, followerPollMs: GROUP_REPLICA_POLL_MS } : {}),
@@ -231,7 +232,7 @@ function sqlSettings(values: { "allow-files"?: string[]; "statement-timeout"?: s
 const GROUP_REPLICA_POLL_MS = 30_000;
 
 /** `--group NAME`: one lease (`NAME/lease.json`) and one change object for every database served. */
-function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string, dbKeys: string[]) {
+function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string, dbKeys: string[], token: string) {
   try {
     assertValidDbKey(name);
   } catch (error) {
@@ -241,7 +242,8 @@ function groupOf(name: string, store: BlockStore, ttlMs: number, holder: string,
   return {
     changes: new GroupChanges(store, name),
     lease: ({ address, marginMs }: { address: string; marginMs: number }) => {
-      shared ??= new SharedLease(new Lease(store, leaseKey(name), { holder, address, ttlMs, marginMs }),
+      shared ??= new SharedLease(new Lease(store, leaseKey(name), { holder, address, ttlMs, marginMs,
+        proof: addressProof(token, address) }),
         { freshMs: Math.max(25, Math.min(125, Math.floor(ttlMs / 40))), ttlMs,
           minEpoch: async () => 1 + Math.max(0, ...await Promise.all(dbKeys.map((dbKey) => highestEpoch(store, dbKey)))) });
       return shared.share();

@@ -25,7 +25,7 @@ import { assertLeaseStore, Lease } from "@haduck/lease";
 import { runSql } from "./_sql_run.ts";
 import type { ClusterNodeOptions } from "./_cluster_node_options.ts";
 import type { LeaseLike } from "./_group.ts";
-import { forwardStatement } from "./_forward.ts";
+import { addressProof, forwardStatement, vouching } from "./_forward.ts";
 import { LeaseKeeper } from "./_lease_keeper.ts";
 import { caughtUp, hydrationOf, ReplicaReads, replicaStatus } from "./_replica_reads.ts";
 import { fileAtTheFence, moveAside } from "./_takeover.ts";
@@ -122,6 +122,7 @@ export class ClusterNode implements ReportingNode {
     this.#lease = this.#options.lease?.({ address, marginMs: this.#marginMs }) ??
       new Lease(this.#options.store, leaseKey(this.#options.dbKey), {
         holder: this.#options.holder, address, ttlMs: this.#ttlMs, marginMs: this.#marginMs,
+        proof: addressProof(this.#options.token, address),
       });
     this.#loop = this.#run();
     await this.#decided.promise;
@@ -190,8 +191,11 @@ export class ClusterNode implements ReportingNode {
     const { holder, dbKey, token, ca, log } = this.#options;
     await awaitSuccessor({ lease: this.#lease, holder, dbKey, token, ca, ttlMs: this.#ttlMs, started, log,
       nothingWaits: () => this.#stopped && this.#requests === 0, leader: () => this.#leader,
-      setLeader: (address) => this.#leader = address });
+      setLeader: (record) => this.#leader = this.#vouched(record) });
   }
+
+  /** The lease's address when its record vouches for it (`addressProof`), else null (said once). */
+  readonly #vouched = vouching(() => this.#options);
 
   /** Resolves once no request is being answered (at most `timeoutMs`): the server may close then. */
   async quiet(timeoutMs = 20_000): Promise<void> {
@@ -334,7 +338,7 @@ export class ClusterNode implements ReportingNode {
       if (this.#stopped && !this.#handoff) {
         const seen = await this.#lease.observe().catch(() => undefined);
         if (seen?.record && !seen.record.released && seen.record.holder !== this.#options.holder) {
-          this.#leader = seen.record.address;
+          this.#leader = this.#vouched(seen.record);
         }
       }
       if (this.#leader && this.#leader !== than && this.#leader !== this.#address) return true;
@@ -378,7 +382,7 @@ export class ClusterNode implements ReportingNode {
     // Our own record (a claim whose answer was lost, then found): adopt it rather than follow ourselves.
     const ours = seen.record?.holder === this.#options.holder && !seen.record.released;
     if (!seen.claimable && !ours) {
-      this.#leader = seen.record?.address ?? null;
+      this.#leader = seen.record ? this.#vouched(seen.record) : null;
       this.#ensureFollower();
       if (this.#role === "candidate" && this.#leader !== this.#address) {
         this.#role = "follower";

@@ -6,6 +6,7 @@
  * it did not run, which say the statement may go to the next leader.
  */
 import { NoLeaderError, type SqlRequest } from "@haduck/admin";
+import { createHmac, timingSafeEqual } from "node:crypto";
 
 /** A forwarded statement may wait this long for the leader's answer (a durable write waits for the store). */
 const FORWARD_TIMEOUT_MS = 15_000;
@@ -89,4 +90,44 @@ export async function roleAt(address: string, settings: { dbKey: string; token: 
       const body = await response.json();
       return body.databases?.find((entry: { db?: string }) => entry.db === settings.dbKey)?.role ?? body.role;
     }, () => undefined);
+}
+
+/**
+ * What a node records in the lease beside its address: an HMAC-SHA256 of the address under the
+ * nodes' shared token. Whoever can write the store can write a lease naming any address; without
+ * the token it cannot vouch for one, and the nodes send their token, a client's token or a
+ * statement only to an address vouched for (a forged lease took the admin token and clients'
+ * statements: attack of 2026-12-07).
+ */
+export function addressProof(token: string, address: string): string {
+  return createHmac("sha256", token).update(`haduck-leader-address\n${address}`).digest("hex");
+}
+
+/** What was last said of an address without a proof, per log: each is said once. */
+const unvouchedSaid = new WeakMap<object, string>();
+
+/**
+ * The lease record's address when its proof holds under `token`, else null (and `say` hears why,
+ * once per holder and address).
+ */
+export function vouchedAddress(token: string, record: { holder: string; address: string | null; proof?: string | null },
+  say?: (message: string) => void): string | null {
+  if (!record.address) return null;
+  const expected = Buffer.from(addressProof(token, record.address));
+  const given = Buffer.from(typeof record.proof === "string" ? record.proof : "");
+  if (given.length === expected.length && timingSafeEqual(given, expected)) return record.address;
+  const what = `${record.holder} ${record.address}`;
+  if (say && unvouchedSaid.get(say) !== what) {
+    unvouchedSaid.set(say, what);
+    say(`the lease names ${record.address} (holder ${record.holder}) without a proof made with this node's ` +
+      "HADUCK_ADMIN_TOKEN: nothing is sent there (do all nodes share the token? is something else writing the store?)");
+  }
+  return null;
+}
+
+/** `vouchedAddress` for one node: its token, and a log that hears each address without a proof once. */
+export function vouching(options: () => { token: string; dbKey: string; log(message: string): void }) {
+  const say = (message: string) => options().log(`${options().dbKey}: ${message}`);
+  return (record: { holder: string; address: string | null; proof?: string | null }) =>
+    vouchedAddress(options().token, record, say);
 }

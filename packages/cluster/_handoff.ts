@@ -22,7 +22,8 @@ export interface SuccessorWait {
   nothingWaits(): boolean;
   /** The leader the node knows (set as soon as another node holds the lease). */
   leader(): string | null;
-  setLeader(address: string | null): void;
+  /** Takes the new leader from its lease record (the node checks the record's proof). */
+  setLeader(record: { holder: string; address: string | null; proof?: string | null }): void;
 }
 
 /** Waits for the next leader after a handoff released the lease, and says how the handoff went. */
@@ -43,7 +44,7 @@ export async function awaitSuccessor(wait: SuccessorWait): Promise<void> {
   while (performance.now() < deadline && !nothingWaits()) {
     const seen = await lease.observe().catch(() => undefined);
     if (seen?.record && !seen.record.released && seen.record.holder !== holder) {
-      wait.setLeader(seen.record.address);
+      wait.setLeader(seen.record);
       break;
     }
     await new Promise((r) => setTimeout(r, 25));

@@ -14,6 +14,7 @@
  * console.log(limits.gate.runningMax); // 4
  * ```
  */
+export { addressProof, vouchedAddress } from "./_forward.ts";
 export { ClusterNode, type ClusterNodeOptions } from "./_cluster_node.ts";
 export { comparePositions } from "./_replica_reads.ts";
 export { GroupChanges, type LeaseLike, SharedLease } from "./_group.ts";

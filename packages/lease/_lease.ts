@@ -38,6 +38,11 @@ export interface LeaseRecord {
    * its last durable commit): a node that already has it may claim first, one behind may wait.
    */
   position?: string | null;
+  /**
+   * Whatever the holder's application vouches for its address with (haduck: an HMAC of the address
+   * under the nodes' shared token), checked by the others before they send anything there.
+   */
+  proof?: string | null;
 }
 
 /** What an observation found: the record and how long this node has seen it unchanged. */
@@ -55,6 +60,8 @@ export interface LeaseOptions {
   holder: string;
   /** Where this node serves, recorded for the others. Default null. */
   address?: string | null;
+  /** Recorded with the address for the others to check (`LeaseRecord.proof`). Default none. */
+  proof?: string | null;
   /** How long a record stays valid without a renew. Default 5000 ms. */
   ttlMs?: number;
   /** Safety margin against clock rate differences and slow requests. Default ttlMs / 5. */
@@ -122,6 +129,7 @@ export class Lease {
   readonly #key: string;
   readonly #holder: string;
   readonly #address: string | null;
+  readonly #proof: string | null;
   readonly #now: () => number;
   /** The record this node last saw, and since when (monotonic) it has seen exactly that one. */
   #seen: { nonce: string; since: number } | undefined;
@@ -139,6 +147,7 @@ export class Lease {
     this.#key = key;
     this.#holder = options.holder;
     this.#address = options.address ?? null;
+    this.#proof = options.proof ?? null;
     this.ttlMs = options.ttlMs ?? 5000;
     this.marginMs = options.marginMs ?? Math.floor(this.ttlMs / 5);
     this.#now = options.now ?? (() => performance.now());
@@ -336,7 +345,7 @@ export class Lease {
 
   #record(epoch: number): LeaseRecord {
     return { format: "haduck-lease", version: 1, epoch, holder: this.#holder, address: this.#address,
-      ttlMs: this.ttlMs, released: false, nonce: crypto.randomUUID() };
+      ttlMs: this.ttlMs, released: false, nonce: crypto.randomUUID(), ...(this.#proof ? { proof: this.#proof } : {}) };
   }
 
   #encode(record: LeaseRecord): Uint8Array {
