@@ -41,6 +41,13 @@ export interface AdminAppOptions {
 
 
 /** The body of `POST /sql`, checked; a bad one is a 400 naming the expected shape. */
+/** Whether `value` nests arrays or objects deeper than `levels` (without recursing past it). */
+function nestedDeeperThan(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (levels === 0) return true;
+  return Object.values(value).some((child) => nestedDeeperThan(child, levels - 1));
+}
+
 function parseSqlRequest(text: string, positionHeader: string | undefined): SqlRequest & { db?: string } {
   let body: { sql?: unknown; params?: unknown; durable?: unknown; db?: unknown; after?: unknown; waitMs?: unknown;
     maxLagMs?: unknown; consistency?: unknown };
@@ -52,8 +59,9 @@ function parseSqlRequest(text: string, positionHeader: string | undefined): SqlR
   if (typeof body?.sql !== "string" || body.sql.trim() === "") {
     throw new HTTPException(400, { message: 'the body needs "sql", a statement: {"sql": "SELECT 42"}' });
   }
-  if (body.params !== undefined && !Array.isArray(body.params)) {
-    throw new HTTPException(400, { message: '"params" must be an array of values for $1, $2, ...' });
+  if (body.params !== undefined && (!Array.isArray(body.params) || nestedDeeperThan(body.params, 32))) {
+    throw new HTTPException(400, { message: '"params" must be an array of values for $1, $2, ... (lists and ' +
+      "structs nested at most 32 deep)" });
   }
   if (body.durable !== undefined && typeof body.durable !== "boolean") {
     throw new HTTPException(400, { message: '"durable" must be true or false' });

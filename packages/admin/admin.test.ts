@@ -174,3 +174,21 @@ test("POST /members hands each report to its database and answers the cluster it
   expect(status.databases[0]).toMatchObject({ address: "http://127.0.0.1:1/", lastFailover: { to: "http://127.0.0.1:1/" } });
   expect(status.databases[0].nodes.length).toBe(2);
 });
+
+test("POST /sql refuses params nested deeper than 32 with 400 before the statement is seen", async () => {
+  let seen = 0;
+  const app = createAdminApp({ token: TOKEN, databases: [fakeDatabase({ sql: async () => {
+    seen++;
+    return { columns: [], rows: [], position: "0:0:0" } as never;
+  } })] });
+  // A nesting this deep overflowed JSON.stringify when a follower forwarded the statement (503 UNKNOWN_OUTCOME).
+  const body = `{"sql":"SELECT 1","params":[${"[".repeat(400_000)}1${"]".repeat(400_000)}]}`;
+  const refused = await app.request("/sql", { method: "POST", headers: auth, body });
+  expect(refused.status).toBe(400);
+  expect(await refused.text()).toContain("nested at most 32 deep");
+  expect(seen).toBe(0);
+  const fine = await app.request("/sql", { method: "POST", headers: auth,
+    body: JSON.stringify({ sql: "SELECT 1", params: [[[1, 2]], { a: [1] }] }) });
+  expect(fine.status).toBe(200);
+  expect(seen).toBe(1);
+});
