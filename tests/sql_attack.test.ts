@@ -211,6 +211,15 @@ const forbiddenToReader = [
   "SELECT length(replace(repeat('x', 100), 'x', repeat('y', 100))) AS n",
   `SELECT length(regexp_replace('xx', '(x)', '${"\\1".repeat(40)}', 'g')) AS n`,
   "SELECT get_block_size('db')",
+  // The sixth (2026-12-07): JSON built deep by an aggregate, a structure deep in few characters, a
+  // serialized statement rebuilt recursively, an aggregate repeated.
+  "SELECT json_contains(s, s) FROM (SELECT string_agg('[', '') || string_agg(']', '') s FROM range(50000))",
+  "SELECT length(json_merge_patch(s, s)) FROM (SELECT string_agg('{\"a\":', '') || '1' || string_agg('}', '') s FROM range(50000))",
+  "SELECT length(json_structure(s)::VARCHAR) FROM (SELECT string_agg('[', '') || string_agg(']', '') s FROM range(60000))",
+  "SELECT json_transform('{}', repeat('{\"a\":', 3000) || '\"INTEGER\"' || repeat('}', 3000))",
+  "SELECT from_json('[]', repeat('[', 4000) || '\"INTEGER\"' || repeat(']', 4000))",
+  "SELECT json_deserialize_sql(json_serialize_sql('SELECT 1'))",
+  "SELECT length(repeat(s, 15)) FROM (SELECT string_agg(range::VARCHAR, ',') s FROM range(1000))",
 ];
 
 async function settings(url: string) {
@@ -270,6 +279,9 @@ test("every attack of either token on leader and follower is refused, and leaves
     .toBe(403);
   expect((await post(leader.url, READ_TOKEN, { sql: "SELECT length($1) AS n", params: ["x".repeat(4_000)] })).body.rows)
     .toEqual([[4000]]);
+  // JSON functions over columns and shallow structures stay a reader's.
+  expect((await post(leader.url, READ_TOKEN, { sql: "SELECT json_transform('{\"a\": [1, 2]}', '{\"a\": [\"INTEGER\"]}')" +
+    "::VARCHAR, json_extract(j, '$.a') FROM (SELECT '{\"a\": 3}' AS j)" })).body.rows).toEqual([["{'a': [1, 2]}", "3"]]);
   // The deepest JSON a reader can build is within what a thread's stack holds, on leader and follower.
   for (const node of [leader, follower]) {
     const deep = await post(node.url, READ_TOKEN,

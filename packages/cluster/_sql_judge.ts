@@ -166,14 +166,17 @@ const SYSTEM_VIEW = /^(pg_|pragma_|duckdb_|sqlite_)/i;
  * of n characters), and which of their arguments are sizes (undefined: all). DuckDB builds these
  * values outside its memory limit, and while it binds (constant folding) it does not look at an
  * interrupt: a reader gives them constant sizes. `repeat`'s size is its count times its string's
- * length (`UNKNOWN_LENGTH` when the string is not a constant).
+ * length (`UNKNOWN_LENGTH` when the string is not a constant: refused).
  */
 const SIZE_FUNCTIONS: Record<string, number[] | undefined> = {
   range: undefined, generate_series: undefined, repeat: [1], list_resize: [1], array_resize: [1], lpad: [1],
   rpad: [1],
 };
-/** What a string that is not a constant (a column's value, a call's result) counts for where it is multiplied. */
-const UNKNOWN_LENGTH = 1024;
+/**
+ * What a string that is not a constant counts for where it is multiplied: anything (an aggregate
+ * builds a value of hundreds of MB; `repeat` of one, 15 times, built 3.9 GB).
+ */
+const UNKNOWN_LENGTH = Infinity;
 /**
  * Functions whose first argument is a format whose fields give widths (`printf('%1000000d', x)`,
  * `format('{:>1000000}', x)`): a reader's must be a constant, its widths count as sizes, and a width
@@ -187,6 +190,42 @@ const FORMAT_FUNCTIONS = new Set(["printf", "format"]);
  */
 const REPLACE_FUNCTIONS: Record<string, number> = { replace: 2, regexp_replace: 2 };
 const REPLACEMENT_MAX = 64;
+/**
+ * JSON functions that recurse once per level of their input: a reader gives them constants only
+ * (then `READER_BUILD_MAX` bounds the depth). Built by an aggregate, a text 33,647 levels deep
+ * overflowed a thread's stack in `json_contains` and the process died (attack of 2026-12-07).
+ */
+const DEEP_INPUT_FUNCTIONS = new Set(["json_contains", "json_merge_patch", "json_structure"]);
+/**
+ * Functions that recurse once per level of a structure argument (its position): a reader's is a
+ * constant at most `STRUCTURE_DEPTH_MAX` deep (`json_transform` died at 2,687 levels).
+ */
+const STRUCTURE_FUNCTIONS: Record<string, number> = { json_transform: 1, from_json: 1, json_transform_strict: 1,
+  from_json_strict: 1 };
+const STRUCTURE_DEPTH_MAX = 256;
+
+/** Calls that build a string of constants alone, whose size the budget already weighs. */
+const CONSTANT_BUILDERS = new Set(["repeat", "||", "concat", "lpad", "rpad"]);
+
+/** Whether `node` is a constant, or one of `CONSTANT_BUILDERS` over such (no column, subquery or aggregate). */
+function builtOfConstants(node: unknown): boolean {
+  if (constantOf(node) !== undefined) return true;
+  const call = node as { class?: string; function_name?: string; children?: unknown[] } | undefined;
+  return call?.class === "FUNCTION" && CONSTANT_BUILDERS.has(String(call.function_name).toLowerCase()) &&
+    Array.isArray(call.children) && call.children.every(builtOfConstants);
+}
+
+/** The deepest nesting of brackets and braces in `text`. */
+function nesting(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  for (const c of text) {
+    if (c === "[" || c === "{") deepest = Math.max(deepest, ++depth);
+    else if (c === "]" || c === "}") depth--;
+  }
+  return deepest;
+}
+
 /** Functions that fold a list through a lambda: an accumulator used twice doubles at every element. */
 const REDUCE_FUNCTIONS = new Set(["list_reduce", "reduce", "array_reduce"]);
 /**
@@ -279,6 +318,12 @@ function oversizedCall(node: unknown, initial = 0): string | undefined {
         : lambda?.lhs?.children?.[0]?.column_names?.[0];
       if (lambda && first !== undefined && uses(lambda.expr, first) > 1) return `${name}() with an accumulator used twice`;
     }
+    if (record.class === "FUNCTION" && name !== undefined && DEEP_INPUT_FUNCTIONS.has(name) &&
+      !children.every(builtOfConstants)) return `${name}() of what is not a constant`;
+    if (record.class === "FUNCTION" && name !== undefined && name in STRUCTURE_FUNCTIONS) {
+      const structure = constantOf(children[STRUCTURE_FUNCTIONS[name]]);
+      if (typeof structure !== "string" || nesting(structure) > STRUCTURE_DEPTH_MAX) return `${name}()`;
+    }
     if (record.class === "FUNCTION" && name !== undefined && name in REPLACE_FUNCTIONS) {
       const replacement = constantOf(children[REPLACE_FUNCTIONS[name]]);
       if (typeof replacement !== "string" || replacement.length > REPLACEMENT_MAX) return `${name}()`;
@@ -370,10 +415,11 @@ async function judgeReaderText(connection: DuckDBConnection, sql: string, params
   }
   const oversized = oversizedCall(parsed.statements, params.reduce((sum: number, param) => sum + parameterLength(param), 0));
   if (oversized) {
-    throw refuse(`${oversized} may build values in memory outside DuckDB's limit: sizes, widths, string constants ` +
-      `and parameters of at most ${READER_BUILD_MAX} characters in all, sizes outside lambdas and other such calls, ` +
-      `replacements of at most ${REPLACEMENT_MAX}, a fold's accumulator used once (or use the table function, FROM ` +
-      "range(n), which streams)");
+    throw refuse(`${oversized} may build values (or recurse) past what the node bounds: sizes, widths, string ` +
+      `constants and parameters of at most ${READER_BUILD_MAX} characters in all, sizes outside lambdas and other ` +
+      `such calls, repeat() of a constant, replacements of at most ${REPLACEMENT_MAX}, a fold's accumulator used ` +
+      `once, json_contains/json_merge_patch/json_structure of constants, JSON structures at most ` +
+      `${STRUCTURE_DEPTH_MAX} deep (or use the table function, FROM range(n), which streams)`);
   }
   for (const { schema, name } of tables) {
     if (FILE_LIKE.test(name)) throw refuse(`${JSON.stringify(name)} names a file, not a table`);
@@ -396,6 +442,8 @@ const FORBIDDEN_TEXT: [RegExp, string][] = [
   [/\b(query|query_table|json_execute_serialized_sql)"?\s*\(/i,
     "runs SQL built from strings, which cannot be judged: send the statement itself"],
   [/\bjson_execute_serialized_sql\b/i, "runs SQL built from strings, which cannot be judged: send the statement itself"],
+  // It rebuilds a statement from JSON recursively: 9,507 nested nodes overflowed a thread's stack.
+  [/\bjson_deserialize_sql\b/i, "rebuilds SQL from JSON, which cannot be judged: send the statement itself"],
   [/haduck_\w*/i, "steers haduck's replication, which is the node's own business"],
   [/haduck(-snapshot)?:/i, "names one of the node's own files"],
   // Escaped identifiers and strings (U&"\0071uery") could spell any name past the checks above.
