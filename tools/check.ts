@@ -5,7 +5,8 @@
  *    Bun and its build in dist/ for types, Node and Deno (shipped, built by prepack), and mod.ts only
  *    re-exports (no logic hides in it);
  *  - the packages that run under Deno type-check there (`deno check` of their mod.ts);
- *  - the dependency rule (tools/_dependency_rule.ts).
+ *  - the dependency rule (tools/_dependency_rule.ts);
+ *  - no source file over 500 lines.
  * Prints `(pass)`/`(fail)` lines and a totals line like the other suites.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -84,5 +85,16 @@ report(JSON.stringify(Object.entries(denoImports).sort()) === JSON.stringify(Obj
 const problems = dependencyProblems(ROOT);
 report(problems.length === 0, "the dependency rule holds (tools/_dependency_rule.ts: public faces, declared " +
   "dependencies, no tests/ in package code, the bridge's rooms one way)", problems.join("\n"));
+// No source file over 500 lines (issue 33): a file is read whole by whoever follows the data through it.
+const LINES_MAX = 500;
+const sourceFiles = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+  entry.isDirectory() ? (["node_modules", "dist", "build", "fixtures"].includes(entry.name) ? []
+    : sourceFiles(join(dir, entry.name)))
+    : /\.(ts|cpp|hpp|h)$/.test(entry.name) ? [join(dir, entry.name)] : []);
+const long = ["packages", "extension/src", "tools"].flatMap((dir) => sourceFiles(join(ROOT, dir)))
+  .map((file) => ({ file, lines: readFileSync(file, "utf8").split("\n").length - 1 }))
+  .filter(({ lines }) => lines > LINES_MAX);
+report(long.length === 0, `no source file in packages/, extension/src/ or tools/ is over ${LINES_MAX} lines`,
+  long.map(({ file, lines }) => `${file.slice(ROOT.length + 1)}: ${lines} lines`).join("\n"));
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);
