@@ -243,7 +243,7 @@ function listen(options: { hostname: string; port: number; fetch: Fetch; tls?: {
     let server = runtime.Bun.serve(serveOptions);
     const boundPort = server.port;
     // A flood of connections must not take the descriptors the lease and the store need: past three
-    // quarters of the limit every connection is closed, and the same port is served again at once.
+    // quarters of the limit every connection is closed, and the same port is served again a moment later.
     let stopped = false;
     let paused = false;
     let saidAt = -Infinity;

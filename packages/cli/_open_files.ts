@@ -6,11 +6,12 @@
  * every file descriptor: the lease's renewal could open neither its file nor a socket, and the
  * leader lost its lease (attack of 2026-12-07). The guard counts the process's open files a few
  * times a second; past three quarters of the limit it closes every HTTP connection (the listener
- * serves again at once), so the lease, the store and the database keep theirs. A proxy with
+ * serves again a second later), so the lease, the store and the database keep theirs. A proxy with
  * connection limits in front is still the way to serve the open internet (docs/SECURITY.md).
  * Bun raises its soft limit to the hard one when it starts (tested), as Go's runtime does.
  */
 import { readdirSync, readFileSync } from "node:fs";
+
 /** RLIMIT_NOFILE's soft limit, from /proc/self/limits; undefined where there is none (not Linux). */
 export function openFilesLimit(): number | undefined {
   try {

@@ -103,31 +103,26 @@ export function addressProof(token: string, address: string): string {
   return createHmac("sha256", token).update(`haduck-leader-address\n${address}`).digest("hex");
 }
 
-/** What was last said of an address without a proof, per log: each is said once. */
-const unvouchedSaid = new WeakMap<object, string>();
-
-/**
- * The lease record's address when its proof holds under `token`, else null (and `say` hears why,
- * once per holder and address).
- */
-export function vouchedAddress(token: string, record: { holder: string; address: string | null; proof?: string | null },
-  say?: (message: string) => void): string | null {
+/** The lease record's address when its proof holds under `token`, else null. */
+export function vouchedAddress(token: string, record: { address: string | null; proof?: string | null }):
+  string | null {
   if (!record.address) return null;
   const expected = Buffer.from(addressProof(token, record.address));
   const given = Buffer.from(typeof record.proof === "string" ? record.proof : "");
-  if (given.length === expected.length && timingSafeEqual(given, expected)) return record.address;
-  const what = `${record.holder} ${record.address}`;
-  if (say && unvouchedSaid.get(say) !== what) {
-    unvouchedSaid.set(say, what);
-    say(`the lease names ${record.address} (holder ${record.holder}) without a proof made with this node's ` +
-      "HADUCK_ADMIN_TOKEN: nothing is sent there (do all nodes share the token? is something else writing the store?)");
-  }
-  return null;
+  return given.length === expected.length && timingSafeEqual(given, expected) ? record.address : null;
 }
 
-/** `vouchedAddress` for one node: its token, and a log that hears each address without a proof once. */
+/** `vouchedAddress` for one node: its token, and its log, which hears of each address without a proof once. */
 export function vouching(options: () => { token: string; dbKey: string; log(message: string): void }) {
-  const say = (message: string) => options().log(`${options().dbKey}: ${message}`);
-  return (record: { holder: string; address: string | null; proof?: string | null }) =>
-    vouchedAddress(options().token, record, say);
+  let said = "";
+  return (record: { holder: string; address: string | null; proof?: string | null }) => {
+    const address = vouchedAddress(options().token, record);
+    if (address === null && record.address && said !== `${record.holder} ${record.address}`) {
+      said = `${record.holder} ${record.address}`;
+      options().log(`${options().dbKey}: the lease names ${record.address} (holder ${record.holder}) without a ` +
+        "proof made with this node's HADUCK_ADMIN_TOKEN: nothing is sent there (do all nodes share the token? is " +
+        "something else writing the store?)");
+    }
+    return address;
+  };
 }
