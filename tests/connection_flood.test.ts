@@ -30,7 +30,7 @@ function flood(port: number, count: number) {
     socket.on("error", () => {});
     socket.on("close", () => {
       sockets.delete(socket);
-      if (running) setTimeout(open, 50);
+      if (running) setTimeout(open, 200);
     });
   };
   for (let i = 0; i < count; i++) open();
@@ -49,17 +49,19 @@ test("a leader flooded with half-open connections past its open-file limit keeps
   const stop = flood(node.port, 800);
   await Bun.sleep(8_000); // four lease TTLs
   stop();
-  expect(node.log()).toContain("open files of a limit of 512");
-  expect(node.log()).not.toContain("EMFILE");
-  expect(node.log()).not.toContain("stepping down");
-  // The port may be closed for a moment after the last flood was cut off (FLOOD_PAUSE_MS).
+  // The port may be closed for a moment after the last flood was cut off (FLOOD_PAUSE_MS), and on a
+  // busy machine a renew that came late shows as "candidate" until the next one: wait for the role,
+  // then check nothing was lost (a lost lease comes back only at a new epoch, after a step-down).
   let after = await status(node.url);
-  for (const deadline = Date.now() + 5_000; after === undefined && Date.now() < deadline;) {
+  for (const deadline = Date.now() + 10_000; after?.role !== "leader" && Date.now() < deadline;) {
     await Bun.sleep(100);
     after = await status(node.url);
   }
   if (after === undefined) throw new Error(`the node no longer answers: ${node.log()}`);
   expect({ role: after.role, epoch: after.epoch }).toEqual({ role: "leader", epoch: before.epoch });
+  expect(node.log()).toContain("open files of a limit of 512");
+  expect(node.log()).not.toContain("EMFILE");
+  expect(node.log()).not.toContain("stepping down");
   expect((await sql(node.url, { sql: "INSERT INTO t VALUES (1)" })).status).toBe(200);
   expect((await sql(node.url, { sql: "SELECT count(*) FROM t" })).body.rows).toEqual([[1]]);
 }, 120_000);
